@@ -1,0 +1,87 @@
+"""One exception tree for the whole bot.
+
+Every error carries the exit code the CLI returns and a message that says what to do next.
+Only ``cli.py`` turns these into exit codes; library code raises them.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+
+class AutomationError(Exception):
+    """Base error: ``str(err)`` is the single line shown to the user."""
+
+    exit_code = EXIT_FAILED
+    step = "run"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(AutomationError):
+    """Bad command-line usage."""
+
+    exit_code = EXIT_INVALID
+
+
+class ConfigError(AutomationError):
+    """Invalid configuration: the message names the file and the key (and line, for YAML syntax)."""
+
+    exit_code = EXIT_INVALID
+    step = "config"
+
+
+class LedgerError(AutomationError):
+    """The ledger does not parse or validate; it is never overwritten in that state."""
+
+    exit_code = EXIT_INVALID
+    step = "ledger"
+
+
+class MissingSecretError(AutomationError):
+    """A required environment variable (API key, token) is missing."""
+
+    exit_code = EXIT_FAILED
+    step = "environment"
+
+
+class ProviderError(AutomationError):
+    """A model provider call failed.
+
+    ``kind`` is one of: auth, permission, billing, quota, rate_limited, overloaded,
+    server, connection, bad_request, invalid_reply. ``retryable`` says whether a
+    fallback model may be tried (auth/quota/billing never fail over silently).
+    """
+
+    step = "provider"
+
+    def __init__(
+        self, message: str, *, provider: str, kind: str, status: int | None = None, retryable: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.kind = kind
+        self.status = status
+        self.retryable = retryable
+
+
+class UnusableReplyError(AutomationError):
+    """The code model's reply could not be turned into safe edits, even after one repair request."""
+
+    step = "edits"
+
+
+class GitError(AutomationError):
+    """A git command failed."""
+
+    step = "git"
+
+
+class GitHubError(AutomationError):
+    """A GitHub API call failed."""
+
+    step = "github"
