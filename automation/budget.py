@@ -1,0 +1,146 @@
+"""The hard cap: reserve each call's worst case before making it.
+
+A call is made only when ``spent + worst case <= monthly budget``. Because the worst case
+bounds what the provider can bill (counted input at the input price plus ``max_tokens`` at
+the output price), the month's spend can never pass the cap, not even by one call.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import math
+from dataclasses import dataclass
+
+from .errors import ConfigError
+from .ledger import Ledger
+from .prices import Price, Usage
+
+# Anthropic documents its token count as an estimate; reserve this much more to stay sound.
+ANTHROPIC_COUNT_MARGIN = 1.05
+
+# What a typical run uses, for `costs`, `run --dry-run` and `simulate` (never for billing).
+TYPICAL_ANALYSIS = Usage(input_tokens=20_000, output_tokens=2_000)
+TYPICAL_CODE = Usage(input_tokens=24_000, output_tokens=6_000)
+
+
+class BudgetStop(Exception):
+    """A policy stop, not a failure: the next call would take the month past its budget."""
+
+    def __init__(self, needed_micro_usd: int, remaining_micro_usd: int) -> None:
+        super().__init__(
+            f"budget stop: the next call may cost up to ${needed_micro_usd / 1e6:.6f} "
+            f"but only ${remaining_micro_usd / 1e6:.6f} is left this month"
+        )
+        self.needed_micro_usd = needed_micro_usd
+        self.remaining_micro_usd = remaining_micro_usd
+
+
+def remaining_micro_usd(ledger: Ledger, budget_micro_usd: int) -> int:
+    return max(0, budget_micro_usd - ledger.spent_micro_usd)
+
+
+def reserve(ledger: Ledger, budget_micro_usd: int, price: Price, input_tokens: int, max_output_tokens: int) -> int:
+    """The worst-case cost of the next call, or BudgetStop if it might not fit.
+
+    ``input_tokens`` must be an upper bound of what the provider will bill (see
+    ``padded_anthropic_count`` and ``providers.openai_input_token_bound``).
+    """
+    if price.max_priced_input_tokens is not None and input_tokens > price.max_priced_input_tokens:
+        raise ConfigError(
+            f"{price.model} is priced only for prompts up to {price.max_priced_input_tokens:,} tokens and this "
+            f"one may have {input_tokens:,}; lower context.max_tokens or pick another model"
+        )
+    worst = price.worst_case_micro_usd(input_tokens, max_output_tokens)
+    left = remaining_micro_usd(ledger, budget_micro_usd)
+    if worst > left:
+        raise BudgetStop(worst, left)
+    return worst
+
+
+def padded_anthropic_count(counted_tokens: int) -> int:
+    return math.ceil(counted_tokens * ANTHROPIC_COUNT_MARGIN)
+
+
+def newly_reached_milestones(
+    ledger: Ledger, milestones_micro_usd: tuple[int, ...], budget_micro_usd: int, budget_stopped: bool = False
+) -> list[int]:
+    """Milestones crossed and not yet announced this month.
+
+    Spend stops short of the cap by design, so a milestone at or above the budget counts as
+    reached when the budget stops a run: the month's money is then used up.
+    """
+    spent = ledger.spent_micro_usd
+    reached = set(ledger.milestones_reached_micro_usd)
+    return [
+        milestone
+        for milestone in milestones_micro_usd
+        if milestone not in reached and (spent >= milestone or (budget_stopped and milestone >= budget_micro_usd))
+    ]
+
+
+@dataclass(frozen=True)
+class Pace:
+    """Where the month is heading at the current rate of spend."""
+
+    projected_micro_usd: int
+    runs_out_on: dt.date | None  # None: the budget lasts the month
+
+
+def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
+    year, number = (int(part) for part in month.split("-"))
+    start = dt.datetime(year, number, 1, tzinfo=dt.timezone.utc)
+    days = calendar.monthrange(year, number)[1]
+    return start, start + dt.timedelta(days=days)
+
+
+def pace(ledger: Ledger, budget_micro_usd: int, now: dt.datetime) -> Pace:
+    start, end = month_bounds(ledger.month)
+    elapsed = max((now - start).total_seconds(), 3600.0)  # no wild projection in the first hour
+    length = (end - start).total_seconds()
+    rate = ledger.spent_micro_usd / elapsed  # micro-dollars per second
+    projected = round(rate * length) if rate else 0
+    runs_out_on = None
+    if rate and projected > budget_micro_usd:
+        seconds_to_cap = (budget_micro_usd - ledger.spent_micro_usd) / rate
+        runs_out_on = (now + dt.timedelta(seconds=max(0.0, seconds_to_cap))).date()
+    return Pace(projected_micro_usd=projected, runs_out_on=runs_out_on)
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """The cost of one run: typical usage, and the worst case the budget reserves."""
+
+    analysis_typical: int
+    code_typical: int
+    analysis_worst: int
+    code_worst: int
+
+    @property
+    def typical(self) -> int:
+        return self.analysis_typical + self.code_typical
+
+    @property
+    def worst(self) -> int:
+        return self.analysis_worst + self.code_worst
+
+
+def run_cost(
+    analysis: Price,
+    code: Price,
+    analysis_max_tokens: int,
+    code_max_tokens: int,
+    analysis_input_tokens: int = TYPICAL_ANALYSIS.input_tokens,
+    code_input_tokens: int = TYPICAL_CODE.input_tokens,
+) -> RunCost:
+    """Typical and worst-case cost of a run for a model pair and its max_tokens settings."""
+    return RunCost(
+        analysis_typical=analysis.cost_micro_usd(replace_input(TYPICAL_ANALYSIS, analysis_input_tokens)),
+        code_typical=code.cost_micro_usd(replace_input(TYPICAL_CODE, code_input_tokens)),
+        analysis_worst=analysis.worst_case_micro_usd(padded_anthropic_count(analysis_input_tokens), analysis_max_tokens),
+        code_worst=code.worst_case_micro_usd(code_input_tokens, code_max_tokens),
+    )
+
+
+def replace_input(usage: Usage, input_tokens: int) -> Usage:
+    return Usage(input_tokens=input_tokens, output_tokens=usage.output_tokens)

@@ -1,0 +1,322 @@
+"""Loads and validates `.github/ai-orchestration.yml`.
+
+Every key is optional; anything wrong stops with one line that names the file and the key
+(and the line, for YAML syntax errors) before anything is called. Secrets never come from
+this file: they come from the environment only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from .errors import ConfigError
+from .prices import ANTHROPIC, OPENAI, Price, PriceTable, usd_to_micro
+
+DEFAULT_CONFIG_PATH = ".github/ai-orchestration.yml"
+RETIREMENT_WARNING_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings; money in integer micro-dollars."""
+
+    source: str = DEFAULT_CONFIG_PATH
+    monthly_budget_micro_usd: int = 15_000_000
+    milestones_micro_usd: tuple[int, ...] = (5_000_000, 10_000_000, 15_000_000)
+    tasks_file: str = "docs/TASKS.md"
+    max_open_prs: int = 5
+    pr_labels: tuple[str, ...] = ("ai-generated",)
+    pr_draft: bool = False
+    branch_prefix: str = "ai/"
+    ledger_path: str = "token_budget.json"
+    ledger_branch: str | None = None
+    analysis_model: str = "claude-sonnet-5-5"
+    code_model: str = "gpt-4o-mini"
+    analysis_max_tokens: int = 4096
+    code_max_tokens: int = 16384
+    analysis_fallbacks: tuple[str, ...] = ("claude-haiku-4-5",)
+    code_fallbacks: tuple[str, ...] = ("gpt-4.1-mini",)
+    context_max_tokens: int = 40_000
+    edits_deny: tuple[str, ...] = ()
+    notify_run_started: bool = False
+    breaker_failures: int = 3
+    breaker_cooldown_hours: int = 6
+    park_after_failures: int = 3
+    prices: PriceTable = field(default_factory=PriceTable.builtin)
+
+    def price(self, model: str) -> Price:
+        """The price of a configured model (validated on load, so always known)."""
+        found = self.prices.find(model)
+        if found is None:  # only reachable for a Config built by hand in code
+            raise ConfigError(f"{self.source}: no price is known for model {model!r}; add it under 'prices'")
+        return found
+
+    def configured_models(self) -> dict[str, str]:
+        """Config key -> model name, for every model the bot may call."""
+        models = {"models.analysis": self.analysis_model, "models.code": self.code_model}
+        for index, name in enumerate(self.analysis_fallbacks):
+            models[f"models.fallbacks.analysis[{index}]"] = name
+        for index, name in enumerate(self.code_fallbacks):
+            models[f"models.fallbacks.code[{index}]"] = name
+        return models
+
+    def retiring_models(self, today: dt.date) -> list[tuple[str, Price, int]]:
+        """(config key, price entry, days left) for models that retire within 30 days."""
+        soon = []
+        for key, model in self.configured_models().items():
+            price = self.price(model)
+            days = price.days_to_retirement(today)
+            if days is not None and 0 <= days <= RETIREMENT_WARNING_DAYS:
+                soon.append((key, price, days))
+        return soon
+
+
+# --- schema -----------------------------------------------------------------------------
+
+Validator = Callable[[str, Any], Any]
+
+
+def _usd(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise _TypeProblem(f"{key} must be an amount in US dollars, like 15.00")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise _TypeProblem(f"{key} must be an amount in US dollars, like 15.00") from None
+    if not amount.is_finite():
+        raise _TypeProblem(f"{key} must be a finite amount in US dollars")
+    return usd_to_micro(amount)
+
+
+def _positive_usd(key: str, value: Any) -> int:
+    micro = _usd(key, value)
+    if micro <= 0:
+        raise _TypeProblem(f"{key} must be greater than zero (got {value})")
+    return micro
+
+
+def _usd_list(key: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list):
+        raise _TypeProblem(f"{key} must be a list of dollar amounts, like [5, 10, 15]")
+    amounts = tuple(sorted({_positive_usd(f"{key}[{i}]", item) for i, item in enumerate(value)}))
+    return amounts
+
+
+def _positive_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise _TypeProblem(f"{key} must be a whole number greater than zero (got {value!r})")
+    return value
+
+
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _TypeProblem(f"{key} must be true or false (got {value!r})")
+    return value
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _TypeProblem(f"{key} must be a non-empty string (got {value!r})")
+    return value.strip()
+
+
+def _relative_path(key: str, value: Any) -> str:
+    text = _text(key, value)
+    if text.startswith("/") or ".." in Path(text).parts:
+        raise _TypeProblem(f"{key} must be a path inside the repository (got {text!r})")
+    return text
+
+
+def _optional_text(key: str, value: Any) -> str | None:
+    return None if value is None else _text(key, value)
+
+
+def _text_list(key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise _TypeProblem(f"{key} must be a list of strings")
+    return tuple(_text(f"{key}[{i}]", item) for i, item in enumerate(value))
+
+
+# dotted key -> (Config field, validator)
+SCHEMA: dict[str, tuple[str, Validator]] = {
+    "budget.monthly_usd": ("monthly_budget_micro_usd", _positive_usd),
+    "budget.milestones_usd": ("milestones_micro_usd", _usd_list),
+    "tasks.file": ("tasks_file", _relative_path),
+    "pull_requests.max_open": ("max_open_prs", _positive_int),
+    "pull_requests.labels": ("pr_labels", _text_list),
+    "pull_requests.draft": ("pr_draft", _bool),
+    "pull_requests.branch_prefix": ("branch_prefix", _text),
+    "ledger.path": ("ledger_path", _relative_path),
+    "ledger.branch": ("ledger_branch", _optional_text),
+    "models.analysis": ("analysis_model", _text),
+    "models.code": ("code_model", _text),
+    "models.analysis_max_tokens": ("analysis_max_tokens", _positive_int),
+    "models.code_max_tokens": ("code_max_tokens", _positive_int),
+    "models.fallbacks.analysis": ("analysis_fallbacks", _text_list),
+    "models.fallbacks.code": ("code_fallbacks", _text_list),
+    "context.max_tokens": ("context_max_tokens", _positive_int),
+    "edits.deny": ("edits_deny", _text_list),
+    "notifications.run_started": ("notify_run_started", _bool),
+    "health.breaker_failures": ("breaker_failures", _positive_int),
+    "health.breaker_cooldown_hours": ("breaker_cooldown_hours", _positive_int),
+    "health.park_after_failures": ("park_after_failures", _positive_int),
+}
+SECTIONS = sorted({key.split(".")[0] for key in SCHEMA} | {"prices"})
+PRICE_FIELDS = ("provider", "input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
+
+
+class _TypeProblem(Exception):
+    """Internal: a value has the wrong type; turned into a ConfigError naming the file."""
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(known)}"
+
+
+def _flatten(data: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Nested YAML mapping -> {dotted key: value}, refusing unknown keys with a suggestion."""
+    flat: dict[str, Any] = {}
+    known = sorted(SCHEMA) + ["prices"]
+
+    def walk(prefix: str, node: Mapping[str, Any]) -> None:
+        for raw_key, value in node.items():
+            key = f"{prefix}{raw_key}"
+            if key in SCHEMA or key == "prices":
+                flat[key] = value
+            elif any(name.startswith(key + ".") for name in SCHEMA):
+                if not isinstance(value, Mapping):
+                    raise ConfigError(f"{source}: '{key}' must be a mapping of settings")
+                walk(key + ".", value)
+            else:
+                raise ConfigError(f"{source}: unknown key '{key}'{_suggest(key, known)}")
+
+    walk("", data)
+    return flat
+
+
+def _price_overrides(source: str, value: Any, base: PriceTable) -> dict[str, Price]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{source}: 'prices' must map model names to prices in USD per million tokens")
+    overrides: dict[str, Price] = {}
+    for model, entry in value.items():
+        key = f"prices.{model}"
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{source}: '{key}' must be a mapping with input and output prices")
+        for name in entry:
+            if name not in PRICE_FIELDS:
+                raise ConfigError(f"{source}: unknown key '{key}.{name}'{_suggest(str(name), list(PRICE_FIELDS))}")
+        existing = base.find(str(model))
+        provider = entry.get("provider", existing.provider if existing else None)
+        if provider not in (ANTHROPIC, OPENAI):
+            raise ConfigError(f"{source}: '{key}.provider' must be 'anthropic' or 'openai'")
+        if existing is None and ("input" not in entry or "output" not in entry):
+            raise ConfigError(f"{source}: '{key}' is a new model: give both 'input' and 'output' (USD per million tokens)")
+
+        def rate(name: str, fallback: Decimal) -> Decimal:
+            if name not in entry:
+                return fallback
+            try:
+                micro = _usd(f"{key}.{name}", entry[name])
+            except _TypeProblem as problem:
+                raise ConfigError(f"{source}: {problem}") from None
+            if micro < 0:
+                raise ConfigError(f"{source}: '{key}.{name}' must not be negative")
+            return Decimal(micro) / 1_000_000
+
+        input_rate = rate("input", existing.input if existing else Decimal(0))
+        overrides[str(model)] = Price(
+            model=str(model),
+            provider=str(provider),
+            input=input_rate,
+            output=rate("output", existing.output if existing else Decimal(0)),
+            cache_write_5m=rate("cache_write_5m", existing.cache_write_5m if existing else input_rate),
+            cache_write_1h=rate("cache_write_1h", existing.cache_write_1h if existing else input_rate),
+            cache_read=rate("cache_read", existing.cache_read if existing else input_rate),
+            source=source,
+            as_of="config",
+            aliases=existing.aliases if existing else (),
+            retires=existing.retires if existing else None,
+            successor=existing.successor if existing else None,
+        )
+    return overrides
+
+
+def parse_config(text: str, source: str, today: dt.date) -> Config:
+    """Validate YAML text into a Config. ``today`` decides which models have retired."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{source}:{where}: YAML syntax error: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: the file must be a YAML mapping of settings (like 'budget: {{monthly_usd: 15}}')")
+
+    flat = _flatten(data, source)
+    values: dict[str, Any] = {"source": source}
+    for key, value in flat.items():
+        if key == "prices":
+            continue
+        field_name, validate = SCHEMA[key]
+        try:
+            values[field_name] = validate(key, value)
+        except _TypeProblem as problem:
+            raise ConfigError(f"{source}: {problem}") from None
+
+    table = PriceTable.builtin()
+    if "prices" in flat and flat["prices"] is not None:
+        table = table.with_overrides(_price_overrides(source, flat["prices"], table))
+    config = Config(prices=table, **values)
+    _check_consistency(config, today)
+    return config
+
+
+def _check_consistency(config: Config, today: dt.date) -> None:
+    source = config.source
+    over = [m for m in config.milestones_micro_usd if m > config.monthly_budget_micro_usd]
+    if over:
+        raise ConfigError(
+            f"{source}: budget.milestones_usd has ${over[0] / 1_000_000:g}, above budget.monthly_usd "
+            f"${config.monthly_budget_micro_usd / 1_000_000:g}; lower the milestone or raise the budget"
+        )
+    for key, model in config.configured_models().items():
+        price = config.prices.find(model)
+        if price is None:
+            raise ConfigError(
+                f"{source}: {key}: no price is known for model '{model}'{_suggest(model, config.prices.known_models())}"
+                f" (or add it under 'prices')"
+            )
+        if price.retires is not None and today >= price.retires:
+            raise ConfigError(
+                f"{source}: {key}: model '{model}' was retired on {price.retires.isoformat()}; "
+                f"switch to '{price.successor}'"
+            )
+
+
+def load_config(path: Path | None, repo_root: Path, today: dt.date) -> Config:
+    """The config at ``path`` (``--config``), else the repository's default file, else defaults."""
+    if path is None:
+        default = repo_root / DEFAULT_CONFIG_PATH
+        if not default.exists():
+            config = Config()
+            _check_consistency(config, today)
+            return config
+        path = default
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (check --config)") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the config file: {err}") from None
+    return parse_config(text, str(path), today)

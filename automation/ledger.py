@@ -1,0 +1,537 @@
+"""The budget ledger, `token_budget.json`: what each run spent, this month and before.
+
+Totals are never stored on their own authority: they are recomputed from the run records
+on every save, so a merge of two ledgers that share runs can never double-count or lose
+one. The file is sorted, indented and writes one line per run, so its diffs read well and
+a year of history stays small.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import LedgerError
+from .prices import Usage
+
+SCHEMA_VERSION = 1
+HISTORY_MONTHS_KEPT = 36
+TASK_TEXT_KEPT = 120
+RESTORE_HINT = "fix it or restore it from git history (git log -p -- {path})"
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One paid model call. ``outcome`` is "ok" or a provider error kind."""
+
+    step: str
+    model: str
+    provider: str
+    usage: Usage
+    cost_micro_usd: int
+    latency_ms: int
+    outcome: str = "ok"
+
+    def to_json(self) -> dict[str, Any]:
+        tokens = {name: count for name, count in self.usage.as_dict().items() if count}
+        return {
+            "step": self.step,
+            "model": self.model,
+            "provider": self.provider,
+            "tokens": tokens,
+            "cost_micro_usd": self.cost_micro_usd,
+            "latency_ms": self.latency_ms,
+            "outcome": self.outcome,
+        }
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of the bot that called at least one model."""
+
+    id: str
+    started_at: str
+    task: str
+    outcome: str = "running"
+    pr_url: str | None = None
+    calls: tuple[CallRecord, ...] = ()
+
+    @property
+    def cost_micro_usd(self) -> int:
+        return sum(call.cost_micro_usd for call in self.calls)
+
+    def to_json(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "id": self.id,
+            "started_at": self.started_at,
+            "task": self.task[:TASK_TEXT_KEPT],
+            "outcome": self.outcome,
+            "calls": [call.to_json() for call in self.calls],
+        }
+        if self.pr_url:
+            record["pr_url"] = self.pr_url
+        return record
+
+
+@dataclass(frozen=True)
+class ModelTotals:
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    spent_micro_usd: int = 0
+
+    def add(self, call: CallRecord) -> "ModelTotals":
+        usage = call.usage
+        return ModelTotals(
+            calls=self.calls + 1,
+            input_tokens=self.input_tokens + usage.input_tokens,
+            output_tokens=self.output_tokens + usage.output_tokens,
+            cached_tokens=self.cached_tokens
+            + usage.cache_read_tokens
+            + usage.cache_write_5m_tokens
+            + usage.cache_write_1h_tokens,
+            spent_micro_usd=self.spent_micro_usd + call.cost_micro_usd,
+        )
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "calls": self.calls,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_tokens": self.cached_tokens,
+            "spent_micro_usd": self.spent_micro_usd,
+        }
+
+
+@dataclass(frozen=True)
+class MonthSummary:
+    """A closed month's totals, kept in ``history``."""
+
+    month: str
+    budget_micro_usd: int
+    spent_micro_usd: int
+    executions: int
+    prs_opened: int
+    models: Mapping[str, ModelTotals] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "month": self.month,
+            "budget_micro_usd": self.budget_micro_usd,
+            "spent_micro_usd": self.spent_micro_usd,
+            "executions": self.executions,
+            "prs_opened": self.prs_opened,
+            "models": {name: totals.to_json() for name, totals in sorted(self.models.items())},
+        }
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """The whole file. Immutable: every change returns a new Ledger."""
+
+    month: str
+    budget_micro_usd: int
+    runs: tuple[RunRecord, ...] = ()
+    history: tuple[MonthSummary, ...] = ()
+    milestones_reached_micro_usd: tuple[int, ...] = ()
+    notified: Mapping[str, Any] = field(default_factory=dict)  # per-month notification flags
+    health: Mapping[str, Any] = field(default_factory=dict)  # survives rollover (health.py)
+
+    # ---- derived totals ----
+    @property
+    def spent_micro_usd(self) -> int:
+        return sum(run.cost_micro_usd for run in self.runs)
+
+    @property
+    def executions(self) -> int:
+        return len(self.runs)
+
+    @property
+    def prs_opened(self) -> int:
+        return sum(1 for run in self.runs if run.pr_url)
+
+    def model_totals(self) -> dict[str, ModelTotals]:
+        totals: dict[str, ModelTotals] = {}
+        for run in self.runs:
+            for call in run.calls:
+                totals[call.model] = totals.get(call.model, ModelTotals()).add(call)
+        return totals
+
+    def summary(self) -> MonthSummary:
+        return MonthSummary(
+            month=self.month,
+            budget_micro_usd=self.budget_micro_usd,
+            spent_micro_usd=self.spent_micro_usd,
+            executions=self.executions,
+            prs_opened=self.prs_opened,
+            models=self.model_totals(),
+        )
+
+    # ---- changes ----
+    def with_run(self, run: RunRecord) -> "Ledger":
+        """Add or replace the run with ``run.id``, keeping the order runs started in."""
+        runs = [existing for existing in self.runs if existing.id != run.id]
+        runs.append(run)
+        runs.sort(key=lambda r: (r.started_at, r.id))
+        return replace(self, runs=tuple(runs))
+
+    def run(self, run_id: str) -> RunRecord | None:
+        return next((run for run in self.runs if run.id == run_id), None)
+
+    def with_notified(self, key: str, value: Any) -> "Ledger":
+        return replace(self, notified={**self.notified, key: value})
+
+
+def month_of(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m")
+
+
+def new_ledger(now: dt.datetime, budget_micro_usd: int) -> Ledger:
+    return Ledger(month=month_of(now), budget_micro_usd=budget_micro_usd)
+
+
+def rollover(ledger: Ledger, month: str) -> tuple[Ledger, MonthSummary | None]:
+    """Close the ledger's month into history when ``month`` is a later one.
+
+    Returns the new ledger and the summary of the month just closed (for the recap), or
+    ``None`` when the ledger is already in ``month``. Health state (breakers, parked tasks)
+    carries over; counters, milestones and notification flags reset.
+    """
+    if ledger.month >= month:
+        return ledger, None
+    closed = ledger.summary()
+    history = [entry for entry in ledger.history if entry.month != closed.month]
+    history.append(closed)
+    history.sort(key=lambda entry: entry.month)
+    rolled = Ledger(
+        month=month,
+        budget_micro_usd=ledger.budget_micro_usd,
+        history=tuple(history[-HISTORY_MONTHS_KEPT:]),
+        notified={"recap_due": closed.month},
+        health=ledger.health,
+    )
+    return rolled, closed
+
+
+# --- merge ------------------------------------------------------------------------------
+
+
+def merge(base: Ledger | None, ours: Ledger, theirs: Ledger) -> Ledger:
+    """Three-way merge of two ledgers that diverged from ``base`` (None: no common one).
+
+    No run is lost: runs are keyed by id (our copy wins for a run both sides hold, since
+    this process wrote it last). Sets (milestones, notification flags) are unions, so
+    nothing is announced twice. Scalars take our value unless we left it as it was in the
+    base and they changed it (a human edit).
+    """
+    month = max(ours.month, theirs.month)
+    ours, _ = rollover(ours, month)
+    theirs, _ = rollover(theirs, month)
+    if base is not None:
+        base, _ = rollover(base, month)
+
+    runs = {run.id: run for run in theirs.runs}
+    runs.update({run.id: run for run in ours.runs})
+
+    history: dict[str, MonthSummary] = {entry.month: entry for entry in theirs.history}
+    for entry in ours.history:
+        other = history.get(entry.month)
+        if other is None or (entry.executions, entry.spent_micro_usd) >= (other.executions, other.spent_micro_usd):
+            history[entry.month] = entry
+
+    budget = ours.budget_micro_usd
+    if base is not None and ours.budget_micro_usd == base.budget_micro_usd:
+        budget = theirs.budget_micro_usd
+
+    notified = dict(theirs.notified)
+    for key, value in ours.notified.items():
+        notified[key] = _union(notified.get(key), value)
+
+    merged = Ledger(
+        month=month,
+        budget_micro_usd=budget,
+        runs=tuple(sorted(runs.values(), key=lambda r: (r.started_at, r.id))),
+        history=tuple(history[m] for m in sorted(history)[-HISTORY_MONTHS_KEPT:]),
+        milestones_reached_micro_usd=tuple(
+            sorted(set(ours.milestones_reached_micro_usd) | set(theirs.milestones_reached_micro_usd))
+        ),
+        notified=notified,
+        health=_merge_health(ours.health, theirs.health),
+    )
+    return merged
+
+
+def _union(theirs: Any, ours: Any) -> Any:
+    """Flags: true wins; lists: union; otherwise ours."""
+    if isinstance(ours, bool) or isinstance(theirs, bool):
+        return bool(ours) or bool(theirs)
+    if isinstance(ours, list) and isinstance(theirs, list):
+        return sorted(set(ours) | set(theirs))
+    return ours if ours is not None else theirs
+
+
+def _merge_health(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> dict[str, Any]:
+    """Health state is advisory; ours is the newest observation, theirs fills what we lack."""
+    merged = dict(theirs)
+    for key, value in ours.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+# --- (de)serialisation ------------------------------------------------------------------
+
+
+def to_text(ledger: Ledger) -> str:
+    """Sorted keys, two-space indent, one line per run and per history month, trailing newline."""
+    summary = ledger.summary()
+    document: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "month": ledger.month,
+        "budget_micro_usd": ledger.budget_micro_usd,
+        "spent_micro_usd": summary.spent_micro_usd,
+        "remaining_micro_usd": max(0, ledger.budget_micro_usd - summary.spent_micro_usd),
+        "executions": summary.executions,
+        "prs_opened": summary.prs_opened,
+        "models": {name: totals.to_json() for name, totals in sorted(summary.models.items())},
+        "milestones_reached_micro_usd": list(ledger.milestones_reached_micro_usd),
+        "notified": dict(sorted(ledger.notified.items())),
+        "health": ledger.health,
+    }
+    lines = ["{"]
+    items = sorted(document.items()) + [
+        ("history", [entry.to_json() for entry in ledger.history]),
+        ("runs", [run.to_json() for run in ledger.runs]),
+    ]
+    for index, (key, value) in enumerate(items):
+        comma = "," if index < len(items) - 1 else ""
+        if key in ("history", "runs"):
+            rows = [json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":")) for row in value]
+            body = ",\n    ".join(rows)
+            lines.append(f'  "{key}": [\n    {body}\n  ]{comma}' if rows else f'  "{key}": []{comma}')
+        else:
+            rendered = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+            lines.append(f'  "{key}": {rendered}{comma}')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def from_text(text: str, source: str) -> Ledger:
+    """Parse and validate; any problem raises LedgerError naming the file and the field."""
+    hint = RESTORE_HINT.format(path=source)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise LedgerError(f"{source}: not valid JSON (line {err.lineno}: {err.msg}); {hint}") from None
+    if not isinstance(data, dict):
+        raise LedgerError(f"{source}: must hold a JSON object; {hint}")
+    data = _upgrade(data, source, hint)
+    reader = _Reader(source, hint)
+    return Ledger(
+        month=reader.month(data, "month"),
+        budget_micro_usd=reader.integer(data, "budget_micro_usd"),
+        runs=tuple(reader.run(row, f"runs[{i}]") for i, row in enumerate(reader.array(data, "runs"))),
+        history=tuple(reader.history(row, f"history[{i}]") for i, row in enumerate(reader.array(data, "history"))),
+        milestones_reached_micro_usd=tuple(
+            reader.integer({"m": m}, "m", f"milestones_reached_micro_usd[{i}]")
+            for i, m in enumerate(reader.array(data, "milestones_reached_micro_usd"))
+        ),
+        notified=reader.mapping(data, "notified"),
+        health=reader.mapping(data, "health"),
+    )
+
+
+def _upgrade_0_to_1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 0 (the seed's format): dollar floats, no runs. Kept as history-free totals."""
+    month = data.get("month") or data.get("current_month")
+    budget = data.get("monthly_budget", data.get("budget_usd", data.get("budget", 15)))
+    spent = data.get("total_spent", data.get("spent_usd", data.get("spent", 0)))
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)):
+        raise ValueError("budget must be a number")
+    if isinstance(spent, bool) or not isinstance(spent, (int, float)):
+        raise ValueError("spent must be a number")
+    runs = []
+    if spent:
+        runs.append(
+            {
+                "id": "imported-seed-ledger",
+                "started_at": f"{month}-01T00:00:00Z",
+                "task": "spend imported from the previous ledger format",
+                "outcome": "imported",
+                "calls": [
+                    {
+                        "step": "imported",
+                        "model": "unknown",
+                        "provider": "unknown",
+                        "tokens": {},
+                        "cost_micro_usd": round(spent * 1_000_000),
+                        "latency_ms": 0,
+                        "outcome": "ok",
+                    }
+                ],
+            }
+        )
+    return {
+        "schema_version": 1,
+        "month": month,
+        "budget_micro_usd": round(budget * 1_000_000),
+        "runs": runs,
+        "history": [],
+        "milestones_reached_micro_usd": [],
+        "notified": {},
+        "health": {},
+    }
+
+
+# schema version N -> the step that turns it into N + 1; old ledgers keep loading.
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _upgrade_0_to_1}
+
+
+def _upgrade(data: dict[str, Any], source: str, hint: str) -> dict[str, Any]:
+    version = data.get("schema_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise LedgerError(f"{source}: schema_version must be a whole number; {hint}")
+    if version > SCHEMA_VERSION:
+        raise LedgerError(
+            f"{source}: schema_version {version} is newer than this bot understands ({SCHEMA_VERSION}); "
+            "upgrade ai-orchestration"
+        )
+    while version < SCHEMA_VERSION:
+        try:
+            data = UPGRADES[version](data)
+        except (ValueError, TypeError, KeyError) as err:
+            raise LedgerError(f"{source}: cannot upgrade from schema_version {version}: {err}; {hint}") from None
+        version += 1
+    return data
+
+
+class _Reader:
+    """Typed field access that fails with the file, the field path and what to do."""
+
+    def __init__(self, source: str, hint: str) -> None:
+        self.source = source
+        self.hint = hint
+
+    def fail(self, where: str, expected: str) -> LedgerError:
+        return LedgerError(f"{self.source}: {where} must be {expected}; {self.hint}")
+
+    def integer(self, data: Mapping[str, Any], key: str, where: str | None = None) -> int:
+        value = data.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.fail(where or key, "a whole number, zero or more")
+        return value
+
+    def text(self, data: Mapping[str, Any], key: str, where: str, optional: bool = False) -> str | None:
+        value = data.get(key)
+        if value is None and optional:
+            return None
+        if not isinstance(value, str):
+            raise self.fail(where, "a string")
+        return value
+
+    def month(self, data: Mapping[str, Any], key: str, where: str | None = None) -> str:
+        value = self.text(data, key, where or key) or ""
+        try:
+            dt.datetime.strptime(value, "%Y-%m")
+        except ValueError:
+            raise self.fail(where or key, "a month like 2026-11") from None
+        return value
+
+    def array(self, data: Mapping[str, Any], key: str, where: str | None = None) -> list[Any]:
+        value = data.get(key, [])
+        if not isinstance(value, list):
+            raise self.fail(where or key, "a list")
+        return value
+
+    def mapping(self, data: Mapping[str, Any], key: str, where: str | None = None) -> dict[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(where or key, "an object")
+        return value
+
+    def obj(self, row: Any, where: str) -> Mapping[str, Any]:
+        if not isinstance(row, dict):
+            raise self.fail(where, "an object")
+        return row
+
+    def run(self, row: Any, where: str) -> RunRecord:
+        row = self.obj(row, where)
+        calls = tuple(self.call(c, f"{where}.calls[{i}]") for i, c in enumerate(self.array(row, "calls", f"{where}.calls")))
+        return RunRecord(
+            id=self.text(row, "id", f"{where}.id") or "",
+            started_at=self.text(row, "started_at", f"{where}.started_at") or "",
+            task=self.text(row, "task", f"{where}.task") or "",
+            outcome=self.text(row, "outcome", f"{where}.outcome") or "",
+            pr_url=self.text(row, "pr_url", f"{where}.pr_url", optional=True),
+            calls=calls,
+        )
+
+    def call(self, row: Any, where: str) -> CallRecord:
+        row = self.obj(row, where)
+        tokens = self.mapping(row, "tokens", f"{where}.tokens")
+        for name in tokens:
+            self.integer(tokens, name, f"{where}.tokens.{name}")
+        return CallRecord(
+            step=self.text(row, "step", f"{where}.step") or "",
+            model=self.text(row, "model", f"{where}.model") or "",
+            provider=self.text(row, "provider", f"{where}.provider") or "",
+            usage=Usage.from_dict(tokens),
+            cost_micro_usd=self.integer(row, "cost_micro_usd", f"{where}.cost_micro_usd"),
+            latency_ms=self.integer(row, "latency_ms", f"{where}.latency_ms"),
+            outcome=self.text(row, "outcome", f"{where}.outcome") or "",
+        )
+
+    def history(self, row: Any, where: str) -> MonthSummary:
+        row = self.obj(row, where)
+        models = {}
+        for name, totals in self.mapping(row, "models", f"{where}.models").items():
+            totals = self.obj(totals, f"{where}.models.{name}")
+            models[name] = ModelTotals(
+                **{key: self.integer(totals, key, f"{where}.models.{name}.{key}") for key in ModelTotals().to_json()}
+            )
+        return MonthSummary(
+            month=self.month(row, "month", f"{where}.month"),
+            budget_micro_usd=self.integer(row, "budget_micro_usd", f"{where}.budget_micro_usd"),
+            spent_micro_usd=self.integer(row, "spent_micro_usd", f"{where}.spent_micro_usd"),
+            executions=self.integer(row, "executions", f"{where}.executions"),
+            prs_opened=self.integer(row, "prs_opened", f"{where}.prs_opened"),
+            models=models,
+        )
+
+
+# --- files ------------------------------------------------------------------------------
+
+
+def load(path: Path, now: dt.datetime, budget_micro_usd: int) -> Ledger:
+    """The ledger at ``path``, or a fresh one for this month when there is none yet."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return new_ledger(now, budget_micro_usd)
+    except (OSError, UnicodeDecodeError) as err:
+        raise LedgerError(f"{path}: cannot read the ledger: {err}") from None
+    return from_text(text, str(path))
+
+
+def save(ledger: Ledger, path: Path) -> None:
+    """Atomic replace: a temporary file in the same folder, fsync, then rename."""
+    text = to_text(ledger)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
