@@ -1,0 +1,7 @@
+"""`python -m automation <command>`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,172 @@
+"""The command line: parse arguments, call the library, turn errors into exit codes.
+
+This is the only place that reads ``os.environ``, the clock, or calls ``sys.exit`` (through
+``__main__``). Provider SDKs are imported only by ``run``, so `status` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Callable, Mapping, Sequence, TextIO
+
+from . import __version__, ledger as ledger_module
+from .config import Config, load_config
+from .errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, AutomationError, UsageError
+from .redact import redact, secret_values
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of exiting, so errors keep one shape."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m automation", description="Turn a task list into pull requests within a monthly budget.")
+    parser.add_argument("--version", action="version", version=f"ai-orchestration {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--repo", type=Path, default=Path("."), help="the repository checkout (default: .)")
+        sub.add_argument("--config", type=Path, default=None, help="config file (default: REPO/.github/ai-orchestration.yml)")
+
+    run = commands.add_parser("run", help="take the next task and open a pull request")
+    common(run)
+    run.add_argument("--dry-run", action="store_true", help="no keys, no network, no writes: show what would happen")
+    run.add_argument("--task", default=None, help="work on this task text instead of the next one in the tasks file")
+
+    status = commands.add_parser("status", help="where the month's budget stands")
+    common(status)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    costs = commands.add_parser("costs", help="cost of a run and what the budget buys")
+    common(costs)
+
+    simulate = commands.add_parser("simulate", help="drive the budget with synthetic runs on a scratch ledger")
+    common(simulate)
+    limit = simulate.add_mutually_exclusive_group(required=True)
+    limit.add_argument("--runs", type=int, help="how many runs to simulate")
+    limit.add_argument("--until", type=_dollars, metavar="USD", help="simulate until this much is spent")
+    simulate.add_argument("--seed", type=int, default=1, help="seed for the synthetic usage (default 1)")
+    return parser
+
+
+def _dollars(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not an amount in dollars: {text!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive amount in dollars")
+    return value
+
+
+def _load(args: argparse.Namespace, now: dt.datetime) -> tuple[Config, ledger_module.Ledger, Path]:
+    repo = args.repo.resolve()
+    config = load_config(args.config, repo, now.date())
+    ledger_path = repo / config.ledger_path
+    ledger = ledger_module.load(ledger_path, now, config.monthly_budget_micro_usd)
+    ledger, _ = ledger_module.rollover(ledger, ledger_module.month_of(now))
+    return config, ledger, ledger_path
+
+
+def _status(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
+    from .reports import render_status, status_data
+
+    config, ledger, _ = _load(args, now)
+    data = status_data(config, ledger, now)
+    if args.json:
+        out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    else:
+        out.write(render_status(data, ledger, config.monthly_budget_micro_usd) + "\n")
+    return EXIT_OK
+
+
+def _costs(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
+    from .reports import render_costs
+
+    config, _, _ = _load(args, now)
+    out.write(render_costs(config, now) + "\n")
+    return EXIT_OK
+
+
+def _simulate(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
+    import random
+
+    from .simulate import simulate
+
+    if args.runs is not None and args.runs <= 0:
+        raise UsageError("simulate: --runs must be a whole number greater than zero")
+    config, ledger, _ = _load(args, now)
+    until = None if args.until is None else int(args.until * 1_000_000)
+    for line in simulate(config, ledger, now, runs=args.runs, until_micro_usd=until, rng=random.Random(args.seed)):
+        out.write(line + "\n")
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
+    from .pipeline import dry_run, run
+
+    if args.dry_run:
+        return dry_run(repo=args.repo.resolve(), config_path=args.config, task_text=args.task, now=now, out=out)
+    return run(repo=args.repo.resolve(), config_path=args.config, task_text=args.task, env=env, now=now, out=out)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Mapping[str, str], dt.datetime, TextIO], int]] = {
+    "run": _run,
+    "status": _status,
+    "costs": _costs,
+    "simulate": _simulate,
+}
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    now: dt.datetime | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run one command; returns the exit code (0 ok or policy stop, 1 failed, 2 invalid input)."""
+    env = dict(os.environ) if env is None else env
+    now = now or dt.datetime.now(dt.timezone.utc)
+    out = out or sys.stdout
+    err = err or sys.stderr
+    secrets = secret_values(env)
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args, env, now, out)
+    except AutomationError as error:
+        report_error(redact(error.message, secrets), env, err)
+        return error.exit_code
+    except KeyboardInterrupt:
+        report_error("interrupted", env, err)
+        return EXIT_FAILED
+    except SystemExit as exit_request:  # --help and --version
+        return int(exit_request.code or 0)
+    except Exception as error:  # a bug: still one line, no traceback, no secrets
+        report_error(
+            redact(f"internal error ({type(error).__name__}: {error}); please report it with the command you ran", secrets),
+            env,
+            err,
+        )
+        return EXIT_FAILED
+
+
+def report_error(message: str, env: Mapping[str, str], err: TextIO) -> None:
+    """One line on stderr; in GitHub Actions also an ``::error::`` annotation."""
+    err.write(f"error: {message}\n")
+    if env.get("GITHUB_ACTIONS") == "true":
+        escaped = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        err.write(f"::error title=ai-orchestration::{escaped}\n")
+
+
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_INVALID"]

@@ -1,0 +1,40 @@
+"""Keeps secrets out of everything the bot writes: output, logs, PRs, summaries, Discord."""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Mapping
+
+SECRET_VARIABLES = (
+    "ANTHROPIC_API_KEY",
+    "OPENAI_API_KEY",
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "AI_ORCHESTRATION_TOKEN",
+    "DISCORD_WEBHOOK_URL",
+)
+_CREDENTIALS_IN_URL = re.compile(r"(https?://)[^/@\s:]+(:[^/@\s]*)?@")
+MASK = "***"
+
+
+def secret_values(env: Mapping[str, str]) -> list[str]:
+    """The secret values present in ``env``, longest first, plus the token part of a webhook URL."""
+    values = {env[name] for name in SECRET_VARIABLES if env.get(name, "").strip()}
+    webhook = env.get("DISCORD_WEBHOOK_URL", "")
+    if webhook.rstrip("/").count("/") >= 1:
+        token = webhook.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+        if len(token) >= 8:
+            values.add(token)
+    return sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret value, and any user:password@ in a URL, with ***."""
+    for value in secrets:
+        text = text.replace(value, MASK)
+    return _CREDENTIALS_IN_URL.sub(rf"\1{MASK}@", text)
+
+
+def mask_commands(env: Mapping[str, str]) -> list[str]:
+    """``::add-mask::`` lines so GitHub Actions hides derived secret values in its logs."""
+    return [f"::add-mask::{value}" for value in secret_values(env)]

@@ -1,0 +1,124 @@
+"""What `status` and `costs` show: plain data first, text rendered from it.
+
+Imports no provider SDK, so `status` starts fast and works with no keys at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from . import budget
+from .config import Config
+from .ledger import Ledger
+from .prices import MICRO, format_usd
+
+
+def usd(micro_usd: int) -> float:
+    """Micro-dollars as a JSON number of dollars (six places, exact for display)."""
+    return round(micro_usd / MICRO, 6)
+
+
+def progress_bar(spent_micro_usd: int, budget_micro_usd: int, width: int = 10) -> str:
+    """``▰▰▰▱▱▱▱▱▱▱ 31% of $15.00``: the budget bar used in status, summaries and Discord."""
+    share = 0.0 if budget_micro_usd <= 0 else min(1.0, spent_micro_usd / budget_micro_usd)
+    filled = round(share * width)
+    return f"{'▰' * filled}{'▱' * (width - filled)} {share:.0%} of {format_usd(budget_micro_usd)}"
+
+
+def status_data(config: Config, ledger: Ledger, now: dt.datetime) -> dict[str, Any]:
+    """Everything `status --json` prints; keys are part of the interface."""
+    cap = config.monthly_budget_micro_usd
+    spent = ledger.spent_micro_usd
+    month_pace = budget.pace(ledger, cap, now)
+    return {
+        "month": ledger.month,
+        "budget_usd": usd(cap),
+        "spent_usd": usd(spent),
+        "remaining_usd": usd(budget.remaining_micro_usd(ledger, cap)),
+        "executions": ledger.executions,
+        "prs_opened": ledger.prs_opened,
+        "milestones_reached": [usd(m) for m in ledger.milestones_reached_micro_usd],
+        "milestones_usd": [usd(m) for m in config.milestones_micro_usd],
+        "projected_month_end_usd": usd(month_pace.projected_micro_usd),
+        "budget_runs_out_on": month_pace.runs_out_on.isoformat() if month_pace.runs_out_on else None,
+        "models": {
+            name: {"calls": totals.calls, "spent_usd": usd(totals.spent_micro_usd),
+                   "input_tokens": totals.input_tokens, "output_tokens": totals.output_tokens}
+            for name, totals in sorted(ledger.model_totals().items())
+        },
+        "retiring_models": [
+            {"key": key, "model": price.model, "retires_on": price.retires.isoformat() if price.retires else None,
+             "successor": price.successor, "days_left": days}
+            for key, price, days in config.retiring_models(now.date())
+        ],
+        "history": [
+            {"month": entry.month, "spent_usd": usd(entry.spent_micro_usd), "executions": entry.executions,
+             "prs_opened": entry.prs_opened}
+            for entry in ledger.history
+        ],
+    }
+
+
+def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -> str:
+    lines = [
+        f"Month {data['month']}: spent ${data['spent_usd']:.2f} of ${data['budget_usd']:.2f} "
+        f"(${data['remaining_usd']:.2f} left)",
+        f"  {progress_bar(ledger.spent_micro_usd, budget_micro_usd)}",
+        f"  runs {data['executions']}, pull requests {data['prs_opened']}",
+        f"  pace: ${data['projected_month_end_usd']:.2f} projected by month end; "
+        + (f"the budget runs out on {data['budget_runs_out_on']}" if data["budget_runs_out_on"] else "the budget lasts the month"),
+    ]
+    reached = ", ".join(f"${m:g}" for m in data["milestones_reached"]) or "none yet"
+    lines.append(f"  milestones reached: {reached} (of {', '.join(f'${m:g}' for m in data['milestones_usd'])})")
+    for name, model in data["models"].items():
+        lines.append(f"  {name}: {model['calls']} calls, ${model['spent_usd']:.4f}")
+    for retiring in data["retiring_models"]:
+        lines.append(
+            f"  warning: {retiring['key']} = {retiring['model']} retires on {retiring['retires_on']} "
+            f"({retiring['days_left']} days); switch to {retiring['successor']}"
+        )
+    for entry in data["history"][-3:]:
+        lines.append(f"  {entry['month']}: ${entry['spent_usd']:.2f}, {entry['executions']} runs, {entry['prs_opened']} PRs")
+    return "\n".join(lines)
+
+
+def render_costs(config: Config, now: dt.datetime) -> str:
+    """The seed's cost analysis, from the current config and price table."""
+    analysis = config.price(config.analysis_model)
+    code = config.price(config.code_model)
+    cost = budget.run_cost(analysis, code, config.analysis_max_tokens, config.code_max_tokens)
+    cap = config.monthly_budget_micro_usd
+    typical_runs = cap // cost.typical
+    guaranteed_runs = cap // cost.worst
+    start, end = budget.month_bounds(now.strftime("%Y-%m"))
+    month_hours = (end - start).total_seconds() / 3600
+    interval_hours = month_hours / typical_runs if typical_runs else month_hours
+    lines = [
+        f"Cost of one run (budget {format_usd(cap)} a month)",
+        f"  {'step':<10}{'model':<22}{'typical':>12}{'worst case':>14}",
+        f"  {'analysis':<10}{analysis.model:<22}{format_usd(cost.analysis_typical, 4):>12}{format_usd(cost.analysis_worst, 4):>14}",
+        f"  {'code':<10}{code.model:<22}{format_usd(cost.code_typical, 4):>12}{format_usd(cost.code_worst, 4):>14}",
+        f"  {'total':<32}{format_usd(cost.typical, 4):>12}{format_usd(cost.worst, 4):>14}",
+        "",
+        f"  typical run: analysis {budget.TYPICAL_ANALYSIS.input_tokens:,} in / {budget.TYPICAL_ANALYSIS.output_tokens:,} out,"
+        f" code {budget.TYPICAL_CODE.input_tokens:,} in / {budget.TYPICAL_CODE.output_tokens:,} out tokens;"
+        f" worst case: max_tokens {config.analysis_max_tokens:,} / {config.code_max_tokens:,}",
+        f"  runs a month within the budget: about {typical_runs:,} typical, at least {guaranteed_runs:,} even at worst case",
+        f"  pull requests a month: at most one a run, so up to {typical_runs:,}",
+        f"  a run every {_hours(interval_hours)} spreads the budget over a {month_hours / 24:.0f}-day month;"
+        f" cron suggestion: '17 */{max(1, round(interval_hours))} * * *'",
+    ]
+    for milestone in config.milestones_micro_usd:
+        runs_needed = -(-milestone // cost.typical)
+        day = runs_needed * interval_hours / 24
+        lines.append(f"  ${milestone / MICRO:g} milestone: after about {runs_needed:,} runs (day {min(day, month_hours / 24):.0f} at that pace)")
+    for key, price, days in config.retiring_models(now.date()):
+        lines.append(f"  warning: {key} = {price.model} retires in {days} days; switch to {price.successor}")
+    return "\n".join(lines)
+
+
+def _hours(hours: float) -> str:
+    whole = int(hours)
+    minutes = round((hours - whole) * 60)
+    return f"{whole}h{minutes:02d}m" if minutes else f"{whole}h"
