@@ -1,0 +1,664 @@
+"""Discord notifications: pure embed builders, Discord's limits, and best-effort delivery.
+
+Builders take plain values (micro-dollars, strings, ``now``) and return embed dicts that
+already respect Discord's limits, so the same dicts can be posted, previewed by `simulate`
+(``render_text``) and asserted on in tests. ``Notifier`` is the only part that does I/O, and
+it never raises: a notification is never worth failing a run for.
+
+The webhook URL is a secret (anyone holding it can post to the channel), so it is kept out
+of every log line this module writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from typing import Any, Callable, Iterable, Mapping, Sequence
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+
+from .prices import format_usd
+from .redact import MASK, redact
+from .reports import progress_bar
+
+__all__ = [
+    "COLOURS",
+    "Notifier",
+    "budget_exhausted_embed",
+    "fit_embed",
+    "fit_message",
+    "mask_commands",
+    "milestone_embed",
+    "model_retiring_embed",
+    "monthly_recap_embed",
+    "progress_bar",
+    "render_text",
+    "run_completed_embed",
+    "run_failed_embed",
+    "run_started_embed",
+]
+
+# Discord's documented limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
+TITLE_LIMIT = 256
+DESCRIPTION_LIMIT = 4096
+FIELDS_LIMIT = 25
+FIELD_NAME_LIMIT = 256
+FIELD_VALUE_LIMIT = 1024
+FOOTER_LIMIT = 2048
+AUTHOR_LIMIT = 256
+TOTAL_LIMIT = 6000  # across every embed of one message
+EMBEDS_PER_MESSAGE = 10
+
+ELLIPSIS = "…"
+EMPTY = "—"
+
+COLOURS: dict[str, int] = {
+    "run_completed": 0x2ECC71,  # green
+    "milestone": 0xF1C40F,  # gold
+    "budget_exhausted": 0xE67E22,  # orange
+    "monthly_recap": 0x3498DB,  # blue
+    "run_failed": 0xE74C3C,  # red
+    "model_retiring": 0x9B59B6,  # purple
+    "run_started": 0x95A5A6,  # grey
+}
+
+RETIREMENT_WARNING_DAYS = 30
+MAX_RETRY_AFTER_SECONDS = 60.0  # a longer rate limit is not worth holding a CI job for
+MAX_BACKOFF_SECONDS = 30.0
+NOTIFICATIONS_OFF = "Discord notifications are off (DISCORD_WEBHOOK_URL is not set)"
+FIX_WEBHOOK = "update the DISCORD_WEBHOOK_URL secret"
+DISCORD_CODES = {10015: "unknown webhook", 50027: "invalid webhook token"}
+
+_WEBHOOK_URL = re.compile(r"https?://\S*discord(?:app)?\.com/api/(?:v\d+/)?webhooks/\S+", re.IGNORECASE)
+_TRACEBACK = re.compile(r"Traceback \(most recent call last\)", re.IGNORECASE)
+
+
+# ---------------------------------------------------------------- limits
+
+
+def text_length(text: str) -> int:
+    """Length in UTF-16 code units: never less than Discord's count, whichever way it counts."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` within ``limit``; when cut, at a word break if one is near, ending with "…"."""
+    if text_length(text) <= limit:
+        return text
+    room = limit - 1  # for the ellipsis (one code unit)
+    used = 0
+    end = 0
+    for end, char in enumerate(text):
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > room:
+            break
+    kept = text[:end]
+    space = max(kept.rfind(" "), kept.rfind("\n"))
+    if space >= len(kept) - 20 and space > 0:
+        kept = kept[:space]
+    return kept.rstrip() + ELLIPSIS
+
+
+def _embed_length(embed: Mapping[str, Any]) -> int:
+    """The characters Discord counts towards the 6000 total."""
+    total = text_length(embed.get("title", "")) + text_length(embed.get("description", ""))
+    total += text_length(embed.get("footer", {}).get("text", ""))
+    total += text_length(embed.get("author", {}).get("name", ""))
+    for field in embed.get("fields", []):
+        total += text_length(field["name"]) + text_length(field["value"])
+    return total
+
+
+def fit_embed(embed: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``embed`` within every per-embed limit of Discord.
+
+    Each text is cut to its own limit, empty field names or values become "—", fields past
+    25 are summarised in a last field, and if the whole is still over 6000 characters the
+    description, then field values (last first) are shortened, then trailing fields dropped.
+    Idempotent, so builders and ``fit_message`` can both apply it.
+    """
+    fitted = dict(embed)
+    for key, limit in (("title", TITLE_LIMIT), ("description", DESCRIPTION_LIMIT)):
+        if key in fitted:
+            text = cut(str(fitted[key] or "").strip(), limit)
+            if text:
+                fitted[key] = text
+            else:
+                del fitted[key]
+    for key, inner, limit in (("footer", "text", FOOTER_LIMIT), ("author", "name", AUTHOR_LIMIT)):
+        if key in fitted:
+            part = dict(fitted[key])
+            part[inner] = cut(str(part.get(inner) or "").strip(), limit) or EMPTY
+            fitted[key] = part
+    if "fields" in fitted:
+        fitted["fields"] = _fit_fields(fitted["fields"])
+    return _fit_total(fitted, TOTAL_LIMIT)
+
+
+def _fit_fields(fields: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    result = []
+    for field in fields:
+        fitted = dict(field)
+        fitted["name"] = cut(str(field.get("name") or "").strip(), FIELD_NAME_LIMIT) or EMPTY
+        fitted["value"] = cut(str(field.get("value") or "").strip(), FIELD_VALUE_LIMIT) or EMPTY
+        result.append(fitted)
+    if len(result) > FIELDS_LIMIT:
+        hidden = len(result) - (FIELDS_LIMIT - 1)
+        result = result[: FIELDS_LIMIT - 1] + [{"name": ELLIPSIS, "value": f"{hidden} more not shown", "inline": False}]
+    return result
+
+
+def _fit_total(embed: dict[str, Any], limit: int) -> dict[str, Any]:
+    """Shorten the long parts until the embed's total is within ``limit``."""
+    excess = _embed_length(embed) - limit
+    if excess <= 0:
+        return embed
+    if "description" in embed:
+        description = embed["description"]
+        embed["description"] = cut(description, max(100, text_length(description) - excess))
+        excess = _embed_length(embed) - limit
+    fields = embed.get("fields", [])
+    for field in reversed(fields):
+        if excess <= 0:
+            break
+        value = field["value"]
+        field["value"] = cut(value, max(100, text_length(value) - excess))
+        excess = _embed_length(embed) - limit
+    # Title, footer and author plus a 100-character description always fit in 6000.
+    while excess > 0 and fields:
+        fields.pop()
+        excess = _embed_length(embed) - limit
+    return embed
+
+
+def fit_message(embeds: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Webhook payloads carrying ``embeds`` in order: at most 10 embeds and 6000 characters
+    each, and never a mention, so a task text cannot ping @everyone."""
+    messages: list[dict[str, Any]] = []
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for embed in map(fit_embed, embeds):
+        length = _embed_length(embed)
+        if batch and (len(batch) == EMBEDS_PER_MESSAGE or size + length > TOTAL_LIMIT):
+            messages.append(_payload(batch))
+            batch, size = [], 0
+        batch.append(embed)
+        size += length
+    if batch:
+        messages.append(_payload(batch))
+    return messages
+
+
+def _payload(embeds: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"embeds": embeds, "allowed_mentions": {"parse": []}}
+
+
+# ---------------------------------------------------------------- builders
+
+
+def _utc(now: dt.datetime) -> dt.datetime:
+    return now.replace(tzinfo=dt.timezone.utc) if now.tzinfo is None else now.astimezone(dt.timezone.utc)
+
+
+def _embed(
+    kind: str,
+    *,
+    title: str,
+    description: str,
+    fields: Iterable[tuple[str, str, bool]],
+    repository: str,
+    now: dt.datetime,
+    month: str | None = None,
+    url: str | None = None,
+) -> dict[str, Any]:
+    """The common shape: colour by kind, ISO 8601 UTC timestamp, footer "repository · month"."""
+    moment = _utc(now)
+    embed: dict[str, Any] = {
+        "title": title,
+        "description": description,
+        "color": COLOURS[kind],
+        "fields": [{"name": name, "value": value, "inline": inline} for name, value, inline in fields],
+        "timestamp": moment.isoformat(timespec="seconds"),
+        "footer": {"text": f"{repository} · {month or moment.strftime('%Y-%m')}"},
+    }
+    if url:
+        embed["url"] = url
+    return fit_embed(embed)
+
+
+def _money(micro_usd: int) -> str:
+    """Cents for most amounts, but a cheap run still shows what it cost ($0.0042, not $0.00)."""
+    return format_usd(micro_usd, 4 if 0 < abs(micro_usd) < 10_000 else 2)
+
+
+def _whole_dollars(micro_usd: int) -> str:
+    """``$5`` for a round milestone, ``$7.50`` otherwise."""
+    return format_usd(micro_usd, 0) if micro_usd % 1_000_000 == 0 else format_usd(micro_usd)
+
+
+def _month_to_date(spent_micro: int, budget_micro: int) -> str:
+    return f"{format_usd(spent_micro)}\n{progress_bar(spent_micro, budget_micro)}"
+
+
+def _pace(projected_micro: int, runs_out_on: dt.date | None) -> str:
+    text = f"{format_usd(projected_micro)} projected by month end"
+    if runs_out_on is not None:
+        text += f"; the budget runs out around {runs_out_on.isoformat()}"
+    return text
+
+
+def next_reset(now: dt.datetime) -> dt.datetime:
+    """The first moment of next month, UTC: when the monthly budget starts again."""
+    moment = _utc(now)
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    return dt.datetime(year, month, 1, tzinfo=dt.timezone.utc)
+
+
+def run_completed_embed(
+    *,
+    repository: str,
+    now: dt.datetime,
+    task: str,
+    pr_url: str,
+    run_cost_micro: int,
+    month_spent_micro: int,
+    budget_micro: int,
+    prs_this_month: int,
+    projected_micro: int,
+    runs_out_on: dt.date | None = None,
+) -> dict[str, Any]:
+    """A PR was opened: what it was for, what it cost, and where the month stands."""
+    return _embed(
+        "run_completed",
+        title="✅ Run completed: pull request opened",
+        description=task,
+        url=pr_url,
+        fields=[
+            ("Pull request", pr_url, False),
+            ("This run", _money(run_cost_micro), True),
+            ("PRs this month", str(prs_this_month), True),
+            ("Month to date", _month_to_date(month_spent_micro, budget_micro), False),
+            ("Pace", _pace(projected_micro, runs_out_on), False),
+        ],
+        repository=repository,
+        now=now,
+    )
+
+
+def milestone_embed(
+    *,
+    repository: str,
+    now: dt.datetime,
+    milestone_micro: int,
+    month_spent_micro: int,
+    budget_micro: int,
+    projected_micro: int | None = None,
+) -> dict[str, Any]:
+    """One spending milestone crossed this month (the ledger makes sure it is said once)."""
+    fields = [("Month to date", _month_to_date(month_spent_micro, budget_micro), False)]
+    if projected_micro is not None:
+        fields.append(("Pace", _pace(projected_micro, None), False))
+    return _embed(
+        "milestone",
+        title=f"💰 Milestone: {_whole_dollars(milestone_micro)} reached",
+        description=f"This month's spend has passed {format_usd(milestone_micro)} "
+        f"of the {format_usd(budget_micro)} budget.",
+        fields=fields,
+        repository=repository,
+        now=now,
+    )
+
+
+def budget_exhausted_embed(
+    *,
+    repository: str,
+    now: dt.datetime,
+    month_spent_micro: int,
+    budget_micro: int,
+    needed_micro: int | None = None,
+) -> dict[str, Any]:
+    """The month's money is used up: no more runs until the budget resets."""
+    reset = next_reset(now)
+    description = f"No more runs this month. The budget resets on {reset:%Y-%m-%d} at 00:00 UTC."
+    if needed_micro is not None:
+        remaining = max(0, budget_micro - month_spent_micro)
+        description += f" The next run could cost up to {_money(needed_micro)}; {_money(remaining)} is left."
+    return _embed(
+        "budget_exhausted",
+        title="🛑 Budget exhausted",
+        description=description,
+        fields=[
+            ("Month to date", _month_to_date(month_spent_micro, budget_micro), False),
+            ("Resets", f"{reset:%Y-%m-%d} 00:00 UTC", True),
+        ],
+        repository=repository,
+        now=now,
+    )
+
+
+def monthly_recap_embed(
+    *,
+    repository: str,
+    now: dt.datetime,
+    month: str,
+    spent_micro: int,
+    budget_micro: int,
+    runs: int,
+    prs: int,
+    cost_by_model: Mapping[str, int],
+    parked_tasks: Sequence[str] = (),
+    provider_stats: str = "",
+) -> dict[str, Any]:
+    """Last month in one card: spend, runs, PRs, cost per PR and per model."""
+    by_model = sorted(cost_by_model.items(), key=lambda item: (-item[1], item[0]))
+    fields = [
+        ("Spent", _month_to_date(spent_micro, budget_micro), False),
+        ("Runs", str(runs), True),
+        ("PRs", str(prs), True),
+        ("Cost per PR", _money(spent_micro // prs) if prs else EMPTY, True),
+        ("Cost by model", "\n".join(f"{model}: {_money(cost)}" for model, cost in by_model) or EMPTY, False),
+    ]
+    if parked_tasks:
+        fields.append((f"Parked tasks ({len(parked_tasks)})", "\n".join(f"• {task}" for task in parked_tasks), False))
+    if provider_stats.strip():
+        fields.append(("Providers", provider_stats, False))
+    return _embed(
+        "monthly_recap",
+        title=f"📊 Monthly recap: {month}",
+        description=f"{repository} spent {format_usd(spent_micro)} of {format_usd(budget_micro)} in {month}.",
+        fields=fields,
+        repository=repository,
+        now=now,
+        month=month,
+    )
+
+
+def _clean_message(message: str, secrets: Iterable[str]) -> str:
+    """One readable line or paragraph: no traceback, no webhook URL, no secret values."""
+    text = _TRACEBACK.split(message, maxsplit=1)[0].strip() or "no details (see the run log)"
+    text = _WEBHOOK_URL.sub(MASK, text)
+    return redact(text, sorted((value for value in secrets if len(value) >= 4), key=len, reverse=True))
+
+
+def run_failed_embed(
+    *,
+    repository: str,
+    now: dt.datetime,
+    step: str,
+    error_kind: str,
+    message: str,
+    run_url: str | None = None,
+    task: str | None = None,
+    secrets: Iterable[str] = (),
+) -> dict[str, Any]:
+    """A run failed: where, what kind of error, what it said, and where to read more.
+
+    ``secrets`` are redacted from the message as a last line of defence; the caller should
+    already pass a message without them.
+    """
+    secrets = list(secrets)
+    fields = [("Step", step, True), ("Error", error_kind, True)]
+    if task:
+        fields.append(("Task", _clean_message(task, secrets), False))
+    if run_url:
+        fields.append(("Run", run_url, False))
+    return _embed(
+        "run_failed",
+        title=f"❌ Run failed at step {step}",
+        description=_clean_message(message, secrets),
+        fields=fields,
+        repository=repository,
+        now=now,
+        url=run_url,
+    )
+
+
+def model_retiring_embed(
+    *,
+    repository: str,
+    now: dt.datetime,
+    model: str,
+    retires_on: dt.date,
+    successor: str | None = None,
+) -> dict[str, Any]:
+    """A configured model is about to stop answering: say when, and what to switch to."""
+    days = (retires_on - _utc(now).date()).days
+    when = f"in {days} days" if days > 1 else "tomorrow" if days == 1 else "today" if days == 0 else "already"
+    description = f"`{model}` retires on {retires_on.isoformat()} ({when})."
+    if successor:
+        description += f" Switch to `{successor}` in .github/ai-orchestration.yml."
+    return _embed(
+        "model_retiring",
+        title=f"⏳ Model retiring: {model}",
+        description=description,
+        fields=[("Model", model, True), ("Retires", retires_on.isoformat(), True), ("Successor", successor or EMPTY, True)],
+        repository=repository,
+        now=now,
+    )
+
+
+def run_started_embed(
+    *,
+    repository: str,
+    now: dt.datetime,
+    task: str,
+    model: str | None = None,
+    run_url: str | None = None,
+) -> dict[str, Any]:
+    """A run picked up a task (optional: the caller decides whether to send it)."""
+    fields = []
+    if model:
+        fields.append(("Model", model, True))
+    if run_url:
+        fields.append(("Run", run_url, False))
+    return _embed(
+        "run_started",
+        title="▶️ Run started",
+        description=task,
+        fields=fields,
+        repository=repository,
+        now=now,
+        url=run_url,
+    )
+
+
+def render_text(embed: Mapping[str, Any]) -> str:
+    """What an embed says, as plain text, for `simulate` to show what it would post."""
+    lines = []
+    if embed.get("title"):
+        lines.append(embed["title"])
+    if embed.get("description"):
+        lines.append(embed["description"])
+    for field in embed.get("fields", []):
+        value = str(field.get("value", "")).replace("\n", "\n  ")
+        lines.append(f"{field.get('name', '')}: {value}")
+    footer = embed.get("footer", {}).get("text")
+    if footer:
+        lines.append(f"— {footer}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- secrets
+
+
+def _webhook_token(url: str) -> str | None:
+    """The token part of ``https://discord.com/api/webhooks/<id>/<token>``."""
+    parts = [part for part in urlsplit(url).path.split("/") if part]
+    return parts[-1] if len(parts) >= 2 and len(parts[-1]) >= 8 else None
+
+
+def mask_commands(env: Mapping[str, str]) -> list[str]:
+    """``::add-mask::`` lines hiding the webhook URL and its token in GitHub Actions logs.
+
+    The CLI prints these only when ``GITHUB_ACTIONS=true``.
+    """
+    url = env.get("DISCORD_WEBHOOK_URL", "").strip()
+    if not url:
+        return []
+    values = {url}
+    token = _webhook_token(url)
+    if token:
+        values.add(token)
+    return [f"::add-mask::{value}" for value in sorted(values, key=len, reverse=True)]
+
+
+# ---------------------------------------------------------------- delivery
+
+
+def with_wait(url: str) -> str:
+    """``url`` with ``wait=true`` added to its query (kept alongside e.g. ``thread_id``), so
+    Discord confirms the message was created instead of answering 204 before checking it."""
+    parts = urlsplit(url)
+    query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key != "wait"]
+    query.append(("wait", "true"))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Seconds Discord asks us to wait: the JSON ``retry_after`` or the Retry-After header."""
+    try:
+        body = response.json()
+        if isinstance(body, dict) and body.get("retry_after") is not None:
+            return max(0.0, float(body["retry_after"]))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, float(response.headers["Retry-After"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def _discord_error(response: requests.Response) -> tuple[int | None, str]:
+    """Discord's JSON error code and message, if the body has them."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, ""
+    if not isinstance(body, dict):
+        return None, ""
+    code = body.get("code")
+    return (code if isinstance(code, int) else None), str(body.get("message") or "")
+
+
+class Notifier:
+    """Posts embeds to a Discord webhook, best effort: retries what is worth retrying, gives
+    up quietly otherwise, and stops for good once Discord says the webhook is gone."""
+
+    def __init__(
+        self,
+        webhook_url: str | None,
+        *,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        log: Callable[[str], None] = print,
+        timeout: float = 10,
+        max_attempts: int = 5,
+    ) -> None:
+        self._url = (webhook_url or "").strip() or None
+        self._secrets = [value for value in (self._url, _webhook_token(self._url or "")) if value]
+        self._session = session if session is not None else requests.Session()
+        self._sleep = sleep
+        self._log = log
+        self._timeout = timeout
+        self._max_attempts = max(1, max_attempts)
+        self._disabled = False
+        self._said_off = False
+        self._pause_before_next = 0.0  # seconds, when the last reply said the rate-limit bucket is empty
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a ``notify`` call would try to post at all."""
+        return self._url is not None and not self._disabled
+
+    def notify(self, embeds: Sequence[Mapping[str, Any]]) -> bool:
+        """Post ``embeds`` (split into as many messages as Discord's limits need).
+
+        Returns True when every message was delivered. Never raises.
+        """
+        if self._url is None:
+            if not self._said_off:
+                self._said_off = True
+                self._warn(NOTIFICATIONS_OFF)
+            return False
+        if self._disabled:
+            return False
+        try:
+            url = with_wait(self._url)
+            return all(self._post(url, payload) for payload in fit_message(embeds))
+        except Exception as error:  # best effort: a bug here must not fail the run
+            self._warn(f"Discord notification skipped ({type(error).__name__})")
+            return False
+
+    def _post(self, url: str, payload: Mapping[str, Any]) -> bool:
+        """One message, with bounded retries. ``all()`` stops at the first undelivered one."""
+        last = ""
+        for attempt in range(1, self._max_attempts + 1):
+            final = attempt == self._max_attempts
+            if self._pause_before_next:
+                self._sleep(self._pause_before_next)
+                self._pause_before_next = 0.0
+            try:
+                response = self._session.post(url, json=payload, timeout=self._timeout)
+            except requests.RequestException as error:
+                # Never str(error): requests puts the URL, token included, in its messages.
+                last = f"could not reach Discord ({type(error).__name__})"
+                if not final:
+                    self._sleep(self._backoff(attempt))
+                continue
+            status = response.status_code
+            if 200 <= status < 300:
+                self._respect_bucket(response)
+                return True
+            if status in (401, 404):
+                self._disable(response)
+                return False
+            if status == 429:
+                wait = _retry_after(response)
+                last = "Discord rate limit (HTTP 429)"
+                if wait is not None and wait > MAX_RETRY_AFTER_SECONDS:
+                    self._warn(f"Discord notification skipped: rate limited for {wait:.0f}s")
+                    return False
+                if not final:
+                    self._sleep(self._backoff(attempt) if wait is None else wait)
+                continue
+            if status >= 500:
+                last = f"Discord server error (HTTP {status})"
+                if not final:
+                    self._sleep(self._backoff(attempt))
+                continue
+            code, message = _discord_error(response)
+            detail = f", code {code}" if code is not None else ""
+            self._warn(f"Discord rejected the notification (HTTP {status}{detail}: {message or 'no message'})")
+            return False
+        self._warn(f"Discord notification not delivered after {self._max_attempts} attempts ({last})")
+        return False
+
+    def _backoff(self, attempt: int) -> float:
+        return min(MAX_BACKOFF_SECONDS, float(2 ** (attempt - 1)))
+
+    def _respect_bucket(self, response: requests.Response) -> None:
+        """Note an exhausted rate-limit bucket so the next message waits it out, not hits a 429."""
+        if response.headers.get("X-RateLimit-Remaining") != "0":
+            return
+        try:
+            wait = float(response.headers.get("X-RateLimit-Reset-After", "0"))
+        except ValueError:
+            return
+        if 0 < wait <= MAX_RETRY_AFTER_SECONDS:
+            self._pause_before_next = wait
+
+    def _disable(self, response: requests.Response) -> None:
+        """401/404: the webhook was deleted or mistyped; retrying cannot help this process."""
+        self._disabled = True
+        code, _ = _discord_error(response)
+        reason = f", code {code} {DISCORD_CODES[code]}" if code in DISCORD_CODES else ""
+        self._warn(
+            f"Discord webhook refused (HTTP {response.status_code}{reason}): it was deleted or mistyped; "
+            f"{FIX_WEBHOOK}. Notifications are off for the rest of this run."
+        )
+
+    def _warn(self, message: str) -> None:
+        """Log, with the webhook URL and token redacted whatever the message holds."""
+        self._log(redact(_WEBHOOK_URL.sub(MASK, message), self._secrets))
