@@ -1,0 +1,327 @@
+"""git itself: commits built with plumbing, pushes, and the ledger commit with merge-and-retry.
+
+Nothing here touches the user's working tree, index or current branch: commits are built
+in a temporary index (``GIT_INDEX_FILE``) on top of a ref and pushed as ``<sha>:refs/heads/<b>``.
+Pushing uses whatever credentials the checkout already has (origin URL, git config); this
+module never adds a token. Every error message is one line with credentials scrubbed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Callable, Mapping, Sequence
+
+from .errors import GitError
+from .redact import redact, secret_values
+
+BOT_NAME = "github-actions[bot]"
+BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
+REMOTE = "origin"
+
+# Substrings of git's (C-locale) push output that mean "someone else pushed first".
+_STALE = ("non-fast-forward", "fetch first", "cannot lock ref", "incorrect old value", "stale info")
+# GH006: classic branch protection; GH013: repository rulesets.
+_PROTECTED = ("GH006: Protected branch update failed", "GH013: Repository rule violations")
+_WORKFLOW_SCOPE = "without `workflows` permission"
+_DENIED = ("returned error: 403", "Permission to ", "Write access to repository not granted")
+
+
+def _environment(env: Mapping[str, str] | None, **extra: str) -> dict[str, str]:
+    """The child environment: ``env`` (or, when None, the inherited one) plus fixed git settings.
+
+    ``LC_ALL=C`` keeps git's messages in English so rejections can be recognised;
+    ``GIT_TERMINAL_PROMPT=0`` makes a missing credential fail instead of hanging a CI job.
+    """
+    base = dict(os.environ if env is None else env)
+    base.update(LC_ALL="C", GIT_TERMINAL_PROMPT="0", **extra)
+    return base
+
+
+def _scrub(text: str, env: Mapping[str, str] | None) -> str:
+    return redact(text, secret_values(env or {}))
+
+
+def _summary(stderr: str, env: Mapping[str, str] | None) -> str:
+    """The one line of git's stderr worth showing: the last fatal/error line, else the last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return "no output from git"
+    chosen = next(
+        (line for line in reversed(lines) if line.startswith(("fatal:", "error:", "remote: error:"))),
+        lines[-1],
+    )
+    return _scrub(chosen, env)[:300]
+
+
+def _run(
+    root: Path,
+    args: Sequence[str],
+    env: Mapping[str, str] | None,
+    *,
+    input: bytes | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run git in ``root``; the caller decides what a non-zero exit means."""
+    try:
+        return subprocess.run(
+            ["git", *args],
+            cwd=root,
+            env=_environment(env, **(extra_env or {})),
+            input=input,
+            capture_output=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise GitError("git is not installed or not on PATH; install git 2.30 or newer") from None
+    except NotADirectoryError:
+        raise GitError(f"{root} is not a directory; pass the repository checkout") from None
+
+
+def _git(
+    root: Path,
+    args: Sequence[str],
+    env: Mapping[str, str] | None,
+    doing: str,
+    *,
+    input: bytes | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> bytes:
+    """Run git and return stdout, or raise GitError saying what failed."""
+    result = _run(root, args, env, input=input, extra_env=extra_env)
+    if result.returncode != 0:
+        detail = _summary(result.stderr.decode("utf-8", "replace"), env)
+        raise GitError(f"git could not {doing}: {detail}")
+    return result.stdout
+
+
+def _check_branch(branch: str) -> None:
+    if not branch or branch.startswith(("-", "refs/")) or any(c in branch for c in " ~^:?*[\\") or ".." in branch:
+        raise GitError(f"invalid branch name {branch!r}; use a plain name such as ai/my-task")
+
+
+def _check_path(path: str) -> None:
+    parts = PurePosixPath(path).parts
+    if not path or path.startswith("/") or "\\" in path or any(p in ("..", ".", ".git") for p in parts):
+        raise GitError(f"invalid repository path {path!r}; use a relative path such as docs/TASKS.md")
+
+
+def resolve(root: Path, ref: str, env: Mapping[str, str] | None) -> str:
+    """The commit sha ``ref`` points to."""
+    if ref.startswith("-"):
+        raise GitError(f"invalid ref {ref!r}")
+    result = _run(root, ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], env)
+    if result.returncode != 0:
+        raise GitError(f"no commit named {ref} in {root}; fetch it first or check the name")
+    return result.stdout.decode().strip()
+
+
+def fetch(root: Path, branch: str, env: Mapping[str, str] | None) -> str | None:
+    """Fetch ``branch`` from origin into ``refs/remotes/origin/<branch>``; its tip, or None if origin has no such branch."""
+    _check_branch(branch)
+    refspec = f"+refs/heads/{branch}:refs/remotes/{REMOTE}/{branch}"
+    result = _run(root, ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", REMOTE, refspec], env)
+    if result.returncode != 0:
+        stderr = result.stderr.decode("utf-8", "replace")
+        if "couldn't find remote ref" in stderr:
+            return None
+        raise GitError(f"git could not fetch {branch} from {REMOTE}: {_summary(stderr, env)}")
+    return resolve(root, f"refs/remotes/{REMOTE}/{branch}", env)
+
+
+def remote_branch_exists(root: Path, branch: str, env: Mapping[str, str] | None) -> bool:
+    """Whether origin has ``branch`` (asks the remote, not the local tracking refs)."""
+    _check_branch(branch)
+    result = _run(root, ["ls-remote", "--exit-code", REMOTE, f"refs/heads/{branch}"], env)
+    if result.returncode == 2:
+        return False
+    if result.returncode != 0:
+        detail = _summary(result.stderr.decode("utf-8", "replace"), env)
+        raise GitError(f"git could not list branches of {REMOTE}: {detail}")
+    return True
+
+
+def remote_default_branch(root: Path, env: Mapping[str, str] | None) -> str:
+    """The default branch of origin: ``origin/HEAD`` if set locally, else asked from the remote."""
+    local = _run(root, ["symbolic-ref", "--quiet", f"refs/remotes/{REMOTE}/HEAD"], env)
+    prefix = f"refs/remotes/{REMOTE}/"
+    if local.returncode == 0 and local.stdout.decode().strip().startswith(prefix):
+        return local.stdout.decode().strip()[len(prefix):]
+    out = _git(root, ["ls-remote", "--symref", REMOTE, "HEAD"], env, f"ask {REMOTE} for its default branch").decode()
+    for line in out.splitlines():
+        if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
+            return line[len("ref: refs/heads/"):-len("\tHEAD")]
+    raise GitError(f"{REMOTE} does not report a default branch; push one or set origin/HEAD with `git remote set-head origin -a`")
+
+
+def remote_file(root: Path, ref: str, path: str, env: Mapping[str, str] | None) -> bytes | None:
+    """The bytes of ``path`` at ``ref`` (e.g. ``origin/main`` after :func:`fetch`), or None if it is not there."""
+    _check_path(path)
+    sha = resolve(root, ref, env)
+    out = _git(root, ["cat-file", "--batch"], env, f"read {path} at {ref}", input=f"{sha}:{path}\n".encode())
+    header, _, rest = out.partition(b"\n")
+    fields = header.split()
+    if len(fields) == 2 and fields[1] == b"missing":
+        return None
+    if len(fields) != 3 or fields[1] != b"blob":
+        raise GitError(f"{path} at {ref} is not a file; choose a file path")
+    return rest[: int(fields[2])]
+
+
+def commit_changes(
+    root: Path,
+    base_ref: str,
+    changes: Mapping[str, bytes | None],
+    message: str,
+    author_name: str,
+    author_email: str,
+    env: Mapping[str, str] | None,
+) -> str:
+    """Commit ``changes`` (path -> new bytes, None = delete) on top of ``base_ref``; the new commit's sha.
+
+    Uses a throwaway index so the user's index, working tree and HEAD stay exactly as they were.
+    Executable bits of existing files are kept.
+    """
+    for path in changes:
+        _check_path(path)
+    base = resolve(root, base_ref, env)
+    with tempfile.TemporaryDirectory(prefix="ai-orchestration-index-") as scratch:
+        index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        _git(root, ["read-tree", base], env, f"read the tree of {base_ref}", extra_env=index)
+        modes = _modes(root, list(changes), env, index)
+        lines = []
+        for path, content in changes.items():
+            if content is None:
+                lines.append(f"0 {'0' * 40}\t{path}")
+                continue
+            blob = _git(root, ["hash-object", "-w", "--stdin"], env, f"store {path}", input=content).decode().strip()
+            lines.append(f"{modes.get(path, '100644')} {blob}\t{path}")
+        if lines:
+            info = ("\n".join(lines) + "\n").encode()
+            _git(root, ["update-index", "--index-info"], env, "stage the changes", input=info, extra_env=index)
+        tree = _git(root, ["write-tree"], env, "write the tree", extra_env=index).decode().strip()
+    identity = {
+        "GIT_AUTHOR_NAME": author_name,
+        "GIT_AUTHOR_EMAIL": author_email,
+        "GIT_COMMITTER_NAME": author_name,
+        "GIT_COMMITTER_EMAIL": author_email,
+    }
+    args = ["commit-tree", tree, "-p", base, "-F", "-"]
+    return _git(root, args, env, "create the commit", input=message.encode(), extra_env=identity).decode().strip()
+
+
+def _modes(root: Path, paths: list[str], env: Mapping[str, str] | None, index: Mapping[str, str]) -> dict[str, str]:
+    """Modes of the given paths in the temporary index, so an executable stays executable."""
+    if not paths:
+        return {}
+    out = _git(root, ["ls-files", "-s", "-z", "--", *paths], env, "list the staged files", extra_env=index)
+    modes = {}
+    for entry in out.split(b"\0"):
+        if entry:
+            meta, _, name = entry.decode("utf-8", "replace").partition("\t")
+            if meta.startswith(("100644", "100755")):
+                modes[name] = meta.split()[0]
+    return modes
+
+
+def _push(root: Path, sha: str, branch: str, env: Mapping[str, str] | None) -> subprocess.CompletedProcess[bytes]:
+    _check_branch(branch)
+    return _run(root, ["push", "--quiet", REMOTE, f"{sha}:refs/heads/{branch}"], env)
+
+
+def _rejection(result: subprocess.CompletedProcess[bytes]) -> str:
+    text = result.stdout.decode("utf-8", "replace") + "\n" + result.stderr.decode("utf-8", "replace")
+    if any(marker in text for marker in _PROTECTED):
+        return "protected"
+    if _WORKFLOW_SCOPE in text:
+        return "workflows"
+    if any(marker in text for marker in _DENIED):
+        return "denied"
+    if any(marker in text for marker in _STALE):
+        return "stale"
+    return "other"
+
+
+def _push_error(result: subprocess.CompletedProcess[bytes], branch: str, env: Mapping[str, str] | None) -> GitError:
+    kind = _rejection(result)
+    if kind == "protected":
+        return GitError(f"{branch} is protected and rejected the push; push to another branch or relax its protection rules")
+    if kind == "workflows":
+        return GitError(
+            f"the push to {branch} changes .github/workflows, which this token may not do; "
+            "drop those edits or use a token with the workflows permission (AI_ORCHESTRATION_TOKEN)"
+        )
+    if kind == "denied":
+        return GitError(
+            f"the checkout's credentials may not push {branch} to {REMOTE}; give the job `permissions: contents: write` "
+            "and keep persist-credentials on actions/checkout"
+        )
+    if kind == "stale":
+        return GitError(f"{branch} on {REMOTE} has commits this run does not have; delete the branch or pick another name")
+    lines = [line.strip() for line in result.stderr.decode("utf-8", "replace").splitlines()]
+    reasons = [line for line in lines if line.startswith(("remote:", "! [")) and line != "remote:"]
+    detail = " | ".join(reasons[:3]) if reasons else _summary("\n".join(lines), env)
+    return GitError(f"git could not push {branch} to {REMOTE}: {_scrub(detail, env)[:300]}")
+
+
+def push(root: Path, sha: str, branch: str, env: Mapping[str, str] | None) -> None:
+    """Push commit ``sha`` to ``refs/heads/<branch>`` on origin (fast-forward only)."""
+    result = _push(root, sha, branch, env)
+    if result.returncode != 0:
+        raise _push_error(result, branch, env)
+
+
+def commit_file_with_retry(
+    root: Path,
+    branch: str,
+    path: str,
+    render: Callable[[bytes | None], bytes],
+    message: str,
+    *,
+    attempts: int = 5,
+    env: Mapping[str, str] | None,
+    create_branch_from: str | None = None,
+    author_name: str = BOT_NAME,
+    author_email: str = BOT_EMAIL,
+) -> str:
+    """Commit ``render(remote content)`` as ``path`` on origin's ``branch``; the sha now at the branch tip.
+
+    ``render`` gets what is on the remote right now (None if absent) so the caller can merge
+    into it; when another run pushed in between, this fetches and renders again, up to
+    ``attempts`` times. If the branch is missing and ``create_branch_from`` (a branch on
+    origin) is given, the branch is created from that branch's tip. Unchanged content is
+    not committed.
+    """
+    if attempts < 1:
+        raise GitError("attempts must be at least 1")
+    for _ in range(attempts):
+        tip = fetch(root, branch, env)
+        base = tip
+        if base is None:
+            if create_branch_from is None:
+                raise GitError(f"branch {branch} does not exist on {REMOTE}; create it or choose an existing branch")
+            base = fetch(root, create_branch_from, env)
+            if base is None:
+                raise GitError(f"cannot create {branch} from {create_branch_from}: {REMOTE} has no such branch")
+        current = remote_file(root, base, path, env)
+        content = render(current)
+        if tip is not None and content == current:
+            return tip
+        sha = commit_changes(root, base, {path: content}, message, author_name, author_email, env)
+        result = _push(root, sha, branch, env)
+        if result.returncode == 0:
+            return sha
+        kind = _rejection(result)
+        if kind == "protected":
+            raise GitError(
+                f"cannot push {path} to {branch}: the default branch is protected; set `ledger.branch` in "
+                f".github/ai-orchestration.yml to keep {PurePosixPath(path).name} on a dedicated branch"
+            )
+        if kind != "stale":
+            raise _push_error(result, branch, env)
+    raise GitError(
+        f"could not commit {path} to {branch}: the branch moved on every one of {attempts} attempts "
+        "(other runs pushing at the same time); run again, or serialise runs with a workflow concurrency group"
+    )
