@@ -80,7 +80,7 @@ _TRACEBACK = re.compile(r"Traceback \(most recent call last\)", re.IGNORECASE)
 
 def text_length(text: str) -> int:
     """Length in UTF-16 code units: never less than Discord's count, whichever way it counts."""
-    return len(text.encode("utf-16-le")) // 2
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def cut(text: str, limit: int) -> str:
@@ -101,7 +101,7 @@ def cut(text: str, limit: int) -> str:
     return kept.rstrip() + ELLIPSIS
 
 
-def _embed_length(embed: Mapping[str, Any]) -> int:
+def embed_length(embed: Mapping[str, Any]) -> int:
     """The characters Discord counts towards the 6000 total."""
     total = text_length(embed.get("title", "")) + text_length(embed.get("description", ""))
     total += text_length(embed.get("footer", {}).get("text", ""))
@@ -152,24 +152,24 @@ def _fit_fields(fields: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def _fit_total(embed: dict[str, Any], limit: int) -> dict[str, Any]:
     """Shorten the long parts until the embed's total is within ``limit``."""
-    excess = _embed_length(embed) - limit
+    excess = embed_length(embed) - limit
     if excess <= 0:
         return embed
     if "description" in embed:
         description = embed["description"]
         embed["description"] = cut(description, max(100, text_length(description) - excess))
-        excess = _embed_length(embed) - limit
+        excess = embed_length(embed) - limit
     fields = embed.get("fields", [])
     for field in reversed(fields):
         if excess <= 0:
             break
         value = field["value"]
         field["value"] = cut(value, max(100, text_length(value) - excess))
-        excess = _embed_length(embed) - limit
+        excess = embed_length(embed) - limit
     # Title, footer and author plus a 100-character description always fit in 6000.
     while excess > 0 and fields:
         fields.pop()
-        excess = _embed_length(embed) - limit
+        excess = embed_length(embed) - limit
     return embed
 
 
@@ -180,7 +180,7 @@ def fit_message(embeds: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     batch: list[dict[str, Any]] = []
     size = 0
     for embed in map(fit_embed, embeds):
-        length = _embed_length(embed)
+        length = embed_length(embed)
         if batch and (len(batch) == EMBEDS_PER_MESSAGE or size + length > TOTAL_LIMIT):
             messages.append(_payload(batch))
             batch, size = [], 0
