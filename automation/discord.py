@@ -64,7 +64,6 @@ COLOURS: dict[str, int] = {
     "run_started": 0x95A5A6,  # grey
 }
 
-RETIREMENT_WARNING_DAYS = 30
 MAX_RETRY_AFTER_SECONDS = 60.0  # a longer rate limit is not worth holding a CI job for
 MAX_BACKOFF_SECONDS = 30.0
 NOTIFICATIONS_OFF = "Discord notifications are off (DISCORD_WEBHOOK_URL is not set)"
