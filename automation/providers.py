@@ -1,0 +1,481 @@
+"""The Anthropic and OpenAI calls, through the official SDKs, and what their failures mean.
+
+The SDKs do the retrying (they honour ``retry-after``/``retry-after-ms`` and back off on
+429, 529, 5xx and connection errors). Two 429s must not be retried because waiting cannot
+fix them: OpenAI's ``insufficient_quota`` (out of credit) and Anthropic's reached spend
+limit. Both SDKs decide in ``_should_retry(response)``, so each client here is a small
+subclass that says no for those. Every failure leaves as one ``ProviderError`` whose
+message names the provider and the fix, and never contains the API key.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import anthropic
+import httpx2
+import openai
+
+from .errors import MissingSecretError, ProviderError
+from .prices import ANTHROPIC, OPENAI, Usage
+
+Clock = Callable[[], float]
+
+CONFIG_FILE = ".github/ai-orchestration.yml"
+ANTHROPIC_DEFAULT_BASE_URL = "https://api.anthropic.com"
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+_NAMES = {ANTHROPIC: "Anthropic", OPENAI: "OpenAI"}
+_KEY_VARIABLES = {ANTHROPIC: "ANTHROPIC_API_KEY", OPENAI: "OPENAI_API_KEY"}
+_KEY_PAGES = {
+    ANTHROPIC: "https://console.anthropic.com/settings/keys",
+    OPENAI: "https://platform.openai.com/api-keys",
+}
+_BILLING_PAGES = {
+    ANTHROPIC: "https://console.anthropic.com/settings/billing",
+    OPENAI: "https://platform.openai.com/settings/organization/billing",
+}
+_LIMITS_PAGES = {
+    ANTHROPIC: "https://console.anthropic.com/settings/limits",
+    OPENAI: "https://platform.openai.com/settings/organization/limits",
+}
+
+# Anthropic: ``error.details.error_code`` values, then message fragments (older bodies carry
+# no code) that mean money, not load: a spend limit or an empty credit balance.
+_ANTHROPIC_BILLING_CODES = frozenset(
+    {
+        "enforced_spend_limit_reached",
+        "contract_spend_limit_reached",
+        "linked_organization_spend_limit_reached",
+        "linked_organization_billing_unavailable",
+    }
+)
+_ANTHROPIC_BILLING_WORDS = ("spend limit", "usage limit", "credit balance", "billing", "purchase credits")
+# OpenAI: ``error.code`` / ``error.type`` values.
+_OPENAI_QUOTA_CODES = frozenset({"insufficient_quota"})
+_OPENAI_BILLING_CODES = frozenset({"billing_hard_limit_reached", "billing_not_active", "account_deactivated"})
+
+# Per-message framing in OpenAI's chat format is about 3-4 tokens (start, role, separator,
+# end) and the reply is primed with about 3; these are generous so the bound stays sound.
+_OPENAI_TOKENS_PER_MESSAGE = 8
+_OPENAI_TOKENS_PER_REPLY = 8
+_OPENAI_TOKENS_PER_SCHEMA = 32
+
+_MAX_DETAIL_CHARS = 300
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    """What a model answered, what it cost in tokens and how long it took."""
+
+    model: str  # the model that answered, as the provider reports it
+    text: str
+    usage: Usage  # input_tokens excludes cached tokens
+    latency_ms: int
+
+
+class InvalidReplyError(ProviderError):
+    """The call succeeded and was billed, but the reply is unusable.
+
+    ``reply`` carries the usage so the ledger can still charge for the call.
+    """
+
+    def __init__(self, message: str, *, provider: str, reply: ModelReply) -> None:
+        super().__init__(message, provider=provider, kind="invalid_reply", status=200, retryable=True)
+        self.reply = reply
+
+
+CODE_REPLY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "summary": {"type": "string", "description": "One paragraph: what the change does and why."},
+        "files": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string", "description": "Repository-relative path, forward slashes."},
+                    "action": {"type": "string", "enum": ["create", "update", "delete"]},
+                    "content": {
+                        "type": "string",
+                        "description": "The complete new file content; empty for delete.",
+                    },
+                },
+                "required": ["path", "action", "content"],
+                "additionalProperties": False,
+            },
+        },
+    },
+    "required": ["summary", "files"],
+    "additionalProperties": False,
+}
+
+
+def code_response_format() -> dict[str, Any]:
+    """The strict ``json_schema`` response format: the reply must parse as CODE_REPLY_SCHEMA."""
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "code_changes", "strict": True, "schema": CODE_REPLY_SCHEMA},
+    }
+
+
+# --- clients ---------------------------------------------------------------------------
+
+
+def _error_body(response: httpx2.Response) -> dict[str, Any]:
+    """The ``error`` object of an error response, or {} when the body is not JSON."""
+    try:
+        body = json.loads(response.read())
+    except (ValueError, httpx2.HTTPError):
+        return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def _anthropic_is_billing(status: int, error: Mapping[str, Any]) -> bool:
+    """True when Anthropic refuses for money (spend limit, credit), which no retry can fix."""
+    if status == 402 or error.get("type") == "billing_error":
+        return True
+    details = error.get("details")
+    if isinstance(details, dict) and details.get("error_code") in _ANTHROPIC_BILLING_CODES:
+        return True
+    message = str(error.get("message") or "").lower()
+    return status in (400, 403, 429) and any(word in message for word in _ANTHROPIC_BILLING_WORDS)
+
+
+def _openai_code(error: Mapping[str, Any]) -> str:
+    return str(error.get("code") or error.get("type") or "")
+
+
+class OrchestratorAnthropic(anthropic.Anthropic):
+    """Anthropic client that does not retry a 429 caused by a reached spend limit."""
+
+    def _should_retry(self, response: httpx2.Response) -> bool:
+        if response.status_code == 429 and _anthropic_is_billing(429, _error_body(response)):
+            return False
+        return super()._should_retry(response)
+
+
+class OrchestratorOpenAI(openai.OpenAI):
+    """OpenAI client that does not retry ``insufficient_quota``: the SDK retries every 429."""
+
+    def _should_retry(self, response: httpx2.Response) -> bool:
+        if response.status_code == 429:
+            code = _openai_code(_error_body(response))
+            if code in _OPENAI_QUOTA_CODES or code in _OPENAI_BILLING_CODES:
+                return False
+        return super()._should_retry(response)
+
+
+def _api_key(env: Mapping[str, str], provider: str) -> str:
+    variable = _KEY_VARIABLES[provider]
+    key = env.get(variable, "").strip()
+    if not key:
+        raise MissingSecretError(
+            f"{variable} is not set. Add it as a repository secret (Settings > Secrets and variables > "
+            f"Actions) with a key from {_KEY_PAGES[provider]}, and pass it to the workflow step's env."
+        )
+    return key
+
+
+def make_anthropic_client(
+    env: Mapping[str, str], *, max_retries: int = 4, timeout: float = 120.0
+) -> anthropic.Anthropic:
+    """An Anthropic client from ``env`` only (key and base URL are passed, never looked up)."""
+    return OrchestratorAnthropic(
+        api_key=_api_key(env, ANTHROPIC),
+        base_url=env.get("ANTHROPIC_BASE_URL") or ANTHROPIC_DEFAULT_BASE_URL,
+        max_retries=max_retries,
+        timeout=timeout,
+    )
+
+
+def make_openai_client(env: Mapping[str, str], *, max_retries: int = 4, timeout: float = 120.0) -> openai.OpenAI:
+    """An OpenAI client from ``env`` only (key and base URL are passed, never looked up)."""
+    return OrchestratorOpenAI(
+        api_key=_api_key(env, OPENAI),
+        base_url=env.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL,
+        max_retries=max_retries,
+        timeout=timeout,
+    )
+
+
+# --- error classification --------------------------------------------------------------
+
+
+def _detail(text: str, secret: str) -> str:
+    """The provider's own words, one line, short, with the key removed if it was echoed."""
+    line = " ".join(text.split())
+    if secret:
+        line = line.replace(secret, "***")
+    return line[:_MAX_DETAIL_CHARS]
+
+
+def _status_error(
+    provider: str, status: int, kind: str, error: Mapping[str, Any], request_id: str | None, secret: str
+) -> ProviderError:
+    """One ProviderError for an HTTP error, with the fix for the kinds a person must act on."""
+    name = _NAMES[provider]
+    variable = _KEY_VARIABLES[provider]
+    said = _detail(str(error.get("message") or ""), secret)
+    code = _openai_code(error) if provider == OPENAI else str(error.get("type") or "")
+    tag = f"{status} {code}".strip()
+    ref = f" (request id {request_id})" if request_id else ""
+    fix = {
+        "auth": f"{name}: the API key in {variable} was rejected ({tag}). Create a key at "
+        f"{_KEY_PAGES[provider]} and update the {variable} repository secret.",
+        "permission": f"{name}: the API key may not use this model or endpoint ({tag}): {said}. Check the "
+        f"key's workspace/project permissions, or change the models in {CONFIG_FILE}.",
+        "billing": f"{name}: billing stops the call ({tag}): {said}. Add credit or raise the spend limit at "
+        f"{_BILLING_PAGES[provider]}, or change the models in {CONFIG_FILE}.",
+        "quota": f"{name}: the account is out of credit ({code or 'insufficient_quota'}). Add credit at "
+        f"{_BILLING_PAGES[provider]} or change the models in {CONFIG_FILE}.",
+        "rate_limited": f"{name}: still rate limited after retries ({tag}): {said}. Wait, or raise the "
+        f"limits at {_LIMITS_PAGES[provider]}.",
+        "overloaded": f"{name}: overloaded after retries ({tag}): {said}. Try again later.",
+        "server": f"{name}: server error after retries ({tag}): {said}. Try again later.",
+        "bad_request": f"{name}: the request was refused ({tag}): {said}. Check the model name in {CONFIG_FILE}.",
+    }[kind]
+    retryable = kind in ("rate_limited", "overloaded", "server") or (kind == "bad_request" and status == 404)
+    return ProviderError(fix + ref, provider=provider, kind=kind, status=status, retryable=retryable)
+
+
+def _anthropic_kind(status: int, error: Mapping[str, Any]) -> str:
+    if status == 401:
+        return "auth"
+    if _anthropic_is_billing(status, error):
+        return "billing"
+    if status == 403:
+        return "permission"
+    if status == 429:
+        return "rate_limited"
+    if status == 529 or error.get("type") == "overloaded_error":
+        return "overloaded"
+    if status >= 500:
+        return "server"
+    return "bad_request"
+
+
+def _openai_kind(status: int, error: Mapping[str, Any]) -> str:
+    code = _openai_code(error)
+    if status == 401:
+        return "auth"
+    if code in _OPENAI_QUOTA_CODES:
+        return "quota"
+    if code in _OPENAI_BILLING_CODES:
+        return "billing"
+    if status == 403:
+        return "permission"
+    if status == 429:
+        return "rate_limited"
+    if status >= 500:
+        return "server"
+    return "bad_request"
+
+
+def _connection_error(provider: str, err: Exception) -> ProviderError:
+    what = "timed out" if "timeout" in type(err).__name__.lower() else "could not connect"
+    return ProviderError(
+        f"{_NAMES[provider]}: the request {what} after retries. Check the network (and "
+        f"{provider.upper()}_BASE_URL if set), then try again.",
+        provider=provider,
+        kind="connection",
+        retryable=True,
+    )
+
+
+def _classify_anthropic(err: anthropic.APIError, secret: str) -> ProviderError:
+    if isinstance(err, anthropic.APIStatusError):
+        error = err.body.get("error", {}) if isinstance(err.body, dict) else {}
+        error = error if isinstance(error, dict) else {}
+        kind = _anthropic_kind(err.status_code, error)
+        return _status_error(ANTHROPIC, err.status_code, kind, error, err.request_id, secret)
+    if isinstance(err, anthropic.APIConnectionError):
+        return _connection_error(ANTHROPIC, err)
+    return ProviderError(
+        f"Anthropic: unexpected reply: {_detail(str(err), secret)}",
+        provider=ANTHROPIC,
+        kind="invalid_reply",
+        retryable=True,
+    )
+
+
+def _classify_openai(err: openai.OpenAIError, secret: str) -> ProviderError:
+    if isinstance(err, openai.APIStatusError):
+        # The SDK already unwrapped the body to the inner ``error`` object.
+        error = err.body if isinstance(err.body, dict) else {}
+        kind = _openai_kind(err.status_code, error)
+        return _status_error(OPENAI, err.status_code, kind, error, err.request_id, secret)
+    if isinstance(err, openai.APIConnectionError):
+        return _connection_error(OPENAI, err)
+    return ProviderError(
+        f"OpenAI: unexpected reply: {_detail(str(err), secret)}",
+        provider=OPENAI,
+        kind="invalid_reply",
+        retryable=True,
+    )
+
+
+# --- calls -----------------------------------------------------------------------------
+
+
+def count_anthropic_input_tokens(client: anthropic.Anthropic, model: str, system: str, prompt: str) -> int:
+    """Exact input tokens of an ``analyse`` call, from Anthropic's free counting endpoint."""
+    try:
+        counted = client.messages.count_tokens(
+            model=model, system=system, messages=[{"role": "user", "content": prompt}]
+        )
+    except anthropic.APIError as err:
+        raise _classify_anthropic(err, client.api_key or "") from None
+    return counted.input_tokens
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def openai_input_token_bound(messages: list[dict[str, Any]], response_format: dict[str, Any] | None) -> int:
+    """A sound upper bound on the prompt tokens of a chat call, without a tokenizer.
+
+    Every byte-level BPE token covers at least one byte, so the UTF-8 size of every text
+    (contents, roles, names; the schema as compact JSON) plus framing bounds the count.
+    """
+
+    def text_bytes(value: Any) -> int:
+        if isinstance(value, str):
+            return _utf8_len(value)
+        if isinstance(value, dict):
+            return sum(text_bytes(item) for item in value.values())
+        if isinstance(value, list):
+            return sum(text_bytes(item) for item in value)
+        return _utf8_len(json.dumps(value))
+
+    bound = _OPENAI_TOKENS_PER_REPLY
+    for message in messages:
+        bound += _OPENAI_TOKENS_PER_MESSAGE + text_bytes(message)
+    if response_format is not None:
+        bound += _OPENAI_TOKENS_PER_SCHEMA + _utf8_len(json.dumps(response_format, ensure_ascii=False))
+    return bound
+
+
+def _elapsed_ms(clock: Clock, started: float) -> int:
+    return max(0, round((clock() - started) * 1000))
+
+
+def _anthropic_usage(usage: Any) -> Usage:
+    """Anthropic's usage as ours; cache writes split by TTL (unsplit remainder is 5-minute, the default)."""
+    written = usage.cache_creation_input_tokens or 0
+    split = usage.cache_creation
+    write_1h = (split.ephemeral_1h_input_tokens or 0) if split else 0
+    write_5m = (split.ephemeral_5m_input_tokens or 0) if split else 0
+    write_5m = max(write_5m, written - write_1h)
+    return Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_write_5m_tokens=write_5m,
+        cache_write_1h_tokens=write_1h,
+        cache_read_tokens=usage.cache_read_input_tokens or 0,
+    )
+
+
+def analyse(
+    client: anthropic.Anthropic,
+    model: str,
+    system: str,
+    prompt: str,
+    max_tokens: int,
+    *,
+    clock: Clock = time.monotonic,
+) -> ModelReply:
+    """One non-streamed Messages API call; the reply is its text blocks joined.
+
+    A reply cut at ``max_tokens`` is kept: a truncated analysis is still usable prose.
+    """
+    started = clock()
+    try:
+        message = client.messages.create(
+            model=model,
+            max_tokens=max_tokens,
+            system=system,
+            messages=[{"role": "user", "content": prompt}],
+        )
+    except anthropic.APIError as err:
+        raise _classify_anthropic(err, client.api_key or "") from None
+    text = "".join(block.text for block in message.content if block.type == "text")
+    reply = ModelReply(
+        model=message.model,
+        text=text,
+        usage=_anthropic_usage(message.usage),
+        latency_ms=_elapsed_ms(clock, started),
+    )
+    if message.stop_reason == "refusal":
+        raise InvalidReplyError(f"Anthropic: {model} refused the request.", provider=ANTHROPIC, reply=reply)
+    if not text.strip():
+        raise InvalidReplyError(
+            f"Anthropic: {model} returned no text (stop_reason {message.stop_reason}).",
+            provider=ANTHROPIC,
+            reply=reply,
+        )
+    return reply
+
+
+def _openai_usage(usage: Any) -> Usage:
+    """OpenAI's usage as ours: cached prompt tokens are moved out of ``input_tokens``."""
+    if usage is None:
+        return Usage()
+    details = usage.prompt_tokens_details
+    cached = (details.cached_tokens or 0) if details else 0
+    return Usage(
+        input_tokens=usage.prompt_tokens - cached,
+        output_tokens=usage.completion_tokens,
+        cache_read_tokens=cached,
+    )
+
+
+def write_code(
+    client: openai.OpenAI,
+    model: str,
+    messages: list[dict[str, Any]],
+    max_tokens: int,
+    *,
+    clock: Clock = time.monotonic,
+) -> ModelReply:
+    """One chat completion constrained to CODE_REPLY_SCHEMA; the reply text is the JSON.
+
+    ``max_completion_tokens`` is the SDK's current name (``max_tokens`` is deprecated).
+    A reply cut at the limit is invalid JSON, so it is refused here, with its usage.
+    """
+    started = clock()
+    try:
+        completion = client.chat.completions.create(
+            model=model,
+            messages=messages,  # type: ignore[arg-type]
+            max_completion_tokens=max_tokens,
+            response_format=code_response_format(),  # type: ignore[arg-type]
+        )
+    except openai.OpenAIError as err:
+        raise _classify_openai(err, client.api_key or "") from None
+    choice = completion.choices[0] if completion.choices else None
+    content = (choice.message.content or "") if choice else ""
+    reply = ModelReply(
+        model=completion.model,
+        text=content,
+        usage=_openai_usage(completion.usage),
+        latency_ms=_elapsed_ms(clock, started),
+    )
+    if choice is None:
+        problem = "returned no choices"
+    elif choice.message.refusal:
+        problem = f"refused: {_detail(choice.message.refusal, '')}"
+    elif choice.finish_reason == "length":
+        problem = f"hit max_tokens ({max_tokens}) before the JSON was complete; raise models.code_max_tokens"
+    elif choice.finish_reason == "content_filter":
+        problem = "stopped by the content filter"
+    elif not content.strip():
+        problem = f"returned no content (finish_reason {choice.finish_reason})"
+    else:
+        return reply
+    raise InvalidReplyError(f"OpenAI: {model} {problem}.", provider=OPENAI, reply=reply)

@@ -1,0 +1,524 @@
+"""Loopback fake Anthropic and OpenAI servers that speak the real wire formats.
+
+Each fake is a ``ThreadingHTTPServer`` on 127.0.0.1 and a free port, so the real SDKs talk
+to it over real sockets, in this process or in a ``python -m automation`` subprocess given
+``fake.env()``. Replies come from a queue of scripted ``Reply`` objects (each aimed at one
+path, by default the generation endpoint), then from a configurable default. Every request
+is recorded (path, headers, parsed JSON) so tests assert exactly what the bot sent.
+
+    with FakeAnthropic() as claude:
+        claude.script(FakeAnthropic.overloaded(), FakeAnthropic.message("hello"))
+        client = make_anthropic_client(claude.env())
+
+Fixtures ``fake_anthropic`` and ``fake_openai`` are defined here; import them into a test
+module or list this module in ``pytest_plugins``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator, Mapping, TypeVar
+from urllib.parse import urlsplit
+
+import pytest
+
+ANTHROPIC_TEST_KEY = "sk-ant-api03-test-0123456789abcdefghij"
+OPENAI_TEST_KEY = "sk-proj-test-0123456789abcdefghijklmn"
+
+# Server-directed waits small enough to keep retry tests fast (the SDKs ignore a wait of 0
+# and fall back to their own 0.5 s+ back-off, so "0" would be slower, not faster).
+FAST_RETRY_AFTER = "0.001"
+
+_Fake = TypeVar("_Fake", bound="FakeModelServer")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted HTTP response; ``path`` None means the fake's generation endpoint."""
+
+    status: int
+    body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the fake received it; header names are lower-case."""
+
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    raw: bytes
+    json: Any
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "_Server"
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self.server.fake.handle(self)
+
+    do_GET = do_POST
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, fake: "FakeModelServer") -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fake = fake
+
+
+class FakeModelServer:
+    """The shared machinery: socket, thread, scripted queue, request log."""
+
+    generation_path = ""
+    api_key = ""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: deque[Reply] = deque()
+        self._requests: list[RecordedRequest] = []
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle
+    def start(self: _Fake) -> _Fake:
+        self._server = _Server(self)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name=type(self).__name__, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self: _Fake) -> _Fake:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "start the fake first"
+        return self._server.server_address[1]
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # scripting
+    def script(self, *replies: Reply) -> None:
+        """Queue replies; each is used once, by the first request to its path."""
+        with self._lock:
+            self._queue.extend(replies)
+
+    @property
+    def pending(self) -> list[Reply]:
+        with self._lock:
+            return list(self._queue)
+
+    # the log
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == path]
+
+    @property
+    def generation_requests(self) -> list[RecordedRequest]:
+        return self.requests_to(self.generation_path)
+
+    def places_containing(self, secret: str, *, auth_header: str = "authorization") -> list[str]:
+        """Where ``secret`` appeared in any request other than the ``auth_header`` header
+        (both SDKs send ``Authorization: Bearer <key>``; Anthropic also accepts ``x-api-key``)."""
+        places = []
+        for index, request in enumerate(self.requests):
+            if secret in request.path or secret in request.query:
+                places.append(f"request {index}: URL")
+            if secret.encode() in request.raw:
+                places.append(f"request {index}: body")
+            for name, value in request.headers.items():
+                if name != auth_header and secret in value:
+                    places.append(f"request {index}: header {name}")
+        return places
+
+    # serving
+    def handle(self, handler: BaseHTTPRequestHandler) -> None:
+        url = urlsplit(handler.path)
+        length = int(handler.headers.get("content-length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        request = RecordedRequest(
+            method=handler.command,
+            path=url.path,
+            query=url.query,
+            headers={k.lower(): v for k, v in handler.headers.items()},
+            raw=raw,
+            json=parsed,
+        )
+        with self._lock:
+            self._requests.append(request)
+            reply = self._take(url.path)
+        if reply is None:
+            reply = self.default_reply(request)
+        self._send(handler, reply)
+
+    def _take(self, path: str) -> Reply | None:
+        for reply in self._queue:
+            if (reply.path or self.generation_path) == path:
+                self._queue.remove(reply)
+                return reply
+        return None
+
+    def default_reply(self, request: RecordedRequest) -> Reply:
+        raise NotImplementedError
+
+    @staticmethod
+    def _send(handler: BaseHTTPRequestHandler, reply: Reply) -> None:
+        body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+        handler.send_response(reply.status)
+        handler.send_header("content-type", "application/json")
+        handler.send_header("content-length", str(len(body)))
+        for name, value in reply.headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(body)
+
+
+def _not_found(path: str) -> Reply:
+    return Reply(404, {"error": {"type": "not_found_error", "message": f"fake: no route {path}"}})
+
+
+class FakeAnthropic(FakeModelServer):
+    """``POST /v1/messages`` and ``POST /v1/messages/count_tokens``, as api.anthropic.com."""
+
+    generation_path = "/v1/messages"
+    count_tokens_path = "/v1/messages/count_tokens"
+    api_key = ANTHROPIC_TEST_KEY
+
+    def __init__(
+        self,
+        *,
+        text: str = "Analysis: change the greeting in app.py.",
+        input_tokens: int = 1200,
+        output_tokens: int = 300,
+        cache_write_5m: int = 0,
+        cache_write_1h: int = 0,
+        cache_read: int = 0,
+        stop_reason: str = "end_turn",
+        model: str | None = None,
+        counted_tokens: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.text = text
+        self.usage = {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cache_write_5m": cache_write_5m,
+            "cache_write_1h": cache_write_1h,
+            "cache_read": cache_read,
+        }
+        self.stop_reason = stop_reason
+        self.model = model  # None: echo the requested model
+        self.counted_tokens = counted_tokens  # None: about a token per 4 bytes of the request
+
+    @property
+    def base_url(self) -> str:
+        return self.root_url
+
+    def env(self) -> dict[str, str]:
+        """What the bot needs in its environment to use this fake."""
+        return {"ANTHROPIC_BASE_URL": self.base_url, "ANTHROPIC_API_KEY": self.api_key}
+
+    def default_reply(self, request: RecordedRequest) -> Reply:
+        body = request.json if isinstance(request.json, dict) else {}
+        if request.path == self.count_tokens_path:
+            counted = self.counted_tokens
+            if counted is None:
+                counted = len(request.raw) // 4 + 1
+            return Reply(200, {"input_tokens": counted})
+        if request.path == self.generation_path:
+            model = self.model or str(body.get("model", "claude-fake"))
+            return Reply(200, self.message(self.text, model=model, stop_reason=self.stop_reason, **self.usage).body)
+        return _not_found(request.path)
+
+    # replies
+    @staticmethod
+    def message(
+        text: str,
+        *,
+        model: str = "claude-sonnet-5-5",
+        input_tokens: int = 1200,
+        output_tokens: int = 300,
+        cache_write_5m: int = 0,
+        cache_write_1h: int = 0,
+        cache_read: int = 0,
+        stop_reason: str = "end_turn",
+    ) -> Reply:
+        """A successful Messages API response (empty ``text`` gives an empty content list)."""
+        return Reply(
+            200,
+            {
+                "id": f"msg_{uuid.uuid4().hex[:24]}",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [{"type": "text", "text": text}] if text else [],
+                "stop_reason": stop_reason,
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": input_tokens,
+                    "output_tokens": output_tokens,
+                    "cache_creation_input_tokens": cache_write_5m + cache_write_1h,
+                    "cache_read_input_tokens": cache_read,
+                    "cache_creation": {
+                        "ephemeral_5m_input_tokens": cache_write_5m,
+                        "ephemeral_1h_input_tokens": cache_write_1h,
+                    },
+                    "service_tier": "standard",
+                },
+            },
+        )
+
+    @staticmethod
+    def error(
+        status: int,
+        error_type: str,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        error_code: str | None = None,
+        path: str | None = None,
+    ) -> Reply:
+        """Anthropic's error envelope, optionally with ``error.details.error_code``."""
+        error: dict[str, Any] = {"type": error_type, "message": message}
+        if error_code is not None:
+            error["details"] = {"error_code": error_code}
+        all_headers = {"request-id": f"req_{uuid.uuid4().hex[:24]}", **(headers or {})}
+        return Reply(status, {"type": "error", "error": error}, all_headers, path)
+
+    @classmethod
+    def overloaded(cls, *, retry_after: str | None = FAST_RETRY_AFTER) -> Reply:
+        headers = {"retry-after": retry_after} if retry_after is not None else {}
+        return cls.error(529, "overloaded_error", "Overloaded", headers=headers)
+
+    @classmethod
+    def rate_limited(cls, *, retry_after: str = FAST_RETRY_AFTER) -> Reply:
+        return cls.error(
+            429,
+            "rate_limit_error",
+            "This request would exceed the rate limit for your organization of 30,000 input tokens per minute.",
+            headers={"retry-after": retry_after},
+        )
+
+    @classmethod
+    def spend_limit(cls, *, with_code: bool = True) -> Reply:
+        """The 429 of a reached monthly spend limit: no retry-after, waiting will not help."""
+        return cls.error(
+            429,
+            "rate_limit_error",
+            "You have reached your specified API usage limits. You will regain access on 2026-12-01 at 00:00 UTC.",
+            error_code="enforced_spend_limit_reached" if with_code else None,
+        )
+
+    @classmethod
+    def credit_too_low(cls) -> Reply:
+        return cls.error(
+            400,
+            "invalid_request_error",
+            "Your credit balance is too low to access the Anthropic API. "
+            "Please go to Plans & Billing to upgrade or purchase credits.",
+        )
+
+    @classmethod
+    def billing_error(cls) -> Reply:
+        return cls.error(402, "billing_error", "Payment required: the organization has no valid payment method.")
+
+    @classmethod
+    def authentication(cls, *, echo: str = "") -> Reply:
+        return cls.error(401, "authentication_error", f"invalid x-api-key {echo}".strip())
+
+    @classmethod
+    def permission(cls) -> Reply:
+        return cls.error(403, "permission_error", "Your API key does not have permission to use the specified resource.")
+
+    @classmethod
+    def server_error(cls, status: int = 500, *, retry_after: str | None = FAST_RETRY_AFTER) -> Reply:
+        headers = {"retry-after": retry_after} if retry_after is not None else {}
+        return cls.error(status, "api_error", "Internal server error", headers=headers)
+
+    @classmethod
+    def not_found(cls, model: str) -> Reply:
+        return cls.error(404, "not_found_error", f"model: {model}")
+
+
+class FakeOpenAI(FakeModelServer):
+    """``POST /v1/chat/completions``, as api.openai.com (base URL ends in /v1)."""
+
+    generation_path = "/v1/chat/completions"
+    api_key = OPENAI_TEST_KEY
+
+    def __init__(
+        self,
+        *,
+        content: str | None = None,
+        prompt_tokens: int = 2000,
+        completion_tokens: int = 500,
+        cached_tokens: int = 0,
+        finish_reason: str = "stop",
+        model: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.content = content if content is not None else self.code_reply("Change the greeting.", [])
+        self.usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "cached_tokens": cached_tokens}
+        self.finish_reason = finish_reason
+        self.model = model  # None: echo the requested model
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.root_url}/v1"
+
+    def env(self) -> dict[str, str]:
+        """What the bot needs in its environment to use this fake."""
+        return {"OPENAI_BASE_URL": self.base_url, "OPENAI_API_KEY": self.api_key}
+
+    def default_reply(self, request: RecordedRequest) -> Reply:
+        if request.path != self.generation_path:
+            return _not_found(request.path)
+        body = request.json if isinstance(request.json, dict) else {}
+        model = self.model or str(body.get("model", "gpt-fake"))
+        return self.completion(self.content, model=model, finish_reason=self.finish_reason, **self.usage)
+
+    # replies
+    @staticmethod
+    def code_reply(summary: str, files: list[dict[str, str]]) -> str:
+        """The JSON text a code model returns under the strict schema."""
+        return json.dumps({"summary": summary, "files": files})
+
+    @staticmethod
+    def completion(
+        content: str | None,
+        *,
+        model: str = "gpt-4o-mini-2024-07-18",
+        prompt_tokens: int = 2000,
+        completion_tokens: int = 500,
+        cached_tokens: int = 0,
+        finish_reason: str = "stop",
+        refusal: str | None = None,
+    ) -> Reply:
+        """A successful ``chat.completion`` object."""
+        return Reply(
+            200,
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+                "object": "chat.completion",
+                "created": 1_790_000_000,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content, "refusal": refusal},
+                        "logprobs": None,
+                        "finish_reason": finish_reason,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                    "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": 0},
+                    "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+                },
+                "system_fingerprint": "fp_fake",
+            },
+        )
+
+    @staticmethod
+    def error(
+        status: int,
+        message: str,
+        *,
+        error_type: str,
+        code: str | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """OpenAI's error envelope."""
+        all_headers = {"x-request-id": f"req_{uuid.uuid4().hex}", **(headers or {})}
+        body = {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+        return Reply(status, body, all_headers)
+
+    @classmethod
+    def insufficient_quota(cls) -> Reply:
+        """Out of credit: a 429 that no amount of waiting fixes."""
+        return cls.error(
+            429,
+            "You exceeded your current quota, please check your plan and billing details. For more information "
+            "on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+            error_type="insufficient_quota",
+            code="insufficient_quota",
+        )
+
+    @classmethod
+    def rate_limited(cls, *, retry_after: str = FAST_RETRY_AFTER, retry_after_ms: str | None = None) -> Reply:
+        headers = {"retry-after": retry_after}
+        if retry_after_ms is not None:
+            headers["retry-after-ms"] = retry_after_ms
+        return cls.error(
+            429,
+            "Rate limit reached for gpt-4o-mini in organization org-fake on tokens per min (TPM): "
+            "Limit 200000, Used 199000, Requested 2500. Please try again in 1ms.",
+            error_type="tokens",
+            code="rate_limit_exceeded",
+            headers=headers,
+        )
+
+    @classmethod
+    def invalid_api_key(cls, *, echo: str = "sk-proj-****mn") -> Reply:
+        return cls.error(
+            401,
+            f"Incorrect API key provided: {echo}. You can find your API key at https://platform.openai.com/account/api-keys.",
+            error_type="invalid_request_error",
+            code="invalid_api_key",
+        )
+
+    @classmethod
+    def server_error(cls, status: int = 500, *, retry_after: str | None = FAST_RETRY_AFTER) -> Reply:
+        headers = {"retry-after": retry_after} if retry_after is not None else {}
+        message = "The server had an error while processing your request. Sorry about that!"
+        return cls.error(status, message, error_type="server_error", code=None, headers=headers)
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    """A started FakeAnthropic, stopped after the test."""
+    with FakeAnthropic() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """A started FakeOpenAI, stopped after the test."""
+    with FakeOpenAI() as fake:
+        yield fake

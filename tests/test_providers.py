@@ -1,0 +1,457 @@
+"""The real SDKs over real sockets against loopback fakes: what is sent, what comes back,
+which failures are retried, and what the user is told."""
+
+from __future__ import annotations
+
+import json
+from typing import Iterator
+
+import pytest
+
+from automation import providers
+from automation.errors import MissingSecretError, ProviderError
+from automation.prices import Usage
+from automation.providers import (
+    CODE_REPLY_SCHEMA,
+    InvalidReplyError,
+    ModelReply,
+    analyse,
+    code_response_format,
+    count_anthropic_input_tokens,
+    make_anthropic_client,
+    make_openai_client,
+    openai_input_token_bound,
+    write_code,
+)
+from tests.fakes.model_servers import (  # noqa: F401 - fixtures
+    ANTHROPIC_TEST_KEY,
+    OPENAI_TEST_KEY,
+    FakeAnthropic,
+    FakeOpenAI,
+    Reply,
+    fake_anthropic,
+    fake_openai,
+)
+
+CLAUDE = "claude-sonnet-5-5"
+GPT = "gpt-4o-mini"
+
+
+class StepClock:
+    """Each reading is 0.25 s after the previous one."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        self.now += 0.25
+        return self.now
+
+
+def claude_client(fake: FakeAnthropic, max_retries: int = 2):
+    return make_anthropic_client(fake.env(), max_retries=max_retries, timeout=5.0)
+
+
+def gpt_client(fake: FakeOpenAI, max_retries: int = 2):
+    return make_openai_client(fake.env(), max_retries=max_retries, timeout=5.0)
+
+
+def code_messages() -> list[dict]:
+    return [
+        {"role": "system", "content": "You write code."},
+        {"role": "user", "content": "Change the greeting."},
+    ]
+
+
+# --- happy paths -------------------------------------------------------------------------
+
+
+def test_analyse_sends_the_messages_request_and_normalises_usage(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.script(
+        FakeAnthropic.message(
+            "Step 1: edit app.py.",
+            model="claude-sonnet-5-5-20261101",
+            input_tokens=1000,
+            output_tokens=200,
+            cache_write_5m=30,
+            cache_write_1h=20,
+            cache_read=400,
+        )
+    )
+    reply = analyse(claude_client(fake_anthropic), CLAUDE, "You plan.", "Task: greet.", 1024, clock=StepClock())
+
+    assert reply == ModelReply(
+        model="claude-sonnet-5-5-20261101",
+        text="Step 1: edit app.py.",
+        usage=Usage(
+            input_tokens=1000,
+            output_tokens=200,
+            cache_write_5m_tokens=30,
+            cache_write_1h_tokens=20,
+            cache_read_tokens=400,
+        ),
+        latency_ms=250,
+    )
+    [sent] = fake_anthropic.requests
+    assert sent.method == "POST" and sent.path == "/v1/messages"
+    assert sent.json == {
+        "model": CLAUDE,
+        "max_tokens": 1024,
+        "system": "You plan.",
+        "messages": [{"role": "user", "content": "Task: greet."}],
+    }
+    assert sent.headers["authorization"] == f"Bearer {ANTHROPIC_TEST_KEY}"  # anthropic 2.x sends a bearer key
+    assert "anthropic-version" in sent.headers
+    assert fake_anthropic.places_containing(ANTHROPIC_TEST_KEY, auth_header="authorization") == []
+
+
+def test_analyse_joins_text_blocks_and_skips_others(fake_anthropic: FakeAnthropic) -> None:
+    body = FakeAnthropic.message("ignored").body
+    body["content"] = [
+        {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+        {"type": "text", "text": "Part one. "},
+        {"type": "text", "text": "Part two."},
+    ]
+    fake_anthropic.script(Reply(200, body))
+    reply = analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100)
+    assert reply.text == "Part one. Part two."
+
+
+def test_count_tokens_uses_the_free_endpoint_with_the_same_prompt(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.counted_tokens = 4321
+    counted = count_anthropic_input_tokens(claude_client(fake_anthropic), CLAUDE, "You plan.", "Task: greet.")
+    assert counted == 4321
+    [sent] = fake_anthropic.requests
+    assert sent.path == "/v1/messages/count_tokens"
+    assert sent.json == {
+        "model": CLAUDE,
+        "system": "You plan.",
+        "messages": [{"role": "user", "content": "Task: greet."}],
+    }
+    assert fake_anthropic.generation_requests == []
+
+
+def test_write_code_sends_a_strict_schema_and_subtracts_cached_tokens(fake_openai: FakeOpenAI) -> None:
+    content = FakeOpenAI.code_reply("Greets.", [{"path": "app.py", "action": "update", "content": "print('hi')\n"}])
+    fake_openai.script(
+        FakeOpenAI.completion(
+            content, model="gpt-4o-mini-2024-07-18", prompt_tokens=2000, completion_tokens=150, cached_tokens=1536
+        )
+    )
+    reply = write_code(gpt_client(fake_openai), GPT, code_messages(), 4096, clock=StepClock())
+
+    assert reply == ModelReply(
+        model="gpt-4o-mini-2024-07-18",
+        text=content,
+        usage=Usage(input_tokens=464, output_tokens=150, cache_read_tokens=1536),
+        latency_ms=250,
+    )
+    [sent] = fake_openai.requests
+    assert sent.path == "/v1/chat/completions"
+    assert sent.json == {
+        "model": GPT,
+        "messages": code_messages(),
+        "max_completion_tokens": 4096,
+        "response_format": code_response_format(),
+    }
+    schema = sent.json["response_format"]
+    assert schema["type"] == "json_schema" and schema["json_schema"]["strict"] is True
+    assert schema["json_schema"]["schema"] == CODE_REPLY_SCHEMA
+    assert sent.headers["authorization"] == f"Bearer {OPENAI_TEST_KEY}"
+    assert fake_openai.places_containing(OPENAI_TEST_KEY, auth_header="authorization") == []
+
+
+def test_code_schema_is_strict_everywhere() -> None:
+    """Strict mode needs every object closed and every property required."""
+
+    def objects(node: object) -> Iterator[dict]:
+        if isinstance(node, dict):
+            if node.get("type") == "object":
+                yield node
+            for value in node.values():
+                yield from objects(value)
+
+    found = list(objects(CODE_REPLY_SCHEMA))
+    assert len(found) == 2
+    for node in found:
+        assert node["additionalProperties"] is False
+        assert sorted(node["required"]) == sorted(node["properties"])
+    assert CODE_REPLY_SCHEMA["properties"]["files"]["items"]["properties"]["action"]["enum"] == [
+        "create",
+        "update",
+        "delete",
+    ]
+
+
+def test_base_urls_come_from_env_and_the_default_is_the_real_api(
+    fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI
+) -> None:
+    assert str(claude_client(fake_anthropic).base_url).rstrip("/") == fake_anthropic.base_url
+    assert str(gpt_client(fake_openai).base_url).rstrip("/") == fake_openai.base_url
+    env = {"ANTHROPIC_API_KEY": "k", "OPENAI_API_KEY": "k"}
+    assert str(make_anthropic_client(env).base_url).rstrip("/") == "https://api.anthropic.com"
+    assert str(make_openai_client(env).base_url).rstrip("/") == "https://api.openai.com/v1"
+
+
+# --- retries the SDKs do for us ------------------------------------------------------------
+
+
+def test_overloaded_529_is_retried_then_succeeds(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.script(FakeAnthropic.overloaded())
+    reply = analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100)
+    assert reply.text == fake_anthropic.text
+    assert len(fake_anthropic.generation_requests) == 2
+
+
+def test_anthropic_rate_limit_honours_retry_after(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.script(FakeAnthropic.rate_limited(retry_after="0.01"))
+    analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100)
+    assert len(fake_anthropic.generation_requests) == 2
+
+
+def test_openai_rate_limit_honours_retry_after_then_succeeds(fake_openai: FakeOpenAI) -> None:
+    fake_openai.script(FakeOpenAI.rate_limited(retry_after="0.01"), FakeOpenAI.rate_limited(retry_after_ms="5"))
+    reply = write_code(gpt_client(fake_openai), GPT, code_messages(), 100)
+    assert json.loads(reply.text)["summary"]
+    assert len(fake_openai.generation_requests) == 3
+
+
+def test_server_error_storm_ends_as_retryable_server_error(
+    fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI
+) -> None:
+    fake_anthropic.script(*[FakeAnthropic.server_error()] * 3)
+    with pytest.raises(ProviderError) as caught:
+        analyse(claude_client(fake_anthropic, max_retries=2), CLAUDE, "s", "p", 100)
+    assert (caught.value.provider, caught.value.kind, caught.value.status) == ("anthropic", "server", 500)
+    assert caught.value.retryable is True
+    assert len(fake_anthropic.generation_requests) == 3
+
+    fake_openai.script(*[FakeOpenAI.server_error(503)] * 3)
+    with pytest.raises(ProviderError) as caught:
+        write_code(gpt_client(fake_openai, max_retries=2), GPT, code_messages(), 100)
+    assert (caught.value.provider, caught.value.kind, caught.value.status) == ("openai", "server", 503)
+    assert caught.value.retryable is True
+    assert len(fake_openai.generation_requests) == 3
+
+
+def test_overloaded_storm_ends_as_retryable_overloaded(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.script(*[FakeAnthropic.overloaded()] * 2)
+    with pytest.raises(ProviderError) as caught:
+        analyse(claude_client(fake_anthropic, max_retries=1), CLAUDE, "s", "p", 100)
+    assert (caught.value.kind, caught.value.status, caught.value.retryable) == ("overloaded", 529, True)
+    assert "Anthropic" in str(caught.value)
+
+
+def test_rate_limit_storm_ends_as_retryable_rate_limited(fake_openai: FakeOpenAI) -> None:
+    fake_openai.script(*[FakeOpenAI.rate_limited()] * 2)
+    with pytest.raises(ProviderError) as caught:
+        write_code(gpt_client(fake_openai, max_retries=1), GPT, code_messages(), 100)
+    assert (caught.value.kind, caught.value.status, caught.value.retryable) == ("rate_limited", 429, True)
+    assert "https://platform.openai.com/settings/organization/limits" in str(caught.value)
+
+
+def test_unreachable_server_is_a_retryable_connection_error() -> None:
+    with FakeOpenAI() as gone:
+        env = gone.env()
+    client = make_openai_client(env, max_retries=0, timeout=2.0)
+    with pytest.raises(ProviderError) as caught:
+        write_code(client, GPT, code_messages(), 100)
+    assert (caught.value.provider, caught.value.kind, caught.value.retryable) == ("openai", "connection", True)
+
+
+# --- failures no retry can fix -------------------------------------------------------------
+
+
+def test_insufficient_quota_is_not_retried(fake_openai: FakeOpenAI) -> None:
+    fake_openai.script(FakeOpenAI.insufficient_quota())
+    with pytest.raises(ProviderError) as caught:
+        write_code(gpt_client(fake_openai, max_retries=4), GPT, code_messages(), 100)
+    assert len(fake_openai.generation_requests) == 1
+    err = caught.value
+    assert (err.provider, err.kind, err.status, err.retryable) == ("openai", "quota", 429, False)
+    assert str(err).startswith("OpenAI: the account is out of credit (insufficient_quota).")
+    assert "https://platform.openai.com/settings/organization/billing" in str(err)
+    assert ".github/ai-orchestration.yml" in str(err)
+
+
+@pytest.mark.parametrize("with_code", [True, False], ids=["error_code", "message-only"])
+def test_anthropic_spend_limit_429_is_not_retried(fake_anthropic: FakeAnthropic, with_code: bool) -> None:
+    fake_anthropic.script(FakeAnthropic.spend_limit(with_code=with_code))
+    with pytest.raises(ProviderError) as caught:
+        analyse(claude_client(fake_anthropic, max_retries=4), CLAUDE, "s", "p", 100)
+    assert len(fake_anthropic.generation_requests) == 1
+    err = caught.value
+    assert (err.provider, err.kind, err.status, err.retryable) == ("anthropic", "billing", 429, False)
+    assert "https://console.anthropic.com/settings/billing" in str(err)
+    assert "request id req_" in str(err)
+
+
+@pytest.mark.parametrize("scripted", [FakeAnthropic.credit_too_low(), FakeAnthropic.billing_error()])
+def test_anthropic_credit_and_billing_errors(fake_anthropic: FakeAnthropic, scripted) -> None:
+    fake_anthropic.script(scripted)
+    with pytest.raises(ProviderError) as caught:
+        analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100)
+    assert (caught.value.kind, caught.value.retryable) == ("billing", False)
+    assert len(fake_anthropic.generation_requests) == 1
+
+
+def test_anthropic_401_names_provider_and_fix_without_the_key(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.script(FakeAnthropic.authentication(echo=ANTHROPIC_TEST_KEY))
+    with pytest.raises(ProviderError) as caught:
+        analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100)
+    err = caught.value
+    assert (err.provider, err.kind, err.status, err.retryable) == ("anthropic", "auth", 401, False)
+    assert str(err).startswith("Anthropic: the API key in ANTHROPIC_API_KEY was rejected")
+    assert "repository secret" in str(err)
+    assert ANTHROPIC_TEST_KEY not in str(err)
+    assert err.__cause__ is None and err.__suppress_context__
+    assert len(fake_anthropic.generation_requests) == 1
+
+
+def test_openai_401_names_provider_and_fix_without_the_key(fake_openai: FakeOpenAI) -> None:
+    fake_openai.script(FakeOpenAI.invalid_api_key(echo=OPENAI_TEST_KEY))
+    with pytest.raises(ProviderError) as caught:
+        write_code(gpt_client(fake_openai), GPT, code_messages(), 100)
+    err = caught.value
+    assert (err.provider, err.kind, err.status, err.retryable) == ("openai", "auth", 401, False)
+    assert str(err).startswith("OpenAI: the API key in OPENAI_API_KEY was rejected (401 invalid_api_key)")
+    assert OPENAI_TEST_KEY not in str(err)
+
+
+def test_key_echoed_in_another_error_is_redacted(fake_openai: FakeOpenAI) -> None:
+    fake_openai.script(
+        FakeOpenAI.error(400, f"bad header {OPENAI_TEST_KEY}", error_type="invalid_request_error", code=None)
+    )
+    with pytest.raises(ProviderError) as caught:
+        write_code(gpt_client(fake_openai), GPT, code_messages(), 100)
+    assert caught.value.kind == "bad_request"
+    assert OPENAI_TEST_KEY not in str(caught.value) and "bad header ***" in str(caught.value)
+
+
+def test_permission_denied(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.script(FakeAnthropic.permission())
+    with pytest.raises(ProviderError) as caught:
+        analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100)
+    assert (caught.value.kind, caught.value.status, caught.value.retryable) == ("permission", 403, False)
+
+
+def test_unknown_model_may_fall_back(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.script(FakeAnthropic.not_found("claude-nope"))
+    with pytest.raises(ProviderError) as caught:
+        analyse(claude_client(fake_anthropic), "claude-nope", "s", "p", 100)
+    assert (caught.value.kind, caught.value.status, caught.value.retryable) == ("bad_request", 404, True)
+    assert "claude-nope" in str(caught.value)
+
+
+def test_count_tokens_failures_are_classified(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.script(
+        FakeAnthropic.error(401, "authentication_error", "invalid x-api-key", path=FakeAnthropic.count_tokens_path)
+    )
+    with pytest.raises(ProviderError) as caught:
+        count_anthropic_input_tokens(claude_client(fake_anthropic), CLAUDE, "s", "p")
+    assert caught.value.kind == "auth"
+
+
+# --- replies that were paid for but cannot be used ----------------------------------------
+
+
+def test_truncated_json_is_invalid_but_keeps_its_usage(fake_openai: FakeOpenAI) -> None:
+    fake_openai.script(FakeOpenAI.completion('{"summary": "cut', finish_reason="length", completion_tokens=100))
+    with pytest.raises(InvalidReplyError) as caught:
+        write_code(gpt_client(fake_openai), GPT, code_messages(), 100)
+    err = caught.value
+    assert (err.kind, err.provider, err.retryable) == ("invalid_reply", "openai", True)
+    assert "max_tokens (100)" in str(err)
+    assert err.reply.usage.output_tokens == 100
+
+
+def test_refusal_is_invalid(fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic) -> None:
+    fake_openai.script(FakeOpenAI.completion(None, refusal="I can't help with that."))
+    with pytest.raises(InvalidReplyError, match="refused"):
+        write_code(gpt_client(fake_openai), GPT, code_messages(), 100)
+    fake_anthropic.script(FakeAnthropic.message("", stop_reason="refusal"))
+    with pytest.raises(InvalidReplyError, match="refused"):
+        analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100)
+
+
+def test_empty_replies_are_invalid(fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic) -> None:
+    fake_openai.script(FakeOpenAI.completion(""))
+    with pytest.raises(InvalidReplyError, match="no content"):
+        write_code(gpt_client(fake_openai), GPT, code_messages(), 100)
+    fake_anthropic.script(FakeAnthropic.message(""))
+    with pytest.raises(InvalidReplyError, match="no text"):
+        analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100)
+
+
+def test_analysis_cut_at_max_tokens_is_kept(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.script(FakeAnthropic.message("Half an analy", stop_reason="max_tokens"))
+    assert analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100).text == "Half an analy"
+
+
+# --- environment ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "variable"),
+    [(make_anthropic_client, "ANTHROPIC_API_KEY"), (make_openai_client, "OPENAI_API_KEY")],
+)
+@pytest.mark.parametrize("value", [None, "", "  "])
+def test_missing_key_names_the_variable(make, variable: str, value: str | None) -> None:
+    env = {} if value is None else {variable: value}
+    with pytest.raises(MissingSecretError) as caught:
+        make(env)
+    assert variable in str(caught.value)
+    assert "repository secret" in str(caught.value)
+
+
+def test_clients_ignore_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "from-os-environ")
+    monkeypatch.setenv("OPENAI_API_KEY", "from-os-environ")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9")
+    with pytest.raises(MissingSecretError):
+        make_anthropic_client({})
+    with pytest.raises(MissingSecretError):
+        make_openai_client({})
+    assert "127.0.0.1:9" not in str(make_anthropic_client({"ANTHROPIC_API_KEY": "k"}).base_url)
+    assert "127.0.0.1:9" not in str(make_openai_client({"OPENAI_API_KEY": "k"}).base_url)
+
+
+# --- the OpenAI input bound ----------------------------------------------------------------
+
+SAMPLES = {
+    "ascii": "def greet(name):\n    return f'Hello, {name}!'\n" * 20,
+    "emoji": "🚀🔥✨👩‍👩‍👧‍👦 " * 50,
+    "cjk": "人工智能编排机器人在预算内编写代码。" * 30,
+    "mixed": "Grüße, мир! 🌍 こんにちは\t\n" * 25,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_openai_bound_is_at_least_every_byte(name: str) -> None:
+    """A BPE token never covers less than one byte, so bytes bound tokens."""
+    text = SAMPLES[name]
+    messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": text}]
+    bound = openai_input_token_bound(messages, None)
+    assert bound >= len(text.encode("utf-8")) + len(b"sys")
+    assert bound >= len(text)  # and so at least the characters, which some tokenizers split finer than words
+
+
+def test_openai_bound_counts_the_schema_and_content_parts() -> None:
+    messages = [{"role": "user", "content": [{"type": "text", "text": "ünïcode " * 10}]}]
+    without = openai_input_token_bound(messages, None)
+    with_schema = openai_input_token_bound(messages, code_response_format())
+    assert without >= len(("ünïcode " * 10).encode())
+    assert with_schema - without >= len(json.dumps(CODE_REPLY_SCHEMA, separators=(",", ":")).encode())
+
+
+def test_openai_bound_grows_with_each_message() -> None:
+    one = openai_input_token_bound([{"role": "user", "content": ""}], None)
+    two = openai_input_token_bound([{"role": "user", "content": ""}] * 2, None)
+    assert two > one > 0
+
+
+def test_module_reads_no_environment() -> None:
+    source = providers.__file__
+    with open(source, encoding="utf-8") as handle:
+        assert "os.environ" not in handle.read()
