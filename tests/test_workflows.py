@@ -421,3 +421,35 @@ def test_example_config_is_exactly_the_defaults() -> None:
         if field.name in {"source", "prices"}:
             continue
         assert getattr(loaded, field.name) == getattr(defaults, field.name), field.name
+
+
+# --- the model guide's cost table follows the price table ----------------------------------------
+
+GUIDE = ROOT / "docs" / "SONNET-MINI-GUIDE.md"
+GUIDE_ROW = re.compile(
+    r"^\| `(?P<analysis>[\w.-]+)` \| `(?P<code>[\w.-]+)`[^|]*\| \$(?P<a>[\d.]+) \| \$(?P<c>[\d.]+) \| "
+    r"\*\*\$(?P<typical>[\d.]+)\*\* \| \**(?P<runs>[\d,]+)\** \|(?: \$(?P<worst>[\d.]+) \| (?P<guaranteed>[\d,]+) \|)?",
+    re.MULTILINE,
+)
+
+
+def test_guide_cost_figures_match_the_price_table() -> None:
+    """The guide's numbers were computed with automation.prices; a price change must update them."""
+    from automation.budget import run_cost
+    from automation.prices import MICRO, PriceTable, format_usd
+
+    if not GUIDE.is_file():
+        pytest.skip("docs/SONNET-MINI-GUIDE.md not written yet")
+    table = PriceTable.builtin()
+    rows = list(GUIDE_ROW.finditer(GUIDE.read_text(encoding="utf-8")))
+    assert len(rows) >= 5, "the guide's cost table was not found"
+    for row in rows:
+        cost = run_cost(table.find(row["analysis"]), table.find(row["code"]), 4096, 16384)
+        where = f"{row['analysis']} + {row['code']}"
+        assert format_usd(cost.analysis_typical, 4) == f"${row['a']}", where
+        assert format_usd(cost.code_typical, 4) == f"${row['c']}", where
+        assert format_usd(cost.typical, 4) == f"${row['typical']}", where
+        assert 15 * MICRO // cost.typical == int(row["runs"].replace(",", "")), where
+        if row["worst"]:
+            assert format_usd(cost.worst, 4) == f"${row['worst']}", where
+            assert 15 * MICRO // cost.worst == int(row["guaranteed"].replace(",", "")), where
