@@ -4,7 +4,11 @@ which failures are retried, and what the user is told."""
 from __future__ import annotations
 
 import json
-from typing import Iterator
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -29,10 +33,11 @@ from tests.fakes.model_servers import (  # noqa: F401 - fixtures
     FakeAnthropic,
     FakeOpenAI,
     Reply,
-    fake_anthropic,
-    fake_openai,
+    fake_anthropic_fixture,
+    fake_openai_fixture,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 CLAUDE = "claude-sonnet-5-5"
 GPT = "gpt-4o-mini"
 
@@ -181,6 +186,39 @@ def test_code_schema_is_strict_everywhere() -> None:
         "update",
         "delete",
     ]
+
+
+def test_scripted_replies_wait_for_their_own_path(fake_anthropic: FakeAnthropic) -> None:
+    """A 529 meant for the Messages call is not eaten by the token count before it."""
+    fake_anthropic.script(FakeAnthropic.overloaded())
+    client = claude_client(fake_anthropic)
+    count_anthropic_input_tokens(client, CLAUDE, "s", "p")
+    analyse(client, CLAUDE, "s", "p", 100)
+    assert [r.path for r in fake_anthropic.requests] == [
+        "/v1/messages/count_tokens",
+        "/v1/messages",
+        "/v1/messages",
+    ]
+    assert fake_anthropic.pending == []
+
+
+def test_a_subprocess_reaches_the_fakes_through_its_environment(
+    fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI
+) -> None:
+    program = (
+        "import os\n"
+        "from automation.providers import analyse, make_anthropic_client, make_openai_client, write_code\n"
+        "env = dict(os.environ)\n"
+        "print(analyse(make_anthropic_client(env), 'claude-sonnet-5-5', 's', 'p', 10).text)\n"
+        "print(write_code(make_openai_client(env), 'gpt-4o-mini', [{'role': 'user', 'content': 'x'}], 10).model)\n"
+    )
+    env = {**os.environ, **fake_anthropic.env(), **fake_openai.env()}
+    done = subprocess.run(
+        [sys.executable, "-c", program], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [fake_anthropic.text, "gpt-4o-mini"]
+    assert len(fake_anthropic.generation_requests) == len(fake_openai.generation_requests) == 1
 
 
 def test_base_urls_come_from_env_and_the_default_is_the_real_api(

@@ -10,8 +10,8 @@ is recorded (path, headers, parsed JSON) so tests assert exactly what the bot se
         claude.script(FakeAnthropic.overloaded(), FakeAnthropic.message("hello"))
         client = make_anthropic_client(claude.env())
 
-Fixtures ``fake_anthropic`` and ``fake_openai`` are defined here; import them into a test
-module or list this module in ``pytest_plugins``.
+Fixtures ``fake_anthropic`` and ``fake_openai`` (started, stopped after the test) are defined
+here: import ``fake_anthropic_fixture, fake_openai_fixture`` into the test module.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ import json
 import threading
 import uuid
 from collections import deque
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator, Mapping, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
@@ -61,21 +62,21 @@ class RecordedRequest:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: _Server
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         self.server.fake.handle(self)
 
     do_GET = do_POST
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr
-        pass
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests read the request log instead."""
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, fake: "FakeModelServer") -> None:
+    def __init__(self, fake: FakeModelServer) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.fake = fake
 
@@ -96,7 +97,9 @@ class FakeModelServer:
     # lifecycle
     def start(self: _Fake) -> _Fake:
         self._server = _Server(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name=type(self).__name__, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name=type(self).__name__, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -362,7 +365,9 @@ class FakeAnthropic(FakeModelServer):
 
     @classmethod
     def permission(cls) -> Reply:
-        return cls.error(403, "permission_error", "Your API key does not have permission to use the specified resource.")
+        return cls.error(
+            403, "permission_error", "Your API key does not have permission to use the specified resource."
+        )
 
     @classmethod
     def server_error(cls, status: int = 500, *, retry_after: str | None = FAST_RETRY_AFTER) -> Reply:
@@ -392,7 +397,11 @@ class FakeOpenAI(FakeModelServer):
     ) -> None:
         super().__init__()
         self.content = content if content is not None else self.code_reply("Change the greeting.", [])
-        self.usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "cached_tokens": cached_tokens}
+        self.usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "cached_tokens": cached_tokens,
+        }
         self.finish_reason = finish_reason
         self.model = model  # None: echo the requested model
 
@@ -510,15 +519,15 @@ class FakeOpenAI(FakeModelServer):
         return cls.error(status, message, error_type="server_error", code=None, headers=headers)
 
 
-@pytest.fixture
-def fake_anthropic() -> Iterator[FakeAnthropic]:
+@pytest.fixture(name="fake_anthropic")
+def fake_anthropic_fixture() -> Iterator[FakeAnthropic]:
     """A started FakeAnthropic, stopped after the test."""
     with FakeAnthropic() as fake:
         yield fake
 
 
-@pytest.fixture
-def fake_openai() -> Iterator[FakeOpenAI]:
+@pytest.fixture(name="fake_openai")
+def fake_openai_fixture() -> Iterator[FakeOpenAI]:
     """A started FakeOpenAI, stopped after the test."""
     with FakeOpenAI() as fake:
         yield fake
