@@ -212,7 +212,7 @@ def _detail(text: str, secret: str) -> str:
     line = " ".join(text.split())
     if secret:
         line = line.replace(secret, "***")
-    return line[:_MAX_DETAIL_CHARS]
+    return line[:_MAX_DETAIL_CHARS].rstrip(". ")
 
 
 def _status_error(
@@ -230,8 +230,8 @@ def _status_error(
         f"{_KEY_PAGES[provider]} and update the {variable} repository secret.",
         "permission": f"{name}: the API key may not use this model or endpoint ({tag}): {said}. Check the "
         f"key's workspace/project permissions, or change the models in {CONFIG_FILE}.",
-        "billing": f"{name}: billing stops the call ({tag}): {said}. Add credit or raise the spend limit at "
-        f"{_BILLING_PAGES[provider]}, or change the models in {CONFIG_FILE}.",
+        "billing": f"{name}: billing stops the call ({tag}): {said}. Add credit at {_BILLING_PAGES[provider]} "
+        f"or raise the spend limit at {_LIMITS_PAGES[provider]}, or change the models in {CONFIG_FILE}.",
         "quota": f"{name}: the account is out of credit ({code or 'insufficient_quota'}). Add credit at "
         f"{_BILLING_PAGES[provider]} or change the models in {CONFIG_FILE}.",
         "rate_limited": f"{name}: still rate limited after retries ({tag}): {said}. Wait, or raise the "
