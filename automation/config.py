@@ -232,19 +232,26 @@ def _price_overrides(source: str, value: Any, base: PriceTable) -> dict[str, Pri
             return Decimal(micro) / 1_000_000
 
         input_rate = rate("input", existing.input if existing else Decimal(0))
+        if existing is not None and "input" not in entry:
+            cache_defaults = (existing.cache_write_5m, existing.cache_write_1h, existing.cache_read)
+        elif provider == ANTHROPIC:  # Anthropic's published multipliers hold for every model
+            cache_defaults = (input_rate * Decimal("1.25"), input_rate * 2, input_rate / 10)
+        else:  # OpenAI: no cached price given for this input price, so never under-count
+            cache_defaults = (input_rate, input_rate, input_rate)
         overrides[str(model)] = Price(
             model=str(model),
             provider=str(provider),
             input=input_rate,
             output=rate("output", existing.output if existing else Decimal(0)),
-            cache_write_5m=rate("cache_write_5m", existing.cache_write_5m if existing else input_rate),
-            cache_write_1h=rate("cache_write_1h", existing.cache_write_1h if existing else input_rate),
-            cache_read=rate("cache_read", existing.cache_read if existing else input_rate),
+            cache_write_5m=rate("cache_write_5m", cache_defaults[0]),
+            cache_write_1h=rate("cache_write_1h", cache_defaults[1]),
+            cache_read=rate("cache_read", cache_defaults[2]),
             source=source,
             as_of="config",
             aliases=existing.aliases if existing else (),
             retires=existing.retires if existing else None,
             successor=existing.successor if existing else None,
+            max_priced_input_tokens=existing.max_priced_input_tokens if existing else None,
         )
     return overrides
 

@@ -1,0 +1,304 @@
+"""`.github/ai-orchestration.yml` as a maintainer writes it, and every message a mistake gets."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from automation.config import Config, load_config, parse_config
+from automation.errors import EXIT_INVALID, ConfigError
+from automation.prices import Usage
+
+TODAY = dt.date(2026, 11, 15)
+SOURCE = ".github/ai-orchestration.yml"
+
+
+def problem(text: str, today: dt.date = TODAY) -> str:
+    """The one line the user sees for a bad config."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, SOURCE, today)
+    assert caught.value.exit_code == EXIT_INVALID
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{SOURCE}: "), message
+    return message
+
+
+def test_every_key_is_optional_and_defaults_match_the_issue() -> None:
+    for text in ("", "# nothing configured yet\n", "budget: {}\n"):
+        config = parse_config(text, SOURCE, TODAY)
+        assert config.monthly_budget_micro_usd == 15_000_000
+        assert config.milestones_micro_usd == (5_000_000, 10_000_000, 15_000_000)
+        assert config.tasks_file == "docs/TASKS.md"
+        assert config.max_open_prs == 5
+        assert config.ledger_path == "token_budget.json"
+        assert config.analysis_model == "claude-sonnet-5-5"
+        assert config.code_model == "gpt-4o-mini"
+        assert config.source == SOURCE
+
+
+def test_a_full_config_is_read_into_typed_values() -> None:
+    config = parse_config(
+        """
+budget:
+  monthly_usd: 7.5
+  milestones_usd: [7.5, 2.25]
+tasks:
+  file: TODO.md
+pull_requests:
+  max_open: 2
+  labels: [bot, ai]
+  draft: true
+ledger:
+  path: state/budget.json
+  branch: ai-ledger
+models:
+  analysis: claude-haiku-4-5-20251001
+  code: gpt-6-luna
+  code_max_tokens: 8000
+  fallbacks:
+    analysis: []
+    code: [gpt-5.6-luna]
+""",
+        SOURCE,
+        TODAY,
+    )
+    assert config.monthly_budget_micro_usd == 7_500_000
+    assert config.milestones_micro_usd == (2_250_000, 7_500_000)  # sorted
+    assert (config.tasks_file, config.max_open_prs, config.pr_labels, config.pr_draft) == ("TODO.md", 2, ("bot", "ai"), True)
+    assert (config.ledger_path, config.ledger_branch) == ("state/budget.json", "ai-ledger")
+    assert (config.analysis_model, config.code_model, config.code_max_tokens) == ("claude-haiku-4-5-20251001", "gpt-6-luna", 8000)
+    assert config.price(config.analysis_model).model == "claude-haiku-4-5"
+    assert config.configured_models() == {
+        "models.analysis": "claude-haiku-4-5-20251001",
+        "models.code": "gpt-6-luna",
+        "models.fallbacks.code[0]": "gpt-5.6-luna",
+    }
+
+
+def test_malformed_yaml_names_the_file_and_the_line() -> None:
+    message = problem("budget:\n  monthly_usd: 10\n models: x: y\n")
+    assert message.startswith(f"{SOURCE}: line 3: YAML syntax error: ")
+    assert "line 1:" in problem("budget: {monthly_usd: 10]\n")
+    assert "line 2: YAML syntax error" in problem("budget:\n\tmonthly_usd: 10\n")
+
+
+def test_top_level_must_be_a_mapping() -> None:
+    assert problem("- budget\n") == (
+        f"{SOURCE}: the file must be a YAML mapping of settings (like 'budget: {{monthly_usd: 15}}')"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("budget:\n  montly_usd: 10\n", "unknown key 'budget.montly_usd'; did you mean 'budget.monthly_usd'?"),
+        ("budget:\n  milestone_usd: [5]\n", "unknown key 'budget.milestone_usd'; did you mean 'budget.milestones_usd'?"),
+        ("pull_requests:\n  max_opn: 3\n", "unknown key 'pull_requests.max_opn'; did you mean 'pull_requests.max_open'?"),
+        ("models:\n  fallbacks:\n    analyss: []\n", "unknown key 'models.fallbacks.analyss'; did you mean 'models.fallbacks.analysis'?"),
+        ("modles:\n  code: gpt-6-luna\n", "unknown key 'modles'; did you mean 'models.code'?"),
+    ],
+)
+def test_unknown_keys_are_refused_with_the_nearest_valid_key(text: str, expected: str) -> None:
+    assert problem(text) == f"{SOURCE}: {expected}"
+
+
+def test_unknown_key_far_from_everything_lists_the_valid_keys() -> None:
+    message = problem("zzzzzz: 1\n")
+    assert message.startswith(f"{SOURCE}: unknown key 'zzzzzz'; valid keys: ")
+    assert "budget.monthly_usd" in message and "prices" in message
+
+
+def test_a_section_given_a_value_instead_of_settings() -> None:
+    assert problem("budget: 15\n") == f"{SOURCE}: 'budget' must be a mapping of settings"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("budget:\n  monthly_usd: fifteen\n", "budget.monthly_usd must be an amount in US dollars, like 15.00"),
+        ("budget:\n  monthly_usd: true\n", "budget.monthly_usd must be an amount in US dollars, like 15.00"),
+        ("budget:\n  monthly_usd: [15]\n", "budget.monthly_usd must be an amount in US dollars, like 15.00"),
+        ("budget:\n  monthly_usd: .inf\n", "budget.monthly_usd must be a finite amount in US dollars"),
+        ("budget:\n  milestones_usd: 5\n", "budget.milestones_usd must be a list of dollar amounts, like [5, 10, 15]"),
+        ("budget:\n  milestones_usd: [5, ten]\n", "budget.milestones_usd[1] must be an amount in US dollars, like 15.00"),
+        ("budget:\n  milestones_usd: [5, 0]\n", "budget.milestones_usd[1] must be greater than zero (got 0)"),
+        ("pull_requests:\n  max_open: 2.5\n", "pull_requests.max_open must be a whole number greater than zero (got 2.5)"),
+        ("pull_requests:\n  max_open: '3'\n", "pull_requests.max_open must be a whole number greater than zero (got '3')"),
+        ("pull_requests:\n  max_open: 0\n", "pull_requests.max_open must be a whole number greater than zero (got 0)"),
+        ("pull_requests:\n  draft: yes please\n", "pull_requests.draft must be true or false (got 'yes please')"),
+        ("pull_requests:\n  labels: ai\n", "pull_requests.labels must be a list of strings"),
+        ("pull_requests:\n  labels: [ai, '']\n", "pull_requests.labels[1] must be a non-empty string (got '')"),
+        ("tasks:\n  file: 42\n", "tasks.file must be a non-empty string (got 42)"),
+        ("tasks:\n  file: /etc/passwd\n", "tasks.file must be a path inside the repository (got '/etc/passwd')"),
+        ("ledger:\n  path: ../elsewhere.json\n", "ledger.path must be a path inside the repository (got '../elsewhere.json')"),
+        ("models:\n  analysis: null\n", "models.analysis must be a non-empty string (got None)"),
+    ],
+)
+def test_wrong_types_name_the_key_and_what_it_must_be(text: str, expected: str) -> None:
+    assert problem(text) == f"{SOURCE}: {expected}"
+
+
+@pytest.mark.parametrize(("value", "shown"), [("0", "0"), ("-5", "-5"), ("0.0000001", "1e-07")])
+def test_zero_or_negative_budget_is_refused(value: str, shown: str) -> None:
+    assert problem(f"budget:\n  monthly_usd: {value}\n") == (
+        f"{SOURCE}: budget.monthly_usd must be greater than zero (got {shown})"
+    )
+
+
+def test_milestones_above_the_budget_are_refused() -> None:
+    assert problem("budget:\n  monthly_usd: 10\n  milestones_usd: [5, 12.5]\n") == (
+        f"{SOURCE}: budget.milestones_usd has $12.5, above budget.monthly_usd $10; "
+        "lower the milestone or raise the budget"
+    )
+    # the default milestones [5, 10, 15] do not fit a lower budget either
+    assert "budget.milestones_usd has $10, above budget.monthly_usd $8" in problem("budget:\n  monthly_usd: 8\n")
+    # a milestone exactly at the budget is fine
+    assert parse_config("budget:\n  monthly_usd: 8\n  milestones_usd: [4, 8]\n", SOURCE, TODAY).milestones_micro_usd == (
+        4_000_000,
+        8_000_000,
+    )
+
+
+def test_a_model_with_no_known_price_is_refused_with_a_suggestion() -> None:
+    assert problem("models:\n  code: gpt-4o-mni\n") == (
+        f"{SOURCE}: models.code: no price is known for model 'gpt-4o-mni'; did you mean 'gpt-4o-mini'? "
+        "(or add it under 'prices')"
+    )
+    message = problem("models:\n  fallbacks:\n    analysis: [claude-haiku-4-5, claude-opus-9]\n")
+    assert message.startswith(f"{SOURCE}: models.fallbacks.analysis[1]: no price is known for model 'claude-opus-9'")
+
+
+def test_a_retired_model_is_refused_naming_its_successor() -> None:
+    assert problem("models:\n  analysis: claude-3-5-sonnet-20241022\n") == (
+        f"{SOURCE}: models.analysis: model 'claude-3-5-sonnet-20241022' was retired on 2025-10-22; "
+        "switch to 'claude-sonnet-5-5'"
+    )
+    assert "switch to 'claude-sonnet-5-5'" in problem("models:\n  analysis: claude-3-5-sonnet-latest\n")
+    # Sonnet 4.5 works until its retirement day, and is refused from that day on
+    text = "models:\n  analysis: claude-sonnet-4-5-20250929\n"
+    assert parse_config(text, SOURCE, dt.date(2026, 11, 29)).analysis_model == "claude-sonnet-4-5-20250929"
+    assert problem(text, dt.date(2026, 11, 30)) == (
+        f"{SOURCE}: models.analysis: model 'claude-sonnet-4-5-20250929' was retired on 2026-11-30; "
+        "switch to 'claude-sonnet-5-5'"
+    )
+
+
+def test_the_default_code_models_are_refused_after_the_openai_shutdown() -> None:
+    message = problem("", dt.date(2027, 1, 14))
+    assert message == (
+        f"{SOURCE}: models.code: model 'gpt-4o-mini' was retired on 2027-01-14; switch to 'gpt-6-luna'"
+    )
+    fixed = "models:\n  code: gpt-6-luna\n  fallbacks:\n    code: [gpt-5.6-luna]\n"
+    assert parse_config(fixed, SOURCE, dt.date(2027, 1, 14)).code_model == "gpt-6-luna"
+
+
+def test_retiring_models_lists_those_within_30_days() -> None:
+    config = parse_config("models:\n  analysis: claude-sonnet-4-5\n", SOURCE, dt.date(2026, 10, 1))
+    assert config.retiring_models(dt.date(2026, 10, 30)) == []  # 31 days left
+    soon = config.retiring_models(dt.date(2026, 10, 31))
+    assert [(key, price.model, days) for key, price, days in soon] == [("models.analysis", "claude-sonnet-4-5", 30)]
+    assert soon[0][1].successor == "claude-sonnet-5-5"
+    # the OpenAI code model and its fallback, 14 days before their shutdown
+    defaults = Config()
+    assert [(key, days) for key, _, days in defaults.retiring_models(dt.date(2026, 12, 31))] == [
+        ("models.code", 14),
+        ("models.fallbacks.code[0]", 14),
+    ]
+    assert defaults.retiring_models(TODAY) == []
+
+
+def test_price_override_adds_a_new_model() -> None:
+    config = parse_config(
+        """
+models:
+  code: acme-coder
+prices:
+  acme-coder: {provider: openai, input: 0.5, output: 2}
+""",
+        SOURCE,
+        TODAY,
+    )
+    price = config.price("acme-coder")
+    assert price.provider == "openai"
+    assert price.cost_micro_usd(Usage(input_tokens=1_000_000, output_tokens=1_000_000)) == 2_500_000
+    # no cached price was given: cached tokens are billed at the full input price, never less
+    assert price.cost_micro_usd(Usage(cache_read_tokens=1_000_000)) == 500_000
+
+
+def test_a_new_anthropic_model_gets_anthropics_cache_multipliers() -> None:
+    config = parse_config(
+        "models:\n  analysis: claude-next\nprices:\n  claude-next: {provider: anthropic, input: 4, output: 20}\n",
+        SOURCE,
+        TODAY,
+    )
+    price = config.price("claude-next")
+    assert price.cost_micro_usd(Usage(cache_write_5m_tokens=1_000_000)) == 5_000_000  # 1.25x, never under-counted
+    assert price.cost_micro_usd(Usage(cache_write_1h_tokens=1_000_000)) == 8_000_000  # 2x
+    assert price.cost_micro_usd(Usage(cache_read_tokens=1_000_000)) == 400_000  # 0.1x
+
+
+def test_price_override_of_an_existing_model() -> None:
+    config = parse_config("prices:\n  gpt-4o-mini:\n    output: 0.8\n", SOURCE, TODAY)
+    mini = config.price("gpt-4o-mini")
+    assert mini.cost_micro_usd(Usage(output_tokens=1_000_000)) == 800_000
+    assert mini.cost_micro_usd(Usage(input_tokens=1_000_000)) == 150_000  # untouched
+    assert mini.cost_micro_usd(Usage(cache_read_tokens=1_000_000)) == 75_000  # untouched
+    assert mini.retires == dt.date(2027, 1, 14)  # an override cannot hide a shutdown
+
+
+def test_overriding_an_anthropic_input_price_moves_its_cache_prices_and_keeps_its_limits() -> None:
+    config = parse_config("prices:\n  claude-haiku-5-5:\n    input: 0.2\n", SOURCE, TODAY)
+    haiku = config.price("claude-haiku-5-5")
+    assert haiku.cost_micro_usd(Usage(cache_write_5m_tokens=1_000_000)) == 250_000
+    assert haiku.cost_micro_usd(Usage(cache_write_1h_tokens=1_000_000)) == 400_000
+    assert haiku.cost_micro_usd(Usage(cache_read_tokens=1_000_000)) == 20_000
+    assert haiku.max_priced_input_tokens == 100_000
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("prices: 3\n", "'prices' must map model names to prices in USD per million tokens"),
+        ("prices:\n  acme: 3\n", "'prices.acme' must be a mapping with input and output prices"),
+        ("prices:\n  acme: {input: 1, output: 2}\n", "'prices.acme.provider' must be 'anthropic' or 'openai'"),
+        (
+            "prices:\n  acme: {provider: openai, input: 1}\n",
+            "'prices.acme' is a new model: give both 'input' and 'output' (USD per million tokens)",
+        ),
+        ("prices:\n  gpt-4o:\n    outptu: 1\n", "unknown key 'prices.gpt-4o.outptu'; did you mean 'output'?"),
+        ("prices:\n  gpt-4o:\n    input: -1\n", "'prices.gpt-4o.input' must not be negative"),
+        ("prices:\n  gpt-4o:\n    input: cheap\n", "prices.gpt-4o.input must be an amount in US dollars, like 15.00"),
+    ],
+)
+def test_price_override_mistakes(text: str, expected: str) -> None:
+    assert problem(text) == f"{SOURCE}: {expected}"
+
+
+def test_load_config_reads_the_default_file_or_falls_back_to_defaults(tmp_path: Path) -> None:
+    assert load_config(None, tmp_path, TODAY) == Config()
+    default = tmp_path / ".github" / "ai-orchestration.yml"
+    default.parent.mkdir()
+    default.write_text("budget:\n  monthly_usd: 20\n  milestones_usd: [20]\n", encoding="utf-8")
+    config = load_config(None, tmp_path, TODAY)
+    assert (config.monthly_budget_micro_usd, config.source) == (20_000_000, str(default))
+
+
+def test_load_config_errors_name_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yml"
+    with pytest.raises(ConfigError) as caught:
+        load_config(missing, tmp_path, TODAY)
+    assert str(caught.value) == f"{missing}: config file not found (check --config)"
+    assert caught.value.exit_code == EXIT_INVALID
+
+    bad = tmp_path / "bad.yml"
+    bad.write_text("budget:\n  montly_usd: 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"^.*bad\.yml: unknown key 'budget\.montly_usd'; did you mean 'budget\.monthly_usd'\?$"):
+        load_config(bad, tmp_path, TODAY)
+
+    binary = tmp_path / "binary.yml"
+    binary.write_bytes(b"\xff\xfe\x00budget")
+    with pytest.raises(ConfigError, match=r"binary\.yml: cannot read the config file"):
+        load_config(binary, tmp_path, TODAY)
