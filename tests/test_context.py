@@ -1,0 +1,204 @@
+"""What the analysis model is shown of a repository: relevant, within the cap, and never private."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from automation.context import (
+    RepoContext,
+    build_context,
+    estimate_tokens,
+    is_sendable,
+    render_context,
+)
+
+SECRET = "sk-live-DO-NOT-LEAK-4242"
+
+
+def _write(root: Path, files: dict[str, str | bytes]) -> None:
+    for path, content in files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content, encoding="utf-8")
+
+
+def _git_repo(root: Path, files: dict[str, str | bytes]) -> Path:
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    _write(root, files)
+    return root
+
+
+BASIC = {
+    "README.md": "# Shop\nA small web shop.\n",
+    "docs/TASKS.md": "- [ ] Add a discount code to checkout\n",
+    "shop/checkout.py": "def checkout(cart):\n    return sum(cart)\n\n\nclass Basket:\n    pass\n",
+    "shop/inventory.py": "def stock_level(item):\n    return 3\n",
+    "shop/pricing.py": "def apply_discount_code(total, code):\n    return total\n",
+    "web/app.js": "export function render(root) {}\nclass Widget {}\n",
+    "tests/test_inventory.py": "from shop.inventory import stock_level\n",
+}
+
+
+def test_estimate_tokens_is_a_conservative_ceiling() -> None:
+    assert estimate_tokens("") == 0
+    assert estimate_tokens("abc") == 1
+    assert estimate_tokens("abcd") == 2
+    assert estimate_tokens("é") == 1  # two UTF-8 bytes
+    assert estimate_tokens("日本語") == 3  # nine UTF-8 bytes
+
+
+def test_map_lists_files_with_sizes_and_outlines(tmp_path: Path) -> None:
+    ctx = build_context(_git_repo(tmp_path, BASIC), "tidy up", 10_000)
+    assert ctx.map_text.startswith("## Repository map (7 files)\n")
+    assert "shop/checkout.py (" in ctx.map_text
+    assert "def checkout, class Basket" in ctx.map_text
+    assert "function render, class Widget" in ctx.map_text
+    assert "… " not in ctx.map_text
+
+
+def test_file_named_in_the_task_is_chosen(tmp_path: Path) -> None:
+    ctx = build_context(_git_repo(tmp_path, BASIC), "Speed up shop/inventory.py", 10_000)
+    assert next(iter(ctx.files)) == "shop/inventory.py"
+    assert ctx.files["shop/inventory.py"] == BASIC["shop/inventory.py"]
+    assert "shop/pricing.py" not in ctx.files
+
+
+def test_identifier_named_in_the_task_finds_its_definition(tmp_path: Path) -> None:
+    ctx = build_context(_git_repo(tmp_path, BASIC), "Validate codes in apply_discount_code", 10_000)
+    assert next(iter(ctx.files)) == "shop/pricing.py"
+
+
+def test_rendered_text_has_the_map_then_fenced_files(tmp_path: Path) -> None:
+    root = _git_repo(tmp_path, {"notes.md": "Use ```python fences``` carefully\n```\ninside\n```\n"})
+    ctx = build_context(root, "update notes.md", 10_000)
+    text = render_context(ctx)
+    assert text.startswith(ctx.map_text)
+    assert "\n### notes.md\n````markdown\n" in text
+    assert text.endswith("\n````\n")
+    assert ctx.tokens == estimate_tokens(text)
+
+
+def test_gitignored_and_secret_files_never_reach_the_prompt(tmp_path: Path) -> None:
+    root = _git_repo(
+        tmp_path,
+        {
+            **BASIC,
+            ".gitignore": "build/\n*.log\n",
+            "build/output.py": f"KEY = '{SECRET}'\n",
+            "debug.log": SECRET,
+            ".env": f"OPENAI_API_KEY={SECRET}\n",
+            ".env.production": SECRET,
+            "deploy/server.pem": SECRET,
+            "deploy/server.key": SECRET,
+            "home/id_rsa": SECRET,
+            "home/id_rsa.pub": SECRET,
+            "certs/client.p12": SECRET,
+            "certs/client.pfx": SECRET,
+            "gcp/credentials-prod.json": SECRET,
+            ".npmrc": SECRET,
+            ".pypirc": SECRET,
+            "vault.kdbx": SECRET,
+            "token_budget.json": '{"secret": "%s"}' % SECRET,
+        },
+    )
+    (root / ".git" / "secret_note").write_text(SECRET)
+    ctx = build_context(root, f"Read .env, id_rsa, server.pem, build/output.py, debug.log and {SECRET}", 50_000)
+    text = render_context(ctx)
+    assert SECRET not in text
+    for hidden in ("build/output.py", "debug.log", ".git/", ".env", "id_rsa", "server.pem", "token_budget.json"):
+        assert hidden not in text
+    assert ".env" in ctx.skipped and "deploy/server.pem" in ctx.skipped and "token_budget.json" in ctx.skipped
+    assert "build/output.py" not in ctx.skipped  # ignored files are not part of the repository at all
+    assert SECRET not in "".join(ctx.skipped)
+
+
+def test_cap_is_respected_with_a_tiny_cap_and_huge_files(tmp_path: Path) -> None:
+    files: dict[str, str | bytes] = {f"pkg/module_{i}.py": f"def f{i}():\n    pass\n" * 50 for i in range(300)}
+    files["pkg/huge.py"] = "x = 1\n" * 30_000  # 180 KB: under the size limit, far over the cap
+    root = _git_repo(tmp_path, files)
+    for cap in (0, 1, 5, 20, 100, 1_000, 5_000):
+        ctx = build_context(root, "Refactor pkg/huge.py and module_1", cap)
+        assert ctx.tokens <= cap
+        assert estimate_tokens(render_context(ctx)) == ctx.tokens
+        assert "pkg/huge.py" not in ctx.files
+    ctx = build_context(root, "Refactor pkg/huge.py", 5_000)
+    assert ctx.map_text.rstrip().splitlines()[-1].startswith("… ")
+    assert ctx.map_text.rstrip().endswith("more files")
+    assert estimate_tokens(ctx.map_text) <= 5_000 * 0.4
+
+
+def test_file_over_the_size_limit_is_skipped(tmp_path: Path) -> None:
+    root = _git_repo(tmp_path, {"data/big.py": "# " + "y" * 250_000 + "\n"})
+    ctx = build_context(root, "Look at data/big.py", 1_000_000)
+    assert ctx.files == {}
+    assert ctx.skipped == ["data/big.py"]
+    assert "data/big.py (" in ctx.map_text  # still on the map, so the model knows it exists
+
+
+def test_binary_files_are_skipped(tmp_path: Path) -> None:
+    root = _git_repo(
+        tmp_path,
+        {
+            "assets/blob.dat": b"header\x00\x01\x02binary",
+            "assets/latin1.txt": "caf\xe9".encode("latin-1"),
+            "assets/logo.png": b"\x89PNG\r\n",
+            "assets/readme.txt": "assets: blob, latin1, logo\n",
+        },
+    )
+    ctx = build_context(root, "Explain assets/blob.dat, assets/latin1.txt and assets/logo.png", 10_000)
+    assert set(ctx.files) == {"assets/readme.txt"}
+    assert ctx.skipped == ["assets/blob.dat", "assets/latin1.txt", "assets/logo.png"]
+
+
+@pytest.mark.parametrize("exclude", [["shop/pricing.py"], ["shop/pric*"], ["shop"], ["shop/"], ["*.py"], ["pricing.py"]])
+def test_exclude_is_honoured(tmp_path: Path, exclude: list[str]) -> None:
+    ctx = build_context(_git_repo(tmp_path, BASIC), "Fix apply_discount_code in shop/pricing.py", 10_000, exclude)
+    text = render_context(ctx)
+    assert "pricing" not in text
+    assert "shop/pricing.py" in ctx.skipped
+
+
+def test_custom_ledger_path_is_excluded_by_the_caller(tmp_path: Path) -> None:
+    root = _git_repo(tmp_path, {**BASIC, "state/spend.json": '{"runs": []}'})
+    ctx = build_context(root, "Summarise state/spend.json", 10_000, exclude=("state/spend.json",))
+    assert "spend.json" not in render_context(ctx)
+
+
+def test_without_git_the_tree_is_walked_skipping_dot_git(tmp_path: Path) -> None:
+    _write(tmp_path, {**BASIC, ".git/config": SECRET, ".env": SECRET})
+    ctx = build_context(tmp_path, "Speed up shop/inventory.py", 10_000)
+    assert "shop/inventory.py" in ctx.files
+    assert SECRET not in render_context(ctx)
+    assert ctx.skipped == [".env"]
+
+
+def test_symlinks_are_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text(SECRET)
+    root = _git_repo(tmp_path / "repo", BASIC)
+    (root / "link.txt").symlink_to(outside)
+    ctx = build_context(root, "Read link.txt", 10_000)
+    assert SECRET not in render_context(ctx)
+    assert not is_sendable(root, "link.txt")
+
+
+def test_is_sendable_applies_the_same_rules(tmp_path: Path) -> None:
+    root = _git_repo(
+        tmp_path,
+        {**BASIC, ".gitignore": "*.log\n", "app.log": "x", ".env": SECRET, "blob.dat": b"\x00", "token_budget.json": "{}"},
+    )
+    assert is_sendable(root, "shop/pricing.py")
+    assert not is_sendable(root, "shop/pricing.py", exclude=("shop/*",))
+    for path in ("app.log", ".env", "blob.dat", "token_budget.json", "missing.py", "../x", "/etc/passwd", ".git/config", "shop"):
+        assert not is_sendable(root, path), path
+
+
+def test_empty_context_is_valid(tmp_path: Path) -> None:
+    ctx = build_context(_git_repo(tmp_path, {}), "anything", 100)
+    assert ctx == RepoContext(map_text="## Repository map (0 files)\n", files={}, tokens=10, skipped=[])
