@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Callable, Mapping, Sequence
 
 from .errors import GitError
 from .redact import redact, secret_values

@@ -1,0 +1,202 @@
+"""github.py through real PyGithub against the loopback fake GitHub API."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import pytest
+
+from automation import github as gh
+from automation.errors import GitHubError, MissingSecretError
+from tests.fakes.github_server import GITHUB_TEST_TOKEN, FakeGitHub
+
+FAST = gh.ApiPolicy(
+    retries=2, backoff_factor=0.0, secondary_rate_wait=0.0, max_rate_limit_wait=1.0,
+    seconds_between_requests=0.0, seconds_between_writes=0.0, timeout=5,
+)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGitHub]:
+    with FakeGitHub() as server:
+        yield server
+
+
+def connect(fake: FakeGitHub, **env: str):
+    return gh.connect({**fake.env(), **env}, FAST)
+
+
+def test_task_marker_round_trips() -> None:
+    marker = gh.task_marker("  Add a /health endpoint\n")
+    assert marker == f"<!-- ai-orchestration:task={gh.task_hash('Add a /health endpoint')} -->"
+    assert len(gh.task_hash("x")) == 64
+    assert gh.parse_task_hash(f"Summary\n\n{marker}\n") == gh.task_hash("Add a /health endpoint")
+    assert gh.parse_task_hash("no marker") is None
+    assert gh.parse_task_hash(None) is None
+
+
+def test_connect_requires_token_and_repository(fake: FakeGitHub) -> None:
+    env = fake.env()
+    with pytest.raises(MissingSecretError, match="GITHUB_TOKEN.*GH_TOKEN"):
+        gh.connect({k: v for k, v in env.items() if k != "GITHUB_TOKEN"}, FAST)
+    with pytest.raises(MissingSecretError, match="GITHUB_REPOSITORY"):
+        gh.connect({k: v for k, v in env.items() if k != "GITHUB_REPOSITORY"}, FAST)
+    alt = {k: v for k, v in env.items() if k != "GITHUB_TOKEN"} | {"GH_TOKEN": GITHUB_TEST_TOKEN}
+    assert gh.connect(alt, FAST).full_name == "octo/repo"
+    assert fake.requests[-1].headers["authorization"] == f"token {GITHUB_TEST_TOKEN}"
+
+
+def test_enterprise_api_url_is_honoured() -> None:
+    with FakeGitHub(prefix="/api/v3") as fake:
+        repo = gh.connect(fake.env(), FAST)
+        fake.add_pull(title="t", head="ai/x", body=gh.task_marker("x"))
+        assert [p.head for p in gh.bot_pull_requests(repo)] == ["ai/x"]
+        assert fake.url.endswith("/api/v3")
+        assert [r.path for r in fake.requests] == ["/repos/octo/repo", "/repos/octo/repo/pulls"]
+
+
+def test_bad_token_is_a_clear_error_without_the_token(fake: FakeGitHub) -> None:
+    with pytest.raises(GitHubError, match="rejected the token \\(401\\)") as caught:
+        connect(fake, GITHUB_TOKEN="ghp_wrongTokenValue0123456789abcdefXYZ")
+    assert "ghp_wrongTokenValue" not in str(caught.value)
+
+
+def test_missing_repository(fake: FakeGitHub) -> None:
+    with pytest.raises(GitHubError, match="octo/other not found"):
+        connect(fake, GITHUB_REPOSITORY="octo/other")
+
+
+def test_unreachable_api(fake: FakeGitHub) -> None:
+    env = fake.env()
+    fake.stop()
+    with pytest.raises(GitHubError, match="could not reach the GitHub API at http://127.0.0.1"):
+        gh.connect(env, dataclasses.replace(FAST, retries=0))
+
+
+def test_bot_pull_requests_pages_and_parses_markers(fake: FakeGitHub) -> None:
+    fake.max_per_page = 2
+    fake.add_pull(title="Merged", head="ai/one", body=f"text\n{gh.task_marker('one')}", merged=True)
+    fake.add_pull(title="Human", head="feature/x", body=gh.task_marker("human"))
+    fake.add_pull(title="Closed", head="ai/two", body=gh.task_marker("two"), state="closed")
+    fake.add_pull(title="Fork", head="ai/three", body=gh.task_marker("three"), head_repo="mallory/repo")
+    fake.add_pull(title="Open", head="ai/four", body=None)
+    repo = connect(fake)
+
+    pulls = gh.bot_pull_requests(repo)
+
+    assert pulls == [
+        gh.BotPull(5, "https://github.com/octo/repo/pull/5", "Open", "open", False, "ai/four", None),
+        gh.BotPull(3, "https://github.com/octo/repo/pull/3", "Closed", "closed", False, "ai/two", gh.task_hash("two")),
+        gh.BotPull(1, "https://github.com/octo/repo/pull/1", "Merged", "closed", True, "ai/one", gh.task_hash("one")),
+    ]
+    listing = fake.requests_to("GET", "/repos/octo/repo/pulls")
+    assert [r.query.get("page", "1") for r in listing] == ["1", "2", "3"]
+    assert all(r.query["state"] == "all" for r in listing)
+    assert len(fake.requests) == 1 + 3  # no per-PR fetches
+
+
+def test_server_errors_are_retried(fake: FakeGitHub) -> None:
+    repo = connect(fake)
+    fake.fail_next("GET", "/repos/octo/repo/pulls", FakeGitHub.server_error(502))
+    fake.fail_next("GET", "/repos/octo/repo/pulls", FakeGitHub.secondary_rate_limit())
+    assert gh.bot_pull_requests(repo) == []
+    assert len(fake.requests_to("GET", "/repos/octo/repo/pulls")) == 3
+
+
+def test_server_errors_give_up_with_status(fake: FakeGitHub) -> None:
+    repo = connect(fake)
+    for _ in range(3):
+        fake.fail_next("GET", "/repos/octo/repo/pulls", FakeGitHub.server_error(503))
+    with pytest.raises(GitHubError, match="listing pull requests failed: GitHub answered 503: Server Error"):
+        gh.bot_pull_requests(repo)
+
+
+def test_open_pull_request_sends_what_we_asked(fake: FakeGitHub) -> None:
+    repo = connect(fake)
+    body = f"Does the thing.\n\n{gh.task_marker('the thing')}"
+
+    pull = gh.open_pull_request(
+        repo, title="Do the thing", body=body, head="ai/the-thing", base="main", labels=["ai", "needs-review"], draft=True
+    )
+
+    assert pull == gh.BotPull(1, "https://github.com/octo/repo/pull/1", "Do the thing", "open", False, "ai/the-thing", gh.task_hash("the thing"))
+    (create,) = fake.requests_to("POST", "/repos/octo/repo/pulls")
+    assert create.json == {"title": "Do the thing", "body": body, "head": "ai/the-thing", "base": "main", "draft": True}
+    (labels,) = fake.requests_to("POST", "/repos/octo/repo/issues/1/labels")
+    assert labels.json == ["ai", "needs-review"]
+    assert fake.pull(1).labels == ["ai", "needs-review"] and fake.pull(1).draft
+
+
+def test_no_labels_means_no_label_request(fake: FakeGitHub) -> None:
+    repo = connect(fake)
+    gh.open_pull_request(repo, title="t", body="b", head="ai/t", base="main", labels=[], draft=False)
+    assert fake.requests_to("POST", "*/labels") == []
+    assert fake.requests_to("POST", "/repos/octo/repo/pulls")[0].json["draft"] is False
+
+
+def test_actions_not_permitted_explains_the_setting(fake: FakeGitHub) -> None:
+    repo = connect(fake)
+    fake.fail_next("POST", "/repos/octo/repo/pulls", FakeGitHub.actions_not_permitted())
+    with pytest.raises(GitHubError) as caught:
+        gh.open_pull_request(repo, title="t", body="b", head="ai/t", base="main", labels=["ai"], draft=False)
+    message = str(caught.value)
+    assert 'Settings → Actions → General → Workflow permissions → "Allow GitHub Actions to create and approve pull requests"' in message
+    assert "AI_ORCHESTRATION_TOKEN" in message
+    assert len(fake.requests_to("POST", "/repos/octo/repo/pulls")) == 1  # a plain 403 is not retried
+
+
+def test_duplicate_returns_existing_pull(fake: FakeGitHub) -> None:
+    existing = fake.add_pull(title="Earlier", head="ai/t", body=gh.task_marker("t"))
+    repo = connect(fake)
+    pull = gh.open_pull_request(repo, title="Again", body="b", head="ai/t", base="main", labels=["ai"], draft=False)
+    assert (pull.number, pull.title, pull.task_hash) == (existing.number, "Earlier", gh.task_hash("t"))
+    assert len(fake.pulls) == 1
+    assert fake.pull(existing.number).labels == ["ai"]
+    listing = fake.requests_to("GET", "/repos/octo/repo/pulls")[-1]
+    assert listing.query == {"state": "open", "head": "octo:ai/t", "per_page": "100"}
+
+
+def test_draft_falls_back_to_ready_where_drafts_are_unsupported(fake: FakeGitHub) -> None:
+    repo = connect(fake)
+    fake.fail_next(
+        "POST", "/repos/octo/repo/pulls", FakeGitHub.validation_failed("Draft pull requests are not supported in this repository.")
+    )
+    pull = gh.open_pull_request(repo, title="t", body="b", head="ai/t", base="main", labels=[], draft=True)
+    assert [r.json["draft"] for r in fake.requests_to("POST", "/repos/octo/repo/pulls")] == [True, False]
+    assert pull.state == "open" and not fake.pull(pull.number).draft
+
+
+def test_other_errors_carry_status_and_message_but_not_the_token(fake: FakeGitHub) -> None:
+    repo = connect(fake)
+    fake.fail_next(
+        "POST", "/repos/octo/repo/pulls", FakeGitHub.validation_failed(f"No commits between main and ai/t ({GITHUB_TEST_TOKEN})")
+    )
+    with pytest.raises(GitHubError) as caught:
+        gh.open_pull_request(repo, title="t", body="b", head="ai/t", base="main", labels=[], draft=False)
+    message = str(caught.value)
+    assert "opening a pull request from ai/t into main failed: GitHub answered 422" in message
+    assert "No commits between main and ai/t" in message
+    assert GITHUB_TEST_TOKEN not in message
+
+
+def test_token_revoked_mid_run(fake: FakeGitHub) -> None:
+    repo = connect(fake)
+    fake.fail_next("POST", "/repos/octo/repo/pulls", FakeGitHub.bad_credentials())
+    with pytest.raises(GitHubError, match="rejected the token") as caught:
+        gh.open_pull_request(repo, title="t", body="b", head="ai/t", base="main", labels=[], draft=False)
+    assert GITHUB_TEST_TOKEN not in str(caught.value)
+
+
+def test_label_failure_still_names_the_pull(fake: FakeGitHub) -> None:
+    repo = connect(fake)
+    fake.fail_next("POST", "/repos/octo/repo/issues/*/labels", FakeGitHub.validation_failed("bad label"))
+    with pytest.raises(GitHubError, match="opened https://github.com/octo/repo/pull/1 but could not add labels ai"):
+        gh.open_pull_request(repo, title="t", body="b", head="ai/t", base="main", labels=["ai"], draft=False)
+
+
+def test_fake_rejects_requests_without_authorization(fake: FakeGitHub) -> None:
+    import requests
+
+    answer = requests.get(f"{fake.url}/repos/octo/repo", timeout=5)
+    assert answer.status_code == 401 and answer.json()["message"] == "Requires authentication"
