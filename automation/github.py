@@ -114,7 +114,8 @@ def connect(env: Mapping[str, str], policy: ApiPolicy = ApiPolicy()) -> Reposito
     except GithubException as exc:
         if exc.status == 404:
             raise GitHubError(
-                f"repository {full_name} not found at {base_url}, or the token cannot see it; check GITHUB_REPOSITORY and the token's access"
+                _scrub(f"repository {full_name} not found at {base_url}, or the token cannot see it; "
+                       "check GITHUB_REPOSITORY and the token's access", [token])
             ) from None
         raise _error(exc, f"reading repository {full_name}", [token]) from None
     except requests.RequestException as exc:
@@ -122,12 +123,16 @@ def connect(env: Mapping[str, str], policy: ApiPolicy = ApiPolicy()) -> Reposito
 
 
 def bot_pull_requests(repo: Repository, head_prefix: str = "ai/") -> list[BotPull]:
-    """Every PR (open and closed) from a branch of this repository whose name starts with ``head_prefix``."""
+    """Every PR (open and closed) from a branch of this repository whose name starts with ``head_prefix``.
+
+    PRs from forks are left out: a fork's ``ai/...`` branch is not the bot's work.
+    """
+    own = repo.full_name.casefold()
     try:
         return [
             _bot_pull(pr)
             for pr in repo.get_pulls(state="all")
-            if pr.head.ref.startswith(head_prefix) and pr.head.repo is not None and pr.head.repo.full_name == repo.full_name
+            if pr.head.ref.startswith(head_prefix) and pr.head.repo is not None and pr.head.repo.full_name.casefold() == own
         ]
     except GithubException as exc:
         raise _error(exc, "listing pull requests", _secrets(repo)) from None

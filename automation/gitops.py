@@ -118,16 +118,21 @@ def resolve(root: Path, ref: str, env: Mapping[str, str] | None) -> str:
     return result.stdout.decode().strip()
 
 
-def fetch(root: Path, branch: str, env: Mapping[str, str] | None) -> str | None:
-    """Fetch ``branch`` from origin into ``refs/remotes/origin/<branch>``; its tip, or None if origin has no such branch."""
+def fetch(root: Path, branch: str, env: Mapping[str, str] | None, *, missing_ok: bool = False) -> str | None:
+    """Fetch ``branch`` from origin into ``refs/remotes/origin/<branch>`` and return its tip.
+
+    A branch origin does not have is an error, or None with ``missing_ok``.
+    """
     _check_branch(branch)
     refspec = f"+refs/heads/{branch}:refs/remotes/{REMOTE}/{branch}"
     result = _run(root, ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", REMOTE, refspec], env)
     if result.returncode != 0:
         stderr = result.stderr.decode("utf-8", "replace")
-        if "couldn't find remote ref" in stderr:
+        if "couldn't find remote ref" not in stderr:
+            raise GitError(f"git could not fetch {branch} from {REMOTE}: {_summary(stderr, env)}")
+        if missing_ok:
             return None
-        raise GitError(f"git could not fetch {branch} from {REMOTE}: {_summary(stderr, env)}")
+        raise GitError(f"{REMOTE} has no branch {branch}; check the branch name or push it first")
     return resolve(root, f"refs/remotes/{REMOTE}/{branch}", env)
 
 
@@ -156,6 +161,22 @@ def remote_default_branch(root: Path, env: Mapping[str, str] | None) -> str:
     raise GitError(f"{REMOTE} does not report a default branch; push one or set origin/HEAD with `git remote set-head origin -a`")
 
 
+def free_branch_name(root: Path, name: str, env: Mapping[str, str] | None) -> str:
+    """``name`` if origin has no such branch, else the first free ``name-2``, ``name-3``, ...
+
+    A rerun of a task whose earlier branch still exists gets a fresh branch instead of a
+    rejected push.
+    """
+    _check_branch(name)
+    out = _git(root, ["ls-remote", "--heads", REMOTE, f"refs/heads/{name}*"], env, f"list branches of {REMOTE}").decode()
+    taken = {line.split("\t", 1)[1][len("refs/heads/"):] for line in out.splitlines() if "\t" in line}
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name}-{n}"
+    return candidate
+
+
 def remote_file(root: Path, ref: str, path: str, env: Mapping[str, str] | None) -> bytes | None:
     """The bytes of ``path`` at ``ref`` (e.g. ``origin/main`` after :func:`fetch`), or None if it is not there."""
     _check_path(path)
@@ -175,9 +196,9 @@ def commit_changes(
     base_ref: str,
     changes: Mapping[str, bytes | None],
     message: str,
-    author_name: str,
-    author_email: str,
-    env: Mapping[str, str] | None,
+    author_name: str = BOT_NAME,
+    author_email: str = BOT_EMAIL,
+    env: Mapping[str, str] | None = None,
 ) -> str:
     """Commit ``changes`` (path -> new bytes, None = delete) on top of ``base_ref``; the new commit's sha.
 
@@ -297,12 +318,12 @@ def commit_file_with_retry(
     if attempts < 1:
         raise GitError("attempts must be at least 1")
     for _ in range(attempts):
-        tip = fetch(root, branch, env)
+        tip = fetch(root, branch, env, missing_ok=True)
         base = tip
         if base is None:
             if create_branch_from is None:
                 raise GitError(f"branch {branch} does not exist on {REMOTE}; create it or choose an existing branch")
-            base = fetch(root, create_branch_from, env)
+            base = fetch(root, create_branch_from, env, missing_ok=True)
             if base is None:
                 raise GitError(f"cannot create {branch} from {create_branch_from}: {REMOTE} has no such branch")
         current = remote_file(root, base, path, env)

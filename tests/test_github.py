@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -200,3 +201,20 @@ def test_fake_rejects_requests_without_authorization(fake: FakeGitHub) -> None:
 
     answer = requests.get(f"{fake.url}/repos/octo/repo", timeout=5)
     assert answer.status_code == 401 and answer.json()["message"] == "Requires authentication"
+
+
+def test_a_subprocess_bot_reaches_the_fake_through_its_environment(fake: FakeGitHub) -> None:
+    import os
+    import subprocess
+    import sys
+
+    fake.add_pull(title="t", head="ai/x", body=gh.task_marker("x"))
+    script = (
+        "import os\nfrom automation import github as gh\n"
+        "repo = gh.connect(os.environ, gh.ApiPolicy(retries=0, seconds_between_requests=0))\n"
+        "print([p.task_hash == gh.task_hash('x') for p in gh.bot_pull_requests(repo)])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GH_"))} | fake.env()
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=30, check=True)
+    assert done.stdout.strip() == "[True]"

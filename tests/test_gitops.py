@@ -87,6 +87,20 @@ def test_commit_and_push_new_branch_leaves_working_tree_alone(work: Path, origin
     assert not gitops.remote_branch_exists(work, "ai/other", env)
 
 
+def test_free_branch_name_skips_taken_ones(work: Path, env: dict[str, str]) -> None:
+    head = git(work, env, "rev-parse", "HEAD")
+    assert gitops.free_branch_name(work, "ai/task", env) == "ai/task"
+    for name in ("ai/task", "ai/task-2", "ai/task-list"):
+        gitops.push(work, head, name, env)
+    assert gitops.free_branch_name(work, "ai/task", env) == "ai/task-3"
+
+
+def test_default_identity_is_the_actions_bot(work: Path, origin: Path, env: dict[str, str]) -> None:
+    sha = gitops.commit_changes(work, "HEAD", {"a.txt": b"a"}, "a", env=env)
+    gitops.push(work, sha, "ai/a", env)
+    assert git(origin, env, "log", "-1", "--format=%an <%ae>", "ai/a") == f"{gitops.BOT_NAME} <{gitops.BOT_EMAIL}>"
+
+
 def test_delete_and_executable_bit_kept(work: Path, origin: Path, env: dict[str, str]) -> None:
     sha = gitops.commit_changes(
         work, "HEAD", {"README.md": None, "run.sh": b"#!/bin/sh\necho hi\n", "gone.txt": None}, "Tidy", "Bot", "b@x", env
@@ -100,7 +114,9 @@ def test_delete_and_executable_bit_kept(work: Path, origin: Path, env: dict[str,
 
 def test_remote_file_and_default_branch(work: Path, env: dict[str, str]) -> None:
     assert gitops.fetch(work, "main", env) == git(work, env, "rev-parse", "HEAD")
-    assert gitops.fetch(work, "no-such-branch", env) is None
+    assert gitops.fetch(work, "no-such-branch", env, missing_ok=True) is None
+    with pytest.raises(GitError, match="origin has no branch no-such-branch"):
+        gitops.fetch(work, "no-such-branch", env)
     assert gitops.remote_file(work, "origin/main", "README.md", env) == b"hello\n"
     assert gitops.remote_file(work, "origin/main", "missing/file.json", env) is None
     assert gitops.remote_default_branch(work, env) == "main"
