@@ -38,16 +38,30 @@ class CallRecord:
     outcome: str = "ok"
 
     def to_json(self) -> dict[str, Any]:
+        """Compact: ``provider`` is left out when the model name implies it, ``outcome`` when "ok"."""
         tokens = {name: count for name, count in self.usage.as_dict().items() if count}
-        return {
+        record: dict[str, Any] = {
             "step": self.step,
             "model": self.model,
-            "provider": self.provider,
             "tokens": tokens,
             "cost_micro_usd": self.cost_micro_usd,
             "latency_ms": self.latency_ms,
-            "outcome": self.outcome,
         }
+        if self.provider != provider_implied_by(self.model):
+            record["provider"] = self.provider
+        if self.outcome != "ok":
+            record["outcome"] = self.outcome
+        return record
+
+
+def provider_implied_by(model: str) -> str | None:
+    """The provider a model name implies, by a fixed naming rule (never by the price table,
+    which changes between releases): lets the ledger omit ``provider`` on most calls."""
+    if model.startswith("claude-"):
+        return "anthropic"
+    if model.startswith(("gpt-", "o1", "o3", "o4", "chatgpt-")):
+        return "openai"
+    return None
 
 
 @dataclass(frozen=True)
@@ -439,7 +453,9 @@ class _Reader:
 
     def month(self, data: Mapping[str, Any], key: str, where: str | None = None) -> str:
         value = self.text(data, key, where or key) or ""
-        try:
+        try:  # strictly YYYY-MM: months are compared as strings (strptime alone takes "2026-1")
+            if len(value) != 7:
+                raise ValueError(value)
             dt.datetime.strptime(value, "%Y-%m")
         except ValueError:
             raise self.fail(where or key, "a month like 2026-11") from None
@@ -479,14 +495,16 @@ class _Reader:
         tokens = self.mapping(row, "tokens", f"{where}.tokens")
         for name in tokens:
             self.integer(tokens, name, f"{where}.tokens.{name}")
+        model = self.text(row, "model", f"{where}.model") or ""
+        implied = provider_implied_by(model)
         return CallRecord(
             step=self.text(row, "step", f"{where}.step") or "",
-            model=self.text(row, "model", f"{where}.model") or "",
-            provider=self.text(row, "provider", f"{where}.provider") or "",
+            model=model,
+            provider=self.text(row, "provider", f"{where}.provider", optional=implied is not None) or implied or "",
             usage=Usage.from_dict(tokens),
             cost_micro_usd=self.integer(row, "cost_micro_usd", f"{where}.cost_micro_usd"),
             latency_ms=self.integer(row, "latency_ms", f"{where}.latency_ms"),
-            outcome=self.text(row, "outcome", f"{where}.outcome") or "",
+            outcome=self.text(row, "outcome", f"{where}.outcome", optional=True) or "ok",
         )
 
     def history(self, row: Any, where: str) -> MonthSummary:
@@ -527,6 +545,8 @@ def save(ledger: Ledger, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates the file 0600; keep the ledger's mode (a new one gets 0666 minus umask)
+        os.chmod(temporary, _mode_for(path))
         with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
             stream.write(text)
             stream.flush()
@@ -535,3 +555,12 @@ def save(ledger: Ledger, path: Path) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask

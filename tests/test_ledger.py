@@ -1,0 +1,464 @@
+"""`token_budget.json`: the bytes on disk, rollover, merge, upgrades and what a broken file says."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from automation import ledger as ledger_module
+from automation.errors import EXIT_INVALID, LedgerError
+from automation.ledger import CallRecord, Ledger, MonthSummary, ModelTotals, RunRecord, from_text, load, merge, new_ledger, rollover, save, to_text
+from automation.prices import PriceTable, Usage
+
+NOW = dt.datetime(2026, 11, 21, 3, 17, tzinfo=dt.timezone.utc)
+BUDGET = 15_000_000
+HINT = "fix it or restore it from git history (git log -p -- {path})"
+
+
+def call(step: str = "analysis", model: str = "claude-sonnet-5-5", cost: int = 59_711, **usage: int) -> CallRecord:
+    provider = PriceTable.builtin().provider_of(model) or "unknown"
+    tokens = Usage(**usage) if usage else Usage(input_tokens=20_105, output_tokens=1_950)
+    return CallRecord(step, model, provider, tokens, cost, 14_210)
+
+
+def run(run_id: str, cost: int = 59_711, started_at: str = "2026-11-21T03:17:00Z", pr: str | None = None) -> RunRecord:
+    return RunRecord(run_id, started_at, f"task of {run_id}", "pr_opened" if pr else "failed", pr, (call(cost=cost),))
+
+
+SAMPLE = Ledger(
+    month="2026-11",
+    budget_micro_usd=BUDGET,
+    runs=(
+        RunRecord(
+            "1-1-20261121T031700Z",
+            "2026-11-21T03:17:00Z",
+            "Add a FAQ",
+            "pr_opened",
+            "https://github.com/o/r/pull/7",
+            (
+                call(),
+                CallRecord("code", "gpt-4o-mini", "openai", Usage(2_000, 500, 0, 0, 8_000), 1_200, 9_000, "rate_limited"),
+            ),
+        ),
+    ),
+    history=(MonthSummary("2026-10", BUDGET, 1_000_000, 1, 0, {"gpt-4o": ModelTotals(1, 2, 3, 0, 1_000_000)}),),
+    milestones_reached_micro_usd=(5_000_000,),
+    notified={"b": True, "a": ["x"]},
+    health={"z": {"open": False}, "a": 1},
+)
+
+SAMPLE_TEXT = """{
+  "budget_micro_usd": 15000000,
+  "executions": 1,
+  "health": {
+    "a": 1,
+    "z": {
+      "open": false
+    }
+  },
+  "milestones_reached_micro_usd": [
+    5000000
+  ],
+  "models": {
+    "claude-sonnet-5-5": {
+      "cached_tokens": 0,
+      "calls": 1,
+      "input_tokens": 20105,
+      "output_tokens": 1950,
+      "spent_micro_usd": 59711
+    },
+    "gpt-4o-mini": {
+      "cached_tokens": 8000,
+      "calls": 1,
+      "input_tokens": 2000,
+      "output_tokens": 500,
+      "spent_micro_usd": 1200
+    }
+  },
+  "month": "2026-11",
+  "notified": {
+    "a": [
+      "x"
+    ],
+    "b": true
+  },
+  "prs_opened": 1,
+  "remaining_micro_usd": 14939089,
+  "schema_version": 1,
+  "spent_micro_usd": 60911,
+  "history": [
+    {"budget_micro_usd":15000000,"executions":1,"models":{"gpt-4o":{"cached_tokens":0,"calls":1,"input_tokens":2,"output_tokens":3,"spent_micro_usd":1000000}},"month":"2026-10","prs_opened":0,"spent_micro_usd":1000000}
+  ],
+  "runs": [
+    {"calls":[{"cost_micro_usd":59711,"latency_ms":14210,"model":"claude-sonnet-5-5","step":"analysis","tokens":{"input":20105,"output":1950}},{"cost_micro_usd":1200,"latency_ms":9000,"model":"gpt-4o-mini","outcome":"rate_limited","step":"code","tokens":{"cache_read":8000,"input":2000,"output":500}}],"id":"1-1-20261121T031700Z","outcome":"pr_opened","pr_url":"https://github.com/o/r/pull/7","started_at":"2026-11-21T03:17:00Z","task":"Add a FAQ"}
+  ]
+}
+"""
+
+
+# --- the bytes ----------------------------------------------------------------------------
+
+
+def test_text_is_sorted_indented_with_one_line_per_run_and_a_trailing_newline() -> None:
+    assert to_text(SAMPLE) == SAMPLE_TEXT
+    assert json.loads(SAMPLE_TEXT)["remaining_micro_usd"] == BUDGET - 59_711 - 1_200
+
+
+def test_round_trip_is_identity() -> None:
+    assert from_text(SAMPLE_TEXT, "token_budget.json") == SAMPLE
+    assert to_text(from_text(SAMPLE_TEXT, "token_budget.json")) == SAMPLE_TEXT
+    empty = new_ledger(NOW, BUDGET)
+    assert to_text(from_text(to_text(empty), "x")) == to_text(empty)
+    assert '  "runs": []\n}\n' in to_text(empty)
+
+
+def test_runs_are_one_line_each_in_start_order() -> None:
+    ledger = new_ledger(NOW, BUDGET)
+    for run_id, started in [("b", "2026-11-02T00:00:00Z"), ("a", "2026-11-03T00:00:00Z"), ("c", "2026-11-01T00:00:00Z")]:
+        ledger = ledger.with_run(run(run_id, started_at=started))
+    lines = to_text(ledger).splitlines()
+    start = lines.index('  "runs": [')
+    rows = lines[start + 1 : start + 4]
+    assert [json.loads(row.rstrip(","))["id"] for row in rows] == ["c", "b", "a"]
+    assert lines[start + 4] == "  ]"
+    # recording the same run again replaces it instead of adding a second line
+    again = ledger.with_run(replace(run("b", started_at="2026-11-02T00:00:00Z"), outcome="pr_opened"))
+    assert again.executions == 3 and again.run("b").outcome == "pr_opened"
+
+
+def test_stored_totals_are_recomputed_not_trusted() -> None:
+    doctored = SAMPLE_TEXT.replace('"spent_micro_usd": 60911', '"spent_micro_usd": 1')
+    assert to_text(from_text(doctored, "x")) == SAMPLE_TEXT
+
+
+def test_task_text_and_newlines_in_it_stay_on_the_run_line() -> None:
+    long_task = "Line one\nline two " + "x" * 300
+    ledger = new_ledger(NOW, BUDGET).with_run(replace(run("r"), task=long_task))
+    text = to_text(ledger)
+    lines = text.splitlines()
+    start = lines.index('  "runs": [')
+    assert lines[start + 2 :] == ["  ]", "}"]  # exactly one line for the run
+    assert json.loads(lines[start + 1])["task"].startswith("Line one\nline two xxx")
+    assert from_text(text, "x").runs[0].task == long_task[: ledger_module.TASK_TEXT_KEPT]
+
+
+def test_older_call_rows_with_provider_and_ok_outcome_still_load() -> None:
+    row = '{"cost_micro_usd":5,"latency_ms":1,"model":"gpt-4o","outcome":"ok","provider":"openai","step":"code","tokens":{"input":2}}'
+    text = SAMPLE_TEXT.replace('{"cost_micro_usd":1200,', row + ',{"cost_micro_usd":1200,')
+    loaded = from_text(text, "x").runs[0].calls[1]
+    assert (loaded.model, loaded.provider, loaded.outcome, loaded.usage) == ("gpt-4o", "openai", "ok", Usage(input_tokens=2))
+
+
+def test_a_provider_the_model_name_does_not_imply_is_written_out() -> None:
+    odd = CallRecord("code", "acme-coder", "openai", Usage(1, 1), 3, 10)
+    text = to_text(new_ledger(NOW, BUDGET).with_run(replace(run("r"), calls=(odd,))))
+    assert '"model":"acme-coder","provider":"openai"' in text
+    assert from_text(text, "x").runs[0].calls[0] == odd
+    missing = text.replace(',"provider":"openai"', "")
+    with pytest.raises(LedgerError, match=r"runs\[0\]\.calls\[0\]\.provider must be a string"):
+        from_text(missing, "x")
+
+
+# --- files ---------------------------------------------------------------------------------
+
+
+def test_save_then_load(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "token_budget.json"
+    assert load(path, NOW, BUDGET) == Ledger(month="2026-11", budget_micro_usd=BUDGET)  # no file yet
+    save(SAMPLE, path)
+    assert path.read_bytes() == SAMPLE_TEXT.encode("utf-8")
+    assert load(path, NOW, BUDGET) == SAMPLE
+    assert sorted(p.name for p in path.parent.iterdir()) == ["token_budget.json"]  # no temporary left
+
+
+def test_save_keeps_the_files_permissions(tmp_path: Path) -> None:
+    path = tmp_path / "token_budget.json"
+    path.write_text("{}", encoding="utf-8")
+    path.chmod(0o644)
+    save(SAMPLE, path)
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    fresh = tmp_path / "new.json"
+    save(SAMPLE, fresh)
+    assert fresh.stat().st_mode & 0o044 == 0o044  # readable by the group and others, like any checkout file
+
+
+def test_a_save_that_fails_mid_write_leaves_the_old_file_and_no_temporary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "token_budget.json"
+    save(SAMPLE, path)
+    before = path.read_bytes()
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ledger_module.os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        save(new_ledger(NOW, BUDGET), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["token_budget.json"]
+
+
+def test_a_ledger_that_cannot_be_serialised_never_touches_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "token_budget.json"
+    save(SAMPLE, path)
+    before = path.read_bytes()
+    with pytest.raises(TypeError):
+        save(replace(SAMPLE, health={"breaker": {"until": object()}}), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["token_budget.json"]
+
+
+def test_a_rename_that_fails_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "token_budget.json"
+    save(SAMPLE, path)
+    before = path.read_bytes()
+
+    def refuse(src: str, dst: str) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(ledger_module.os, "replace", refuse)
+    with pytest.raises(PermissionError):
+        save(new_ledger(NOW, BUDGET), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["token_budget.json"]
+
+
+def load_then_save(path: Path) -> None:
+    """What every command does: load, change, save; a bad ledger stops it at the load."""
+    ledger = load(path, NOW, BUDGET)
+    ledger, _ = rollover(ledger, "2026-11")
+    save(ledger.with_run(run("new")), path)
+
+
+@pytest.mark.parametrize(
+    ("broken", "expected"),
+    [
+        ("{not json", "not valid JSON (line 1: Expecting property name enclosed in double quotes)"),
+        ("[]", "must hold a JSON object"),
+        ('{"schema_version": 1, "budget_micro_usd": 1}', "month must be a string"),
+        ('{"schema_version": 1, "month": "2026-1", "budget_micro_usd": 1}', "month must be a month like 2026-11"),
+        ('{"schema_version": 1, "month": "Nov 2026", "budget_micro_usd": 1}', "month must be a month like 2026-11"),
+        ('{"schema_version": 1, "month": "2026-11", "budget_micro_usd": 1.5}', "budget_micro_usd must be a whole number, zero or more"),
+        ('{"schema_version": 1, "month": "2026-11", "budget_micro_usd": 1, "runs": {}}', "runs must be a list"),
+        ('{"schema_version": 1, "month": "2026-11", "budget_micro_usd": 1, "runs": [3]}', "runs[0] must be an object"),
+        (
+            '{"schema_version": 1, "month": "2026-11", "budget_micro_usd": 1, "runs": [{"id": "a", "started_at": "t", '
+            '"task": "x", "outcome": "ok", "calls": [{"step": "s", "model": "gpt-4o", "tokens": {}, '
+            '"cost_micro_usd": -1, "latency_ms": 0}]}]}',
+            "runs[0].calls[0].cost_micro_usd must be a whole number, zero or more",
+        ),
+        (
+            '{"schema_version": 1, "month": "2026-11", "budget_micro_usd": 1, "runs": [{"id": "a", "started_at": "t", '
+            '"task": "x", "outcome": "ok", "calls": [{"step": "s", "model": "gpt-4o", "tokens": {"input": "many"}, '
+            '"cost_micro_usd": 1, "latency_ms": 0}]}]}',
+            "runs[0].calls[0].tokens.input must be a whole number, zero or more",
+        ),
+        ('{"schema_version": 1, "month": "2026-11", "budget_micro_usd": 1, "runs": [{"id": 7}]}', "runs[0].id must be a string"),
+        (
+            '{"schema_version": 1, "month": "2026-11", "budget_micro_usd": 1, "history": [{"month": "2026-10", '
+            '"budget_micro_usd": 1, "spent_micro_usd": 1, "executions": 1, "prs_opened": "one"}]}',
+            "history[0].prs_opened must be a whole number, zero or more",
+        ),
+        ('{"schema_version": 1, "month": "2026-11", "budget_micro_usd": 1, "notified": []}', "notified must be an object"),
+        ('{"schema_version": 1, "month": "2026-11", "budget_micro_usd": 1, "milestones_reached_micro_usd": ["5"]}',
+         "milestones_reached_micro_usd[0] must be a whole number, zero or more"),
+        ('{"schema_version": "1", "month": "2026-11"}', "schema_version must be a whole number"),
+    ],
+)
+def test_a_broken_ledger_names_the_file_and_field_and_is_never_overwritten(tmp_path: Path, broken: str, expected: str) -> None:
+    path = tmp_path / "token_budget.json"
+    path.write_text(broken, encoding="utf-8")
+    with pytest.raises(LedgerError) as caught:
+        load_then_save(path)
+    assert caught.value.exit_code == EXIT_INVALID
+    assert str(caught.value) == f"{path}: {expected}; {HINT.format(path=path)}"
+    assert path.read_text(encoding="utf-8") == broken
+    assert [p.name for p in tmp_path.iterdir()] == ["token_budget.json"]
+
+
+def test_a_ledger_that_is_not_utf8_is_refused_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "token_budget.json"
+    path.write_bytes(b'{"month": "\xff"}')
+    with pytest.raises(LedgerError, match=r"token_budget\.json: cannot read the ledger"):
+        load_then_save(path)
+    assert path.read_bytes() == b'{"month": "\xff"}'
+
+
+def test_a_newer_schema_is_refused_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "token_budget.json"
+    newer = SAMPLE_TEXT.replace('"schema_version": 1', '"schema_version": 2')
+    path.write_text(newer, encoding="utf-8")
+    with pytest.raises(LedgerError) as caught:
+        load_then_save(path)
+    assert str(caught.value) == f"{path}: schema_version 2 is newer than this bot understands (1); upgrade ai-orchestration"
+    assert caught.value.exit_code == EXIT_INVALID
+    assert path.read_text(encoding="utf-8") == newer
+
+
+def test_a_version_0_ledger_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "token_budget.json"
+    path.write_text('{"month": "2026-11", "budget": 15, "spent": 1.25}', encoding="utf-8")
+    ledger = load(path, NOW, 99)
+    assert (ledger.month, ledger.budget_micro_usd, ledger.spent_micro_usd, ledger.executions) == ("2026-11", 15_000_000, 1_250_000, 1)
+    save(ledger, path)
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert (saved["schema_version"], saved["spent_micro_usd"], saved["remaining_micro_usd"]) == (1, 1_250_000, 13_750_000)
+    assert saved["runs"][0]["calls"][0]["provider"] == "unknown"
+    assert load(path, NOW, 99) == ledger  # and the upgraded file loads as itself
+    # nothing spent yet: no imported run at all
+    assert from_text('{"month": "2026-11", "budget": 20, "spent": 0}', "x") == Ledger("2026-11", 20_000_000)
+    # a last month's seed ledger rolls into history like any other
+    rolled, closed = rollover(from_text('{"month": "2026-10", "budget": 15, "spent": 2.5}', "x"), "2026-11")
+    assert closed is not None and closed.spent_micro_usd == 2_500_000 and rolled.spent_micro_usd == 0
+
+
+def test_a_version_0_ledger_with_a_bad_number_says_so() -> None:
+    with pytest.raises(LedgerError) as caught:
+        from_text('{"month": "2026-11", "budget": "fifteen"}', "token_budget.json")
+    assert str(caught.value) == (
+        "token_budget.json: cannot upgrade from schema_version 0: budget must be a number; "
+        + HINT.format(path="token_budget.json")
+    )
+
+
+# --- rollover --------------------------------------------------------------------------
+
+
+def test_rollover_moves_totals_to_history_and_resets_the_month() -> None:
+    october = replace(
+        SAMPLE,
+        month="2026-10",
+        history=(),
+        notified={"milestone_5": True},
+        health={"breakers": {"openai": {"failures": 2}}},
+    )
+    november, closed = rollover(october, "2026-11")
+    assert closed is not None
+    assert (closed.month, closed.spent_micro_usd, closed.executions, closed.prs_opened) == ("2026-10", 60_911, 1, 1)
+    assert closed.models["gpt-4o-mini"].cached_tokens == 8_000
+    assert november.month == "2026-11"
+    assert (november.spent_micro_usd, november.executions, november.runs) == (0, 0, ())
+    assert november.milestones_reached_micro_usd == ()
+    assert "milestone_5" not in november.notified
+    assert november.health == {"breakers": {"openai": {"failures": 2}}}
+    assert november.history == (closed,)
+    assert november.budget_micro_usd == BUDGET
+    # the closed month survives a save and load as one history line
+    text = to_text(november)
+    assert text.count('"month":"2026-10"') == 1
+    assert from_text(text, "x").history == (closed,)
+
+
+def test_rollover_in_the_same_month_changes_nothing_and_history_has_one_entry_per_month() -> None:
+    assert rollover(SAMPLE, "2026-11") == (SAMPLE, None)
+    assert rollover(SAMPLE, "2026-10") == (SAMPLE, None)  # an older clock never rewinds the ledger
+    ledger = new_ledger(dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc), BUDGET)
+    for number in range(2, 13):
+        ledger = ledger.with_run(run(f"r{number}", cost=number))
+        ledger, _ = rollover(ledger, f"2026-{number:02d}")
+    assert [entry.month for entry in ledger.history] == [f"2026-{n:02d}" for n in range(1, 12)]
+    assert [entry.spent_micro_usd for entry in ledger.history] == list(range(2, 13))
+
+
+# --- merge -----------------------------------------------------------------------------
+
+
+def test_merge_of_two_diverged_ledgers_loses_no_run_and_recomputes_totals() -> None:
+    base = new_ledger(NOW, BUDGET).with_run(run("shared", cost=1_000))
+    ours = base.with_run(run("ours", cost=2_000, started_at="2026-11-21T04:00:00Z", pr="https://github.com/o/r/pull/8"))
+    ours = replace(ours, milestones_reached_micro_usd=(5_000_000,), notified={"pace_warned": True})
+    theirs = base.with_run(run("theirs", cost=4_000, started_at="2026-11-21T03:30:00Z"))
+    theirs = replace(theirs, milestones_reached_micro_usd=(10_000_000,), notified={"retiring": ["gpt-4o-mini"], "pace_warned": False})
+    merged = merge(base, ours, theirs)
+    assert [r.id for r in merged.runs] == ["shared", "theirs", "ours"]
+    assert merged.spent_micro_usd == 7_000
+    assert merged.prs_opened == 1
+    assert merged.milestones_reached_micro_usd == (5_000_000, 10_000_000)
+    assert merged.notified == {"pace_warned": True, "retiring": ["gpt-4o-mini"]}
+    saved = json.loads(to_text(merged))
+    assert (saved["spent_micro_usd"], saved["executions"], saved["remaining_micro_usd"]) == (7_000, 3, BUDGET - 7_000)
+    # and the other way round, the same runs and totals
+    assert merge(base, theirs, ours).runs == merged.runs
+
+
+def test_merge_keeps_our_newer_copy_of_a_run_both_sides_hold() -> None:
+    base = new_ledger(NOW, BUDGET).with_run(run("r", cost=1_000))
+    ours = base.with_run(replace(run("r", cost=1_000), outcome="pr_opened", pr_url="https://github.com/o/r/pull/9"))
+    merged = merge(base, ours, base)
+    assert merged.executions == 1 and merged.run("r").outcome == "pr_opened"
+
+
+def test_merge_takes_a_humans_budget_edit() -> None:
+    base = new_ledger(NOW, BUDGET)
+    ours = base.with_run(run("bot"))
+    human = replace(base, budget_micro_usd=25_000_000)
+    merged = merge(base, ours, human)
+    assert merged.budget_micro_usd == 25_000_000 and merged.executions == 1
+    assert json.loads(to_text(merged))["remaining_micro_usd"] == 25_000_000 - 59_711
+    # our own budget change (from the config) wins when the other side left it alone
+    assert merge(base, replace(ours, budget_micro_usd=20_000_000), base).budget_micro_usd == 20_000_000
+
+
+def test_merge_across_a_month_boundary_keeps_both_months() -> None:
+    base = new_ledger(NOW, BUDGET).with_run(run("early", cost=1_000))
+    late_november = base.with_run(run("late", cost=2_000, started_at="2026-11-30T23:59:00Z"))
+    december, _ = rollover(base, "2026-12")
+    december = december.with_run(run("dec", cost=4_000, started_at="2026-12-01T00:01:00Z"))
+    for merged in (merge(base, late_november, december), merge(base, december, late_november)):
+        assert merged.month == "2026-12"
+        assert [r.id for r in merged.runs] == ["dec"]
+        assert [(h.month, h.spent_micro_usd, h.executions) for h in merged.history] == [("2026-11", 3_000, 2)]
+
+
+def test_merge_keeps_health_from_both_sides() -> None:
+    ours = replace(new_ledger(NOW, BUDGET), health={"breakers": {"openai": {"open": True}}})
+    theirs = replace(new_ledger(NOW, BUDGET), health={"breakers": {"anthropic": {"open": False}}, "parked": ["x"]})
+    assert merge(None, ours, theirs).health == {
+        "breakers": {"anthropic": {"open": False}, "openai": {"open": True}},
+        "parked": ["x"],
+    }
+
+
+# --- size ------------------------------------------------------------------------------
+
+
+def test_a_year_at_480_runs_a_month_stays_under_300_kb(tmp_path: Path) -> None:
+    table = PriceTable.builtin()
+    sonnet, mini = table.find("claude-sonnet-5-5"), table.find("gpt-4o-mini")
+    assert sonnet and mini
+    ledger = new_ledger(dt.datetime(2025, 12, 1, tzinfo=dt.timezone.utc), BUDGET)
+    largest = 0
+    path = tmp_path / "token_budget.json"
+    for month in range(1, 13):
+        ledger, _ = rollover(ledger, f"2026-{month:02d}")
+        runs = []
+        for index in range(480):
+            started = dt.datetime(2026, month, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=90 * index)
+            analysis = Usage(input_tokens=21_345 + index, output_tokens=1_876, cache_read_tokens=12_000)
+            code = Usage(input_tokens=24_567 + index, output_tokens=6_789, cache_read_tokens=3_456)
+            runs.append(
+                RunRecord(
+                    id=f"{12_345_678_901 + index}-1-{started:%Y%m%dT%H%M%SZ}",
+                    started_at=f"{started:%Y-%m-%dT%H:%M:%SZ}",
+                    task=f"Add a /health endpoint that returns the build version and uptime as JSON (#{index:03d})",
+                    outcome="pr_opened",
+                    pr_url=f"https://github.com/example-org/example-repository/pull/{month * 1000 + index}",
+                    calls=(
+                        CallRecord("analysis", sonnet.model, sonnet.provider, analysis, sonnet.cost_micro_usd(analysis), 12_345),
+                        CallRecord("code", mini.model, mini.provider, code, mini.cost_micro_usd(code), 23_456),
+                    ),
+                )
+            )
+        ledger = replace(ledger, runs=tuple(runs))
+        save(ledger, path)
+        largest = max(largest, path.stat().st_size)
+    text = path.read_text(encoding="utf-8")
+    assert len(ledger.history) == 12 and ledger.executions == 480  # 2025-12 (empty) to 2026-11
+    assert len(text.splitlines()) < 480 + 12 + 60  # one line per run and per month
+    assert largest < 300_000, f"a year of ledger is {largest:,} bytes"
+    print(f"largest ledger over the year: {largest:,} bytes")
+    assert from_text(text, "x") == ledger
