@@ -41,7 +41,8 @@ def _environment(env: Mapping[str, str] | None, **extra: str) -> dict[str, str]:
 
 
 def _scrub(text: str, env: Mapping[str, str] | None) -> str:
-    return redact(text, secret_values(env or {}))
+    """Remove ``user:token@`` from URLs and the values of known secret variables."""
+    return redact(text, secret_values(os.environ if env is None else env))
 
 
 def _summary(stderr: str, env: Mapping[str, str] | None) -> str:

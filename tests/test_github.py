@@ -218,3 +218,19 @@ def test_a_subprocess_bot_reaches_the_fake_through_its_environment(fake: FakeGit
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=30, check=True)
     assert done.stdout.strip() == "[True]"
+
+
+def test_fake_single_pull_issue_and_patch_parse_in_pygithub(fake: FakeGitHub) -> None:
+    fake.add_pull(title="Merged", head="ai/m", merged=True, labels=("ai",))
+    fake.add_pull(title="Open", head="ai/o", draft=True)
+    repo = connect(fake)
+
+    merged = repo.get_pull(1)
+    assert (merged.merged, merged.state, merged.head.repo.full_name, merged.base.ref) == (True, "closed", "octo/repo", "main")
+    assert [label.name for label in merged.as_issue().labels] == ["ai"]
+
+    opened = repo.get_pull(2)
+    assert opened.draft and not opened.merged
+    opened.edit(state="closed", title="Closed by hand")
+    assert (fake.pull(2).state, fake.pull(2).title) == ("closed", "Closed by hand")
+    assert fake.requests_to("PATCH", "/repos/octo/repo/pulls/2")[0].json == {"title": "Closed by hand", "state": "closed"}
