@@ -14,10 +14,10 @@ import os
 import re
 import stat
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
-from typing import Sequence
 
 LEDGER_NAME = "token_budget.json"
 MAX_FILE_BYTES = 200_000
@@ -295,7 +295,7 @@ def _build_map(entries: list[_Entry], budget: int) -> str:
     """Map lines chosen by relevance within ``budget`` bytes, shown in path order."""
     total = len(entries)
     header = f"## Repository map ({total} files)\n"
-    trailer_reserve = len(f"… {total} more files\n".encode("utf-8"))
+    trailer_reserve = len(f"… {total} more files\n".encode())
     room = budget - len(header.encode("utf-8")) - trailer_reserve
     if room < 0:
         return ""

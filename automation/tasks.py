@@ -43,9 +43,9 @@ def _unticked(lines: list[str]) -> list[tuple[int, re.Match[str]]]:
         opener = _FENCE.match(line)
         if fence is not None:
             # A fence closes with the same character, at least as long, and nothing after it.
-            if opener and opener["fence"][0] == fence[0] and len(opener["fence"]) >= len(fence):
-                if not line.strip().strip(fence[0]):
-                    fence = None
+            closer = opener["fence"] if opener else ""
+            if closer[:1] == fence[0] and len(closer) >= len(fence) and not line.strip().strip(fence[0]):
+                fence = None
             continue
         if opener:
             fence = opener["fence"]

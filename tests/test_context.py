@@ -104,7 +104,7 @@ def test_gitignored_and_secret_files_never_reach_the_prompt(tmp_path: Path) -> N
             ".npmrc": SECRET,
             ".pypirc": SECRET,
             "vault.kdbx": SECRET,
-            "token_budget.json": '{"secret": "%s"}' % SECRET,
+            "token_budget.json": f'{{"secret": "{SECRET}"}}',
         },
     )
     (root / ".git" / "secret_note").write_text(SECRET)
