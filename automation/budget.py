@@ -12,7 +12,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from .errors import ConfigError, PolicyStop
 from .ledger import Ledger
 from .prices import Price, Usage
 
@@ -24,8 +24,10 @@ TYPICAL_ANALYSIS = Usage(input_tokens=20_000, output_tokens=2_000)
 TYPICAL_CODE = Usage(input_tokens=24_000, output_tokens=6_000)
 
 
-class BudgetStop(Exception):
+class BudgetStop(PolicyStop):
     """A policy stop, not a failure: the next call would take the month past its budget."""
+
+    outcome = "budget_stop"
 
     def __init__(self, needed_micro_usd: int, remaining_micro_usd: int) -> None:
         super().__init__(

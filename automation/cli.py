@@ -163,6 +163,7 @@ def main(
 
 def report_error(message: str, env: Mapping[str, str], err: TextIO) -> None:
     """One line on stderr; in GitHub Actions also an ``::error::`` annotation."""
+    message = "; ".join(part.strip() for part in message.splitlines() if part.strip())
     err.write(f"error: {message}\n")
     if env.get("GITHUB_ACTIONS") == "true":
         escaped = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")

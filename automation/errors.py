@@ -85,3 +85,16 @@ class GitHubError(AutomationError):
     """A GitHub API call failed."""
 
     step = "github"
+
+
+class PolicyStop(Exception):
+    """Not an error: the run stops on purpose before spending (budget, no task, PR limit,
+    circuit breaker). The CLI exits 0; ``outcome`` is what the ledger and alerts call it."""
+
+    outcome = "stopped"
+
+    def __init__(self, message: str, outcome: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if outcome is not None:
+            self.outcome = outcome

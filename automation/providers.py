@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Iterable, Any
 
 import anthropic
 import httpx2
@@ -180,6 +180,12 @@ def _api_key(env: Mapping[str, str], provider: str) -> str:
             f"Actions) with a key from {_KEY_PAGES[provider]}, and pass it to the workflow step's env."
         )
     return key
+
+
+def require_keys(env: Mapping[str, str], providers: Iterable[str]) -> None:
+    """Fail before any call when a key the configured models need is missing."""
+    for provider in sorted(set(providers)):
+        _api_key(env, provider)
 
 
 def make_anthropic_client(

@@ -6,11 +6,11 @@ Imports no provider SDK, so `status` starts fast and works with no keys at all.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Mapping
 
 from . import budget
 from .config import Config
-from .ledger import Ledger
+from .ledger import Ledger, RunRecord
 from .prices import MICRO, format_usd
 
 
@@ -122,3 +122,59 @@ def _hours(hours: float) -> str:
     whole = int(hours)
     minutes = round((hours - whole) * 60)
     return f"{whole}h{minutes:02d}m" if minutes else f"{whole}h"
+
+
+def run_url(env: Mapping[str, str]) -> str | None:
+    """The link to this workflow run, when running in GitHub Actions."""
+    parts = [env.get(name, "") for name in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
+    return f"{parts[0].rstrip('/')}/{parts[1]}/actions/runs/{parts[2]}" if all(parts) else None
+
+
+def receipt(record: RunRecord, ledger: Ledger, budget_micro_usd: int) -> str:
+    """The cost receipt: each call's model, tokens and dollars, the run's total, the month to date."""
+    rows = [
+        "| step | model | input | output | cached | cost |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for call in record.calls:
+        cached = call.usage.cache_read_tokens + call.usage.cache_write_5m_tokens + call.usage.cache_write_1h_tokens
+        note = "" if call.outcome == "ok" else f" ({call.outcome})"
+        rows.append(
+            f"| {call.step}{note} | `{call.model}` | {call.usage.input_tokens:,} | {call.usage.output_tokens:,} "
+            f"| {cached:,} | {format_usd(call.cost_micro_usd, 6)} |"
+        )
+    rows.append(f"| **this run** | | | | | **{format_usd(record.cost_micro_usd, 6)}** |")
+    rows.append("")
+    rows.append(
+        f"Month to date ({ledger.month}): {format_usd(ledger.spent_micro_usd)} of {format_usd(budget_micro_usd)} "
+        f"— `{progress_bar(ledger.spent_micro_usd, budget_micro_usd)}`"
+    )
+    return "\n".join(rows)
+
+
+def pull_request_body(
+    *, summary: str, analysis: str, analysis_model: str, files: list[tuple[str, str]], refused: tuple[str, ...],
+    record: RunRecord, ledger: Ledger, budget_micro_usd: int, link: str | None, marker: str,
+) -> str:
+    parts = [summary.strip() or "(no summary)", "", f"## Analysis ({analysis_model})", "", analysis.strip(), "",
+             "## Files changed", ""]
+    parts += [f"- `{path}` ({action})" for path, action in files]
+    if refused:
+        parts += ["", "Refused by the edit checks:", ""] + [f"- {reason}" for reason in refused]
+    parts += ["", "## Cost receipt", "", receipt(record, ledger, budget_micro_usd), ""]
+    if link:
+        parts += [f"Opened by [this workflow run]({link}).", ""]
+    parts.append(marker)
+    return "\n".join(parts) + "\n"
+
+
+def job_summary(*, task: str, outcome: str, pr_url: str | None, error: str | None, record: RunRecord,
+                ledger: Ledger, budget_micro_usd: int) -> str:
+    """Markdown for ``$GITHUB_STEP_SUMMARY``."""
+    lines = ["## ai-orchestration run", "", f"**Task:** {task or '(none)'}", f"**Outcome:** {outcome}"]
+    if pr_url:
+        lines.append(f"**Pull request:** {pr_url}")
+    if error:
+        lines += ["", f"> **Error:** {error}"]
+    lines += ["", receipt(record, ledger, budget_micro_usd), ""]
+    return "\n".join(lines)

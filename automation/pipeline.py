@@ -1,0 +1,406 @@
+"""`run`: one task from the tasks file to one open pull request.
+
+``run`` reads top to bottom; each step below it is a small function. Money is recorded in
+the ledger (and saved to disk) after every paid call, and the ledger is committed in a
+``finally``, so a failing step never loses what was spent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Mapping, TextIO
+
+from . import alerts, budget, context, edits, github, gitops, health, ledger as ledger_module, providers, reports, tasks
+from .config import Config, load_config
+from . import discord
+from .discord import Notifier
+from .errors import EXIT_OK, AutomationError, PolicyStop, ProviderError, UnusableReplyError
+from .ledger import CallRecord, Ledger, RunRecord
+from .prices import ANTHROPIC, Usage, format_usd
+from .redact import mask_commands, redact, secret_values
+
+ANALYSIS_SYSTEM = (
+    "You are a senior software engineer planning a change to the repository described below. "
+    "Answer in Markdown with three sections: '## Changes' (what to change and why), '## Files' "
+    "(every repository path to create, update or delete, each in backticks), and "
+    "'## Acceptance criteria' (checks a reviewer can run). Be specific and brief."
+)
+CODE_SYSTEM = (
+    "You write the code for a planned change. Reply with JSON only, matching the schema: "
+    '{"summary": str, "files": [{"path": str, "action": "create"|"update"|"delete", "content": str}]}. '
+    "`content` is the whole new file; paths are relative to the repository root. Never touch "
+    ".github/workflows/, the ledger, the bot's config or the tasks file."
+)
+PROMPT_OVERHEAD_TOKENS = 2_000
+LEDGER_PUSH_ATTEMPTS = 5
+
+
+@dataclass
+class Session:
+    """What one run holds: settings, clients, and the ledger as it grows call by call."""
+
+    repo: Path
+    config: Config
+    env: Mapping[str, str]
+    now: dt.datetime
+    out: TextIO
+    base_ledger: Ledger
+    ledger: Ledger
+    record: RunRecord
+    clock: Callable[[], float]
+    secrets: list[str]
+    repository: str = "local"
+    anthropic_client: object = None
+    openai_client: object = None
+
+    def say(self, line: str) -> None:
+        self.out.write(redact(line, self.secrets) + "\n")
+        self.out.flush()
+
+    def save(self, record: RunRecord) -> None:
+        """Keep the run in the ledger and on disk at once: a crash after a paid call loses nothing."""
+        self.record = record
+        self.ledger = self.ledger.with_run(record)
+        ledger_module.save(self.ledger, self.repo / self.config.ledger_path)
+
+
+def run(
+    *,
+    repo: Path,
+    config_path: Path | None,
+    task_text: str | None,
+    env: Mapping[str, str],
+    now: dt.datetime,
+    out: TextIO,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """One cron run. Exit 0: PR opened or a policy stop; 1: a step failed; 2: invalid input."""
+    if env.get("GITHUB_ACTIONS") == "true":
+        out.write("".join(line + "\n" for line in mask_commands(env)))
+    config = load_config(config_path, repo, now.date())
+    providers.require_keys(env, {config.price(model).provider for model in config.configured_models().values()})
+    session = _open_session(repo, config, env, now, out, clock)
+    notifier = Notifier(env.get("DISCORD_WEBHOOK_URL"), log=session.say)
+    session.ledger, embeds = alerts.before_run(session.ledger, session.base_ledger, config, now, session.repository)
+    notifier.notify(embeds)
+    outcome, error, task = "failed:internal", None, None
+    try:
+        remote = github.connect(env)
+        pulls = github.bot_pull_requests(remote, config.branch_prefix)
+        task = _pick_task(session, task_text, pulls)
+        _check_pull_request_limit(config, pulls)
+        budget.reserve(session.ledger, config.monthly_budget_micro_usd, config.price(config.analysis_model), 0, config.analysis_max_tokens)
+        session.record = replace(session.record, task=task.text)
+        if config.notify_run_started:
+            notifier.notify([discord.run_started_embed(repository=session.repository, now=now, task=task.text, run_url=reports.run_url(env))])
+        repo_context = context.build_context(repo, task.text, config.context_max_tokens, _private_paths(config))
+        analysis = _analyse(session, task.text, repo_context)
+        plan = _write_code(session, task.text, analysis, repo_context)
+        pr = _open_pull_request(session, remote, task, analysis, plan)
+        session.save(replace(session.record, outcome="pr_opened", pr_url=pr.url))
+        outcome = "pr_opened"
+    except PolicyStop as stop:
+        session.say(stop.message)
+        outcome = stop.outcome
+    except AutomationError as failure:
+        error = failure
+        outcome = f"failed:{failure.step}"
+    finally:
+        _close_run(session, notifier, outcome, error)
+    if error is not None:
+        raise error  # recorded, announced and committed: now the CLI reports it and sets the exit code
+    return EXIT_OK
+
+
+def _check_pull_request_limit(config: Config, pulls: list[github.BotPull]) -> None:
+    open_count = sum(pull.state == "open" for pull in pulls)
+    if open_count >= config.max_open_prs:
+        raise PolicyStop(
+            f"Stopping before spending: {open_count} bot pull requests are open (pull_requests.max_open is "
+            f"{config.max_open_prs}); review or close some first.",
+            "pr_limit",
+        )
+
+
+def _open_session(
+    repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime, out: TextIO, clock: Callable[[], float]
+) -> Session:
+    loaded = _read_ledger(repo, config, env, now)
+    rolled, _ = ledger_module.rollover(loaded, ledger_module.month_of(now))
+    rolled = replace(rolled, budget_micro_usd=config.monthly_budget_micro_usd)
+    run_id = f"{env.get('GITHUB_RUN_ID', 'local')}-{env.get('GITHUB_RUN_ATTEMPT', '1')}-{now.strftime('%Y%m%dT%H%M%SZ')}"
+    record = RunRecord(id=run_id, started_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"), task="")
+    return Session(
+        repo=repo, config=config, env=env, now=now, out=out, base_ledger=loaded, ledger=rolled,
+        record=record, clock=clock, secrets=secret_values(env), repository=env.get("GITHUB_REPOSITORY", repo.name),
+    )
+
+
+def _read_ledger(repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime) -> Ledger:
+    """The working tree's ledger, or the dedicated ledger branch's when ``ledger.branch`` is set."""
+    if config.ledger_branch:
+        gitops.fetch(repo, config.ledger_branch, env, missing_ok=True)
+        text = gitops.remote_file(repo, f"origin/{config.ledger_branch}", config.ledger_path, env)
+        if text is None:
+            return ledger_module.new_ledger(now, config.monthly_budget_micro_usd)
+        return ledger_module.from_text(text.decode("utf-8"), f"{config.ledger_branch}:{config.ledger_path}")
+    return ledger_module.load(repo / config.ledger_path, now, config.monthly_budget_micro_usd)
+
+
+def _private_paths(config: Config) -> tuple[str, ...]:
+    return (config.ledger_path, *config.edits_deny)
+
+
+def _pick_task(session: Session, task_text: str | None, pulls: list[github.BotPull]) -> tasks.Task:
+    """The given task, or the first unticked one with no open or rejected bot PR."""
+    config = session.config
+    markdown = _read_text(session.repo / config.tasks_file)
+    if task_text:
+        task = next((t for t in tasks.read_tasks(markdown) if t.text == task_text.strip()), None)
+        return task or tasks.Task(text=task_text.strip(), line=0)
+    taken = {pull.task_hash: pull for pull in pulls if pull.task_hash}
+    parked = health.parked_tasks(session.ledger)
+    for task in tasks.read_tasks(markdown):
+        pull = taken.get(github.task_hash(task.text))
+        if pull is not None:
+            reason = {"open": "has an open pull request", "closed": "was closed without merging"}[pull.state]
+            if pull.merged:
+                reason = "was merged"
+            session.say(f"Skipping '{task.text}': {reason} ({pull.url})")
+            continue
+        if health.task_key(task.text) in parked:
+            session.say(f"Skipping '{task.text}': parked after repeated failures (edit its text to retry)")
+            continue
+        return task
+    raise PolicyStop(f"No task left in {config.tasks_file}: add a '- [ ] …' line to give the bot work.", "no_task")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+
+
+def _paid_call(session: Session, step: str, model: str, input_bound: int, max_tokens: int, call: Callable[[], providers.ModelReply]) -> providers.ModelReply:
+    """Reserve the worst case, make the call, record what it really cost."""
+    price = session.config.price(model)
+    budget.reserve(session.ledger, session.config.monthly_budget_micro_usd, price, input_bound, max_tokens)
+    started = session.clock()
+    try:
+        reply = call()
+    except ProviderError as error:
+        billed = getattr(error, "reply", None)  # an unusable reply was still paid for
+        usage = billed.usage if billed else Usage()
+        failed = CallRecord(step=step, model=price.model, provider=price.provider, usage=usage,
+                            cost_micro_usd=price.cost_micro_usd(usage),
+                            latency_ms=round((session.clock() - started) * 1000), outcome=error.kind)
+        session.save(replace(session.record, calls=session.record.calls + (failed,)))
+        raise
+    record = CallRecord(step=step, model=price.model, provider=price.provider, usage=reply.usage,
+                        cost_micro_usd=price.cost_micro_usd(reply.usage), latency_ms=reply.latency_ms)
+    session.save(replace(session.record, calls=session.record.calls + (record,)))
+    session.say(f"{step}: {price.model} {reply.usage.input_tokens:,} in / {reply.usage.output_tokens:,} out, {format_usd(record.cost_micro_usd, 4)}")
+    return reply
+
+
+def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> str:
+    config = session.config
+    prompt = f"# Task\n{task}\n\n# Repository\n{context.render_context(repo_context)}"
+
+    def attempt(model: str, client: object) -> str:
+        counted = providers.count_anthropic_input_tokens(client, model, ANALYSIS_SYSTEM, prompt)
+        return _paid_call(
+            session, "analysis", model, budget.padded_anthropic_count(counted), config.analysis_max_tokens,
+            lambda: providers.analyse(client, model, ANALYSIS_SYSTEM, prompt, config.analysis_max_tokens, clock=session.clock),
+        ).text
+
+    return _with_fallbacks(session, "analysis", config.analysis_model, config.analysis_fallbacks, attempt)
+
+
+def _write_code(session: Session, task: str, analysis: str, repo_context: context.RepoContext) -> edits.EditPlan:
+    """Ask for the edits; an unusable reply gets exactly one repair request quoting the errors."""
+    config = session.config
+    named = _named_files(session.repo, analysis, repo_context, _private_paths(config))
+    files_text = "\n\n".join(f"### {path}\n```\n{text}\n```" for path, text in named.items())
+    messages = [
+        {"role": "system", "content": CODE_SYSTEM},
+        {"role": "user", "content": f"# Task\n{task}\n\n# Plan\n{analysis}\n\n# Current files\n{files_text or '(none)'}"},
+    ]
+    rules = edits.EditRules(ledger_path=config.ledger_path, tasks_path=config.tasks_file, deny=config.edits_deny)
+    reply = _code_call(session, messages)
+    try:
+        return edits.parse_and_check(reply, session.repo, rules)
+    except UnusableReplyError as problem:
+        session.say(f"code: the reply was unusable, asking once for a repair: {problem.message.splitlines()[0]}")
+        messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": edits.repair_prompt(problem.message)}]
+    return edits.parse_and_check(_code_call(session, messages), session.repo, rules)
+
+
+def _code_call(session: Session, messages: list[dict]) -> str:
+    config = session.config
+    bound = providers.openai_input_token_bound(messages, providers.code_response_format())
+
+    def attempt(model: str, client: object) -> str:
+        return _paid_call(
+            session, "code", model, bound, config.code_max_tokens,
+            lambda: providers.write_code(client, model, messages, config.code_max_tokens, clock=session.clock),
+        ).text
+
+    return _with_fallbacks(session, "code", config.code_model, config.code_fallbacks, attempt)
+
+
+def _with_fallbacks(
+    session: Session, step: str, primary: str, fallbacks: tuple[str, ...], attempt: Callable[[str, object], str]
+) -> str:
+    """Try the step's models in order; only retryable failures (after the SDK's own retries) fail over."""
+    models = health.chain(session.ledger, session.config, primary, fallbacks, session.now)
+    for index, model in enumerate(models):
+        try:
+            return attempt(model, _client(session, model))
+        except ProviderError as error:
+            if not error.retryable or index == len(models) - 1:
+                raise
+            session.say(f"{step}: {model} failed ({error.kind}); falling back to {models[index + 1]}")
+    raise AssertionError("health.chain returns at least one model or raises")
+
+
+def _client(session: Session, model: str) -> object:
+    """SDK clients are made on first use, so a run that stops early never builds one."""
+    if session.config.price(model).provider == ANTHROPIC:
+        session.anthropic_client = session.anthropic_client or providers.make_anthropic_client(session.env)
+        return session.anthropic_client
+    session.openai_client = session.openai_client or providers.make_openai_client(session.env)
+    return session.openai_client
+
+
+_PATH_IN_BACKTICKS = re.compile(r"`([^`\s]+)`")
+
+
+def _named_files(repo: Path, analysis: str, repo_context: context.RepoContext, private: tuple[str, ...]) -> dict[str, str]:
+    """Repository files the analysis names, read for the code step (never private ones)."""
+    named: dict[str, str] = {}
+    for candidate in dict.fromkeys(_PATH_IN_BACKTICKS.findall(analysis)):
+        if candidate in repo_context.files:
+            named[candidate] = repo_context.files[candidate]
+        elif context.is_sendable(repo, candidate, private):
+            named[candidate] = (repo / candidate).read_text(encoding="utf-8")
+    return named
+
+
+def _open_pull_request(
+    session: Session, remote: object, task: tasks.Task, analysis: str, plan: edits.EditPlan
+) -> github.BotPull:
+    config, repo, env = session.config, session.repo, session.env
+    default = gitops.remote_default_branch(repo, env)
+    gitops.fetch(repo, default, env)
+    changes = edits.changes(plan)
+    tasks_text = gitops.remote_file(repo, f"origin/{default}", config.tasks_file, env)
+    if tasks_text is not None and task.line:
+        try:
+            changes[config.tasks_file] = tasks.tick(tasks_text.decode("utf-8"), task).encode("utf-8")
+        except ValueError:
+            session.say(f"note: '{task.text}' is no longer unticked in {config.tasks_file} on {default}; not ticking it")
+    branch = gitops.free_branch_name(repo, f"{config.branch_prefix}{tasks.slug(task.text)}", env)
+    sha = gitops.commit_changes(repo, f"origin/{default}", changes, f"{task.text}\n\nOpened by ai-orchestration.", env=env)
+    gitops.push(repo, sha, branch, env)
+    session.say(f"Pushed {branch}")
+    answered = next(c.model for c in reversed(session.record.calls) if c.step == "analysis" and c.outcome == "ok")
+    body = reports.pull_request_body(
+        summary=plan.summary, analysis=analysis, analysis_model=answered,
+        files=[(edit.path, edit.action) for edit in plan.edits], refused=plan.refused, record=session.record,
+        ledger=session.ledger, budget_micro_usd=config.monthly_budget_micro_usd, link=reports.run_url(env),
+        marker=github.task_marker(task.text),
+    )
+    pr = github.open_pull_request(
+        remote, title=task.text[:250], body=redact(body, session.secrets), head=branch, base=default,
+        labels=config.pr_labels, draft=config.pr_draft,
+    )
+    session.say(f"Opened {pr.url}")
+    return pr
+
+
+def _close_run(session: Session, notifier: Notifier, outcome: str, error: AutomationError | None) -> None:
+    """Record the outcome, announce it, and commit the ledger: runs even when a step failed."""
+    if session.record.calls:
+        session.save(replace(session.record, outcome=outcome))
+    session.ledger = health.after_run(session.ledger, session.record, session.record.task, outcome, session.config, session.now)
+    session.ledger, embeds = alerts.after_run(
+        session.ledger, session.config, session.record, outcome, getattr(error, "kind", error.step if error else None),
+        redact(error.message, session.secrets) if error else None, session.now, session.repository,
+        reports.run_url(session.env),
+    )
+    notifier.notify(embeds)
+    _write_job_summary(session, outcome, error)
+    if session.ledger != session.base_ledger:
+        _commit_ledger(session)
+
+
+def _write_job_summary(session: Session, outcome: str, error: AutomationError | None) -> None:
+    path = session.env.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    text = reports.job_summary(
+        task=session.record.task, outcome=outcome, pr_url=session.record.pr_url, error=error.message if error else None,
+        record=session.record, ledger=session.ledger, budget_micro_usd=session.config.monthly_budget_micro_usd,
+    )
+    with open(path, "a", encoding="utf-8") as summary:
+        summary.write(redact(text, session.secrets))
+
+
+def _commit_ledger(session: Session) -> None:
+    """Commit the ledger to its branch; if the branch moved, merge and retry."""
+    config, repo, env = session.config, session.repo, session.env
+    ledger_module.save(session.ledger, repo / config.ledger_path)
+    default = gitops.remote_default_branch(repo, env)
+    target = config.ledger_branch or default
+
+    def render(remote_text: bytes | None) -> bytes:
+        theirs = session.base_ledger if remote_text is None else ledger_module.from_text(remote_text.decode("utf-8"), f"{target}:{config.ledger_path}")
+        merged = ledger_module.merge(session.base_ledger, session.ledger, theirs)
+        return ledger_module.to_text(merged).encode("utf-8")
+
+    gitops.commit_file_with_retry(
+        repo, target, config.ledger_path, render,
+        f"ai-orchestration: ledger for run {session.record.id} ({format_usd(session.record.cost_micro_usd, 4)})",
+        attempts=LEDGER_PUSH_ATTEMPTS, env=env, create_branch_from=default if config.ledger_branch else None,
+    )
+    session.say(f"Ledger committed to {target}")
+
+
+def dry_run(*, repo: Path, config_path: Path | None, task_text: str | None, now: dt.datetime, out: TextIO) -> int:
+    """What a run would do: no keys, no network, no writes."""
+    config = load_config(config_path, repo, now.date())
+    loaded = ledger_module.load(repo / config.ledger_path, now, config.monthly_budget_micro_usd)
+    ledger, _ = ledger_module.rollover(loaded, ledger_module.month_of(now))
+    markdown = _read_text(repo / config.tasks_file)
+    pending = tasks.read_tasks(markdown)
+    task = task_text.strip() if task_text else (pending[0].text if pending else None)
+    out.write("Dry run: no keys, no network, nothing written.\n")
+    if task is None:
+        out.write(f"No task left in {config.tasks_file}: the run would stop here (exit 0).\n")
+        return EXIT_OK
+    repo_context = context.build_context(repo, task, config.context_max_tokens, _private_paths(config))
+    cost = budget.run_cost(
+        config.price(config.analysis_model), config.price(config.code_model), config.analysis_max_tokens,
+        config.code_max_tokens, analysis_input_tokens=repo_context.tokens + PROMPT_OVERHEAD_TOKENS,
+    )
+    left = budget.remaining_micro_usd(ledger, config.monthly_budget_micro_usd)
+    out.write(
+        f"Task: {task}\n"
+        f"  ({len(pending)} unticked in {config.tasks_file}; open or rejected bot PRs are skipped in a real run)\n"
+        f"Context: {len(repo_context.files)} files, {repo_context.tokens:,} of {config.context_max_tokens:,} tokens\n"
+        f"Models: {config.analysis_model} (analysis), {config.code_model} (code)\n"
+        f"Cost of this run: about {format_usd(cost.typical, 4)}, at most {format_usd(cost.worst, 4)}\n"
+        f"Budget left in {ledger.month}: {format_usd(left)} of {format_usd(config.monthly_budget_micro_usd)}"
+        f" ({reports.progress_bar(ledger.spent_micro_usd, config.monthly_budget_micro_usd)})\n"
+    )
+    if cost.worst > left:
+        out.write("The budget would stop this run before its first call (exit 0).\n")
+    for key, price, days in config.retiring_models(now.date()):
+        out.write(f"warning: {key} = {price.model} retires in {days} days; switch to {price.successor}\n")
+    return EXIT_OK

@@ -1,0 +1,99 @@
+"""`simulate`: synthetic runs through the real ledger, budget and alert code.
+
+Works on an in-memory copy of the ledger (never saved) and calls no network, so users can
+see where milestones fire, which alerts they would get, and where the budget stops runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import replace
+from typing import Iterator
+
+from . import alerts, budget, discord, ledger as ledger_module
+from .config import Config
+from .errors import PolicyStop
+from .ledger import CallRecord, Ledger, RunRecord
+from .prices import Usage, format_usd
+
+RUN_INTERVAL = dt.timedelta(hours=3)
+JITTER = 0.25  # synthetic usage varies +-25% around the typical run
+REPOSITORY = "simulation"
+
+
+def _jitter(usage: Usage, rng: random.Random) -> Usage:
+    def vary(tokens: int) -> int:
+        return max(1, round(tokens * rng.uniform(1 - JITTER, 1 + JITTER)))
+
+    return Usage(input_tokens=vary(usage.input_tokens), output_tokens=vary(usage.output_tokens))
+
+
+def _simulated_run(ledger: Ledger, config: Config, record: RunRecord, rng: random.Random) -> tuple[Ledger, RunRecord]:
+    """Reserve and charge the two calls of a run exactly as `run` does; BudgetStop propagates."""
+    steps = (
+        ("analysis", config.analysis_model, budget.TYPICAL_ANALYSIS, config.analysis_max_tokens),
+        ("code", config.code_model, budget.TYPICAL_CODE, config.code_max_tokens),
+    )
+    for step, model, typical, max_tokens in steps:
+        price = config.price(model)
+        usage = _jitter(typical, rng)
+        usage = replace(usage, output_tokens=min(usage.output_tokens, max_tokens))
+        budget.reserve(ledger, config.monthly_budget_micro_usd, price, budget.padded_anthropic_count(usage.input_tokens), max_tokens)
+        call = CallRecord(step=step, model=price.model, provider=price.provider, usage=usage,
+                          cost_micro_usd=price.cost_micro_usd(usage), latency_ms=0)
+        record = replace(record, calls=record.calls + (call,))
+        ledger = ledger.with_run(record)
+    return ledger, record
+
+
+def simulate(
+    config: Config,
+    ledger: Ledger,
+    now: dt.datetime,
+    *,
+    runs: int | None,
+    until_micro_usd: int | None,
+    rng: random.Random,
+) -> Iterator[str]:
+    """Yield one line per run, and each alert as the text Discord would show."""
+    cap = config.monthly_budget_micro_usd
+    yield (
+        f"Simulating on a scratch copy of the ledger ({ledger.month}: {format_usd(ledger.spent_micro_usd)} of "
+        f"{format_usd(cap)} spent), a run every {RUN_INTERVAL.seconds // 3600}h with {config.analysis_model} + {config.code_model}."
+    )
+    silent_stops = 0
+    index = 0
+    while (runs is None or index < runs) and (until_micro_usd is None or ledger.spent_micro_usd < until_micro_usd):
+        index += 1
+        moment = now + (index - 1) * RUN_INTERVAL
+        previous = ledger
+        ledger, _ = ledger_module.rollover(ledger, ledger_module.month_of(moment))
+        ledger, embeds = alerts.before_run(ledger, previous, config, moment, REPOSITORY)
+        record = RunRecord(id=f"simulated-{index}", started_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                           task=f"simulated task {index}", pr_url=f"https://example.invalid/pull/{index}")
+        try:
+            ledger, record = _simulated_run(ledger, config, record, rng)
+            outcome = "pr_opened"
+        except PolicyStop:
+            outcome = "budget_stop"
+        if outcome == "pr_opened":
+            record = replace(record, outcome=outcome)
+            ledger = ledger.with_run(record)
+        ledger, after = alerts.after_run(ledger, config, record, outcome, None, None, moment, REPOSITORY, None)
+        embeds += [embed for embed in after if embed["color"] != discord.COLOURS["run_completed"]]
+        if outcome == "budget_stop" and not embeds:
+            silent_stops += 1
+            if until_micro_usd is not None:
+                break  # the target cannot be reached: the budget stops every run from here
+            continue
+        yield (
+            f"run {index} ({moment:%Y-%m-%d %H:%M}): "
+            + (f"{format_usd(record.cost_micro_usd, 4)}" if outcome == "pr_opened" else "stopped by the budget, no model called")
+            + f"; month {format_usd(ledger.spent_micro_usd)} of {format_usd(cap)}"
+        )
+        for embed in embeds:
+            yield "  [Discord] " + discord.render_text(embed).replace("\n", "\n            ")
+    if silent_stops:
+        yield f"{silent_stops} more runs stopped by the budget (no alert: it was already sent this month)"
+    yield f"End: {ledger.executions} runs in {ledger.month}, {format_usd(ledger.spent_micro_usd)} of {format_usd(cap)} spent."

@@ -1,0 +1,336 @@
+"""`python -m automation run`, end to end, as a user meets it.
+
+Each test runs the real CLI in a subprocess, in a git checkout whose `origin` is a local bare
+repository, against loopback servers speaking the Anthropic Messages, OpenAI Chat Completions
+and GitHub REST wire formats, with the real SDKs, PyGithub and git. Assertions read what a
+user would see: branches and files on the remote, the pull request GitHub received, the ledger
+on the default branch, the output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.github_server import FakeGitHub, fake_github  # noqa: F401
+from tests.fakes.model_servers import FakeAnthropic, FakeOpenAI, fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+TASKS = """# Tasks
+
+## Now
+- [x] Set up the project
+- [ ] Add a greeting module
+  - [ ] Say hello in French too
+- [ ] Write the changelog
+"""
+GREETING = {"path": "app/greeting.py", "action": "create", "content": "def greet(name):\n    return f'Hello, {name}!'\n"}
+
+
+def git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
+@dataclass
+class World:
+    """A checkout, its bare remote, the three fake services and the bot's environment."""
+
+    tmp: Path
+    remote: Path
+    checkout: Path
+    env: dict[str, str]
+    anthropic: FakeAnthropic
+    openai: FakeOpenAI
+    github: FakeGitHub
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "automation", "run", "--repo", str(self.checkout), *args],
+            cwd=self.tmp, env=env or self.env, capture_output=True, text=True, timeout=120,
+        )
+
+    def remote_file(self, ref: str, path: str) -> str | None:
+        result = subprocess.run(["git", "show", f"{ref}:{path}"], cwd=self.remote, capture_output=True, text=True)
+        return result.stdout if result.returncode == 0 else None
+
+    def remote_branches(self) -> list[str]:
+        return git(self.remote, "for-each-ref", "--format=%(refname:short)", "refs/heads").split()
+
+    def ledger(self) -> dict:
+        text = self.remote_file("main", "token_budget.json")
+        assert text is not None, "no ledger on the default branch"
+        return json.loads(text)
+
+    def created_pulls(self) -> list[dict]:
+        return [request.json for request in self.github.requests_to("POST", "/repos/*/pulls")]
+
+    def push_to_main(self, path: str, content: str, message: str) -> None:
+        """Another actor (a merged PR, another run) moves the default branch."""
+        other = self.tmp / "other"
+        if not other.exists():
+            git(self.tmp, "clone", "-q", str(self.remote), str(other), env=self.env)
+        git(other, "pull", "-q", env=self.env)
+        (other / path).parent.mkdir(parents=True, exist_ok=True)
+        (other / path).write_text(content)
+        git(other, "add", path, env=self.env)
+        git(other, "commit", "-qm", message, env=self.env)
+        git(other, "push", "-q", "origin", "main", env=self.env)
+
+
+@pytest.fixture()
+def world(tmp_path: Path, fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI, fake_github: FakeGitHub) -> World:
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text("[user]\n\tname = Test User\n\temail = test@example.com\n[init]\n\tdefaultBranch = main\n")
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(ROOT),
+        "GIT_CONFIG_GLOBAL": str(gitconfig),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GITHUB_SERVER_URL": "https://github.example",
+        "GITHUB_RUN_ID": "4242",
+        "GITHUB_RUN_ATTEMPT": "1",
+        **fake_anthropic.env(),
+        **fake_openai.env(),
+        **fake_github.env(),
+    }
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote), env=env)
+    seed = tmp_path / "seed"
+    git(tmp_path, "init", "-q", "-b", "main", str(seed), env=env)
+    (seed / "docs").mkdir()
+    (seed / "docs" / "TASKS.md").write_text(TASKS)
+    (seed / "app").mkdir()
+    (seed / "app" / "__init__.py").write_text("")
+    (seed / "README.md").write_text("# Demo\n\nA demo app with a greeting module.\n")
+    git(seed, "add", "-A", env=env)
+    git(seed, "commit", "-qm", "seed", env=env)
+    git(seed, "remote", "add", "origin", str(remote), env=env)
+    git(seed, "push", "-q", "origin", "main", env=env)
+    checkout = tmp_path / "checkout"
+    git(tmp_path, "clone", "-q", str(remote), str(checkout), env=env)
+
+    fake_anthropic.text = "## Changes\nAdd `app/greeting.py` with `greet`.\n\n## Files\n- `app/greeting.py`\n\n## Acceptance criteria\n- greet('Ada') returns 'Hello, Ada!'"
+    fake_anthropic.counted_tokens = 900
+    fake_openai.content = FakeOpenAI.code_reply("Add a greeting module", [GREETING])
+    return World(tmp_path, remote, checkout, env, fake_anthropic, fake_openai, fake_github)
+
+
+def test_happy_path_opens_one_pull_request_and_commits_the_ledger(world: World) -> None:
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    branch = "ai/add-a-greeting-module"
+    assert branch in world.remote_branches()
+    assert world.remote_file(branch, "app/greeting.py") == GREETING["content"]
+    assert "- [x] Add a greeting module" in world.remote_file(branch, "docs/TASKS.md")
+    assert "- [ ] Say hello in French too" in world.remote_file(branch, "docs/TASKS.md")
+
+    [pull] = world.created_pulls()
+    assert pull["title"] == "Add a greeting module"
+    assert pull["head"] == branch and pull["base"] == "main"
+    body = pull["body"]
+    assert "Add a greeting module" in body and "## Analysis (claude-sonnet-5-5)" in body
+    assert "`app/greeting.py` (create)" in body
+    assert "## Cost receipt" in body and "claude-sonnet-5-5" in body and "gpt-4o-mini" in body
+    assert "https://github.example/octo/repo/actions/runs/4242" in body or "actions/runs/4242" in body
+    assert "<!-- ai-orchestration:task=" in body
+    labels = world.github.requests_to("POST", "/repos/*/issues/*/labels")
+    assert labels and "ai-generated" in json.dumps(labels[0].json)
+
+    ledger = world.ledger()
+    [run] = ledger["runs"]
+    assert run["outcome"] == "pr_opened" and run["pr_url"].endswith("/pull/1")
+    assert [call["step"] for call in run["calls"]] == ["analysis", "code"]
+    assert ledger["spent_micro_usd"] == sum(call["cost_micro_usd"] for call in run["calls"]) > 0
+    assert ledger["executions"] == 1 and ledger["prs_opened"] == 1
+
+    analysis_request = world.anthropic.generation_requests[0].json
+    assert analysis_request["model"] == "claude-sonnet-5-5" and "temperature" not in analysis_request
+    code_request = world.openai.generation_requests[0].json
+    assert code_request["response_format"]["json_schema"]["strict"] is True
+    for secret in (world.env["ANTHROPIC_API_KEY"], world.env["OPENAI_API_KEY"], world.env["GITHUB_TOKEN"]):
+        assert secret not in result.stdout + result.stderr + body
+        assert secret not in json.dumps(ledger)
+
+
+def test_task_with_an_open_pull_request_is_skipped(world: World) -> None:
+    from automation.github import task_marker
+
+    world.github.add_pull(title="Add a greeting module", head="ai/add-a-greeting-module",
+                          body=f"earlier run\n{task_marker('Add a greeting module')}")
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    assert "Skipping 'Add a greeting module': has an open pull request" in result.stdout
+    [pull] = world.created_pulls()
+    assert pull["title"] == "Say hello in French too"
+
+
+def test_task_closed_without_merging_is_not_retried_but_a_merged_one_is_skipped_too(world: World) -> None:
+    from automation.github import task_marker
+
+    world.github.add_pull(title="Add a greeting module", head="ai/add-a-greeting-module", state="closed",
+                          body=task_marker("Add a greeting module"))
+    world.github.add_pull(title="Say hello in French too", head="ai/say-hello-in-french-too", merged=True,
+                          body=task_marker("Say hello in French too"))
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    assert "was closed without merging" in result.stdout and "was merged" in result.stdout
+    assert [pull["title"] for pull in world.created_pulls()] == ["Write the changelog"]
+
+
+def test_no_task_left_stops_without_calling_a_model(world: World) -> None:
+    (world.checkout / "docs" / "TASKS.md").write_text("# Tasks\n- [x] Done already\n")
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    assert "No task left in docs/TASKS.md" in result.stdout
+    assert world.anthropic.requests == [] and world.openai.requests == []
+    assert world.created_pulls() == []
+
+
+def test_pull_request_limit_stops_before_spending(world: World) -> None:
+    for index in range(5):
+        world.github.add_pull(title=f"Old {index}", head=f"ai/old-{index}", body="")
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    assert "5 bot pull requests are open" in result.stdout
+    assert world.anthropic.requests == [] and world.openai.requests == []
+
+
+def test_given_task_is_used_instead_of_the_list(world: World) -> None:
+    result = world.run("--task", "Add a farewell function")
+
+    assert result.returncode == 0, result.stderr
+    [pull] = world.created_pulls()
+    assert pull["title"] == "Add a farewell function" and pull["head"] == "ai/add-a-farewell-function"
+    assert "Add a farewell function" in world.anthropic.generation_requests[0].json["messages"][0]["content"]
+    assert "- [ ] Add a greeting module" in world.remote_file("ai/add-a-farewell-function", "docs/TASKS.md")
+
+
+def test_stale_checkout_merges_its_ledger_with_the_one_that_moved(world: World) -> None:
+    other_ledger = {
+        "schema_version": 1, "month": world.ledger_month(), "budget_micro_usd": 15_000_000,
+        "runs": [{"id": "other-run", "started_at": f"{world.ledger_month()}-01T00:00:00Z", "task": "Earlier",
+                  "outcome": "pr_opened", "pr_url": "https://github.example/octo/repo/pull/99",
+                  "calls": [{"step": "analysis", "model": "claude-sonnet-5-5", "provider": "anthropic",
+                             "tokens": {"input": 1000, "output": 100}, "cost_micro_usd": 3000, "latency_ms": 5,
+                             "outcome": "ok"}]}],
+    }
+    world.push_to_main("token_budget.json", json.dumps(other_ledger), "another run's ledger")
+
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    ledger = world.ledger()
+    assert {run["id"] for run in ledger["runs"]} >= {"other-run"} and len(ledger["runs"]) == 2
+    assert ledger["spent_micro_usd"] == sum(c["cost_micro_usd"] for r in ledger["runs"] for c in r["calls"])
+    assert git(world.remote, "log", "--format=%s", "main").count("another run's ledger") == 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../outside.py", "/etc/passwd", ".git/config", ".github/workflows/evil.yml", "token_budget.json"],
+)
+def test_hostile_paths_are_refused_and_no_pull_request_is_opened(world: World, path: str) -> None:
+    world.openai.content = FakeOpenAI.code_reply("evil", [{"path": path, "action": "create", "content": "x"}])
+    result = world.run()
+
+    assert result.returncode == 1
+    assert "error:" in result.stderr and path.lstrip("./") in result.stderr + result.stdout
+    assert len(world.openai.generation_requests) == 2  # one repair request, then give up
+    assert world.created_pulls() == []
+    assert [b for b in world.remote_branches() if b.startswith("ai/")] == []
+    [run] = world.ledger()["runs"]
+    assert run["outcome"] == "failed:edits" and len(run["calls"]) == 3
+    assert world.ledger()["spent_micro_usd"] > 0
+    assert not (world.tmp / "outside.py").exists()
+
+
+def test_non_json_reply_gets_one_repair_request(world: World) -> None:
+    world.openai.script(
+        FakeOpenAI.completion("Sure! Here is the code you asked for."),
+        FakeOpenAI.completion(FakeOpenAI.code_reply("Add a greeting module", [GREETING])),
+    )
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    repair = world.openai.generation_requests[1].json["messages"]
+    assert "not JSON" in repair[-1]["content"] or "JSON" in repair[-1]["content"]
+    assert len(world.created_pulls()) == 1
+    assert len(world.ledger()["runs"][0]["calls"]) == 3
+
+
+def test_overloaded_and_rate_limited_calls_are_retried(world: World) -> None:
+    world.anthropic.script(FakeAnthropic.overloaded())
+    world.openai.script(FakeOpenAI.rate_limited())
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    assert len(world.anthropic.generation_requests) == 2
+    assert len(world.openai.generation_requests) == 2
+    assert len(world.created_pulls()) == 1
+
+
+def test_bad_key_stops_at_once_naming_the_provider_and_records_the_run(world: World) -> None:
+    world.anthropic.script(FakeAnthropic.authentication())
+    result = world.run()
+
+    assert result.returncode == 1
+    assert "Anthropic" in result.stderr and "ANTHROPIC_API_KEY" in result.stderr
+    assert world.env["ANTHROPIC_API_KEY"] not in result.stderr + result.stdout
+    assert len(world.anthropic.generation_requests) == 1
+    assert world.openai.requests == [] and world.created_pulls() == []
+    [run] = world.ledger()["runs"]
+    assert run["outcome"] == "failed:provider" and run["calls"][0]["outcome"] == "auth"
+
+
+def test_missing_key_exits_1_naming_the_variable_before_any_call(world: World) -> None:
+    env = {k: v for k, v in world.env.items() if k != "OPENAI_API_KEY"}
+    result = world.run(env=env)
+
+    assert result.returncode == 1
+    assert "OPENAI_API_KEY" in result.stderr
+    assert world.anthropic.requests == [] and world.github.requests == []
+
+
+def test_dry_run_needs_no_keys_no_network_and_writes_nothing(world: World) -> None:
+    env = {k: v for k, v in world.env.items() if "KEY" not in k and "TOKEN" not in k}
+    before = git(world.checkout, "status", "--porcelain")
+    result = world.run("--dry-run", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert "Task: Add a greeting module" in result.stdout
+    assert "Context:" in result.stdout and "Budget left" in result.stdout and "at most $" in result.stdout
+    assert world.anthropic.requests == [] and world.openai.requests == [] and world.github.requests == []
+    assert git(world.checkout, "status", "--porcelain") == before
+
+
+def test_invalid_config_exits_2_before_anything_is_called(world: World) -> None:
+    config = world.checkout / ".github" / "ai-orchestration.yml"
+    config.parent.mkdir()
+    config.write_text("budget:\n  monthly_usd: -3\n")
+    result = world.run()
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[0].startswith("error: ") and "budget.monthly_usd" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert world.github.requests == [] and world.anthropic.requests == []
+
+
+def _ledger_month(self: World) -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m")
+
+
+World.ledger_month = _ledger_month  # type: ignore[attr-defined]
