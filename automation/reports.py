@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Mapping
 
-from . import budget
+from . import budget, health
 from .config import Config
 from .ledger import Ledger, RunRecord
 from .prices import MICRO, format_usd
@@ -57,6 +57,7 @@ def status_data(config: Config, ledger: Ledger, now: dt.datetime) -> dict[str, A
              "prs_opened": entry.prs_opened}
             for entry in ledger.history
         ],
+        "health": health.status_data(ledger, config, now),
     }
 
 
@@ -71,8 +72,12 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
     ]
     reached = ", ".join(f"${m:g}" for m in data["milestones_reached"]) or "none yet"
     lines.append(f"  milestones reached: {reached} (of {', '.join(f'${m:g}' for m in data['milestones_usd'])})")
-    for name, model in data["models"].items():
-        lines.append(f"  {name}: {model['calls']} calls, ${model['spent_usd']:.4f}")
+    lines += [f"  {line}" for line in health.render_stats(health.model_stats(ledger))]
+    for provider, state in data["health"]["breakers"].items():
+        if state != "closed":
+            lines.append(f"  circuit breaker for {provider}: {state.replace('_', '-')}")
+    for task in data["health"]["parked_tasks"]:
+        lines.append(f"  parked task (edit its text to retry): {task}")
     for retiring in data["retiring_models"]:
         lines.append(
             f"  warning: {retiring['key']} = {retiring['model']} retires on {retiring['retires_on']} "
