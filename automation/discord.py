@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import requests
 
 from .prices import format_usd
-from .redact import MASK, redact
+from .redact import MASK, redact, secret_values
 from .reports import progress_bar
 
 __all__ = [
@@ -29,7 +29,6 @@ __all__ = [
     "budget_exhausted_embed",
     "fit_embed",
     "fit_message",
-    "mask_commands",
     "milestone_embed",
     "model_retiring_embed",
     "monthly_recap_embed",
@@ -482,27 +481,6 @@ def render_text(embed: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------- secrets
 
 
-def _webhook_token(url: str) -> str | None:
-    """The token part of ``https://discord.com/api/webhooks/<id>/<token>``."""
-    parts = [part for part in urlsplit(url).path.split("/") if part]
-    return parts[-1] if len(parts) >= 2 and len(parts[-1]) >= 8 else None
-
-
-def mask_commands(env: Mapping[str, str]) -> list[str]:
-    """``::add-mask::`` lines hiding the webhook URL and its token in GitHub Actions logs.
-
-    The CLI prints these only when ``GITHUB_ACTIONS=true``.
-    """
-    url = env.get("DISCORD_WEBHOOK_URL", "").strip()
-    if not url:
-        return []
-    values = {url}
-    token = _webhook_token(url)
-    if token:
-        values.add(token)
-    return [f"::add-mask::{value}" for value in sorted(values, key=len, reverse=True)]
-
-
 # ---------------------------------------------------------------- delivery
 
 
@@ -556,7 +534,7 @@ class Notifier:
         max_attempts: int = 5,
     ) -> None:
         self._url = (webhook_url or "").strip() or None
-        self._secrets = [value for value in (self._url, _webhook_token(self._url or "")) if value]
+        self._secrets = secret_values({"DISCORD_WEBHOOK_URL": self._url or ""})
         self._session = session if session is not None else requests.Session()
         self._sleep = sleep
         self._log = log

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Iterable, Mapping
+from urllib.parse import urlsplit
 
 SECRET_VARIABLES = (
     "ANTHROPIC_API_KEY",
@@ -19,12 +20,10 @@ MASK = "***"
 
 def secret_values(env: Mapping[str, str]) -> list[str]:
     """The secret values present in ``env``, longest first, plus the token part of a webhook URL."""
-    values = {env[name] for name in SECRET_VARIABLES if env.get(name, "").strip()}
-    webhook = env.get("DISCORD_WEBHOOK_URL", "")
-    if webhook.rstrip("/").count("/") >= 1:
-        token = webhook.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
-        if len(token) >= 8:
-            values.add(token)
+    values = {env[name].strip() for name in SECRET_VARIABLES if env.get(name, "").strip()}
+    webhook_path = [part for part in urlsplit(env.get("DISCORD_WEBHOOK_URL", "").strip()).path.split("/") if part]
+    if len(webhook_path) >= 2 and len(webhook_path[-1]) >= 8:  # .../webhooks/<id>/<token>
+        values.add(webhook_path[-1])
     return sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
 
 

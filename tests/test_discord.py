@@ -19,7 +19,6 @@ from automation.discord import (
     embed_length,
     fit_embed,
     fit_message,
-    mask_commands,
     milestone_embed,
     model_retiring_embed,
     monthly_recap_embed,
@@ -467,9 +466,3 @@ def test_a_long_rate_limit_gives_up_instead_of_holding_the_job(rec: Recorder) ->
     responses.post(POST_URL, status=429, json={"retry_after": 3600.0, "global": True})
     assert rec.notifier().notify([completed()]) is False
     assert rec.sleeps == [] and len(responses.calls) == 1
-
-
-def test_mask_commands_hide_the_url_and_its_token() -> None:
-    assert mask_commands({"DISCORD_WEBHOOK_URL": URL}) == [f"::add-mask::{URL}", f"::add-mask::{TOKEN}"]
-    assert mask_commands({"DISCORD_WEBHOOK_URL": f"{URL}?thread_id=1"})[1] == f"::add-mask::{TOKEN}"
-    assert mask_commands({}) == []

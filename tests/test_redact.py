@@ -1,0 +1,23 @@
+"""Secrets never reach what the bot writes; in Actions, derived values are masked too."""
+
+from automation.redact import mask_commands, redact, secret_values
+
+URL = "https://discord.com/api/webhooks/123456789/abcDEF-secret-token_value"
+TOKEN = "abcDEF-secret-token_value"
+
+
+def test_mask_commands_hide_every_secret_and_the_webhook_token() -> None:
+    env = {"DISCORD_WEBHOOK_URL": URL, "OPENAI_API_KEY": "sk-test-openai-key", "GITHUB_TOKEN": "ghs_token_value"}
+    lines = mask_commands(env)
+    assert f"::add-mask::{URL}" in lines and f"::add-mask::{TOKEN}" in lines
+    assert "::add-mask::sk-test-openai-key" in lines and "::add-mask::ghs_token_value" in lines
+    assert f"::add-mask::{TOKEN}" in mask_commands({"DISCORD_WEBHOOK_URL": f"{URL}?thread_id=1"})
+    assert mask_commands({}) == []
+
+
+def test_redact_replaces_values_and_url_credentials() -> None:
+    secrets = secret_values({"ANTHROPIC_API_KEY": "sk-ant-secret-1234", "DISCORD_WEBHOOK_URL": URL})
+    text = f"key sk-ant-secret-1234 failed; posting to {URL}; remote https://x-access-token:abc123@github.com/o/r"
+    cleaned = redact(text, secrets)
+    assert "sk-ant-secret-1234" not in cleaned and TOKEN not in cleaned and "abc123" not in cleaned
+    assert "https://***@github.com/o/r" in cleaned
