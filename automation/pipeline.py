@@ -132,11 +132,8 @@ def _open_session(
     loaded = _read_ledger(repo, config, env, now)
     rolled, _ = ledger_module.rollover(loaded, ledger_module.month_of(now))
     rolled = replace(rolled, budget_micro_usd=config.monthly_budget_micro_usd)
-    # A workflow run id is unique within the repository; a run outside Actions is named by its time.
-    run_id = (
-        f"{env['GITHUB_RUN_ID']}-{env.get('GITHUB_RUN_ATTEMPT', '1')}"
-        if env.get("GITHUB_RUN_ID") else f"local-{now.strftime('%Y%m%dT%H%M%SZ')}"
-    )
+    # The start time is part of the id, so no two runs can share one even if the environment repeats.
+    run_id = f"{env.get('GITHUB_RUN_ID', 'local')}-{env.get('GITHUB_RUN_ATTEMPT', '1')}-{now.strftime('%Y%m%dT%H%M%SZ')}"
     record = RunRecord(id=run_id, started_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"), task="")
     return Session(
         repo=repo, config=config, env=env, now=now, out=out, base_ledger=loaded, ledger=rolled,

@@ -42,7 +42,7 @@ def year_of_ledgers() -> ledger_module.Ledger:
             started = dt.datetime(2026, month, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=80 * index)
             runs.append(
                 RunRecord(
-                    id=f"{7_000_000_000 + month * 1000 + index}-1",
+                    id=f"{7_000_000_000 + month * 1000 + index}-1-{started:%Y%m%dT%H%M%SZ}",
                     started_at=started.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     task=f"Add input validation to the settings form and cover it with tests (item {index})",
                     outcome="pr_opened",
