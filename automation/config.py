@@ -21,6 +21,10 @@ from .prices import ANTHROPIC, OPENAI, Price, PriceTable, usd_to_micro
 
 DEFAULT_CONFIG_PATH = ".github/ai-orchestration.yml"
 RETIREMENT_WARNING_DAYS = 30
+# Each step speaks one API: analysis the Anthropic Messages API (with its free token count),
+# code OpenAI Chat Completions with a strict JSON schema.
+STEP_PROVIDERS = {"analysis": ANTHROPIC, "code": OPENAI}
+STEP_APIS = {"analysis": "Anthropic Messages API", "code": "OpenAI Chat Completions API with a strict JSON schema"}
 
 
 @dataclass(frozen=True)
@@ -308,6 +312,12 @@ def _check_consistency(config: Config, today: dt.date) -> None:
             raise ConfigError(
                 f"{source}: {key}: model '{model}' was retired on {price.retires.isoformat()}; "
                 f"switch to '{price.successor}'"
+            )
+        step = "code" if key.startswith(("models.code", "models.fallbacks.code")) else "analysis"
+        if price.provider != STEP_PROVIDERS[step]:
+            raise ConfigError(
+                f"{source}: {key}: '{model}' is an {price.provider} model, but the {step} step calls the "
+                f"{STEP_APIS[step]}; pick a{'n OpenAI' if step == 'code' else ' Claude'} model"
             )
 
 

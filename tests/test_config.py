@@ -302,3 +302,25 @@ def test_load_config_errors_name_the_file(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00budget")
     with pytest.raises(ConfigError, match=r"binary\.yml: cannot read the config file"):
         load_config(binary, tmp_path, TODAY)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "models:\n  analysis: gpt-4o\n",
+            "x.yml: models.analysis: 'gpt-4o' is an openai model, but the analysis step calls the Anthropic "
+            "Messages API; pick a Claude model",
+        ),
+        (
+            "models:\n  fallbacks:\n    code: [claude-haiku-4-5]\n",
+            "x.yml: models.fallbacks.code[0]: 'claude-haiku-4-5' is an anthropic model, but the code step calls the "
+            "OpenAI Chat Completions API with a strict JSON schema; pick an OpenAI model",
+        ),
+    ],
+)
+def test_a_model_on_the_wrong_provider_for_its_step_is_refused(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "x.yml", dt.date(2026, 11, 21))
+    assert str(caught.value) == expected
+    assert caught.value.exit_code == 2
