@@ -157,27 +157,36 @@ def _private_paths(config: Config) -> tuple[str, ...]:
 
 
 def _pick_task(session: Session, task_text: str | None, pulls: list[github.BotPull]) -> tasks.Task:
-    """The given task, or the first unticked one with no open or rejected bot PR."""
+    """The given task, or the first unticked one with no open, merged or rejected bot PR.
+
+    A task given by hand (workflow_dispatch) is the user overriding a reviewer's "no" or a
+    parking, so only an open PR for it stops the run: that would be a duplicate.
+    """
     config = session.config
-    markdown = _read_text(session.repo / config.tasks_file)
+    listed = tasks.read_tasks(_read_text(session.repo / config.tasks_file))
     if task_text:
-        task = next((t for t in tasks.read_tasks(markdown) if t.text == task_text.strip()), None)
-        return task or tasks.Task(text=task_text.strip(), line=0)
-    taken = {pull.task_hash: pull for pull in pulls if pull.task_hash}
-    parked = health.parked_tasks(session.ledger)
-    for task in tasks.read_tasks(markdown):
-        pull = taken.get(github.task_hash(task.text))
-        if pull is not None:
-            reason = {"open": "has an open pull request", "closed": "was closed without merging"}[pull.state]
-            if pull.merged:
-                reason = "was merged"
-            session.say(f"Skipping '{task.text}': {reason} ({pull.url})")
-            continue
-        if health.task_key(task.text) in parked:
-            session.say(f"Skipping '{task.text}': parked after repeated failures (edit its text to retry)")
-            continue
+        task = next((t for t in listed if t.text == task_text.strip()), tasks.Task(text=task_text.strip(), line=0))
+        pull = _pull_for(task.text, pulls)
+        if pull is not None and pull.state == "open":
+            raise PolicyStop(f"'{task.text}' already has an open pull request: {pull.url}", "duplicate")
         return task
+    parked = health.parked_tasks(session.ledger)
+    for task in listed:
+        pull = _pull_for(task.text, pulls)
+        if pull is not None:
+            reason = "has an open pull request" if pull.state == "open" else "was merged" if pull.merged else "was closed without merging"
+            session.say(f"Skipping '{task.text}': {reason} ({pull.url})")
+        elif health.task_key(task.text) in parked:
+            session.say(f"Skipping '{task.text}': parked after repeated failures (edit its text to retry)")
+        else:
+            return task
     raise PolicyStop(f"No task left in {config.tasks_file}: add a '- [ ] …' line to give the bot work.", "no_task")
+
+
+def _pull_for(task_text: str, pulls: list[github.BotPull]) -> github.BotPull | None:
+    """The bot PR that decides a task's fate: an open one first, then a merged one, then a rejected one."""
+    matching = [pull for pull in pulls if pull.task_hash == github.task_hash(task_text)]
+    return min(matching, key=lambda pull: (pull.state != "open", not pull.merged), default=None)
 
 
 def _read_text(path: Path) -> str:

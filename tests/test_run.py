@@ -334,3 +334,15 @@ def _ledger_month(self: World) -> str:
 
 
 World.ledger_month = _ledger_month  # type: ignore[attr-defined]
+
+
+def test_given_task_with_an_open_pull_request_is_not_duplicated(world: World) -> None:
+    from automation.github import task_marker
+
+    world.github.add_pull(title="Add a farewell function", head="ai/add-a-farewell-function",
+                          body=task_marker("Add a farewell function"))
+    result = world.run("--task", "Add a farewell function")
+
+    assert result.returncode == 0, result.stderr
+    assert "already has an open pull request" in result.stdout
+    assert world.created_pulls() == [] and world.anthropic.requests == []
