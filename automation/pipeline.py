@@ -144,8 +144,8 @@ def _open_session(
 def _read_ledger(repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime) -> Ledger:
     """The working tree's ledger, or the dedicated ledger branch's when ``ledger.branch`` is set."""
     if config.ledger_branch:
-        gitops.fetch(repo, config.ledger_branch, env, missing_ok=True)
-        text = gitops.remote_file(repo, f"origin/{config.ledger_branch}", config.ledger_path, env)
+        tip = gitops.fetch(repo, config.ledger_branch, env, missing_ok=True)  # None: the first run creates it
+        text = None if tip is None else gitops.remote_file(repo, tip, config.ledger_path, env)
         if text is None:
             return ledger_module.new_ledger(now, config.monthly_budget_micro_usd)
         return ledger_module.from_text(text.decode("utf-8"), f"{config.ledger_branch}:{config.ledger_path}")
