@@ -29,8 +29,14 @@ def _jitter(usage: Usage, rng: random.Random) -> Usage:
     return Usage(input_tokens=vary(usage.input_tokens), output_tokens=vary(usage.output_tokens))
 
 
-def _simulated_run(ledger: Ledger, config: Config, record: RunRecord, rng: random.Random) -> tuple[Ledger, RunRecord]:
-    """Reserve and charge the two calls of a run exactly as `run` does; BudgetStop propagates."""
+def _simulated_run(
+    ledger: Ledger, config: Config, record: RunRecord, rng: random.Random
+) -> tuple[Ledger, RunRecord, str]:
+    """Reserve and charge the two calls of a run exactly as `run` does.
+
+    Returns the outcome too: "budget_stop" when a reservation fails; like `run`, a run stopped
+    between its two calls keeps (and is charged for) the call it made.
+    """
     steps = (
         ("analysis", config.analysis_model, budget.TYPICAL_ANALYSIS, config.analysis_max_tokens),
         ("code", config.code_model, budget.TYPICAL_CODE, config.code_max_tokens),
@@ -39,12 +45,15 @@ def _simulated_run(ledger: Ledger, config: Config, record: RunRecord, rng: rando
         price = config.price(model)
         usage = _jitter(typical, rng)
         usage = replace(usage, output_tokens=min(usage.output_tokens, max_tokens))
-        budget.reserve(ledger, config.monthly_budget_micro_usd, price, budget.padded_anthropic_count(usage.input_tokens), max_tokens)
+        try:
+            budget.reserve(ledger, config.monthly_budget_micro_usd, price, budget.padded_anthropic_count(usage.input_tokens), max_tokens)
+        except PolicyStop:
+            return ledger, record, "budget_stop"
         call = CallRecord(step=step, model=price.model, provider=price.provider, usage=usage,
                           cost_micro_usd=price.cost_micro_usd(usage), latency_ms=0)
         record = replace(record, calls=record.calls + (call,))
         ledger = ledger.with_run(record)
-    return ledger, record
+    return ledger, record, "pr_opened"
 
 
 def simulate(
@@ -72,24 +81,26 @@ def simulate(
         ledger, embeds = alerts.before_run(ledger, previous, config, moment, REPOSITORY)
         record = RunRecord(id=f"simulated-{index}", started_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
                            task=f"simulated task {index}", pr_url=f"https://example.invalid/pull/{index}")
-        try:
-            ledger, record = _simulated_run(ledger, config, record, rng)
-            outcome = "pr_opened"
-        except PolicyStop:
-            outcome = "budget_stop"
-        if outcome == "pr_opened":
-            record = replace(record, outcome=outcome)
+        ledger, record, outcome = _simulated_run(ledger, config, record, rng)
+        if record.calls:  # as `run` records it; a run stopped between its calls opened no PR
+            record = replace(record, outcome=outcome, pr_url=record.pr_url if outcome == "pr_opened" else None)
             ledger = ledger.with_run(record)
         ledger, after = alerts.after_run(ledger, config, record, outcome, None, None, moment, REPOSITORY, None)
         embeds += [embed for embed in after if embed["color"] != discord.COLOURS["run_completed"]]
-        if outcome == "budget_stop" and not embeds:
+        if outcome == "budget_stop" and not embeds and not record.calls:
             silent_stops += 1
             if until_micro_usd is not None:
                 break  # the target cannot be reached: the budget stops every run from here
             continue
+        if outcome == "pr_opened":
+            result = format_usd(record.cost_micro_usd, 4)
+        elif record.calls:
+            charged = format_usd(record.cost_micro_usd, 4)
+            result = f"stopped by the budget after the {record.calls[-1].step} call ({charged})"
+        else:
+            result = "stopped by the budget, no model called"
         yield (
-            f"run {index} ({moment:%Y-%m-%d %H:%M}): "
-            + (f"{format_usd(record.cost_micro_usd, 4)}" if outcome == "pr_opened" else "stopped by the budget, no model called")
+            f"run {index} ({moment:%Y-%m-%d %H:%M}): " + result
             + f"; month {format_usd(ledger.spent_micro_usd)} of {format_usd(cap)}"
         )
         for embed in embeds:
