@@ -260,6 +260,12 @@ def _price_overrides(source: str, value: Any, base: PriceTable) -> dict[str, Pri
     return overrides
 
 
+def default_milestones(budget_micro_usd: int) -> tuple[int, ...]:
+    """A third, two thirds and all of the budget, to the cent: $5/$10/$15 for the default $15."""
+    cents = budget_micro_usd // 10_000
+    return tuple(sorted({round(cents * share / 3) * 10_000 for share in (1, 2, 3)} - {0} | {budget_micro_usd}))
+
+
 def parse_config(text: str, source: str, today: dt.date) -> Config:
     """Validate YAML text into a Config. ``today`` decides which models have retired."""
     try:
@@ -285,6 +291,8 @@ def parse_config(text: str, source: str, today: dt.date) -> Config:
         except _TypeProblem as problem:
             raise ConfigError(f"{source}: {problem}") from None
 
+    if "monthly_budget_micro_usd" in values and "milestones_micro_usd" not in values:
+        values["milestones_micro_usd"] = default_milestones(values["monthly_budget_micro_usd"])
     table = PriceTable.builtin()
     if "prices" in flat and flat["prices"] is not None:
         table = table.with_overrides(_price_overrides(source, flat["prices"], table))

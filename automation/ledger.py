@@ -359,7 +359,7 @@ def from_text(text: str, source: str) -> Ledger:
             for i, m in enumerate(reader.array(data, "milestones_reached_micro_usd"))
         ),
         notified=reader.mapping(data, "notified"),
-        health=reader.mapping(data, "health"),
+        health=reader.health(reader.mapping(data, "health")),
     )
 
 
@@ -506,6 +506,27 @@ class _Reader:
             latency_ms=self.integer(row, "latency_ms", f"{where}.latency_ms"),
             outcome=self.text(row, "outcome", f"{where}.outcome", optional=True) or "ok",
         )
+
+    def health(self, health: dict[str, Any]) -> dict[str, Any]:
+        """The provider-health state (see health.py): breakers per provider, parked tasks by key."""
+        for provider, breaker in self.mapping(health, "breakers", "health.breakers").items():
+            where = f"health.breakers.{provider}"
+            breaker = self.obj(breaker, where)
+            self.integer(breaker, "consecutive_failures", f"{where}.consecutive_failures")
+            opened = breaker.get("opened_at")
+            if opened is not None:
+                try:
+                    dt.datetime.strptime(str(opened), "%Y-%m-%dT%H:%M:%SZ")
+                except ValueError:
+                    raise self.fail(f"{where}.opened_at", "null or a UTC time like 2026-11-21T03:17:00Z") from None
+        for key, entry in self.mapping(health, "parked", "health.parked").items():
+            where = f"health.parked.{key}"
+            entry = self.obj(entry, where)
+            self.text(entry, "task", f"{where}.task")
+            self.integer(entry, "failures", f"{where}.failures")
+            if not isinstance(entry.get("parked"), bool):
+                raise self.fail(f"{where}.parked", "true or false")
+        return health
 
     def history(self, row: Any, where: str) -> MonthSummary:
         row = self.obj(row, where)

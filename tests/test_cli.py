@@ -410,7 +410,6 @@ def test_a_smaller_budget_changes_the_runs_interval_and_milestones_not_the_run_c
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="config.py refuses a lower budget because of the default $10/$15 milestones")
 def test_lowering_only_the_budget_is_accepted(repo: Path) -> None:
     write_config(repo, "budget:\n  monthly_usd: 5\n")
     result = cli("costs", repo=repo)
@@ -621,9 +620,6 @@ def test_a_ledger_that_does_not_parse_is_named_and_left_untouched(
     assert snapshot(repo) == before
 
 
-@pytest.mark.xfail(
-    strict=True, reason="ledger.py does not validate 'health': status fails with an internal error (exit 1)"
-)
 @pytest.mark.parametrize("health", [{"breakers": {"anthropic": {"opened_at": "yesterday"}}}, {"parked": []}])
 def test_a_ledger_with_broken_health_state_is_named(repo: Path, health: dict[str, Any]) -> None:
     ledger = write_ledger(repo, "2026-11", [], health=health)

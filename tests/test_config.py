@@ -153,8 +153,8 @@ def test_milestones_above_the_budget_are_refused() -> None:
         f"{SOURCE}: budget.milestones_usd has $12.5, above budget.monthly_usd $10; "
         "lower the milestone or raise the budget"
     )
-    # the default milestones [5, 10, 15] do not fit a lower budget either
-    assert "budget.milestones_usd has $10, above budget.monthly_usd $8" in problem("budget:\n  monthly_usd: 8\n")
+    # a budget set without milestones gets a third, two thirds and all of it, to the cent
+    assert parse_config("budget:\n  monthly_usd: 8\n", SOURCE, TODAY).milestones_micro_usd == (2_670_000, 5_330_000, 8_000_000)
     # a milestone exactly at the budget is fine
     assert parse_config("budget:\n  monthly_usd: 8\n  milestones_usd: [4, 8]\n", SOURCE, TODAY).milestones_micro_usd == (
         4_000_000,

@@ -334,7 +334,7 @@ def test_rollover_moves_totals_to_history_and_resets_the_month() -> None:
         month="2026-10",
         history=(),
         notified={"milestone_5": True},
-        health={"breakers": {"openai": {"failures": 2}}},
+        health={"breakers": {"openai": {"consecutive_failures": 2, "opened_at": None}}},
     )
     november, closed = rollover(october, "2026-11")
     assert closed is not None
@@ -344,7 +344,7 @@ def test_rollover_moves_totals_to_history_and_resets_the_month() -> None:
     assert (november.spent_micro_usd, november.executions, november.runs) == (0, 0, ())
     assert november.milestones_reached_micro_usd == ()
     assert "milestone_5" not in november.notified
-    assert november.health == {"breakers": {"openai": {"failures": 2}}}
+    assert november.health == {"breakers": {"openai": {"consecutive_failures": 2, "opened_at": None}}}
     assert november.history == (closed,)
     assert november.budget_micro_usd == BUDGET
     # the closed month survives a save and load as one history line
