@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(simulate)
     limit = simulate.add_mutually_exclusive_group(required=True)
     limit.add_argument("--runs", type=int, help="how many runs to simulate")
-    limit.add_argument("--until", type=_dollars, metavar="USD", help="simulate until this much is spent")
+    limit.add_argument("--until", type=_dollars, metavar="USD", help="simulate until the month's spend reaches USD (or the budget stops runs)")
     simulate.add_argument("--seed", type=int, default=1, help="seed for the synthetic usage (default 1)")
     return parser
 
@@ -92,7 +92,7 @@ def _status(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, 
 def _costs(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
     from .reports import render_costs
 
-    config, _, _ = _load(args, now)
+    config = load_config(args.config, args.repo.resolve(), now.date())  # costs needs no ledger
     out.write(render_costs(config, now) + "\n")
     return EXIT_OK
 
