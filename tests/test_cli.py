@@ -607,7 +607,7 @@ def test_a_missing_config_given_with_config_is_named(repo: Path) -> None:
         ("[]\n", "must hold a JSON object"),
     ],
 )
-@pytest.mark.parametrize("argv", COMMANDS)
+@pytest.mark.parametrize("argv", [argv for argv in COMMANDS if argv[0] != "costs"])
 def test_a_ledger_that_does_not_parse_is_named_and_left_untouched(
     repo: Path, argv: tuple[str, ...], text: str, field: str
 ) -> None:
@@ -618,6 +618,12 @@ def test_a_ledger_that_does_not_parse_is_named_and_left_untouched(
     assert line.startswith(f"error: {ledger}: ") and field in line
     assert "git log -p" in line  # says how to restore it
     assert snapshot(repo) == before
+
+
+def test_costs_reads_no_ledger_so_a_broken_one_does_not_stop_it(repo: Path) -> None:
+    (repo / "token_budget.json").write_text("[]\n", encoding="utf-8")
+    result = cli("costs", repo=repo)
+    assert result.code == 0 and "Cost of one run" in result.out
 
 
 @pytest.mark.parametrize("health", [{"breakers": {"anthropic": {"opened_at": "yesterday"}}}, {"parked": []}])
