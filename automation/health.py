@@ -15,7 +15,7 @@ import datetime as dt
 import hashlib
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from .config import Config
 from .errors import PolicyStop
@@ -46,6 +46,22 @@ class BreakerOpen(PolicyStop):
 def task_key(task_text: str) -> str:
     """Parking is by exact text: editing a parked task's text unparks it."""
     return hashlib.sha256(task_text.strip().encode("utf-8")).hexdigest()[:16]
+
+
+def unpark_missing(ledger: Ledger, task_texts: Iterable[str]) -> Ledger:
+    """Forget the failures of tasks no longer in the tasks file (edited, ticked or removed).
+
+    An edited task is a new task; its old entry is reset rather than deleted, because a ledger
+    merge fills in keys that one side lacks from the other, which would park it again.
+    """
+    present = {task_key(text) for text in task_texts}
+    parked = ledger.health.get("parked", {})
+    stale = [key for key, entry in parked.items()
+             if key not in present and (entry.get("failures") or entry.get("parked"))]
+    if not stale:
+        return ledger
+    reset = {**parked, **{key: {**parked[key], "failures": 0, "parked": False} for key in stale}}
+    return replace(ledger, health={**ledger.health, "parked": reset})
 
 
 def parked_tasks(ledger: Ledger) -> dict[str, str]:
@@ -99,8 +115,8 @@ def after_run(ledger: Ledger, record: RunRecord, task: str, outcome: str, config
         entry = parked.setdefault(key, {"task": task, "failures": 0, "parked": False})
         entry["failures"] += 1
         entry["parked"] = entry["failures"] >= config.park_after_failures
-    elif key and outcome == "pr_opened":
-        parked.pop(key, None)
+    elif key and outcome == "pr_opened" and key in parked:  # reset, not deleted: see unpark_missing
+        parked[key] = {"task": task, "failures": 0, "parked": False}
     health = {**ledger.health, "breakers": breakers, "parked": parked}
     if not breakers:
         health.pop("breakers")

@@ -164,6 +164,7 @@ def _pick_task(session: Session, task_text: str | None, pulls: list[github.BotPu
     """
     config = session.config
     listed = tasks.read_tasks(_read_text(session.repo / config.tasks_file))
+    session.ledger = health.unpark_missing(session.ledger, [task.text for task in listed])
     if task_text:
         task = next((t for t in listed if t.text == task_text.strip()), tasks.Task(text=task_text.strip(), line=0))
         pull = _pull_for(task.text, pulls)
@@ -196,12 +197,19 @@ def _read_text(path: Path) -> str:
         return ""
 
 
-def _paid_call(session: Session, step: str, model: str, input_bound: int, max_tokens: int, call: Callable[[], providers.ModelReply]) -> providers.ModelReply:
-    """Reserve the worst case, make the call, record what it really cost."""
+def _paid_call(
+    session: Session, step: str, model: str, input_bound: Callable[[], int], max_tokens: int,
+    call: Callable[[], providers.ModelReply],
+) -> providers.ModelReply:
+    """Bound the input, reserve the worst case, make the call, record what it really cost.
+
+    A failed bound (Anthropic's free token count) is recorded as a failed call at no cost: in an
+    outage it is the first request to fail, and the health data and the breaker must see it.
+    """
     price = session.config.price(model)
-    budget.reserve(session.ledger, session.config.monthly_budget_micro_usd, price, input_bound, max_tokens)
     started = session.clock()
     try:
+        budget.reserve(session.ledger, session.config.monthly_budget_micro_usd, price, input_bound(), max_tokens)
         reply = call()
     except ProviderError as error:
         billed = getattr(error, "reply", None)  # an unusable reply was still paid for
@@ -223,9 +231,12 @@ def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> 
     prompt = f"# Task\n{task}\n\n# Repository\n{context.render_context(repo_context)}"
 
     def attempt(model: str, client: object) -> str:
-        counted = providers.count_anthropic_input_tokens(client, model, ANALYSIS_SYSTEM, prompt)
+        def bound() -> int:  # Anthropic's free count: the first request to fail in an outage
+            counted = providers.count_anthropic_input_tokens(client, model, ANALYSIS_SYSTEM, prompt)
+            return budget.padded_anthropic_count(counted)
+
         return _paid_call(
-            session, "analysis", model, budget.padded_anthropic_count(counted), config.analysis_max_tokens,
+            session, "analysis", model, bound, config.analysis_max_tokens,
             lambda: providers.analyse(client, model, ANALYSIS_SYSTEM, prompt, config.analysis_max_tokens, clock=session.clock),
         ).text
 
@@ -257,7 +268,7 @@ def _code_call(session: Session, messages: list[dict]) -> str:
 
     def attempt(model: str, client: object) -> str:
         return _paid_call(
-            session, "code", model, bound, config.code_max_tokens,
+            session, "code", model, lambda: bound, config.code_max_tokens,
             lambda: providers.write_code(client, model, messages, config.code_max_tokens, clock=session.clock),
         ).text
 
