@@ -12,9 +12,9 @@ import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Mapping, TextIO
+from typing import TYPE_CHECKING, Callable, Mapping, TextIO
 
-from . import alerts, budget, context, edits, github, gitops, health, ledger as ledger_module, providers, reports, tasks
+from . import alerts, budget, context, edits, github, gitops, health, keys, ledger as ledger_module, reports, tasks
 from .config import Config, load_config
 from . import discord
 from .discord import Notifier
@@ -22,6 +22,9 @@ from .errors import EXIT_OK, AutomationError, PolicyStop, ProviderError, Unusabl
 from .ledger import CallRecord, Ledger, RunRecord
 from .prices import ANTHROPIC, Usage, format_usd
 from .redact import mask_commands, redact, secret_values
+
+if TYPE_CHECKING:
+    from .providers import ModelReply
 
 ANALYSIS_SYSTEM = (
     "You are a senior software engineer planning a change to the repository described below. "
@@ -82,18 +85,18 @@ def run(
     if env.get("GITHUB_ACTIONS") == "true":
         out.write("".join(line + "\n" for line in mask_commands(env)))
     config = load_config(config_path, repo, now.date())
-    providers.require_keys(env, {config.price(model).provider for model in config.configured_models().values()})
+    keys.require_keys(env, {config.price(model).provider for model in config.configured_models().values()})
     session = _open_session(repo, config, env, now, out, clock)
     notifier = Notifier(env.get("DISCORD_WEBHOOK_URL"), log=session.say)
     session.ledger, embeds = alerts.before_run(session.ledger, session.base_ledger, config, now, session.repository)
     notifier.notify(embeds)
     outcome, error, task = "failed:internal", None, None
     try:
+        budget.reserve(session.ledger, config.monthly_budget_micro_usd, config.price(config.analysis_model), 0, config.analysis_max_tokens)
         remote = github.connect(env)
         pulls = github.bot_pull_requests(remote, config.branch_prefix)
         task = _pick_task(session, task_text, pulls)
         _check_pull_request_limit(config, pulls)
-        budget.reserve(session.ledger, config.monthly_budget_micro_usd, config.price(config.analysis_model), 0, config.analysis_max_tokens)
         session.record = replace(session.record, task=task.text)
         if config.notify_run_started:
             notifier.notify([discord.run_started_embed(repository=session.repository, now=now, task=task.text, run_url=reports.run_url(env))])
@@ -199,8 +202,8 @@ def _read_text(path: Path) -> str:
 
 def _paid_call(
     session: Session, step: str, model: str, input_bound: Callable[[], int], max_tokens: int,
-    call: Callable[[], providers.ModelReply],
-) -> providers.ModelReply:
+    call: Callable[[], ModelReply],
+) -> ModelReply:
     """Bound the input, reserve the worst case, make the call, record what it really cost.
 
     A failed bound (Anthropic's free token count) is recorded as a failed call at no cost: in an
@@ -227,6 +230,8 @@ def _paid_call(
 
 
 def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> str:
+    from . import providers  # the SDKs take seconds to import: only runs that call a model load them
+
     config = session.config
     prompt = f"# Task\n{task}\n\n# Repository\n{context.render_context(repo_context)}"
 
@@ -263,6 +268,8 @@ def _write_code(session: Session, task: str, analysis: str, repo_context: contex
 
 
 def _code_call(session: Session, messages: list[dict]) -> str:
+    from . import providers
+
     config = session.config
     bound = providers.openai_input_token_bound(messages, providers.code_response_format())
 
@@ -292,6 +299,8 @@ def _with_fallbacks(
 
 def _client(session: Session, model: str) -> object:
     """SDK clients are made on first use, so a run that stops early never builds one."""
+    from . import providers
+
     if session.config.price(model).provider == ANTHROPIC:
         session.anthropic_client = session.anthropic_client or providers.make_anthropic_client(session.env)
         return session.anthropic_client

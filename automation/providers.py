@@ -14,13 +14,14 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Any
+from typing import Any
 
 import anthropic
 import httpx2
 import openai
 
-from .errors import MissingSecretError, ProviderError
+from .errors import ProviderError
+from .keys import KEY_PAGES, KEY_VARIABLES, api_key
 from .prices import ANTHROPIC, OPENAI, Usage
 
 Clock = Callable[[], float]
@@ -30,11 +31,6 @@ ANTHROPIC_DEFAULT_BASE_URL = "https://api.anthropic.com"
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 _NAMES = {ANTHROPIC: "Anthropic", OPENAI: "OpenAI"}
-_KEY_VARIABLES = {ANTHROPIC: "ANTHROPIC_API_KEY", OPENAI: "OPENAI_API_KEY"}
-_KEY_PAGES = {
-    ANTHROPIC: "https://console.anthropic.com/settings/keys",
-    OPENAI: "https://platform.openai.com/api-keys",
-}
 _BILLING_PAGES = {
     ANTHROPIC: "https://console.anthropic.com/settings/billing",
     OPENAI: "https://platform.openai.com/settings/organization/billing",
@@ -171,29 +167,12 @@ class OrchestratorOpenAI(openai.OpenAI):
         return super()._should_retry(response)
 
 
-def _api_key(env: Mapping[str, str], provider: str) -> str:
-    variable = _KEY_VARIABLES[provider]
-    key = env.get(variable, "").strip()
-    if not key:
-        raise MissingSecretError(
-            f"{variable} is not set. Add it as a repository secret (Settings > Secrets and variables > "
-            f"Actions) with a key from {_KEY_PAGES[provider]}, and pass it to the workflow step's env."
-        )
-    return key
-
-
-def require_keys(env: Mapping[str, str], providers: Iterable[str]) -> None:
-    """Fail before any call when a key the configured models need is missing."""
-    for provider in sorted(set(providers)):
-        _api_key(env, provider)
-
-
 def make_anthropic_client(
     env: Mapping[str, str], *, max_retries: int = 4, timeout: float = 120.0
 ) -> anthropic.Anthropic:
     """An Anthropic client from ``env`` only (key and base URL are passed, never looked up)."""
     return OrchestratorAnthropic(
-        api_key=_api_key(env, ANTHROPIC),
+        api_key=api_key(env, ANTHROPIC),
         base_url=env.get("ANTHROPIC_BASE_URL") or ANTHROPIC_DEFAULT_BASE_URL,
         max_retries=max_retries,
         timeout=timeout,
@@ -203,7 +182,7 @@ def make_anthropic_client(
 def make_openai_client(env: Mapping[str, str], *, max_retries: int = 4, timeout: float = 120.0) -> openai.OpenAI:
     """An OpenAI client from ``env`` only (key and base URL are passed, never looked up)."""
     return OrchestratorOpenAI(
-        api_key=_api_key(env, OPENAI),
+        api_key=api_key(env, OPENAI),
         base_url=env.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL,
         max_retries=max_retries,
         timeout=timeout,
@@ -226,14 +205,14 @@ def _status_error(
 ) -> ProviderError:
     """One ProviderError for an HTTP error, with the fix for the kinds a person must act on."""
     name = _NAMES[provider]
-    variable = _KEY_VARIABLES[provider]
+    variable = KEY_VARIABLES[provider]
     said = _detail(str(error.get("message") or ""), secret)
     code = _openai_code(error) if provider == OPENAI else str(error.get("type") or "")
     tag = f"{status} {code}".strip()
     ref = f" (request id {request_id})" if request_id else ""
     fix = {
         "auth": f"{name}: the API key in {variable} was rejected ({tag}). Create a key at "
-        f"{_KEY_PAGES[provider]} and update the {variable} repository secret.",
+        f"{KEY_PAGES[provider]} and update the {variable} repository secret.",
         "permission": f"{name}: the API key may not use this model or endpoint ({tag}): {said}. Check the "
         f"key's workspace/project permissions, or change the models in {CONFIG_FILE}.",
         "billing": f"{name}: billing stops the call ({tag}): {said}. Add credit at {_BILLING_PAGES[provider]} "
