@@ -111,7 +111,10 @@ def after_run(ledger: Ledger, record: RunRecord, task: str, outcome: str, config
 
     parked = {key: dict(entry) for key, entry in ledger.health.get("parked", {}).items()}
     key = task_key(task) if task else None
-    if key and outcome in TASK_FAILURES:
+    # A reply the model gave but that could not be used (refused, cut off, failed the checks)
+    # counts against the task; an outage does not.
+    unusable = outcome in TASK_FAILURES or any(call.outcome == "invalid_reply" for call in record.calls)
+    if key and unusable:
         entry = parked.setdefault(key, {"task": task, "failures": 0, "parked": False})
         entry["failures"] += 1
         entry["parked"] = entry["failures"] >= config.park_after_failures

@@ -88,6 +88,8 @@ def run(
     keys.require_keys(env, {config.price(model).provider for model in config.configured_models().values()})
     session = _open_session(repo, config, env, now, out, clock)
     notifier = Notifier(env.get("DISCORD_WEBHOOK_URL"), log=session.say)
+    for key, price, days in config.retiring_models(now.date()):
+        session.say(f"warning: {key} = {price.model} retires in {days} days ({price.retires}); switch to {price.successor}")
     session.ledger, embeds = alerts.before_run(session.ledger, session.base_ledger, config, now, session.repository)
     notifier.notify(embeds)
     outcome, error, task = "failed:internal", None, None

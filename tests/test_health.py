@@ -304,3 +304,21 @@ def test_an_opened_pull_request_resets_failures_through_a_ledger_merge() -> None
     opened = health.after_run(committed.with_run(record), record, task, "pr_opened", CONFIG, NOW)
     merged = merge(committed, opened, committed)
     assert merged.health["parked"][health.task_key(task)]["failures"] == 0
+
+
+def test_a_refused_or_cut_off_reply_counts_against_the_task_but_an_outage_does_not() -> None:
+    import datetime as dt
+
+    from automation.config import Config
+    from automation.health import after_run, task_key
+    from automation.ledger import CallRecord, RunRecord, new_ledger
+    from automation.prices import Usage
+
+    now = dt.datetime(2026, 11, 21, tzinfo=dt.timezone.utc)
+    ledger = new_ledger(now, 15_000_000)
+    refused = CallRecord("analysis", "claude-sonnet-5-5", "anthropic", Usage(10, 5), 70, 900, "invalid_reply")
+    outage = CallRecord("analysis", "claude-sonnet-5-5", "anthropic", Usage(), 0, 900, "overloaded")
+    after_refusal = after_run(ledger, RunRecord("r1", "2026-11-21T00:00:00Z", "T", calls=(refused,)), "T", "failed:provider", Config(), now)
+    after_outage = after_run(ledger, RunRecord("r2", "2026-11-21T00:00:00Z", "T", calls=(outage,)), "T", "failed:provider", Config(), now)
+    assert after_refusal.health["parked"][task_key("T")]["failures"] == 1
+    assert "parked" not in after_outage.health
