@@ -30,16 +30,17 @@ import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from tests.fakes.loopback import LoopbackServer
+
 WEBHOOK_ID = "123"
 WEBHOOK_TOKEN = "secret-token-value"
 _PATH = re.compile(r"/api(?:/v\d+)?/webhooks/([^/]+)/([^/]+)/?")
-_Fake = TypeVar("_Fake", bound="FakeDiscord")
 
 # Discord's embed limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
 _LIMITS = {"title": 256, "description": 4096, "field_name": 256, "field_value": 1024, "footer": 2048, "author": 256}
@@ -67,31 +68,11 @@ class RecordedRequest:
     status: int = 0  # what the fake answered
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def do_POST(self) -> None:
-        self.server.fake.handle(self)
-
-    do_GET = do_PATCH = do_DELETE = do_POST
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read the request log instead."""
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, fake: FakeDiscord) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.fake = fake
-
-
-class FakeDiscord:
+class FakeDiscord(LoopbackServer):
     """One webhook, ``/api/webhooks/<webhook_id>/<token>``, and the channel it posts to."""
 
     def __init__(self, webhook_id: str = WEBHOOK_ID, token: str = WEBHOOK_TOKEN, *, channel_id: str = "555") -> None:
+        super().__init__()
         self.webhook_id = webhook_id
         self.token = token
         self.channel_id = channel_id
@@ -100,37 +81,8 @@ class FakeDiscord:
         self._always: Reply | None = None
         self._ids = itertools.count(1_300_000_000_000_000_000)
         self._lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self: _Fake) -> _Fake:
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="fake-discord", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self: _Fake) -> _Fake:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "start the fake first"
-        return self._server.server_address[1]
-
     @property
     def url(self) -> str:
         """The webhook URL, what ``DISCORD_WEBHOOK_URL`` should be (a secret, like Discord's)."""

@@ -28,17 +28,18 @@ import re
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
+
+from tests.fakes.loopback import LoopbackServer
 
 GITHUB_TEST_TOKEN = "ghs_fakeTokenForTests0123456789abcdefXYZ"
 DOCS = "https://docs.github.com/rest"
 ACTIONS_NOT_PERMITTED = "GitHub Actions is not permitted to create or approve pull requests."
 _TIMESTAMP = "2025-01-01T00:00:00Z"
-_Fake = TypeVar("_Fake", bound="FakeGitHub")
 
 
 @dataclass(frozen=True)
@@ -79,27 +80,6 @@ class FakePull:
     user: str = "github-actions[bot]"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def do_GET(self) -> None:
-        self.server.fake.handle(self)
-
-    do_POST = do_PATCH = do_PUT = do_DELETE = do_GET
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, fake: FakeGitHub) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.fake = fake
-
-
 class _Answer(Exception):
     """Raised by a route to send a response at once (errors, mostly)."""
 
@@ -110,7 +90,7 @@ class _Answer(Exception):
         self.headers = dict(headers or {})
 
 
-class FakeGitHub:
+class FakeGitHub(LoopbackServer):
     """The fake GitHub API for one repository, ``owner/name``."""
 
     def __init__(
@@ -122,6 +102,7 @@ class FakeGitHub:
         prefix: str = "",
         default_branch: str = "main",
     ) -> None:
+        super().__init__()
         self.owner = owner
         self.name = name
         self.token = token
@@ -132,33 +113,8 @@ class FakeGitHub:
         self.requests: list[RecordedRequest] = []
         self._failures: list[tuple[str, str, Failure]] = []
         self._lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self: _Fake) -> _Fake:
-        self._server = _Server(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-github", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self: _Fake) -> _Fake:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "start the fake first"
-        return self._server.server_address[1]
-
     @property
     def url(self) -> str:
         """The API root, what ``GITHUB_API_URL`` should be."""

@@ -22,11 +22,13 @@ import uuid
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.fakes.loopback import LoopbackServer
 
 ANTHROPIC_TEST_KEY = "sk-ant-api03-test-0123456789abcdefghij"
 OPENAI_TEST_KEY = "sk-proj-test-0123456789abcdefghijklmn"
@@ -35,7 +37,6 @@ OPENAI_TEST_KEY = "sk-proj-test-0123456789abcdefghijklmn"
 # and fall back to their own 0.5 s+ back-off, so "0" would be slower, not faster).
 FAST_RETRY_AFTER = "0.001"
 
-_Fake = TypeVar("_Fake", bound="FakeModelServer")
 
 
 @dataclass(frozen=True)
@@ -60,68 +61,19 @@ class RecordedRequest:
     json: Any
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def do_POST(self) -> None:
-        self.server.fake.handle(self)
-
-    do_GET = do_POST
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read the request log instead."""
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, fake: FakeModelServer) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.fake = fake
-
-
-class FakeModelServer:
+class FakeModelServer(LoopbackServer):
     """The shared machinery: socket, thread, scripted queue, request log."""
 
     generation_path = ""
     api_key = ""
 
     def __init__(self) -> None:
+        super().__init__()
         self._lock = threading.Lock()
         self._queue: deque[Reply] = deque()
         self._requests: list[RecordedRequest] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # lifecycle
-    def start(self: _Fake) -> _Fake:
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name=type(self).__name__, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self: _Fake) -> _Fake:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "start the fake first"
-        return self._server.server_address[1]
-
     @property
     def root_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
