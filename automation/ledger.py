@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 from .errors import LedgerError
 from .prices import Usage
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 HISTORY_MONTHS_KEPT = 36
 TASK_TEXT_KEPT = 120
 RESTORE_HINT = "fix it or restore it from git history (git log -p -- {path})"
@@ -37,21 +37,27 @@ class CallRecord:
     latency_ms: int
     outcome: str = "ok"
 
-    def to_json(self) -> dict[str, Any]:
-        """Compact: ``provider`` is left out when the model name implies it, ``outcome`` when "ok"."""
-        tokens = {name: count for name, count in self.usage.as_dict().items() if count}
-        record: dict[str, Any] = {
-            "step": self.step,
-            "model": self.model,
-            "tokens": tokens,
-            "cost_micro_usd": self.cost_micro_usd,
-            "latency_ms": self.latency_ms,
-        }
+    def to_row(self) -> list[Any]:
+        """One call as a row in ``CALL_COLUMNS`` order; the trailing ``outcome`` and ``provider``
+        are left out when they are "ok" and what the model name implies."""
+        usage = self.usage
+        row: list[Any] = [
+            self.step, self.model, usage.input_tokens, usage.output_tokens, usage.cache_write_5m_tokens,
+            usage.cache_write_1h_tokens, usage.cache_read_tokens, self.cost_micro_usd, self.latency_ms,
+        ]
         if self.provider != provider_implied_by(self.model):
-            record["provider"] = self.provider
-        if self.outcome != "ok":
-            record["outcome"] = self.outcome
-        return record
+            row += [self.outcome, self.provider]
+        elif self.outcome != "ok":
+            row.append(self.outcome)
+        return row
+
+
+# The columns of a call row in the file (written into it too, so the file explains itself).
+CALL_COLUMNS = (
+    "step", "model", "input", "output", "cache_write_5m", "cache_write_1h", "cache_read",
+    "cost_micro_usd", "latency_ms", "outcome", "provider",
+)
+REQUIRED_CALL_COLUMNS = 9
 
 
 def provider_implied_by(model: str) -> str | None:
@@ -85,7 +91,7 @@ class RunRecord:
             "started_at": self.started_at,
             "task": self.task[:TASK_TEXT_KEPT],
             "outcome": self.outcome,
-            "calls": [call.to_json() for call in self.calls],
+            "calls": [call.to_row() for call in self.calls],
         }
         if self.pr_url:
             record["pr_url"] = self.pr_url
@@ -309,6 +315,7 @@ def to_text(ledger: Ledger) -> str:
     summary = ledger.summary()
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
+        "call_columns": list(CALL_COLUMNS),
         "month": ledger.month,
         "budget_micro_usd": ledger.budget_micro_usd,
         "spent_micro_usd": summary.spent_micro_usd,
@@ -332,7 +339,8 @@ def to_text(ledger: Ledger) -> str:
             body = ",\n    ".join(rows)
             lines.append(f'  "{key}": [\n    {body}\n  ]{comma}' if rows else f'  "{key}": []{comma}')
         else:
-            rendered = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+            indent = None if key == "call_columns" else 2  # the header reads best on one line
+            rendered = json.dumps(value, sort_keys=True, indent=indent, ensure_ascii=False).replace("\n", "\n  ")
             lines.append(f'  "{key}": {rendered}{comma}')
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -405,8 +413,35 @@ def _upgrade_0_to_1(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _upgrade_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 wrote each call as an object; version 2 as a row in ``CALL_COLUMNS`` order."""
+    runs = data.get("runs", [])
+    if isinstance(runs, list):  # anything else is left for the reader to name
+        runs = [
+            {**run, "calls": [_call_object_to_row(call) for call in run["calls"]]}
+            if isinstance(run, dict) and isinstance(run.get("calls"), list) else run
+            for run in runs
+        ]
+    return {**data, "schema_version": 2, "runs": runs}
+
+
+def _call_object_to_row(call: Any) -> Any:
+    if not isinstance(call, dict):
+        return call  # left for the reader to name
+    tokens = call.get("tokens", {}) if isinstance(call.get("tokens", {}), dict) else {}
+    model = call.get("model")
+    row = [call.get("step"), model] + [tokens.get(name, 0) for name in CALL_COLUMNS[2:7]]
+    row += [call.get("cost_micro_usd"), call.get("latency_ms")]
+    provider = call.get("provider")
+    if provider is not None and provider != provider_implied_by(str(model)):
+        row += [call.get("outcome", "ok"), provider]
+    elif call.get("outcome", "ok") != "ok":
+        row.append(call.get("outcome"))
+    return row
+
+
 # schema version N -> the step that turns it into N + 1; old ledgers keep loading.
-UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _upgrade_0_to_1}
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _upgrade_0_to_1, 1: _upgrade_1_to_2}
 
 
 def _upgrade(data: dict[str, Any], source: str, hint: str) -> dict[str, Any]:
@@ -491,20 +526,21 @@ class _Reader:
         )
 
     def call(self, row: Any, where: str) -> CallRecord:
-        row = self.obj(row, where)
-        tokens = self.mapping(row, "tokens", f"{where}.tokens")
-        for name in tokens:
-            self.integer(tokens, name, f"{where}.tokens.{name}")
-        model = self.text(row, "model", f"{where}.model") or ""
+        if not isinstance(row, list) or not REQUIRED_CALL_COLUMNS <= len(row) <= len(CALL_COLUMNS):
+            raise self.fail(where, f"a row of {REQUIRED_CALL_COLUMNS} to {len(CALL_COLUMNS)} values ({', '.join(CALL_COLUMNS)})")
+        named = dict(zip(CALL_COLUMNS, row))
+        for column in CALL_COLUMNS[2:REQUIRED_CALL_COLUMNS]:
+            self.integer(named, column, f"{where}.{column}")
+        model = self.text(named, "model", f"{where}.model") or ""
         implied = provider_implied_by(model)
         return CallRecord(
-            step=self.text(row, "step", f"{where}.step") or "",
+            step=self.text(named, "step", f"{where}.step") or "",
             model=model,
-            provider=self.text(row, "provider", f"{where}.provider", optional=implied is not None) or implied or "",
-            usage=Usage.from_dict(tokens),
-            cost_micro_usd=self.integer(row, "cost_micro_usd", f"{where}.cost_micro_usd"),
-            latency_ms=self.integer(row, "latency_ms", f"{where}.latency_ms"),
-            outcome=self.text(row, "outcome", f"{where}.outcome", optional=True) or "ok",
+            provider=self.text(named, "provider", f"{where}.provider", optional=implied is not None) or implied or "",
+            usage=Usage(*(named[column] for column in CALL_COLUMNS[2:7])),
+            cost_micro_usd=named["cost_micro_usd"],
+            latency_ms=named["latency_ms"],
+            outcome=self.text(named, "outcome", f"{where}.outcome", optional=True) or "ok",
         )
 
     def health(self, health: dict[str, Any]) -> dict[str, Any]:

@@ -54,6 +54,56 @@ SAMPLE = Ledger(
 
 SAMPLE_TEXT = """{
   "budget_micro_usd": 15000000,
+  "call_columns": ["step", "model", "input", "output", "cache_write_5m", "cache_write_1h", "cache_read", "cost_micro_usd", "latency_ms", "outcome", "provider"],
+  "executions": 1,
+  "health": {
+    "a": 1,
+    "z": {
+      "open": false
+    }
+  },
+  "milestones_reached_micro_usd": [
+    5000000
+  ],
+  "models": {
+    "claude-sonnet-5-5": {
+      "cached_tokens": 0,
+      "calls": 1,
+      "input_tokens": 20105,
+      "output_tokens": 1950,
+      "spent_micro_usd": 59711
+    },
+    "gpt-4o-mini": {
+      "cached_tokens": 8000,
+      "calls": 1,
+      "input_tokens": 2000,
+      "output_tokens": 500,
+      "spent_micro_usd": 1200
+    }
+  },
+  "month": "2026-11",
+  "notified": {
+    "a": [
+      "x"
+    ],
+    "b": true
+  },
+  "prs_opened": 1,
+  "remaining_micro_usd": 14939089,
+  "schema_version": 2,
+  "spent_micro_usd": 60911,
+  "history": [
+    {"budget_micro_usd":15000000,"executions":1,"models":{"gpt-4o":{"cached_tokens":0,"calls":1,"input_tokens":2,"output_tokens":3,"spent_micro_usd":1000000}},"month":"2026-10","prs_opened":0,"spent_micro_usd":1000000}
+  ],
+  "runs": [
+    {"calls":[["analysis","claude-sonnet-5-5",20105,1950,0,0,0,59711,14210],["code","gpt-4o-mini",2000,500,0,0,8000,1200,9000,"rate_limited"]],"id":"1-1-20261121T031700Z","outcome":"pr_opened","pr_url":"https://github.com/o/r/pull/7","started_at":"2026-11-21T03:17:00Z","task":"Add a FAQ"}
+  ]
+}
+"""
+
+# The same ledger as schema version 1 wrote it: each call an object.
+SAMPLE_TEXT_V1 = """{
+  "budget_micro_usd": 15000000,
   "executions": 1,
   "health": {
     "a": 1,
@@ -147,9 +197,11 @@ def test_task_text_and_newlines_in_it_stay_on_the_run_line() -> None:
     assert from_text(text, "x").runs[0].task == long_task[: ledger_module.TASK_TEXT_KEPT]
 
 
-def test_older_call_rows_with_provider_and_ok_outcome_still_load() -> None:
+def test_a_version_1_ledger_loads_and_is_rewritten_as_rows() -> None:
+    assert from_text(SAMPLE_TEXT_V1, "x") == SAMPLE
+    assert to_text(from_text(SAMPLE_TEXT_V1, "x")) == SAMPLE_TEXT
     row = '{"cost_micro_usd":5,"latency_ms":1,"model":"gpt-4o","outcome":"ok","provider":"openai","step":"code","tokens":{"input":2}}'
-    text = SAMPLE_TEXT.replace('{"cost_micro_usd":1200,', row + ',{"cost_micro_usd":1200,')
+    text = SAMPLE_TEXT_V1.replace('{"cost_micro_usd":1200,', row + ',{"cost_micro_usd":1200,')
     loaded = from_text(text, "x").runs[0].calls[1]
     assert (loaded.model, loaded.provider, loaded.outcome, loaded.usage) == ("gpt-4o", "openai", "ok", Usage(input_tokens=2))
 
@@ -157,9 +209,9 @@ def test_older_call_rows_with_provider_and_ok_outcome_still_load() -> None:
 def test_a_provider_the_model_name_does_not_imply_is_written_out() -> None:
     odd = CallRecord("code", "acme-coder", "openai", Usage(1, 1), 3, 10)
     text = to_text(new_ledger(NOW, BUDGET).with_run(replace(run("r"), calls=(odd,))))
-    assert '"model":"acme-coder","provider":"openai"' in text
+    assert '["code","acme-coder",1,1,0,0,0,3,10,"ok","openai"]' in text
     assert from_text(text, "x").runs[0].calls[0] == odd
-    missing = text.replace(',"provider":"openai"', "")
+    missing = text.replace(',"ok","openai"', "")
     with pytest.raises(LedgerError, match=r"runs\[0\]\.calls\[0\]\.provider must be a string"):
         from_text(missing, "x")
 
@@ -255,7 +307,7 @@ def load_then_save(path: Path) -> None:
             '{"schema_version": 1, "month": "2026-11", "budget_micro_usd": 1, "runs": [{"id": "a", "started_at": "t", '
             '"task": "x", "outcome": "ok", "calls": [{"step": "s", "model": "gpt-4o", "tokens": {"input": "many"}, '
             '"cost_micro_usd": 1, "latency_ms": 0}]}]}',
-            "runs[0].calls[0].tokens.input must be a whole number, zero or more",
+            "runs[0].calls[0].input must be a whole number, zero or more",
         ),
         ('{"schema_version": 1, "month": "2026-11", "budget_micro_usd": 1, "runs": [{"id": 7}]}', "runs[0].id must be a string"),
         (
@@ -290,11 +342,11 @@ def test_a_ledger_that_is_not_utf8_is_refused_and_kept(tmp_path: Path) -> None:
 
 def test_a_newer_schema_is_refused_and_kept(tmp_path: Path) -> None:
     path = tmp_path / "token_budget.json"
-    newer = SAMPLE_TEXT.replace('"schema_version": 1', '"schema_version": 2')
+    newer = SAMPLE_TEXT.replace('"schema_version": 2', '"schema_version": 3')
     path.write_text(newer, encoding="utf-8")
     with pytest.raises(LedgerError) as caught:
         load_then_save(path)
-    assert str(caught.value) == f"{path}: schema_version 2 is newer than this bot understands (1); upgrade ai-orchestration"
+    assert str(caught.value) == f"{path}: schema_version 3 is newer than this bot understands (2); upgrade ai-orchestration"
     assert caught.value.exit_code == EXIT_INVALID
     assert path.read_text(encoding="utf-8") == newer
 
@@ -306,8 +358,8 @@ def test_a_version_0_ledger_is_upgraded(tmp_path: Path) -> None:
     assert (ledger.month, ledger.budget_micro_usd, ledger.spent_micro_usd, ledger.executions) == ("2026-11", 15_000_000, 1_250_000, 1)
     save(ledger, path)
     saved = json.loads(path.read_text(encoding="utf-8"))
-    assert (saved["schema_version"], saved["spent_micro_usd"], saved["remaining_micro_usd"]) == (1, 1_250_000, 13_750_000)
-    assert saved["runs"][0]["calls"][0]["provider"] == "unknown"
+    assert (saved["schema_version"], saved["spent_micro_usd"], saved["remaining_micro_usd"]) == (2, 1_250_000, 13_750_000)
+    assert saved["runs"][0]["calls"][0][-1] == "unknown"  # the provider column
     assert load(path, NOW, 99) == ledger  # and the upgraded file loads as itself
     # nothing spent yet: no imported run at all
     assert from_text('{"month": "2026-11", "budget": 20, "spent": 0}', "x") == Ledger("2026-11", 20_000_000)

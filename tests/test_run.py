@@ -63,9 +63,14 @@ class World:
         return git(self.remote, "for-each-ref", "--format=%(refname:short)", "refs/heads").split()
 
     def ledger(self) -> dict:
+        """The ledger on the default branch, each call row read through the file's own
+        ``call_columns`` header (as a user would with jq); a left-out outcome reads "ok"."""
         text = self.remote_file("main", "token_budget.json")
         assert text is not None, "no ledger on the default branch"
-        return json.loads(text)
+        data = json.loads(text)
+        for run in data["runs"]:
+            run["calls"] = [{"outcome": "ok", **dict(zip(data["call_columns"], row))} for row in run["calls"]]
+        return data
 
     def created_pulls(self) -> list[dict]:
         return [request.json for request in self.github.requests_to("POST", "/repos/*/pulls")]
