@@ -224,7 +224,8 @@ def _price_overrides(source: str, value: Any, base: PriceTable) -> dict[str, Pri
         if existing is None and ("input" not in entry or "output" not in entry):
             raise ConfigError(f"{source}: '{key}' is a new model: give both 'input' and 'output' (USD per million tokens)")
 
-        def rate(name: str, fallback: Decimal) -> Decimal:
+        def rate(name: str, fallback: Decimal, entry: Mapping[str, Any] = entry, key: str = key) -> Decimal:
+            """USD per million tokens from the entry, or ``fallback`` when it is not given."""
             if name not in entry:
                 return fallback
             try:
