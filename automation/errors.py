@@ -81,6 +81,10 @@ class GitError(AutomationError):
     step = "git"
 
 
+class ProtectedBranchError(GitError):
+    """The branch refused the push (GH006 branch protection, GH013 rulesets)."""
+
+
 class GitHubError(AutomationError):
     """A GitHub API call failed."""
 

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
-from .errors import GitError
+from .errors import GitError, ProtectedBranchError
 from .redact import redact, secret_values
 
 BOT_NAME = "github-actions[bot]"
@@ -337,7 +337,7 @@ def commit_file_with_retry(
             return sha
         kind = _rejection(result)
         if kind == "protected":
-            raise GitError(
+            raise ProtectedBranchError(
                 f"cannot push {path} to {branch}: the default branch is protected; set `ledger.branch` in "
                 f".github/ai-orchestration.yml to keep {PurePosixPath(path).name} on a dedicated branch"
             )

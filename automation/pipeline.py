@@ -18,7 +18,7 @@ from . import alerts, budget, context, edits, github, gitops, health, keys, ledg
 from .config import Config, load_config
 from . import discord
 from .discord import Notifier
-from .errors import EXIT_OK, AutomationError, PolicyStop, ProviderError, UnusableReplyError
+from .errors import EXIT_OK, AutomationError, PolicyStop, ProtectedBranchError, ProviderError, UnusableReplyError
 from .ledger import CallRecord, Ledger, RunRecord
 from .prices import ANTHROPIC, Usage, format_usd
 from .redact import mask_commands, redact, secret_values
@@ -40,6 +40,8 @@ CODE_SYSTEM = (
 )
 PROMPT_OVERHEAD_TOKENS = 2_000
 LEDGER_PUSH_ATTEMPTS = 5
+# Where the ledger goes when a protected branch refuses it; every run merges it back in.
+RESCUE_LEDGER_BRANCH = "ai-orchestration/ledger"
 
 
 @dataclass
@@ -147,14 +149,22 @@ def _open_session(
 
 
 def _read_ledger(repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime) -> Ledger:
-    """The working tree's ledger, or the dedicated ledger branch's when ``ledger.branch`` is set."""
+    """The ledger of record (the working tree's, or ``ledger.branch``'s), merged with any ledger
+    a protected branch refused earlier and that was kept on the rescue branch instead."""
     if config.ledger_branch:
-        tip = gitops.fetch(repo, config.ledger_branch, env, missing_ok=True)  # None: the first run creates it
-        text = None if tip is None else gitops.remote_file(repo, tip, config.ledger_path, env)
-        if text is None:
-            return ledger_module.new_ledger(now, config.monthly_budget_micro_usd)
-        return ledger_module.from_text(text.decode("utf-8"), f"{config.ledger_branch}:{config.ledger_path}")
-    return ledger_module.load(repo / config.ledger_path, now, config.monthly_budget_micro_usd)
+        primary = _branch_ledger(repo, config.ledger_branch, config, env) or ledger_module.new_ledger(
+            now, config.monthly_budget_micro_usd
+        )
+    else:
+        primary = ledger_module.load(repo / config.ledger_path, now, config.monthly_budget_micro_usd)
+    rescued = _branch_ledger(repo, RESCUE_LEDGER_BRANCH, config, env)
+    return primary if rescued is None else ledger_module.merge(None, primary, rescued)
+
+
+def _branch_ledger(repo: Path, branch: str, config: Config, env: Mapping[str, str]) -> Ledger | None:
+    tip = gitops.fetch(repo, branch, env, missing_ok=True)  # None: no such branch (yet)
+    text = None if tip is None else gitops.remote_file(repo, tip, config.ledger_path, env)
+    return None if text is None else ledger_module.from_text(text.decode("utf-8"), f"{branch}:{config.ledger_path}")
 
 
 def _private_paths(config: Config) -> tuple[str, ...]:
@@ -396,11 +406,20 @@ def _commit_ledger(session: Session) -> None:
         merged = ledger_module.merge(session.base_ledger, session.ledger, theirs)
         return ledger_module.to_text(merged).encode("utf-8")
 
-    gitops.commit_file_with_retry(
-        repo, target, config.ledger_path, render,
-        f"ai-orchestration: ledger for run {session.record.id} ({format_usd(session.record.cost_micro_usd, 4)})",
-        attempts=LEDGER_PUSH_ATTEMPTS, env=env, create_branch_from=default if config.ledger_branch else None,
-    )
+    message = f"ai-orchestration: ledger for run {session.record.id} ({format_usd(session.record.cost_micro_usd, 4)})"
+    try:
+        gitops.commit_file_with_retry(
+            repo, target, config.ledger_path, render, message,
+            attempts=LEDGER_PUSH_ATTEMPTS, env=env, create_branch_from=default if config.ledger_branch else None,
+        )
+    except ProtectedBranchError:
+        # Never lose what was spent: keep the ledger where every later run reads it back in.
+        gitops.commit_file_with_retry(
+            repo, RESCUE_LEDGER_BRANCH, config.ledger_path, render, message,
+            attempts=LEDGER_PUSH_ATTEMPTS, env=env, create_branch_from=default,
+        )
+        session.say(f"The ledger was kept on branch {RESCUE_LEDGER_BRANCH}; later runs merge it back in, so no spend is lost.")
+        raise
     session.say(f"Ledger committed to {target}")
 
 

@@ -314,6 +314,8 @@ def test_protected_default_branch_points_at_ledger_branch_which_then_works(world
     assert blocked.returncode == 1
     assert "ledger.branch" in blocked.stderr and "protected" in blocked.stderr
     assert world.remote_file("main", "token_budget.json") is None
+    rescued = json.loads(world.remote_file("ai-orchestration/ledger", "token_budget.json"))
+    assert [run["outcome"] for run in rescued["runs"]] == ["pr_opened"] and rescued["spent_micro_usd"] > 0
 
     os.rename(hook, hook.with_name("pre-receive.off"))  # the admin merges the config change
     publish(world, {CONFIG: "ledger:\n  branch: ai-ledger\n"})
@@ -325,16 +327,16 @@ def test_protected_default_branch_points_at_ledger_branch_which_then_works(world
     assert "ai-ledger" in world.remote_branches()
     assert world.remote_file("main", "token_budget.json") is None
     on_branch = json.loads(world.remote_file("ai-ledger", "token_budget.json"))
-    assert [run["outcome"] for run in on_branch["runs"]] == ["pr_opened"]
+    assert [run["outcome"] for run in on_branch["runs"]] == ["pr_opened", "pr_opened"]  # the refused run too
 
     fresh_checkout(world)
     third = world.run(env=next_run(world, "4244"))
 
     assert third.returncode == 0, third.stderr
     on_branch = json.loads(world.remote_file("ai-ledger", "token_budget.json"))
-    assert len(on_branch["runs"]) == 2 and on_branch["prs_opened"] == 2
+    assert len(on_branch["runs"]) == 3 and on_branch["prs_opened"] == 3
     latest = discord.embeds_titled("Run completed")[-1]
-    assert field(latest, "PRs this month") == "2"  # the third run started from the branch's ledger
+    assert field(latest, "PRs this month") == "3"  # the third run started from the branch's ledger
     assert world.remote_file("main", "token_budget.json") is None
 
 
