@@ -94,7 +94,8 @@ def run(
         session.say(f"warning: {key} = {price.model} retires in {days} days ({price.retires}); switch to {price.successor}")
     session.ledger, embeds = alerts.before_run(session.ledger, session.base_ledger, config, now, session.repository)
     notifier.notify(embeds)
-    outcome, error, task = "failed:internal", None, None
+    outcome: str = "failed:internal"
+    error: AutomationError | None = None
     try:
         budget.reserve(session.ledger, config.monthly_budget_micro_usd, config.price(config.analysis_model), 0, config.analysis_max_tokens)
         remote = github.connect(env)
