@@ -100,54 +100,13 @@ SAMPLE_TEXT = """{
 }
 """
 
-# The same ledger as schema version 1 wrote it: each call an object.
-SAMPLE_TEXT_V1 = """{
-  "budget_micro_usd": 15000000,
-  "executions": 1,
-  "health": {
-    "a": 1,
-    "z": {
-      "open": false
-    }
-  },
-  "milestones_reached_micro_usd": [
-    5000000
-  ],
-  "models": {
-    "claude-sonnet-5-5": {
-      "cached_tokens": 0,
-      "calls": 1,
-      "input_tokens": 20105,
-      "output_tokens": 1950,
-      "spent_micro_usd": 59711
-    },
-    "gpt-4o-mini": {
-      "cached_tokens": 8000,
-      "calls": 1,
-      "input_tokens": 2000,
-      "output_tokens": 500,
-      "spent_micro_usd": 1200
-    }
-  },
-  "month": "2026-11",
-  "notified": {
-    "a": [
-      "x"
-    ],
-    "b": true
-  },
-  "prs_opened": 1,
-  "remaining_micro_usd": 14939089,
-  "schema_version": 1,
-  "spent_micro_usd": 60911,
-  "history": [
-    {"budget_micro_usd":15000000,"executions":1,"models":{"gpt-4o":{"cached_tokens":0,"calls":1,"input_tokens":2,"output_tokens":3,"spent_micro_usd":1000000}},"month":"2026-10","prs_opened":0,"spent_micro_usd":1000000}
-  ],
-  "runs": [
-    {"calls":[{"cost_micro_usd":59711,"latency_ms":14210,"model":"claude-sonnet-5-5","step":"analysis","tokens":{"input":20105,"output":1950}},{"cost_micro_usd":1200,"latency_ms":9000,"model":"gpt-4o-mini","outcome":"rate_limited","step":"code","tokens":{"cache_read":8000,"input":2000,"output":500}}],"id":"1-1-20261121T031700Z","outcome":"pr_opened","pr_url":"https://github.com/o/r/pull/7","started_at":"2026-11-21T03:17:00Z","task":"Add a FAQ"}
-  ]
-}
-"""
+# The same ledger as schema version 1 wrote it: no call_columns header, each call an object.
+SAMPLE_TEXT_V1 = (
+    "\n".join(line for line in SAMPLE_TEXT.splitlines() if not line.startswith('  "call_columns"')) + "\n"
+).replace('"schema_version": 2', '"schema_version": 1').replace(
+    '''    {"calls":[["analysis","claude-sonnet-5-5",20105,1950,0,0,0,59711,14210],["code","gpt-4o-mini",2000,500,0,0,8000,1200,9000,"rate_limited"]],"id":"1-1-20261121T031700Z","outcome":"pr_opened","pr_url":"https://github.com/o/r/pull/7","started_at":"2026-11-21T03:17:00Z","task":"Add a FAQ"}''',
+    '''    {"calls":[{"cost_micro_usd":59711,"latency_ms":14210,"model":"claude-sonnet-5-5","step":"analysis","tokens":{"input":20105,"output":1950}},{"cost_micro_usd":1200,"latency_ms":9000,"model":"gpt-4o-mini","outcome":"rate_limited","step":"code","tokens":{"cache_read":8000,"input":2000,"output":500}}],"id":"1-1-20261121T031700Z","outcome":"pr_opened","pr_url":"https://github.com/o/r/pull/7","started_at":"2026-11-21T03:17:00Z","task":"Add a FAQ"}''',
+)
 
 
 # --- the bytes ----------------------------------------------------------------------------
