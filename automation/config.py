@@ -81,6 +81,13 @@ class Config:
                 soon.append((key, price, days))
         return soon
 
+    def retirement_warnings(self, today: dt.date) -> list[str]:
+        """The one wording `run`, `status` and `costs` use for a model about to retire."""
+        return [
+            f"warning: {key} = {price.model} retires on {price.retires} ({days} days); switch to {price.successor}"
+            for key, price, days in self.retiring_models(today)
+        ]
+
 
 # --- schema -----------------------------------------------------------------------------
 

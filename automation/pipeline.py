@@ -90,8 +90,8 @@ def run(
     keys.require_keys(env, {config.price(model).provider for model in config.configured_models().values()})
     session = _open_session(repo, config, env, now, out, clock)
     notifier = Notifier(env.get("DISCORD_WEBHOOK_URL"), log=session.say)
-    for key, price, days in config.retiring_models(now.date()):
-        session.say(f"warning: {key} = {price.model} retires in {days} days ({price.retires}); switch to {price.successor}")
+    for warning in config.retirement_warnings(now.date()):
+        session.say(warning)
     session.ledger, embeds = alerts.before_run(session.ledger, session.base_ledger, config, now, session.repository)
     notifier.notify(embeds)
     outcome: str = "failed:internal"
@@ -453,6 +453,5 @@ def dry_run(*, repo: Path, config_path: Path | None, task_text: str | None, now:
     )
     if cost.worst > left:
         out.write("The budget would stop this run before its first call (exit 0).\n")
-    for key, price, days in config.retiring_models(now.date()):
-        out.write(f"warning: {key} = {price.model} retires in {days} days; switch to {price.successor}\n")
+    out.write("".join(f"{warning}\n" for warning in config.retirement_warnings(now.date())))
     return EXIT_OK

@@ -52,6 +52,7 @@ def status_data(config: Config, ledger: Ledger, now: dt.datetime) -> dict[str, A
              "successor": price.successor, "days_left": days}
             for key, price, days in config.retiring_models(now.date())
         ],
+        "warnings": config.retirement_warnings(now.date()),
         "history": [
             {"month": entry.month, "spent_usd": usd(entry.spent_micro_usd), "executions": entry.executions,
              "prs_opened": entry.prs_opened}
@@ -78,11 +79,7 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
             lines.append(f"  circuit breaker for {provider}: {state.replace('_', '-')}")
     for task in data["health"]["parked_tasks"]:
         lines.append(f"  parked task (edit its text to retry): {task}")
-    for retiring in data["retiring_models"]:
-        lines.append(
-            f"  warning: {retiring['key']} = {retiring['model']} retires on {retiring['retires_on']} "
-            f"({retiring['days_left']} days); switch to {retiring['successor']}"
-        )
+    lines += [f"  {warning}" for warning in data["warnings"]]
     for entry in data["history"][-3:]:
         lines.append(f"  {entry['month']}: ${entry['spent_usd']:.2f}, {entry['executions']} runs, {entry['prs_opened']} PRs")
     return "\n".join(lines)
@@ -118,8 +115,7 @@ def render_costs(config: Config, now: dt.datetime) -> str:
         runs_needed = -(-milestone // cost.typical)
         day = runs_needed * interval_hours / 24
         lines.append(f"  ${milestone / MICRO:g} milestone: after about {runs_needed:,} runs (day {min(day, month_hours / 24):.0f} at that pace)")
-    for key, price, days in config.retiring_models(now.date()):
-        lines.append(f"  warning: {key} = {price.model} retires in {days} days; switch to {price.successor}")
+    lines += [f"  {warning}" for warning in config.retirement_warnings(now.date())]
     return "\n".join(lines)
 
 

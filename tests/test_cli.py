@@ -330,7 +330,7 @@ def test_a_model_retiring_within_30_days_is_named_with_its_date_and_successor(re
     ]
     costs = cli("costs", repo=repo)
     assert (
-        "  warning: models.analysis = claude-sonnet-4-5 retires in 15 days; switch to claude-sonnet-5-5"
+        "  warning: models.analysis = claude-sonnet-4-5 retires on 2026-11-30 (15 days); switch to claude-sonnet-5-5"
         in costs.out.splitlines()
     )
 
