@@ -73,7 +73,7 @@ def _load(args: argparse.Namespace, now: dt.datetime) -> tuple[Config, ledger_mo
     config = load_config(args.config, repo, now.date())
     ledger_path = repo / config.ledger_path
     ledger = ledger_module.load(ledger_path, now, config.monthly_budget_micro_usd)
-    ledger, _ = ledger_module.rollover(ledger, ledger_module.month_of(now))
+    ledger = ledger_module.rollover(ledger, ledger_module.month_of(now))
     return config, ledger, ledger_path
 
 

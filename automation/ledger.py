@@ -216,15 +216,15 @@ def new_ledger(now: dt.datetime, budget_micro_usd: int) -> Ledger:
     return Ledger(month=month_of(now), budget_micro_usd=budget_micro_usd)
 
 
-def rollover(ledger: Ledger, month: str) -> tuple[Ledger, MonthSummary | None]:
+def rollover(ledger: Ledger, month: str) -> Ledger:
     """Close the ledger's month into history when ``month`` is a later one.
 
-    Returns the new ledger and the summary of the month just closed (for the recap), or
-    ``None`` when the ledger is already in ``month``. Health state (breakers, parked tasks)
-    carries over; counters, milestones and notification flags reset.
+    The closed month becomes the last ``history`` entry and ``notified.recap_due`` names it
+    (for the recap). Health state (breakers, parked tasks) carries over; counters, milestones
+    and notification flags reset. A ledger already in ``month`` (or a later one) is returned as is.
     """
     if ledger.month >= month:
-        return ledger, None
+        return ledger
     closed = ledger.summary()
     history = [entry for entry in ledger.history if entry.month != closed.month]
     history.append(closed)
@@ -236,7 +236,7 @@ def rollover(ledger: Ledger, month: str) -> tuple[Ledger, MonthSummary | None]:
         notified={"recap_due": closed.month},
         health=ledger.health,
     )
-    return rolled, closed
+    return rolled
 
 
 # --- merge ------------------------------------------------------------------------------
@@ -251,10 +251,10 @@ def merge(base: Ledger | None, ours: Ledger, theirs: Ledger) -> Ledger:
     base and they changed it (a human edit).
     """
     month = max(ours.month, theirs.month)
-    ours, _ = rollover(ours, month)
-    theirs, _ = rollover(theirs, month)
+    ours = rollover(ours, month)
+    theirs = rollover(theirs, month)
     if base is not None:
-        base, _ = rollover(base, month)
+        base = rollover(base, month)
 
     runs = {run.id: run for run in theirs.runs}
     runs.update({run.id: run for run in ours.runs})

@@ -138,7 +138,7 @@ def _open_session(
     repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime, out: TextIO, clock: Callable[[], float]
 ) -> Session:
     loaded = _read_ledger(repo, config, env, now)
-    rolled, _ = ledger_module.rollover(loaded, ledger_module.month_of(now))
+    rolled = ledger_module.rollover(loaded, ledger_module.month_of(now))
     rolled = replace(rolled, budget_micro_usd=config.monthly_budget_micro_usd)
     # The start time is part of the id, so no two runs can share one even if the environment repeats.
     run_id = f"{env.get('GITHUB_RUN_ID', 'local')}-{env.get('GITHUB_RUN_ATTEMPT', '1')}-{now.strftime('%Y%m%dT%H%M%SZ')}"
@@ -428,7 +428,7 @@ def dry_run(*, repo: Path, config_path: Path | None, task_text: str | None, now:
     """What a run would do: no keys, no network, no writes."""
     config = load_config(config_path, repo, now.date())
     loaded = ledger_module.load(repo / config.ledger_path, now, config.monthly_budget_micro_usd)
-    ledger, _ = ledger_module.rollover(loaded, ledger_module.month_of(now))
+    ledger = ledger_module.rollover(loaded, ledger_module.month_of(now))
     markdown = _read_text(repo / config.tasks_file)
     pending = tasks.read_tasks(markdown)
     task = task_text.strip() if task_text else (pending[0].text if pending else None)

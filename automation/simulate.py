@@ -77,7 +77,7 @@ def simulate(
         index += 1
         moment = now + (index - 1) * RUN_INTERVAL
         previous = ledger
-        ledger, _ = ledger_module.rollover(ledger, ledger_module.month_of(moment))
+        ledger = ledger_module.rollover(ledger, ledger_module.month_of(moment))
         ledger, embeds = alerts.before_run(ledger, previous, config, moment, REPOSITORY)
         record = RunRecord(id=f"simulated-{index}", started_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
                            task=f"simulated task {index}", pr_url=f"https://example.invalid/pull/{index}")

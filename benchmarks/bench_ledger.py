@@ -34,7 +34,7 @@ def year_of_ledgers() -> ledger_module.Ledger:
     assert sonnet and mini
     ledger = ledger_module.new_ledger(dt.datetime(2025, 12, 1, tzinfo=dt.timezone.utc), 15_000_000)
     for month in range(1, 13):
-        ledger, _ = ledger_module.rollover(ledger, f"2026-{month:02d}")
+        ledger = ledger_module.rollover(ledger, f"2026-{month:02d}")
         runs = []
         for index in range(RUNS_PER_MONTH):
             analysis = Usage(input_tokens=19_000 + index, output_tokens=1_900)

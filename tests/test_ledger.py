@@ -240,7 +240,7 @@ def test_a_rename_that_fails_leaves_the_old_file(tmp_path: Path, monkeypatch: py
 def load_then_save(path: Path) -> None:
     """What every command does: load, change, save; a bad ledger stops it at the load."""
     ledger = load(path, NOW, BUDGET)
-    ledger, _ = rollover(ledger, "2026-11")
+    ledger = rollover(ledger, "2026-11")
     save(ledger.with_run(run("new")), path)
 
 
@@ -322,8 +322,9 @@ def test_a_version_0_ledger_is_upgraded(tmp_path: Path) -> None:
     # nothing spent yet: no imported run at all
     assert from_text('{"month": "2026-11", "budget": 20, "spent": 0}', "x") == Ledger("2026-11", 20_000_000)
     # a last month's seed ledger rolls into history like any other
-    rolled, closed = rollover(from_text('{"month": "2026-10", "budget": 15, "spent": 2.5}', "x"), "2026-11")
-    assert closed is not None and closed.spent_micro_usd == 2_500_000 and rolled.spent_micro_usd == 0
+    rolled = rollover(from_text('{"month": "2026-10", "budget": 15, "spent": 2.5}', "x"), "2026-11")
+    closed = rolled.history[-1]
+    assert closed.month == "2026-10" and closed.spent_micro_usd == 2_500_000 and rolled.spent_micro_usd == 0
 
 
 def test_a_version_0_ledger_with_a_bad_number_says_so() -> None:
@@ -346,8 +347,9 @@ def test_rollover_moves_totals_to_history_and_resets_the_month() -> None:
         notified={"milestone_5": True},
         health={"breakers": {"openai": {"consecutive_failures": 2, "opened_at": None}}},
     )
-    november, closed = rollover(october, "2026-11")
-    assert closed is not None
+    november = rollover(october, "2026-11")
+    closed = november.history[-1]
+    assert november.notified == {"recap_due": "2026-10"}
     assert (closed.month, closed.spent_micro_usd, closed.executions, closed.prs_opened) == ("2026-10", 60_911, 1, 1)
     assert closed.models["gpt-4o-mini"].cached_tokens == 8_000
     assert november.month == "2026-11"
@@ -364,12 +366,12 @@ def test_rollover_moves_totals_to_history_and_resets_the_month() -> None:
 
 
 def test_rollover_in_the_same_month_changes_nothing_and_history_has_one_entry_per_month() -> None:
-    assert rollover(SAMPLE, "2026-11") == (SAMPLE, None)
-    assert rollover(SAMPLE, "2026-10") == (SAMPLE, None)  # an older clock never rewinds the ledger
+    assert rollover(SAMPLE, "2026-11") == SAMPLE
+    assert rollover(SAMPLE, "2026-10") == SAMPLE  # an older clock never rewinds the ledger
     ledger = new_ledger(dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc), BUDGET)
     for number in range(2, 13):
         ledger = ledger.with_run(run(f"r{number}", cost=number))
-        ledger, _ = rollover(ledger, f"2026-{number:02d}")
+        ledger = rollover(ledger, f"2026-{number:02d}")
     assert [entry.month for entry in ledger.history] == [f"2026-{n:02d}" for n in range(1, 12)]
     assert [entry.spent_micro_usd for entry in ledger.history] == list(range(2, 13))
 
@@ -416,7 +418,7 @@ def test_merge_takes_a_humans_budget_edit() -> None:
 def test_merge_across_a_month_boundary_keeps_both_months() -> None:
     base = new_ledger(NOW, BUDGET).with_run(run("early", cost=1_000))
     late_november = base.with_run(run("late", cost=2_000, started_at="2026-11-30T23:59:00Z"))
-    december, _ = rollover(base, "2026-12")
+    december = rollover(base, "2026-12")
     december = december.with_run(run("dec", cost=4_000, started_at="2026-12-01T00:01:00Z"))
     for merged in (merge(base, late_november, december), merge(base, december, late_november)):
         assert merged.month == "2026-12"
@@ -444,7 +446,7 @@ def test_a_year_at_480_runs_a_month_stays_under_300_kb(tmp_path: Path) -> None:
     largest = 0
     path = tmp_path / "token_budget.json"
     for month in range(1, 13):
-        ledger, _ = rollover(ledger, f"2026-{month:02d}")
+        ledger = rollover(ledger, f"2026-{month:02d}")
         runs = []
         for index in range(480):
             started = dt.datetime(2026, month, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=90 * index)
