@@ -1,0 +1,353 @@
+"""`dashboard --out DIR`: the ledger as one static HTML page people can open anywhere.
+
+The page is ``DIR/index.html`` and nothing else: styles inline, charts inline SVG drawn by
+pygal (https://www.pygal.org, LGPL-3.0) at build time. It runs no script and fetches nothing,
+so it works from ``file://``, from a workflow artifact and from GitHub Pages alike. Every chart
+has its figures as a text table beside it, and the colours are the Okabe-Ito palette, which
+stays distinct for colour-blind readers.
+
+The headline figures come from ``reports.status_data`` (what `status --json` prints) and the
+series from ``series`` (built on the same ``budget.pace`` and ``health.model_stats``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import pygal
+from pygal.style import Style
+
+from . import series
+from .config import Config
+from .errors import AutomationError
+from .ledger import Ledger
+from .prices import MICRO, format_usd
+from .reports import status_data
+
+# Okabe & Ito (2008), "Color Universal Design": distinguishable with any colour vision.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+BURN_UP_COLOURS = ("#0072B2", "#D55E00", "#000000")  # spent, pace, budget
+DOTTED = {"stroke_style": {"dasharray": "3, 4", "width": 3}}
+DASHED = {"stroke_style": {"dasharray": "9, 5"}}
+SECTIONS = (
+    ("month", "This month"), ("unit-costs", "Cost per run and per PR"), ("breakdown", "Spend by model and step"),
+    ("providers", "Provider health"), ("runs", "Runs"), ("history", "Past months"), ("attention", "Needs attention"),
+)
+
+
+class DashboardError(AutomationError):
+    """The output directory cannot be written (exit 1)."""
+
+
+def build(config: Config, ledger: Ledger, now: dt.datetime, out_dir: Path, *, repository: str | None = None) -> Path:
+    """Write ``out_dir/index.html`` (creating the directory) and return its path.
+
+    Raises DashboardError naming the path when it cannot be written.
+    """
+    page = render(config, ledger, now, repository=repository)
+    target = out_dir / "index.html"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        target.write_text(page, encoding="utf-8")
+    except OSError as error:
+        raise DashboardError(f"dashboard: cannot write {target}: {error.strerror or error}") from None
+    return target
+
+
+def render(config: Config, ledger: Ledger, now: dt.datetime, *, repository: str | None = None) -> str:
+    """The whole page as a string."""
+    status = status_data(config, ledger, now)
+    title = f"ai-orchestration · {repository}" if repository else "ai-orchestration"
+    parts = [
+        _month(status, ledger, config, now),
+        _unit_costs(ledger),
+        _breakdown(status, ledger),
+        _providers(status, ledger),
+        _runs(ledger),
+        _history(status, ledger),
+        _attention(status),
+    ]
+    nav = "".join(f'<li><a href="#{key}">{html.escape(name)}</a></li>' for key, name in SECTIONS)
+    return (
+        "<!doctype html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)} · {_e(ledger.month)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{_e(title)}</h1><p>Costs and provider health for {_e(ledger.month)}, "
+        f"as of {now.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.</p>"
+        f'<nav aria-label="Sections"><ul>{nav}</ul></nav></header><main>{"".join(parts)}</main>'
+        "<footer>Built by <code>python -m automation dashboard</code> from the budget ledger; "
+        "charts drawn by pygal. Every chart's figures are in the table below it.</footer></body></html>\n"
+    )
+
+
+# --- sections -------------------------------------------------------------------------------
+
+
+def _month(status: dict[str, Any], ledger: Ledger, config: Config, now: dt.datetime) -> str:
+    burn = series.burn_up(ledger, config.monthly_budget_micro_usd, now)
+    runs_out = status["budget_runs_out_on"]
+    figures = _figures([
+        ("spent_usd", "Spent", _usd(status["spent_usd"])),
+        ("budget_usd", "Budget", _usd(status["budget_usd"])),
+        ("remaining_usd", "Left", _usd(status["remaining_usd"])),
+        ("projected_month_end_usd", "Projected by month end", _usd(status["projected_month_end_usd"])),
+        ("budget_runs_out_on", "Budget runs out", runs_out or "lasts the month"),
+        ("executions", "Runs", str(status["executions"])),
+        ("prs_opened", "Pull requests", str(status["prs_opened"])),
+    ])
+    labels = [str(day.day) for day in burn.days]
+    chart = _chart(
+        pygal.Line, "Month to date against the budget", labels,
+        [("Spent", [_dollars(v) for v in burn.spent], {}),
+         ("Pace", [_dollars(v) for v in burn.pace], DASHED),
+         ("Budget", [_dollars(burn.budget_micro_usd)] * len(labels), {})],
+        y_title="USD", x_title=f"day of {ledger.month}", show_dots=False, colours=BURN_UP_COLOURS,
+    )
+    table = _table(
+        ["Day", "Spent to date", "Pace", "Budget"],
+        [[day.isoformat(), "" if spent is None else format_usd(spent), format_usd(pace), format_usd(burn.budget_micro_usd)]
+         for day, spent, pace in zip(burn.days, burn.spent, burn.pace)],
+    )
+    pace_text = (f"At this pace the budget runs out on <strong>{_e(runs_out)}</strong>." if runs_out
+                 else "At this pace the budget lasts the month.")
+    return _section("month", f"{figures}{_figure('burn-up', chart, pace_text, table)}")
+
+
+def _unit_costs(ledger: Ledger) -> str:
+    spent, runs, prs = ledger.spent_micro_usd, ledger.executions, ledger.prs_opened
+    figures = _figures([
+        ("cost_per_run", "Cost per run", format_usd(round(spent / runs), 4) if runs else "no runs yet"),
+        ("cost_per_pr", "Cost per pull request", format_usd(round(spent / prs), 4) if prs else "no pull requests yet"),
+    ])
+    active = [day for day in series.days(ledger) if day.runs]
+    per_run = [day.spent_micro_usd / len(day.runs) for day in active]
+    per_pr = [day.spent_micro_usd / day.prs_opened if day.prs_opened else None for day in active]
+    chart = _chart(
+        pygal.Bar, "Cost per run and per pull request, by day", [str(day.date.day) for day in active],
+        [("Per run", [v / MICRO for v in per_run], {}),
+         ("Per pull request", [None if v is None else v / MICRO for v in per_pr], {})],
+        y_title="USD", x_title="day",
+    )
+    table = _table(
+        ["Day", "Runs", "Pull requests", "Spent", "Per run", "Per pull request"],
+        [[day.date.isoformat(), str(len(day.runs)), str(day.prs_opened), format_usd(day.spent_micro_usd, 4),
+          format_usd(round(run), 4), "" if pr is None else format_usd(round(pr), 4)]
+         for day, run, pr in zip(active, per_run, per_pr)],
+    )
+    caption = "Spend of each day divided by its runs and by the pull requests they opened."
+    return _section("unit-costs", f"{figures}{_figure('unit-costs', chart, caption, table)}")
+
+
+def _breakdown(status: dict[str, Any], ledger: Ledger) -> str:
+    models = status["models"]
+    by_model = _chart(
+        pygal.HorizontalBar, "Spend by model", list(models),
+        [("Spent", [m["spent_usd"] for m in models.values()], {})], x_title="USD",
+    )
+    model_table = _table(
+        ["Model", "Calls", "Input tokens", "Output tokens", "Spent"],
+        [[name, f"{m['calls']:,}", f"{m['input_tokens']:,}", f"{m['output_tokens']:,}", _usd(m["spent_usd"], 4)]
+         for name, m in models.items()],
+    )
+    steps = series.spend_by_step(ledger)
+    by_step = _chart(
+        pygal.HorizontalBar, "Spend by step", list(steps), [("Spent", [v / MICRO for v in steps.values()], {})],
+        x_title="USD",
+    )
+    step_table = _table(["Step", "Spent"], [[step, format_usd(value, 4)] for step, value in steps.items()])
+    return _section("breakdown",
+                    _figure("by-model", by_model, "Every paid call this month, by the model that answered.", model_table)
+                    + _figure("by-step", by_step, "The same spend by the step that made the call.", step_table))
+
+
+def _providers(status: dict[str, Any], ledger: Ledger) -> str:
+    daily = series.daily_model_stats(ledger)
+    names = [f"{m['provider']}/{m['model']}" for m in status["health"]["models"]]
+    labels = [date.isoformat()[8:] for date, _ in daily]
+    by_day = [{f"{s.provider}/{s.model}": s for s in stats} for _, stats in daily]
+    rate = _chart(
+        pygal.Line, "Success rate by day", labels,
+        [(name, [day[name].success_rate * 100 if name in day else None for day in by_day], {}) for name in names],
+        y_title="% of calls", x_title="day", range=(0, 100), value_suffix="%",
+    )
+    rate_table = _table(["Day", *names], [
+        [date.isoformat(), *(f"{day[n].success_rate:.0%} of {day[n].calls}" if n in day else "" for n in names)]
+        for (date, _), day in zip(daily, by_day)
+    ])
+    month_table = _table(
+        ["Provider/model", "Calls", "Succeeded", "p50", "p95", "p99", "Spent"],
+        [[f"{m['provider']}/{m['model']}", str(m["calls"]), f"{m['success_rate']:.0%}", _seconds(m["p50_ms"]),
+          _seconds(m["p95_ms"]), _seconds(m["p99_ms"]), _usd(m["spent_usd"], 4)] for m in status["health"]["models"]],
+        caption="The month as a whole",
+    )
+    parts = [_figure("success-rate", rate, "Share of calls that succeeded each day, per provider and model.",
+                     rate_table + month_table)]
+    for index, name in enumerate(names):
+        quantiles = [("p50", "p50_ms", {}), ("p95", "p95_ms", {}), ("p99", "p99_ms", DOTTED)]  # p99 often equals p95
+        chart = _chart(
+            pygal.Line, f"Latency of {name}", labels,
+            [(q, [getattr(day[name], key) / 1000 if name in day else None for day in by_day], extra)
+             for q, key, extra in quantiles],
+            y_title="seconds", x_title="day", value_suffix=" s",
+        )
+        table = _table(["Day", "p50", "p95", "p99"], [
+            [date.isoformat(), *(_seconds(getattr(day[name], key)) if name in day else "" for _, key, _ in quantiles)]
+            for (date, _), day in zip(daily, by_day)
+        ])
+        parts.append(_figure(f"latency-{index}", chart, f"Latency of successful calls to {name} each day.", table))
+    return _section("providers", "".join(parts) if names else "<p>No model was called this month.</p>")
+
+
+def _runs(ledger: Ledger) -> str:
+    rows = []
+    for run in reversed(ledger.runs):
+        link = (f'<a href="{_e(run.pr_url)}">{_e(run.pr_url.rsplit("/", 1)[-1])}</a>'
+                if run.pr_url and run.pr_url.startswith(("https://", "http://")) else _e(run.pr_url or ""))
+        outcome_class = "ok" if run.outcome == "pr_opened" else "bad" if run.outcome.startswith("failed") else ""
+        rows.append(f"<tr><td>{_e(run.started_at.replace('T', ' ').rstrip('Z'))}</td><td>{_e(run.task)}</td>"
+                    f'<td class="{outcome_class}">{_e(run.outcome)}</td><td class="num">{format_usd(run.cost_micro_usd, 4)}</td>'
+                    f"<td>{link}</td></tr>")
+    body = "".join(rows) or '<tr><td colspan="5">No runs this month yet.</td></tr>'
+    table = ('<div class="scroll"><table id="runs-table"><caption>Newest first (UTC)</caption><thead><tr><th scope="col">Started</th>'
+             '<th scope="col">Task</th><th scope="col">Outcome</th><th scope="col">Cost</th><th scope="col">Pull request</th>'
+             f"</tr></thead><tbody>{body}</tbody></table></div>")
+    return _section("runs", table)
+
+
+def _history(status: dict[str, Any], ledger: Ledger) -> str:
+    months = [*status["history"], {"month": status["month"], "spent_usd": status["spent_usd"],
+                                   "executions": status["executions"], "prs_opened": status["prs_opened"]}]
+    budgets = [entry.budget_micro_usd / MICRO for entry in ledger.history] + [status["budget_usd"]]
+    chart = _chart(
+        pygal.Line, "Spend by month", [m["month"] for m in months],
+        [("Spent", [m["spent_usd"] for m in months], {}), ("Budget", budgets, DASHED)],
+        y_title="USD", x_label_rotation=-30, colours=BURN_UP_COLOURS[::2],
+    )
+    table = _table(["Month", "Spent", "Budget", "Runs", "Pull requests"],
+                   [[m["month"], _usd(m["spent_usd"]), _usd(budget), str(m["executions"]), str(m["prs_opened"])]
+                    for m, budget in zip(months, budgets)])
+    caption = f"Closed months from the ledger's history, then {status['month']} so far."
+    return _section("history", _figure("months", chart, caption, table))
+
+
+def _attention(status: dict[str, Any]) -> str:
+    breakers = status["health"]["breakers"]
+    open_ones = {p: s for p, s in breakers.items() if s != "closed"}
+    breaker_items = "".join(
+        f'<li data-breaker="{_e(p)}"><strong>{_e(p)}</strong>: {_e(s.replace("_", "-"))}</li>' for p, s in open_ones.items()
+    ) or "<li>none: every provider's circuit breaker is closed</li>"
+    parked = "".join(f"<li>{_e(task)}</li>" for task in status["health"]["parked_tasks"]) or "<li>none</li>"
+    return _section("attention",
+                    f'<h3>Open circuit breakers</h3><ul id="breakers">{breaker_items}</ul>'
+                    f'<h3>Parked tasks</h3><p>Edit a parked task\'s text in the tasks file to retry it.</p>'
+                    f'<ul id="parked">{parked}</ul>')
+
+
+# --- building blocks ------------------------------------------------------------------------
+
+
+def _section(key: str, body: str) -> str:
+    name = dict(SECTIONS)[key]
+    return f'<section id="{key}" aria-labelledby="{key}-title"><h2 id="{key}-title">{_e(name)}</h2>{body}</section>'
+
+
+def _figures(items: Iterable[tuple[str, str, str]]) -> str:
+    cells = "".join(f'<div><dt>{_e(label)}</dt><dd data-figure="{key}">{_e(text)}</dd></div>' for key, label, text in items)
+    return f'<dl class="figures">{cells}</dl>'
+
+
+def _figure(key: str, svg: str, caption: str, table: str) -> str:
+    return (f'<figure id="chart-{key}" class="chart">{svg}<figcaption>{caption}</figcaption>'
+            f"<details><summary>Figures as a table</summary>{table}</details></figure>")
+
+
+def _table(head: Sequence[str], rows: Iterable[Sequence[str]], caption: str = "") -> str:
+    cap = f"<caption>{_e(caption)}</caption>" if caption else ""
+    th = "".join(f'<th scope="col">{_e(h)}</th>' for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table>{cap}<thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+@dataclass(frozen=True)
+class _Formatter:
+    """Values as the chart shows them (a plain class, since pygal copies its config)."""
+
+    suffix: str  # "" for dollars
+
+    def __call__(self, value: float | None) -> str:
+        if value is None:
+            return ""
+        return f"{value:,.0f}{self.suffix}" if self.suffix else f"${value:,.2f}"
+
+
+_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.S)
+_GENERATED = re.compile(r"<!--Generated with pygal.*?-->")
+
+
+def _chart(kind: Callable[..., Any], title: str, labels: list[str],
+           lines: list[tuple[str, Sequence[float | None], dict[str, Any]]], *, value_suffix: str = "",
+           colours: Sequence[str] = PALETTE, **options: Any) -> str:
+    """Inline SVG. ``js=[]`` keeps pygal from linking its tooltip script from the web; the
+    per-chart config script it still writes only feeds that script, so it is dropped, and the
+    random chart id is replaced, so the page is the same for the same ledger."""
+    if len(labels) > 16:  # label every few days, not all thirty
+        options.update(show_minor_x_labels=False, x_labels_major_every=len(labels) // 8)
+    chart = kind(
+        js=[], style=_style(colours), width=900, height=360, title=title, x_labels=labels, truncate_legend=-1,
+        legend_at_bottom=True, legend_at_bottom_columns=min(4, len(lines)), value_formatter=_Formatter(value_suffix),
+        include_x_axis=True, allow_interruptions=True, max_scale=8, margin_bottom=24, **options,
+    )
+    for name, values, extra in lines:
+        chart.add(name, list(values), **extra)
+    svg = chart.render(is_unicode=True, disable_xml_declaration=True)
+    key = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    svg = _GENERATED.sub("", _SCRIPT.sub("", svg)).replace(chart.uuid, key)
+    return svg.replace("<svg ", f'<svg role="img" aria-label="{_e(title)} (figures in the table below)" ', 1)
+
+
+def _style(colours: Sequence[str]) -> Style:
+    return Style(
+        background="#ffffff", plot_background="#ffffff", foreground="#1a1a1a", foreground_strong="#000000",
+        foreground_subtle="#6b6b6b", colors=tuple(colours), font_family="system-ui, -apple-system, 'Segoe UI', sans-serif",
+        label_font_size=13, major_label_font_size=13, legend_font_size=14, title_font_size=16, opacity="1",
+        opacity_hover="1", stroke_width="2.5", guide_stroke_color="#cccccc", major_guide_stroke_color="#cccccc",
+    )
+
+
+def _dollars(micro_usd: int | None) -> float | None:
+    return None if micro_usd is None else micro_usd / MICRO
+
+
+def _usd(dollars: float, places: int = 2) -> str:
+    return format_usd(round(dollars * MICRO), places)
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms / 1000:.1f} s"
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+CSS = """
+:root{color-scheme:light;--ink:#1a1a1a;--muted:#555;--line:#d0d0d0;--ok:#00704a;--bad:#b03000}
+*{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,-apple-system,'Segoe UI',sans-serif;color:var(--ink);background:#f6f6f4}
+header,main,footer{max-width:1100px;margin:0 auto;padding:0 1rem}header{padding-top:1rem}
+h1{font-size:1.6rem;margin:.5rem 0}h2{font-size:1.3rem;margin:0 0 .75rem}h3{font-size:1.05rem;margin:1rem 0 .25rem}
+nav ul{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.25rem 1rem}a{color:#0050a0}
+section{background:#fff;border:1px solid var(--line);border-radius:8px;padding:1rem 1.25rem;margin:1rem 0}
+.figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:.5rem;margin:0 0 1rem}
+.figures div{border-left:4px solid #0072B2;padding:.25rem .75rem}.figures dt{color:var(--muted);font-size:.85rem}
+.figures dd{margin:0;font-size:1.35rem;font-weight:600}
+figure{margin:0 0 1.25rem}figure svg{width:100%;height:auto;display:block}figcaption{color:var(--muted);margin:.25rem 0}
+details summary{cursor:pointer;color:#0050a0}table{border-collapse:collapse;width:100%;font-size:.9rem;margin:.5rem 0}
+caption{text-align:left;color:var(--muted)}th,td{border-bottom:1px solid var(--line);padding:.3rem .5rem;text-align:left;vertical-align:top}
+td.num{text-align:right;white-space:nowrap}td.ok{color:var(--ok)}td.bad{color:var(--bad);font-weight:600}
+.scroll{max-height:32rem;overflow:auto}footer{color:var(--muted);font-size:.85rem;padding-bottom:2rem}
+"""

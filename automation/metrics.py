@@ -1,0 +1,90 @@
+"""`status --format openmetrics`: the month's figures as OpenMetrics text.
+
+For the Prometheus node-exporter textfile collector or a Pushgateway. The values are read
+from ``reports.status_data`` (what `status --json` prints), so the two never disagree, and the
+text is written by ``prometheus_client`` (its OpenMetrics exposition), not by hand.
+
+Families (every one a gauge unless said; dollars are USD, latencies seconds):
+  ai_orchestration_budget_usd, _spent_usd, _remaining_usd, _projected_spend_usd  {month}
+  ai_orchestration_budget_runs_out_timestamp_seconds  {month}  (only when the pace runs out)
+  ai_orchestration_runs, ai_orchestration_pull_requests  {month}
+  ai_orchestration_model_calls, _model_input_tokens, _model_output_tokens, _model_spent_usd  {model}
+  ai_orchestration_model_success_ratio  {provider, model}
+  ai_orchestration_model_latency_seconds  {provider, model, quantile="0.5"|"0.95"|"0.99"}
+  ai_orchestration_breaker_state  stateset {provider}: closed, open, half_open
+  ai_orchestration_parked_tasks
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Iterator, Mapping
+
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric, StateSetMetricFamily
+from prometheus_client.openmetrics.exposition import generate_latest
+from prometheus_client.registry import Collector, CollectorRegistry
+
+PREFIX = "ai_orchestration_"
+BREAKER_STATES = ("closed", "open", "half_open")
+QUANTILES = (("0.5", "p50_ms"), ("0.95", "p95_ms"), ("0.99", "p99_ms"))
+
+
+def render(status: Mapping[str, Any]) -> str:
+    """OpenMetrics text (ending in ``# EOF``) for the dict ``reports.status_data`` returns."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_StatusCollector(status))
+    return generate_latest(registry).decode("utf-8")
+
+
+class _StatusCollector(Collector):
+    def __init__(self, status: Mapping[str, Any]) -> None:
+        self.status = status
+
+    def collect(self) -> Iterator[Metric]:
+        status = self.status
+        month = [status["month"]]
+        for name, key, help_text in (
+            ("budget", "budget_usd", "The monthly budget."),
+            ("spent", "spent_usd", "Spent so far this month."),
+            ("remaining", "remaining_usd", "Left of this month's budget."),
+            ("projected_spend", "projected_month_end_usd", "Spend by the month's end at the current pace."),
+        ):
+            yield _gauge(f"{name}_usd", help_text, "usd", ["month"], [(month, status[key])])
+        if status["budget_runs_out_on"]:
+            runs_out = dt.datetime.combine(dt.date.fromisoformat(status["budget_runs_out_on"]), dt.time(),
+                                           dt.timezone.utc)
+            yield _gauge("budget_runs_out_timestamp_seconds", "The day (00:00 UTC) the pace uses up the budget.",
+                         "seconds", ["month"], [(month, runs_out.timestamp())])
+        yield _gauge("runs", "Runs that called a model this month.", "", ["month"], [(month, status["executions"])])
+        yield _gauge("pull_requests", "Pull requests opened this month.", "", ["month"], [(month, status["prs_opened"])])
+
+        models = sorted(status["models"].items())
+        for name, key, unit, help_text in (
+            ("model_calls", "calls", "", "Paid calls to the model this month."),
+            ("model_input_tokens", "input_tokens", "tokens", "Input tokens billed this month."),
+            ("model_output_tokens", "output_tokens", "tokens", "Output tokens billed this month."),
+            ("model_spent_usd", "spent_usd", "usd", "Spent on the model this month."),
+        ):
+            yield _gauge(name, help_text, unit, ["model"], [([model], totals[key]) for model, totals in models])
+
+        health = status["health"]
+        stats = health["models"]
+        yield _gauge("model_success_ratio", "Share of this month's calls that succeeded.", "ratio", ["provider", "model"],
+                     [([s["provider"], s["model"]], s["success_rate"]) for s in stats])
+        yield _gauge("model_latency_seconds", "Latency of this month's successful calls (nearest-rank quantiles).",
+                     "seconds", ["provider", "model", "quantile"],
+                     [([s["provider"], s["model"], q], s[key] / 1000) for s in stats for q, key in QUANTILES])
+        breakers = StateSetMetricFamily(f"{PREFIX}breaker_state", "Circuit breaker of each provider.", labels=["provider"])
+        for provider, state in sorted(health["breakers"].items()):
+            breakers.add_metric([provider], {name: state == name for name in BREAKER_STATES})
+        yield breakers
+        yield _gauge("parked_tasks", "Tasks parked after repeated unusable replies.", "", [],
+                     [([], len(health["parked_tasks"]))])
+
+
+def _gauge(name: str, help_text: str, unit: str, labels: list[str],
+           samples: list[tuple[list[str], float]]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(f"{PREFIX}{name}", help_text, labels=labels, unit=unit)
+    for values, value in samples:
+        family.add_metric(values, value)
+    return family
