@@ -44,7 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="where the month's budget stands")
     common(status)
-    status.add_argument("--json", action="store_true", help="machine-readable output")
+    output = status.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_const", const="json", dest="format", default="text",
+                        help="machine-readable output")
+    output.add_argument("--format", choices=("text", "json", "openmetrics"), default="text",
+                        help="text (default), json (same as --json), or openmetrics for Prometheus")
+
+    dashboard = commands.add_parser("dashboard", help="write the cost and health dashboard as a static site")
+    common(dashboard)
+    dashboard.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory to write index.html into")
 
     costs = commands.add_parser("costs", help="cost of a run and what the budget buys")
     common(costs)
@@ -82,10 +90,23 @@ def _status(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, 
 
     config, ledger, _ = _load(args, now)
     data = status_data(config, ledger, now)
-    if args.json:
+    if args.format == "json":
         out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    elif args.format == "openmetrics":
+        from .metrics import render
+
+        out.write(render(data))
     else:
         out.write(render_status(data, ledger, config.monthly_budget_micro_usd) + "\n")
+    return EXIT_OK
+
+
+def _dashboard(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
+    from .dashboard import build
+
+    config, ledger, _ = _load(args, now)
+    page = build(config, ledger, now, args.out.resolve(), repository=env.get("GITHUB_REPOSITORY") or None)
+    out.write(f"Dashboard written to {page}\n")
     return EXIT_OK
 
 
@@ -122,6 +143,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out
 COMMANDS: dict[str, Callable[[argparse.Namespace, Mapping[str, str], dt.datetime, TextIO], int]] = {
     "run": _run,
     "status": _status,
+    "dashboard": _dashboard,
     "costs": _costs,
     "simulate": _simulate,
 }

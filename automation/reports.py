@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Mapping
 
-from . import budget, health
+from . import budget, health, series
 from .config import Config
 from .ledger import Ledger, RunRecord
 from .prices import MICRO, format_usd
@@ -178,4 +178,38 @@ def job_summary(*, task: str, outcome: str, pr_url: str | None, error: str | Non
     if error:
         lines += ["", f"> **Error:** {error}"]
     lines += ["", receipt(record, ledger, budget_micro_usd), ""]
+    chart = spend_chart(ledger, budget_micro_usd)
+    if chart:
+        lines += [chart, ""]
     return "\n".join(lines)
+
+
+def spend_chart(ledger: Ledger, budget_micro_usd: int) -> str:
+    """The month's spend as a Mermaid ``xychart-beta`` (GitHub renders it in Markdown): a bar
+    per day and the month-to-date line, up to the latest run, on an axis that tops out at the
+    budget. Empty when the month has no runs."""
+    last = series.last_run_day(ledger)
+    if last is None:
+        return ""
+    days = [day for day in series.days(ledger) if day.date <= last]
+    cumulative, total = [], 0
+    for day in days:
+        total += day.spent_micro_usd
+        cumulative.append(total)
+    top = max(budget_micro_usd, total)
+    return "\n".join([
+        "```mermaid",
+        "xychart-beta",
+        # plain words in the title: Mermaid splits statements at ';' and quotes end it
+        f'    title "Spend in {ledger.month}, bars per day, line month to date, top of the axis {format_usd(top)}"',
+        f'    x-axis "day" [{", ".join(str(day.date.day) for day in days)}]',
+        f'    y-axis "USD" 0 --> {_axis_usd(top)}',
+        f"    bar [{', '.join(_axis_usd(day.spent_micro_usd) for day in days)}]",
+        f"    line [{', '.join(_axis_usd(value) for value in cumulative)}]",
+        "```",
+    ])
+
+
+def _axis_usd(micro_usd: int) -> str:
+    """Dollars with up to four places and no thousands separator (Mermaid reads plain numbers)."""
+    return f"{micro_usd / MICRO:.4f}".rstrip("0").rstrip(".")

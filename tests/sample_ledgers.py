@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import replace
+from pathlib import Path
 
 from automation import ledger as ledger_module
 from automation.config import Config
@@ -83,3 +84,10 @@ def year(last_month: str, runs_per_month: int, *, seed: int = 7) -> Ledger:
         ledger = ledger_module.rollover(ledger, name)
         ledger = replace(month(name, runs_per_month - 7 * index, seed=seed + index), history=ledger.history)
     return ledger
+
+
+def write_repo(root: Path, ledger: Ledger) -> Path:
+    """A checkout holding ``ledger`` as its token_budget.json (default config); returns ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    ledger_module.save(ledger, root / CONFIG.ledger_path)
+    return root
