@@ -1,0 +1,210 @@
+"""`dashboard --out DIR` as files: what the page holds, that it fetches nothing, bad input.
+
+The page as a browser shows it is tested in test_dashboard_browser.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+import json
+import re
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from automation import reports
+from automation.cli import main
+from automation.ledger import RunRecord
+from automation.prices import format_usd
+from tests import sample_ledgers
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.timezone.utc)
+SECTIONS = ("month", "unit-costs", "breakdown", "providers", "runs", "history", "attention")
+
+
+def cli(*argv: str, env: dict[str, str] | None = None, now: dt.datetime = NOW) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), env=env or {}, now=now, out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def build(repo: Path, out: Path, env: dict[str, str] | None = None) -> str:
+    code, said, err = cli("dashboard", "--repo", str(repo), "--out", str(out), env=env)
+    assert code == 0, err
+    assert said == f"Dashboard written to {out.resolve() / 'index.html'}\n"
+    return (out / "index.html").read_text(encoding="utf-8")
+
+
+def status(repo: Path) -> dict:
+    code, raw, err = cli("status", "--repo", str(repo), "--json")
+    assert code == 0, err
+    return json.loads(raw)
+
+
+def figures(page: str) -> dict[str, str]:
+    return {key: html.unescape(text) for key, text in re.findall(r'<dd data-figure="([a-z_]+)">([^<]*)</dd>', page)}
+
+
+@pytest.fixture
+def year_repo(tmp_path: Path) -> Path:
+    ledger = sample_ledgers.with_health(sample_ledgers.year("2026-11", 150), opened_at="2026-11-21T08:00:00Z")
+    return sample_ledgers.write_repo(tmp_path / "repo", ledger)
+
+
+def test_one_self_contained_page_with_every_section(year_repo: Path, tmp_path: Path) -> None:
+    page = build(year_repo, tmp_path / "site", env={"GITHUB_REPOSITORY": "octo/widgets"})
+    assert sorted(p.name for p in (tmp_path / "site").iterdir()) == ["index.html"]
+    assert "<title>ai-orchestration · octo/widgets · 2026-11</title>" in page
+    for section in SECTIONS:
+        assert f'<section id="{section}"' in page
+    # nothing to fetch and nothing to run: no script, no stylesheet or image link, no CDN
+    assert "<script" not in page
+    assert not re.search(r'\s(?:src|srcset)=', page)
+    assert not re.search(r'<link\b', page)
+    assert "@import" not in page and "url(" not in page
+    links = re.findall(r'href="([^"]*)"', page)
+    assert {link for link in links if not link.startswith("#")} == {
+        r["pr_url"] for r in json.loads((year_repo / "token_budget.json").read_text())["runs"] if "pr_url" in r
+    }
+
+
+def test_every_chart_is_an_svg_with_its_table(year_repo: Path, tmp_path: Path) -> None:
+    page = build(year_repo, tmp_path / "site")
+    charts = re.findall(r'<figure id="chart-([a-z0-9-]+)" class="chart">(.*?)</figure>', page, re.S)
+    # burn-up, unit costs, by model, by step, success rate, latency of each of 3 models, months
+    assert [key for key, _ in charts] == ["burn-up", "unit-costs", "by-model", "by-step", "success-rate",
+                                          "latency-0", "latency-1", "latency-2", "months"]
+    ids = set()
+    for key, body in charts:
+        svg = re.search(r'<svg role="img" aria-label="([^"]+)"[^>]* id="([^"]+)"', body)
+        assert svg, key
+        ids.add(svg[2])
+        assert "<table>" in body and "<tbody><tr>" in body, f"{key}: no table behind the chart"
+        assert 'class="series' in body, f"{key}: no series drawn"
+    assert len(ids) == len(charts), "chart ids must be unique on the page"
+
+
+def test_headline_figures_are_the_status_figures(year_repo: Path, tmp_path: Path) -> None:
+    page = build(year_repo, tmp_path / "site")
+    data = status(year_repo)
+    shown = figures(page)
+    assert shown["spent_usd"] == f"${data['spent_usd']:,.2f}"
+    assert shown["budget_usd"] == "$15.00"
+    assert shown["remaining_usd"] == f"${data['remaining_usd']:,.2f}"
+    assert shown["projected_month_end_usd"] == f"${data['projected_month_end_usd']:,.2f}"
+    assert shown["budget_runs_out_on"] == "lasts the month"
+    assert shown["executions"] == str(data["executions"]) == "73"
+    assert shown["prs_opened"] == str(data["prs_opened"])
+    assert shown["cost_per_run"] == format_usd(round(data["spent_usd"] * 1e6 / data["executions"]), 4)
+    assert shown["cost_per_pr"] == format_usd(round(data["spent_usd"] * 1e6 / data["prs_opened"]), 4)
+    # the past months' table: every history month, then this one
+    rows = re.findall(r"<tr><td>(\d{4}-\d\d)</td><td>([^<]+)</td><td>[^<]+</td><td>(\d+)</td>",
+                      page.split('id="chart-months"')[1])
+    assert [(m, s, int(r)) for m, s, r in rows] == [
+        (e["month"], f"${e['spent_usd']:,.2f}", e["executions"]) for e in data["history"]
+    ] + [("2026-11", shown["spent_usd"], 73)]
+
+
+def test_runs_table_escapes_text_and_links_only_web_urls(tmp_path: Path) -> None:
+    ledger = sample_ledgers.month("2026-11", 6)
+    hostile = replace(ledger.runs[0], task='<img src=x onerror="alert(1)"> & co', pr_url="javascript:alert(1)")
+    repo = sample_ledgers.write_repo(tmp_path / "repo", ledger.with_run(hostile))
+    page = build(repo, tmp_path / "site")
+    runs = page.split('id="runs-table"')[1].split("</table>")[0]
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; co" in runs
+    assert "<img" not in page
+    assert 'href="javascript' not in page
+    assert runs.count("<tr><td>") == 6
+    newest = ledger.runs[-1]
+    assert runs.index(newest.started_at[:10]) < runs.index(hostile.started_at[:10]), "newest first"
+
+
+def test_breakers_and_parked_tasks_are_listed(year_repo: Path, tmp_path: Path) -> None:
+    page = build(year_repo, tmp_path / "site")
+    attention = page.split('<section id="attention"')[1]
+    assert '<li data-breaker="anthropic"><strong>anthropic</strong>: open</li>' in attention
+    assert "openai" not in attention  # closed breakers are not news
+    assert "<li>Rewrite the &lt;parser&gt; &amp; keep it fast</li>" in attention
+
+
+def test_a_pace_over_budget_names_the_day(tmp_path: Path) -> None:
+    repo = sample_ledgers.write_repo(tmp_path / "repo", sample_ledgers.month("2026-11", 150))
+    (repo / ".github").mkdir()
+    (repo / ".github" / "ai-orchestration.yml").write_text("budget:\n  monthly_usd: 12\n  milestones_usd: [12]\n")
+    page = build(repo, tmp_path / "site")
+    day = status(repo)["budget_runs_out_on"]
+    assert day and day.startswith("2026-11-")
+    assert figures(page)["budget_runs_out_on"] == day
+    assert f"At this pace the budget runs out on <strong>{day}</strong>." in page
+
+
+def test_a_new_month_with_no_runs_builds(tmp_path: Path) -> None:
+    page = build(tmp_path, tmp_path / "site")  # no ledger file at all
+    assert figures(page)["spent_usd"] == "$0.00"
+    assert figures(page)["cost_per_run"] == "no runs yet"
+    assert "No runs this month yet." in page and "No model was called this month." in page
+
+
+def test_an_unwritable_out_dir_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file, not a directory")
+    code, out, err = cli("dashboard", "--repo", str(tmp_path), "--out", str(blocker))
+    assert code == 1 and out == ""
+    assert err.startswith(f"error: dashboard: cannot write {blocker / 'index.html'}") and len(err.splitlines()) == 1
+
+
+def test_an_invalid_ledger_is_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "token_budget.json").write_text("{not json")
+    code, _, err = cli("dashboard", "--repo", str(tmp_path), "--out", str(tmp_path / "site"))
+    assert code == 2 and "token_budget.json: not valid JSON" in err
+    assert not (tmp_path / "site").exists()
+
+
+def test_the_same_ledger_gives_the_same_page(year_repo: Path, tmp_path: Path) -> None:
+    assert build(year_repo, tmp_path / "a") == build(year_repo, tmp_path / "b")
+
+
+# --- the job summary's Mermaid chart -----------------------------------------------------------
+
+
+def test_job_summary_has_the_months_spend_as_a_mermaid_xychart() -> None:
+    ledger = sample_ledgers.month("2026-11", 40)
+    record = ledger.runs[-1]
+    text = reports.job_summary(task=record.task, outcome="pr_opened", pr_url=record.pr_url, error=None,
+                               record=record, ledger=ledger, budget_micro_usd=15_000_000)
+    block = text.split("```mermaid\n", 1)[1].split("\n```", 1)[0].splitlines()
+    assert block[0] == "xychart-beta"
+    assert block[1].startswith('    title "Spend in 2026-11') and block[1].count('"') == 2 and ";" not in block[1]
+    assert block[2] == f'    x-axis "day" [{", ".join(str(d) for d in range(1, 21))}]'
+    assert block[3] == '    y-axis "USD" 0 --> 15'
+    bars = [float(v) for v in block[4].removeprefix("    bar [").removesuffix("]").split(", ")]
+    line = [float(v) for v in block[5].removeprefix("    line [").removesuffix("]").split(", ")]
+    assert len(bars) == len(line) == 20
+    assert line[-1] == pytest.approx(ledger.spent_micro_usd / 1e6, abs=1e-4)
+    assert line == sorted(line) and sum(bars) == pytest.approx(line[-1], abs=1e-3)
+    assert text.index("Month to date") < text.index("```mermaid"), "the chart sits beside the receipt's figures"
+
+
+def test_job_summary_of_a_run_that_spent_nothing_has_no_chart() -> None:
+    ledger = sample_ledgers.month("2026-11", 1)
+    empty = replace(ledger, runs=())
+    text = reports.job_summary(task="", outcome="no_task", pr_url=None, error=None,
+                               record=RunRecord(id="x", started_at="2026-11-02T00:00:00Z", task=""),
+                               ledger=empty, budget_micro_usd=15_000_000)
+    assert "mermaid" not in text
+
+
+# --- the benchmark stays runnable --------------------------------------------------------------
+
+
+def test_dashboard_benchmark_smoke(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_dashboard.py"), "--quick"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "build median" in result.stdout and "page size" in result.stdout
