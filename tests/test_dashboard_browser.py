@@ -1,0 +1,153 @@
+"""The dashboard as a person sees it: built from a realistic ledger, opened from ``file://`` in
+headless Chromium (Debian's ``chromium``, driven by Playwright; no browser download).
+
+Screenshots of each section go to ``test-artifacts/dashboard/`` (or ``$TEST_ARTIFACTS_DIR``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from automation.cli import main
+from automation.prices import format_usd
+from tests import sample_ledgers
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.timezone.utc)
+SECTIONS = ("month", "unit-costs", "breakdown", "providers", "runs", "history", "attention")
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def browser_path() -> str:
+    """The system's Chromium (``$CHROMIUM`` first). Missing is a failure in CI, a skip elsewhere."""
+    found = os.environ.get("CHROMIUM") or next(filter(None, map(shutil.which, BROWSERS)), None)
+    if found is None:
+        message = "no chromium on PATH (apt-get install chromium; .ci/run does it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def artifacts() -> Path:
+    path = Path(os.environ.get("TEST_ARTIFACTS_DIR") or ROOT / "test-artifacts") / "dashboard"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as playwright:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start
+        launched = playwright.chromium.launch(executable_path=browser_path(), args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def cli(*argv: str) -> str:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), env={}, now=NOW, out=out, err=err)
+    assert code == 0, err.getvalue()
+    return out.getvalue()
+
+
+class Visit:
+    """One page load with everything the browser complained about or tried to fetch."""
+
+    def __init__(self, browser: Any, url: str, width: int = 1200) -> None:
+        self.problems: list[str] = []
+        self.page = browser.new_page(viewport={"width": width, "height": 900})
+        self.page.on("console", lambda m: m.type in ("error", "warning") and self.problems.append(f"{m.type}: {m.text}"))
+        self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        self.page.on("request", lambda r: r.url != url and self.problems.append(f"fetched {r.url}"))
+        self.page.goto(url, wait_until="load")
+
+
+def site(tmp_path: Path, ledger: Any) -> tuple[str, dict[str, Any]]:
+    repo = sample_ledgers.write_repo(tmp_path / "repo", ledger)
+    cli("dashboard", "--repo", str(repo), "--out", str(tmp_path / "site"))
+    status = json.loads(cli("status", "--repo", str(repo), "--json"))
+    return (tmp_path / "site" / "index.html").as_uri(), status
+
+
+LEDGERS = {
+    "month": lambda: sample_ledgers.month("2026-11", 120),
+    "year": lambda: sample_ledgers.with_health(sample_ledgers.year("2026-11", 150), opened_at="2026-11-21T08:00:00Z"),
+}
+
+
+@pytest.mark.parametrize("name", LEDGERS)
+def test_the_page_as_a_browser_shows_it(browser: Any, tmp_path: Path, name: str) -> None:
+    url, status = site(tmp_path, LEDGERS[name]())
+    visit = Visit(browser, url)
+    page = visit.page
+
+    # every chart drawn: a visible SVG with series geometry of non-zero size, and its table
+    charts = page.eval_on_selector_all("figure.chart", """figures => figures.map(f => {
+        const svg = f.querySelector('svg'); const box = svg.getBoundingClientRect();
+        const shapes = [...svg.querySelectorAll('.series path, .series rect, .series circle')].map(s => s.getBBox())
+            .filter(b => b.width > 0 || b.height > 0);
+        return {id: f.id, width: box.width, height: box.height, shapes: shapes.length,
+                label: svg.getAttribute('aria-label'), rows: f.querySelectorAll('details table tbody tr').length};
+    })""")
+    assert len(charts) >= 8, charts
+    for chart in charts:
+        assert chart["width"] > 600 and chart["height"] > 200, chart
+        assert chart["shapes"] > 0, f"{chart['id']} drew nothing"
+        assert chart["rows"] > 0 and chart["label"], chart
+
+    # the figures are the ones `status --json` prints
+    shown = dict(page.eval_on_selector_all("[data-figure]", "els => els.map(e => [e.dataset.figure, e.innerText])"))
+    assert shown["spent_usd"] == f"${status['spent_usd']:,.2f}"
+    assert shown["remaining_usd"] == f"${status['remaining_usd']:,.2f}"
+    assert shown["budget_usd"] == f"${status['budget_usd']:,.2f}"
+    assert shown["projected_month_end_usd"] == f"${status['projected_month_end_usd']:,.2f}"
+    assert shown["budget_runs_out_on"] == (status["budget_runs_out_on"] or "lasts the month")
+    assert shown["executions"] == str(status["executions"])
+    assert shown["prs_opened"] == str(status["prs_opened"])
+    month_rows = page.eval_on_selector_all(
+        "#providers table:has(caption) tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))")
+    assert month_rows == [
+        [f"{m['provider']}/{m['model']}", str(m["calls"]), f"{m['success_rate']:.0%}", f"{m['p50_ms'] / 1000:.1f} s",
+         f"{m['p95_ms'] / 1000:.1f} s", f"{m['p99_ms'] / 1000:.1f} s", format_usd(round(m["spent_usd"] * 1e6), 4)]
+        for m in status["health"]["models"]
+    ]
+    runs = page.locator("#runs-table tbody tr")
+    assert runs.count() == status["executions"]
+    assert page.locator("#runs-table a").count() == status["prs_opened"]
+    months = page.eval_on_selector_all("#chart-months tbody tr", "rows => rows.map(r => r.cells[0].textContent)")
+    assert months == [entry["month"] for entry in status["history"]] + [status["month"]]
+    breakers = page.eval_on_selector_all("#breakers [data-breaker]", "els => els.map(e => e.dataset.breaker)")
+    assert breakers == [p for p, state in status["health"]["breakers"].items() if state != "closed"]
+    assert page.locator("#parked li").all_inner_texts() == (status["health"]["parked_tasks"] or ["none"])
+
+    # a table behind a chart opens like any other disclosure
+    page.locator("#chart-burn-up summary").click()
+    assert page.locator("#chart-burn-up table").is_visible()
+    page.locator("#chart-burn-up summary").click()
+
+    out = artifacts()
+    for section in SECTIONS:
+        page.locator(f"#{section}").screenshot(path=str(out / f"{name}-{section}.png"))
+    assert visit.problems == []
+    page.close()
+
+
+def test_the_page_fits_a_phone(browser: Any, tmp_path: Path) -> None:
+    url, _ = site(tmp_path, LEDGERS["year"]())
+    visit = Visit(browser, url, width=390)
+    overflow = visit.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page scrolls sideways by {overflow}px on a phone"
+    visit.page.locator("#month").screenshot(path=str(artifacts() / "phone-month.png"))
+    assert visit.problems == []
+    visit.page.close()
