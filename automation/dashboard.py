@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-import pygal
-from pygal.style import Style
+import pygal  # type: ignore[import-untyped]  # pygal ships no type hints
+from pygal.style import Style  # type: ignore[import-untyped]
 
 from . import series
 from .config import Config

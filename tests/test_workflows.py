@@ -210,9 +210,55 @@ def test_bot_workflow_runs_one_at_a_time_without_cancelling() -> None:
 
 def test_bot_job_has_exactly_the_permissions_it_needs() -> None:
     jobs = load(BOT_WORKFLOW)["jobs"]
-    assert len(jobs) == 1
-    (job,) = jobs.values()
-    assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
+    assert set(jobs) == {"run", "pages"}
+    assert jobs["run"]["permissions"] == {"contents": "write", "pull-requests": "write"}
+
+
+# --- the optional dashboard -------------------------------------------------------------------
+
+DASHBOARD_SWITCH = "vars.AI_ORCHESTRATION_DASHBOARD"
+
+
+def test_only_the_pages_job_may_deploy_and_only_when_switched_on() -> None:
+    pages = load(BOT_WORKFLOW)["jobs"]["pages"]
+    assert pages["permissions"] == {"pages": "write", "id-token": "write"}, "the least Pages needs"
+    assert pages["needs"] == "run"
+    assert pages["if"] == "${{ !cancelled() && vars.AI_ORCHESTRATION_DASHBOARD == 'pages' }}"
+    assert pages["environment"] == {"name": "github-pages", "url": "${{ steps.deployment.outputs.page_url }}"}
+    [deploy] = pages["steps"]
+    assert deploy["uses"].startswith("actions/deploy-pages@") and deploy["id"] == "deployment"
+    assert not any("checkout" in str(step.get("uses", "")) for step in pages["steps"]), "deploying needs no code"
+
+
+def test_the_run_job_builds_and_uploads_the_dashboard_only_when_asked() -> None:
+    workflow = load(BOT_WORKFLOW)
+    names = [step.get("name") for step in workflow["jobs"]["run"]["steps"]]
+    build = step_named(workflow, "Build the dashboard")
+    for_pages = step_named(workflow, "Upload the dashboard for GitHub Pages")
+    as_artifact = step_named(workflow, "Upload the dashboard as an artifact")
+    assert names.index("Run the bot") < names.index("Build the dashboard") < names.index("Upload the dashboard for GitHub Pages")
+    for step in (build, for_pages, as_artifact):
+        assert step["if"].startswith("${{ !cancelled() && ") and DASHBOARD_SWITCH in step["if"], step["name"]
+    assert "== 'pages'" in for_pages["if"] and "== 'artifact'" in as_artifact["if"]
+    assert for_pages["uses"].startswith("actions/upload-pages-artifact@")
+    assert as_artifact["uses"].startswith("actions/upload-artifact@")
+    assert for_pages["with"]["path"] == as_artifact["with"]["path"] == "${{ runner.temp }}/dashboard"
+    assert as_artifact["with"]["name"] == "ai-orchestration-dashboard"
+
+
+def test_the_dashboard_step_builds_the_site_from_the_checkouts_ledger(tmp_path: Path) -> None:
+    from tests import sample_ledgers
+
+    workspace = sample_ledgers.write_repo(tmp_path / "workspace", sample_ledgers.month("2026-11", 12))
+    script = step_named(load(BOT_WORKFLOW), "Build the dashboard")["run"]
+    env = {**offline_env(), "GITHUB_WORKSPACE": str(workspace), "RUNNER_TEMP": str(tmp_path / "temp"),
+           "PYTHONPATH": str(ROOT), "GITHUB_REPOSITORY": "octo/widgets",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+                            cwd=workspace, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "temp" / "dashboard" / "index.html").read_text(encoding="utf-8")
+    assert re.search(r"<title>ai-orchestration · octo/widgets · \d{4}-\d\d</title>", page)  # month: the clock's
 
 
 def test_bot_workflow_reads_inputs_and_secrets_through_env() -> None:
