@@ -143,6 +143,9 @@ def test_happy_path_posts_run_completed_and_writes_the_job_summary(world: World,
     assert "Add a greeting module" in text and pr_url in text
     assert "## Cost receipt" in pull["body"] and "| **this run** |" in text and "gpt-4o-mini" in text
     assert "▱" in text and "of $15.00" in text
+    chart = text.split("```mermaid\n", 1)[1].split("\n```", 1)[0]  # the month's spend beside the receipt
+    assert chart.startswith("xychart-beta\n") and 'y-axis "USD" 0 --> 15\n' in chart
+    assert chart.splitlines()[-1].endswith(f"{cost / 1e6:.4f}".rstrip("0").rstrip(".") + "]"), chart
 
     ledger_text = world.remote_file("main", "token_budget.json")
     for leak in (discord.url, discord.token):
