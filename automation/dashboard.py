@@ -25,6 +25,7 @@ from pygal.style import Style  # type: ignore[import-untyped]
 from . import series
 from .config import Config
 from .errors import AutomationError
+from .health import ModelStats
 from .ledger import Ledger
 from .prices import MICRO, format_usd
 from .reports import status_data
@@ -165,19 +166,23 @@ def _breakdown(status: dict[str, Any], ledger: Ledger) -> str:
                     + _figure("by-step", by_step, "The same spend by the step that made the call.", step_table))
 
 
+LATENCY_WINDOW_DAYS = 7
+
+
 def _providers(status: dict[str, Any], ledger: Ledger) -> str:
-    daily = series.daily_model_stats(ledger)
     names = [f"{m['provider']}/{m['model']}" for m in status["health"]["models"]]
+    if not names:
+        return _section("providers", "<p>No model was called this month.</p>")
+    daily = _by_name(series.daily_model_stats(ledger))
     labels = [date.isoformat()[8:] for date, _ in daily]
-    by_day = [{f"{s.provider}/{s.model}": s for s in stats} for _, stats in daily]
     rate = _chart(
         pygal.Line, "Success rate by day", labels,
-        [(name, [day[name].success_rate * 100 if name in day else None for day in by_day], {}) for name in names],
+        [(name, [day[name].success_rate * 100 if name in day else None for _, day in daily], {}) for name in names],
         y_title="% of calls", x_title="day", range=(0, 100), value_suffix="%",
     )
     rate_table = _table(["Day", *names], [
         [date.isoformat(), *(f"{day[n].success_rate:.0%} of {day[n].calls}" if n in day else "" for n in names)]
-        for (date, _), day in zip(daily, by_day)
+        for date, day in daily
     ])
     month_table = _table(
         ["Provider/model", "Calls", "Succeeded", "p50", "p95", "p99", "Spent"],
@@ -187,20 +192,28 @@ def _providers(status: dict[str, Any], ledger: Ledger) -> str:
     )
     parts = [_figure("success-rate", rate, "Share of calls that succeeded each day, per provider and model.",
                      rate_table + month_table)]
+    weekly = _by_name(series.daily_model_stats(ledger, LATENCY_WINDOW_DAYS))
+    quantiles = [("p50", "p50_ms", {}), ("p95", "p95_ms", {}), ("p99", "p99_ms", DOTTED)]  # p99 may equal p95
     for index, name in enumerate(names):
-        quantiles = [("p50", "p50_ms", {}), ("p95", "p95_ms", {}), ("p99", "p99_ms", DOTTED)]  # p99 often equals p95
         chart = _chart(
             pygal.Line, f"Latency of {name}", labels,
-            [(q, [getattr(day[name], key) / 1000 if name in day else None for day in by_day], extra)
+            [(q, [getattr(day[name], key) / 1000 if name in day else None for _, day in weekly], extra)
              for q, key, extra in quantiles],
             y_title="seconds", x_title="day", value_suffix=" s",
         )
         table = _table(["Day", "p50", "p95", "p99"], [
             [date.isoformat(), *(_seconds(getattr(day[name], key)) if name in day else "" for _, key, _ in quantiles)]
-            for (date, _), day in zip(daily, by_day)
+            for date, day in weekly
         ])
-        parts.append(_figure(f"latency-{index}", chart, f"Latency of successful calls to {name} each day.", table))
-    return _section("providers", "".join(parts) if names else "<p>No model was called this month.</p>")
+        caption = (f"Latency of successful calls to {name}, over the {LATENCY_WINDOW_DAYS} days up to each day "
+                   "(a single day has too few calls for a p95).")
+        parts.append(_figure(f"latency-{index}", chart, caption, table))
+    return _section("providers", "".join(parts))
+
+
+def _by_name(daily: list[tuple[dt.date, list[ModelStats]]]) -> list[tuple[dt.date, dict[str, ModelStats]]]:
+    """Per day, the statistics keyed by "provider/model"."""
+    return [(date, {f"{s.provider}/{s.model}": s for s in stats}) for date, stats in daily]
 
 
 def _runs(ledger: Ledger) -> str:
@@ -345,7 +358,7 @@ section{background:#fff;border:1px solid var(--line);border-radius:8px;padding:1
 .figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:.5rem;margin:0 0 1rem}
 .figures div{border-left:4px solid #0072B2;padding:.25rem .75rem}.figures dt{color:var(--muted);font-size:.85rem}
 .figures dd{margin:0;font-size:1.35rem;font-weight:600}
-figure{margin:0 0 1.25rem}figure svg{width:100%;height:auto;display:block}figcaption{color:var(--muted);margin:.25rem 0}
+figure{margin:0 0 1.25rem;overflow-x:auto}figure svg{width:100%;min-width:560px;height:auto;display:block}figcaption{color:var(--muted);margin:.25rem 0}
 details summary{cursor:pointer;color:#0050a0}table{border-collapse:collapse;width:100%;font-size:.9rem;margin:.5rem 0}
 caption{text-align:left;color:var(--muted)}th,td{border-bottom:1px solid var(--line);padding:.3rem .5rem;text-align:left;vertical-align:top}
 td.num{text-align:right;white-space:nowrap}td.ok{color:var(--ok)}td.bad{color:var(--bad);font-weight:600}

@@ -105,6 +105,13 @@ def spend_by_step(ledger: Ledger) -> dict[str, int]:
     return steps
 
 
-def daily_model_stats(ledger: Ledger) -> list[tuple[dt.date, list[health.ModelStats]]]:
-    """Each day that had calls, with ``health.model_stats`` of that day's runs alone."""
-    return [(day.date, health.model_stats(replace(ledger, runs=day.runs))) for day in days(ledger) if day.runs]
+def daily_model_stats(ledger: Ledger, window_days: int = 1) -> list[tuple[dt.date, list[health.ModelStats]]]:
+    """Each day that had calls, with ``health.model_stats`` of the runs of the ``window_days``
+    days ending on it (1: that day alone; 7: a trailing week, enough calls for a p95 to mean
+    something when a day has only a handful)."""
+    month_days = days(ledger)
+    return [
+        (day.date, health.model_stats(replace(ledger, runs=tuple(
+            run for earlier in month_days[max(0, index - window_days + 1):index + 1] for run in earlier.runs))))
+        for index, day in enumerate(month_days) if day.runs
+    ]

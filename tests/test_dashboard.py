@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from automation import reports
+from automation import budget, reports, series
 from automation.cli import main
 from automation.ledger import RunRecord
 from automation.prices import format_usd
@@ -168,6 +168,34 @@ def test_an_invalid_ledger_is_exit_2(tmp_path: Path) -> None:
 
 def test_the_same_ledger_gives_the_same_page(year_repo: Path, tmp_path: Path) -> None:
     assert build(year_repo, tmp_path / "a") == build(year_repo, tmp_path / "b")
+
+
+# --- the series behind the charts ------------------------------------------------------------
+
+
+def test_burn_up_adds_up_to_the_months_spend_and_the_pace_line_ends_at_the_projection() -> None:
+    ledger = sample_ledgers.month("2026-11", 60)  # runs on days 1 to 20
+    burn = series.burn_up(ledger, 15_000_000, NOW)
+    assert len(burn.days) == 30 and burn.days[0].isoformat() == "2026-11-01"
+    assert burn.spent[20] == ledger.spent_micro_usd and burn.spent[21:] == (None,) * 9  # through today, the 21st
+    assert list(burn.spent[:21]) == sorted(burn.spent[:21])
+    assert burn.pace[-1] == burn.projected_micro_usd == budget.pace(ledger, 15_000_000, NOW).projected_micro_usd
+    assert burn.pace == tuple(sorted(burn.pace))
+
+
+def test_a_trailing_window_pools_the_calls_of_the_days_before() -> None:
+    ledger = sample_ledgers.month("2026-11", 60)
+    daily, weekly = series.daily_model_stats(ledger), series.daily_model_stats(ledger, 7)
+    assert [d for d, _ in daily] == [d for d, _ in weekly]
+    calls = {d: sum(s.calls for s in stats) for d, stats in daily}
+    for index, (date, stats) in enumerate(weekly):
+        assert sum(s.calls for s in stats) == sum(calls[d] for d, _ in daily[max(0, index - 6):index + 1]), date
+
+
+def test_spend_by_step_covers_every_call() -> None:
+    ledger = sample_ledgers.month("2026-11", 60)
+    steps = series.spend_by_step(ledger)
+    assert set(steps) == {"analysis", "code", "followup"} and sum(steps.values()) == ledger.spent_micro_usd
 
 
 # --- the job summary's Mermaid chart -----------------------------------------------------------
