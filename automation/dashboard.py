@@ -73,11 +73,13 @@ def render(config: Config, ledger: Ledger, now: dt.datetime, *, repository: str 
         _history(status, ledger),
         _attention(status),
     ]
-    nav = "".join(f'<li><a href="#{key}">{html.escape(name)}</a></li>' for key, name in SECTIONS)
+    nav = "".join(f'<li><a href="#{key}">{_e(name)}</a></li>' for key, name in SECTIONS)
     return (
         "<!doctype html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)} · {_e(ledger.month)}</title><style>{CSS}</style></head><body>"
+        f"<title>{_e(title)} · {_e(ledger.month)}</title>"
+        '<link rel="icon" href="data:,">'  # no favicon.ico request (a 404 in the console on Pages)
+        f"<style>{CSS}</style></head><body>"
         f"<header><h1>{_e(title)}</h1><p>Costs and provider health for {_e(ledger.month)}, "
         f"as of {now.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.</p>"
         f'<nav aria-label="Sections"><ul>{nav}</ul></nav></header><main>{"".join(parts)}</main>'

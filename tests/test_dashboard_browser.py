@@ -7,10 +7,13 @@ Screenshots of each section go to ``test-artifacts/dashboard/`` (or ``$TEST_ARTI
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import http.server
 import io
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -151,3 +154,21 @@ def test_the_page_fits_a_phone(browser: Any, tmp_path: Path) -> None:
     visit.page.locator("#month").screenshot(path=str(artifacts() / "phone-month.png"))
     assert visit.problems == []
     visit.page.close()
+
+
+def test_the_page_served_over_http_as_pages_serves_it(browser: Any, tmp_path: Path) -> None:
+    url, _ = site(tmp_path, LEDGERS["year"]())
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "site"))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        visit = Visit(browser, f"http://127.0.0.1:{server.server_address[1]}/")
+        assert visit.page.locator("figure.chart svg").count() == 9
+        assert visit.page.title() == "ai-orchestration · 2026-11"
+        assert visit.problems == []
+        visit.page.close()
+    finally:
+        server.shutdown()
+        server.server_close()
