@@ -18,13 +18,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from automation.context import build_context, estimate_tokens, render_context  # noqa: E402
+from automation.context import build_context, estimate_tokens, render_context
 
 CAP = 40_000
 RUNS = 5
 TARGET_SECONDS = 2.0
 TASK = "Add retry with backoff to fetch_orders in service_17/orders/client_3.py and cover it in tests"
-WORDS = "order invoice customer payment cart stock shipping refund ledger report session cache token user".split()
+WORDS = ["order", "invoice", "customer", "payment", "cart", "stock", "shipping", "refund", "ledger", "report", "session", "cache", "token", "user"]
 
 
 def _python_module(rng: random.Random, index: int) -> str:
@@ -75,7 +75,7 @@ def make_repository(folder: Path, count: int) -> None:
 
 def main() -> int:
     ok = True
-    for count in (1_000, 10_000):
+    for count in (1_000, 2_000, 10_000):
         with tempfile.TemporaryDirectory() as name:
             folder = Path(name)
             make_repository(folder, count)

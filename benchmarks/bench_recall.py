@@ -5,8 +5,9 @@ Run: python benchmarks/bench_recall.py [--limit N] [--project NAME] [--cap TOKEN
 Each case is a real commit: the task is its subject, the targets the source files it changed,
 the tree the one before it (see the data set's README). Per project and overall:
 
-- recall@ctx: share of target files the context sends whole (an outline or excerpt of a large
-  file is counted apart as ``part``, never as found: the model cannot edit what it has not seen);
+- recall@ctx: share of target files the context sends whole, as the prompt carries them (a
+  file only listed in the map, even with its outline, is not found: the model cannot edit
+  what it has not seen);
 - all-found: share of cases whose every target is sent whole;
 - hit@map: share of targets at least listed in the repository map;
 - bm25@room / bm25@cap: rank_bm25 (Okapi, over the path and the content split into lowercase
@@ -38,9 +39,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rank_bm25 import BM25Okapi  # noqa: E402
+from rank_bm25 import BM25Okapi
 
-from automation import context  # noqa: E402
+from automation import context
 
 DEFAULT_CASES = ROOT.parent / "shared" / "bench" / "recall"
 DEFAULT_CAP = 40_000
@@ -61,7 +62,6 @@ class Result:
     project: str
     targets: int
     whole: int
-    part: int
     in_map: int
     bm25_room: int
     bm25_cap: int
@@ -144,15 +144,13 @@ def measure(case: Case, cache: Path, cap: int, trace_memory: bool) -> Result:
         context.build_context(tree, case.task, cap)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    partial = set(getattr(ctx, "partial", ()))
-    whole = sum(target in ctx.files and target not in partial for target in case.targets)
-    part = sum(target in partial for target in case.targets)
+    whole = sum(target in ctx.files for target in case.targets)
     listed = set(re.findall(r"^(\S+) \(", ctx.map_text, re.MULTILINE))
     in_map = sum(target in listed or target in ctx.files for target in case.targets)
     cap_bytes = cap * context.BYTES_PER_TOKEN
     room = cap_bytes - len(ctx.map_text.encode("utf-8"))
     bm25_room, bm25_cap = bm25_found(tree, case.task, case.targets, (room, cap_bytes))
-    return Result(case.project, len(case.targets), whole, part, in_map, bm25_room, bm25_cap, seconds, peak)
+    return Result(case.project, len(case.targets), whole, in_map, bm25_room, bm25_cap, seconds, peak)
 
 
 def table(results: Sequence[Result]) -> str:
@@ -160,13 +158,13 @@ def table(results: Sequence[Result]) -> str:
     groups: dict[str, list[Result]] = defaultdict(list)
     for result in results:
         groups[result.project].append(result)
-    header = f"{'project':<10} {'cases':>5} {'recall@ctx':>10} {'part':>5} {'all-found':>9} {'hit@map':>7} {'bm25@room':>9} {'bm25@cap':>8} {'median ms':>9} {'max ms':>7} {'peak MB':>7}"
+    header = f"{'project':<10} {'cases':>5} {'recall@ctx':>10} {'all-found':>9} {'hit@map':>7} {'bm25@room':>9} {'bm25@cap':>8} {'median ms':>9} {'max ms':>7} {'peak MB':>7}"
     lines = [header, "-" * len(header)]
     for name, rows in [*sorted(groups.items()), ("overall", list(results))]:
         targets = sum(row.targets for row in rows)
         peaks = [row.peak_bytes for row in rows if row.peak_bytes is not None]
         lines.append(
-            f"{name:<10} {len(rows):>5} {sum(r.whole for r in rows) / targets:>10.2f} {sum(r.part for r in rows) / targets:>5.2f}"
+            f"{name:<10} {len(rows):>5} {sum(r.whole for r in rows) / targets:>10.2f}"
             f" {sum(r.whole == r.targets for r in rows) / len(rows):>9.0%} {sum(r.in_map for r in rows) / targets:>7.2f}"
             f" {sum(r.bm25_room for r in rows) / targets:>9.2f} {sum(r.bm25_cap for r in rows) / targets:>8.2f}"
             f" {statistics.median(r.seconds for r in rows) * 1000:>9.0f} {max(r.seconds for r in rows) * 1000:>7.0f}"

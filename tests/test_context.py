@@ -14,6 +14,7 @@ from automation.context import (
     is_sendable,
     render_context,
 )
+from automation.errors import GitError
 
 SECRET = "sk-live-DO-NOT-LEAK-4242"
 
@@ -29,8 +30,10 @@ def _write(root: Path, files: dict[str, str | bytes]) -> None:
 
 
 def _git_repo(root: Path, files: dict[str, str | bytes]) -> Path:
+    """A git checkout whose files are all tracked (ignored ones stay out, as ``git add`` leaves them)."""
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     _write(root, files)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
     return root
 
 
@@ -53,12 +56,15 @@ def test_estimate_tokens_is_a_conservative_ceiling() -> None:
     assert estimate_tokens("日本語") == 3  # nine UTF-8 bytes
 
 
-def test_map_lists_files_with_sizes_and_outlines(tmp_path: Path) -> None:
-    ctx = build_context(_git_repo(tmp_path, BASIC), "tidy up", 10_000)
+def test_map_lists_files_with_sizes_and_outlines_of_files_not_sent(tmp_path: Path) -> None:
+    big = "def checkout(cart):\n    return sum(cart)\n\n\nclass Basket:\n    def add(self):\n        pass\n" + "# padding\n" * 4_000
+    js = "export function render(root) {}\nclass Widget {}\n" + "// padding\n" * 4_000
+    ctx = build_context(_git_repo(tmp_path, {**BASIC, "shop/checkout.py": big, "web/app.js": js}), "tidy up", 10_000)
     assert ctx.map_text.startswith("## Repository map (7 files)\n")
-    assert "shop/checkout.py (" in ctx.map_text
-    assert "def checkout, class Basket" in ctx.map_text
+    assert "shop/checkout.py (" in ctx.map_text and "shop/checkout.py" not in ctx.files
+    assert "def checkout, class Basket\n" in ctx.map_text  # top-level definitions only
     assert "function render, class Widget" in ctx.map_text
+    assert "shop/inventory.py (36 B)\n" in ctx.map_text and "shop/inventory.py" in ctx.files  # sent whole: no outline
     assert "… " not in ctx.map_text
 
 
@@ -66,7 +72,7 @@ def test_file_named_in_the_task_is_chosen(tmp_path: Path) -> None:
     ctx = build_context(_git_repo(tmp_path, BASIC), "Speed up shop/inventory.py", 10_000)
     assert next(iter(ctx.files)) == "shop/inventory.py"
     assert ctx.files["shop/inventory.py"] == BASIC["shop/inventory.py"]
-    assert "shop/pricing.py" not in ctx.files
+    assert ctx.reasons["shop/inventory.py"] == "named in the task"
 
 
 def test_identifier_named_in_the_task_finds_its_definition(tmp_path: Path) -> None:
@@ -130,7 +136,8 @@ def test_cap_is_respected_with_a_tiny_cap_and_huge_files(tmp_path: Path) -> None
     ctx = build_context(root, "Refactor pkg/huge.py", 5_000)
     assert ctx.map_text.rstrip().splitlines()[-1].startswith("… ")
     assert ctx.map_text.rstrip().endswith("more files")
-    assert estimate_tokens(ctx.map_text) <= 5_000 * 0.4
+    listing = [line for line in ctx.map_text.splitlines()[1:-1] if ": " not in line]
+    assert estimate_tokens("".join(line + "\n" for line in listing)) <= 5_000 * 0.4  # outlines only fill room left over
 
 
 def test_file_over_the_size_limit_is_skipped(tmp_path: Path) -> None:
@@ -170,12 +177,19 @@ def test_custom_ledger_path_is_excluded_by_the_caller(tmp_path: Path) -> None:
     assert "spend.json" not in render_context(ctx)
 
 
-def test_without_git_the_tree_is_walked_skipping_dot_git(tmp_path: Path) -> None:
-    _write(tmp_path, {**BASIC, ".git/config": SECRET, ".env": SECRET})
+def test_without_git_the_tree_is_walked(tmp_path: Path) -> None:
+    _write(tmp_path, {**BASIC, ".env": SECRET})
     ctx = build_context(tmp_path, "Speed up shop/inventory.py", 10_000)
     assert "shop/inventory.py" in ctx.files
     assert SECRET not in render_context(ctx)
     assert ctx.skipped == [".env"]
+
+
+def test_a_checkout_git_cannot_read_is_an_error_not_a_walk(tmp_path: Path) -> None:
+    root = _git_repo(tmp_path, BASIC)
+    _write(root, {"gha-creds-1a2b.json": SECRET, ".git/index": b"DIRC broken"})
+    with pytest.raises(GitError, match="git ls-files failed in"):
+        build_context(tmp_path, "Speed up shop/inventory.py", 10_000)
 
 
 def test_symlinks_are_not_followed(tmp_path: Path) -> None:
