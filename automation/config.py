@@ -48,6 +48,7 @@ class Config:
     analysis_fallbacks: tuple[str, ...] = ("claude-haiku-4-5",)
     code_fallbacks: tuple[str, ...] = ("gpt-4.1-mini",)
     context_max_tokens: int = 40_000
+    context_exclude: tuple[str, ...] = ()
     edits_deny: tuple[str, ...] = ()
     notify_run_started: bool = False
     breaker_failures: int = 3
@@ -173,6 +174,7 @@ SCHEMA: dict[str, tuple[str, Validator]] = {
     "models.fallbacks.analysis": ("analysis_fallbacks", _text_list),
     "models.fallbacks.code": ("code_fallbacks", _text_list),
     "context.max_tokens": ("context_max_tokens", _positive_int),
+    "context.exclude": ("context_exclude", _text_list),
     "edits.deny": ("edits_deny", _text_list),
     "notifications.run_started": ("notify_run_started", _bool),
     "health.breaker_failures": ("breaker_failures", _positive_int),

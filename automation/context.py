@@ -41,6 +41,7 @@ MAX_FILE_BYTES = 200_000
 BINARY_SNIFF_BYTES = 8192
 MAP_SHARE = 0.4
 OUTLINE_NAMES_PER_FILE = 12
+DESCRIBED_SKIPPED = 10  # the dry run names this many held-back files
 BYTES_PER_TOKEN = 3
 PATH_WEIGHT = 5  # a path word counts as this many content words
 DEFINITION_WEIGHT = 3  # a name defined here (def, class, function...) counts as this many
@@ -319,8 +320,9 @@ def _task_terms(task: str) -> tuple[set[str], set[str], set[str]]:
 
 
 def _is_named(path: str, mentions: set[str]) -> bool:
+    """Whether the task names this path, or a tail of it ('sessions.py', 'requests/sessions.py'): set look-ups, so a long task stays linear."""
     lowered = path.lower()
-    return any(lowered == mention or lowered.endswith("/" + mention) for mention in mentions)
+    return lowered in mentions or any(lowered[index + 1 :] in mentions for index, char in enumerate(lowered) if char == "/")
 
 
 def _is_test(path: str) -> bool:
@@ -555,3 +557,18 @@ def read_sendable(root: Path, path: str) -> str | None:
     if full.is_symlink() or not full.is_file() or full.stat().st_size > MAX_FILE_BYTES:
         return None
     return _read_text(full)
+
+
+def describe(ctx: RepoContext) -> str:
+    """What the dry run shows: one line per file sent (tokens, why), then the files held back by name.
+
+    Names only, never content; the reasons are those of ``ctx.reasons``.
+    """
+    lines = [
+        f"  {path} ({estimate_tokens(file_block(path, text)):,} tokens): {ctx.reasons.get(path, 'sent')}\n"
+        for path, text in ctx.files.items()
+    ]
+    if ctx.skipped:
+        shown = ", ".join(ctx.skipped[:DESCRIBED_SKIPPED]) + (f" and {len(ctx.skipped) - DESCRIBED_SKIPPED} more" if len(ctx.skipped) > DESCRIBED_SKIPPED else "")
+        lines.append(f"  not sent (secret-like, excluded, binary or over {MAX_FILE_BYTES // 1000} KB): {shown}\n")
+    return "".join(lines)

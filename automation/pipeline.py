@@ -169,7 +169,7 @@ def _branch_ledger(repo: Path, branch: str, config: Config, env: Mapping[str, st
 
 
 def _private_paths(config: Config) -> tuple[str, ...]:
-    return (config.ledger_path, *config.edits_deny)
+    return (config.ledger_path, *config.edits_deny, *config.context_exclude)
 
 
 def _pick_task(session: Session, task_text: str | None, pulls: list[github.BotPull]) -> tasks.Task:
@@ -246,7 +246,7 @@ def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> 
     from . import providers  # the SDKs take seconds to import: only runs that call a model load them
 
     config = session.config
-    prompt = f"# Task\n{task}\n\n# Repository\n{context.render_context(repo_context)}"
+    prompt = redact(f"# Task\n{task}\n\n# Repository\n{context.render_context(repo_context)}", session.secrets)
 
     def attempt(model: str, client: object) -> str:
         def bound() -> int:  # Anthropic's free count: the first request to fail in an outage
@@ -284,6 +284,7 @@ def _code_call(session: Session, messages: list[dict]) -> str:
     from . import providers
 
     config = session.config
+    messages = [{**message, "content": redact(message["content"], session.secrets)} for message in messages]
     bound = providers.openai_input_token_bound(messages, providers.code_response_format())
 
     def attempt(model: str, client: object) -> str:
@@ -446,6 +447,7 @@ def dry_run(*, repo: Path, config_path: Path | None, task_text: str | None, now:
         f"Task: {task}\n"
         f"  ({len(pending)} unticked in {config.tasks_file}; open or rejected bot PRs are skipped in a real run)\n"
         f"Context: {len(repo_context.files)} files, {repo_context.tokens:,} of {config.context_max_tokens:,} tokens\n"
+        f"{context.describe(repo_context)}"
         f"Models: {config.analysis_model} (analysis), {config.code_model} (code)\n"
         f"Cost of this run: about {format_usd(cost.typical, 4)}, at most {format_usd(cost.worst, 4)}\n"
         f"Budget left in {ledger.month}: {format_usd(left)} of {format_usd(config.monthly_budget_micro_usd)}"

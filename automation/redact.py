@@ -14,13 +14,22 @@ SECRET_VARIABLES = (
     "AI_ORCHESTRATION_TOKEN",
     "DISCORD_WEBHOOK_URL",
 )
+# Other variables whose name says they hold a secret (AWS_SECRET_ACCESS_KEY, NPM_TOKEN, DB_PASSWORD...).
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL|WEBHOOK", re.IGNORECASE)
+SECRET_MIN_CHARS = 8  # shorter values of such variables are flags or names ("1", "us-east"), not secrets
 _CREDENTIALS_IN_URL = re.compile(r"(https?://)[^/@\s:]+(:[^/@\s]*)?@")
 MASK = "***"
 
 
 def secret_values(env: Mapping[str, str]) -> list[str]:
-    """The secret values present in ``env``, longest first, plus the token part of a webhook URL."""
+    """The secret values present in ``env``, longest first, plus the token part of a webhook URL.
+
+    The bot's own variables always count; any other variable counts when its name says it
+    holds a secret (``*_KEY``, ``*TOKEN*``, ``*PASSWORD*``...) and its value is at least
+    SECRET_MIN_CHARS long, so a file echoing a deployment secret is redacted from prompts too.
+    """
     values = {env[name].strip() for name in SECRET_VARIABLES if env.get(name, "").strip()}
+    values |= {value.strip() for name, value in env.items() if _SECRET_NAME.search(name) and len(value.strip()) >= SECRET_MIN_CHARS}
     webhook_path = [part for part in urlsplit(env.get("DISCORD_WEBHOOK_URL", "").strip()).path.split("/") if part]
     if len(webhook_path) >= 2 and len(webhook_path[-1]) >= 8:  # .../webhooks/<id>/<token>
         values.add(webhook_path[-1])

@@ -21,3 +21,16 @@ def test_redact_replaces_values_and_url_credentials() -> None:
     cleaned = redact(text, secrets)
     assert "sk-ant-secret-1234" not in cleaned and TOKEN not in cleaned and "abc123" not in cleaned
     assert "https://***@github.com/o/r" in cleaned
+
+
+def test_other_variables_named_as_secrets_are_redacted_too() -> None:
+    env = {
+        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG",
+        "NPM_TOKEN": "npm_abcdefgh1234",
+        "DB_PASSWORD": "hunter2-but-longer",
+        "DEBUG_KEY_ID": "1",  # too short to be a secret
+        "HOME": "/home/runner/work/project",  # not named as a secret
+    }
+    secrets = secret_values(env)
+    cleaned = redact("wJalrXUtnFEMI/K7MDENG npm_abcdefgh1234 hunter2-but-longer key 1 in /home/runner/work/project", secrets)
+    assert cleaned == "*** *** *** key 1 in /home/runner/work/project"
