@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import re
 
+from tests import test_run
 from tests.fakes.github_server import fake_github  # noqa: F401
 from tests.fakes.model_servers import fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
-from tests.test_run import World, git, world  # noqa: F401
+from tests.test_run import World, git
+
+world = test_run.world  # the fixture of tests/test_run.py: checkout, bare origin, model and GitHub fakes
 
 
 def _commit(world: World, files: dict[str, str]) -> None:
@@ -57,6 +60,6 @@ def test_dry_run_lists_each_file_it_would_send_and_why(world: World) -> None:
     assert result.returncode == 0, result.stderr
     listed = dict(re.findall(r"^  (\S+) \(\d[\d,]* tokens?\): (.+)$", result.stdout, re.MULTILINE))
     assert listed["app/greeting.py"] == "named in the task"
-    assert list(listed)[0] == "app/greeting.py"
+    assert next(iter(listed)) == "app/greeting.py"
     assert "app/farewell.py" not in listed and "tests/test_greeting.py" in listed  # context.exclude: never sent
     assert "  not sent (secret-like, excluded, binary or over 200 KB): app/farewell.py\n" in result.stdout
