@@ -10,6 +10,7 @@ import pytest
 from automation.context import (
     RepoContext,
     build_context,
+    describe,
     estimate_tokens,
     is_sendable,
     render_context,
@@ -216,3 +217,85 @@ def test_is_sendable_applies_the_same_rules(tmp_path: Path) -> None:
 def test_empty_context_is_valid(tmp_path: Path) -> None:
     ctx = build_context(_git_repo(tmp_path, {}), "anything", 100)
     assert ctx == RepoContext(map_text="## Repository map (0 files)\n", files={}, tokens=10, skipped=[])
+
+
+SECRET_FILES = [
+    "prod.env", "deploy/.env.local", ".envrc", ".netrc", "home/.git-credentials", ".aws/credentials",
+    "ops/.aws/config", "keys/id_rsa", "keys/id_ed25519", "keys/id_ecdsa", "keys/id_ecdsa.pub", "tls/server.pem",
+    "tls/server.key", "gha-creds-1f2e3d4c5b6a7980.json", "gcp/my-service-account.json", ".npmrc", ".pypirc",
+    ".docker/config.json", "infra/prod.tfvars", "config/secrets.yml",
+]
+
+
+@pytest.mark.parametrize("path", SECRET_FILES)
+def test_tracked_files_that_usually_hold_secrets_are_never_sent(tmp_path: Path, path: str) -> None:
+    root = _git_repo(tmp_path, {**BASIC, path: f"token={SECRET}\n"})
+    ctx = build_context(root, f"Rotate the credentials in {path}", 50_000)
+    assert SECRET not in render_context(ctx)
+    assert path in ctx.skipped and path not in ctx.files
+    assert not is_sendable(root, path)
+
+
+def test_untracked_files_are_not_the_repository_s_own(tmp_path: Path) -> None:
+    root = _git_repo(tmp_path, BASIC)
+    _write(root, {"shop/scratch.py": f"KEY = '{SECRET}'\n", "gha-creds-abc.json": SECRET})
+    ctx = build_context(root, "Clean up shop/scratch.py", 50_000)
+    text = render_context(ctx)
+    assert SECRET not in text and "scratch.py" not in text and "gha-creds" not in text
+    assert "shop/scratch.py" not in ctx.skipped  # not part of the repository at all
+    assert not is_sendable(root, "shop/scratch.py")
+
+
+def test_a_100_kb_task_still_finds_the_file_it_names(tmp_path: Path) -> None:
+    """Runs of text with no separators made the old path regex quadratic (minutes at 100 KB);
+    benchmarks/bench_context.py times 10 KB against 100 KB."""
+    noise = "a" * 40_000 + " " + "x.y/" * 5_000 + " " + "fooBar_baz" * 2_000 + " " + "AAAAa" * 4_000
+    task = f"{noise} then speed up shop/inventory.py"
+    assert len(task) > 100_000
+    ctx = build_context(_git_repo(tmp_path, BASIC), task, 10_000)
+    assert next(iter(ctx.files)) == "shop/inventory.py"
+
+
+def test_source_comes_before_tests_and_docs_unless_the_task_is_about_them(tmp_path: Path) -> None:
+    files: dict[str, str | bytes] = {
+        "shop/cart.py": "def total(cart):\n    return sum(item.price for item in cart)  # discount later\n",
+        "tests/test_cart.py": "def test_discount():\n    assert discount(10) == 9  # discount discount discount\n",
+        "docs/discount.md": "# Discount\nHow the discount works: discount codes, discount rules.\n",
+        "filler/data.py": "X = 1\n" * 400,
+    }
+    root = _git_repo(tmp_path, files)
+    cap = 120  # room for the map and about one small file
+    assert next(iter(build_context(root, "Apply the discount at checkout", cap).files)) == "shop/cart.py"
+    assert next(iter(build_context(root, "Add a test for the discount", cap).files)) == "tests/test_cart.py"
+    assert next(iter(build_context(root, "Document the discount rules", cap).files)) == "docs/discount.md"
+
+
+def test_identifiers_match_across_camel_and_snake_case(tmp_path: Path) -> None:
+    root = _git_repo(
+        tmp_path,
+        {
+            "orders/client.py": "def fetch_orders(session):\n    return session.get('/orders')\n",
+            "orders/models.py": "class Order:\n    pass\n",
+            "web/view.js": "export function showPage() { return 1; }\n",
+        },
+    )
+    ctx = build_context(root, "Retry fetchOrders when the server times out", 10_000)
+    assert next(iter(ctx.files)) == "orders/client.py"
+    assert ctx.reasons["orders/client.py"].startswith("score ")
+
+
+def test_every_file_is_scored_however_large_the_repository(tmp_path: Path) -> None:
+    """No read budget: the one file that matches is found even behind megabytes of others."""
+    files: dict[str, str | bytes] = {f"big/module_{i:03}.py": f"# module {i}\n" + "value = 1\n" * 5_000 for i in range(120)}
+    files["zzz/last/refunds.py"] = "def issue_refund(order):\n    return order\n"
+    ctx = build_context(_git_repo(tmp_path, files), "Log every refund issued", 2_000)
+    assert next(iter(ctx.files)) == "zzz/last/refunds.py"
+
+
+def test_describe_lists_files_sent_with_their_reason_and_names_what_was_held_back(tmp_path: Path) -> None:
+    root = _git_repo(tmp_path, {**BASIC, ".env": SECRET})
+    ctx = build_context(root, "Speed up shop/inventory.py", 10_000)
+    lines = describe(ctx).splitlines()
+    assert lines[0] == "  shop/inventory.py (25 tokens): named in the task"
+    assert lines[-1] == "  not sent (secret-like, excluded, binary or over 200 KB): .env"
+    assert SECRET not in describe(ctx)
