@@ -30,7 +30,7 @@ import stat
 import subprocess
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase, translate
 from pathlib import Path, PurePosixPath
 
@@ -42,6 +42,11 @@ BINARY_SNIFF_BYTES = 8192
 MAP_SHARE = 0.4
 OUTLINE_NAMES_PER_FILE = 12
 DESCRIBED_SKIPPED = 10  # the dry run names this many held-back files
+EXCERPT_SHARE = 0.25  # a relevant file too large for the room left is sent as an excerpt of at most this share of the cap
+EXCERPT_TOP_RANKS = 3  # besides files the task names, only the best-ranked get an excerpt: each costs room
+EXCERPT_CONTEXT_LINES = 3  # lines kept on each side of a line that holds a word of the task
+EXCERPT_MIN_BYTES = 2_000  # below this, an excerpt shows too little to be worth its room
+EXCERPT_NOTE = " (excerpt: its definitions and the lines around the task's words; gaps marked)"
 BYTES_PER_TOKEN = 3
 PATH_WEIGHT = 5  # a path word counts as this many content words
 DEFINITION_WEIGHT = 3  # a name defined here (def, class, function...) counts as this many
@@ -100,6 +105,7 @@ _OTHER_DEFINITION = re.compile(
     re.MULTILINE,
 )
 _ALNUM = re.compile(r"[A-Za-z0-9]+")
+_TOP_DEFINITION = re.compile(r"(?:export[ \t]+)?(?:async[ \t]+)?(?:def|class|function|fn|func|interface|struct|enum|trait|type|module)[ \t]")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _TASK_EDGE = "\"'`()[]{}<>,;:!?*"
@@ -109,8 +115,10 @@ _TASK_EDGE = "\"'`()[]{}<>,;:!?*"
 class RepoContext:
     """The map, the files sent whole, the estimated tokens of the rendered text, and what was held back.
 
-    ``reasons`` says why each file in ``files`` was sent (``named in the task``, ``defines X``,
-    ``score 7.3``, ``room left``): the dry run shows it so a user can tune the task or the config.
+    ``reasons`` says why each file in ``files`` or ``excerpts`` was sent (``named in the task``,
+    ``defines X``, ``score 7.3``, ``room left``): the dry run shows it so a user can tune the task
+    or the config. ``excerpts`` holds relevant files too large for the room left, as their
+    definition lines and the lines around the task's words (gaps marked), never whole.
     """
 
     map_text: str
@@ -118,6 +126,7 @@ class RepoContext:
     tokens: int
     skipped: list[str]
     reasons: dict[str, str] = field(default_factory=dict)
+    excerpts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -146,17 +155,21 @@ def _fence_for(content: str) -> str:
     return "`" * (longest + 1)
 
 
-def file_block(path: str, content: str) -> str:
-    """How one file appears in the prompt; its byte length is what the budget counts."""
+def file_block(path: str, content: str, note: str = "") -> str:
+    """How one file (or, with a ``note``, an excerpt) appears in the prompt; its byte length is what the budget counts."""
     fence = _fence_for(content)
     body = content if content.endswith("\n") or not content else content + "\n"
     lang = LANGUAGES.get(_suffix(path), "")
-    return f"\n### {path}\n{fence}{lang}\n{body}{fence}\n"
+    return f"\n### {path}{note}\n{fence}{lang}\n{body}{fence}\n"
 
 
 def render_context(ctx: RepoContext) -> str:
-    """The prompt text: the map, then each chosen file in a fenced block under its path."""
-    return ctx.map_text + "".join(file_block(path, content) for path, content in ctx.files.items())
+    """The prompt text: the map, then each chosen file in a fenced block under its path, then the excerpts."""
+    return (
+        ctx.map_text
+        + "".join(file_block(path, content) for path, content in ctx.files.items())
+        + "".join(file_block(path, body, EXCERPT_NOTE) for path, body in ctx.excerpts.items())
+    )
 
 
 def _name(path: str) -> str:
@@ -435,10 +448,10 @@ def _bm25(entries: list[_Entry], query: set[str]) -> None:
         entry.score = sum(idf[word] * tf * (BM25_K1 + 1) / (tf + norm) for word, tf in entry.counts.items())
 
 
-def _rank(root: Path, entries: list[_Entry], task: str) -> set[str]:
+def _rank(root: Path, entries: list[_Entry], task: str) -> tuple[set[str], _Words]:
     """Read and score every sendable entry, then sort ``entries`` best first.
 
-    Returns the paths found unsendable (binary or too large).
+    Returns the paths found unsendable (binary or too large), and the task's words.
     """
     mentions, identifiers, query = _task_terms(task)
     words = _Words(query)
@@ -472,7 +485,7 @@ def _rank(root: Path, entries: list[_Entry], task: str) -> set[str]:
         entry.counts = dict(counts)
     _bm25(entries, query)
     entries.sort(key=_rank_key)
-    return unsendable
+    return unsendable, words
 
 
 def _rank_key(entry: _Entry) -> tuple[bool, bool, bool, float, int, str]:
@@ -510,6 +523,55 @@ def _map_trailer(total: int, listed: int) -> str:
     return f"… {total - listed} more files\n" if listed < total else ""
 
 
+def _gap(first: int, last: int) -> str:
+    return f"… lines {first + 1}-{last + 1} left out\n"
+
+
+def _excerpt(entry: _Entry, words: _Words, budget: int) -> str | None:
+    """The definition lines of a large file and the lines around the task's words, in file order.
+
+    Windows are added best first (most task words, then top-level definitions) while the
+    block fits ``budget`` bytes; None when not even EXCERPT_MIN_BYTES of it would fit.
+    """
+    if entry.text is None or budget < EXCERPT_MIN_BYTES:
+        return None
+    lines = entry.text.splitlines(keepends=True)
+    windows: list[tuple[int, int, int]] = []  # (priority, first, last); lower priority first
+    for index, line in enumerate(lines):
+        hits = sum(words.counts(line)[1].values())
+        if hits:
+            windows.append((-hits, max(0, index - EXCERPT_CONTEXT_LINES), min(len(lines) - 1, index + EXCERPT_CONTEXT_LINES)))
+        elif _TOP_DEFINITION.match(line):
+            windows.append((0, index, index))
+    windows.sort()
+    # An upper bound of the block's size, kept as windows are added: the lines, one gap mark
+    # per window and one more, the heading and the fences.
+    gap_bytes = len(_gap(len(lines), len(lines)).encode("utf-8"))
+    size = len(file_block(entry.path, "", EXCERPT_NOTE).encode("utf-8")) + 2 * len(_fence_for(entry.text)) + gap_bytes
+    chosen: set[int] = set()
+    for _, first, last in windows:
+        new = [index for index in range(first, last + 1) if index not in chosen]
+        added = sum(len(lines[index].encode("utf-8")) + 1 for index in new) + gap_bytes
+        if new and size + added <= budget:
+            chosen.update(new)
+            size += added
+    excerpt = _render_excerpt(lines, chosen)
+    return excerpt if chosen and len(excerpt.encode("utf-8")) >= EXCERPT_MIN_BYTES // 2 else None
+
+
+def _render_excerpt(lines: list[str], chosen: set[int]) -> str:
+    parts: list[str] = []
+    previous = -1
+    for index in sorted(chosen):
+        if index > previous + 1:
+            parts.append(_gap(previous + 1, index - 1))
+        parts.append(lines[index] if lines[index].endswith("\n") else lines[index] + "\n")
+        previous = index
+    if previous < len(lines) - 1:
+        parts.append(_gap(previous + 1, len(lines) - 1))
+    return "".join(parts)
+
+
 def build_context(root: Path, task: str, max_tokens: int, exclude: Sequence[str] = ()) -> RepoContext:
     """The map and the files most relevant to ``task``; ``tokens`` of the rendered text never exceed ``max_tokens``.
 
@@ -518,7 +580,7 @@ def build_context(root: Path, task: str, max_tokens: int, exclude: Sequence[str]
     root = Path(root)
     cap = max(max_tokens, 0) * BYTES_PER_TOKEN
     entries, private = _collect(root, exclude)
-    unsendable = _rank(root, entries, task)
+    unsendable, words = _rank(root, entries, task)
     total = len(entries)
     header, trailer_reserve = _map_header(total), len(_map_trailer(total, 0).encode("utf-8"))
     if len(header.encode("utf-8")) + trailer_reserve > int(cap * MAP_SHARE):
@@ -528,16 +590,22 @@ def build_context(root: Path, task: str, max_tokens: int, exclude: Sequence[str]
     room = cap - len(header.encode("utf-8")) - len(_map_trailer(total, len(listed)).encode("utf-8"))
     room -= sum(len(line.encode("utf-8")) for line in lines.values())
     files: dict[str, str] = {}
+    excerpts: dict[str, str] = {}
     reasons: dict[str, str] = {}
-    for entry in entries:
+    for rank, entry in enumerate(entries):
         if entry.text is None:
             continue
         size = len(file_block(entry.path, entry.text).encode("utf-8"))
         if size <= room:
             files[entry.path], reasons[entry.path] = entry.text, _reason(entry)
             room -= size
+        elif not entry.demoted and (entry.named or entry.defines or (rank < EXCERPT_TOP_RANKS and entry.score > 0)):
+            excerpt = _excerpt(entry, words, min(room, int(cap * EXCERPT_SHARE)))
+            if excerpt is not None:
+                excerpts[entry.path], reasons[entry.path] = excerpt, f"{_reason(entry)}; too large, excerpt"
+                room -= len(file_block(entry.path, excerpt, EXCERPT_NOTE).encode("utf-8"))
     for entry in listed:  # the room left shows what the files not sent define
-        if entry.path not in files and entry.outline:
+        if entry.path not in files and entry.path not in excerpts and entry.outline:
             line = _map_line(entry, True)
             extra = len(line.encode("utf-8")) - len(lines[entry.path].encode("utf-8"))
             if extra <= room:
@@ -545,8 +613,8 @@ def build_context(root: Path, task: str, max_tokens: int, exclude: Sequence[str]
                 room -= extra
     map_text = header + "".join(sorted(lines.values())) + (_map_trailer(total, len(listed)) if header else "")
     skipped = sorted(private + [path for path in unsendable if path not in files])
-    rendered = render_context(RepoContext(map_text=map_text, files=files, tokens=0, skipped=skipped))
-    return RepoContext(map_text=map_text, files=files, tokens=estimate_tokens(rendered), skipped=skipped, reasons=reasons)
+    ctx = RepoContext(map_text=map_text, files=files, tokens=0, skipped=skipped, reasons=reasons, excerpts=excerpts)
+    return replace(ctx, tokens=estimate_tokens(render_context(ctx)))
 
 
 def read_sendable(root: Path, path: str) -> str | None:
@@ -564,10 +632,9 @@ def describe(ctx: RepoContext) -> str:
 
     Names only, never content; the reasons are those of ``ctx.reasons``.
     """
-    lines = [
-        f"  {path} ({estimate_tokens(file_block(path, text)):,} tokens): {ctx.reasons.get(path, 'sent')}\n"
-        for path, text in ctx.files.items()
-    ]
+    blocks = [(path, file_block(path, text)) for path, text in ctx.files.items()]
+    blocks += [(path, file_block(path, text, EXCERPT_NOTE)) for path, text in ctx.excerpts.items()]
+    lines = [f"  {path} ({estimate_tokens(block):,} tokens): {ctx.reasons.get(path, 'sent')}\n" for path, block in blocks]
     if ctx.skipped:
         shown = ", ".join(ctx.skipped[:DESCRIBED_SKIPPED]) + (f" and {len(ctx.skipped) - DESCRIBED_SKIPPED} more" if len(ctx.skipped) > DESCRIBED_SKIPPED else "")
         lines.append(f"  not sent (secret-like, excluded, binary or over {MAX_FILE_BYTES // 1000} KB): {shown}\n")

@@ -8,6 +8,8 @@ the tree the one before it (see the data set's README). Per project and overall:
 - recall@ctx: share of target files the context sends whole, as the prompt carries them (a
   file only listed in the map, even with its outline, is not found: the model cannot edit
   what it has not seen);
+- excerpt: share of target files too large for the room left and sent as an excerpt (their
+  definitions and the lines around the task's words): counted apart, never as found;
 - all-found: share of cases whose every target is sent whole;
 - hit@map: share of targets at least listed in the repository map;
 - bm25@room / bm25@cap: rank_bm25 (Okapi, over the path and the content split into lowercase
@@ -67,6 +69,7 @@ class Result:
     project: str
     targets: int
     whole: int
+    excerpt: int
     in_map: int
     bm25_room: int
     bm25_cap: int
@@ -151,12 +154,13 @@ def measure(case: Case, cache: Path, cap: int, trace_memory: bool) -> Result:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     whole = sum(target in ctx.files for target in case.targets)
+    excerpt = sum(target in ctx.excerpts for target in case.targets)
     listed = set(re.findall(r"^(\S+) \(", ctx.map_text, re.MULTILINE))
     in_map = sum(target in listed or target in ctx.files for target in case.targets)
     cap_bytes = cap * context.BYTES_PER_TOKEN
     room = cap_bytes - len(ctx.map_text.encode("utf-8"))
     bm25_room, bm25_cap = bm25_found(tree, case.task, case.targets, (room, cap_bytes))
-    return Result(case.project, len(case.targets), whole, in_map, bm25_room, bm25_cap, seconds, cpu_seconds, peak)
+    return Result(case.project, len(case.targets), whole, excerpt, in_map, bm25_room, bm25_cap, seconds, cpu_seconds, peak)
 
 
 def table(results: Sequence[Result]) -> str:
@@ -164,13 +168,13 @@ def table(results: Sequence[Result]) -> str:
     groups: dict[str, list[Result]] = defaultdict(list)
     for result in results:
         groups[result.project].append(result)
-    header = f"{'project':<10} {'cases':>5} {'recall@ctx':>10} {'all-found':>9} {'hit@map':>7} {'bm25@room':>9} {'bm25@cap':>8} {'median ms':>9} {'cpu ms':>6} {'max ms':>7} {'peak MB':>7}"
+    header = f"{'project':<10} {'cases':>5} {'recall@ctx':>10} {'excerpt':>7} {'all-found':>9} {'hit@map':>7} {'bm25@room':>9} {'bm25@cap':>8} {'median ms':>9} {'cpu ms':>6} {'max ms':>7} {'peak MB':>7}"
     lines = [header, "-" * len(header)]
     for name, rows in [*sorted(groups.items()), ("overall", list(results))]:
         targets = sum(row.targets for row in rows)
         peaks = [row.peak_bytes for row in rows if row.peak_bytes is not None]
         lines.append(
-            f"{name:<10} {len(rows):>5} {sum(r.whole for r in rows) / targets:>10.2f}"
+            f"{name:<10} {len(rows):>5} {sum(r.whole for r in rows) / targets:>10.2f} {sum(r.excerpt for r in rows) / targets:>7.2f}"
             f" {sum(r.whole == r.targets for r in rows) / len(rows):>9.0%} {sum(r.in_map for r in rows) / targets:>7.2f}"
             f" {sum(r.bm25_room for r in rows) / targets:>9.2f} {sum(r.bm25_cap for r in rows) / targets:>8.2f}"
             f" {statistics.median(r.seconds for r in rows) * 1000:>9.0f} {statistics.median(r.cpu_seconds for r in rows) * 1000:>6.0f} {max(r.seconds for r in rows) * 1000:>7.0f}"

@@ -299,3 +299,18 @@ def test_describe_lists_files_sent_with_their_reason_and_names_what_was_held_bac
     assert lines[0] == "  shop/inventory.py (25 tokens): named in the task"
     assert lines[-1] == "  not sent (secret-like, excluded, binary or over 200 KB): .env"
     assert SECRET not in describe(ctx)
+
+
+def test_a_relevant_file_too_large_for_the_room_is_sent_as_an_excerpt(tmp_path: Path) -> None:
+    body = "".join(f"def helper_{i}(value):\n    return value + {i}\n\n\n" for i in range(2_000))
+    core = body[: len(body) // 2] + "def apply_refund(order):\n    return order.total * -1\n\n\n" + body[len(body) // 2 :]
+    root = _git_repo(tmp_path, {**BASIC, "shop/core.py": core})
+    ctx = build_context(root, "Round apply_refund to cents in shop/core.py", 8_000)
+    assert "shop/core.py" not in ctx.files
+    excerpt = ctx.excerpts["shop/core.py"]
+    assert "def apply_refund(order):\n    return order.total * -1\n" in excerpt
+    assert "left out\n" in excerpt and len(excerpt) < len(core) // 4
+    assert ctx.reasons["shop/core.py"] == "named in the task; too large, excerpt"
+    text = render_context(ctx)
+    assert "\n### shop/core.py (excerpt: " in text and ctx.tokens == estimate_tokens(text) <= 8_000
+    assert "  shop/core.py (" in describe(ctx)
