@@ -135,6 +135,8 @@ def test_a_section_given_a_value_instead_of_settings() -> None:
         ("tasks:\n  file: /etc/passwd\n", "tasks.file must be a path inside the repository (got '/etc/passwd')"),
         ("ledger:\n  path: ../elsewhere.json\n", "ledger.path must be a path inside the repository (got '../elsewhere.json')"),
         ("models:\n  analysis: null\n", "models.analysis must be a non-empty string (got None)"),
+        ("context:\n  exclude: vendor/**\n", "context.exclude must be a list of strings"),
+        ("context:\n  exclude: ['vendor/**', 3]\n", "context.exclude[1] must be a non-empty string (got 3)"),
     ],
 )
 def test_wrong_types_name_the_key_and_what_it_must_be(text: str, expected: str) -> None:
@@ -324,3 +326,9 @@ def test_a_model_on_the_wrong_provider_for_its_step_is_refused(text: str, expect
         parse_config(text, "x.yml", dt.date(2026, 11, 21))
     assert str(caught.value) == expected
     assert caught.value.exit_code == 2
+
+
+def test_context_exclude_globs_are_read() -> None:
+    config = parse_config("context:\n  exclude: ['vendor/**', '*.min.js']\n", SOURCE, TODAY)
+    assert config.context_exclude == ("vendor/**", "*.min.js")
+    assert parse_config("", SOURCE, TODAY).context_exclude == ()
