@@ -46,9 +46,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rank_bm25 import BM25Okapi
+from rank_bm25 import BM25Okapi  # noqa: E402
 
-from automation import context
+from automation import context  # noqa: E402
 
 DEFAULT_CASES = ROOT.parent / "shared" / "bench" / "recall"
 DEFAULT_CAP = 40_000

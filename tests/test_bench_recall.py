@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import bench_recall
+import bench_recall  # noqa: E402
 
 FILES = {
     "shop/__init__.py": "",
