@@ -25,6 +25,10 @@ bm25@cap on any project. The last line says whether it is met.
 
 Bundles are fetched once into a scratch repository under ``--cache`` (default: the system
 temp dir) and each case is a ``git worktree`` there, kept for the next run.
+
+Then the speed on a large real repository: the newest tree of every project, copied side by
+side until there are at least ``--large-files`` (2,000) tracked files, with each project's
+tasks; median wall clock and CPU of ``build_context`` and its peak traced memory.
 """
 
 from __future__ import annotations
@@ -163,6 +167,48 @@ def measure(case: Case, cache: Path, cap: int, trace_memory: bool) -> Result:
     return Result(case.project, len(case.targets), whole, excerpt, in_map, bm25_room, bm25_cap, seconds, cpu_seconds, peak)
 
 
+def large_repository(cases: Sequence[Case], cache: Path, files: int) -> Path:
+    """A git repository of at least ``files`` tracked files made of the newest case tree of each project."""
+    newest = {case.project: case for case in cases}
+    folder = cache / ("large-" + "-".join(f"{case.project}{case.ref.rsplit('/', 1)[-1]}" for case in newest.values()) + f"-{files}")
+    if (folder / ".git").exists():
+        return folder
+    folder.mkdir(parents=True)
+    _git(folder, "init", "-q")
+    copy = 0
+    while len(subprocess.run(["git", "ls-files"], cwd=folder, check=True, capture_output=True).stdout.splitlines()) < files:
+        for case in newest.values():
+            tree = checkout(case, cache)
+            target = folder / f"copy{copy}" / case.project
+            target.mkdir(parents=True)
+            archive = subprocess.run(["git", "archive", "HEAD"], cwd=tree, check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+        copy += 1
+        _git(folder, "add", "-A")
+    return folder
+
+
+def time_large(cases: Sequence[Case], cache: Path, cap: int, files: int) -> str:
+    """One line: the large repository's size, median wall and CPU ms per call, peak traced MB."""
+    folder = large_repository(cases, cache, files)
+    count = len(subprocess.run(["git", "ls-files"], cwd=folder, check=True, capture_output=True).stdout.splitlines())
+    tasks = [case.task for case in cases[:: max(1, len(cases) // 10)]][:10]
+    walls, cpus = [], []
+    for task in tasks:
+        wall, cpu = time.perf_counter(), time.process_time()
+        context.build_context(folder, task, cap)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    tracemalloc.start()
+    context.build_context(folder, tasks[0], cap)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return (
+        f"large repository, {count:,} files: median {statistics.median(walls) * 1000:.0f} ms"
+        f" ({statistics.median(cpus) * 1000:.0f} ms CPU) over {len(tasks)} tasks, peak {peak / 1e6:.1f} MB"
+    )
+
+
 def table(results: Sequence[Result]) -> str:
     """One row per project and an overall row: shares of targets (or cases), ms, MB."""
     groups: dict[str, list[Result]] = defaultdict(list)
@@ -192,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cap", type=int, default=DEFAULT_CAP, help="context cap in tokens")
     parser.add_argument("--memory-every", type=int, default=5, help="trace memory on every Nth case (0: never)")
     parser.add_argument("--misses", action="store_true", help="print each target not sent whole")
+    parser.add_argument("--large-files", type=int, default=2_000, help="files in the large repository timed at the end (0: skip)")
     args = parser.parse_args(argv)
     cases = load_cases(args.cases, args.limit, args.project)
     if not cases:
@@ -208,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"miss {case.project} {case.ref}: {case.task[:70]!r} {list(case.targets)}")
     print(f"{len(cases)} cases, cap {args.cap:,} tokens")
     print(table(results))
+    if args.large_files > 0:
+        print(time_large(cases, args.cache, args.cap, args.large_files))
     print("goal met" if goal_met(results) else "GOAL MISSED")
     return 0
 

@@ -49,11 +49,12 @@ def _make_cases(folder: Path) -> None:
 
 def test_the_benchmark_runs_on_a_tiny_data_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _make_cases(tmp_path / "data")
-    assert bench_recall.main(["--cases", str(tmp_path / "data"), "--cache", str(tmp_path / "cache"), "--memory-every", "1"]) == 0
+    assert bench_recall.main(["--cases", str(tmp_path / "data"), "--cache", str(tmp_path / "cache"), "--memory-every", "1", "--large-files", "12"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "2 cases, cap 40,000 tokens"
     assert out[1].split() == ["project", "cases", "recall@ctx", "excerpt", "all-found", "hit@map", "bm25@room", "bm25@cap", "median", "ms", "cpu", "ms", "max", "ms", "peak", "MB"]
     shop, overall = out[3].split(), out[4].split()
     assert shop[:7] == ["shop", "2", "1.00", "0.00", "100%", "1.00", "1.00"] and overall[0] == "overall"
     assert float(shop[-1]) > 0  # peak memory traced
+    assert out[-2].startswith("large repository, 15 files: median ")  # three copies of the five files
     assert out[-1] == "goal met"
