@@ -15,10 +15,12 @@ Ranking (measured by ``benchmarks/bench_recall.py`` on real commits):
    snake case, a path word counting as :data:`PATH_WEIGHT` content words and a defined name
    as :data:`DEFINITION_WEIGHT`: a file is about what it is called and what it defines.
 
-Every sendable file is scored (no read budget): one pass of a C regex per file keeps a
-2,000-file repository well under a second. Files are then sent whole, best first, into the
-room the map leaves, until the cap is full; the map lists every file it has room for, and
-gives the outline of files not sent with the room left over.
+Every sendable file is scored (no read budget); a file whose lowercased text holds none of
+the task's words is read but not tokenised, which keeps a 2,000-file repository under a
+second. Files are then sent whole, best first, into the room the map leaves, until the cap
+is full; a relevant file too large for the room left is sent as an excerpt (its definitions
+and the lines around the task's words). The map lists every file it has room for, and gives
+the outline of files not sent with the room left over.
 """
 
 from __future__ import annotations
@@ -294,10 +296,9 @@ class _Words:
     def split(self, text: str) -> list[str]:
         return [_stem(piece.lower()) for piece in _CAMEL.findall(text)]
 
-    def counts(self, text: str) -> tuple[int, Counter[str]]:
-        """(number of words in ``text``, counts of the kept sub-words)."""
-        found = _ALNUM.findall(text)
-        words = Counter(found)
+    def counts(self, text: str) -> Counter[str]:
+        """How often each kept sub-word occurs in ``text``."""
+        words = Counter(_ALNUM.findall(text))
         for word in words.keys() - self._seen:
             self._seen.add(word)
             hits = tuple(piece for piece in self.split(word) if piece in self.keep)
@@ -307,7 +308,7 @@ class _Words:
         for word in words.keys() & self._hits.keys():
             for hit in self._hits[word]:
                 kept[hit] += words[word]
-        return len(found), kept
+        return kept
 
 
 def _task_tokens(task: str) -> list[str]:
@@ -467,7 +468,7 @@ def _rank(root: Path, entries: list[_Entry], task: str) -> tuple[set[str], _Word
     for entry in entries:
         entry.named = _is_named(entry.path, mentions)
         entry.demoted = (demote_tests and _is_test(entry.path)) or (demote_docs and _is_doc(entry.path))
-        path_counts = words.counts(entry.path)[1]
+        path_counts = words.counts(entry.path)
         if entry.size > MAX_FILE_BYTES or _suffix(entry.path) in BINARY_SUFFIXES:
             unsendable.add(entry.path)
         else:
@@ -485,8 +486,8 @@ def _rank(root: Path, entries: list[_Entry], task: str) -> tuple[set[str], _Word
         if any(root in lowered for root in roots):
             definitions = _definitions(entry.path, text)
             entry.defines = next((name for _, _, name in definitions if name.lower() in identifiers), "")
-            content_counts = words.counts(text)[1]
-            defined_counts = words.counts(" ".join(name for _, _, name in definitions))[1]
+            content_counts = words.counts(text)
+            defined_counts = words.counts(" ".join(name for _, _, name in definitions))
         counts: Counter[str] = Counter(content_counts)
         for word, count in path_counts.items():
             counts[word] += PATH_WEIGHT * count
@@ -548,7 +549,7 @@ def _excerpt(entry: _Entry, words: _Words, budget: int) -> str | None:
     lines = entry.text.splitlines(keepends=True)
     windows: list[tuple[int, int, int]] = []  # (priority, first, last); lower priority first
     for index, line in enumerate(lines):
-        hits = sum(words.counts(line)[1].values())
+        hits = sum(words.counts(line).values())
         if hits:
             windows.append((-hits, max(0, index - EXCERPT_CONTEXT_LINES), min(len(lines) - 1, index + EXCERPT_CONTEXT_LINES)))
         elif _TOP_DEFINITION.match(line):
