@@ -62,6 +62,7 @@ SECRET_PATTERNS = (
     ".npmrc", ".yarnrc", ".yarnrc.yml", ".pypirc", ".gem/credentials", ".dockercfg", ".docker/config.json",
     ".aws/credentials", ".aws/config", ".azure/*", ".kube/config", "kubeconfig", ".ssh/*", ".gnupg/*",
     ".config/gcloud/*", "gha-creds-*.json", "*service-account*.json", "*service_account*.json",
+    "*serviceaccount*.json", "*firebase-adminsdk*.json", "token.json", "*.ppk", "*.pkcs12",
     "credentials*.json", "client_secret*.json", "*.tfvars", "*.tfstate", "*.tfstate.backup",
     "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", "*.pem", "*.key", "*.p8", "*.p12", "*.pfx",
     "*.jks", "*.keystore", "*.kdbx", "*.ovpn", "*.gpg", "*.secret", "*.secrets",

@@ -223,7 +223,8 @@ SECRET_FILES = [
     "prod.env", "deploy/.env.local", ".envrc", ".netrc", "home/.git-credentials", ".aws/credentials",
     "ops/.aws/config", "keys/id_rsa", "keys/id_ed25519", "keys/id_ecdsa", "keys/id_ecdsa.pub", "tls/server.pem",
     "tls/server.key", "gha-creds-1f2e3d4c5b6a7980.json", "gcp/my-service-account.json", ".npmrc", ".pypirc",
-    ".docker/config.json", "infra/prod.tfvars", "config/secrets.yml",
+    ".docker/config.json", "infra/prod.tfvars", "config/secrets.yml", "firebase/serviceAccountKey.json",
+    "app/.envrc", "config/.env.production",
 ]
 
 
