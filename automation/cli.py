@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import os
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Callable, Mapping, Sequence, TextIO
 
-from . import __version__, ledger as ledger_module
+from . import __version__, ledger as ledger_module, tasks
 from .config import Config, load_config
 from .errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, AutomationError, UsageError
 from .redact import redact, secret_values
@@ -28,39 +29,71 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m automation", description="Turn a task list into pull requests within a monthly budget.")
+# `simulate --runs` at most: ten years of runs every three hours, well under a minute.
+MAX_SIMULATED_RUNS = 30_000
+CONSOLE_SCRIPT = "ai-orchestration"
+
+
+def program_name(argv0: str) -> str:
+    """``ai-orchestration`` when started as the installed command, else ``python -m automation``."""
+    return CONSOLE_SCRIPT if Path(argv0).name == CONSOLE_SCRIPT else "python -m automation"
+
+
+def build_parser(prog: str = "python -m automation") -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description="Turn a task list into pull requests within a monthly budget.")
     parser.add_argument("--version", action="version", version=f"ai-orchestration {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
-    def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--repo", type=Path, default=Path("."), help="the repository checkout (default: .)")
-        sub.add_argument("--config", type=Path, default=None, help="config file (default: REPO/.github/ai-orchestration.yml)")
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=summary, description=description)
+        sub.add_argument("--repo", type=Path, default=Path("."), help="the repository's git checkout (default: .)")
+        sub.add_argument(
+            "--config", type=Path, default=None,
+            help="config file; a relative path is relative to --repo (default: REPO/.github/ai-orchestration.yml)",
+        )
+        return sub
 
-    run = commands.add_parser("run", help="take the next task and open a pull request")
-    common(run)
+    run = command(
+        "run", "take the next task and open a pull request",
+        "Take the first unticked '- [ ]' item of the tasks file (or --task), have the analysis model plan it and "
+        "the code model write it, and open a pull request with a cost receipt. Exit 0: pull request opened or a "
+        "policy stop (no task, budget, PR limit, circuit breaker); 1: a step failed; 2: invalid config, ledger or usage.",
+    )
     run.add_argument("--dry-run", action="store_true", help="no keys, no network, no writes: show what would happen")
     run.add_argument("--task", default=None, help="work on this task text instead of the next one in the tasks file")
 
-    status = commands.add_parser("status", help="where the month's budget stands")
-    common(status)
+    status = command(
+        "status", "where the month's budget stands",
+        "The month so far from the ledger: spend against the budget, runs, pull requests, milestones, pace, "
+        "provider health and parked tasks. Needs no keys and no network.",
+    )
     output = status.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_const", const="json", dest="format", default="text",
                         help="machine-readable output")
     output.add_argument("--format", choices=("text", "json", "openmetrics"), default="text",
                         help="text (default), json (same as --json), or openmetrics for Prometheus")
 
-    dashboard = commands.add_parser("dashboard", help="write the cost and health dashboard as a static site")
-    common(dashboard)
+    dashboard = command(
+        "dashboard", "write the cost and health dashboard as a static site",
+        "Write the month's spend, runs and provider health as a static HTML page (index.html in --out), "
+        "for GitHub Pages or any static host. Needs no keys and no network.",
+    )
     dashboard.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory to write index.html into")
 
-    costs = commands.add_parser("costs", help="cost of a run and what the budget buys")
-    common(costs)
+    command(
+        "costs", "cost of a run and what the budget buys",
+        "The cost of one run (typical and worst case) with the configured models, how many runs and pull requests "
+        "the monthly budget buys, and a cron cadence that spreads it over the month.",
+    )
 
-    simulate = commands.add_parser("simulate", help="drive the budget with synthetic runs on a scratch ledger")
-    common(simulate)
+    simulate = command(
+        "simulate", "drive the budget with synthetic runs on a scratch ledger",
+        "Synthetic runs, one every three hours, through the real ledger, budget and alert code on a scratch copy "
+        "of the ledger (never saved): where milestones fire, which Discord alerts you would get, where the budget "
+        "stops runs. No keys, no network.",
+    )
     limit = simulate.add_mutually_exclusive_group(required=True)
-    limit.add_argument("--runs", type=int, help="how many runs to simulate")
+    limit.add_argument("--runs", type=int, help=f"how many runs to simulate (1 to {MAX_SIMULATED_RUNS:,})")
     limit.add_argument("--until", type=_dollars, metavar="USD", help="simulate until the month's spend reaches USD (or the budget stops runs)")
     simulate.add_argument("--seed", type=int, default=1, help="seed for the synthetic usage (default 1)")
     return parser
@@ -76,9 +109,34 @@ def _dollars(text: str) -> Decimal:
     return value
 
 
+def checkout(path: Path) -> Path:
+    """``--repo`` resolved, or UsageError (exit 2) unless it is the top of a git checkout.
+
+    A wrong ``--repo`` must not look like an empty repository ("no task left", a fresh month).
+    """
+    repo = path.expanduser().resolve()
+    if not repo.exists():
+        raise UsageError(f"--repo {path}: no such directory")
+    if not repo.is_dir():
+        raise UsageError(f"--repo {path}: not a directory; give the repository's checkout")
+    if not (repo / ".git").exists():
+        top = next((parent for parent in repo.parents if (parent / ".git").exists()), None)
+        where = f"it is inside the checkout {top}: use --repo {top}" if top else "run `git clone` first, or give the checkout's path"
+        raise UsageError(f"--repo {path}: not the top of a git checkout (no .git); {where}")
+    return repo
+
+
+def config_path(args: argparse.Namespace, repo: Path) -> Path | None:
+    """``--config``; a relative path is taken relative to the repository, like the action's input."""
+    if args.config is None:
+        return None
+    path = args.config.expanduser()
+    return path if path.is_absolute() else repo / path
+
+
 def _load(args: argparse.Namespace, now: dt.datetime) -> tuple[Config, ledger_module.Ledger, Path]:
-    repo = args.repo.resolve()
-    config = load_config(args.config, repo, now.date())
+    repo = checkout(args.repo)
+    config = load_config(config_path(args, repo), repo, now.date())
     ledger_path = repo / config.ledger_path
     ledger = ledger_module.load(ledger_path, now, config.monthly_budget_micro_usd)
     ledger = ledger_module.rollover(ledger, ledger_module.month_of(now))
@@ -113,7 +171,8 @@ def _dashboard(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetim
 def _costs(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
     from .reports import render_costs
 
-    config = load_config(args.config, args.repo.resolve(), now.date())  # costs needs no ledger
+    repo = checkout(args.repo)
+    config = load_config(config_path(args, repo), repo, now.date())  # costs needs no ledger
     out.write(render_costs(config, now) + "\n")
     return EXIT_OK
 
@@ -123,8 +182,8 @@ def _simulate(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime
 
     from .simulate import simulate
 
-    if args.runs is not None and args.runs <= 0:
-        raise UsageError("simulate: --runs must be a whole number greater than zero")
+    if args.runs is not None and not 0 < args.runs <= MAX_SIMULATED_RUNS:
+        raise UsageError(f"simulate: --runs must be a whole number from 1 to {MAX_SIMULATED_RUNS:,} (got {args.runs:,})")
     config, ledger, _ = _load(args, now)
     until = None if args.until is None else int(args.until * 1_000_000)
     for line in simulate(config, ledger, now, runs=args.runs, until_micro_usd=until, rng=random.Random(args.seed)):
@@ -135,9 +194,11 @@ def _simulate(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime
 def _run(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
     from .pipeline import dry_run, run
 
+    task_text = None if args.task is None else tasks.task_text(args.task)  # before anything is paid or pushed
+    repo = checkout(args.repo)
     if args.dry_run:
-        return dry_run(repo=args.repo.resolve(), config_path=args.config, task_text=args.task, now=now, out=out)
-    return run(repo=args.repo.resolve(), config_path=args.config, task_text=args.task, env=env, now=now, out=out)
+        return dry_run(repo=repo, config_path=config_path(args, repo), task_text=task_text, env=env, now=now, out=out)
+    return run(repo=repo, config_path=config_path(args, repo), task_text=task_text, env=env, now=now, out=out)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Mapping[str, str], dt.datetime, TextIO], int]] = {
@@ -163,8 +224,9 @@ def main(
     out = out or sys.stdout
     err = err or sys.stderr
     secrets = secret_values(env)
+    quiet_library_logging()
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(program_name(sys.argv[0])).parse_args(argv)
         return COMMANDS[args.command](args, env, now, out)
     except AutomationError as error:
         report_error(redact(error.message, secrets), env, err)
@@ -181,6 +243,17 @@ def main(
             err,
         )
         return EXIT_FAILED
+
+
+def quiet_library_logging() -> None:
+    """Keep PyGithub's own log lines (its retries, its errors) off stderr: our error says it in one line.
+
+    Without a handler, Python's last-resort handler prints every library warning to stderr.
+    """
+    library = logging.getLogger("github")
+    if not any(isinstance(handler, logging.NullHandler) for handler in library.handlers):
+        library.addHandler(logging.NullHandler())
+    library.propagate = False
 
 
 def report_error(message: str, env: Mapping[str, str], err: TextIO) -> None:

@@ -35,6 +35,13 @@ class ConfigError(AutomationError):
     step = "config"
 
 
+class TasksFileError(AutomationError):
+    """The tasks file is missing, a directory, or not UTF-8: the message names it and the fix."""
+
+    exit_code = EXIT_INVALID
+    step = "tasks"
+
+
 class LedgerError(AutomationError):
     """The ledger does not parse or validate; it is never overwritten in that state."""
 

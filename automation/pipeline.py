@@ -105,9 +105,9 @@ def run(
         session.record = replace(session.record, task=task.text)
         if config.notify_run_started:
             notifier.notify([discord.run_started_embed(repository=session.repository, now=now, task=task.text, run_url=reports.run_url(env))])
-        repo_context = context.build_context(repo, task.text, config.context_max_tokens, _private_paths(config))
-        analysis = _analyse(session, task.text, repo_context)
-        plan = _write_code(session, task.text, analysis, repo_context)
+        repo_context = context.build_context(repo, task.brief, config.context_max_tokens, _private_paths(config))
+        analysis = _analyse(session, task.brief, repo_context)
+        plan = _write_code(session, task.brief, analysis, repo_context)
         pr = _open_pull_request(session, remote, task, analysis, plan)
         session.save(replace(session.record, outcome="pr_opened", pr_url=pr.url))
         outcome = "pr_opened"
@@ -179,10 +179,11 @@ def _pick_task(session: Session, task_text: str | None, pulls: list[github.BotPu
     parking, so only an open PR for it stops the run: that would be a duplicate.
     """
     config = session.config
-    listed = tasks.read_tasks(_read_text(session.repo / config.tasks_file))
+    listed = tasks.read_tasks(tasks.load(session.repo, config.tasks_file))
     session.ledger = health.unpark_missing(session.ledger, [task.text for task in listed])
-    if task_text:
-        task = next((t for t in listed if t.text == task_text.strip()), tasks.Task(text=task_text.strip(), line=0))
+    if task_text is not None:
+        text = tasks.task_text(task_text)
+        task = next((t for t in listed if t.text == text), tasks.Task(text=text, line=0))
         pull = _pull_for(task.text, pulls)
         if pull is not None and pull.state == "open":
             raise PolicyStop(f"'{task.text}' already has an open pull request: {pull.url}", "duplicate")
@@ -204,13 +205,6 @@ def _pull_for(task_text: str, pulls: list[github.BotPull]) -> github.BotPull | N
     """The bot PR that decides a task's fate: an open one first, then a merged one, then a rejected one."""
     matching = [pull for pull in pulls if pull.task_hash == github.task_hash(task_text)]
     return min(matching, key=lambda pull: (pull.state != "open", not pull.merged), default=None)
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return ""
 
 
 def _paid_call(
@@ -385,15 +379,19 @@ def _close_run(session: Session, notifier: Notifier, outcome: str, error: Automa
 
 
 def _write_job_summary(session: Session, outcome: str, error: AutomationError | None) -> None:
-    path = session.env.get("GITHUB_STEP_SUMMARY")
-    if not path:
-        return
     text = reports.job_summary(
         task=session.record.task, outcome=outcome, pr_url=session.record.pr_url, error=error.message if error else None,
         record=session.record, ledger=session.ledger, budget_micro_usd=session.config.monthly_budget_micro_usd,
     )
-    with open(path, "a", encoding="utf-8") as summary:
-        summary.write(redact(text, session.secrets))
+    _write_summary(session.env, text)
+
+
+def _write_summary(env: Mapping[str, str], text: str) -> None:
+    """Append to the Actions job summary (``GITHUB_STEP_SUMMARY``), when there is one."""
+    path = env.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with open(path, "a", encoding="utf-8") as summary:
+            summary.write(redact(text, secret_values(env)))
 
 
 def _commit_ledger(session: Session) -> None:
@@ -425,35 +423,39 @@ def _commit_ledger(session: Session) -> None:
     session.say(f"Ledger committed to {target}")
 
 
-def dry_run(*, repo: Path, config_path: Path | None, task_text: str | None, now: dt.datetime, out: TextIO) -> int:
-    """What a run would do: no keys, no network, no writes."""
+def dry_run(
+    *, repo: Path, config_path: Path | None, task_text: str | None, env: Mapping[str, str], now: dt.datetime, out: TextIO
+) -> int:
+    """What a run would do: no keys, no network, no writes (but the job summary, in Actions)."""
     config = load_config(config_path, repo, now.date())
     loaded = ledger_module.load(repo / config.ledger_path, now, config.monthly_budget_micro_usd)
     ledger = ledger_module.rollover(loaded, ledger_module.month_of(now))
-    markdown = _read_text(repo / config.tasks_file)
-    pending = tasks.read_tasks(markdown)
-    task = task_text.strip() if task_text else (pending[0].text if pending else None)
-    out.write("Dry run: no keys, no network, nothing written.\n")
+    pending = tasks.read_tasks(tasks.load(repo, config.tasks_file))
+    task = tasks.Task(tasks.task_text(task_text), 0) if task_text is not None else (pending[0] if pending else None)
+    lines = ["Dry run: no keys, no network, nothing written."]
     if task is None:
-        out.write(f"No task left in {config.tasks_file}: the run would stop here (exit 0).\n")
-        return EXIT_OK
-    repo_context = context.build_context(repo, task, config.context_max_tokens, _private_paths(config))
-    cost = budget.run_cost(
-        config.price(config.analysis_model), config.price(config.code_model), config.analysis_max_tokens,
-        config.code_max_tokens, analysis_input_tokens=repo_context.tokens + PROMPT_OVERHEAD_TOKENS,
-    )
-    left = budget.remaining_micro_usd(ledger, config.monthly_budget_micro_usd)
-    out.write(
-        f"Task: {task}\n"
-        f"  ({len(pending)} unticked in {config.tasks_file}; open or rejected bot PRs are skipped in a real run)\n"
-        f"Context: {len(repo_context.files)} files, {repo_context.tokens:,} of {config.context_max_tokens:,} tokens\n"
-        f"{context.describe(repo_context)}"
-        f"Models: {config.analysis_model} (analysis), {config.code_model} (code)\n"
-        f"Cost of this run: about {format_usd(cost.typical, 4)}, at most {format_usd(cost.worst, 4)}\n"
-        f"Budget left in {ledger.month}: {format_usd(left)} of {format_usd(config.monthly_budget_micro_usd)}"
-        f" ({reports.progress_bar(ledger.spent_micro_usd, config.monthly_budget_micro_usd)})\n"
-    )
-    if cost.worst > left:
-        out.write("The budget would stop this run before its first call (exit 0).\n")
-    out.write("".join(f"{warning}\n" for warning in config.retirement_warnings(now.date())))
+        lines.append(f"No task left in {config.tasks_file}: the run would stop here (exit 0).")
+    else:
+        repo_context = context.build_context(repo, task.brief, config.context_max_tokens, _private_paths(config))
+        cost = budget.run_cost(
+            config.price(config.analysis_model), config.price(config.code_model), config.analysis_max_tokens,
+            config.code_max_tokens, analysis_input_tokens=repo_context.tokens + PROMPT_OVERHEAD_TOKENS,
+        )
+        left = budget.remaining_micro_usd(ledger, config.monthly_budget_micro_usd)
+        lines += [
+            f"Task: {task.text}",
+            *(f"  {step}" for step in task.steps),
+            f"  ({reports.plural(len(pending), 'unticked task')} in {config.tasks_file}; open or rejected bot PRs are skipped in a real run)",
+            f"Context: {reports.plural(len(repo_context.files), 'file')}, {repo_context.tokens:,} of {config.context_max_tokens:,} tokens",
+            *context.describe(repo_context).splitlines(),
+            f"Models: {config.analysis_model} (analysis), {config.code_model} (code)",
+            f"Cost of this run: about {format_usd(cost.typical, 4)}, at most {format_usd(cost.worst, 4)}",
+            f"Budget left in {ledger.month}: {format_usd(left)} of {format_usd(config.monthly_budget_micro_usd)}"
+            f" ({reports.progress_bar(ledger.spent_micro_usd, config.monthly_budget_micro_usd)})",
+        ]
+        if cost.worst > left:
+            lines.append("The budget would stop this run before its first call (exit 0).")
+        lines += config.retirement_warnings(now.date())
+    out.write("".join(f"{line}\n" for line in lines))
+    _write_summary(env, reports.dry_run_summary(lines[1:]))
     return EXIT_OK

@@ -19,6 +19,17 @@ def usd(micro_usd: int) -> float:
     return round(micro_usd / MICRO, 6)
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 file``, ``2 files``, ``1,000 runs``: a count with its noun in the right number."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def dry_run_summary(lines: list[str]) -> str:
+    """Markdown for ``$GITHUB_STEP_SUMMARY`` after a dry run: its report as a code block."""
+    body = "\n".join(lines)
+    return f"## ai-orchestration dry run\n\nNo keys, no network, nothing written.\n\n```text\n{body}\n```\n"
+
+
 def progress_bar(spent_micro_usd: int, budget_micro_usd: int, width: int = 10) -> str:
     """``▰▰▰▱▱▱▱▱▱▱ 31% of $15.00``: the budget bar used in status, summaries and Discord."""
     share = 0.0 if budget_micro_usd <= 0 else min(1.0, spent_micro_usd / budget_micro_usd)

@@ -6,7 +6,10 @@ import re
 
 import pytest
 
-from automation.tasks import Task, read_tasks, slug, tick
+from pathlib import Path
+
+from automation.errors import TasksFileError, UsageError
+from automation.tasks import Task, load, near_match, read_tasks, slug, task_text, tick
 
 TASKS_MD = """# Tasks
 
@@ -45,11 +48,138 @@ def test_read_tasks_finds_every_unticked_item_in_order() -> None:
         "Add a /health endpoint",
         "Star bullet",
         "Plus bullet",
-        "Nested under plus",
         "Numbered item",
         "Numbered with a paren",
         "Tab-indented item",
     ]
+
+
+def test_nested_unticked_item_is_a_sub_step_of_its_task() -> None:
+    plus = next(task for task in read_tasks(TASKS_MD) if task.text == "Plus bullet")
+    assert plus.steps == ("- [ ] Nested under plus",)
+    assert plus.brief == "Plus bullet\n\nSub-steps:\n- [ ] Nested under plus"
+
+
+# Where GitHub renders no checkbox, there is no task: HTML comments and blocks, indented code
+# (also right after a paragraph's blank line), fences, and "[ ]" that does not open an item.
+NOT_TASKS = [
+    "<!--\n- [ ] Example task kept in a template comment\n-->\n",
+    "<!-- one-line comment - [ ] not a task -->\n",
+    "Intro paragraph.\n\n    - [ ] in an indented code block\n",
+    "<details>\n- [ ] inside an HTML block that runs to the blank line\n</details>\n",
+    "````\n```\n- [ ] inside a fence with a longer opener\n```\n````\n",
+    "    ```\n    - [ ] indented code that looks like a fence\n",
+    "| a | b |\n|---|---|\n| - [ ] cell | x |\n",
+    "Text - [ ] mid-line\n",
+    "- [ ]\n",
+]
+
+
+@pytest.mark.parametrize("markdown", NOT_TASKS)
+def test_lines_github_does_not_render_as_task_items_are_no_tasks(markdown: str) -> None:
+    assert read_tasks(markdown) == []
+
+
+def test_template_comment_above_the_real_list_is_skipped_and_never_ticked() -> None:
+    text = "# Tasks\n<!-- Example:\n- [ ] Add a /health endpoint\n-->\n\n- [ ] Real task\n"
+    assert read_tasks(text) == [Task("Real task", 6)]
+    assert tick(text, read_tasks(text)[0]) == text.replace("- [ ] Real task", "- [x] Real task")
+
+
+def test_items_github_renders_as_tasks_are_tasks() -> None:
+    text = (
+        "> - [ ] quoted item\n\n"
+        "<details>\n\n- [ ] in details, after a blank line\n\n</details>\n\n"
+        "- Backend\n  - [ ] under a plain item\n"
+        "- [ ] wrapped over\n  two lines\n"
+    )
+    assert [task.text for task in read_tasks(text)] == [
+        "quoted item", "in details, after a blank line", "under a plain item", "wrapped over two lines",
+    ]
+    ticked = tick(text, read_tasks(text)[0])
+    assert ticked == text.replace("> - [ ] quoted", "> - [x] quoted")
+
+
+def test_a_bom_keeps_the_first_item_and_the_tick_keeps_the_bom() -> None:
+    text = "\ufeff- [ ] first\n"
+    assert read_tasks(text) == [Task("first", 1)]
+    assert tick(text, read_tasks(text)[0]) == "\ufeff- [x] first\n"
+
+
+NESTED = """- [ ] Parent task
+  - [ ] first step
+  - [x] done step
+    - [ ] deeper step
+- [x] Done parent
+  - [ ] left-over step of a done task
+- [ ] Next task
+"""
+
+
+def test_nested_items_belong_to_their_top_level_task() -> None:
+    assert read_tasks(NESTED) == [
+        Task("Parent task", 1, ("- [ ] first step", "- [x] done step", "  - [ ] deeper step")),
+        Task("Next task", 7),
+    ]
+
+
+def test_ticking_a_task_ticks_its_unticked_steps_and_nothing_else() -> None:
+    ticked = tick(NESTED, read_tasks(NESTED)[0])
+    assert ticked == NESTED.replace("[ ] Parent", "[x] Parent").replace("[ ] first", "[x] first").replace("[ ] deeper", "[x] deeper")
+    assert read_tasks(ticked) == [Task("Next task", 7)]
+
+
+def test_load_reads_utf8(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "TASKS.md").write_text("- [ ] é\n", encoding="utf-8")
+    assert load(tmp_path, "docs/TASKS.md") == "- [ ] é\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("- [ ] x\n".encode("utf-16"), "docs/TASKS.md: the tasks file is UTF-16; save it as UTF-8"),
+        ("- [ ] x\n".encode("utf-16-be").join([b"\xfe\xff", b""]), "UTF-16"),
+        (b"- [ ] ok\n- [ ] caf\xe9\n", "docs/TASKS.md: the tasks file is not UTF-8 text (line 2"),
+    ],
+)
+def test_load_refuses_text_that_is_not_utf8(tmp_path: Path, data: bytes, message: str) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "TASKS.md").write_bytes(data)
+    with pytest.raises(TasksFileError, match=re.escape(message)) as caught:
+        load(tmp_path, "docs/TASKS.md")
+    assert caught.value.exit_code == 2
+
+
+def test_load_refuses_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "docs" / "TASKS.md").mkdir(parents=True)
+    with pytest.raises(TasksFileError, match=r"docs/TASKS.md: is a directory") as caught:
+        load(tmp_path, "docs/TASKS.md")
+    assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("existing", "suggested"),
+    [("docs/tasks.md", "docs/tasks.md"), ("docs/TASK.md", "docs/TASK.md"), ("README.md", None)],
+)
+def test_a_missing_tasks_file_is_an_error_with_the_nearest_name(tmp_path: Path, existing: str, suggested: str | None) -> None:
+    (tmp_path / existing).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / existing).write_text("- [ ] x\n")
+    assert near_match(tmp_path, "docs/TASKS.md") == suggested
+    with pytest.raises(TasksFileError, match=r"^docs/TASKS.md: tasks file not found") as caught:
+        load(tmp_path, "docs/TASKS.md")
+    assert (f"did you mean {suggested}?" in caught.value.message) is (suggested is not None)
+    assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\t\n", "\u200b", "\u00a0\u3000"])
+def test_task_text_refuses_empty_or_invisible_text(text: str) -> None:
+    with pytest.raises(UsageError, match="--task is empty"):
+        task_text(text)
+
+
+def test_task_text_strips_surrounding_space() -> None:
+    assert task_text("  Add a /health endpoint \n") == "Add a /health endpoint"
 
 
 def test_read_tasks_reports_one_based_lines() -> None:
