@@ -42,7 +42,7 @@ def program_name(argv0: str) -> str:
 def build_parser(prog: str = "python -m automation") -> argparse.ArgumentParser:
     parser = _Parser(prog=prog, description="Turn a task list into pull requests within a monthly budget.")
     parser.add_argument("--version", action="version", version=f"ai-orchestration {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="command")
 
     def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=summary, description=description)

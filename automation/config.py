@@ -17,9 +17,11 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from .errors import ConfigError
-from .prices import ANTHROPIC, OPENAI, Price, PriceTable, usd_to_micro
+from .prices import ANTHROPIC, OPENAI, Price, PriceTable, format_usd, usd_to_micro
 
 DEFAULT_CONFIG_PATH = ".github/ai-orchestration.yml"
+# What errors name when the repository has no config file: never a file the user does not have.
+BUILTIN_SOURCE = f"the built-in defaults (this repository has no {DEFAULT_CONFIG_PATH}; create it to change a setting)"
 RETIREMENT_WARNING_DAYS = 30
 # Each step speaks one API: analysis the Anthropic Messages API (with its free token count),
 # code OpenAI Chat Completions with a strict JSON schema.
@@ -316,8 +318,9 @@ def _check_consistency(config: Config, today: dt.date) -> None:
     over = [m for m in config.milestones_micro_usd if m > config.monthly_budget_micro_usd]
     if over:
         raise ConfigError(
-            f"{source}: budget.milestones_usd has ${over[0] / 1_000_000:g}, above budget.monthly_usd "
-            f"${config.monthly_budget_micro_usd / 1_000_000:g}; lower the milestone or raise the budget"
+            f"{source}: budget.milestones_usd has {format_usd(over[0])}, above budget.monthly_usd "
+            f"{format_usd(config.monthly_budget_micro_usd)}; lower the milestone or raise the budget "
+            f"(or leave milestones_usd out: it defaults to a third, two thirds and all of the budget)"
         )
     for key, model in config.configured_models().items():
         price = config.prices.find(model)
@@ -344,14 +347,14 @@ def load_config(path: Path | None, repo_root: Path, today: dt.date) -> Config:
     if path is None:
         default = repo_root / DEFAULT_CONFIG_PATH
         if not default.exists():
-            config = Config()
+            config = Config(source=BUILTIN_SOURCE)
             _check_consistency(config, today)
             return config
         path = default
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found (check --config)") from None
+        raise ConfigError(f"{path}: config file not found; check --config (a relative path is relative to --repo)") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: cannot read the config file: {err}") from None
     return parse_config(text, str(path), today)

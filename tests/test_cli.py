@@ -153,11 +153,15 @@ def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
     }
 
 
+def git_checkout(folder: Path) -> Path:
+    """An empty git checkout at ``folder``: what ``--repo`` must point at."""
+    subprocess.run(["git", "init", "--quiet", str(folder)], check=True)
+    return folder
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    folder = tmp_path / "repo"
-    folder.mkdir()
-    return folder
+    return git_checkout(tmp_path / "repo")
 
 
 # --- status -----------------------------------------------------------------------------------
@@ -269,7 +273,7 @@ def test_status_with_no_ledger_and_no_config_is_an_empty_month(repo: Path) -> No
     data = json.loads(result.out)
     assert (data["month"], data["spent_usd"], data["remaining_usd"], data["executions"]) == ("2026-11", 0.0, 15.0, 0)
     assert (data["projected_month_end_usd"], data["budget_runs_out_on"]) == (0.0, None)
-    assert list(repo.iterdir()) == []  # status creates nothing
+    assert [path.name for path in repo.iterdir()] == [".git"]  # status creates nothing
 
 
 def test_overspending_pace_gives_the_day_the_budget_runs_out(repo: Path) -> None:
@@ -535,7 +539,7 @@ def test_simulate_never_writes_the_real_ledger(repo: Path) -> None:
 
 def test_simulate_from_a_fresh_repository_creates_no_ledger(repo: Path) -> None:
     assert cli("simulate", "--runs", "300", repo=repo, now=MONTH_START).code == 0
-    assert list(repo.iterdir()) == []
+    assert [path.name for path in repo.iterdir()] == [".git"]
 
 
 @pytest.mark.parametrize(
@@ -544,6 +548,7 @@ def test_simulate_from_a_fresh_repository_creates_no_ledger(repo: Path) -> None:
         (("simulate", "--runs", "0"), "--runs"),
         (("simulate", "--runs", "-1"), "--runs"),
         (("simulate", "--runs", "many"), "--runs"),
+        (("simulate", "--runs", "1000000000"), "--runs must be a whole number from 1 to 30,000 (got 1,000,000,000)"),
         (("simulate", "--until", "abc"), "--until"),
         (("simulate", "--until", "0"), "--until"),
         (("simulate", "--until", "-5"), "--until"),
@@ -674,8 +679,7 @@ def test_an_error_quoting_a_secret_masks_it(repo: Path, variable: str, actions: 
 
 
 def test_a_secret_in_an_unknown_key_or_a_path_is_masked(tmp_path: Path) -> None:
-    folder = tmp_path / SECRETS["OPENAI_API_KEY"]
-    folder.mkdir()
+    folder = git_checkout(tmp_path / SECRETS["OPENAI_API_KEY"])
     write_config(folder, f"{SECRETS['ANTHROPIC_API_KEY']}: 1\n")
     result = cli("costs", repo=folder, env=SECRETS)
     assert result.code == 2 and "unknown key '***'" in result.err

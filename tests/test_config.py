@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from automation.config import Config, load_config, parse_config
+from automation.config import BUILTIN_SOURCE, Config, load_config, parse_config
 from automation.errors import EXIT_INVALID, ConfigError
 from automation.prices import Usage
 
 TODAY = dt.date(2026, 11, 15)
 SOURCE = ".github/ai-orchestration.yml"
+SHIPPED = Path(__file__).resolve().parent.parent / SOURCE
 
 
 def problem(text: str, today: dt.date = TODAY) -> str:
@@ -152,8 +153,9 @@ def test_zero_or_negative_budget_is_refused(value: str, shown: str) -> None:
 
 def test_milestones_above_the_budget_are_refused() -> None:
     assert problem("budget:\n  monthly_usd: 10\n  milestones_usd: [5, 12.5]\n") == (
-        f"{SOURCE}: budget.milestones_usd has $12.5, above budget.monthly_usd $10; "
-        "lower the milestone or raise the budget"
+        f"{SOURCE}: budget.milestones_usd has $12.50, above budget.monthly_usd $10.00; "
+        "lower the milestone or raise the budget (or leave milestones_usd out: it defaults to a third, "
+        "two thirds and all of the budget)"
     )
     # a budget set without milestones gets a third, two thirds and all of it, to the cent
     assert parse_config("budget:\n  monthly_usd: 8\n", SOURCE, TODAY).milestones_micro_usd == (2_670_000, 5_330_000, 8_000_000)
@@ -280,7 +282,7 @@ def test_price_override_mistakes(text: str, expected: str) -> None:
 
 
 def test_load_config_reads_the_default_file_or_falls_back_to_defaults(tmp_path: Path) -> None:
-    assert load_config(None, tmp_path, TODAY) == Config()
+    assert load_config(None, tmp_path, TODAY) == Config(source=BUILTIN_SOURCE)
     default = tmp_path / ".github" / "ai-orchestration.yml"
     default.parent.mkdir()
     default.write_text("budget:\n  monthly_usd: 20\n  milestones_usd: [20]\n", encoding="utf-8")
@@ -292,7 +294,7 @@ def test_load_config_errors_name_the_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yml"
     with pytest.raises(ConfigError) as caught:
         load_config(missing, tmp_path, TODAY)
-    assert str(caught.value) == f"{missing}: config file not found (check --config)"
+    assert str(caught.value) == f"{missing}: config file not found; check --config (a relative path is relative to --repo)"
     assert caught.value.exit_code == EXIT_INVALID
 
     bad = tmp_path / "bad.yml"
@@ -332,3 +334,30 @@ def test_context_exclude_globs_are_read() -> None:
     config = parse_config("context:\n  exclude: ['vendor/**', '*.min.js']\n", SOURCE, TODAY)
     assert config.context_exclude == ("vendor/**", "*.min.js")
     assert parse_config("", SOURCE, TODAY).context_exclude == ()
+
+
+def test_the_shipped_config_file_holds_exactly_the_defaults() -> None:
+    """Its header says every value shown is the default: parsing it must change nothing."""
+    shipped = parse_config(SHIPPED.read_text(encoding="utf-8"), SOURCE, TODAY)
+    assert shipped == Config(source=SOURCE)
+
+
+@pytest.mark.parametrize("budget", ["10", "7.50", "100", "1000"])
+def test_changing_only_the_budget_in_the_shipped_file_works(budget: str) -> None:
+    text = SHIPPED.read_text(encoding="utf-8")
+    assert "  monthly_usd: 15.00\n" in text
+    config = parse_config(text.replace("  monthly_usd: 15.00\n", f"  monthly_usd: {budget}\n"), SOURCE, TODAY)
+    cap = int(float(budget) * 1_000_000)
+    assert config.monthly_budget_micro_usd == cap
+    assert config.milestones_micro_usd[-1] == cap and len(config.milestones_micro_usd) == 3
+
+
+def test_with_no_config_file_errors_never_name_a_file_the_repository_lacks(tmp_path: Path) -> None:
+    retiring = [price.retires for price in map(Config().price, Config().configured_models().values()) if price.retires]
+    if not retiring:
+        pytest.skip("no default model has a retirement date to trip over")
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, tmp_path, min(retiring))
+    message = str(caught.value)
+    assert message.startswith("the built-in defaults (this repository has no .github/ai-orchestration.yml; create it")
+    assert "was retired" in message and not (tmp_path / SOURCE).exists()
