@@ -194,6 +194,7 @@ def _simulate(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime
 def _run(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
     from .pipeline import dry_run, run
 
+    quiet_library_logging()  # after the import: importing PyGithub attaches its stderr handler
     task_text = None if args.task is None else tasks.task_text(args.task)  # before anything is paid or pushed
     repo = checkout(args.repo)
     if args.dry_run:
@@ -224,7 +225,6 @@ def main(
     out = out or sys.stdout
     err = err or sys.stderr
     secrets = secret_values(env)
-    quiet_library_logging()
     try:
         args = build_parser(program_name(sys.argv[0])).parse_args(argv)
         return COMMANDS[args.command](args, env, now, out)
@@ -246,13 +246,16 @@ def main(
 
 
 def quiet_library_logging() -> None:
-    """Keep PyGithub's own log lines (its retries, its errors) off stderr: our error says it in one line.
+    """Keep PyGithub's own log lines off stderr: our error already says it, in one line.
 
-    Without a handler, Python's last-resort handler prints every library warning to stderr.
+    Importing PyGithub attaches a stderr handler at INFO to its "github" logger, so a refused
+    request prints "Request POST … failed with 403" before our message. Its records go nowhere
+    instead (nor to Python's last-resort handler, which a logger with no handler would reach).
     """
     library = logging.getLogger("github")
-    if not any(isinstance(handler, logging.NullHandler) for handler in library.handlers):
-        library.addHandler(logging.NullHandler())
+    for handler in list(library.handlers):
+        library.removeHandler(handler)
+    library.addHandler(logging.NullHandler())
     library.propagate = False
 
 

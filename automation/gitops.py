@@ -119,6 +119,16 @@ def resolve(root: Path, ref: str, env: Mapping[str, str] | None) -> str:
     return result.stdout.decode().strip()
 
 
+def require_remote(root: Path, env: Mapping[str, str] | None) -> None:
+    """GitError saying what to do when the checkout has no ``origin``: everything a run fetches
+    and pushes (the default branch, its work branches, the ledger) goes through it."""
+    if _run(root, ["remote", "get-url", REMOTE], env).returncode != 0:
+        raise GitError(
+            f"{root} has no '{REMOTE}' remote: the bot reads the ledger from it and pushes its branches and pull "
+            f"requests to it; add it with `git remote add {REMOTE} <your repository's URL>` (Actions' checkout sets it)"
+        )
+
+
 def fetch(root: Path, branch: str, env: Mapping[str, str] | None, *, missing_ok: bool = False) -> str | None:
     """Fetch ``branch`` from origin into ``refs/remotes/origin/<branch>`` and return its tip.
 

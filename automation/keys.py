@@ -20,17 +20,28 @@ KEY_PAGES = {
 
 def api_key(env: Mapping[str, str], provider: str) -> str:
     """The provider's key from ``env``, or MissingSecretError naming the variable and the fix."""
-    variable = KEY_VARIABLES[provider]
-    key = env.get(variable, "").strip()
+    key = env.get(KEY_VARIABLES[provider], "").strip()
     if not key:
-        raise MissingSecretError(
-            f"{variable} is not set. Add it as a repository secret (Settings > Secrets and variables > "
-            f"Actions) with a key from {KEY_PAGES[provider]}, and pass it to the workflow step's env."
-        )
+        raise MissingSecretError(missing_keys_message([provider]))
     return key
 
 
+def missing_keys_message(providers: Iterable[str]) -> str:
+    """One line naming every missing key, where to get it, and how to set it locally and in Actions."""
+    ordered = sorted(set(providers))
+    variables = [KEY_VARIABLES[provider] for provider in ordered]
+    several = len(variables) > 1
+    return (
+        f"{' and '.join(variables)} {'are' if several else 'is'} not set. "
+        f"Get {'the keys' if several else 'a key'} at {' and '.join(KEY_PAGES[provider] for provider in ordered)}; "
+        f"on your machine: export {' '.join(f'{variable}=…' for variable in variables)}; "
+        f"in GitHub Actions: add {'each' if several else 'it'} as a repository secret (Settings > Secrets and variables > "
+        f"Actions) and pass {'them' if several else 'it'} in the workflow step's env. A dry run (run --dry-run) needs no keys."
+    )
+
+
 def require_keys(env: Mapping[str, str], providers: Iterable[str]) -> None:
-    """Fail before any call when a key the configured models need is missing."""
-    for provider in sorted(set(providers)):
-        api_key(env, provider)
+    """Fail before any call when a key the configured models need is missing, naming them all."""
+    missing = [provider for provider in set(providers) if not env.get(KEY_VARIABLES[provider], "").strip()]
+    if missing:
+        raise MissingSecretError(missing_keys_message(missing))

@@ -152,6 +152,7 @@ def _open_session(
 def _read_ledger(repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime) -> Ledger:
     """The ledger of record (the working tree's, or ``ledger.branch``'s), merged with any ledger
     a protected branch refused earlier and that was kept on the rescue branch instead."""
+    gitops.require_remote(repo, env)
     if config.ledger_branch:
         primary = _branch_ledger(repo, config.ledger_branch, config, env) or ledger_module.new_ledger(
             now, config.monthly_budget_micro_usd

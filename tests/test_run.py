@@ -26,8 +26,12 @@ TASKS = """# Tasks
 
 ## Now
 - [x] Set up the project
+<!-- Example kept by the template: never a task
+- [ ] Example task in a comment
+-->
 - [ ] Add a greeting module
-  - [ ] Say hello in French too
+  - [ ] Greet by name
+- [ ] Say hello in French too
 - [ ] Write the changelog
 """
 GREETING = {"path": "app/greeting.py", "action": "create", "content": "def greet(name):\n    return f'Hello, {name}!'\n"}
@@ -135,7 +139,9 @@ def test_happy_path_opens_one_pull_request_and_commits_the_ledger(world: World) 
     assert branch in world.remote_branches()
     assert world.remote_file(branch, "app/greeting.py") == GREETING["content"]
     assert "- [x] Add a greeting module" in world.remote_file(branch, "docs/TASKS.md")
+    assert "  - [x] Greet by name" in world.remote_file(branch, "docs/TASKS.md")  # its sub-step, done with it
     assert "- [ ] Say hello in French too" in world.remote_file(branch, "docs/TASKS.md")
+    assert "- [ ] Example task in a comment" in world.remote_file(branch, "docs/TASKS.md")
 
     [pull] = world.created_pulls()
     assert pull["title"] == "Add a greeting module"
@@ -157,6 +163,7 @@ def test_happy_path_opens_one_pull_request_and_commits_the_ledger(world: World) 
     assert ledger["executions"] == 1 and ledger["prs_opened"] == 1
 
     analysis_request = world.anthropic.generation_requests[0].json
+    assert "Add a greeting module\n\nSub-steps:\n- [ ] Greet by name" in analysis_request["messages"][0]["content"]
     assert analysis_request["model"] == "claude-sonnet-5-5" and "temperature" not in analysis_request
     code_request = world.openai.generation_requests[0].json
     assert code_request["response_format"]["json_schema"]["strict"] is True
@@ -306,6 +313,72 @@ def test_missing_key_exits_1_naming_the_variable_before_any_call(world: World) -
     assert result.returncode == 1
     assert "OPENAI_API_KEY" in result.stderr
     assert world.anthropic.requests == [] and world.github.requests == []
+
+
+def test_all_missing_keys_are_named_at_once_with_how_to_set_them_here_and_in_actions(world: World) -> None:
+    env = {k: v for k, v in world.env.items() if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")}
+    result = world.run(env=env)
+
+    assert result.returncode == 1 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ANTHROPIC_API_KEY and OPENAI_API_KEY are not set.")
+    assert "export ANTHROPIC_API_KEY=… OPENAI_API_KEY=…" in line and "repository secret" in line
+
+
+@pytest.mark.parametrize("text", ["   ", "", "\t", "\u200b"])
+def test_an_empty_task_is_refused_before_anything(world: World, text: str) -> None:
+    result = world.run("--task", text)
+
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "error: --task is empty: give the task's text, or leave --task out to take the next task from the tasks file"
+    ]
+    assert world.github.requests == [] and world.anthropic.requests == [] and world.openai.requests == []
+    assert world.remote_branches() == ["main"]
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda tasks: tasks.rename(tasks.with_name("tasks.md")), "docs/TASKS.md: tasks file not found in"),
+        (lambda tasks: tasks.write_bytes(TASKS.encode("utf-16")), "docs/TASKS.md: the tasks file is UTF-16"),
+        (lambda tasks: (tasks.unlink(), tasks.mkdir()), "docs/TASKS.md: is a directory"),
+    ],
+)
+@pytest.mark.parametrize("dry", [False, True])
+def test_a_broken_tasks_file_is_exit_2_naming_it(world: World, make, expected: str, dry: bool) -> None:
+    tasks = world.checkout / "docs" / "TASKS.md"
+    make(tasks)
+    result = world.run(*(["--dry-run"] if dry else []))
+
+    assert result.returncode == 2, result
+    assert expected in result.stderr and "internal error" not in result.stderr
+    assert "No task left" not in result.stdout
+    if "not found" in expected:
+        assert "did you mean docs/tasks.md?" in result.stderr
+    assert world.anthropic.requests == [] and world.openai.requests == []
+
+
+def test_no_origin_says_so_without_naming_internal_branches(world: World) -> None:
+    git(world.checkout, "remote", "remove", "origin")
+    result = world.run()
+
+    assert result.returncode == 1 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert "has no 'origin' remote" in line and "git remote add origin" in line
+    assert "ai-orchestration/ledger" not in line
+    assert world.anthropic.requests == [] and world.github.requests == []
+
+
+def test_a_github_error_is_one_line_without_pygithub_logging(world: World) -> None:
+    from tests.fakes.github_server import FakeGitHub
+
+    world.github.fail_next("POST", "/repos/*/pulls", FakeGitHub.actions_not_permitted())
+    result = world.run()
+
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()  # PyGithub's own "Request POST … failed with 403" is not shown
+    assert line.startswith("error: ") and "Allow GitHub Actions to create and approve pull requests" in line
 
 
 def test_dry_run_needs_no_keys_no_network_and_writes_nothing(world: World) -> None:
