@@ -61,6 +61,11 @@ def build_parser(prog: str = "python -m automation") -> argparse.ArgumentParser:
     )
     run.add_argument("--dry-run", action="store_true", help="no keys, no network, no writes: show what would happen")
     run.add_argument("--task", default=None, help="work on this task text instead of the next one in the tasks file")
+    run.add_argument(
+        "--decide-only", action="store_true",
+        help="stop for real on any policy stop, but hand a run with work over before its first model call "
+        "(work=true in $GITHUB_OUTPUT); needs neither the model SDKs nor the keys",
+    )
 
     status = command(
         "status", "where the month's budget stands",
@@ -199,7 +204,10 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out
     repo = checkout(args.repo)
     if args.dry_run:
         return dry_run(repo=repo, config_path=config_path(args, repo), task_text=task_text, env=env, now=now, out=out)
-    return run(repo=repo, config_path=config_path(args, repo), task_text=task_text, env=env, now=now, out=out)
+    return run(
+        repo=repo, config_path=config_path(args, repo), task_text=task_text, env=env, now=now, out=out,
+        decide_only=args.decide_only,
+    )
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Mapping[str, str], dt.datetime, TextIO], int]] = {

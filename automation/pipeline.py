@@ -42,6 +42,8 @@ PROMPT_OVERHEAD_TOKENS = 2_000
 LEDGER_PUSH_ATTEMPTS = 5
 # Where the ledger goes when a protected branch refuses it; every run merges it back in.
 RESCUE_LEDGER_BRANCH = "ai-orchestration/ledger"
+# The outcome of `run --decide-only` when there is work: the next step installs the SDKs and runs.
+HANDED_OVER = "handed_over"
 
 
 @dataclass
@@ -82,12 +84,19 @@ def run(
     now: dt.datetime,
     out: TextIO,
     clock: Callable[[], float] = time.monotonic,
+    decide_only: bool = False,
 ) -> int:
-    """One cron run. Exit 0: PR opened or a policy stop; 1: a step failed; 2: invalid input."""
+    """One cron run. Exit 0: PR opened or a policy stop; 1: a step failed; 2: invalid input.
+
+    ``decide_only`` runs every policy stop for real (recorded, announced, ledger committed) but
+    hands a run with work over before its first model call, writing ``work=true`` to
+    ``GITHUB_OUTPUT``: so a cron run with nothing to do never installs the provider SDKs.
+    """
     if env.get("GITHUB_ACTIONS") == "true":
         out.write("".join(line + "\n" for line in mask_commands(env)))
     config = load_config(config_path, repo, now.date())
-    keys.require_keys(env, {config.price(model).provider for model in config.configured_models().values()})
+    if not decide_only:  # the deciding step is given no model keys
+        keys.require_keys(env, {config.price(model).provider for model in config.configured_models().values()})
     session = _open_session(repo, config, env, now, out, clock)
     notifier = Notifier(env.get("DISCORD_WEBHOOK_URL"), log=session.say)
     for warning in config.retirement_warnings(now.date()):
@@ -102,6 +111,8 @@ def run(
         pulls = github.bot_pull_requests(remote, config.branch_prefix)
         task = _pick_task(session, task_text, pulls)
         _check_pull_request_limit(config, pulls)
+        if decide_only:
+            _hand_over(session, task)
         session.record = replace(session.record, task=task.text)
         if config.notify_run_started:
             notifier.notify([discord.run_started_embed(repository=session.repository, now=now, task=task.text, run_url=reports.run_url(env))])
@@ -121,7 +132,25 @@ def run(
         _close_run(session, notifier, outcome, error)
     if error is not None:
         raise error  # recorded, announced and committed: now the CLI reports it and sets the exit code
+    if decide_only:
+        _write_output(env, "work", "true" if outcome == HANDED_OVER else "false")
     return EXIT_OK
+
+
+def _hand_over(session: Session, task: tasks.Task) -> None:
+    """Stop before the first model call once it is sure the run has work (breakers included)."""
+    config = session.config
+    health.chain(session.ledger, config, config.analysis_model, config.analysis_fallbacks, session.now)
+    health.chain(session.ledger, config, config.code_model, config.code_fallbacks, session.now)
+    raise PolicyStop(f"Work to do: '{task.text}'; the full run takes it from here.", HANDED_OVER)
+
+
+def _write_output(env: Mapping[str, str], name: str, value: str) -> None:
+    """A step output for the workflow's later steps (``GITHUB_OUTPUT``), when there is one."""
+    path = env.get("GITHUB_OUTPUT")
+    if path:
+        with open(path, "a", encoding="utf-8") as output:
+            output.write(f"{name}={value}\n")
 
 
 def _check_pull_request_limit(config: Config, pulls: list[github.BotPull]) -> None:
@@ -374,7 +403,8 @@ def _close_run(session: Session, notifier: Notifier, outcome: str, error: Automa
         reports.run_url(session.env),
     )
     notifier.notify(embeds)
-    _write_job_summary(session, outcome, error)
+    if outcome != HANDED_OVER:  # the full run writes it
+        _write_job_summary(session, outcome, error)
     if session.ledger != session.base_ledger:
         _commit_ledger(session)
 

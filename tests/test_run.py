@@ -424,3 +424,59 @@ def test_given_task_with_an_open_pull_request_is_not_duplicated(world: World) ->
     assert result.returncode == 0, result.stderr
     assert "already has an open pull request" in result.stdout
     assert world.created_pulls() == [] and world.anthropic.requests == []
+
+
+# --- the cheap decision of a scheduled run (`run --decide-only`, the workflow's first step) --------
+
+
+def light_install(world: World) -> dict[str, str]:
+    """The deciding step's environment: no model keys, and the provider SDKs not installed."""
+    missing = world.tmp / "sdks-not-installed"
+    for name in ("anthropic", "openai"):
+        (missing / name).mkdir(parents=True, exist_ok=True)
+        (missing / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed in the deciding step')\n")
+    env = {k: v for k, v in world.env.items() if not k.endswith("_API_KEY")}
+    return {**env, "PYTHONPATH": f"{missing}{os.pathsep}{ROOT}", "GITHUB_OUTPUT": str(world.tmp / "output")}
+
+
+def shallow_checkout(world: World) -> None:
+    """What `actions/checkout` with `fetch-depth: 1` leaves: one commit of history."""
+    subprocess.run(["rm", "-rf", str(world.checkout)], check=True)
+    git(world.tmp, "clone", "-q", "--depth", "1", f"file://{world.remote}", str(world.checkout), env=world.env)
+    assert git(world.checkout, "rev-parse", "--is-shallow-repository").strip() == "true"
+
+
+def test_decide_only_hands_a_run_with_work_over_and_a_shallow_checkout_then_does_it(world: World) -> None:
+    shallow_checkout(world)
+    main_before = git(world.remote, "rev-parse", "main")
+    decided = world.run("--decide-only", env=light_install(world))
+
+    assert decided.returncode == 0, decided.stderr
+    assert "Work to do: 'Add a greeting module'" in decided.stdout
+    assert (world.tmp / "output").read_text() == "work=true\n"
+    assert world.anthropic.requests == [] and world.openai.requests == [] and world.created_pulls() == []
+    assert git(world.remote, "rev-parse", "main") == main_before  # nothing to record yet
+
+    result = world.run()  # the full run, in the same shallow checkout
+    assert result.returncode == 0, result.stderr
+    [pull] = world.created_pulls()
+    assert pull["title"] == "Add a greeting module"
+    assert world.ledger()["prs_opened"] == 1
+
+
+@pytest.mark.parametrize("stop", ["no_task", "pr_limit", "budget"])
+def test_decide_only_ends_a_run_with_nothing_to_do_without_the_sdks(world: World, stop: str) -> None:
+    if stop == "no_task":
+        world.push_to_main("docs/TASKS.md", "# Tasks\n- [x] Done already\n", "all done")
+    elif stop == "budget":
+        world.push_to_main(".github/ai-orchestration.yml", "budget:\n  monthly_usd: 0.01\n", "tiny budget")
+    else:
+        for index in range(5):
+            world.github.add_pull(title=f"Old {index}", head=f"ai/old-{index}", body="")
+    shallow_checkout(world)
+    result = world.run("--decide-only", env=light_install(world))
+
+    assert result.returncode == 0, result.stderr
+    assert (world.tmp / "output").read_text() == "work=false\n"
+    assert {"no_task": "No task left", "pr_limit": "bot pull requests are open", "budget": "budget"}[stop] in result.stdout
+    assert world.anthropic.requests == [] and world.openai.requests == [] and world.created_pulls() == []
