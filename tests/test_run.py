@@ -480,3 +480,4 @@ def test_decide_only_ends_a_run_with_nothing_to_do_without_the_sdks(world: World
     assert (world.tmp / "output").read_text() == "work=false\n"
     assert {"no_task": "No task left", "pr_limit": "bot pull requests are open", "budget": "budget"}[stop] in result.stdout
     assert world.anthropic.requests == [] and world.openai.requests == [] and world.created_pulls() == []
+
