@@ -20,6 +20,8 @@ from typing import Any, Iterable, Mapping
 from .config import Config
 from .errors import PolicyStop
 from .ledger import CallRecord, Ledger, RunRecord
+from .prices import format_usd
+from .wording import plural
 
 # Failures that say the provider is unwell (after the SDK's own retries); auth and quota
 # errors are the user's to fix and stop the run instead of tripping the breaker.
@@ -185,9 +187,9 @@ def model_stats(ledger: Ledger) -> list[ModelStats]:
 
 def render_stats(stats: list[ModelStats]) -> list[str]:
     return [
-        f"{s.provider}/{s.model}: {s.calls} calls, {s.success_rate:.0%} ok, "
+        f"{s.provider}/{s.model}: {plural(s.calls, 'call')}, {s.success_rate:.0%} ok, "
         f"p50 {s.p50_ms / 1000:.1f}s p95 {s.p95_ms / 1000:.1f}s p99 {s.p99_ms / 1000:.1f}s, "
-        f"${s.spent_micro_usd / 1e6:.4f}, {s.tokens:,} tokens"
+        f"{format_usd(s.spent_micro_usd, 4)}, {plural(s.tokens, 'token')}"
         for s in stats
     ]
 

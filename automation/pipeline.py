@@ -22,6 +22,7 @@ from .errors import EXIT_OK, AutomationError, PolicyStop, ProtectedBranchError, 
 from .ledger import CallRecord, Ledger, RunRecord
 from .prices import ANTHROPIC, Usage, format_usd
 from .redact import mask_commands, redact, secret_values
+from .wording import plural
 
 if TYPE_CHECKING:
     from .providers import ModelReply
@@ -476,8 +477,8 @@ def dry_run(
         lines += [
             f"Task: {task.text}",
             *(f"  {step}" for step in task.steps),
-            f"  ({reports.plural(len(pending), 'unticked task')} in {config.tasks_file}; open or rejected bot PRs are skipped in a real run)",
-            f"Context: {reports.plural(len(repo_context.files), 'file')}, {repo_context.tokens:,} of {config.context_max_tokens:,} tokens",
+            f"  ({plural(len(pending), 'unticked task')} in {config.tasks_file}; open or rejected bot PRs are skipped in a real run)",
+            f"Context: {plural(len(repo_context.files), 'file')}, {repo_context.tokens:,} of {config.context_max_tokens:,} tokens",
             *context.describe(repo_context).splitlines(),
             f"Models: {config.analysis_model} (analysis), {config.code_model} (code)",
             f"Cost of this run: about {format_usd(cost.typical, 4)}, at most {format_usd(cost.worst, 4)}",

@@ -12,16 +12,12 @@ from . import budget, health, series
 from .config import Config
 from .ledger import Ledger, RunRecord
 from .prices import MICRO, format_usd
+from .wording import plural
 
 
 def usd(micro_usd: int) -> float:
     """Micro-dollars as a JSON number of dollars (six places, exact for display)."""
     return round(micro_usd / MICRO, 6)
-
-
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """``1 file``, ``2 files``, ``1,000 runs``: a count with its noun in the right number."""
-    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def dry_run_summary(lines: list[str]) -> str:
@@ -73,17 +69,22 @@ def status_data(config: Config, ledger: Ledger, now: dt.datetime) -> dict[str, A
     }
 
 
+def _money(dollars: float) -> str:
+    """A dollar figure of ``status_data`` (six places, exact) in the one money format."""
+    return format_usd(round(dollars * MICRO))
+
+
 def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -> str:
     lines = [
-        f"Month {data['month']}: spent ${data['spent_usd']:.2f} of ${data['budget_usd']:.2f} "
-        f"(${data['remaining_usd']:.2f} left)",
+        f"Month {data['month']}: spent {_money(data['spent_usd'])} of {_money(data['budget_usd'])} "
+        f"({_money(data['remaining_usd'])} left)",
         f"  {progress_bar(ledger.spent_micro_usd, budget_micro_usd)}",
-        f"  runs {data['executions']}, pull requests {data['prs_opened']}",
-        f"  pace: ${data['projected_month_end_usd']:.2f} projected by month end; "
+        f"  {plural(data['executions'], 'run')}, {plural(data['prs_opened'], 'pull request')}",
+        f"  pace: {_money(data['projected_month_end_usd'])} projected by month end; "
         + (f"the budget runs out on {data['budget_runs_out_on']}" if data["budget_runs_out_on"] else "the budget lasts the month"),
     ]
-    reached = ", ".join(f"${m:g}" for m in data["milestones_reached"]) or "none yet"
-    lines.append(f"  milestones reached: {reached} (of {', '.join(f'${m:g}' for m in data['milestones_usd'])})")
+    reached = ", ".join(map(_money, data["milestones_reached"])) or "none yet"
+    lines.append(f"  milestones reached: {reached} (of {', '.join(map(_money, data['milestones_usd']))})")
     lines += [f"  {line}" for line in health.render_stats(health.model_stats(ledger))]
     for provider, state in data["health"]["breakers"].items():
         if state != "closed":
@@ -92,7 +93,10 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
         lines.append(f"  parked task (edit its text to retry): {task}")
     lines += [f"  {warning}" for warning in data["warnings"]]
     for entry in data["history"][-3:]:
-        lines.append(f"  {entry['month']}: ${entry['spent_usd']:.2f}, {entry['executions']} runs, {entry['prs_opened']} PRs")
+        lines.append(
+            f"  {entry['month']}: {_money(entry['spent_usd'])}, {plural(entry['executions'], 'run')}, "
+            f"{plural(entry['prs_opened'], 'pull request')}"
+        )
     return "\n".join(lines)
 
 
@@ -125,7 +129,9 @@ def render_costs(config: Config, now: dt.datetime) -> str:
     for milestone in config.milestones_micro_usd:
         runs_needed = -(-milestone // cost.typical)
         day = runs_needed * interval_hours / 24
-        lines.append(f"  ${milestone / MICRO:g} milestone: after about {runs_needed:,} runs (day {min(day, month_hours / 24):.0f} at that pace)")
+        lines.append(
+            f"  {format_usd(milestone)} milestone: after about {plural(runs_needed, 'run')} (day {min(day, month_hours / 24):.0f} at that pace)"
+        )
     lines += [f"  {warning}" for warning in config.retirement_warnings(now.date())]
     return "\n".join(lines)
 

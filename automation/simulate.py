@@ -16,6 +16,7 @@ from .config import Config
 from .errors import PolicyStop
 from .ledger import CallRecord, Ledger, RunRecord
 from .prices import Usage, format_usd
+from .wording import plural
 
 RUN_INTERVAL = dt.timedelta(hours=3)
 JITTER = 0.25  # synthetic usage varies +-25% around the typical run
@@ -78,6 +79,8 @@ def simulate(
         moment = now + (index - 1) * RUN_INTERVAL
         previous = ledger
         ledger = ledger_module.rollover(ledger, ledger_module.month_of(moment))
+        if ledger.month != previous.month:
+            yield f"--- {ledger.month} begins: the budget resets to {format_usd(cap)} ---"
         ledger, embeds = alerts.before_run(ledger, previous, config, moment, REPOSITORY)
         record = RunRecord(id=f"simulated-{index}", started_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
                            task=f"simulated task {index}", pr_url=f"https://example.invalid/pull/{index}")
@@ -106,5 +109,5 @@ def simulate(
         for embed in embeds:
             yield "  [Discord] " + discord.render_text(embed).replace("\n", "\n            ")
     if silent_stops:
-        yield f"{silent_stops} more runs stopped by the budget (no alert: it was already sent this month)"
-    yield f"End: {ledger.executions} runs in {ledger.month}, {format_usd(ledger.spent_micro_usd)} of {format_usd(cap)} spent."
+        yield f"{plural(silent_stops, 'more run')} stopped by the budget (no alert: it was already sent this month)"
+    yield f"End: {plural(ledger.executions, 'run')} in {ledger.month}, {format_usd(ledger.spent_micro_usd)} of {format_usd(cap)} spent."

@@ -252,19 +252,43 @@ def test_status_json_reports_the_month_from_the_ledger(five_dollar_repo: Path) -
     assert sonnet["outcomes"] == {"ok": 2, "overloaded": 1}
 
 
+COST_TRACKING = ROOT / "docs" / "COST-TRACKING.md"
+
+
+def guide_status_sample() -> list[str]:
+    """The output lines under ``$ python -m automation status`` in docs/COST-TRACKING.md."""
+    text = COST_TRACKING.read_text(encoding="utf-8")
+    block = text.split("```\n$ python -m automation status\n", 1)[1].split("```", 1)[0]
+    return block.splitlines()
+
+
 def test_status_text_is_what_the_guide_shows(five_dollar_repo: Path) -> None:
     result = cli("status", repo=five_dollar_repo, now=TENTH_DAY_OVER)
     assert (result.code, result.err) == (0, "")
     lines = result.out.splitlines()
+    assert lines == guide_status_sample(), "docs/COST-TRACKING.md's sample must be the real output of this ledger"
     assert lines[0] == "Month 2026-11: spent $5.00 of $15.00 ($10.00 left)"
     assert lines[1] == "  ▰▰▰▱▱▱▱▱▱▱ 33% of $15.00"
-    assert "  runs 3, pull requests 2" in lines
+    assert "  3 runs, 2 pull requests" in lines
     assert "  pace: $15.00 projected by month end; the budget lasts the month" in lines
-    assert "  milestones reached: $5 (of $5, $10, $15)" in lines
+    assert "  milestones reached: $5.00 (of $5.00, $10.00, $15.00)" in lines
     assert any(line.startswith("  anthropic/claude-sonnet-5-5: 3 calls, 67% ok, p50 12.0s p95 14.0s") for line in lines)
+    assert any(line.startswith("  anthropic/claude-haiku-4-5: 1 call, 100% ok") for line in lines)
     assert "  circuit breaker for anthropic: open" in lines
     assert "  parked task (edit its text to retry): Add a FAQ" in lines
     assert "warning" not in result.out  # the default models do not retire within 30 days of mid-November
+
+
+def test_money_has_one_format_everywhere_even_past_a_thousand_dollars(repo: Path) -> None:
+    write_config(repo, "budget:\n  monthly_usd: 1000\n")
+    status = cli("status", repo=repo).out
+    assert "spent $0.00 of $1,000.00 ($1,000.00 left)" in status
+    assert "(of $333.33, $666.67, $1,000.00)" in status
+    costs = cli("costs", repo=repo).out
+    assert "budget $1,000.00 a month" in costs and "$1,000.00 milestone" in costs
+    for text in (status, costs):
+        assert not re.search(r"\$\d{4}", text), "every amount has thousands separators"
+        assert not re.search(r"\$\d+(?![.,\d])", text), "every amount has its cents"
 
 
 def test_status_with_no_ledger_and_no_config_is_an_empty_month(repo: Path) -> None:
@@ -298,7 +322,7 @@ def test_status_of_a_ledger_from_last_month_shows_the_new_month_and_history_with
     data = json.loads(cli("status", "--json", repo=repo).out)
     assert (data["month"], data["spent_usd"], data["executions"], data["milestones_reached"]) == ("2026-11", 0.0, 0, [])
     assert data["history"] == [{"month": "2026-10", "spent_usd": 7.25, "executions": 2, "prs_opened": 2}]
-    assert "  2026-10: $7.25, 2 runs, 2 PRs" in cli("status", repo=repo).out.splitlines()
+    assert "  2026-10: $7.25, 2 runs, 2 pull requests" in cli("status", repo=repo).out.splitlines()
     assert snapshot(repo) == before and path.exists()
 
 
@@ -308,7 +332,9 @@ def test_status_needs_no_keys_and_the_budget_comes_from_the_config(repo: Path) -
     result = cli("status", repo=repo, env={})
     assert result.code == 0
     assert result.out.splitlines()[0] == "Month 2026-11: spent $2.00 of $8.00 ($6.00 left)"
-    assert "  milestones reached: none yet (of $4, $8)" in result.out.splitlines()
+    assert "  milestones reached: none yet (of $4.00, $8.00)" in result.out.splitlines()
+    assert "  1 run, 1 pull request" in result.out.splitlines()
+    assert any(line.startswith("  openai/gpt-4o-mini: 1 call, 100% ok") for line in result.out.splitlines())
 
 
 # --- retiring models --------------------------------------------------------------------------
@@ -392,9 +418,9 @@ def test_costs_of_the_default_models(repo: Path) -> None:
     assert "  pull requests a month: at most one a run, so up to 223" in lines
     assert "  a run every 3h14m spreads the budget over a 30-day month; cron suggestion: '17 */3 * * *'" in lines
     assert [line for line in lines if "milestone" in line] == [
-        "  $5 milestone: after about 75 runs (day 10 at that pace)",
-        "  $10 milestone: after about 149 runs (day 20 at that pace)",
-        "  $15 milestone: after about 224 runs (day 30 at that pace)",
+        "  $5.00 milestone: after about 75 runs (day 10 at that pace)",
+        "  $10.00 milestone: after about 149 runs (day 20 at that pace)",
+        "  $15.00 milestone: after about 224 runs (day 30 at that pace)",
     ]
 
 
@@ -408,9 +434,9 @@ def test_a_smaller_budget_changes_the_runs_interval_and_milestones_not_the_run_c
     assert "  runs a month within the budget: about 74 typical, at least 51 even at worst case" in lines
     assert "  a run every 9h44m spreads the budget over a 30-day month; cron suggestion: '17 */10 * * *'" in lines
     assert [line for line in lines if "milestone" in line] == [
-        "  $1 milestone: after about 15 runs (day 6 at that pace)",
-        "  $2.5 milestone: after about 38 runs (day 15 at that pace)",
-        "  $5 milestone: after about 75 runs (day 30 at that pace)",
+        "  $1.00 milestone: after about 15 runs (day 6 at that pace)",
+        "  $2.50 milestone: after about 38 runs (day 15 at that pace)",
+        "  $5.00 milestone: after about 75 runs (day 30 at that pace)",
     ]
 
 
@@ -448,6 +474,22 @@ def simulated_alerts(out: str) -> tuple[Counter[tuple[str, str]], list[tuple[str
             assert month is not None
             alerts[(month, line.removeprefix("  [Discord] "))] += 1
     return alerts, spend
+
+
+def test_simulate_marks_each_month_boundary(repo: Path) -> None:
+    # every 3 hours from 30 November 12:00: runs 1-4 in November, 5 onwards in December
+    lines = cli("simulate", "--runs", "6", repo=repo, now=dt.datetime(2026, 11, 30, 12, 0, tzinfo=UTC)).out.splitlines()
+    marker = "--- 2026-12 begins: the budget resets to $15.00 ---"
+    assert lines.count(marker) == 1
+    at = lines.index(marker)
+    assert lines[at - 1].startswith("run 4 (2026-11-30 21:00)") and lines[at + 1].startswith("run 5 (2026-12-01 00:00)")
+
+
+def test_counts_read_in_the_right_number() -> None:
+    from automation.wording import plural
+
+    assert [plural(n, "run") for n in (0, 1, 2, 1000)] == ["0 runs", "1 run", "2 runs", "1,000 runs"]
+    assert plural(1, "more run") == "1 more run" and plural(3, "entry", "entries") == "3 entries"
 
 
 def test_simulate_posts_each_milestone_and_the_budget_alert_once_a_month(repo: Path) -> None:
@@ -746,6 +788,51 @@ def test_status_costs_and_simulate_do_not_import_the_provider_sdks(five_dollar_r
     assert report["codes"] == [0, 0, 0, 0]
     assert report["installed"] == [True, True, True]  # so their absence below means something
     assert report["imported"] == []
+
+
+@pytest.mark.parametrize(
+    ("command", "described"),
+    [
+        ("run", "Take the first unticked '- [ ]' item"),
+        ("status", "The month so far from the ledger"),
+        ("costs", "The cost of one run (typical and worst case)"),
+        ("simulate", "Synthetic runs, one every three hours"),
+    ],
+)
+def test_every_command_help_describes_it(tmp_path: Path, command: str, described: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "automation", command, "--help"], check=False, cwd=tmp_path,
+                            env=user_env(), capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.startswith(f"usage: python -m automation {command} ")
+    assert " ".join(result.stdout.split()).count(described) == 1
+    assert "a relative path is relative to --repo" in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize("argv", [("status",), ("costs",), ("simulate", "--runs", "3"), ("run", "--dry-run")])
+@pytest.mark.parametrize("where", ["missing", "file", "plain folder", "inside a checkout"])
+def test_a_repo_that_is_not_a_checkout_is_exit_2_naming_it(tmp_path: Path, argv: tuple[str, ...], where: str) -> None:
+    target = tmp_path / "target"
+    if where == "file":
+        target.write_text("x")
+    elif where == "plain folder":
+        target.mkdir()
+    elif where == "inside a checkout":
+        git_checkout(tmp_path)
+        target.mkdir()
+    line = assert_one_error_line(cli(*argv, repo=target))
+    assert line.startswith(f"error: --repo {target}: ")
+    if where == "inside a checkout":
+        assert f"use --repo {tmp_path}" in line
+
+
+def test_a_relative_config_is_relative_to_the_repository(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (repo / "bot.yml").write_text("budget:\n  monthly_usd: 8\n")
+    monkeypatch.chdir(tmp_path)  # not the repository: a path relative to here would not exist
+    result = cli("status", "--config", "bot.yml", repo=repo)
+    assert result.code == 0, result.err
+    assert result.out.startswith("Month 2026-11: spent $0.00 of $8.00")
+    line = assert_one_error_line(cli("status", "--config", "nope.yml", repo=repo))
+    assert line == f"error: {repo / 'nope.yml'}: config file not found; check --config (a relative path is relative to --repo)"
 
 
 def test_python_m_automation_error_is_one_line_and_an_annotation(repo: Path, tmp_path: Path) -> None:

@@ -393,6 +393,23 @@ def test_dry_run_needs_no_keys_no_network_and_writes_nothing(world: World) -> No
     assert git(world.checkout, "status", "--porcelain") == before
 
 
+def test_dry_run_lists_its_context_files_and_writes_the_job_summary(world: World) -> None:
+    env = {k: v for k, v in world.env.items() if "KEY" not in k and "TOKEN" not in k}
+    summary = world.tmp / "summary.md"
+    result = world.run("--dry-run", env={**env, "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)})
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    context = next(index for index, line in enumerate(lines) if line.startswith("Context: "))
+    listed = [line.strip() for line in lines[context + 1:] if line.startswith("  ")]
+    assert listed and all((world.checkout / path).is_file() for path in listed)
+    assert lines[context].startswith(f"Context: {len(listed)} file{'' if len(listed) == 1 else 's'}, ")
+    assert "  - [ ] Greet by name" in lines  # the task's sub-step
+    text = summary.read_text(encoding="utf-8")
+    assert text.startswith("## ai-orchestration dry run") and "Task: Add a greeting module" in text
+    assert all(path in text for path in listed)
+
+
 def test_invalid_config_exits_2_before_anything_is_called(world: World) -> None:
     config = world.checkout / ".github" / "ai-orchestration.yml"
     config.parent.mkdir()
