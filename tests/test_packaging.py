@@ -81,3 +81,19 @@ def test_the_no_op_job_benchmark_runs() -> None:
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "checkout" in result.stdout and "run" in result.stdout and "ratio" in result.stdout
+
+
+def test_the_supported_python_versions_are_stated_the_same_everywhere() -> None:
+    """CI's matrix is the truth; the package, the action and the guides say the same range."""
+    import yaml
+
+    ci = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8"))
+    versions = ci["jobs"]["tests"]["strategy"]["matrix"]["python-version"]
+    stated = f"Python {versions[0]} to {versions[-1]}"
+    for name in ("README.md", "automation/README.md", "action.yml"):
+        text = (ROOT / name).read_text(encoding="utf-8")
+        assert stated in text, f"{name} must say {stated}"
+        assert "or later" not in text and "3.10–3.13" not in text, f"{name} states the versions another way"
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert f'requires-python = ">={versions[0]}"' in pyproject
+    assert [f'"Programming Language :: Python :: {v}"' in pyproject for v in versions] == [True] * len(versions)
