@@ -271,3 +271,16 @@ def test_a_task_with_unusable_code_three_times_is_parked_until_its_text_changes(
 
     commit_to_main(world, {})
     assert "parked task" not in status(world)
+
+
+def test_decide_only_ends_a_run_while_the_breaker_is_open_without_the_sdks(world: World) -> None:
+    from tests.test_run import light_install, shallow_checkout
+
+    world.push_to_main("token_budget.json", ledger_with_open_breaker(world, now()), "breaker open")
+    shallow_checkout(world)
+    result = world.run("--decide-only", env=light_install(world))
+
+    assert result.returncode == 0, result.stderr
+    assert (world.tmp / "output").read_text() == "work=false\n"
+    assert "circuit breaker" in result.stdout.lower()
+    assert world.anthropic.requests == [] and world.openai.requests == []
