@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -89,5 +90,6 @@ def year(last_month: str, runs_per_month: int, *, seed: int = 7) -> Ledger:
 def write_repo(root: Path, ledger: Ledger) -> Path:
     """A checkout holding ``ledger`` as its token_budget.json (default config); returns ``root``."""
     root.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)  # --repo must be a git checkout
     ledger_module.save(ledger, root / CONFIG.ledger_path)
     return root

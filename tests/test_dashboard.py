@@ -145,6 +145,7 @@ def test_a_pace_over_budget_names_the_day(tmp_path: Path) -> None:
 
 
 def test_a_new_month_with_no_runs_builds(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)  # --repo must be a git checkout
     page = build(tmp_path, tmp_path / "site")  # no ledger file at all
     assert figures(page)["spent_usd"] == "$0.00"
     assert figures(page)["cost_per_run"] == "no runs yet"
@@ -152,6 +153,7 @@ def test_a_new_month_with_no_runs_builds(tmp_path: Path) -> None:
 
 
 def test_an_unwritable_out_dir_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)  # --repo must be a git checkout
     blocker = tmp_path / "taken"
     blocker.write_text("a file, not a directory")
     code, out, err = cli("dashboard", "--repo", str(tmp_path), "--out", str(blocker))
@@ -160,6 +162,7 @@ def test_an_unwritable_out_dir_is_one_line_and_exit_1(tmp_path: Path) -> None:
 
 
 def test_an_invalid_ledger_is_exit_2(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)  # --repo must be a git checkout
     (tmp_path / "token_budget.json").write_text("{not json")
     code, _, err = cli("dashboard", "--repo", str(tmp_path), "--out", str(tmp_path / "site"))
     assert code == 2 and "token_budget.json: not valid JSON" in err

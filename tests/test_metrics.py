@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,7 @@ def _config(tmp_path: Path, budget_usd: int) -> Path:
 
 
 def test_an_empty_month_still_parses(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)  # --repo must be a git checkout
     code, text, err = cli("status", "--repo", str(tmp_path), "--format", "openmetrics")
     assert code == 0, err
     found = samples(text)
