@@ -59,6 +59,11 @@ def test_pip_install_gives_the_ai_orchestration_command(tmp_path: Path) -> None:
         assert f"    {name} " in helped.stdout
 
     subprocess.run(["git", "init", "-q", str(elsewhere)], check=True)
+    # models that do not retire, so a clock faked months ahead cannot make this refuse the config
+    (elsewhere / ".github").mkdir()
+    (elsewhere / ".github" / "ai-orchestration.yml").write_text(
+        "models:\n  code: gpt-6-luna\n  fallbacks:\n    code: [gpt-5.6-luna]\n", encoding="utf-8"
+    )
     status = subprocess.run([command, "status", "--json"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stderr
     assert '"spent_usd": 0.0' in status.stdout
