@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -401,7 +402,7 @@ def test_dry_run_lists_its_context_files_and_writes_the_job_summary(world: World
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     context = next(index for index, line in enumerate(lines) if line.startswith("Context: "))
-    listed = [line.strip() for line in lines[context + 1:] if line.startswith("  ")]
+    listed = re.findall(r"^  (\S+) \(\d[\d,]* tokens?\): ", "\n".join(lines[context + 1:]), re.MULTILINE)
     assert listed and all((world.checkout / path).is_file() for path in listed)
     assert lines[context].startswith(f"Context: {len(listed)} file{'' if len(listed) == 1 else 's'}, ")
     assert "  - [ ] Greet by name" in lines  # the task's sub-step
