@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import posixpath
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -141,11 +143,27 @@ def _text(key: str, value: Any) -> str:
     return value.strip()
 
 
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
 def _relative_path(key: str, value: Any) -> str:
+    """A repository path (or ``edits.deny`` pattern) in the one spelling git, the edit checks,
+    the tasks file and the ledger all compare: relative, POSIX, normalised (``./x``,
+    ``a/../x``, ``x/``, ``a//x`` all become ``x`` or ``a/x``). Anything that cannot be made
+    into such a path (absolute, backslashes, outside the repository, inside ``.git``) is refused."""
     text = _text(key, value)
-    if text.startswith("/") or ".." in Path(text).parts:
+    if "\\" in text:
+        raise _TypeProblem(f"{key} must use forward slashes, like docs/TASKS.md (got {text!r})")
+    if any(ord(char) < 32 or ord(char) == 127 for char in text):
+        raise _TypeProblem(f"{key} must not contain control characters (got {text!r})")
+    if text.startswith("/") or _DRIVE.match(text):
         raise _TypeProblem(f"{key} must be a path inside the repository (got {text!r})")
-    return text
+    normal = posixpath.normpath(text)
+    if normal in (".", "..") or normal.startswith("../"):
+        raise _TypeProblem(f"{key} must be a path inside the repository (got {text!r})")
+    if ".git" in normal.casefold().split("/"):
+        raise _TypeProblem(f"{key} must not point into .git (got {text!r})")
+    return normal
 
 
 def _optional_text(key: str, value: Any) -> str | None:
@@ -156,6 +174,12 @@ def _text_list(key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise _TypeProblem(f"{key} must be a list of strings")
     return tuple(_text(f"{key}[{i}]", item) for i, item in enumerate(value))
+
+
+def _path_list(key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise _TypeProblem(f"{key} must be a list of repository paths")
+    return tuple(_relative_path(f"{key}[{i}]", item) for i, item in enumerate(value))
 
 
 # dotted key -> (Config field, validator)
@@ -176,8 +200,8 @@ SCHEMA: dict[str, tuple[str, Validator]] = {
     "models.fallbacks.analysis": ("analysis_fallbacks", _text_list),
     "models.fallbacks.code": ("code_fallbacks", _text_list),
     "context.max_tokens": ("context_max_tokens", _positive_int),
-    "context.exclude": ("context_exclude", _text_list),
-    "edits.deny": ("edits_deny", _text_list),
+    "context.exclude": ("context_exclude", _path_list),
+    "edits.deny": ("edits_deny", _path_list),
     "notifications.run_started": ("notify_run_started", _bool),
     "health.breaker_failures": ("breaker_failures", _positive_int),
     "health.breaker_cooldown_hours": ("breaker_cooldown_hours", _positive_int),
@@ -315,6 +339,8 @@ def parse_config(text: str, source: str, today: dt.date) -> Config:
 
 def _check_consistency(config: Config, today: dt.date) -> None:
     source = config.source
+    if config.ledger_path.casefold() == config.tasks_file.casefold():
+        raise ConfigError(f"{source}: ledger.path and tasks.file are both {config.ledger_path!r}; give the ledger its own file")
     over = [m for m in config.milestones_micro_usd if m > config.monthly_budget_micro_usd]
     if over:
         raise ConfigError(

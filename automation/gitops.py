@@ -104,9 +104,11 @@ def _check_branch(branch: str) -> None:
 
 
 def _check_path(path: str) -> None:
-    parts = PurePosixPath(path).parts
-    if not path or path.startswith("/") or "\\" in path or any(p in ("..", ".", ".git") for p in parts):
-        raise GitError(f"invalid repository path {path!r}; use a relative path such as docs/TASKS.md")
+    """Only the canonical spelling: git silently drops ``./x``, ``a//x`` or ``x/`` from an index,
+    which would make a commit that does not hold the file (split by hand: PurePosixPath hides them)."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or "\\" in path or any(p in ("", "..", ".", ".git") for p in parts):
+        raise GitError(f"invalid repository path {path!r}; use a normalised relative path such as docs/TASKS.md")
 
 
 def resolve(root: Path, ref: str, env: Mapping[str, str] | None) -> str:
@@ -200,6 +202,15 @@ def remote_file(root: Path, ref: str, path: str, env: Mapping[str, str] | None) 
     if len(fields) != 3 or fields[1] != b"blob":
         raise GitError(f"{path} at {ref} is not a file; choose a file path")
     return rest[: int(fields[2])]
+
+
+def verify_file(root: Path, commit: str, path: str, expected: bytes, env: Mapping[str, str] | None) -> None:
+    """Read ``path`` back from ``commit`` (a regular file, these exact bytes) or raise GitError:
+    a commit that does not hold what was written must never be reported as recorded."""
+    stored = remote_file(root, commit, path, env)
+    if stored != expected:
+        found = "no such file" if stored is None else f"{len(stored)} other bytes"
+        raise GitError(f"the commit {commit[:12]} does not hold {path} as written ({found}); nothing was recorded there")
 
 
 def commit_changes(
@@ -344,6 +355,7 @@ def commit_file_with_retry(
         sha = commit_changes(root, base, {path: content}, message, author_name, author_email, env)
         result = _push(root, sha, branch, env)
         if result.returncode == 0:
+            verify_file(root, sha, path, content, env)
             return sha
         kind = _rejection(result)
         if kind == "protected":

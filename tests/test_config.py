@@ -361,3 +361,60 @@ def test_with_no_config_file_errors_never_name_a_file_the_repository_lacks(tmp_p
     message = str(caught.value)
     assert message.startswith("the built-in defaults (this repository has no .github/ai-orchestration.yml; create it")
     assert "was retired" in message and not (tmp_path / SOURCE).exists()
+
+
+@pytest.mark.parametrize(
+    ("written", "canonical"),
+    [
+        ("./token_budget.json", "token_budget.json"),
+        ("state/./budget.json", "state/budget.json"),
+        ("state//budget.json", "state/budget.json"),
+        ("old/../token_budget.json", "token_budget.json"),
+        ("state/budget.json/", "state/budget.json"),
+        ("  ./state/budget.json  ", "state/budget.json"),
+    ],
+)
+def test_every_config_path_is_read_in_the_one_spelling_git_and_the_edit_checks_compare(written: str, canonical: str) -> None:
+    config = parse_config(
+        f"ledger:\n  path: '{written}'\ntasks:\n  file: './{canonical}.md'\nedits:\n  deny: ['{written}', './secrets/']\n",
+        SOURCE, TODAY,
+    )
+    assert config.ledger_path == canonical
+    assert config.tasks_file == f"{canonical}.md"
+    assert config.edits_deny == (canonical, "secrets")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ledger:\n  path: 'state\\budget.json'\n", "ledger.path must use forward slashes"),
+        ("ledger:\n  path: /repo/token_budget.json\n", "ledger.path must be a path inside the repository"),
+        ("ledger:\n  path: 'C:/repo/token_budget.json'\n", "ledger.path must be a path inside the repository"),
+        ("ledger:\n  path: a/../../b.json\n", "ledger.path must be a path inside the repository"),
+        ("ledger:\n  path: ./\n", "ledger.path must be a path inside the repository"),
+        ("ledger:\n  path: .git/budget.json\n", "ledger.path must not point into .git"),
+        ("tasks:\n  file: ./docs/../../TASKS.md\n", "tasks.file must be a path inside the repository"),
+        ("edits:\n  deny: [ok, /etc]\n", "edits.deny[1] must be a path inside the repository"),
+        ("ledger:\n  path: ./docs/TASKS.md\n", "ledger.path and tasks.file are both 'docs/TASKS.md'"),
+    ],
+)
+def test_a_path_that_cannot_be_made_canonical_is_refused_naming_the_key(text: str, expected: str) -> None:
+    assert expected in problem(text)
+
+
+def test_the_model_cannot_write_the_ledger_tasks_or_denied_files_through_another_spelling(tmp_path: Path) -> None:
+    import json
+
+    from automation import edits
+
+    config = parse_config(
+        "ledger:\n  path: ./token_budget.json\ntasks:\n  file: docs/./TASKS.md\nedits:\n  deny: [./secrets/]\n", SOURCE, TODAY
+    )
+    rules = edits.EditRules(ledger_path=config.ledger_path, tasks_path=config.tasks_file, deny=config.edits_deny)
+    files = [{"path": path, "action": "create", "content": "x"} for path in ("token_budget.json", "docs/TASKS.md", "secrets/key.txt")]
+    reply = json.dumps({"summary": "s", "files": files + [{"path": "ok.txt", "action": "create", "content": "x"}]})
+
+    plan = edits.parse_and_check(reply, tmp_path, rules)
+
+    assert [edit.path for edit in plan.edits] == ["ok.txt"]
+    assert len(plan.refused) == 3

@@ -254,3 +254,19 @@ def test_token_value_from_env_scrubbed(work: Path, env: dict[str, str]) -> None:
 def test_unsafe_paths_refused(work: Path, env: dict[str, str], path: str) -> None:
     with pytest.raises(GitError, match="invalid repository path"):
         gitops.commit_changes(work, "HEAD", {path: b"x"}, "m", "Bot", "b@x", env)
+
+
+@pytest.mark.parametrize("path", ["./token_budget.json", "state//budget.json", "state/budget.json/", "a/./b"])
+def test_a_path_git_would_silently_drop_is_refused_before_committing(work: Path, env: dict[str, str], path: str) -> None:
+    with pytest.raises(GitError, match="invalid repository path"):
+        gitops.commit_changes(work, "HEAD", {path: b"{}"}, "ledger", env=env)
+
+
+def test_verify_file_reads_back_the_committed_blob(work: Path, env: dict[str, str]) -> None:
+    sha = gitops.commit_changes(work, "HEAD", {"token_budget.json": b"{}\n"}, "ledger", env=env)
+    gitops.verify_file(work, sha, "token_budget.json", b"{}\n", env)
+    with pytest.raises(GitError, match="does not hold token_budget.json as written"):
+        gitops.verify_file(work, sha, "token_budget.json", b"{\"runs\": []}\n", env)
+    head = git(work, env, "rev-parse", "HEAD")
+    with pytest.raises(GitError, match=r"does not hold token_budget.json as written \(no such file\)"):
+        gitops.verify_file(work, head, "token_budget.json", b"{}\n", env)
