@@ -45,6 +45,7 @@ class Config:
     branch_prefix: str = "ai/"
     ledger_path: str = "token_budget.json"
     ledger_branch: str | None = None
+    ledger_start_fresh: str | None = None  # "YYYY-MM": that month may start at $0 without its ledger
     analysis_model: str = "claude-sonnet-5-5"
     code_model: str = "gpt-4o-mini"
     analysis_max_tokens: int = 4096
@@ -166,6 +167,17 @@ def _relative_path(key: str, value: Any) -> str:
     return normal
 
 
+def _month(key: str, value: Any) -> str:
+    text = _text(key, value)
+    try:
+        if len(text) != 7:
+            raise ValueError(text)
+        dt.datetime.strptime(text, "%Y-%m")
+    except ValueError:
+        raise _TypeProblem(f"{key} must be a month like 2026-11, in quotes (got {value!r})") from None
+    return text
+
+
 def _optional_text(key: str, value: Any) -> str | None:
     return None if value is None else _text(key, value)
 
@@ -193,6 +205,7 @@ SCHEMA: dict[str, tuple[str, Validator]] = {
     "pull_requests.branch_prefix": ("branch_prefix", _text),
     "ledger.path": ("ledger_path", _relative_path),
     "ledger.branch": ("ledger_branch", _optional_text),
+    "ledger.start_fresh": ("ledger_start_fresh", _month),
     "models.analysis": ("analysis_model", _text),
     "models.code": ("code_model", _text),
     "models.analysis_max_tokens": ("analysis_max_tokens", _positive_int),

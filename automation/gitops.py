@@ -213,6 +213,43 @@ def verify_file(root: Path, commit: str, path: str, expected: bytes, env: Mappin
         raise GitError(f"the commit {commit[:12]} does not hold {path} as written ({found}); nothing was recorded there")
 
 
+def symlink_on_path(root: Path, ref: str, path: str, env: Mapping[str, str] | None) -> str | None:
+    """The first of ``path`` and its folders that is a symbolic link (mode 120000) at ``ref``, or None.
+
+    git stores a link as a blob holding the target's name, so reading it would read the name,
+    and a path through a linked folder reads as missing.
+    """
+    _check_path(path)
+    sha = resolve(root, ref, env)
+    parts = path.split("/")
+    for end in range(1, len(parts) + 1):
+        prefix = "/".join(parts[:end])
+        out = _git(root, ["ls-tree", "-z", sha, "--", prefix], env, f"list {prefix} at {ref}")
+        entry = next((item for item in out.split(b"\0") if item.endswith(b"\t" + prefix.encode())), b"")
+        if entry.startswith(b"120000 "):
+            return prefix
+        if not entry:
+            return None
+    return None
+
+
+def last_version(root: Path, ref: str, path: str, env: Mapping[str, str] | None) -> str | None:
+    """The newest commit reachable from ``ref`` that added or changed ``path`` (its last written
+    version, even after a later commit deleted it), or None when the history never held it.
+
+    A shallow clone (actions/checkout's default) is deepened first: history it lacks would
+    otherwise read as "never held".
+    """
+    _check_path(path)
+    if _git(root, ["rev-parse", "--is-shallow-repository"], env, "inspect the clone").strip() == b"true":
+        _git(root, ["fetch", "--quiet", "--no-tags", "--unshallow", REMOTE], env, f"fetch the history of {path}")
+    out = _git(
+        root, ["log", "-n1", "--full-history", "--diff-filter=AMT", "--format=%H", ref, "--", path], env,
+        f"search the history of {path} on {ref}",
+    )
+    return out.decode().strip() or None
+
+
 def commit_changes(
     root: Path,
     base_ref: str,

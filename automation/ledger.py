@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import secrets
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +24,8 @@ SCHEMA_VERSION = 2
 HISTORY_MONTHS_KEPT = 36
 TASK_TEXT_KEPT = 120
 RESTORE_HINT = "fix it or restore it from git history (git log -p -- {path})"
+# Where the seed's format (schema 0) kept the month's spend, in dollars.
+SEED_SPENT_KEYS = ("total_spent", "spent_usd", "spent")
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,18 @@ class Ledger:
         return replace(self, notified={**self.notified, key: value})
 
 
+def new_run_id(run_id: str, attempt: str, now: dt.datetime, nonce: str) -> str:
+    """``<workflow run id>-<attempt>-<start time>-<nonce>``: the nonce (see ``random_nonce``) keeps
+    two processes with the same ``GITHUB_RUN_ID`` in the same second apart, so neither run's
+    spend can be merged away under the other's id."""
+    return f"{run_id}-{attempt}-{now.strftime('%Y%m%dT%H%M%SZ')}-{nonce}"
+
+
+def random_nonce() -> str:
+    """Eight random hex digits (32 bits) for a run id."""
+    return secrets.token_hex(4)
+
+
 def month_of(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).strftime("%Y-%m")
 
@@ -360,7 +375,7 @@ def from_text(text: str, source: str) -> Ledger:
     return Ledger(
         month=reader.month(data, "month"),
         budget_micro_usd=reader.integer(data, "budget_micro_usd"),
-        runs=tuple(reader.run(row, f"runs[{i}]") for i, row in enumerate(reader.array(data, "runs"))),
+        runs=reader.runs(reader.array(data, "runs", required=True)),
         history=tuple(reader.history(row, f"history[{i}]") for i, row in enumerate(reader.array(data, "history"))),
         milestones_reached_micro_usd=tuple(
             reader.integer({"m": m}, "m", f"milestones_reached_micro_usd[{i}]")
@@ -375,9 +390,12 @@ def _upgrade_0_to_1(data: dict[str, Any]) -> dict[str, Any]:
     """Version 0 (the seed's format): dollar floats, no runs. Kept as history-free totals."""
     month = data.get("month") or data.get("current_month")
     budget = data.get("monthly_budget", data.get("budget_usd", data.get("budget", 15)))
-    spent = data.get("total_spent", data.get("spent_usd", data.get("spent", 0)))
     if isinstance(budget, bool) or not isinstance(budget, (int, float)):
         raise ValueError("budget must be a number")
+    spent_key = next((key for key in SEED_SPENT_KEYS if key in data), None)
+    if spent_key is None:  # a month's spend is never assumed to be $0
+        raise ValueError(f"the spend is missing ({' or '.join(SEED_SPENT_KEYS)})")
+    spent = data[spent_key]
     if isinstance(spent, bool) or not isinstance(spent, (int, float)):
         raise ValueError("spent must be a number")
     runs = []
@@ -445,6 +463,10 @@ UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _upgrade_0
 
 
 def _upgrade(data: dict[str, Any], source: str, hint: str) -> dict[str, Any]:
+    if "schema_version" not in data and any(key in data for key in ("runs", "budget_micro_usd", "call_columns")):
+        # only the seed's format (dollar totals, no runs) ever lacked a version: anything else
+        # without one is damaged, and reading it as the seed's would drop every run
+        raise LedgerError(f"{source}: schema_version is missing; {hint}")
     version = data.get("schema_version", 0)
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise LedgerError(f"{source}: schema_version must be a whole number; {hint}")
@@ -496,11 +518,26 @@ class _Reader:
             raise self.fail(where or key, "a month like 2026-11") from None
         return value
 
-    def array(self, data: Mapping[str, Any], key: str, where: str | None = None) -> list[Any]:
+    def array(self, data: Mapping[str, Any], key: str, where: str | None = None, *, required: bool = False) -> list[Any]:
+        if required and key not in data:  # e.g. ``runs``: a missing list of spend is not an empty one
+            raise LedgerError(f"{self.source}: {where or key} is missing; {self.hint}")
         value = data.get(key, [])
         if not isinstance(value, list):
             raise self.fail(where or key, "a list")
         return value
+
+    def runs(self, rows: list[Any]) -> tuple[RunRecord, ...]:
+        """Every run, each id once: two runs under one id would merge into one and lose a run's spend."""
+        runs = tuple(self.run(row, f"runs[{i}]") for i, row in enumerate(rows))
+        first: dict[str, int] = {}
+        for index, record in enumerate(runs):
+            if record.id in first:
+                raise LedgerError(
+                    f"{self.source}: run id {record.id!r} appears twice (runs[{first[record.id]}] and runs[{index}]); "
+                    f"give one of them a new id, keeping both runs' calls; {self.hint}"
+                )
+            first[record.id] = index
+        return runs
 
     def mapping(self, data: Mapping[str, Any], key: str, where: str | None = None) -> dict[str, Any]:
         value = data.get(key, {})
@@ -585,8 +622,13 @@ class _Reader:
 # --- files ------------------------------------------------------------------------------
 
 
-def load(path: Path, now: dt.datetime, budget_micro_usd: int) -> Ledger:
-    """The ledger at ``path``, or a fresh one for this month when there is none yet."""
+def load(path: Path, now: dt.datetime, budget_micro_usd: int, *, root: Path | None = None) -> Ledger:
+    """The ledger at ``path``, or a fresh one for this month when there is none yet.
+
+    A symbolic link at ``path`` or at any folder between ``root`` and it raises LedgerError:
+    a dangling link would read as $0, and a link elsewhere would make another file the ledger.
+    """
+    check_not_linked(path, root)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -594,6 +636,19 @@ def load(path: Path, now: dt.datetime, budget_micro_usd: int) -> Ledger:
     except (OSError, UnicodeDecodeError) as err:
         raise LedgerError(f"{path}: cannot read the ledger: {err}") from None
     return from_text(text, str(path))
+
+
+def check_not_linked(path: Path, root: Path | None = None) -> None:
+    """Raise LedgerError naming the first symbolic link among ``path`` and its folders below ``root``."""
+    folders = [] if root is None else [parent for parent in path.parents if parent != root and root in parent.parents]
+    for candidate in [*reversed(folders), path]:
+        if candidate.is_symlink():
+            shown = candidate.relative_to(root) if root is not None else candidate
+            raise LedgerError(
+                f"{shown}: the ledger path {'is' if candidate == path else 'goes through'} a symbolic link "
+                f"(to {os.readlink(candidate)}); the ledger must be a regular file in the repository: "
+                "replace the link with the file itself"
+            )
 
 
 def save(ledger: Ledger, path: Path) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, TextIO
 
 from . import alerts, budget, context, edits, github, gitops, health, keys, ledger as ledger_module, reports, tasks
 from .config import Config, load_config
-from . import discord
+from . import discord, ledger_source
 from .discord import Notifier
 from .errors import EXIT_OK, AutomationError, PolicyStop, ProtectedBranchError, ProviderError, UnusableReplyError
 from .ledger import CallRecord, Ledger, RunRecord
@@ -41,8 +41,7 @@ CODE_SYSTEM = (
 )
 PROMPT_OVERHEAD_TOKENS = 2_000
 LEDGER_PUSH_ATTEMPTS = 5
-# Where the ledger goes when a protected branch refuses it; every run merges it back in.
-RESCUE_LEDGER_BRANCH = "ai-orchestration/ledger"
+RESCUE_LEDGER_BRANCH = ledger_source.RESCUE_BRANCH
 # The outcome of `run --decide-only` when there is work: the next step installs the SDKs and runs.
 HANDED_OVER = "handed_over"
 
@@ -86,6 +85,7 @@ def run(
     out: TextIO,
     clock: Callable[[], float] = time.monotonic,
     decide_only: bool = False,
+    nonce: Callable[[], str] = ledger_module.random_nonce,
 ) -> int:
     """One cron run. Exit 0: PR opened or a policy stop; 1: a step failed; 2: invalid input.
 
@@ -98,7 +98,7 @@ def run(
     config = load_config(config_path, repo, now.date())
     if not decide_only:  # the deciding step is given no model keys
         keys.require_keys(env, {config.price(model).provider for model in config.configured_models().values()})
-    session = _open_session(repo, config, env, now, out, clock)
+    session = _open_session(repo, config, env, now, out, clock, nonce)
     notifier = Notifier(env.get("DISCORD_WEBHOOK_URL"), log=session.say)
     for warning in config.retirement_warnings(now.date()):
         session.say(warning)
@@ -165,38 +165,21 @@ def _check_pull_request_limit(config: Config, pulls: list[github.BotPull]) -> No
 
 
 def _open_session(
-    repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime, out: TextIO, clock: Callable[[], float]
+    repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime, out: TextIO, clock: Callable[[], float],
+    nonce: Callable[[], str],
 ) -> Session:
-    loaded = _read_ledger(repo, config, env, now)
+    loaded, notes = ledger_source.read(repo, config, env, now)
     rolled = ledger_module.rollover(loaded, ledger_module.month_of(now))
     rolled = replace(rolled, budget_micro_usd=config.monthly_budget_micro_usd)
-    # The start time is part of the id, so no two runs can share one even if the environment repeats.
-    run_id = f"{env.get('GITHUB_RUN_ID', 'local')}-{env.get('GITHUB_RUN_ATTEMPT', '1')}-{now.strftime('%Y%m%dT%H%M%SZ')}"
+    run_id = ledger_module.new_run_id(env.get("GITHUB_RUN_ID", "local"), env.get("GITHUB_RUN_ATTEMPT", "1"), now, nonce())
     record = RunRecord(id=run_id, started_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"), task="")
-    return Session(
+    session = Session(
         repo=repo, config=config, env=env, now=now, out=out, base_ledger=loaded, ledger=rolled,
         record=record, clock=clock, secrets=secret_values(env), repository=env.get("GITHUB_REPOSITORY", repo.name),
     )
-
-
-def _read_ledger(repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime) -> Ledger:
-    """The ledger of record (the working tree's, or ``ledger.branch``'s), merged with any ledger
-    a protected branch refused earlier and that was kept on the rescue branch instead."""
-    gitops.require_remote(repo, env)
-    if config.ledger_branch:
-        primary = _branch_ledger(repo, config.ledger_branch, config, env) or ledger_module.new_ledger(
-            now, config.monthly_budget_micro_usd
-        )
-    else:
-        primary = ledger_module.load(repo / config.ledger_path, now, config.monthly_budget_micro_usd)
-    rescued = _branch_ledger(repo, RESCUE_LEDGER_BRANCH, config, env)
-    return primary if rescued is None else ledger_module.merge(None, primary, rescued)
-
-
-def _branch_ledger(repo: Path, branch: str, config: Config, env: Mapping[str, str]) -> Ledger | None:
-    tip = gitops.fetch(repo, branch, env, missing_ok=True)  # None: no such branch (yet)
-    text = None if tip is None else gitops.remote_file(repo, tip, config.ledger_path, env)
-    return None if text is None else ledger_module.from_text(text.decode("utf-8"), f"{branch}:{config.ledger_path}")
+    for note in notes:
+        session.say(note)
+    return session
 
 
 def _private_paths(config: Config) -> tuple[str, ...]:
@@ -460,7 +443,7 @@ def dry_run(
 ) -> int:
     """What a run would do: no keys, no network, no writes (but the job summary, in Actions)."""
     config = load_config(config_path, repo, now.date())
-    loaded = ledger_module.load(repo / config.ledger_path, now, config.monthly_budget_micro_usd)
+    loaded = ledger_module.load(repo / config.ledger_path, now, config.monthly_budget_micro_usd, root=repo)
     ledger = ledger_module.rollover(loaded, ledger_module.month_of(now))
     pending = tasks.read_tasks(tasks.load(repo, config.tasks_file))
     task = tasks.Task(tasks.task_text(task_text), 0) if task_text is not None else (pending[0] if pending else None)

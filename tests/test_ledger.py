@@ -269,12 +269,12 @@ def load_then_save(path: Path) -> None:
         ),
         ('{"schema_version": 1, "month": "2026-11", "budget_micro_usd": 1, "runs": [{"id": 7}]}', "runs[0].id must be a string"),
         (
-            '{"schema_version": 1, "month": "2026-11", "budget_micro_usd": 1, "history": [{"month": "2026-10", '
+            '{"schema_version": 1, "month": "2026-11", "budget_micro_usd": 1, "runs": [], "history": [{"month": "2026-10", '
             '"budget_micro_usd": 1, "spent_micro_usd": 1, "executions": 1, "prs_opened": "one"}]}',
             "history[0].prs_opened must be a whole number, zero or more",
         ),
-        ('{"schema_version": 1, "month": "2026-11", "budget_micro_usd": 1, "notified": []}', "notified must be an object"),
-        ('{"schema_version": 1, "month": "2026-11", "budget_micro_usd": 1, "milestones_reached_micro_usd": ["5"]}',
+        ('{"schema_version": 1, "month": "2026-11", "budget_micro_usd": 1, "runs": [], "notified": []}', "notified must be an object"),
+        ('{"schema_version": 1, "month": "2026-11", "budget_micro_usd": 1, "runs": [], "milestones_reached_micro_usd": ["5"]}',
          "milestones_reached_micro_usd[0] must be a whole number, zero or more"),
         ('{"schema_version": "1", "month": "2026-11"}', "schema_version must be a whole number"),
     ],
@@ -474,3 +474,42 @@ def test_a_year_at_480_runs_a_month_stays_under_300_kb(tmp_path: Path) -> None:
     assert largest < 300_000, f"a year of ledger is {largest:,} bytes"
     print(f"largest ledger over the year: {largest:,} bytes")
     assert from_text(text, "x") == ledger
+
+
+@pytest.mark.parametrize(
+    ("damaged", "expected"),
+    [
+        (SAMPLE_TEXT.replace('  "schema_version": 2,\n', ""), "schema_version is missing"),
+        ('{"month": "2026-11", "budget_micro_usd": 15000000, "runs": []}', "schema_version is missing"),
+        ('{"schema_version": 2, "month": "2026-11", "budget_micro_usd": 15000000}', "runs is missing"),
+        ('{"month": "2026-11", "monthly_budget": 15}', "cannot upgrade from schema_version 0: the spend is missing"),
+    ],
+)
+def test_a_ledger_whose_spend_is_not_stated_is_refused_not_read_as_zero(tmp_path: Path, damaged: str, expected: str) -> None:
+    path = tmp_path / "token_budget.json"
+    path.write_text(damaged, encoding="utf-8")
+    with pytest.raises(LedgerError) as caught:
+        load_then_save(path)
+    assert caught.value.exit_code == EXIT_INVALID
+    assert str(caught.value).startswith(f"{path}: {expected}")
+    assert path.read_text(encoding="utf-8") == damaged
+
+
+def test_two_runs_under_one_id_are_refused_naming_the_id(tmp_path: Path) -> None:
+    twice = Ledger("2026-11", BUDGET, runs=(run("4242-1-20261121T031700Z"), run("other")))
+    text = to_text(twice).replace('"id":"other"', '"id":"4242-1-20261121T031700Z"')
+    path = tmp_path / "token_budget.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LedgerError) as caught:
+        load_then_save(path)
+    assert caught.value.exit_code == EXIT_INVALID
+    assert "run id '4242-1-20261121T031700Z' appears twice (runs[0] and runs[1])" in str(caught.value)
+    assert path.read_text(encoding="utf-8") == text
+
+
+def test_run_ids_are_unique_by_construction_even_for_one_workflow_run_in_one_second() -> None:
+    from automation.ledger import new_run_id, random_nonce
+
+    ids = {new_run_id("4242", "1", NOW, nonce) for nonce in ("0a1b2c3d", "ffffffff")}
+    assert ids == {"4242-1-20261121T031700Z-0a1b2c3d", "4242-1-20261121T031700Z-ffffffff"}
+    assert len({new_run_id("4242", "1", NOW, random_nonce()) for _ in range(200)}) == 200

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests import test_run
 from tests.fakes.github_server import fake_github  # noqa: F401
 from tests.fakes.model_servers import fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
 from tests.test_run import World, git
-from tests.test_run_alerts import CONFIG, fresh_checkout, next_run, publish
+from tests.test_run_alerts import CONFIG, publish, seeded_ledger, this_month
 
 world = test_run.world
 
@@ -29,3 +31,90 @@ def test_a_dot_slash_ledger_path_is_committed_where_git_and_every_later_run_find
     [run] = world.ledger()["runs"]  # on main at token_budget.json, where `git show` and the next run read it
     assert run["outcome"] == "pr_opened"
     assert "- [x] Add a greeting module" in world.remote_file("ai/add-a-greeting-module", "docs/TASKS.md")
+
+
+def stopped_for_budget(world: World, result) -> None:  # noqa: ANN001
+    assert result.returncode == 0, result.stderr
+    assert "budget stop" in result.stdout
+    assert model_requests(world) == 0 and world.created_pulls() == []
+
+
+@pytest.mark.parametrize("target", ["nowhere/token_budget.json", "../outside.json"])
+def test_a_ledger_that_is_a_symbolic_link_is_refused_before_any_call(world: World, target: str) -> None:
+    (world.tmp / "outside.json").write_text(seeded_ledger(this_month(), []))  # a $0 ledger outside the repository
+    (world.checkout / "token_budget.json").symlink_to(target)
+
+    result = world.run()
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: token_budget.json: the ledger path is a symbolic link")
+    assert model_requests(world) == 0 and world.github.requests == []
+    assert (world.checkout / "token_budget.json").is_symlink()
+
+
+def test_a_ledger_committed_as_a_symbolic_link_on_the_ledger_branch_is_refused(world: World) -> None:
+    other = world.tmp / "linker"
+    git(world.tmp, "clone", "-q", str(world.remote), str(other), env=world.env)
+    git(other, "checkout", "-q", "-b", "ai-ledger", env=world.env)
+    (other / "token_budget.json").symlink_to("/etc/hostname")
+    git(other, "add", "token_budget.json", env=world.env)
+    git(other, "commit", "-qm", "ledger as a link", env=world.env)
+    git(other, "push", "-q", "origin", "ai-ledger", env=world.env)
+    publish(world, {CONFIG: "ledger:\n  branch: ai-ledger\n"})
+
+    result = world.run()
+
+    assert result.returncode == 2
+    assert "ai-ledger:token_budget.json: token_budget.json is a symbolic link (mode 120000)" in result.stderr
+    assert model_requests(world) == 0
+
+
+def test_a_ledger_deleted_from_the_default_branch_mid_month_keeps_the_months_spend(world: World) -> None:
+    publish(world, {"token_budget.json": seeded_ledger(this_month(), [14_990_000])})
+    git(world.checkout, "rm", "-q", "token_budget.json", env=world.env)
+    git(world.checkout, "commit", "-qm", "remove the ledger", env=world.env)
+    git(world.checkout, "push", "-q", "origin", "main", env=world.env)
+
+    result = world.run()
+
+    stopped_for_budget(world, result)
+    assert "token_budget.json is missing from main: read its last version from main" in result.stdout
+    assert "$14.99 spent" in result.stdout
+
+
+def test_a_newly_set_ledger_branch_starts_from_the_spend_on_the_default_branch(world: World) -> None:
+    publish(world, {"token_budget.json": seeded_ledger(this_month(), [14_990_000]),
+                    CONFIG: "ledger:\n  branch: ai-ledger\n"})
+
+    result = world.run()
+
+    stopped_for_budget(world, result)
+    assert "read its last version from main" in result.stdout
+
+
+def test_start_fresh_is_the_one_explicit_way_to_start_the_month_over(world: World) -> None:
+    publish(world, {"token_budget.json": seeded_ledger(this_month(), [14_990_000])})
+    publish(world, {CONFIG: f"ledger:\n  start_fresh: '{this_month()}'\n"})
+    git(world.checkout, "rm", "-q", "token_budget.json", env=world.env)
+    git(world.checkout, "commit", "-qm", "start over", env=world.env)
+    git(world.checkout, "push", "-q", "origin", "main", env=world.env)
+
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    assert f"starting {this_month()} at $0 as ledger.start_fresh asks" in result.stdout
+    [run] = world.ledger()["runs"]
+    assert run["outcome"] == "pr_opened"
+
+
+def test_a_ledger_without_its_runs_is_refused_and_kept(world: World) -> None:
+    damaged = json.loads(seeded_ledger(this_month(), [5_000_000]))
+    del damaged["runs"]
+    publish(world, {"token_budget.json": json.dumps(damaged)})
+
+    result = world.run()
+
+    assert result.returncode == 2
+    assert "token_budget.json: runs is missing" in result.stderr
+    assert model_requests(world) == 0
+    assert json.loads(world.remote_file("main", "token_budget.json")) == damaged

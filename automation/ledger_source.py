@@ -1,0 +1,115 @@
+"""Where a run reads the month's spend from, so that it is never assumed to be $0 when it can be known.
+
+The ledger of record is the working tree's file (no ``ledger.branch``) or the file at the tip of
+``ledger.branch``. When it is missing there, the spend may still be known, and is looked for in:
+the file's last version in that branch's history (deleted by a person or a bad merge), the
+default branch (the ledger's home before ``ledger.branch`` was set) and the rescue branch a
+protected default branch sends it to. What they hold is merged. A run starts the month at $0
+only when none of them ever held a ledger (the first run), or when the user says so with
+``ledger.start_fresh: YYYY-MM`` (the one explicit way to start over).
+
+A ledger that is a symbolic link, in the working tree or as a blob of mode 120000 on a branch,
+is refused (exit 2) before any paid call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+
+from . import gitops
+from . import ledger as ledger_module
+from .config import Config
+from .errors import GitError, LedgerError
+from .ledger import Ledger
+from .prices import format_usd
+
+# Where the ledger goes when a protected branch refuses it; every run merges it back in.
+RESCUE_BRANCH = "ai-orchestration/ledger"
+
+
+def read(repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime) -> tuple[Ledger, list[str]]:
+    """The ledger of record merged with the rescue branch's, and lines telling the user where
+    a missing ledger's spend was found. Raises LedgerError (exit 2) for a linked, invalid or
+    unknowable ledger."""
+    notes: list[str] = []
+    default = gitops.remote_default_branch(repo, env)
+    home = config.ledger_branch or default
+    if config.ledger_branch:
+        tip = gitops.fetch(repo, config.ledger_branch, env, missing_ok=True)
+        primary = None if tip is None else at_ref(repo, tip, config, env, config.ledger_branch)
+    else:
+        primary = _working_tree(repo, config, now)
+    if primary is None:
+        primary = _recover(repo, config, env, now, home, default, notes)
+    rescued = branch_ledger(repo, RESCUE_BRANCH, config, env)
+    if rescued is not None:
+        primary = rescued if primary is None else ledger_module.merge(None, primary, rescued)
+    return primary or ledger_module.new_ledger(now, config.monthly_budget_micro_usd), notes
+
+
+def _working_tree(repo: Path, config: Config, now: dt.datetime) -> Ledger | None:
+    path = repo / config.ledger_path
+    ledger_module.check_not_linked(path, repo)
+    if not path.exists():
+        return None
+    return ledger_module.load(path, now, config.monthly_budget_micro_usd, root=repo)
+
+
+def at_ref(repo: Path, ref: str, config: Config, env: Mapping[str, str], label: str) -> Ledger | None:
+    """The ledger at a commit (None when the file is not there); a symbolic link is refused."""
+    linked = gitops.symlink_on_path(repo, ref, config.ledger_path, env)
+    if linked is not None:
+        raise LedgerError(
+            f"{label}:{config.ledger_path}: {linked} is a symbolic link (mode 120000) on {label}; the ledger must be "
+            "a regular file: replace the link with the file itself"
+        )
+    text = gitops.remote_file(repo, ref, config.ledger_path, env)
+    if text is None:
+        return None
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise LedgerError(f"{label}:{config.ledger_path}: not UTF-8 text; restore it from git history") from None
+    return ledger_module.from_text(decoded, f"{label}:{config.ledger_path}")
+
+
+def branch_ledger(repo: Path, branch: str, config: Config, env: Mapping[str, str]) -> Ledger | None:
+    """The ledger at the tip of origin's ``branch``, or None when the branch or the file is missing."""
+    tip = gitops.fetch(repo, branch, env, missing_ok=True)
+    return None if tip is None else at_ref(repo, tip, config, env, branch)
+
+
+def _recover(
+    repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime, home: str, default: str, notes: list[str]
+) -> Ledger | None:
+    """The spend a missing ledger held: its last version on ``home``, and on the default branch
+    when the ledger moved to ``ledger.branch``. None when no branch's history ever held one."""
+    month = ledger_module.month_of(now)
+    path = config.ledger_path
+    if config.ledger_start_fresh == month:
+        notes.append(f"{path} is missing from {home}; starting {month} at $0 as ledger.start_fresh asks")
+        return None
+    found: Ledger | None = None
+    for branch in dict.fromkeys((home, default)):
+        try:
+            tip = gitops.fetch(repo, branch, env, missing_ok=True)
+            commit = None if tip is None else gitops.last_version(repo, tip, path, env)
+        except GitError as error:
+            raise LedgerError(
+                f"{path}: missing from {home}, and this month's spend cannot be established from the history of "
+                f"{branch} ({error.message}); restore the file, or set ledger.start_fresh: {month} to start the month at $0"
+            ) from None
+        if commit is None:
+            continue
+        version = at_ref(repo, commit, config, env, f"{branch}@{commit[:12]}")
+        if version is None:
+            continue
+        notes.append(
+            f"{path} is missing from {home}: read its last version from {branch} (commit {commit[:12]}, "
+            f"{version.month}, {format_usd(version.spent_micro_usd)} spent); to start over instead, set "
+            f"ledger.start_fresh: {month}"
+        )
+        found = version if found is None else ledger_module.merge(None, found, version)
+    return found
