@@ -46,6 +46,7 @@ class Config:
     ledger_path: str = "token_budget.json"
     ledger_branch: str | None = None
     ledger_start_fresh: str | None = None  # "YYYY-MM": that month may start at $0 without its ledger
+    reservation_minutes: int = 45  # how long a run's reservation holds money back (reservations.py)
     analysis_model: str = "claude-sonnet-5-5"
     code_model: str = "gpt-4o-mini"
     analysis_max_tokens: int = 4096
@@ -206,6 +207,7 @@ SCHEMA: dict[str, tuple[str, Validator]] = {
     "ledger.path": ("ledger_path", _relative_path),
     "ledger.branch": ("ledger_branch", _optional_text),
     "ledger.start_fresh": ("ledger_start_fresh", _month),
+    "ledger.reservation_minutes": ("reservation_minutes", _positive_int),
     "models.analysis": ("analysis_model", _text),
     "models.code": ("code_model", _text),
     "models.analysis_max_tokens": ("analysis_max_tokens", _positive_int),

@@ -21,6 +21,7 @@ from .errors import LedgerError
 from .prices import Usage
 
 SCHEMA_VERSION = 2
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 HISTORY_MONTHS_KEPT = 36
 TASK_TEXT_KEPT = 120
 RESTORE_HINT = "fix it or restore it from git history (git log -p -- {path})"
@@ -102,6 +103,24 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class Reservation:
+    """Money a running run holds back from the month (see reservations.py): other runs count it
+    as spent until ``expires_at`` (UTC, like ``2026-11-21T03:47:00Z``) or until the run settles it."""
+
+    run_id: str
+    task: str
+    micro_usd: int
+    expires_at: str
+
+    def live(self, now: dt.datetime) -> bool:
+        return self.expires_at > now.astimezone(dt.timezone.utc).strftime(TIME_FORMAT)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "task": self.task[:TASK_TEXT_KEPT], "micro_usd": self.micro_usd,
+                "expires_at": self.expires_at}
+
+
+@dataclass(frozen=True)
 class ModelTotals:
     calls: int = 0
     input_tokens: int = 0
@@ -165,6 +184,7 @@ class Ledger:
     milestones_reached_micro_usd: tuple[int, ...] = ()
     notified: Mapping[str, Any] = field(default_factory=dict)  # per-month notification flags
     health: Mapping[str, Any] = field(default_factory=dict)  # survives rollover (health.py)
+    reservations: tuple[Reservation, ...] = ()  # runs in progress (reservations.py); survive rollover
 
     # ---- derived totals ----
     @property
@@ -210,6 +230,13 @@ class Ledger:
     def with_notified(self, key: str, value: Any) -> "Ledger":
         return replace(self, notified={**self.notified, key: value})
 
+    def reserved_micro_usd(self, now: dt.datetime, excluding: str = "") -> int:
+        """What unexpired reservations of runs other than ``excluding`` hold back."""
+        return sum(r.micro_usd for r in self.reservations if r.live(now) and r.run_id != excluding)
+
+    def without_reservation(self, run_id: str) -> "Ledger":
+        return replace(self, reservations=tuple(r for r in self.reservations if r.run_id != run_id))
+
 
 def new_run_id(run_id: str, attempt: str, now: dt.datetime, nonce: str) -> str:
     """``<workflow run id>-<attempt>-<start time>-<nonce>``: the nonce (see ``random_nonce``) keeps
@@ -250,6 +277,7 @@ def rollover(ledger: Ledger, month: str) -> Ledger:
         history=tuple(history[-HISTORY_MONTHS_KEPT:]),
         notified={"recap_due": closed.month},
         health=ledger.health,
+        reservations=ledger.reservations,
     )
     return rolled
 
@@ -299,7 +327,19 @@ def merge(base: Ledger | None, ours: Ledger, theirs: Ledger) -> Ledger:
         notified=notified,
         health=_merge_health(ours.health, theirs.health),
     )
-    return merged
+    return replace(merged, reservations=_merge_reservations(base, ours, theirs, merged.runs))
+
+
+def _merge_reservations(
+    base: Ledger | None, ours: Ledger, theirs: Ledger, runs: tuple[RunRecord, ...]
+) -> tuple[Reservation, ...]:
+    """Theirs (the branch is where reservations are made and settled), plus ours that are new
+    since ``base``; a reservation whose run has finished (outcome other than "running") is settled."""
+    known = {r.run_id for r in base.reservations} if base is not None else set()
+    kept = {r.run_id: r for r in theirs.reservations}
+    kept.update({r.run_id: r for r in ours.reservations if r.run_id not in known})
+    finished = {run.id for run in runs if run.outcome != "running"}
+    return tuple(kept[key] for key in sorted(kept) if key not in finished)
 
 
 def _union(theirs: Any, ours: Any) -> Any:
@@ -343,13 +383,13 @@ def to_text(ledger: Ledger) -> str:
         "health": ledger.health,
     }
     lines = ["{"]
-    items = sorted(document.items()) + [
-        ("history", [entry.to_json() for entry in ledger.history]),
-        ("runs", [run.to_json() for run in ledger.runs]),
-    ]
+    items = sorted(document.items()) + [("history", [entry.to_json() for entry in ledger.history])]
+    if ledger.reservations:  # only while runs are in progress: a settled ledger reads as before
+        items.append(("reservations", [reservation.to_json() for reservation in ledger.reservations]))
+    items.append(("runs", [run.to_json() for run in ledger.runs]))
     for index, (key, value) in enumerate(items):
         comma = "," if index < len(items) - 1 else ""
-        if key in ("history", "runs"):
+        if key in ("history", "reservations", "runs"):
             rows = [json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":")) for row in value]
             body = ",\n    ".join(rows)
             lines.append(f'  "{key}": [\n    {body}\n  ]{comma}' if rows else f'  "{key}": []{comma}')
@@ -383,6 +423,9 @@ def from_text(text: str, source: str) -> Ledger:
         ),
         notified=reader.mapping(data, "notified"),
         health=reader.health(reader.mapping(data, "health")),
+        reservations=tuple(
+            reader.reservation(row, f"reservations[{i}]") for i, row in enumerate(reader.array(data, "reservations"))
+        ),
     )
 
 
@@ -578,6 +621,20 @@ class _Reader:
             cost_micro_usd=named["cost_micro_usd"],
             latency_ms=named["latency_ms"],
             outcome=self.text(named, "outcome", f"{where}.outcome", optional=True) or "ok",
+        )
+
+    def reservation(self, row: Any, where: str) -> Reservation:
+        row = self.obj(row, where)
+        expires = self.text(row, "expires_at", f"{where}.expires_at") or ""
+        try:
+            dt.datetime.strptime(expires, TIME_FORMAT)
+        except ValueError:
+            raise self.fail(f"{where}.expires_at", "a UTC time like 2026-11-21T03:47:00Z") from None
+        return Reservation(
+            run_id=self.text(row, "run_id", f"{where}.run_id") or "",
+            task=self.text(row, "task", f"{where}.task") or "",
+            micro_usd=self.integer(row, "micro_usd", f"{where}.micro_usd"),
+            expires_at=expires,
         )
 
     def health(self, health: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, TextIO
 
 from . import alerts, budget, context, edits, github, gitops, health, keys, ledger as ledger_module, reports, tasks
 from .config import Config, load_config
-from . import discord, ledger_source
+from . import discord, ledger_source, reservations
 from .discord import Notifier
 from .errors import EXIT_OK, AutomationError, PolicyStop, ProtectedBranchError, ProviderError, UnusableReplyError
 from .ledger import CallRecord, Ledger, RunRecord
@@ -60,6 +60,7 @@ class Session:
     record: RunRecord
     clock: Callable[[], float]
     secrets: list[str]
+    reserver: reservations.Reserver
     repository: str = "local"
     anthropic_client: object = None
     openai_client: object = None
@@ -115,6 +116,7 @@ def run(
         if decide_only:
             _hand_over(session, task)
         session.record = replace(session.record, task=task.text)
+        session.reserver.reserve(session.ledger, task.text, *reservations.estimate(config, PROMPT_OVERHEAD_TOKENS))
         if config.notify_run_started:
             notifier.notify([discord.run_started_embed(repository=session.repository, now=now, task=task.text, run_url=reports.run_url(env))])
         repo_context = context.build_context(repo, task.brief, config.context_max_tokens, _private_paths(config))
@@ -173,9 +175,14 @@ def _open_session(
     rolled = replace(rolled, budget_micro_usd=config.monthly_budget_micro_usd)
     run_id = ledger_module.new_run_id(env.get("GITHUB_RUN_ID", "local"), env.get("GITHUB_RUN_ATTEMPT", "1"), now, nonce())
     record = RunRecord(id=run_id, started_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"), task="")
+    started = clock()
+    reserver = reservations.Reserver(
+        repo, config, env, run_id, loaded, lambda: now + dt.timedelta(seconds=clock() - started)
+    )
     session = Session(
         repo=repo, config=config, env=env, now=now, out=out, base_ledger=loaded, ledger=rolled,
-        record=record, clock=clock, secrets=secret_values(env), repository=env.get("GITHUB_REPOSITORY", repo.name),
+        record=record, clock=clock, secrets=secret_values(env), reserver=reserver,
+        repository=env.get("GITHUB_REPOSITORY", repo.name),
     )
     for note in notes:
         session.say(note)
@@ -233,7 +240,8 @@ def _paid_call(
     price = session.config.price(model)
     started = session.clock()
     try:
-        budget.reserve(session.ledger, session.config.monthly_budget_micro_usd, price, input_bound(), max_tokens)
+        worst = budget.reserve(session.ledger, session.config.monthly_budget_micro_usd, price, input_bound(), max_tokens)
+        session.reserver.cover(session.ledger, session.record.cost_micro_usd, worst)
         reply = call()
     except ProviderError as error:
         billed = getattr(error, "reply", None)  # an unusable reply was still paid for
@@ -389,7 +397,7 @@ def _close_run(session: Session, notifier: Notifier, outcome: str, error: Automa
     notifier.notify(embeds)
     if outcome != HANDED_OVER:  # the full run writes it
         _write_job_summary(session, outcome, error)
-    if session.ledger != session.base_ledger:
+    if session.ledger != session.base_ledger or session.reserver.held is not None:
         _commit_ledger(session)
 
 
@@ -418,7 +426,7 @@ def _commit_ledger(session: Session) -> None:
 
     def render(remote_text: bytes | None) -> bytes:
         theirs = session.base_ledger if remote_text is None else ledger_module.from_text(remote_text.decode("utf-8"), f"{target}:{config.ledger_path}")
-        merged = ledger_module.merge(session.base_ledger, session.ledger, theirs)
+        merged = session.reserver.settle(ledger_module.merge(session.base_ledger, session.ledger, theirs))
         return ledger_module.to_text(merged).encode("utf-8")
 
     message = f"ai-orchestration: ledger for run {session.record.id} ({format_usd(session.record.cost_micro_usd, 4)})"
