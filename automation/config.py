@@ -25,6 +25,8 @@ DEFAULT_CONFIG_PATH = ".github/ai-orchestration.yml"
 # What errors name when the repository has no config file: never a file the user does not have.
 BUILTIN_SOURCE = f"the built-in defaults (this repository has no {DEFAULT_CONFIG_PATH}; create it to change a setting)"
 RETIREMENT_WARNING_DAYS = 30
+# A reservation must outlive the longest paid call (reservations.CALL_WINDOW, 12 minutes) with room to spare.
+MIN_RESERVATION_MINUTES = 15
 # Each step speaks one API: analysis the Anthropic Messages API (with its free token count),
 # code OpenAI Chat Completions with a strict JSON schema.
 STEP_PROVIDERS = {"analysis": ANTHROPIC, "code": OPENAI}
@@ -354,6 +356,11 @@ def parse_config(text: str, source: str, today: dt.date) -> Config:
 
 def _check_consistency(config: Config, today: dt.date) -> None:
     source = config.source
+    if config.reservation_minutes < MIN_RESERVATION_MINUTES:
+        raise ConfigError(
+            f"{source}: ledger.reservation_minutes must be at least {MIN_RESERVATION_MINUTES} (the longest paid call "
+            f"and a margin; got {config.reservation_minutes}); use the job's timeout-minutes or more"
+        )
     if config.ledger_path.casefold() == config.tasks_file.casefold():
         raise ConfigError(f"{source}: ledger.path and tasks.file are both {config.ledger_path!r}; give the ledger its own file")
     over = [m for m in config.milestones_micro_usd if m > config.monthly_budget_micro_usd]

@@ -595,14 +595,15 @@ class _Reader:
 
     def run(self, row: Any, where: str) -> RunRecord:
         row = self.obj(row, where)
-        calls = tuple(self.call(c, f"{where}.calls[{i}]") for i, c in enumerate(self.array(row, "calls", f"{where}.calls")))
+        run_id = self.text(row, "id", f"{where}.id") or ""
+        started_at = self.text(row, "started_at", f"{where}.started_at") or ""
+        task = self.text(row, "task", f"{where}.task") or ""
+        outcome = self.text(row, "outcome", f"{where}.outcome") or ""
+        rows = self.array(row, "calls", f"{where}.calls", required=True)  # a run without calls is not a $0 run
         return RunRecord(
-            id=self.text(row, "id", f"{where}.id") or "",
-            started_at=self.text(row, "started_at", f"{where}.started_at") or "",
-            task=self.text(row, "task", f"{where}.task") or "",
-            outcome=self.text(row, "outcome", f"{where}.outcome") or "",
+            id=run_id, started_at=started_at, task=task, outcome=outcome,
             pr_url=self.text(row, "pr_url", f"{where}.pr_url", optional=True),
-            calls=calls,
+            calls=tuple(self.call(c, f"{where}.calls[{i}]") for i, c in enumerate(rows)),
         )
 
     def call(self, row: Any, where: str) -> CallRecord:

@@ -42,7 +42,8 @@ from .prices import format_usd
 # Pushes per reservation: with N runs racing, each round lets at least one of them through.
 RESERVE_ATTEMPTS = 12
 # The longest one paid call can take: providers.py's 120 s timeout over five attempts, plus the
-# SDK's back-off. A call is started only when the reservation outlives it by this much.
+# SDK's back-off. A call is started only when the reservation outlives it by this much
+# (config.MIN_RESERVATION_MINUTES keeps every reservation longer than this).
 CALL_WINDOW = dt.timedelta(minutes=12)
 
 

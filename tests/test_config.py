@@ -418,3 +418,11 @@ def test_the_model_cannot_write_the_ledger_tasks_or_denied_files_through_another
 
     assert [edit.path for edit in plan.edits] == ["ok.txt"]
     assert len(plan.refused) == 3
+
+
+def test_ledger_reservation_and_start_over_keys() -> None:
+    config = parse_config("ledger:\n  start_fresh: '2026-11'\n  reservation_minutes: 60\n", SOURCE, TODAY)
+    assert (config.ledger_start_fresh, config.reservation_minutes) == ("2026-11", 60)
+    assert Config().reservation_minutes == 45 and Config().ledger_start_fresh is None
+    assert "ledger.start_fresh must be a month like 2026-11" in problem("ledger:\n  start_fresh: November\n")
+    assert "ledger.reservation_minutes must be at least 15" in problem("ledger:\n  reservation_minutes: 5\n")

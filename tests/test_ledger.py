@@ -482,6 +482,8 @@ def test_a_year_at_480_runs_a_month_stays_under_300_kb(tmp_path: Path) -> None:
         (SAMPLE_TEXT.replace('  "schema_version": 2,\n', ""), "schema_version is missing"),
         ('{"month": "2026-11", "budget_micro_usd": 15000000, "runs": []}', "schema_version is missing"),
         ('{"schema_version": 2, "month": "2026-11", "budget_micro_usd": 15000000}', "runs is missing"),
+        ('{"schema_version": 2, "month": "2026-11", "budget_micro_usd": 1, "runs": [{"id": "a", "started_at": "t", '
+         '"task": "x", "outcome": "pr_opened"}]}', "runs[0].calls is missing"),
         ('{"month": "2026-11", "monthly_budget": 15}', "cannot upgrade from schema_version 0: the spend is missing"),
     ],
 )
