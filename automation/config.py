@@ -170,7 +170,9 @@ def _relative_path(key: str, value: Any) -> str:
     return normal
 
 
-def _month(key: str, value: Any) -> str:
+def _optional_month(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
     text = _text(key, value)
     try:
         if len(text) != 7:
@@ -208,7 +210,7 @@ SCHEMA: dict[str, tuple[str, Validator]] = {
     "pull_requests.branch_prefix": ("branch_prefix", _text),
     "ledger.path": ("ledger_path", _relative_path),
     "ledger.branch": ("ledger_branch", _optional_text),
-    "ledger.start_fresh": ("ledger_start_fresh", _month),
+    "ledger.start_fresh": ("ledger_start_fresh", _optional_month),
     "ledger.reservation_minutes": ("reservation_minutes", _positive_int),
     "models.analysis": ("analysis_model", _text),
     "models.code": ("code_model", _text),
