@@ -231,8 +231,14 @@ class Ledger:
         return replace(self, notified={**self.notified, key: value})
 
     def reserved_micro_usd(self, now: dt.datetime, excluding: str = "") -> int:
-        """What unexpired reservations of runs other than ``excluding`` hold back."""
-        return sum(r.micro_usd for r in self.reservations if r.live(now) and r.run_id != excluding)
+        """What unexpired reservations of runs other than ``excluding`` hold back beyond what those
+        runs have already recorded (a reservation covers its whole run, recorded calls included)."""
+        held = 0
+        for reservation in self.reservations:
+            if reservation.live(now) and reservation.run_id != excluding:
+                recorded = self.run(reservation.run_id)
+                held += max(0, reservation.micro_usd - (recorded.cost_micro_usd if recorded else 0))
+        return held
 
     def without_reservation(self, run_id: str) -> "Ledger":
         return replace(self, reservations=tuple(r for r in self.reservations if r.run_id != run_id))

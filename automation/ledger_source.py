@@ -34,6 +34,7 @@ def read(repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime) -
     a missing ledger's spend was found. Raises LedgerError (exit 2) for a linked, invalid or
     unknowable ledger."""
     notes: list[str] = []
+    ledger_module.check_not_linked(repo / config.ledger_path, repo)  # every paid call saves the file there
     default = gitops.remote_default_branch(repo, env)
     home = config.ledger_branch or default
     if config.ledger_branch:
@@ -51,7 +52,6 @@ def read(repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime) -
 
 def _working_tree(repo: Path, config: Config, now: dt.datetime) -> Ledger | None:
     path = repo / config.ledger_path
-    ledger_module.check_not_linked(path, repo)
     if not path.exists():
         return None
     return ledger_module.load(path, now, config.monthly_budget_micro_usd, root=repo)

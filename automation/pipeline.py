@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, TextIO
 
 from . import alerts, budget, context, edits, github, gitops, health, keys, ledger as ledger_module, reports, tasks
-from .config import Config, load_config
+from .config import DEFAULT_CONFIG_PATH, Config, load_config
 from . import discord, ledger_source, reservations
 from .discord import Notifier
 from .errors import EXIT_OK, AutomationError, PolicyStop, ProtectedBranchError, ProviderError, UnusableReplyError
@@ -40,7 +40,7 @@ CODE_SYSTEM = (
     ".github/workflows/, the ledger, the bot's config or the tasks file."
 )
 PROMPT_OVERHEAD_TOKENS = 2_000
-LEDGER_PUSH_ATTEMPTS = 5
+LEDGER_PUSH_ATTEMPTS = reservations.RESERVE_ATTEMPTS  # overlapping runs settle on the same branch
 RESCUE_LEDGER_BRANCH = ledger_source.RESCUE_BRANCH
 # The outcome of `run --decide-only` when there is work: the next step installs the SDKs and runs.
 HANDED_OVER = "handed_over"
@@ -193,6 +193,15 @@ def _private_paths(config: Config) -> tuple[str, ...]:
     return (config.ledger_path, *config.edits_deny, *config.context_exclude)
 
 
+def _config_path_in_repo(repo: Path, config: Config) -> str:
+    """The bot's config file (``--config`` in any spelling) as the canonical repository path the
+    edit checks compare; a config outside the repository cannot be edited anyway."""
+    try:
+        return Path(config.source).resolve().relative_to(repo.resolve()).as_posix()
+    except ValueError:
+        return DEFAULT_CONFIG_PATH
+
+
 def _pick_task(session: Session, task_text: str | None, pulls: list[github.BotPull]) -> tasks.Task:
     """The given task, or the first unticked one with no open, merged or rejected bot PR.
 
@@ -286,7 +295,8 @@ def _write_code(session: Session, task: str, analysis: str, repo_context: contex
         {"role": "system", "content": CODE_SYSTEM},
         {"role": "user", "content": f"# Task\n{task}\n\n# Plan\n{analysis}\n\n# Current files\n{files_text or '(none)'}"},
     ]
-    rules = edits.EditRules(ledger_path=config.ledger_path, tasks_path=config.tasks_file, deny=config.edits_deny)
+    rules = edits.EditRules(ledger_path=config.ledger_path, tasks_path=config.tasks_file, deny=config.edits_deny,
+                            config_path=_config_path_in_repo(session.repo, config))
     reply = _code_call(session, messages)
     try:
         return edits.parse_and_check(reply, session.repo, rules)

@@ -121,3 +121,13 @@ def replace_outcome(run: RunRecord, outcome: str) -> RunRecord:
     from dataclasses import replace
 
     return replace(run, outcome=outcome)
+
+
+def test_a_runs_recorded_calls_are_not_counted_twice_beside_its_reservation() -> None:
+    now = START
+    ledger = Ledger("2027-06", 1_000_000, runs=(spent("a", 30_000),),
+                    reservations=(Reservation("a", "t", 100_000, "2027-06-01T13:00:00Z"),
+                                  Reservation("b", "u", 20_000, "2027-06-01T13:00:00Z")))
+    assert ledger.spent_micro_usd + ledger.reserved_micro_usd(now) == 30_000 + 70_000 + 20_000
+    assert ledger.reserved_micro_usd(now, excluding="b") == 70_000
+    assert ledger.reserved_micro_usd(START + dt.timedelta(hours=1)) == 0  # expired

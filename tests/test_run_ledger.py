@@ -118,3 +118,19 @@ def test_a_ledger_without_its_runs_is_refused_and_kept(world: World) -> None:
     assert "token_budget.json: runs is missing" in result.stderr
     assert model_requests(world) == 0
     assert json.loads(world.remote_file("main", "token_budget.json")) == damaged
+
+
+def test_the_bots_own_config_is_protected_in_whatever_spelling_it_was_given(world: World) -> None:
+    from tests.fakes.model_servers import FakeOpenAI
+
+    custom = world.checkout / ".github" / "bot.yml"
+    custom.parent.mkdir()
+    custom.write_text("budget:\n  monthly_usd: 15\n")
+    world.openai.content = FakeOpenAI.code_reply("raise the budget", [
+        {"path": ".github/bot.yml", "action": "update", "content": "budget:\n  monthly_usd: 1500\n"}])
+
+    result = world.run("--config", str(world.checkout / "." / ".github" / ".." / ".github" / "bot.yml"))
+
+    assert result.returncode == 1
+    assert ".github/bot.yml" in result.stderr + result.stdout and "configuration" in result.stderr + result.stdout
+    assert world.created_pulls() == []
