@@ -84,8 +84,10 @@ def branch_ledger(repo: Path, branch: str, config: Config, env: Mapping[str, str
 def _recover(
     repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime, home: str, default: str, notes: list[str]
 ) -> Ledger | None:
-    """The spend a missing ledger held: its last version on ``home``, and on the default branch
-    when the ledger moved to ``ledger.branch``. None when no branch's history ever held one."""
+    """The spend a ledger missing from the checkout or ``home`` held: the file at the tip of
+    ``home`` (a checkout older than the branch), else its last version in the branch's history,
+    and the same on the default branch when the ledger moved to ``ledger.branch``. None when no
+    branch's history ever held one."""
     month = ledger_module.month_of(now)
     path = config.ledger_path
     if config.ledger_start_fresh == month:
@@ -94,22 +96,34 @@ def _recover(
     found: Ledger | None = None
     for branch in dict.fromkeys((home, default)):
         try:
-            tip = gitops.fetch(repo, branch, env, missing_ok=True)
-            commit = None if tip is None else gitops.last_version(repo, tip, path, env)
+            version, commit = _latest(repo, config, env, branch)
         except GitError as error:
             raise LedgerError(
                 f"{path}: missing from {home}, and this month's spend cannot be established from the history of "
                 f"{branch} ({error.message}); restore the file, or set ledger.start_fresh: {month} to start the month at $0"
             ) from None
-        if commit is None:
-            continue
-        version = at_ref(repo, commit, config, env, f"{branch}@{commit[:12]}")
         if version is None:
             continue
-        notes.append(
-            f"{path} is missing from {home}: read its last version from {branch} (commit {commit[:12]}, "
-            f"{version.month}, {format_usd(version.spent_micro_usd)} spent); to start over instead, set "
-            f"ledger.start_fresh: {month}"
-        )
+        if commit is not None or branch != home:
+            where = f"its last version from {branch} (commit {commit[:12]})" if commit else f"it from {branch}"
+            notes.append(
+                f"{path} is missing from {home}: read {where}, {version.month}, {format_usd(version.spent_micro_usd)} "
+                f"spent; to start over instead, set ledger.start_fresh: {month}"
+            )
         found = version if found is None else ledger_module.merge(None, found, version)
     return found
+
+
+def _latest(repo: Path, config: Config, env: Mapping[str, str], branch: str) -> tuple[Ledger | None, str | None]:
+    """The ledger at the tip of ``branch`` (commit None), else its last version in the branch's
+    history and the commit that wrote it; (None, None) when the branch never held one."""
+    tip = gitops.fetch(repo, branch, env, missing_ok=True)
+    if tip is None:
+        return None, None
+    current = at_ref(repo, tip, config, env, branch)
+    if current is not None:
+        return current, None
+    commit = gitops.last_version(repo, tip, config.ledger_path, env)
+    if commit is None:
+        return None, None
+    return at_ref(repo, commit, config, env, f"{branch}@{commit[:12]}"), commit

@@ -270,3 +270,34 @@ def test_verify_file_reads_back_the_committed_blob(work: Path, env: dict[str, st
     head = git(work, env, "rev-parse", "HEAD")
     with pytest.raises(GitError, match=r"does not hold token_budget.json as written \(no such file\)"):
         gitops.verify_file(work, head, "token_budget.json", b"{}\n", env)
+
+
+def test_last_version_finds_a_deleted_file_even_in_a_shallow_clone(tmp_path: Path, origin: Path, env: dict[str, str]) -> None:
+    writer = clone(origin, tmp_path / "writer", env)
+    (writer / "token_budget.json").write_text('{"spent": 1}\n')
+    git(writer, env, "add", "token_budget.json")
+    git(writer, env, "commit", "-qm", "ledger")
+    written = git(writer, env, "rev-parse", "HEAD")
+    git(writer, env, "rm", "-q", "token_budget.json")
+    git(writer, env, "commit", "-qm", "delete the ledger")
+    git(writer, env, "push", "-q", "origin", "main")
+    shallow = tmp_path / "shallow"
+    git(tmp_path, env, "clone", "-q", "--depth", "1", f"file://{origin}", str(shallow))
+
+    assert gitops.last_version(shallow, "origin/main", "token_budget.json", env) == written
+    assert gitops.remote_file(shallow, written, "token_budget.json", env) == b'{"spent": 1}\n'
+    assert gitops.last_version(shallow, "origin/main", "never.json", env) is None
+
+
+def test_symlink_on_path_names_a_linked_file_or_folder(tmp_path: Path, origin: Path, env: dict[str, str]) -> None:
+    writer = clone(origin, tmp_path / "writer", env)
+    (writer / "state").symlink_to("elsewhere")
+    (writer / "token_budget.json").symlink_to("/etc/hostname")
+    git(writer, env, "add", "-A")
+    git(writer, env, "commit", "-qm", "links")
+    head = git(writer, env, "rev-parse", "HEAD")
+
+    assert gitops.symlink_on_path(writer, head, "token_budget.json", env) == "token_budget.json"
+    assert gitops.symlink_on_path(writer, head, "state/budget.json", env) == "state"
+    assert gitops.symlink_on_path(writer, head, "README.md", env) is None
+    assert gitops.symlink_on_path(writer, head, "missing/budget.json", env) is None

@@ -78,7 +78,7 @@ def test_a_ledger_deleted_from_the_default_branch_mid_month_keeps_the_months_spe
     result = world.run()
 
     stopped_for_budget(world, result)
-    assert "token_budget.json is missing from main: read its last version from main" in result.stdout
+    assert "token_budget.json is missing from main: read its last version from main (commit" in result.stdout
     assert "$14.99 spent" in result.stdout
 
 
@@ -89,7 +89,7 @@ def test_a_newly_set_ledger_branch_starts_from_the_spend_on_the_default_branch(w
     result = world.run()
 
     stopped_for_budget(world, result)
-    assert "read its last version from main" in result.stdout
+    assert "token_budget.json is missing from ai-ledger: read it from main, " in result.stdout
 
 
 def test_start_fresh_is_the_one_explicit_way_to_start_the_month_over(world: World) -> None:
