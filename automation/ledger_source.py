@@ -42,6 +42,8 @@ def read(repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime) -
         primary = None if tip is None else at_ref(repo, tip, config, env, config.ledger_branch)
     else:
         primary = _working_tree(repo, config, now)
+        tip = gitops.fetch(repo, default, env)  # the branch the ledger is committed to must hold a file, not a link
+        _refuse_link(repo, tip, config, env, default)
     if primary is None:
         primary = _recover(repo, config, env, now, home, default, notes)
     rescued = branch_ledger(repo, RESCUE_BRANCH, config, env)
@@ -59,12 +61,7 @@ def _working_tree(repo: Path, config: Config, now: dt.datetime) -> Ledger | None
 
 def at_ref(repo: Path, ref: str, config: Config, env: Mapping[str, str], label: str) -> Ledger | None:
     """The ledger at a commit (None when the file is not there); a symbolic link is refused."""
-    linked = gitops.symlink_on_path(repo, ref, config.ledger_path, env)
-    if linked is not None:
-        raise LedgerError(
-            f"{label}:{config.ledger_path}: {linked} is a symbolic link (mode 120000) on {label}; the ledger must be "
-            "a regular file: replace the link with the file itself"
-        )
+    _refuse_link(repo, ref, config, env, label)
     text = gitops.remote_file(repo, ref, config.ledger_path, env)
     if text is None:
         return None
@@ -73,6 +70,15 @@ def at_ref(repo: Path, ref: str, config: Config, env: Mapping[str, str], label: 
     except UnicodeDecodeError:
         raise LedgerError(f"{label}:{config.ledger_path}: not UTF-8 text; restore it from git history") from None
     return ledger_module.from_text(decoded, f"{label}:{config.ledger_path}")
+
+
+def _refuse_link(repo: Path, ref: str, config: Config, env: Mapping[str, str], label: str) -> None:
+    linked = gitops.symlink_on_path(repo, ref, config.ledger_path, env)
+    if linked is not None:
+        raise LedgerError(
+            f"{label}:{config.ledger_path}: {linked} is a symbolic link (mode 120000) on {label}; the ledger must be "
+            "a regular file: replace the link with the file itself"
+        )
 
 
 def branch_ledger(repo: Path, branch: str, config: Config, env: Mapping[str, str]) -> Ledger | None:

@@ -134,3 +134,19 @@ def test_the_bots_own_config_is_protected_in_whatever_spelling_it_was_given(worl
     assert result.returncode == 1
     assert ".github/bot.yml" in result.stderr + result.stdout and "configuration" in result.stderr + result.stdout
     assert world.created_pulls() == []
+
+
+def test_a_link_committed_on_the_default_branch_after_the_checkout_is_refused_too(world: World) -> None:
+    publish(world, {"token_budget.json": seeded_ledger(this_month(), [])})  # the checkout holds a regular file
+    other = world.tmp / "other"
+    (other / "token_budget.json").unlink()
+    (other / "token_budget.json").symlink_to("/etc/hostname")
+    git(other, "add", "token_budget.json", env=world.env)
+    git(other, "commit", "-qm", "ledger as a link", env=world.env)
+    git(other, "push", "-q", "origin", "main", env=world.env)
+
+    result = world.run()
+
+    assert result.returncode == 2
+    assert "main:token_budget.json: token_budget.json is a symbolic link (mode 120000)" in result.stderr
+    assert model_requests(world) == 0
