@@ -483,7 +483,8 @@ def test_dependabot_updates_actions_and_pip_weekly() -> None:
 
 EXAMPLE_KEYS = {
     "budget.monthly_usd", "budget.milestones_usd", "tasks.file", "pull_requests.max_open",
-    "pull_requests.labels", "pull_requests.draft", "ledger.path", "ledger.branch", "models.analysis",
+    "pull_requests.labels", "pull_requests.draft", "ledger.path", "ledger.branch", "ledger.reservation_minutes",
+    "ledger.start_fresh", "models.analysis",
     "models.code", "models.analysis_max_tokens", "models.code_max_tokens", "models.fallbacks.analysis",
     "models.fallbacks.code", "context.max_tokens", "context.exclude", "edits.deny", "notifications.run_started",
 }
