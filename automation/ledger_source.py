@@ -42,8 +42,9 @@ def read(repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime) -
         primary = None if tip is None else at_ref(repo, tip, config, env, config.ledger_branch)
     else:
         primary = _working_tree(repo, config, now)
-        tip = gitops.fetch(repo, default, env)  # the branch the ledger is committed to must hold a file, not a link
-        _refuse_link(repo, tip, config, env, default)
+        tip = gitops.fetch(repo, default, env, missing_ok=True)  # where the ledger is committed: a file, never a link
+        if tip is not None:
+            _refuse_link(repo, tip, config, env, default)
     if primary is None:
         primary = _recover(repo, config, env, now, home, default, notes)
     rescued = branch_ledger(repo, RESCUE_BRANCH, config, env)

@@ -250,7 +250,7 @@ def _paid_call(
     started = session.clock()
     try:
         worst = budget.reserve(session.ledger, session.config.monthly_budget_micro_usd, price, input_bound(), max_tokens)
-        session.reserver.cover(session.ledger, session.record.cost_micro_usd, worst)
+        session.reserver.cover(session.ledger, session.record.task, session.record.cost_micro_usd, worst)
         reply = call()
     except ProviderError as error:
         billed = getattr(error, "reply", None)  # an unusable reply was still paid for

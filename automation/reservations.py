@@ -81,14 +81,15 @@ class Reserver:
         """
         self._swap(known, task, wanted, needed, claim=True)
 
-    def cover(self, known: Ledger, run_spent: int, worst: int) -> None:
-        """Make sure the reservation covers ``run_spent + worst`` and outlives the next call."""
-        if self.held is None:  # a run that never claimed a task (reserve is called before any call)
-            raise AssertionError("cover() before reserve()")
+    def cover(self, known: Ledger, task: str, run_spent: int, worst: int) -> None:
+        """Make sure the reservation covers ``run_spent + worst`` and outlives the next call
+        (a flow that made no reservation yet gets one here, without claiming ``task``)."""
         needed = run_spent + worst
-        if needed <= self.held.micro_usd and self.held.expires_at >= _stamp(self.now() + CALL_WINDOW):
+        held = self.held
+        if held is not None and needed <= held.micro_usd and held.expires_at >= _stamp(self.now() + CALL_WINDOW):
             return
-        self._swap(known, self.held.task, max(needed, self.held.micro_usd), needed, claim=False)
+        wanted = max(needed, held.micro_usd if held is not None else 0)
+        self._swap(known, held.task if held is not None else task, wanted, needed, claim=False)
 
     def settle(self, ledger: Ledger) -> Ledger:
         """The ledger to commit at the end of the run: this run's record, without its reservation."""

@@ -84,12 +84,12 @@ def test_a_call_that_does_not_fit_extends_the_reservation_or_stops(tmp_path: Pat
     other.reserve(base, "Task B", 500_000, 50_000)
 
     known = base.with_run(spent("run", 90_000))
-    run.cover(known, 90_000, 10_000)  # fits exactly: no push
+    run.cover(known, "Task A", 90_000, 10_000)  # fits exactly: no push
     assert held_by(on_remote(origin, env), "run") == 100_000
-    run.cover(known, 90_000, 300_000)  # grows to 390 000 of the 500 000 the other run leaves
+    run.cover(known, "Task A", 90_000, 300_000)  # grows to 390 000 of the 500 000 the other run leaves
     assert run.held is not None and run.held.micro_usd == 390_000 == held_by(on_remote(origin, env), "run")
     with pytest.raises(BudgetStop):
-        run.cover(known, 90_000, 500_000)
+        run.cover(known, "Task A", 90_000, 500_000)
 
 
 def test_a_call_that_could_outlive_the_reservation_extends_it_first(tmp_path: Path, origin: Path, env: dict[str, str]) -> None:
@@ -98,7 +98,7 @@ def test_a_call_that_could_outlive_the_reservation_extends_it_first(tmp_path: Pa
     run.reserve(base, "Task A", 100_000, 50_000)
     clock.now = START + dt.timedelta(minutes=45) - CALL_WINDOW + dt.timedelta(seconds=1)
 
-    run.cover(base, 0, 10_000)
+    run.cover(base, "Task A", 0, 10_000)
 
     assert run.held is not None and run.held.expires_at == "2027-06-01T13:18:01Z"
     assert [r.expires_at for r in on_remote(origin, env).reservations] == ["2027-06-01T13:18:01Z"]
@@ -131,3 +131,13 @@ def test_a_runs_recorded_calls_are_not_counted_twice_beside_its_reservation() ->
     assert ledger.spent_micro_usd + ledger.reserved_micro_usd(now) == 30_000 + 70_000 + 20_000
     assert ledger.reserved_micro_usd(now, excluding="b") == 70_000
     assert ledger.reserved_micro_usd(START + dt.timedelta(hours=1)) == 0  # expired
+
+
+def test_a_call_without_a_reservation_gets_one_first(tmp_path: Path, origin: Path, env: dict[str, str]) -> None:
+    clock, base = Clock(), Ledger("2027-06", 1_000_000)
+    run = reserver(tmp_path, origin, env, "follow-up", clock, base)
+
+    run.cover(base, "Fix review comments", 0, 40_000)
+
+    assert run.held == Reservation("follow-up", "Fix review comments", 40_000, "2027-06-01T12:45:00Z")
+    assert held_by(on_remote(origin, env), "follow-up") == 40_000

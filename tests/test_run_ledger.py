@@ -5,6 +5,8 @@ tests/test_run.py: real CLI subprocess, bare `origin`, loopback model and GitHub
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -12,9 +14,16 @@ from tests import test_run
 from tests.fakes.github_server import fake_github  # noqa: F401
 from tests.fakes.model_servers import fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
 from tests.test_run import World, git
-from tests.test_run_alerts import CONFIG, publish, seeded_ledger, this_month
+from tests.test_run_alerts import CONFIG, publish, seeded_ledger
 
 world = test_run.world
+
+
+def this_month(world: World) -> str:
+    """The month the bot's own process sees (under faketime the test process may see another)."""
+    code = "import datetime as d; print(d.datetime.now(d.timezone.utc).strftime('%Y-%m'))"
+    return subprocess.run([sys.executable, "-c", code], env=world.env, capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
 def model_requests(world: World) -> int:
@@ -41,7 +50,7 @@ def stopped_for_budget(world: World, result) -> None:  # noqa: ANN001
 
 @pytest.mark.parametrize("target", ["nowhere/token_budget.json", "../outside.json"])
 def test_a_ledger_that_is_a_symbolic_link_is_refused_before_any_call(world: World, target: str) -> None:
-    (world.tmp / "outside.json").write_text(seeded_ledger(this_month(), []))  # a $0 ledger outside the repository
+    (world.tmp / "outside.json").write_text(seeded_ledger(this_month(world), []))  # a $0 ledger outside the repository
     (world.checkout / "token_budget.json").symlink_to(target)
 
     result = world.run()
@@ -70,7 +79,7 @@ def test_a_ledger_committed_as_a_symbolic_link_on_the_ledger_branch_is_refused(w
 
 
 def test_a_ledger_deleted_from_the_default_branch_mid_month_keeps_the_months_spend(world: World) -> None:
-    publish(world, {"token_budget.json": seeded_ledger(this_month(), [14_990_000])})
+    publish(world, {"token_budget.json": seeded_ledger(this_month(world), [14_990_000])})
     git(world.checkout, "rm", "-q", "token_budget.json", env=world.env)
     git(world.checkout, "commit", "-qm", "remove the ledger", env=world.env)
     git(world.checkout, "push", "-q", "origin", "main", env=world.env)
@@ -83,7 +92,7 @@ def test_a_ledger_deleted_from_the_default_branch_mid_month_keeps_the_months_spe
 
 
 def test_a_newly_set_ledger_branch_starts_from_the_spend_on_the_default_branch(world: World) -> None:
-    publish(world, {"token_budget.json": seeded_ledger(this_month(), [14_990_000]),
+    publish(world, {"token_budget.json": seeded_ledger(this_month(world), [14_990_000]),
                     CONFIG: "ledger:\n  branch: ai-ledger\n"})
 
     result = world.run()
@@ -93,8 +102,8 @@ def test_a_newly_set_ledger_branch_starts_from_the_spend_on_the_default_branch(w
 
 
 def test_start_fresh_is_the_one_explicit_way_to_start_the_month_over(world: World) -> None:
-    publish(world, {"token_budget.json": seeded_ledger(this_month(), [14_990_000])})
-    publish(world, {CONFIG: f"ledger:\n  start_fresh: '{this_month()}'\n"})
+    publish(world, {"token_budget.json": seeded_ledger(this_month(world), [14_990_000])})
+    publish(world, {CONFIG: f"ledger:\n  start_fresh: '{this_month(world)}'\n"})
     git(world.checkout, "rm", "-q", "token_budget.json", env=world.env)
     git(world.checkout, "commit", "-qm", "start over", env=world.env)
     git(world.checkout, "push", "-q", "origin", "main", env=world.env)
@@ -102,13 +111,13 @@ def test_start_fresh_is_the_one_explicit_way_to_start_the_month_over(world: Worl
     result = world.run()
 
     assert result.returncode == 0, result.stderr
-    assert f"starting {this_month()} at $0 as ledger.start_fresh asks" in result.stdout
+    assert f"starting {this_month(world)} at $0 as ledger.start_fresh asks" in result.stdout
     [run] = world.ledger()["runs"]
     assert run["outcome"] == "pr_opened"
 
 
 def test_a_ledger_without_its_runs_is_refused_and_kept(world: World) -> None:
-    damaged = json.loads(seeded_ledger(this_month(), [5_000_000]))
+    damaged = json.loads(seeded_ledger(this_month(world), [5_000_000]))
     del damaged["runs"]
     publish(world, {"token_budget.json": json.dumps(damaged)})
 
@@ -137,7 +146,7 @@ def test_the_bots_own_config_is_protected_in_whatever_spelling_it_was_given(worl
 
 
 def test_a_link_committed_on_the_default_branch_after_the_checkout_is_refused_too(world: World) -> None:
-    publish(world, {"token_budget.json": seeded_ledger(this_month(), [])})  # the checkout holds a regular file
+    publish(world, {"token_budget.json": seeded_ledger(this_month(world), [])})  # the checkout holds a regular file
     other = world.tmp / "other"
     (other / "token_budget.json").unlink()
     (other / "token_budget.json").symlink_to("/etc/hostname")

@@ -7,20 +7,17 @@ overshoot; the ledger on the branch must then hold every call.
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
-
-from automation.ledger import TIME_FORMAT, Reservation
+from automation.ledger import Reservation
 from tests import test_run
 from tests.fakes.github_server import fake_github  # noqa: F401
 from tests.fakes.model_servers import fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
 from tests.test_run import World, git
-from tests.test_run_alerts import publish, seeded_ledger, this_month
+from tests.test_run_alerts import publish, seeded_ledger
+from tests.test_run_ledger import this_month
 
 world = test_run.world
 RACERS = 3
@@ -66,7 +63,7 @@ def recorded(world: World) -> int:
 def test_racing_runs_on_different_tasks_never_spend_past_the_cap(world: World) -> None:
     room = ANALYSIS_COST + CODE_COST + 7_000  # one run fits, two would pass the cap by about $0.045
     seeded = BUDGET - room
-    publish(world, {"token_budget.json": seeded_ledger(this_month(), [seeded])})
+    publish(world, {"token_budget.json": seeded_ledger(this_month(world), [seeded])})
     bill_near_the_worst_case(world)
 
     results = race(world, [["--task", f"Add helper number {index}"] for index in range(RACERS)])
@@ -96,19 +93,18 @@ def test_racing_runs_on_the_same_task_open_one_pull_request(world: World) -> Non
     assert recorded(world) == billed(world) and ledger.get("reservations", []) == []
 
 
-def reservation(world: World, minutes_from_now: int, micro_usd: int) -> Reservation:
-    expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=minutes_from_now)
-    return Reservation("crashed-run", "Some other task", micro_usd, expires.strftime(TIME_FORMAT))
+# Far from any clock, the bot's or the test's (the suite also runs under faketime).
+LONG_AGO, FAR_AHEAD = "2000-01-01T00:00:00Z", "2999-01-01T00:00:00Z"
 
 
-def ledger_with(reservations: list[Reservation]) -> str:
-    data = json.loads(seeded_ledger(this_month(), []))
+def ledger_with(world: World, reservations: list[Reservation]) -> str:
+    data = json.loads(seeded_ledger(this_month(world), []))
     data["reservations"] = [r.to_json() for r in reservations]
     return json.dumps(data)
 
 
 def test_another_runs_live_reservation_counts_as_spent(world: World) -> None:
-    publish(world, {"token_budget.json": ledger_with([reservation(world, 30, BUDGET - 10_000)])})
+    publish(world, {"token_budget.json": ledger_with(world, [Reservation("crashed-run", "Another task", BUDGET - 10_000, FAR_AHEAD)])})
 
     result = world.run()
 
@@ -119,7 +115,7 @@ def test_another_runs_live_reservation_counts_as_spent(world: World) -> None:
 
 
 def test_a_crashed_runs_reservation_expires_and_cannot_block_the_month(world: World) -> None:
-    publish(world, {"token_budget.json": ledger_with([reservation(world, -1, BUDGET)])})
+    publish(world, {"token_budget.json": ledger_with(world, [Reservation("crashed-run", "Another task", BUDGET, LONG_AGO)])})
 
     result = world.run()
 
@@ -130,11 +126,9 @@ def test_a_crashed_runs_reservation_expires_and_cannot_block_the_month(world: Wo
     assert [run["outcome"] for run in ledger["runs"]] == ["pr_opened"]
 
 
-@pytest.mark.parametrize("minutes", [30])
-def test_a_run_claiming_a_task_another_run_holds_stops_before_spending(world: World, minutes: int) -> None:
-    held = Reservation("other-run", "Add a greeting module", 200_000,
-                       (dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=minutes)).strftime(TIME_FORMAT))
-    publish(world, {"token_budget.json": ledger_with([held])})
+def test_a_run_claiming_a_task_another_run_holds_stops_before_spending(world: World) -> None:
+    held = Reservation("other-run", "Add a greeting module", 200_000, FAR_AHEAD)
+    publish(world, {"token_budget.json": ledger_with(world, [held])})
 
     result = world.run()
 
@@ -143,7 +137,7 @@ def test_a_run_claiming_a_task_another_run_holds_stops_before_spending(world: Wo
     assert world.anthropic.requests == [] and world.created_pulls() == []
 
 
-def test_the_reservation_is_on_the_branch_before_the_first_paid_call(world: World, tmp_path: Path) -> None:
+def test_the_reservation_is_on_the_branch_before_the_first_paid_call(world: World) -> None:
     """The fake Anthropic reads the remote at the moment it is asked to generate."""
     seen: list[dict] = []
     original = world.anthropic.default_reply
