@@ -376,9 +376,11 @@ def test_with_no_config_file_errors_never_name_a_file_the_repository_lacks(tmp_p
 )
 def test_every_config_path_is_read_in_the_one_spelling_git_and_the_edit_checks_compare(written: str, canonical: str) -> None:
     config = parse_config(
-        f"ledger:\n  path: '{written}'\ntasks:\n  file: './{canonical}.md'\nedits:\n  deny: ['{written}', './secrets/']\n",
+        f"ledger:\n  path: '{written}'\ntasks:\n  file: './{canonical}.md'\nedits:\n  deny: ['{written}', './secrets/']\n"
+        f"context:\n  exclude: ['./vendor/**', '{written}']\n",
         SOURCE, TODAY,
     )
+    assert config.context_exclude == ("vendor/**", canonical)
     assert config.ledger_path == canonical
     assert config.tasks_file == f"{canonical}.md"
     assert config.edits_deny == (canonical, "secrets")
