@@ -195,7 +195,7 @@ def _text_list(key: str, value: Any) -> tuple[str, ...]:
 
 def _path_list(key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
-        raise _TypeProblem(f"{key} must be a list of repository paths")
+        raise _TypeProblem(f"{key} must be a list of strings")
     return tuple(_relative_path(f"{key}[{i}]", item) for i, item in enumerate(value))
 
 
