@@ -34,6 +34,7 @@ def read(repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime) -
     a missing ledger's spend was found. Raises LedgerError (exit 2) for a linked, invalid or
     unknowable ledger."""
     notes: list[str] = []
+    gitops.require_remote(repo, env)
     ledger_module.check_not_linked(repo / config.ledger_path, repo)  # every paid call saves the file there
     default = gitops.remote_default_branch(repo, env)
     home = config.ledger_branch or default
