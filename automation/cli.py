@@ -7,13 +7,17 @@ This is the only place that reads ``os.environ``, the clock, or calls ``sys.exit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Callable, Mapping, Sequence, TextIO
 
 from . import __version__, ledger as ledger_module, tasks
@@ -235,12 +239,13 @@ def main(
     secrets = secret_values(env)
     try:
         args = build_parser(program_name(sys.argv[0])).parse_args(argv)
-        return COMMANDS[args.command](args, env, now, out)
+        with stop_signals_raise():
+            return COMMANDS[args.command](args, env, now, out)
     except AutomationError as error:
         report_error(redact(error.message, secrets), env, err)
         return error.exit_code
-    except KeyboardInterrupt:
-        report_error("interrupted", env, err)
+    except KeyboardInterrupt as stop:
+        report_error(f"interrupted by {stop.args[0] if stop.args else 'SIGINT'}", env, err)
         return EXIT_FAILED
     except SystemExit as exit_request:  # --help and --version
         return int(exit_request.code or 0)
@@ -265,6 +270,38 @@ def quiet_library_logging() -> None:
         library.removeHandler(handler)
     library.addHandler(logging.NullHandler())
     library.propagate = False
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised as KeyboardInterrupt so every ``finally`` runs (the ledger commit)."""
+
+
+@contextlib.contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """Make SIGTERM stop the command the way SIGINT does, once.
+
+    A cancelled Actions job gets SIGINT, then SIGTERM 7.5 s later, then SIGKILL 2.5 s after
+    that. Python's default for SIGTERM is to die at once, skipping the ``finally`` that commits
+    the ledger, so both signals raise ``Stopped`` instead; a second signal while the run is
+    recording and committing is ignored so that work can finish. Only the main thread can
+    set handlers; elsewhere (a test calling ``main`` in a thread) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        if not received:
+            received.append(signum)
+            raise Stopped(signal.Signals(signum).name)
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def report_error(message: str, env: Mapping[str, str], err: TextIO) -> None:

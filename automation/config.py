@@ -62,6 +62,11 @@ class Config:
     breaker_failures: int = 3
     breaker_cooldown_hours: int = 6
     park_after_failures: int = 3
+    # The run's own deadline, safely inside the workflow's 30-minute timeout-minutes, with time
+    # kept back to commit the ledger; each request's timeout is cut to fit (all in seconds).
+    run_deadline_seconds: float = 25 * 60
+    ledger_commit_seconds: float = 120.0
+    request_timeout_seconds: float = 120.0
     prices: PriceTable = field(default_factory=PriceTable.builtin)
 
     def price(self, model: str) -> Price:
@@ -133,6 +138,16 @@ def _positive_int(key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise _TypeProblem(f"{key} must be a whole number greater than zero (got {value!r})")
     return value
+
+
+def _positive_seconds(key: str, value: Any, per_unit: float = 1.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise _TypeProblem(f"{key} must be a number greater than zero (got {value!r})")
+    return float(value) * per_unit
+
+
+def _minutes(key: str, value: Any) -> float:
+    return _positive_seconds(key, value, 60.0)
 
 
 def _bool(key: str, value: Any) -> bool:
@@ -225,6 +240,9 @@ SCHEMA: dict[str, tuple[str, Validator]] = {
     "health.breaker_failures": ("breaker_failures", _positive_int),
     "health.breaker_cooldown_hours": ("breaker_cooldown_hours", _positive_int),
     "health.park_after_failures": ("park_after_failures", _positive_int),
+    "run.deadline_minutes": ("run_deadline_seconds", _minutes),
+    "run.ledger_commit_seconds": ("ledger_commit_seconds", _positive_seconds),
+    "run.request_timeout_seconds": ("request_timeout_seconds", _positive_seconds),
 }
 SECTIONS = sorted({key.split(".")[0] for key in SCHEMA} | {"prices"})
 PRICE_FIELDS = ("provider", "input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
@@ -365,6 +383,11 @@ def _check_consistency(config: Config, today: dt.date) -> None:
         )
     if config.ledger_path.casefold() == config.tasks_file.casefold():
         raise ConfigError(f"{source}: ledger.path and tasks.file are both {config.ledger_path!r}; give the ledger its own file")
+    if config.ledger_commit_seconds >= config.run_deadline_seconds:
+        raise ConfigError(
+            f"{source}: run.ledger_commit_seconds ({config.ledger_commit_seconds:g}) must be less than "
+            f"run.deadline_minutes ({config.run_deadline_seconds / 60:g} minutes)"
+        )
     over = [m for m in config.milestones_micro_usd if m > config.monthly_budget_micro_usd]
     if over:
         raise ConfigError(

@@ -60,20 +60,27 @@ class ProviderError(AutomationError):
     """A model provider call failed.
 
     ``kind`` is one of: auth, permission, billing, quota, rate_limited, overloaded,
-    server, connection, bad_request, invalid_reply. ``retryable`` says whether a
-    fallback model may be tried (auth/quota/billing never fail over silently).
+    server, connection, timeout, bad_request, invalid_reply, malformed_reply. ``retryable``
+    says whether a fallback model may be tried (auth/quota/billing never fail over silently).
+    ``may_be_billed``: the provider may have charged for this request without saying how
+    much (a timeout, a connection lost after sending, a 200 whose body is unusable), so it
+    is booked at its reserved worst case. ``retry_after``: seconds the provider asked us to
+    wait, if it said.
     """
 
     step = "provider"
 
     def __init__(
-        self, message: str, *, provider: str, kind: str, status: int | None = None, retryable: bool = False
+        self, message: str, *, provider: str, kind: str, status: int | None = None, retryable: bool = False,
+        may_be_billed: bool = False, retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.provider = provider
         self.kind = kind
         self.status = status
         self.retryable = retryable
+        self.may_be_billed = may_be_billed
+        self.retry_after = retry_after
 
 
 class UnusableReplyError(AutomationError):

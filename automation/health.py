@@ -25,7 +25,7 @@ from .wording import plural
 
 # Failures that say the provider is unwell (after the SDK's own retries); auth and quota
 # errors are the user's to fix and stop the run instead of tripping the breaker.
-OUTAGE_KINDS = frozenset({"rate_limited", "overloaded", "server", "connection"})
+OUTAGE_KINDS = frozenset({"rate_limited", "overloaded", "server", "connection", "timeout", "malformed_reply"})
 # Run outcomes that count against a task: the model's output was unusable or failed checks.
 TASK_FAILURES = frozenset({"failed:edits"})
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"

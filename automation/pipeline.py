@@ -14,13 +14,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, TextIO
 
-from . import alerts, budget, context, edits, github, gitops, health, keys, ledger as ledger_module, reports, tasks
+from . import alerts, attempts, budget, context, edits, github, gitops, health, keys, ledger as ledger_module, reports, tasks
 from .config import DEFAULT_CONFIG_PATH, Config, load_config
 from . import discord, ledger_source, reservations
 from .discord import Notifier
 from .errors import EXIT_OK, AutomationError, PolicyStop, ProtectedBranchError, ProviderError, UnusableReplyError
-from .ledger import CallRecord, Ledger, RunRecord
-from .prices import ANTHROPIC, Usage, format_usd
+from .ledger import Ledger, RunRecord
+from .prices import ANTHROPIC, format_usd
 from .redact import mask_commands, redact, secret_values
 from .wording import plural
 
@@ -61,6 +61,8 @@ class Session:
     clock: Callable[[], float]
     secrets: list[str]
     reserver: reservations.Reserver
+    deadline: attempts.Deadline
+    sleep: Callable[[float], None] = time.sleep
     repository: str = "local"
     anthropic_client: object = None
     openai_client: object = None
@@ -131,6 +133,9 @@ def run(
     except AutomationError as failure:
         error = failure
         outcome = f"failed:{failure.step}"
+    except KeyboardInterrupt:  # SIGINT, or SIGTERM (the CLI raises it for both): record and commit, then stop
+        outcome = "failed:interrupted"
+        raise
     finally:
         _close_run(session, notifier, outcome, error)
     if error is not None:
@@ -182,6 +187,7 @@ def _open_session(
     session = Session(
         repo=repo, config=config, env=env, now=now, out=out, base_ledger=loaded, ledger=rolled,
         record=record, clock=clock, secrets=secret_values(env), reserver=reserver,
+        deadline=attempts.Deadline.starting_now(clock, config.run_deadline_seconds, config.ledger_commit_seconds),
         repository=env.get("GITHUB_REPOSITORY", repo.name),
     )
     for note in notes:
@@ -238,32 +244,23 @@ def _pull_for(task_text: str, pulls: list[github.BotPull]) -> github.BotPull | N
 
 
 def _paid_call(
-    session: Session, step: str, model: str, input_bound: Callable[[], int], max_tokens: int,
-    call: Callable[[], ModelReply],
+    session: Session, step: str, model: str, bound: Callable[[float], int], max_tokens: int,
+    send: Callable[[float], ModelReply],
 ) -> ModelReply:
-    """Bound the input, reserve the worst case, make the call, record what it really cost.
-
-    A failed bound (Anthropic's free token count) is recorded as a failed call at no cost: in an
-    outage it is the first request to fail, and the health data and the breaker must see it.
-    """
+    """Bound the input, then reserve, make and book each attempt (``attempts.make_call``):
+    every attempt is in the ledger and on disk at once, so a crash after a paid call loses nothing."""
     price = session.config.price(model)
-    started = session.clock()
-    try:
-        worst = budget.reserve(session.ledger, session.config.monthly_budget_micro_usd, price, input_bound(), max_tokens)
-        session.reserver.cover(session.ledger, session.record.task, session.record.cost_micro_usd, worst)
-        reply = call()
-    except ProviderError as error:
-        billed = getattr(error, "reply", None)  # an unusable reply was still paid for
-        usage = billed.usage if billed else Usage()
-        failed = CallRecord(step=step, model=price.model, provider=price.provider, usage=usage,
-                            cost_micro_usd=price.cost_micro_usd(usage),
-                            latency_ms=round((session.clock() - started) * 1000), outcome=error.kind)
-        session.save(replace(session.record, calls=session.record.calls + (failed,)))
-        raise
-    record = CallRecord(step=step, model=price.model, provider=price.provider, usage=reply.usage,
-                        cost_micro_usd=price.cost_micro_usd(reply.usage), latency_ms=reply.latency_ms)
-    session.save(replace(session.record, calls=session.record.calls + (record,)))
-    session.say(f"{step}: {price.model} {reply.usage.input_tokens:,} in / {reply.usage.output_tokens:,} out, {format_usd(record.cost_micro_usd, 4)}")
+    ledgering = attempts.Ledgering(
+        ledger=lambda: session.ledger, budget_micro_usd=session.config.monthly_budget_micro_usd,
+        book=lambda call: session.save(replace(session.record, calls=session.record.calls + (call,))),
+        cover=lambda worst: session.reserver.cover(session.ledger, session.record.task, session.record.cost_micro_usd, worst),
+    )
+    reply = attempts.make_call(
+        attempts.Call(step=step, price=price, max_tokens=max_tokens, bound=bound, send=send), ledgering,
+        session.deadline, timeout=session.config.request_timeout_seconds, sleep=session.sleep, say=session.say,
+    )
+    booked = session.record.calls[-1]
+    session.say(f"{step}: {price.model} {booked.usage.input_tokens:,} in / {booked.usage.output_tokens:,} out, {format_usd(booked.cost_micro_usd, 4)}")
     return reply
 
 
@@ -274,13 +271,18 @@ def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> 
     prompt = redact(f"# Task\n{task}\n\n# Repository\n{context.render_context(repo_context)}", session.secrets)
 
     def attempt(model: str, client: object) -> str:
-        def bound() -> int:  # Anthropic's free count: the first request to fail in an outage
-            counted = providers.count_anthropic_input_tokens(client, model, ANALYSIS_SYSTEM, prompt)
-            return budget.padded_anthropic_count(counted)
+        def bound(timeout: float) -> int:  # Anthropic's free count: the first request to fail in an outage
+            found = providers.anthropic_input_bound(providers.with_timeout(client, timeout), model, ANALYSIS_SYSTEM, prompt)
+            if found.note:
+                session.say(found.note)
+            return budget.padded_anthropic_count(found.tokens) if found.counted else found.tokens
 
         return _paid_call(
             session, "analysis", model, bound, config.analysis_max_tokens,
-            lambda: providers.analyse(client, model, ANALYSIS_SYSTEM, prompt, config.analysis_max_tokens, clock=session.clock),
+            lambda timeout: providers.analyse(
+                providers.with_timeout(client, timeout), model, ANALYSIS_SYSTEM, prompt, config.analysis_max_tokens,
+                clock=session.clock,
+            ),
         ).text
 
     return _with_fallbacks(session, "analysis", config.analysis_model, config.analysis_fallbacks, attempt)
@@ -315,8 +317,10 @@ def _code_call(session: Session, messages: list[dict]) -> str:
 
     def attempt(model: str, client: object) -> str:
         return _paid_call(
-            session, "code", model, lambda: bound, config.code_max_tokens,
-            lambda: providers.write_code(client, model, messages, config.code_max_tokens, clock=session.clock),
+            session, "code", model, lambda _timeout: bound, config.code_max_tokens,
+            lambda timeout: providers.write_code(
+                providers.with_timeout(client, timeout), model, messages, config.code_max_tokens, clock=session.clock
+            ),
         ).text
 
     return _with_fallbacks(session, "code", config.code_model, config.code_fallbacks, attempt)
@@ -338,13 +342,14 @@ def _with_fallbacks(
 
 
 def _client(session: Session, model: str) -> object:
-    """SDK clients are made on first use, so a run that stops early never builds one."""
+    """SDK clients are made on first use, so a run that stops early never builds one. They
+    make no retries: ``attempts.make_call`` does, with a reservation and a deadline check each."""
     from . import providers
 
     if session.config.price(model).provider == ANTHROPIC:
-        session.anthropic_client = session.anthropic_client or providers.make_anthropic_client(session.env)
+        session.anthropic_client = session.anthropic_client or providers.make_anthropic_client(session.env, max_retries=0)
         return session.anthropic_client
-    session.openai_client = session.openai_client or providers.make_openai_client(session.env)
+    session.openai_client = session.openai_client or providers.make_openai_client(session.env, max_retries=0)
     return session.openai_client
 
 
@@ -395,7 +400,7 @@ def _open_pull_request(
 
 
 def _close_run(session: Session, notifier: Notifier, outcome: str, error: AutomationError | None) -> None:
-    """Record the outcome, announce it, and commit the ledger: runs even when a step failed."""
+    """Record the outcome, commit the ledger, then announce it: runs even when a step failed."""
     if session.record.calls:
         session.save(replace(session.record, outcome=outcome))
     session.ledger = health.after_run(session.ledger, session.record, session.record.task, outcome, session.config, session.now)
@@ -404,11 +409,13 @@ def _close_run(session: Session, notifier: Notifier, outcome: str, error: Automa
         redact(error.message, session.secrets) if error else None, session.now, session.repository,
         reports.run_url(session.env),
     )
-    notifier.notify(embeds)
     if outcome != HANDED_OVER:  # the full run writes it
         _write_job_summary(session, outcome, error)
-    if session.ledger != session.base_ledger or session.reserver.held is not None:
-        _commit_ledger(session)
+    try:
+        if session.ledger != session.base_ledger or session.reserver.held is not None:
+            _commit_ledger(session)
+    finally:  # Discord last: a slow webhook (a 429 asking for a minute) must not hold the ledger back
+        notifier.notify(embeds)
 
 
 def _write_job_summary(session: Session, outcome: str, error: AutomationError | None) -> None:

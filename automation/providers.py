@@ -72,6 +72,7 @@ class ModelReply:
     text: str
     usage: Usage  # input_tokens excludes cached tokens
     latency_ms: int
+    usage_reported: bool = True  # False: the reply had no usage (some gateways strip it); book the worst case
 
 
 class InvalidReplyError(ProviderError):
@@ -189,6 +190,11 @@ def make_openai_client(env: Mapping[str, str], *, max_retries: int = 4, timeout:
     )
 
 
+def with_timeout(client: Any, seconds: float) -> Any:
+    """The same client with a per-request timeout of ``seconds`` (for the run's deadline)."""
+    return client.with_options(timeout=seconds)
+
+
 # --- error classification --------------------------------------------------------------
 
 
@@ -262,14 +268,50 @@ def _openai_kind(status: int, error: Mapping[str, Any]) -> str:
     return "bad_request"
 
 
+# Failures before the request reached the provider: nothing can have been billed.
+_NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
+
+
 def _connection_error(provider: str, err: Exception) -> ProviderError:
-    what = "timed out" if "timeout" in type(err).__name__.lower() else "could not connect"
+    """A timeout or a lost connection. Unless it failed before the request was sent, the
+    provider may have done (and billed) the work, so the call is booked at its worst case."""
+    cause: BaseException | None = err
+    while cause is not None and not isinstance(cause, _NOT_SENT):
+        cause = cause.__cause__
+    sent = cause is None
+    timed_out = "timeout" in type(err).__name__.lower()
+    what = "timed out" if timed_out else "lost its connection" if sent else "could not connect"
     return ProviderError(
-        f"{_NAMES[provider]}: the request {what} after retries. Check the network (and "
+        f"{_NAMES[provider]}: the request {what}. Check the network (and "
         f"{provider.upper()}_BASE_URL if set), then try again.",
         provider=provider,
-        kind="connection",
+        kind="timeout" if timed_out else "connection",
         retryable=True,
+        may_be_billed=sent,
+    )
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the provider asks us to wait: ``retry-after-ms``, else ``retry-after`` seconds."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        try:
+            return max(0.0, float(headers[name]) / scale)
+        except (KeyError, ValueError):
+            continue
+    return None
+
+
+def _malformed(provider: str, problem: str) -> ProviderError:
+    """A 200 whose body is not a reply (not JSON, cut off, ``{}``): the work may have been done
+    and billed, so it is booked at the worst case; retryable, so the fallback chain applies."""
+    return ProviderError(
+        f"{_NAMES[provider]}: the reply was not a valid response ({problem}); booked at its reserved worst case. "
+        f"If {provider.upper()}_BASE_URL points at a gateway, check it passes replies through unchanged.",
+        provider=provider,
+        kind="malformed_reply",
+        status=200,
+        retryable=True,
+        may_be_billed=True,
     )
 
 
@@ -278,7 +320,9 @@ def _classify_anthropic(err: anthropic.APIError, secret: str) -> ProviderError:
         error = err.body.get("error", {}) if isinstance(err.body, dict) else {}
         error = error if isinstance(error, dict) else {}
         kind = _anthropic_kind(err.status_code, error)
-        return _status_error(ANTHROPIC, err.status_code, kind, error, err.request_id, secret)
+        failure = _status_error(ANTHROPIC, err.status_code, kind, error, err.request_id, secret)
+        failure.retry_after = _retry_after(err.response.headers)
+        return failure
     if isinstance(err, anthropic.APIConnectionError):
         return _connection_error(ANTHROPIC, err)
     return ProviderError(
@@ -294,7 +338,9 @@ def _classify_openai(err: openai.OpenAIError, secret: str) -> ProviderError:
         # The SDK already unwrapped the body to the inner ``error`` object.
         error = err.body if isinstance(err.body, dict) else {}
         kind = _openai_kind(err.status_code, error)
-        return _status_error(OPENAI, err.status_code, kind, error, err.request_id, secret)
+        failure = _status_error(OPENAI, err.status_code, kind, error, err.request_id, secret)
+        failure.retry_after = _retry_after(err.response.headers)
+        return failure
     if isinstance(err, openai.APIConnectionError):
         return _connection_error(OPENAI, err)
     return ProviderError(
@@ -309,14 +355,87 @@ def _classify_openai(err: openai.OpenAIError, secret: str) -> ProviderError:
 
 
 def count_anthropic_input_tokens(client: anthropic.Anthropic, model: str, system: str, prompt: str) -> int:
-    """Exact input tokens of an ``analyse`` call, from Anthropic's free counting endpoint."""
+    """Exact input tokens of an ``analyse`` call, from Anthropic's free counting endpoint.
+
+    Raises CountUnavailable when the endpoint is not there (a gateway), ProviderError otherwise.
+    """
     try:
         counted = client.messages.count_tokens(
             model=model, system=system, messages=[{"role": "user", "content": prompt}]
         )
+    except anthropic.APIStatusError as err:
+        if _count_endpoint_missing(err):
+            raise CountUnavailable(err.status_code) from None
+        raise _classify_anthropic(err, client.api_key or "") from None
     except anthropic.APIError as err:
         raise _classify_anthropic(err, client.api_key or "") from None
+    except ValueError as err:
+        raise _malformed(ANTHROPIC, f"token count not JSON: {_detail(str(err), '')}") from None
     return counted.input_tokens
+
+
+# --- the input bound when the count is missing or not believable -------------------------
+
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
+# What a gateway without the counting endpoint answers: no route, method not allowed, not implemented.
+_COUNT_MISSING_STATUSES = frozenset({404, 405, 501})
+# Claude's tokenizer averages 3.5-4.5 UTF-8 bytes a token on prose and code; a count implying
+# more than this many bytes a token is a broken gateway or endpoint, not a tokenizer.
+MAX_PLAUSIBLE_BYTES_PER_TOKEN = 8
+# Role, turn and system framing of one Messages call, generously.
+_ANTHROPIC_FRAMING_TOKENS = 32
+
+
+class CountUnavailable(ProviderError):
+    """The token-counting endpoint does not exist here (HTTP ``status``)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(
+            f"Anthropic: {COUNT_TOKENS_PATH} answered {status}", provider=ANTHROPIC, kind="bad_request", status=status
+        )
+
+
+def _count_endpoint_missing(err: anthropic.APIStatusError) -> bool:
+    """404/405/501 from the counting endpoint, except Anthropic's own 404 for an unknown model."""
+    if err.status_code not in _COUNT_MISSING_STATUSES:
+        return False
+    error = err.body.get("error", {}) if isinstance(err.body, dict) else {}
+    message = str(error.get("message") or "") if isinstance(error, dict) else ""
+    return not message.startswith("model:")
+
+
+@dataclass(frozen=True)
+class InputBound:
+    """An upper bound on an ``analyse`` call's input tokens.
+
+    ``counted``: the provider's count (the caller adds its safety margin); otherwise a local
+    bound, and ``note`` says why.
+    """
+
+    tokens: int
+    counted: bool
+    note: str = ""
+
+
+def anthropic_input_bound(client: anthropic.Anthropic, model: str, system: str, prompt: str) -> InputBound:
+    """Anthropic's count when it is there and believable, else the prompt's UTF-8 bytes plus
+    framing (a byte-level BPE token is never less than one byte, so bytes bound tokens).
+
+    Raises ProviderError for failures other than a missing endpoint.
+    """
+    size = _utf8_len(system) + _utf8_len(prompt)
+    local = size + _ANTHROPIC_FRAMING_TOKENS
+    instead = f"reserving a local upper bound instead ({local:,} tokens: the prompt's {size:,} UTF-8 bytes)"
+    try:
+        counted = count_anthropic_input_tokens(client, model, system, prompt)
+    except CountUnavailable as missing:
+        endpoint = f"{str(client.base_url).rstrip('/')}{COUNT_TOKENS_PATH}"
+        return InputBound(local, False, f"Anthropic: {endpoint} answered {missing.status} (no token counting there); {instead}")
+    if counted * MAX_PLAUSIBLE_BYTES_PER_TOKEN < size:
+        return InputBound(
+            local, False, f"Anthropic: {COUNT_TOKENS_PATH} counted {counted:,} tokens for {size:,} bytes, too few to trust; {instead}"
+        )
+    return InputBound(counted, True)
 
 
 def _utf8_len(text: str) -> int:
@@ -345,6 +464,11 @@ def openai_input_token_bound(messages: list[dict[str, Any]], response_format: di
     if response_format is not None:
         bound += _OPENAI_TOKENS_PER_SCHEMA + _utf8_len(json.dumps(response_format, ensure_ascii=False))
     return bound
+
+
+def _usage_reported(usage: Any, counts: tuple[str, ...]) -> bool:
+    """Whether a reply says what it used: some gateways strip ``usage`` or empty it."""
+    return usage is not None and all(isinstance(getattr(usage, name, None), int) for name in counts)
 
 
 def _elapsed_ms(clock: Clock, started: float) -> int:
@@ -390,12 +514,18 @@ def analyse(
         )
     except anthropic.APIError as err:
         raise _classify_anthropic(err, client.api_key or "") from None
+    except ValueError as err:  # the SDK's json.loads of a body that is not JSON or is cut off
+        raise _malformed(ANTHROPIC, f"not JSON: {_detail(str(err), '')}") from None
+    if not isinstance(message, anthropic.types.Message) or message.content is None or message.model is None:
+        raise _malformed(ANTHROPIC, "no message in the body")
     text = "".join(block.text for block in message.content if block.type == "text")
+    reported = _usage_reported(message.usage, ("input_tokens", "output_tokens"))
     reply = ModelReply(
         model=message.model,
         text=text,
-        usage=_anthropic_usage(message.usage),
+        usage=_anthropic_usage(message.usage) if reported else Usage(),
         latency_ms=_elapsed_ms(clock, started),
+        usage_reported=reported,
     )
     if message.stop_reason == "refusal":
         raise InvalidReplyError(f"Anthropic: {model} refused the request.", provider=ANTHROPIC, reply=reply)
@@ -444,13 +574,19 @@ def write_code(
         )
     except openai.OpenAIError as err:
         raise _classify_openai(err, client.api_key or "") from None
+    except ValueError as err:  # the SDK's json.loads of a body that is not JSON or is cut off
+        raise _malformed(OPENAI, f"not JSON: {_detail(str(err), '')}") from None
+    if not isinstance(completion, openai.types.chat.ChatCompletion) or completion.choices is None or completion.model is None:
+        raise _malformed(OPENAI, "no chat completion in the body")
     choice = completion.choices[0] if completion.choices else None
     content = (choice.message.content or "") if choice else ""
+    reported = _usage_reported(completion.usage, ("prompt_tokens", "completion_tokens"))
     reply = ModelReply(
         model=completion.model,
         text=content,
-        usage=_openai_usage(completion.usage),
+        usage=_openai_usage(completion.usage) if reported else Usage(),
         latency_ms=_elapsed_ms(clock, started),
+        usage_reported=reported,
     )
     if choice is None:
         problem = "returned no choices"
