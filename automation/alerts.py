@@ -61,8 +61,12 @@ def after_run(
     now: dt.datetime,
     repository: str,
     run_url: str | None,
+    needed_micro_usd: int | None = None,
 ) -> tuple[Ledger, list[Embed]]:
-    """The run's own alert, then each milestone crossed and the budget-exhausted alert, once each."""
+    """The run's own alert, then each milestone crossed and the budget-exhausted alert, once each.
+
+    ``needed_micro_usd``: what the call the budget refused could have cost, for that alert.
+    """
     cap = config.monthly_budget_micro_usd
     pace = budget.pace(ledger, cap, now)
     embeds: list[Embed] = []
@@ -83,7 +87,7 @@ def after_run(
             )
         )
     stopped = outcome == "budget_stop"
-    crossed = budget.newly_reached_milestones(ledger, config.milestones_micro_usd, cap, budget_stopped=stopped)
+    crossed = budget.newly_reached_milestones(ledger, config.milestones_micro_usd)
     for milestone in crossed:
         embeds.append(
             discord.milestone_embed(
@@ -97,6 +101,7 @@ def after_run(
             milestones_reached_micro_usd=tuple(sorted(set(ledger.milestones_reached_micro_usd) | set(crossed))),
         )
     if stopped and not ledger.notified.get("budget_exhausted"):
-        embeds.append(discord.budget_exhausted_embed(repository=repository, now=now, month_spent_micro=ledger.spent_micro_usd, budget_micro=cap))
+        embeds.append(discord.budget_exhausted_embed(repository=repository, now=now, month_spent_micro=ledger.spent_micro_usd,
+                                                     budget_micro=cap, needed_micro=needed_micro_usd))
         ledger = ledger.with_notified("budget_exhausted", True)
     return ledger, embeds

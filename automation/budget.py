@@ -64,21 +64,15 @@ def padded_anthropic_count(counted_tokens: int) -> int:
     return math.ceil(counted_tokens * ANTHROPIC_COUNT_MARGIN)
 
 
-def newly_reached_milestones(
-    ledger: Ledger, milestones_micro_usd: tuple[int, ...], budget_micro_usd: int, budget_stopped: bool = False
-) -> list[int]:
-    """Milestones crossed and not yet announced this month.
+def newly_reached_milestones(ledger: Ledger, milestones_micro_usd: tuple[int, ...]) -> list[int]:
+    """Milestones the month's spend has really reached and that were not yet announced.
 
-    Spend stops short of the cap by design, so a milestone at or above the budget counts as
-    reached when the budget stops a run: the month's money is then used up.
+    Spend stops short of the cap by design, so a milestone equal to the budget may never be
+    reached: the budget-exhausted alert says where the month stands instead.
     """
     spent = ledger.spent_micro_usd
     reached = set(ledger.milestones_reached_micro_usd)
-    return [
-        milestone
-        for milestone in milestones_micro_usd
-        if milestone not in reached and (spent >= milestone or (budget_stopped and milestone >= budget_micro_usd))
-    ]
+    return [milestone for milestone in milestones_micro_usd if milestone not in reached and spent >= milestone]
 
 
 @dataclass(frozen=True)

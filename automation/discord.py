@@ -21,7 +21,7 @@ import requests
 
 from .prices import format_usd
 from .redact import MASK, redact, secret_values
-from .reports import progress_bar
+from .reports import progress_bar, spent_usd
 
 __all__ = [
     "COLOURS",
@@ -237,7 +237,7 @@ def _whole_dollars(micro_usd: int) -> str:
 
 
 def _month_to_date(spent_micro: int, budget_micro: int) -> str:
-    return f"{format_usd(spent_micro)}\n{progress_bar(spent_micro, budget_micro)}"
+    return f"{spent_usd(spent_micro, budget_micro)}\n{progress_bar(spent_micro, budget_micro)}"
 
 
 def _pace(projected_micro: int, runs_out_on: dt.date | None) -> str:

@@ -109,6 +109,7 @@ def run(
     notifier.notify(embeds)
     outcome: str = "failed:internal"
     error: AutomationError | None = None
+    needed: int | None = None  # what the call a budget stop refused could have cost
     try:
         budget.reserve(session.ledger, config.monthly_budget_micro_usd, config.price(config.analysis_model), 0, config.analysis_max_tokens)
         remote = github.connect(env)
@@ -129,7 +130,7 @@ def run(
         outcome = "pr_opened"
     except PolicyStop as stop:
         session.say(stop.message)
-        outcome = stop.outcome
+        outcome, needed = stop.outcome, getattr(stop, "needed_micro_usd", None)
     except AutomationError as failure:
         error = failure
         outcome = f"failed:{failure.step}"
@@ -137,7 +138,7 @@ def run(
         outcome = "failed:interrupted"
         raise
     finally:
-        _close_run(session, notifier, outcome, error)
+        _close_run(session, notifier, outcome, error, needed)
     if error is not None:
         raise error  # recorded, announced and committed: now the CLI reports it and sets the exit code
     if decide_only:
@@ -399,7 +400,7 @@ def _open_pull_request(
     return pr
 
 
-def _close_run(session: Session, notifier: Notifier, outcome: str, error: AutomationError | None) -> None:
+def _close_run(session: Session, notifier: Notifier, outcome: str, error: AutomationError | None, needed: int | None) -> None:
     """Record the outcome, commit the ledger, then announce it: runs even when a step failed."""
     if session.record.calls:
         session.save(replace(session.record, outcome=outcome))
@@ -407,7 +408,7 @@ def _close_run(session: Session, notifier: Notifier, outcome: str, error: Automa
     session.ledger, embeds = alerts.after_run(
         session.ledger, session.config, session.record, outcome, getattr(error, "kind", error.step if error else None),
         redact(error.message, session.secrets) if error else None, session.now, session.repository,
-        reports.run_url(session.env),
+        reports.run_url(session.env), needed,
     )
     if outcome != HANDED_OVER:  # the full run writes it
         _write_job_summary(session, outcome, error)

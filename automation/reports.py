@@ -6,6 +6,7 @@ Imports no provider SDK, so `status` starts fast and works with no keys at all.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any, Mapping
 
 from . import budget, health, series
@@ -27,10 +28,21 @@ def dry_run_summary(lines: list[str]) -> str:
 
 
 def progress_bar(spent_micro_usd: int, budget_micro_usd: int, width: int = 10) -> str:
-    """``▰▰▰▱▱▱▱▱▱▱ 31% of $15.00``: the budget bar used in status, summaries and Discord."""
+    """``▰▰▰▱▱▱▱▱▱▱ 31% of $15.00``: the budget bar used in status, summaries and Discord.
+
+    Rounded down, so a month that stopped short of its cap never shows 100%.
+    """
     share = 0.0 if budget_micro_usd <= 0 else min(1.0, spent_micro_usd / budget_micro_usd)
-    filled = round(share * width)
-    return f"{'▰' * filled}{'▱' * (width - filled)} {share:.0%} of {format_usd(budget_micro_usd)}"
+    filled = math.floor(share * width)
+    return f"{'▰' * filled}{'▱' * (width - filled)} {math.floor(share * 100)}% of {format_usd(budget_micro_usd)}"
+
+
+def spent_usd(spent_micro_usd: int, budget_micro_usd: int) -> str:
+    """The month's spend in cents, or to the hundredth of a cent when cents would round it up
+    to the budget (``$14.9961``, never ``$15.00`` for a month that is not at its cap)."""
+    cents = format_usd(spent_micro_usd)
+    hides = spent_micro_usd < budget_micro_usd and cents == format_usd(budget_micro_usd)
+    return format_usd(spent_micro_usd, 4) if hides else cents
 
 
 def status_data(config: Config, ledger: Ledger, now: dt.datetime) -> dict[str, Any]:

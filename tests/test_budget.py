@@ -92,21 +92,18 @@ def test_anthropic_counts_are_padded_by_five_percent() -> None:
 
 
 def test_milestones_crossed_and_not_yet_announced() -> None:
-    assert newly_reached_milestones(spent(4_999_999), MILESTONES, 15_000_000) == []
-    assert newly_reached_milestones(spent(5_000_000), MILESTONES, 15_000_000) == [5_000_000]
-    assert newly_reached_milestones(spent(12_000_000), MILESTONES, 15_000_000) == [5_000_000, 10_000_000]
+    assert newly_reached_milestones(spent(4_999_999), MILESTONES) == []
+    assert newly_reached_milestones(spent(5_000_000), MILESTONES) == [5_000_000]
+    assert newly_reached_milestones(spent(12_000_000), MILESTONES) == [5_000_000, 10_000_000]
     announced = replace(spent(12_000_000), milestones_reached_micro_usd=(5_000_000,))
-    assert newly_reached_milestones(announced, MILESTONES, 15_000_000) == [10_000_000]
+    assert newly_reached_milestones(announced, MILESTONES) == [10_000_000]
 
 
-def test_the_cap_milestone_is_reached_when_the_budget_stops_a_run() -> None:
+def test_a_milestone_is_reached_only_when_spend_really_crosses_it() -> None:
     ledger = spent(14_950_000)  # short of $15 by design: the next call's worst case did not fit
-    assert newly_reached_milestones(ledger, MILESTONES, 15_000_000) == [5_000_000, 10_000_000]
-    assert newly_reached_milestones(ledger, MILESTONES, 15_000_000, budget_stopped=True) == list(MILESTONES)
-    announced = replace(ledger, milestones_reached_micro_usd=MILESTONES)
-    assert newly_reached_milestones(announced, MILESTONES, 15_000_000, budget_stopped=True) == []
-    # a budget stop does not announce a lower milestone that was not reached
-    assert newly_reached_milestones(spent(100), (5_000_000, 15_000_000), 15_000_000, budget_stopped=True) == [15_000_000]
+    assert newly_reached_milestones(ledger, MILESTONES) == [5_000_000, 10_000_000]
+    assert newly_reached_milestones(spent(14_999_999), MILESTONES) == [5_000_000, 10_000_000]
+    assert newly_reached_milestones(spent(15_000_000), MILESTONES) == list(MILESTONES)
 
 
 # --- pace --------------------------------------------------------------------------------

@@ -190,10 +190,14 @@ def test_exhausted_budget_stops_before_any_model_call_and_says_so_once(world: Wo
     assert "budget stop" in first.stdout
     assert model_requests(world) == 0 and world.created_pulls() == []
     [exhausted] = discord.embeds_titled("Budget exhausted")
-    assert "of $1.00" in field(exhausted, "Month to date") and "resets" in exhausted["description"]
-    assert [e["title"] for e in discord.embeds_titled("Milestone")] == ["💰 Milestone: $1 reached"]
+    # where the month really stands: $0.99 of $1.00, not the $1 milestone and not "100%"
+    assert field(exhausted, "Month to date").startswith("$0.99\n") and "99% of $1.00" in field(exhausted, "Month to date")
+    assert "resets" in exhausted["description"] and "$0.01 is left" in exhausted["description"]
+    assert "could cost up to $" in exhausted["description"]
+    assert discord.embeds_titled("Milestone") == []  # $1 was never reached
     ledger = world.ledger()
     assert ledger["notified"]["budget_exhausted"] is True and ledger["spent_micro_usd"] == 990_000
+    assert ledger["milestones_reached_micro_usd"] == [500_000]
 
     fresh_checkout(world)
     posted = len(discord.requests)
