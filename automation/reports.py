@@ -182,20 +182,53 @@ def receipt(record: RunRecord, ledger: Ledger, budget_micro_usd: int) -> str:
     return "\n".join(rows)
 
 
+# GitHub refuses a pull request body longer than this ("body is too long (maximum is 65536
+# characters)"); counted here in UTF-16 code units, which is never less than GitHub's count.
+GITHUB_BODY_LIMIT = 65_536
+SHORTENED = "\n\n*… shortened here: GitHub refuses a pull request body over 65,536 characters.*"
+
+
 def pull_request_body(
     *, summary: str, analysis: str, analysis_model: str, files: list[tuple[str, str]], refused: tuple[str, ...],
     record: RunRecord, ledger: Ledger, budget_micro_usd: int, link: str | None, marker: str,
 ) -> str:
-    parts = [summary.strip() or "(no summary)", "", f"## Analysis ({analysis_model})", "", analysis.strip(), "",
-             "## Files changed", ""]
-    parts += [f"- `{path}` ({action})" for path, action in files]
-    if refused:
-        parts += ["", "Refused by the edit checks:", ""] + [f"- {reason}" for reason in refused]
-    parts += ["", "## Cost receipt", "", receipt(record, ledger, budget_micro_usd), ""]
-    if link:
-        parts += [f"Opened by [this workflow run]({link}).", ""]
-    parts.append(marker)
-    return "\n".join(parts) + "\n"
+    """The PR body, within GITHUB_BODY_LIMIT: the model's prose (the analysis first, then the
+    summary) is shortened to fit; the file list, the receipt and the task marker never are."""
+
+    def render(summary: str, analysis: str) -> str:
+        parts = [summary or "(no summary)", "", f"## Analysis ({analysis_model})", "", analysis, "", "## Files changed", ""]
+        parts += [f"- `{path}` ({action})" for path, action in files]
+        if refused:
+            parts += ["", "Refused by the edit checks:", ""] + [f"- {reason}" for reason in refused]
+        parts += ["", "## Cost receipt", "", receipt(record, ledger, budget_micro_usd), ""]
+        if link:
+            parts += [f"Opened by [this workflow run]({link}).", ""]
+        parts.append(marker)
+        return "\n".join(parts) + "\n"
+
+    summary, analysis = summary.strip(), analysis.strip()
+    analysis = _shorten(analysis, _utf16_len(analysis) - (_utf16_len(render(summary, analysis)) - GITHUB_BODY_LIMIT))
+    summary = _shorten(summary, _utf16_len(summary) - (_utf16_len(render(summary, analysis)) - GITHUB_BODY_LIMIT))
+    return render(summary, analysis)
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _shorten(text: str, room: int) -> str:
+    """``text`` within ``room`` UTF-16 units, the cut marked (at a line end when one is near,
+    and closing a code fence left open); unchanged when it already fits."""
+    if _utf16_len(text) <= room:
+        return text
+    keep = max(0, room - _utf16_len(SHORTENED) - len("\n```"))
+    cut = text.encode("utf-16-le")[: keep * 2].decode("utf-16-le", errors="ignore")  # never half a character
+    line_end = cut.rfind("\n")
+    if line_end >= len(cut) - 200:
+        cut = cut[:line_end]
+    if cut.count("```") % 2:
+        cut += "\n```"
+    return cut + SHORTENED
 
 
 def job_summary(*, task: str, outcome: str, pr_url: str | None, error: str | None, record: RunRecord,

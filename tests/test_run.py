@@ -499,3 +499,17 @@ def test_decide_only_ends_a_run_with_nothing_to_do_without_the_sdks(world: World
     assert {"no_task": "No task left", "pr_limit": "bot pull requests are open", "budget": "budget"}[stop] in result.stdout
     assert world.anthropic.requests == [] and world.openai.requests == [] and world.created_pulls() == []
 
+
+def test_a_huge_model_summary_is_shortened_to_fit_githubs_body_limit(world: World) -> None:
+    words = " ".join(["lorem"] * 14_000)  # about 84,000 characters of summary
+    world.openai.content = FakeOpenAI.code_reply(f"Add a greeting module. {words}", [GREETING])
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    [pull] = world.created_pulls()
+    body = pull["body"]
+    assert len(body.encode("utf-16-le")) // 2 <= 65_536
+    assert body.startswith("Add a greeting module. lorem") and "shortened here" in body
+    assert "## Cost receipt" in body and "| **this run** |" in body and "Month to date" in body
+    assert body.rstrip().endswith("-->") and "<!-- ai-orchestration:task=" in body
+    assert "`app/greeting.py` (create)" in body

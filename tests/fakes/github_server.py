@@ -325,6 +325,8 @@ class FakeGitHub(LoopbackServer):
             raise _Answer(
                 422, {"message": "Validation Failed", "errors": errors, "documentation_url": DOCS, "status": "422"}
             )
+        if len(str(data.get("body") or "")) > 65_536:  # GitHub's limit on an issue or pull request body
+            raise _Answer(422, self.validation_failed("body is too long (maximum is 65536 characters)").body)
         owner, _, ref = str(data["head"]).rpartition(":")
         head_repo = None if owner in ("", self.owner) else f"{owner}/{self.name}"
         for pull in self.pulls:

@@ -1,0 +1,61 @@
+"""reports.py: the PR body within GitHub's limit, and money shown as it really stands."""
+
+from __future__ import annotations
+
+import pytest
+
+from automation.ledger import CallRecord, Ledger, RunRecord
+from automation.prices import Usage
+from automation.reports import GITHUB_BODY_LIMIT, progress_bar, pull_request_body, spent_usd
+
+MARKER = "<!-- ai-orchestration:task=abc123 -->"
+RECORD = RunRecord(
+    id="r1", started_at="2026-11-21T03:17:00Z", task="t",
+    calls=(CallRecord("analysis", "claude-sonnet-5-5", "anthropic", Usage(input_tokens=1000, output_tokens=100), 4_500, 900),),
+)
+
+
+def body(summary: str, analysis: str) -> str:
+    return pull_request_body(
+        summary=summary, analysis=analysis, analysis_model="claude-sonnet-5-5", files=[("app/x.py", "create")],
+        refused=(), record=RECORD, ledger=Ledger(month="2026-11", budget_micro_usd=15_000_000).with_run(RECORD),
+        budget_micro_usd=15_000_000, link="https://github.example/o/r/actions/runs/1", marker=MARKER,
+    )
+
+
+def units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def test_a_body_that_fits_is_left_alone() -> None:
+    text = body("Short summary.", "## Changes\nA few words.")
+    assert "shortened" not in text and text.startswith("Short summary.\n") and "A few words." in text
+
+
+@pytest.mark.parametrize("character", ["a", "é", "😀"])  # one, one and two UTF-16 units
+def test_long_prose_is_shortened_but_the_receipt_and_marker_are_whole(character: str) -> None:
+    text = body(character * 40_000, "## Changes\n" + character * 50_000)
+    assert units(text) <= GITHUB_BODY_LIMIT
+    assert "shortened here" in text and "## Files changed" in text and "- `app/x.py` (create)" in text
+    assert "| **this run** | | | | | **$0.004500** |" in text and text.endswith(MARKER + "\n")
+    assert "\ufffd" not in text  # no half characters
+
+
+def test_the_analysis_is_cut_before_the_summary() -> None:
+    text = body("The summary stays whole.", "x" * 70_000)
+    assert text.startswith("The summary stays whole.\n") and units(text) <= GITHUB_BODY_LIMIT
+
+
+def test_a_code_fence_left_open_by_the_cut_is_closed() -> None:
+    text = body("s", "## Changes\n```python\n" + "print('x')\n" * 8_000)
+    analysis = text.split("## Analysis (claude-sonnet-5-5)", 1)[1].split("## Files changed", 1)[0]
+    assert analysis.count("```") % 2 == 0 and "shortened here" in analysis
+
+
+def test_spend_is_never_rounded_up_to_the_budget() -> None:
+    assert spent_usd(14_950_000, 15_000_000) == "$14.95"
+    assert spent_usd(14_996_100, 15_000_000) == "$14.9961"  # cents would say $15.00
+    assert spent_usd(15_000_000, 15_000_000) == "$15.00"
+    assert progress_bar(14_996_100, 15_000_000).endswith(" 99% of $15.00")
+    assert progress_bar(14_996_100, 15_000_000).count("▰") == 9
+    assert progress_bar(15_000_000, 15_000_000).startswith("▰" * 10 + " 100%")
