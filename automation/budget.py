@@ -19,10 +19,6 @@ from .prices import Price, Usage
 # Anthropic documents its token count as an estimate; reserve this much more to stay sound.
 ANTHROPIC_COUNT_MARGIN = 1.05
 
-# What a typical run uses, for `costs`, `run --dry-run` and `simulate` (never for billing).
-TYPICAL_ANALYSIS = Usage(input_tokens=20_000, output_tokens=2_000)
-TYPICAL_CODE = Usage(input_tokens=24_000, output_tokens=6_000)
-
 
 class BudgetStop(PolicyStop):
     """A policy stop, not a failure: the next call would take the month past its budget."""
@@ -122,21 +118,14 @@ class RunCost:
 
 
 def run_cost(
-    analysis: Price,
-    code: Price,
-    analysis_max_tokens: int,
-    code_max_tokens: int,
-    analysis_input_tokens: int = TYPICAL_ANALYSIS.input_tokens,
-    code_input_tokens: int = TYPICAL_CODE.input_tokens,
+    analysis_price: Price, code_price: Price, analysis_max_tokens: int, code_max_tokens: int, *,
+    analysis: Usage, code: Usage,
 ) -> RunCost:
-    """Typical and worst-case cost of a run for a model pair and its max_tokens settings."""
+    """Typical cost (of the given usage) and worst case (input as given, every output token)
+    of a run; the usage comes from ``estimate.RunModel``, the one model of a run."""
     return RunCost(
-        analysis_typical=analysis.cost_micro_usd(replace_input(TYPICAL_ANALYSIS, analysis_input_tokens)),
-        code_typical=code.cost_micro_usd(replace_input(TYPICAL_CODE, code_input_tokens)),
-        analysis_worst=analysis.worst_case_micro_usd(padded_anthropic_count(analysis_input_tokens), analysis_max_tokens),
-        code_worst=code.worst_case_micro_usd(code_input_tokens, code_max_tokens),
+        analysis_typical=analysis_price.cost_micro_usd(analysis),
+        code_typical=code_price.cost_micro_usd(code),
+        analysis_worst=analysis_price.worst_case_micro_usd(padded_anthropic_count(analysis.input_tokens), analysis_max_tokens),
+        code_worst=code_price.worst_case_micro_usd(code.input_tokens, code_max_tokens),
     )
-
-
-def replace_input(usage: Usage, input_tokens: int) -> Usage:
-    return Usage(input_tokens=input_tokens, output_tokens=usage.output_tokens)

@@ -178,24 +178,27 @@ def _dashboard(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetim
 
 
 def _costs(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
+    from .estimate import measure
     from .reports import render_costs
 
     repo = checkout(args.repo)
     config = load_config(config_path(args, repo), repo, now.date())  # costs needs no ledger
-    out.write(render_costs(config, now) + "\n")
+    out.write(render_costs(config, now, measure(repo, config)) + "\n")
     return EXIT_OK
 
 
 def _simulate(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
     import random
 
+    from .estimate import measure
     from .simulate import simulate
 
     if args.runs is not None and not 0 < args.runs <= MAX_SIMULATED_RUNS:
         raise UsageError(f"simulate: --runs must be a whole number from 1 to {MAX_SIMULATED_RUNS:,} (got {args.runs:,})")
     config, ledger, _ = _load(args, now)
     until = None if args.until is None else int(args.until * 1_000_000)
-    for line in simulate(config, ledger, now, runs=args.runs, until_micro_usd=until, rng=random.Random(args.seed)):
+    model = measure(checkout(args.repo), config)
+    for line in simulate(config, ledger, now, model, runs=args.runs, until_micro_usd=until, rng=random.Random(args.seed)):
         out.write(line + "\n")
     return EXIT_OK
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, TextIO
 
-from . import alerts, attempts, budget, context, edits, github, gitops, health, keys, ledger as ledger_module, reports, tasks
+from . import alerts, attempts, budget, context, edits, estimate, github, gitops, health, keys, ledger as ledger_module, reports, tasks
 from .config import DEFAULT_CONFIG_PATH, Config, load_config
 from . import discord, ledger_source, reservations
 from .discord import Notifier
@@ -39,7 +39,6 @@ CODE_SYSTEM = (
     "`content` is the whole new file; paths are relative to the repository root. Never touch "
     ".github/workflows/, the ledger, the bot's config or the tasks file."
 )
-PROMPT_OVERHEAD_TOKENS = 2_000
 LEDGER_PUSH_ATTEMPTS = reservations.RESERVE_ATTEMPTS  # overlapping runs settle on the same branch
 RESCUE_LEDGER_BRANCH = ledger_source.RESCUE_BRANCH
 # The outcome of `run --decide-only` when there is work: the next step installs the SDKs and runs.
@@ -478,10 +477,8 @@ def dry_run(
         lines.append(f"No task left in {config.tasks_file}: the run would stop here (exit 0).")
     else:
         repo_context = context.build_context(repo, task.brief, config.context_max_tokens, _private_paths(config))
-        cost = budget.run_cost(
-            config.price(config.analysis_model), config.price(config.code_model), config.analysis_max_tokens,
-            config.code_max_tokens, analysis_input_tokens=repo_context.tokens + PROMPT_OVERHEAD_TOKENS,
-        )
+        model = estimate.RunModel.of_context(repo_context.tokens, task.text)
+        cost = model.cost(config)
         left = budget.remaining_micro_usd(ledger, config.monthly_budget_micro_usd)
         lines += [
             f"Task: {task.text}",
@@ -491,6 +488,7 @@ def dry_run(
             *context.describe(repo_context).splitlines(),
             f"Models: {config.analysis_model} (analysis), {config.code_model} (code)",
             f"Cost of this run: about {format_usd(cost.typical, 4)}, at most {format_usd(cost.worst, 4)}",
+            f"  ({model.assumptions()})",
             f"Budget left in {ledger.month}: {format_usd(left)} of {format_usd(config.monthly_budget_micro_usd)}"
             f" ({reports.progress_bar(ledger.spent_micro_usd, config.monthly_budget_micro_usd)})",
         ]

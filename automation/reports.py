@@ -9,7 +9,7 @@ import datetime as dt
 import math
 from typing import Any, Mapping
 
-from . import budget, health, series
+from . import budget, estimate, health, series
 from .config import Config
 from .ledger import Ledger, RunRecord
 from .prices import MICRO, format_usd
@@ -112,17 +112,15 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
     return "\n".join(lines)
 
 
-def render_costs(config: Config, now: dt.datetime) -> str:
-    """The seed's cost analysis, from the current config and price table."""
+def render_costs(config: Config, now: dt.datetime, model: estimate.RunModel) -> str:
+    """The cost of a run and what the budget buys, from ``model`` (the one model of a run)."""
     analysis = config.price(config.analysis_model)
     code = config.price(config.code_model)
-    cost = budget.run_cost(analysis, code, config.analysis_max_tokens, config.code_max_tokens)
+    cost = model.cost(config)
     cap = config.monthly_budget_micro_usd
-    typical_runs = cap // cost.typical
-    guaranteed_runs = cap // cost.worst
     start, end = budget.month_bounds(now.strftime("%Y-%m"))
     month_hours = (end - start).total_seconds() / 3600
-    interval_hours = month_hours / typical_runs if typical_runs else month_hours
+    plan = estimate.cadence(cost.typical, cap, month_hours)
     lines = [
         f"Cost of one run (budget {format_usd(cap)} a month)",
         f"  {'step':<10}{'model':<22}{'typical':>12}{'worst case':>14}",
@@ -130,17 +128,15 @@ def render_costs(config: Config, now: dt.datetime) -> str:
         f"  {'code':<10}{code.model:<22}{format_usd(cost.code_typical, 4):>12}{format_usd(cost.code_worst, 4):>14}",
         f"  {'total':<32}{format_usd(cost.typical, 4):>12}{format_usd(cost.worst, 4):>14}",
         "",
-        f"  typical run: analysis {budget.TYPICAL_ANALYSIS.input_tokens:,} in / {budget.TYPICAL_ANALYSIS.output_tokens:,} out,"
-        f" code {budget.TYPICAL_CODE.input_tokens:,} in / {budget.TYPICAL_CODE.output_tokens:,} out tokens;"
-        f" worst case: max_tokens {config.analysis_max_tokens:,} / {config.code_max_tokens:,}",
-        f"  runs a month within the budget: about {typical_runs:,} typical, at least {guaranteed_runs:,} even at worst case",
-        f"  pull requests a month: at most one a run, so up to {typical_runs:,}",
-        f"  a run every {_hours(interval_hours)} spreads the budget over a {month_hours / 24:.0f}-day month;"
-        f" cron suggestion: '17 */{max(1, round(interval_hours))} * * *'",
+        f"  {model.assumptions()}; worst case: max_tokens {config.analysis_max_tokens:,} / {config.code_max_tokens:,}",
+        f"  runs a month within the budget: about {plan.runs:,} typical, at least {cap // cost.worst:,} even at worst case",
+        f"  pull requests a month: at most one a run, so up to {plan.runs:,}",
+        f"  a run every {_hours(plan.interval_hours)} spreads the budget over a {month_hours / 24:.0f}-day month;"
+        f" {plan.advice(cost.typical)}",
     ]
     for milestone in config.milestones_micro_usd:
         runs_needed = -(-milestone // cost.typical)
-        day = runs_needed * interval_hours / 24
+        day = runs_needed * plan.interval_hours / 24
         lines.append(
             f"  {format_usd(milestone)} milestone: after about {plural(runs_needed, 'run')} (day {min(day, month_hours / 24):.0f} at that pace)"
         )

@@ -13,7 +13,7 @@ from typing import Iterator
 
 from . import alerts, budget, discord, ledger as ledger_module
 from .config import Config
-from .errors import PolicyStop
+from .estimate import RunModel
 from .ledger import CallRecord, Ledger, RunRecord
 from .prices import Usage, format_usd
 from .wording import plural
@@ -31,36 +31,38 @@ def _jitter(usage: Usage, rng: random.Random) -> Usage:
 
 
 def _simulated_run(
-    ledger: Ledger, config: Config, record: RunRecord, rng: random.Random
-) -> tuple[Ledger, RunRecord, str]:
+    ledger: Ledger, config: Config, record: RunRecord, model: RunModel, rng: random.Random
+) -> tuple[Ledger, RunRecord, str, int | None]:
     """Reserve and charge the two calls of a run exactly as `run` does.
 
-    Returns the outcome too: "budget_stop" when a reservation fails; like `run`, a run stopped
-    between its two calls keeps (and is charged for) the call it made.
+    Returns the outcome too: "budget_stop" when a reservation fails (with what the refused
+    call needed); like `run`, a run stopped between its two calls keeps (and is charged for)
+    the call it made.
     """
     steps = (
-        ("analysis", config.analysis_model, budget.TYPICAL_ANALYSIS, config.analysis_max_tokens),
-        ("code", config.code_model, budget.TYPICAL_CODE, config.code_max_tokens),
+        ("analysis", config.analysis_model, model.analysis, config.analysis_max_tokens),
+        ("code", config.code_model, model.code, config.code_max_tokens),
     )
-    for step, model, typical, max_tokens in steps:
-        price = config.price(model)
+    for step, name, typical, max_tokens in steps:
+        price = config.price(name)
         usage = _jitter(typical, rng)
         usage = replace(usage, output_tokens=min(usage.output_tokens, max_tokens))
         try:
             budget.reserve(ledger, config.monthly_budget_micro_usd, price, budget.padded_anthropic_count(usage.input_tokens), max_tokens)
-        except PolicyStop:
-            return ledger, record, "budget_stop"
+        except budget.BudgetStop as stop:
+            return ledger, record, "budget_stop", stop.needed_micro_usd
         call = CallRecord(step=step, model=price.model, provider=price.provider, usage=usage,
                           cost_micro_usd=price.cost_micro_usd(usage), latency_ms=0)
         record = replace(record, calls=record.calls + (call,))
         ledger = ledger.with_run(record)
-    return ledger, record, "pr_opened"
+    return ledger, record, "pr_opened", None
 
 
 def simulate(
     config: Config,
     ledger: Ledger,
     now: dt.datetime,
+    model: RunModel,
     *,
     runs: int | None,
     until_micro_usd: int | None,
@@ -72,6 +74,7 @@ def simulate(
         f"Simulating on a scratch copy of the ledger ({ledger.month}: {format_usd(ledger.spent_micro_usd)} of "
         f"{format_usd(cap)} spent), a run every {RUN_INTERVAL.seconds // 3600}h with {config.analysis_model} + {config.code_model}."
     )
+    yield f"{model.assumptions()}; each run varies +-{JITTER:.0%} around it."
     silent_stops = 0
     index = 0
     while (runs is None or index < runs) and (until_micro_usd is None or ledger.spent_micro_usd < until_micro_usd):
@@ -84,11 +87,11 @@ def simulate(
         ledger, embeds = alerts.before_run(ledger, previous, config, moment, REPOSITORY)
         record = RunRecord(id=f"simulated-{index}", started_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
                            task=f"simulated task {index}", pr_url=f"https://example.invalid/pull/{index}")
-        ledger, record, outcome = _simulated_run(ledger, config, record, rng)
+        ledger, record, outcome, needed = _simulated_run(ledger, config, record, model, rng)
         if record.calls:  # as `run` records it; a run stopped between its calls opened no PR
             record = replace(record, outcome=outcome, pr_url=record.pr_url if outcome == "pr_opened" else None)
             ledger = ledger.with_run(record)
-        ledger, after = alerts.after_run(ledger, config, record, outcome, None, None, moment, REPOSITORY, None)
+        ledger, after = alerts.after_run(ledger, config, record, outcome, None, None, moment, REPOSITORY, None, needed)
         embeds += [embed for embed in after if embed["color"] != discord.COLOURS["run_completed"]]
         if outcome == "budget_stop" and not embeds and not record.calls:
             silent_stops += 1

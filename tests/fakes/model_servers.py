@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -47,6 +48,7 @@ class Reply:
     body: Any
     headers: Mapping[str, str] = field(default_factory=dict)
     path: str | None = None
+    delay: float = 0.0  # seconds the fake holds the request before answering (a slow provider)
 
 
 @dataclass(frozen=True)
@@ -152,14 +154,19 @@ class FakeModelServer(LoopbackServer):
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, reply: Reply) -> None:
+        if reply.delay:
+            time.sleep(reply.delay)
         body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
         handler.send_response(reply.status)
         handler.send_header("content-type", "application/json")
         handler.send_header("content-length", str(len(body)))
         for name, value in reply.headers.items():
             handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(body)
+        try:
+            handler.end_headers()
+            handler.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (a timeout)
+            handler.close_connection = True
 
 
 def _not_found(path: str) -> Reply:

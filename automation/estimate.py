@@ -1,0 +1,111 @@
+"""One model of a run, behind every estimate: `costs`, `simulate`, `run --dry-run` and the cron advice.
+
+The analysis prompt is sized on this repository, the way a run builds it (the context for
+the task given, else the first unticked task, else the repository map alone, plus the
+prompt's fixed part); the rest are stated assumptions. Each estimate prints
+``RunModel.assumptions()`` so a user can see what it stood on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import budget, context, tasks
+from .config import Config
+from .prices import Usage, format_usd
+
+# The analysis prompt beyond the context: system prompt, task, headings and message framing.
+PROMPT_OVERHEAD_TOKENS = 2_000
+# Typical replies (assumptions, not measured here): a plan, and the code for it.
+ANALYSIS_OUTPUT_TOKENS = 2_000
+CODE_OUTPUT_TOKENS = 6_000
+# The code prompt carries the plan and the files it names: assumed to be half the context.
+NAMED_FILES_SHARE = 0.5
+# Cron steps that divide a day evenly, so "every N hours" means 24/N runs a day exactly.
+_HOUR_STEPS = (1, 2, 3, 4, 6, 8, 12)
+
+
+@dataclass(frozen=True)
+class RunModel:
+    """Typical token use of one run's two calls, and where the context size came from."""
+
+    context_tokens: int
+    basis: str  # e.g. "the context for 'Add a greeting module' in this repository"
+
+    @classmethod
+    def of_context(cls, context_tokens: int, task: str | None) -> RunModel:
+        """The model of a run whose context, built for ``task``, is ``context_tokens`` long."""
+        basis = f"this repository's context for '{task}'" if task else "this repository's context with no task given"
+        return cls(context_tokens=context_tokens, basis=basis)
+
+    @property
+    def analysis(self) -> Usage:
+        return Usage(input_tokens=self.context_tokens + PROMPT_OVERHEAD_TOKENS, output_tokens=ANALYSIS_OUTPUT_TOKENS)
+
+    @property
+    def code(self) -> Usage:
+        named = math.ceil(self.context_tokens * NAMED_FILES_SHARE)
+        return Usage(input_tokens=named + ANALYSIS_OUTPUT_TOKENS + PROMPT_OVERHEAD_TOKENS, output_tokens=CODE_OUTPUT_TOKENS)
+
+    def cost(self, config: Config) -> budget.RunCost:
+        """Typical and worst-case cost of such a run under ``config``'s models and max_tokens."""
+        return budget.run_cost(
+            config.price(config.analysis_model), config.price(config.code_model), config.analysis_max_tokens,
+            config.code_max_tokens, analysis=self.analysis, code=self.code,
+        )
+
+    def assumptions(self) -> str:
+        """One line saying what every figure derived from this model assumed."""
+        return (
+            f"assumed per run: analysis {self.analysis.input_tokens:,} in / {self.analysis.output_tokens:,} out tokens "
+            f"({self.context_tokens:,} of context: {self.basis}, + {PROMPT_OVERHEAD_TOKENS:,} prompt), "
+            f"code {self.code.input_tokens:,} in / {self.code.output_tokens:,} out "
+            f"(the plan + the files it names, taken as {NAMED_FILES_SHARE:.0%} of the context)"
+        )
+
+
+def measure(repo: Path, config: Config) -> RunModel:
+    """The run model for this repository: the context a run would build for the first
+    unticked task in the tasks file. With no task to size it on, the context is taken as
+    ``context.max_tokens``, the most a run sends, so the estimate errs high."""
+    try:
+        pending = tasks.read_tasks((repo / config.tasks_file).read_text(encoding="utf-8"))
+    except (FileNotFoundError, UnicodeDecodeError):
+        pending = []
+    if not pending:
+        return RunModel(context_tokens=config.context_max_tokens,
+                        basis="context.max_tokens, as no unticked task is there to size it on")
+    built = context.build_context(repo, pending[0].brief, config.context_max_tokens, config.private_paths())
+    return RunModel.of_context(built.tokens, pending[0].text)
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """How often to run so a month's typical runs fit the budget."""
+
+    runs: int  # typical runs the budget pays for in a month
+    interval_hours: float  # the month spread evenly over those runs
+    cron: str  # the schedule suggested: never more runs than ``runs``
+    cron_runs: int  # how many runs that schedule makes in the month
+
+    def advice(self, typical_micro_usd: int) -> str:
+        return (
+            f"cron suggestion: '{self.cron}' ({self.cron_runs:,} runs in this month, about "
+            f"{format_usd(self.cron_runs * typical_micro_usd)} at the typical cost)"
+        )
+
+
+def cadence(typical_micro_usd: int, budget_micro_usd: int, month_hours: float) -> Cadence:
+    """The cron that spends at most the budget at the typical cost: the first even step of
+    hours (or days) at least as long as the month divided by the runs it pays for."""
+    runs = budget_micro_usd // max(1, typical_micro_usd)
+    interval = month_hours / runs if runs else month_hours
+    step = next((hours for hours in _HOUR_STEPS if hours >= interval), None)
+    if step is not None:
+        cron, cron_runs = f"17 */{step} * * *", math.floor(month_hours / step)
+    else:
+        days = math.ceil(interval / 24)
+        cron, cron_runs = f"17 3 */{days} * *", math.ceil(month_hours / 24 / days)
+    return Cadence(runs=runs, interval_hours=interval, cron=cron, cron_runs=cron_runs)
