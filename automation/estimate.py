@@ -23,8 +23,6 @@ ANALYSIS_OUTPUT_TOKENS = 2_000
 CODE_OUTPUT_TOKENS = 6_000
 # The code prompt carries the plan and the files it names: assumed to be half the context.
 NAMED_FILES_SHARE = 0.5
-# Cron steps that divide a day evenly, so "every N hours" means 24/N runs a day exactly.
-_HOUR_STEPS = (1, 2, 3, 4, 6, 8, 12)
 
 
 @dataclass(frozen=True)
@@ -35,10 +33,9 @@ class RunModel:
     basis: str  # e.g. "the context for 'Add a greeting module' in this repository"
 
     @classmethod
-    def of_context(cls, context_tokens: int, task: str | None) -> RunModel:
+    def of_context(cls, context_tokens: int, task: str) -> RunModel:
         """The model of a run whose context, built for ``task``, is ``context_tokens`` long."""
-        basis = f"this repository's context for '{task}'" if task else "this repository's context with no task given"
-        return cls(context_tokens=context_tokens, basis=basis)
+        return cls(context_tokens=context_tokens, basis=f"this repository's context for '{task}'")
 
     @property
     def analysis(self) -> Usage:
@@ -98,14 +95,16 @@ class Cadence:
 
 
 def cadence(typical_micro_usd: int, budget_micro_usd: int, month_hours: float) -> Cadence:
-    """The cron that spends at most the budget at the typical cost: the first even step of
-    hours (or days) at least as long as the month divided by the runs it pays for."""
+    """The cron that spends at most the budget at the typical cost: as many runs a day as the
+    month's share allows, at evenly spread hours (or one run every few days)."""
     runs = budget_micro_usd // max(1, typical_micro_usd)
     interval = month_hours / runs if runs else month_hours
-    step = next((hours for hours in _HOUR_STEPS if hours >= interval), None)
-    if step is not None:
-        cron, cron_runs = f"17 */{step} * * *", math.floor(month_hours / step)
-    else:
-        days = math.ceil(interval / 24)
-        cron, cron_runs = f"17 3 */{days} * *", math.ceil(month_hours / 24 / days)
-    return Cadence(runs=runs, interval_hours=interval, cron=cron, cron_runs=cron_runs)
+    days = month_hours / 24
+    per_day = min(24, math.floor(24 / interval))
+    if per_day >= 1:
+        hours = "*" if per_day == 24 else f"*/{24 // per_day}" if 24 % per_day == 0 else ",".join(
+            str(math.floor(index * 24 / per_day)) for index in range(per_day)
+        )
+        return Cadence(runs=runs, interval_hours=interval, cron=f"17 {hours} * * *", cron_runs=round(per_day * days))
+    every = math.ceil(interval / 24)
+    return Cadence(runs=runs, interval_hours=interval, cron=f"17 3 */{every} * *", cron_runs=math.ceil(days / every))

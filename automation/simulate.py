@@ -80,6 +80,9 @@ def simulate(
     while (runs is None or index < runs) and (until_micro_usd is None or ledger.spent_micro_usd < until_micro_usd):
         index += 1
         moment = now + (index - 1) * RUN_INTERVAL
+        if until_micro_usd is not None and ledger_module.month_of(moment) != ledger.month:
+            yield f"The month ended before its spend reached {format_usd(until_micro_usd)}."
+            break
         previous = ledger
         ledger = ledger_module.rollover(ledger, ledger_module.month_of(moment))
         if ledger.month != previous.month:

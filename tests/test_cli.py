@@ -27,7 +27,7 @@ import pytest
 from automation import budget
 from automation.cli import main
 from automation.config import Config
-from automation.prices import PriceTable, format_usd
+from automation.prices import PriceTable, Usage, format_usd, usd_to_micro
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = dt.timezone.utc
@@ -390,71 +390,120 @@ def cost_row(out: str, label: str) -> list[str]:
     return row.split()
 
 
+def assumed(out: str) -> tuple[int, int, int, int]:
+    """(analysis in, analysis out, code in, code out) tokens from the ``assumed per run`` line."""
+    found = re.search(
+        r"assumed per run: analysis ([\d,]+) in / ([\d,]+) out tokens .* code ([\d,]+) in / ([\d,]+) out", out
+    )
+    assert found is not None, out
+    return tuple(int(group.replace(",", "")) for group in found.groups())  # type: ignore[return-value]
+
+
 def test_costs_of_the_default_models(repo: Path) -> None:
     result = cli("costs", repo=repo)
     assert (result.code, result.err) == (0, "")
+    # an empty repository, no task to size the context on: context.max_tokens (40,000) is assumed
+    analysis_in, analysis_out, code_in, code_out = assumed(result.out)
+    assert (analysis_in, analysis_out) == (40_000 + 2_000, 2_000)  # + the prompt
+    assert (code_in, code_out) == (20_000 + 2_000 + 2_000, 6_000)  # half the context, the plan, the prompt
+    assert "context.max_tokens, as no unticked task is there to size it on" in result.out
+    analysis = typical_micro_usd("claude-sonnet-5-5", Usage(input_tokens=analysis_in, output_tokens=analysis_out))
+    code = typical_micro_usd("gpt-4o-mini", Usage(input_tokens=code_in, output_tokens=code_out))
     config = Config()
-    cost = budget.run_cost(config.price("claude-sonnet-5-5"), config.price("gpt-4o-mini"), 4096, 16_384)
-    analysis = typical_micro_usd("claude-sonnet-5-5", budget.TYPICAL_ANALYSIS)
-    code = typical_micro_usd("gpt-4o-mini", budget.TYPICAL_CODE)
-    assert (cost.analysis_typical, cost.code_typical) == (analysis, code) == (60_000, 7_200)
+    worst = (config.price("claude-sonnet-5-5").worst_case_micro_usd(budget.padded_anthropic_count(analysis_in), 4096)
+             + config.price("gpt-4o-mini").worst_case_micro_usd(code_in, 16_384))
 
     lines = result.out.splitlines()
     assert lines[0] == "Cost of one run (budget $15.00 a month)"
-    assert cost_row(result.out, "analysis") == [
-        "analysis",
-        "claude-sonnet-5-5",
-        format_usd(analysis, 4),
-        format_usd(cost.analysis_worst, 4),
-    ]
-    assert cost_row(result.out, "code") == ["code", "gpt-4o-mini", format_usd(code, 4), format_usd(cost.code_worst, 4)]
-    assert cost_row(result.out, "total") == ["total", "$0.0672", "$0.0964"]
-    assert format_usd(cost.typical, 4) == "$0.0672" and format_usd(cost.worst, 4) == "$0.0964"
-    assert (
-        f"about {15_000_000 // cost.typical} typical, at least {15_000_000 // cost.worst} even at worst case"
-        in result.out
-    )
-    assert "  runs a month within the budget: about 223 typical, at least 155 even at worst case" in lines
-    assert "  pull requests a month: at most one a run, so up to 223" in lines
-    assert "  a run every 3h14m spreads the budget over a 30-day month; cron suggestion: '17 */3 * * *'" in lines
+    assert cost_row(result.out, "analysis")[:3] == ["analysis", "claude-sonnet-5-5", format_usd(analysis, 4)]
+    assert cost_row(result.out, "code")[:3] == ["code", "gpt-4o-mini", format_usd(code, 4)]
+    assert cost_row(result.out, "total") == ["total", format_usd(analysis + code, 4), format_usd(worst, 4)]
+    runs = 15_000_000 // (analysis + code)
+    assert f"  runs a month within the budget: about {runs} typical, at least {15_000_000 // worst} even at worst case" in lines
+    assert f"  pull requests a month: at most one a run, so up to {runs}" in lines
     assert [line for line in lines if "milestone" in line] == [
-        "  $5.00 milestone: after about 75 runs (day 10 at that pace)",
-        "  $10.00 milestone: after about 149 runs (day 20 at that pace)",
-        "  $15.00 milestone: after about 224 runs (day 30 at that pace)",
+        f"  {format_usd(dollars * 1_000_000)} milestone: after about {-(-dollars * 1_000_000 // (analysis + code))} runs (day {day} at that pace)"
+        for dollars, day in ((5, 10), (10, 20), (15, 30))
     ]
+
+
+def cron_runs_in(schedule: str, days: int) -> int:
+    """How many times a '17 H * * *' or '17 3 */D * *' schedule fires in a month of ``days`` days."""
+    _, hours, day_of_month, _, _ = schedule.split()
+    if day_of_month != "*":
+        return len(range(1, days + 1, int(day_of_month.removeprefix("*/"))))
+    per_day = 24 if hours == "*" else 24 // int(hours[2:]) if hours.startswith("*/") else len(hours.split(","))
+    return per_day * days
+
+
+@pytest.mark.parametrize("budget_usd", ["15", "5", "0.5", "0.05"])
+def test_the_suggested_cron_never_spends_more_than_the_budget(repo: Path, budget_usd: str) -> None:
+    write_config(repo, f"budget:\n  monthly_usd: {budget_usd}\n")
+    result = cli("costs", repo=repo)
+    assert result.code == 0, result.err
+    typical = usd_to_micro(cost_row(result.out, "total")[1].removeprefix("$"))
+    found = re.search(r"cron suggestion: '([^']+)' \(([\d,]+) runs in this month, about \$([\d.,]+)", result.out)
+    assert found is not None, result.out
+    schedule, runs = found.group(1), int(found.group(2).replace(",", ""))
+    assert cron_runs_in(schedule, 30) == runs  # November has 30 days
+    assert runs * typical <= usd_to_micro(budget_usd) + runs * 50  # within the budget (rounding of the shown cost)
+    affordable = usd_to_micro(budget_usd) // typical
+    assert runs > affordable * 0.8 or affordable < 30  # and not needlessly sparse
 
 
 def test_a_smaller_budget_changes_the_runs_interval_and_milestones_not_the_run_cost(repo: Path) -> None:
+    full = cli("costs", repo=repo)
     write_config(repo, "budget:\n  monthly_usd: 5\n  milestones_usd: [1, 2.5, 5]\n")
     result = cli("costs", repo=repo)
     assert result.code == 0
     lines = result.out.splitlines()
     assert lines[0] == "Cost of one run (budget $5.00 a month)"
-    assert cost_row(result.out, "total") == ["total", "$0.0672", "$0.0964"]
-    assert "  runs a month within the budget: about 74 typical, at least 51 even at worst case" in lines
-    assert "  a run every 9h44m spreads the budget over a 30-day month; cron suggestion: '17 */10 * * *'" in lines
-    assert [line for line in lines if "milestone" in line] == [
-        "  $1.00 milestone: after about 15 runs (day 6 at that pace)",
-        "  $2.50 milestone: after about 38 runs (day 15 at that pace)",
-        "  $5.00 milestone: after about 75 runs (day 30 at that pace)",
-    ]
+    assert cost_row(result.out, "total") == cost_row(full.out, "total")
+    typical = usd_to_micro(cost_row(result.out, "total")[1].removeprefix("$"))
+    assert f"about {5_000_000 // typical} typical" in result.out
+    assert [line.split(":")[0] for line in lines if "milestone" in line] == ["  $1.00 milestone", "  $2.50 milestone", "  $5.00 milestone"]
 
 
 def test_lowering_only_the_budget_is_accepted(repo: Path) -> None:
     write_config(repo, "budget:\n  monthly_usd: 5\n")
     result = cli("costs", repo=repo)
     assert result.code == 0, result.err
-    assert "about 74 typical" in result.out
+    assert "runs a month within the budget: about" in result.out
 
 
 def test_costs_for_other_models_follow_the_price_table(repo: Path) -> None:
     write_config(repo, "models:\n  analysis: claude-haiku-4-5\n  code: gpt-4.1-mini\n  code_max_tokens: 8000\n")
     result = cli("costs", repo=repo)
-    config = Config()
-    cost = budget.run_cost(config.price("claude-haiku-4-5"), config.price("gpt-4.1-mini"), 4096, 8000)
-    assert cost_row(result.out, "total") == ["total", format_usd(cost.typical, 4), format_usd(cost.worst, 4)]
+    analysis_in, analysis_out, code_in, code_out = assumed(result.out)
+    typical = (typical_micro_usd("claude-haiku-4-5", Usage(input_tokens=analysis_in, output_tokens=analysis_out))
+               + typical_micro_usd("gpt-4.1-mini", Usage(input_tokens=code_in, output_tokens=code_out)))
+    assert cost_row(result.out, "total")[1] == format_usd(typical, 4)
     assert cost_row(result.out, "code")[1] == "gpt-4.1-mini"
     assert "max_tokens 4,096 / 8,000" in result.out
+
+
+def test_costs_simulate_and_the_dry_run_share_one_model_sized_on_the_repository(repo: Path) -> None:
+    # a repository with real content: the estimate must grow with it, and all three must agree
+    (repo / "docs").mkdir()
+    (repo / "docs" / "TASKS.md").write_text("# Tasks\n- [ ] Add a greeting module\n")
+    (repo / "app").mkdir()
+    for index in range(40):
+        (repo / "app" / f"greeting_{index}.py").write_text(f"def greet_{index}(name):\n" + "    # hello\n" * 60)
+    empty = repo.parent / "empty"
+    empty.mkdir()
+
+    costs = cli("costs", repo=repo)
+    simulated = cli("simulate", "--runs", "1", repo=repo, now=MONTH_START)
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["run", "--dry-run", "--repo", str(repo)], env={}, now=NOW, out=out, err=err) == 0, err.getvalue()
+    dry = out.getvalue()
+
+    line = next(text for text in costs.out.splitlines() if "assumed per run" in text).strip().split("; worst case")[0]
+    assert "for 'Add a greeting module'" in line
+    assert line in simulated.out and line in dry  # the same figures, the same words
+    assert assumed(costs.out)[0] > assumed(cli("costs", repo=empty).out)[0] + 5_000  # sized on the files
+    typical = cost_row(costs.out, "total")[1]
+    assert f"Cost of this run: about {typical}, at most {cost_row(costs.out, 'total')[2]}" in dry
 
 
 # --- simulate ---------------------------------------------------------------------------------
@@ -493,7 +542,7 @@ def test_counts_read_in_the_right_number() -> None:
 
 
 def test_simulate_posts_each_milestone_and_the_budget_alert_once_a_month(repo: Path) -> None:
-    # 400 runs 3 hours apart from 1 November: all of November (the budget stops it around run 224) and most of December.
+    # 400 runs 3 hours apart from 1 November: all of November (the budget stops it before the end) and most of December.
     result = cli("simulate", "--runs", "400", repo=repo, now=MONTH_START)
     assert (result.code, result.err) == (0, "")
     alerts, spend = simulated_alerts(result.out)
@@ -501,20 +550,20 @@ def test_simulate_posts_each_milestone_and_the_budget_alert_once_a_month(repo: P
         {
             ("2026-11", "💰 Milestone: $5 reached"): 1,
             ("2026-11", "💰 Milestone: $10 reached"): 1,
-            ("2026-11", "💰 Milestone: $15 reached"): 1,
+            # $15 is never reached (spend stops short of the cap): the budget-exhausted alert says so instead
             ("2026-11", "🛑 Budget exhausted"): 1,
             ("2026-12", "📊 Monthly recap: 2026-11"): 1,
             ("2026-12", "💰 Milestone: $5 reached"): 1,
             ("2026-12", "💰 Milestone: $10 reached"): 1,
+            ("2026-12", "🛑 Budget exhausted"): 1,
             # from 15 December the default code model and its fallback are within 30 days of the OpenAI shutdown
             ("2026-12", "⏳ Model retiring: gpt-4o-mini"): 1,
             ("2026-12", "⏳ Model retiring: gpt-4.1-mini"): 1,
         }
     )
-    assert result.out.count("Milestone") == 5 and result.out.count("Budget exhausted") == 1
-    november = [dollars for month, dollars in spend if month == "2026-11"]
-    assert max(november) <= 15.0  # the cap is never passed
-    assert 10.0 <= max(dollars for month, dollars in spend if month == "2026-12") < 15.0
+    assert result.out.count("Milestone") == 4 and result.out.count("Budget exhausted") == 2
+    for month in ("2026-11", "2026-12"):
+        assert 14.8 < max(dollars for seen, dollars in spend if seen == month) < 15.0  # the cap is never reached
     assert re.search(
         r"^\d+ more runs stopped by the budget \(no alert: it was already sent this month\)$", result.out, re.MULTILINE
     )
@@ -530,14 +579,15 @@ def test_simulate_stops_at_the_budget(repo: Path) -> None:
     first_stop = next(
         index for index, line in enumerate(lines) if line.startswith("run ") and "stopped by the budget" in line
     )
-    assert "Milestone: $15 reached" in lines[first_stop + 1]
-    assert "Budget exhausted" in "\n".join(lines[first_stop + 1 :])
+    assert "Budget exhausted" in lines[first_stop + 1] and "Milestone: $15" not in result.out
     end = re.fullmatch(r"End: (\d+) runs in 2026-11, \$([\d.]+) of \$15\.00 spent\.", lines[-1])
     assert end is not None
     runs, spent = int(end.group(1)), float(end.group(2))
-    assert 215 <= runs < 240
-    # stopped only when even the cheapest call's worst case no longer fits
-    assert 15.0 - 0.0935 <= spent <= 15.0
+    costs = cli("costs", repo=repo).out  # the same model of a run
+    typical, worst = (float(cell.removeprefix("$")) for cell in cost_row(costs, "total")[1:])
+    assert 0.9 * 15.0 / typical <= runs <= 1.1 * 15.0 / typical
+    # stopped only when the next call's worst case (its input varies by up to 25%) no longer fits
+    assert 15.0 - 1.25 * worst <= spent < 15.0
 
 
 def test_a_run_stopped_between_its_two_calls_is_charged_for_the_first_like_run_does(repo: Path) -> None:
