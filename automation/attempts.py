@@ -17,8 +17,8 @@ The rule is documented in docs/COST-TRACKING.md ("Timeouts and retries").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import budget

@@ -88,6 +88,8 @@ class Cadence:
     cron_runs: int  # how many runs that schedule makes in the month
 
     def advice(self, typical_micro_usd: int) -> str:
+        if not self.runs:
+            return f"no schedule to suggest: the budget does not pay for one typical run ({format_usd(typical_micro_usd, 4)})"
         return (
             f"cron suggestion: '{self.cron}' ({self.cron_runs:,} runs in this month, about "
             f"{format_usd(self.cron_runs * typical_micro_usd)} at the typical cost)"
@@ -100,6 +102,8 @@ def cadence(typical_micro_usd: int, budget_micro_usd: int, month_hours: float) -
     runs = budget_micro_usd // max(1, typical_micro_usd)
     interval = month_hours / runs if runs else month_hours
     days = month_hours / 24
+    if not runs:
+        return Cadence(runs=0, interval_hours=month_hours, cron="", cron_runs=0)
     per_day = min(24, math.floor(24 / interval))
     if per_day >= 1:
         hours = "*" if per_day == 24 else f"*/{24 // per_day}" if 24 % per_day == 0 else ",".join(

@@ -168,7 +168,7 @@ def test_a_gateway_without_token_counting_gets_a_local_bound(world: World, statu
     assert f"/v1/messages/count_tokens answered {status}" in result.stdout and "local upper bound" in result.stdout
     prompt = world.anthropic.generation_requests[0].json
     size = len(prompt["system"].encode()) + len(prompt["messages"][0]["content"].encode())
-    assert "prompt's {:,} UTF-8 bytes".format(size) in result.stdout
+    assert f"prompt's {size:,} UTF-8 bytes" in result.stdout
     assert len(world.created_pulls()) == 1
 
 
