@@ -76,6 +76,10 @@ class Config:
             raise ConfigError(f"{self.source}: no price is known for model {model!r}; add it under 'prices'")
         return found
 
+    def private_paths(self) -> tuple[str, ...]:
+        """Paths never sent to a model nor edited by one: the ledger, ``edits.deny``, ``context.exclude``."""
+        return (self.ledger_path, *self.edits_deny, *self.context_exclude)
+
     def configured_models(self) -> dict[str, str]:
         """Config key -> model name, for every model the bot may call."""
         models = {"models.analysis": self.analysis_model, "models.code": self.code_model}

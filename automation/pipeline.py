@@ -196,7 +196,7 @@ def _open_session(
 
 
 def _private_paths(config: Config) -> tuple[str, ...]:
-    return (config.ledger_path, *config.edits_deny, *config.context_exclude)
+    return config.private_paths()
 
 
 def _config_path_in_repo(repo: Path, config: Config) -> str:
