@@ -533,7 +533,7 @@ GUIDE_ROW = re.compile(
 def test_guide_cost_figures_match_the_price_table() -> None:
     """The guide's numbers were computed with automation.prices; a price change must update them."""
     from automation.budget import run_cost
-    from automation.prices import MICRO, PriceTable, format_usd
+    from automation.prices import MICRO, PriceTable, Usage, format_usd
 
     if not GUIDE.is_file():
         pytest.skip("docs/SONNET-MINI-GUIDE.md not written yet")
@@ -541,7 +541,8 @@ def test_guide_cost_figures_match_the_price_table() -> None:
     rows = list(GUIDE_ROW.finditer(GUIDE.read_text(encoding="utf-8")))
     assert len(rows) >= 5, "the guide's cost table was not found"
     for row in rows:
-        cost = run_cost(table.find(row["analysis"]), table.find(row["code"]), 4096, 16384)
+        cost = run_cost(table.find(row["analysis"]), table.find(row["code"]), 4096, 16384,
+                        analysis=Usage(input_tokens=20_000, output_tokens=2_000), code=Usage(input_tokens=24_000, output_tokens=6_000))
         where = f"{row['analysis']} + {row['code']}"
         assert format_usd(cost.analysis_typical, 4) == f"${row['a']}", where
         assert format_usd(cost.code_typical, 4) == f"${row['c']}", where
