@@ -493,3 +493,74 @@ def test_module_reads_no_environment() -> None:
     source = providers.__file__
     with open(source, encoding="utf-8") as handle:
         assert "os.environ" not in handle.read()
+
+
+# --- odd 200s, timeouts and the missing count (booked by attempts.py) -----------------------------
+
+
+@pytest.mark.parametrize("body", [b"not json", b'{"id": "chatcmpl-1", "choices": [{"ind', b"{}", b"[]"])
+def test_a_200_that_is_not_a_reply_is_a_retryable_error_that_may_have_been_billed(
+    fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic, body: bytes
+) -> None:
+    fake_openai.script(Reply(200, body))
+    fake_anthropic.script(Reply(200, body))
+    with pytest.raises(ProviderError) as openai_error:
+        write_code(gpt_client(fake_openai, max_retries=0), GPT, code_messages(), 100)
+    with pytest.raises(ProviderError) as anthropic_error:
+        analyse(claude_client(fake_anthropic, max_retries=0), CLAUDE, "s", "p", 100)
+    for error, name in ((openai_error.value, "OpenAI"), (anthropic_error.value, "Anthropic")):
+        assert (error.kind, error.retryable, error.may_be_billed) == ("malformed_reply", True, True)
+        assert error.message.startswith(f"{name}: the reply was not a valid response")
+
+
+def test_a_reply_without_usage_says_so(fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic) -> None:
+    completion = FakeOpenAI.completion(FakeOpenAI.code_reply("s", [])).body
+    message = FakeAnthropic.message("plan").body
+    del completion["usage"], message["usage"]
+    fake_openai.script(Reply(200, completion))
+    fake_anthropic.script(Reply(200, message))
+    assert write_code(gpt_client(fake_openai), GPT, code_messages(), 100).usage_reported is False
+    assert analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100).usage_reported is False
+    assert analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100).usage_reported is True
+
+
+def test_a_timeout_may_have_been_billed_but_a_refused_connection_was_not(fake_openai: FakeOpenAI) -> None:
+    fake_openai.script(Reply(200, FakeOpenAI.completion("{}").body, delay=3))
+    with pytest.raises(ProviderError) as timed_out:
+        write_code(providers.with_timeout(gpt_client(fake_openai, max_retries=0), 0.5), GPT, code_messages(), 100)
+    assert (timed_out.value.kind, timed_out.value.may_be_billed) == ("timeout", True)
+    refused = make_openai_client({"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}, max_retries=0)
+    with pytest.raises(ProviderError) as unreachable:
+        write_code(refused, GPT, code_messages(), 100)
+    assert (unreachable.value.kind, unreachable.value.may_be_billed) == ("connection", False)
+
+
+def test_retry_after_is_carried_on_the_error(fake_openai: FakeOpenAI) -> None:
+    fake_openai.script(FakeOpenAI.rate_limited(retry_after="2", retry_after_ms="1500"))
+    with pytest.raises(ProviderError) as limited:
+        write_code(gpt_client(fake_openai, max_retries=0), GPT, code_messages(), 100)
+    assert limited.value.retry_after == 1.5
+
+
+@pytest.mark.parametrize("status", [404, 405, 501])
+def test_a_missing_count_endpoint_falls_back_to_utf8_bytes(fake_anthropic: FakeAnthropic, status: int) -> None:
+    fake_anthropic.script(Reply(status, {"detail": "Not Found"}, path=FakeAnthropic.count_tokens_path))
+    bound = providers.anthropic_input_bound(claude_client(fake_anthropic, max_retries=0), CLAUDE, "sys", "héllo")
+    assert (bound.tokens, bound.counted) == (len("sys") + len("héllo".encode()) + 32, False)
+    assert f"{FakeAnthropic.count_tokens_path} answered {status}" in bound.note and fake_anthropic.root_url in bound.note
+
+
+def test_a_believable_count_is_used_and_an_unbelievable_one_is_not(fake_anthropic: FakeAnthropic) -> None:
+    prompt = "word " * 400  # 2,000 bytes
+    fake_anthropic.counted_tokens = 420
+    assert providers.anthropic_input_bound(claude_client(fake_anthropic), CLAUDE, "s", prompt) == providers.InputBound(420, True)
+    fake_anthropic.counted_tokens = 100  # 20 bytes a token: not a tokenizer
+    bound = providers.anthropic_input_bound(claude_client(fake_anthropic), CLAUDE, "s", prompt)
+    assert (bound.tokens, bound.counted) == (2_001 + 32, False) and "too few to trust" in bound.note
+
+
+def test_an_unknown_model_on_the_count_endpoint_is_still_an_error(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.script(FakeAnthropic.error(404, "not_found_error", f"model: {CLAUDE}", path=FakeAnthropic.count_tokens_path))
+    with pytest.raises(ProviderError) as failure:
+        providers.anthropic_input_bound(claude_client(fake_anthropic, max_retries=0), CLAUDE, "s", "p")
+    assert failure.value.kind == "bad_request" and failure.value.status == 404
