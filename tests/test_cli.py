@@ -496,7 +496,8 @@ def test_costs_simulate_and_the_dry_run_share_one_model_sized_on_the_repository(
     (repo / "app").mkdir()
     for index in range(40):
         (repo / "app" / f"greeting_{index}.py").write_text(f"def greet_{index}(name):\n" + "    # hello\n" * 60)
-    bare = repo.parent / "bare"  # the same task, no files to send
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)  # the context is made of tracked files
+    bare = git_checkout(repo.parent / "bare")  # the same task, no files to send
     (bare / "docs").mkdir(parents=True)
     (bare / "docs" / "TASKS.md").write_text("# Tasks\n- [ ] Add a greeting module\n")
 
