@@ -118,7 +118,7 @@ def run(
         if decide_only:
             _hand_over(session, task)
         session.record = replace(session.record, task=task.text)
-        session.reserver.reserve(session.ledger, task.text, *reservations.estimate(config, PROMPT_OVERHEAD_TOKENS))
+        session.reserver.reserve(session.ledger, task.text, *reservations.estimate(config, estimate.PROMPT_OVERHEAD_TOKENS))
         if config.notify_run_started:
             notifier.notify([discord.run_started_embed(repository=session.repository, now=now, task=task.text, run_url=reports.run_url(env))])
         repo_context = context.build_context(repo, task.brief, config.context_max_tokens, _private_paths(config))

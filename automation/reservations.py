@@ -37,7 +37,7 @@ from .config import Config
 from .errors import PolicyStop, ProtectedBranchError
 from .ledger import TASK_TEXT_KEPT, TIME_FORMAT, Ledger, Reservation
 from .ledger_source import RESCUE_BRANCH
-from .prices import format_usd
+from .prices import Usage, format_usd
 
 # Pushes per reservation: with N runs racing, each round lets at least one of them through.
 RESERVE_ATTEMPTS = 12
@@ -52,8 +52,8 @@ def estimate(config: Config, prompt_overhead_tokens: int) -> tuple[int, int]:
     config alone: the analysis at a full context, the code call and its one repair request."""
     cost = budget.run_cost(
         config.price(config.analysis_model), config.price(config.code_model), config.analysis_max_tokens,
-        config.code_max_tokens, analysis_input_tokens=config.context_max_tokens + prompt_overhead_tokens,
-        code_input_tokens=config.context_max_tokens + config.analysis_max_tokens + prompt_overhead_tokens,
+        config.code_max_tokens, analysis=Usage(input_tokens=config.context_max_tokens + prompt_overhead_tokens),
+        code=Usage(input_tokens=config.context_max_tokens + config.analysis_max_tokens + prompt_overhead_tokens),
     )
     first = config.price(config.analysis_model).worst_case_micro_usd(0, config.analysis_max_tokens)
     return cost.analysis_worst + 2 * cost.code_worst, first
