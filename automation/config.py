@@ -28,9 +28,9 @@ RETIREMENT_WARNING_DAYS = 30
 # A reservation must outlive the longest paid call (reservations.CALL_WINDOW, 12 minutes) with room to spare.
 MIN_RESERVATION_MINUTES = 15
 # Each step speaks one API: analysis the Anthropic Messages API (with its free token count),
-# code OpenAI Chat Completions with a strict JSON schema.
+# code OpenAI Chat Completions, answered in SEARCH/REPLACE blocks.
 STEP_PROVIDERS = {"analysis": ANTHROPIC, "code": OPENAI}
-STEP_APIS = {"analysis": "Anthropic Messages API", "code": "OpenAI Chat Completions API with a strict JSON schema"}
+STEP_APIS = {"analysis": "Anthropic Messages API", "code": "OpenAI Chat Completions API"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class Config:
     code_max_tokens: int = 16384
     analysis_fallbacks: tuple[str, ...] = ("claude-haiku-4-5",)
     code_fallbacks: tuple[str, ...] = ("gpt-4.1-mini",)
+    code_max_input_tokens: int = 60_000  # the code prompt's bound (estimated tokens), within the model's window
     context_max_tokens: int = 40_000
     context_exclude: tuple[str, ...] = ()
     edits_deny: tuple[str, ...] = ()
@@ -237,6 +238,7 @@ SCHEMA: dict[str, tuple[str, Validator]] = {
     "models.code_max_tokens": ("code_max_tokens", _positive_int),
     "models.fallbacks.analysis": ("analysis_fallbacks", _text_list),
     "models.fallbacks.code": ("code_fallbacks", _text_list),
+    "models.code_max_input_tokens": ("code_max_input_tokens", _positive_int),
     "context.max_tokens": ("context_max_tokens", _positive_int),
     "context.exclude": ("context_exclude", _path_list),
     "edits.deny": ("edits_deny", _path_list),

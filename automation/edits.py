@@ -1,43 +1,47 @@
-"""The code model's reply, checked before anything touches a working tree.
+"""The code model's edits, checked before anything touches a working tree.
 
-The model is untrusted input: its paths could point into ``.git``, at the workflows (which
-hold the secrets), at the ledger that records what we spent, or out of the repository
-through ``..`` or a symlink. Every file is checked on its own; unsafe ones are refused and
-the rest kept, but a file that does not even parse makes the whole reply unusable, since
-shipping half a change that breaks the build is worse than asking once for a repair.
+The reply (SEARCH/REPLACE blocks, see ``search_replace``) is untrusted input: its paths could
+point into ``.git`` (or one of its aliases on Windows and macOS checkouts), at the workflows
+(which hold the secrets), at the ledger that records what we spent, or out of the repository
+through ``..`` or a symlink. Each file is checked on its own: unsafe ones are refused and the
+rest kept. A block that cannot be placed, or a resulting file that does not parse, is a problem
+the model is asked once to repair; the other files' edits are kept meanwhile, so the repair
+carries only what went wrong. Every resulting file is checked as a whole, whatever the blocks.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 import warnings
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from . import search_replace
 from .errors import UnusableReplyError
+from .search_replace import Block, Refused
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10: TOML files are not checked
     tomllib = None  # type: ignore[assignment]
 
-ACTIONS = ("create", "update", "delete")
-REPLY_KEYS = {"summary", "files"}
-FILE_KEYS = {"path", "action", "content"}
 _DRIVE = re.compile(r"^[A-Za-z]:")
-_FENCED = re.compile(r"^```[\w-]*\s*\n(?P<body>.*)\n```\s*$", re.DOTALL)
+# A Windows 8.3 short name ("GIT~1" is how NTFS may also reach ".git"): six characters, ~, digits.
+_SHORT_NAME = re.compile(r"^[^~/]{1,6}~[0-9]+(\.[^.]{0,3})?$")
+MAX_NAME_BYTES = 255  # ext4, APFS, NTFS: longer names are refused by the file system
+MAX_PATH_BYTES = 1024
+REPAIR_MAX_CHARS = 24_000
 
 
 @dataclass(frozen=True)
 class FileEdit:
-    """One whole-file change; ``content`` is empty for a delete."""
+    """One whole-file result: ``action`` is create, update or delete; ``content`` is empty for a delete."""
 
     path: str
     action: str
@@ -46,7 +50,8 @@ class FileEdit:
 
 @dataclass(frozen=True)
 class EditRules:
-    """Paths the model may never write, besides ``.git/`` and ``.github/workflows/``, and size limits."""
+    """Paths the model may never write (besides ``.git/`` and ``.github/workflows/``), size limits,
+    and the secret values (``redact.secret_values(env)``) no file may contain."""
 
     ledger_path: str = "token_budget.json"
     config_path: str = ".github/ai-orchestration.yml"
@@ -54,6 +59,7 @@ class EditRules:
     deny: tuple[str, ...] = ()
     max_file_bytes: int = 200_000
     max_files: int = 30
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,73 +71,20 @@ class EditPlan:
     refused: tuple[str, ...]
 
 
-def _unusable(problems: list[str], headline: str = "") -> UnusableReplyError:
-    """One header line (shown in logs) then every problem on its own line (quoted in the repair request)."""
+def unusable(problems: list[str], headline: str = "") -> UnusableReplyError:
+    """One header line (shown in logs) then the first line of every problem (the details go to the repair)."""
     count = f"{len(problems)} problem" + ("s" if len(problems) != 1 else "")
-    return UnusableReplyError(f"The code model's reply is unusable ({headline or count}):\n" + "\n".join(problems))
+    lines = [problem.splitlines()[0] for problem in problems]
+    return UnusableReplyError(f"The code model's reply is unusable ({headline or count}):\n" + "\n".join(lines))
 
 
 def _show(path: str) -> str:
     """A path as it can be printed on one line, whatever the model put in it."""
-    return path if path.isprintable() and path.strip() == path and path else repr(path)
-
-
-def _parse(reply_text: str) -> Any:
-    text = reply_text.strip()
-    fenced = _FENCED.match(text)
-    if fenced:  # tolerated: some models wrap JSON in a Markdown fence despite the schema
-        text = fenced["body"]
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise _unusable([f"the reply is not JSON: {error.msg} at line {error.lineno} column {error.colno}"]) from None
-    except RecursionError:
-        raise _unusable(["the reply is not usable JSON: nested too deeply"]) from None
-
-
-def _shape(data: Any, rules: EditRules) -> tuple[str, list[FileEdit]]:
-    """The reply as plain edits, or every way in which it is not the contract."""
-    if not isinstance(data, dict):
-        raise _unusable(['the reply must be a JSON object {"summary": str, "files": [...]}'])
-    problems: list[str] = []
-    if sorted(set(data) - REPLY_KEYS):
-        problems.append(f"unexpected keys in the reply: {', '.join(sorted(map(str, set(data) - REPLY_KEYS)))}")
-    summary = data.get("summary")
-    if not isinstance(summary, str):
-        problems.append('"summary" must be a string')
-    files = data.get("files")
-    if not isinstance(files, list):
-        problems.append('"files" must be a list of {"path", "action", "content"} objects')
-        raise _unusable(problems)
-    if not files:
-        problems.append('"files" is empty: the reply changes nothing')
-    if len(files) > rules.max_files:
-        problems.append(f'"files" lists {len(files)} files; at most {rules.max_files} are accepted in one change')
-    edits: list[FileEdit] = []
-    for index, item in enumerate(files):
-        where = f"files[{index}]"
-        if not isinstance(item, dict):
-            problems.append(f"{where}: must be an object with path, action and content")
-            continue
-        path, action = item.get("path"), item.get("action")
-        content = item.get("content", "" if action == "delete" else None)  # a delete needs no content
-        if set(item) - FILE_KEYS:
-            problems.append(f"{where}: unexpected keys {', '.join(sorted(map(str, set(item) - FILE_KEYS)))}")
-        if not isinstance(path, str) or not path:
-            problems.append(f'{where}: "path" must be a non-empty string')
-        if action not in ACTIONS:
-            problems.append(f'{where}: "action" must be one of {", ".join(ACTIONS)}, not {action!r}')
-        if not isinstance(content, str):
-            problems.append(f'{where}: "content" must be a string (the whole new file)')
-        if isinstance(path, str) and path and action in ACTIONS and isinstance(content, str):
-            edits.append(FileEdit(path=path, action=action, content=content if action != "delete" else ""))
-    if problems:
-        raise _unusable(problems)
-    return str(summary), edits
+    return path if path.isprintable() and path.strip() == path and path else ascii(path)
 
 
 def _lexical_refusal(path: str) -> str | None:
-    """Why a path is not a plain, normalised, relative path (checked before touching the disk)."""
+    """Why a path is not a plain, normalised, relative path the file system accepts (checked before touching the disk)."""
     if "\0" in path:
         return "NUL byte in the path"
     if any(ord(char) < 32 or ord(char) == 127 for char in path):
@@ -147,6 +100,31 @@ def _lexical_refusal(path: str) -> str | None:
         return "'..' in the path"
     if any(part in ("", ".") for part in parts):
         return "path is not normalised (empty or '.' component)"
+    try:
+        encoded = [part.encode("utf-8") for part in parts]
+    except UnicodeEncodeError:
+        return "path is not valid UTF-8"
+    if any(len(part) > MAX_NAME_BYTES for part in encoded):
+        return f"a name in the path is longer than {MAX_NAME_BYTES} bytes, which file systems refuse"
+    if len(path.encode("utf-8")) > MAX_PATH_BYTES:
+        return f"path is longer than {MAX_PATH_BYTES} bytes"
+    return _alias_refusal(parts)
+
+
+def _alias_refusal(parts: list[str]) -> str | None:
+    """Names a Windows or macOS checkout would read as another name (git's is_ntfs_dotgit / is_hfs_dotgit):
+    NTFS drops trailing dots and spaces and knows 8.3 short names and ``:stream`` suffixes; HFS+ ignores
+    zero-width and direction characters. Such names could reach ``.git`` or the workflows, so none is written."""
+    for part in parts:
+        invisible = next((char for char in part if unicodedata.category(char) == "Cf"), None)
+        if invisible is not None:
+            return f"invisible character U+{ord(invisible):04X} in the path (macOS ignores it: it can alias .git)"
+        if part.endswith((".", " ")):
+            return "a name ends in a dot or space, which Windows drops (so '.git.' is '.git')"
+        if ":" in part:
+            return "':' in the path (an NTFS alternate data stream on Windows)"
+        if _SHORT_NAME.match(part):
+            return f"'{part}' reads as a Windows 8.3 short name (GIT~1 is .git)"
     return None
 
 
@@ -189,43 +167,48 @@ def _inside(root: Path, path: str) -> Path | None:
     return real if real == real_root or real.is_relative_to(real_root) else None
 
 
-def _disk_refusal(edit: FileEdit, root: Path, rules: EditRules) -> str | None:
-    """Why the path is unsafe once symlinks are followed, or wrong for the action on this tree."""
-    real = _inside(root, edit.path)
-    if real is None:
-        return "resolves outside the repository (through a symlink)"
-    real_rel = real.relative_to(root.resolve()).as_posix()
-    if real_rel != edit.path:
-        reason = _protected_refusal(real_rel, rules)
-        if reason:
-            return f"resolves to {real_rel}: {reason}"
-    target = root / edit.path
-    if target.is_symlink():
-        return "is a symbolic link; links are not edited"
-    for parent in list(Path(edit.path).parents)[:-1]:
-        if (root / parent).exists() and not (root / parent).is_dir():
-            return f"{parent.as_posix()} is a file, not a directory"
-    if target.is_dir():
-        return "is a directory"
-    exists = target.exists()
-    if edit.action == "create" and exists:
-        return "create of a file that already exists (use update)"
-    if edit.action != "create" and not exists:
-        return f"{edit.action} of a file that does not exist (use create)"
+def _disk_refusal(path: str, root: Path, rules: EditRules) -> str | None:
+    """Why the path is unsafe once symlinks are followed, or not a file this tree can hold."""
+    try:
+        real = _inside(root, path)
+        if real is None:
+            return "resolves outside the repository (through a symlink)"
+        real_rel = real.relative_to(root.resolve()).as_posix()
+        if real_rel != path:
+            reason = _protected_refusal(real_rel, rules)
+            if reason:
+                return f"resolves to {real_rel}: {reason}"
+        target = root / path
+        if target.is_symlink():
+            return "is a symbolic link; links are not edited"
+        for parent in list(Path(path).parents)[:-1]:
+            if (root / parent).exists() and not (root / parent).is_dir():
+                return f"{parent.as_posix()} is a file, not a directory"
+        if target.is_dir():
+            return "is a directory"
+    except OSError as error:  # a name the file system refuses (too long, invalid on this OS)
+        return f"the file system refuses this path ({error.strerror or type(error).__name__})"
     return None
 
 
-def _content_refusal(edit: FileEdit, rules: EditRules) -> str | None:
-    if edit.action == "delete":
-        return None
-    if "\0" in edit.content:
+def path_refusal(path: str, root: Path, rules: EditRules) -> str | None:
+    """Why the model may not write ``path`` in ``root``, or None: lexical, alias, protected, then disk checks."""
+    return _lexical_refusal(path) or _protected_refusal(path, rules) or _disk_refusal(path, root, rules)
+
+
+def _content_refusal(content: str, original: str | None, rules: EditRules) -> str | None:
+    """Why a resulting file may not be written; an existing file over the size limit may be edited, not grown."""
+    if "\0" in content:
         return "content holds a NUL byte; only text files are accepted"
     try:
-        size = len(edit.content.encode("utf-8"))
+        size = len(content.encode("utf-8"))
     except UnicodeEncodeError:
         return "content is not valid UTF-8 text (lone surrogate)"
-    if size > rules.max_file_bytes:
-        return f"content is {size:,} bytes, over the {rules.max_file_bytes:,}-byte limit"
+    limit = max(rules.max_file_bytes, len(original.encode("utf-8")) if original else 0)
+    if size > limit:
+        return f"content is {size:,} bytes, over the {limit:,}-byte limit"
+    if any(secret and secret in content for secret in rules.secrets):
+        return "content holds a secret value from the environment (an API key, token or webhook)"
     return None
 
 
@@ -280,83 +263,151 @@ SYNTAX_CHECKS: dict[str, Callable[[str, str], str | None]] = {
 }
 
 
-def _syntax_error(edit: FileEdit) -> str | None:
-    if edit.action == "delete":
+def syntax_error(path: str, text: str) -> str | None:
+    """Why ``text`` does not parse as the language of ``path`` (Python, JSON, YAML, TOML), or None."""
+    check = SYNTAX_CHECKS.get(Path(path).suffix.lower())
+    return check(path, text) if check else None
+
+
+def _read(root: Path, path: str) -> str | None:
+    """The file's current text (None when it does not exist); raises Refused for a file that is not UTF-8 text."""
+    target = root / path
+    if not target.is_file():
         return None
-    suffix = Path(edit.path).suffix.lower()
-    check = SYNTAX_CHECKS.get(suffix)
-    return check(edit.path, edit.content) if check else None
+    try:
+        return target.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise Refused("the file is not UTF-8 text; it cannot be edited with SEARCH/REPLACE") from None
 
 
-def parse_and_check(reply_text: str, root: Path, rules: EditRules) -> EditPlan:
-    """The safe edits of a reply, with refused files listed; raises UnusableReplyError naming every problem.
+@dataclass
+class Draft:
+    """The files a reply and its repair change, as they grow: ``accepted`` maps path -> new text (None deletes).
 
-    Unusable: not JSON, not the contract, no files, every file refused, or any file that does
-    not parse (Python, JSON, YAML, TOML), so the caller can ask for one repair.
+    Blocks are grouped by file; a file is taken whole or not at all in each reply, so a repair
+    asks only for the files that went wrong, and the others stay as they were accepted.
     """
-    root = Path(root)
-    summary, proposed = _shape(_parse(reply_text), rules)
-    seen = Counter(edit.path.casefold() for edit in proposed)
-    kept: list[FileEdit] = []
-    refused: list[str] = []
-    broken: list[str] = []
-    for edit in proposed:
-        reason = _lexical_refusal(edit.path) or _protected_refusal(edit.path, rules)
-        if reason is None and seen[edit.path.casefold()] > 1:
-            reason = "listed more than once"
-        reason = reason or _content_refusal(edit, rules) or _disk_refusal(edit, root, rules)
+
+    root: Path
+    rules: EditRules
+    summary: str = ""
+    originals: dict[str, str | None] = field(default_factory=dict)
+    accepted: dict[str, str | None] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    failed: set[str] = field(default_factory=set)  # files whose blocks the last reply could not apply
+
+    def take(self, reply_text: str) -> list[str]:
+        """Apply one reply; return its problems (first line a headline, then details for the repair)."""
+        parsed = search_replace.parse(reply_text)
+        self.summary = self.summary or parsed.summary
+        problems = list(parsed.problems)
+        by_path: dict[str, list[Block]] = {}
+        for block in parsed.blocks:
+            by_path.setdefault(block.path, []).append(block)
+        if len(set(by_path) | set(self.accepted)) > self.rules.max_files:
+            return problems + [f"the reply changes {len(by_path)} files; at most {self.rules.max_files} are accepted in one change"]
+        unresolved = self.failed - set(by_path)
+        for path, blocks in by_path.items():
+            problem = self._take_file(path, blocks)
+            self.failed.discard(path)
+            if problem:
+                problems.append(problem)
+                self.failed.add(path)
+        problems += [f"{path}: its blocks could not be applied and were not sent again" for path in sorted(unresolved)]
+        if not problems and not self.accepted:
+            refused = "; ".join(f"{path}: {reason}" for path, reason in self.refused.items())
+            problems.append(
+                "the reply changes nothing: every edit leaves its file as it was"
+                + (f", or was refused ({refused})" if refused else "")
+            )
+        return problems
+
+    def _take_file(self, path: str, blocks: list[Block]) -> str | None:
+        reason = path_refusal(path, self.root, self.rules)
         if reason:
-            refused.append(f"{_show(edit.path)}: {reason}")
-            continue
-        error = _syntax_error(edit)
-        if error:
-            broken.append(f"{edit.path}: {error}")
-            continue
-        kept.append(edit)
-    if broken:
-        raise _unusable(broken + refused)
-    if not kept:
-        raise _unusable(refused, headline="every file was refused")
-    return EditPlan(summary=summary, edits=tuple(kept), refused=tuple(refused))
+            self.refused[_show(path)] = reason
+            return None
+        if path not in self.originals:
+            try:
+                self.originals[path] = _read(self.root, path)
+            except Refused as refusal:
+                self.refused[path] = str(refusal)
+                return None
+        text = self.accepted.get(path, self.originals[path])
+        for block in blocks:
+            try:
+                text = _apply(text, block)
+            except Refused as refusal:
+                nearest = "" if text is None or block.delete else (
+                    "\nThe nearest lines in the file:\n" + search_replace.nearest_lines(text, block.search)
+                )
+                return f"{path}, block {block.number}: {refusal}{nearest}"
+        return self._check_result(path, text)
+
+    def _check_result(self, path: str, text: str | None) -> str | None:
+        original = self.originals[path]
+        if text == original:  # a no-op: nothing to commit for this file
+            self.accepted.pop(path, None)
+            return None
+        if text is not None:
+            reason = _content_refusal(text, original, self.rules)
+            if reason:
+                self.refused[path] = reason
+                return None
+            error = syntax_error(path, text)
+            if error and (original is None or syntax_error(path, original) is None):
+                return f"{path}: after the blocks, {error}"
+        self.accepted[path] = text
+        self.refused.pop(path, None)
+        return None
+
+    def plan(self) -> EditPlan:
+        """The accepted files as edits; raises UnusableReplyError when there are none."""
+        edits = tuple(
+            FileEdit(path, "delete" if text is None else "create" if self.originals[path] is None else "update", text or "")
+            for path, text in self.accepted.items()
+        )
+        refused = tuple(f"{path}: {reason}" for path, reason in self.refused.items())
+        if not edits:
+            raise unusable(list(refused) or ["the reply changes nothing"], headline="nothing left to change")
+        return EditPlan(summary=self.summary, edits=edits, refused=refused)
 
 
-def repair_prompt(errors: str) -> str:
-    """The one follow-up message sent when a reply was unusable, quoting what was wrong."""
-    return (
-        "Your previous reply could not be used:\n"
-        f"{errors}\n\n"
-        'Reply again with the complete JSON object {"summary": "...", "files": [{"path": "...", '
-        '"action": "create" | "update" | "delete", "content": "..."}]} that fixes every problem above. '
-        "Give the whole new content of each file, not a diff. Use paths relative to the repository root "
-        "with forward slashes. Never write inside .git/ or .github/workflows/, the budget ledger, the bot's "
-        "configuration or the tasks file. Use create only for new files and update or delete only for "
-        "existing ones. Leave out any file you cannot fix."
+def _apply(text: str | None, block: Block) -> str | None:
+    if block.delete:
+        if text is None:
+            raise Refused("DELETE of a file that does not exist")
+        return None
+    return search_replace.apply_block(text, block)
+
+
+def repair_prompt(problems: list[str], kept: list[str]) -> str:
+    """The one follow-up message: every problem with its details, within REPAIR_MAX_CHARS; not the whole reply."""
+    shown: list[str] = []
+    size = 0
+    for index, problem in enumerate(problems):
+        if size + len(problem) > REPAIR_MAX_CHARS:
+            problem = problem.splitlines()[0][:500]
+            if size + len(problem) > REPAIR_MAX_CHARS:
+                shown.append(f"... and {len(problems) - index} more problems")
+                break
+        shown.append(f"- {problem}")
+        size += len(problem)
+    kept_line = (
+        f"The blocks for these files applied and are kept; do not send them again: {', '.join(kept)}.\n"
+        if kept else ""
     )
-
-
-def apply(plan: EditPlan, root: Path) -> list[str]:
-    """Write the plan into ``root`` (a scratch tree) and return the paths whose content changed.
-
-    Paths are re-checked against this tree, since it may differ from the one they were checked on.
-    """
-    root = Path(root)
-    changed: list[str] = []
-    for edit in plan.edits:
-        if _lexical_refusal(edit.path) or _inside(root, edit.path) is None or (root / edit.path).is_symlink():
-            raise ValueError(f"{_show(edit.path)}: not a safe path inside {root}")
-        target = root / edit.path
-        if edit.action == "delete":
-            if target.exists():
-                target.unlink()
-                changed.append(edit.path)
-            continue
-        data = edit.content.encode("utf-8")
-        if target.is_file() and target.read_bytes() == data:
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        changed.append(edit.path)
-    return changed
+    return (
+        "Part of your previous reply could not be used:\n"
+        + "\n".join(shown)
+        + "\n\n"
+        + kept_line
+        + "None of the blocks for a file named above were applied. Send every block for those files again, "
+        "as SEARCH/REPLACE blocks: the path alone on a line, then a fence holding <<<<<<< SEARCH, lines copied "
+        "exactly from the current file (enough to match one place only), =======, the new lines, and "
+        ">>>>>>> REPLACE. An empty SEARCH creates a file; 'DELETE path' alone on a line deletes one. Never write "
+        "inside .git/ or .github/workflows/, the budget ledger, the bot's configuration or the tasks file."
+    )
 
 
 def changes(plan: EditPlan) -> dict[str, bytes | None]:

@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, TextIO
 
-from . import alerts, attempts, budget, context, edits, estimate, github, gitops, health, keys, ledger as ledger_module, reports, tasks
+from . import alerts, attempts, budget, coding, context, edits, estimate, github, gitops, health, keys, ledger as ledger_module, reports, tasks
 from .config import DEFAULT_CONFIG_PATH, Config, load_config
 from . import discord, ledger_source, reservations
 from .discord import Notifier
-from .errors import EXIT_OK, AutomationError, PolicyStop, ProtectedBranchError, ProviderError, UnusableReplyError
+from .errors import EXIT_OK, AutomationError, PolicyStop, ProtectedBranchError, ProviderError
 from .ledger import Ledger, RunRecord
 from .prices import ANTHROPIC, format_usd
 from .redact import mask_commands, redact, secret_values
@@ -32,12 +32,6 @@ ANALYSIS_SYSTEM = (
     "Answer in Markdown with three sections: '## Changes' (what to change and why), '## Files' "
     "(every repository path to create, update or delete, each in backticks), and "
     "'## Acceptance criteria' (checks a reviewer can run). Be specific and brief."
-)
-CODE_SYSTEM = (
-    "You write the code for a planned change. Reply with JSON only, matching the schema: "
-    '{"summary": str, "files": [{"path": str, "action": "create"|"update"|"delete", "content": str}]}. '
-    "`content` is the whole new file; paths are relative to the repository root. Never touch "
-    ".github/workflows/, the ledger, the bot's config or the tasks file."
 )
 LEDGER_PUSH_ATTEMPTS = reservations.RESERVE_ATTEMPTS  # overlapping runs settle on the same branch
 RESCUE_LEDGER_BRANCH = ledger_source.RESCUE_BRANCH
@@ -289,23 +283,17 @@ def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> 
 
 
 def _write_code(session: Session, task: str, analysis: str, repo_context: context.RepoContext) -> edits.EditPlan:
-    """Ask for the edits; an unusable reply gets exactly one repair request quoting the errors."""
+    """Ask for SEARCH/REPLACE edits within the prompt bound; one repair request for what could not be used."""
     config = session.config
     named = _named_files(session.repo, analysis, repo_context, _private_paths(config))
-    files_text = "\n\n".join(f"### {path}\n```\n{text}\n```" for path, text in named.items())
-    messages = [
-        {"role": "system", "content": CODE_SYSTEM},
-        {"role": "user", "content": f"# Task\n{task}\n\n# Plan\n{analysis}\n\n# Current files\n{files_text or '(none)'}"},
-    ]
+    bound = coding.prompt_bound(config.code_max_input_tokens, config.price(config.code_model).context_window, config.code_max_tokens)
+    prompt = coding.code_prompt(task, analysis, named, bound)
+    if prompt.excerpted or prompt.left_out:
+        session.say(f"code: prompt bound {bound:,} tokens; sent in part: {', '.join(prompt.excerpted) or 'none'}; "
+                    f"left out: {', '.join(prompt.left_out) or 'none'}")
     rules = edits.EditRules(ledger_path=config.ledger_path, tasks_path=config.tasks_file, deny=config.edits_deny,
-                            config_path=_config_path_in_repo(session.repo, config))
-    reply = _code_call(session, messages)
-    try:
-        return edits.parse_and_check(reply, session.repo, rules)
-    except UnusableReplyError as problem:
-        session.say(f"code: the reply was unusable, asking once for a repair: {problem.message.splitlines()[0]}")
-        messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": edits.repair_prompt(problem.message)}]
-    return edits.parse_and_check(_code_call(session, messages), session.repo, rules)
+                            config_path=_config_path_in_repo(session.repo, config), secrets=tuple(session.secrets))
+    return coding.write_edits(lambda messages: _code_call(session, messages), prompt.messages, session.repo, rules, session.say)
 
 
 def _code_call(session: Session, messages: list[dict]) -> str:
@@ -313,7 +301,7 @@ def _code_call(session: Session, messages: list[dict]) -> str:
 
     config = session.config
     messages = [{**message, "content": redact(message["content"], session.secrets)} for message in messages]
-    bound = providers.openai_input_token_bound(messages, providers.code_response_format())
+    bound = providers.openai_input_token_bound(messages, None)
 
     def attempt(model: str, client: object) -> str:
         return _paid_call(

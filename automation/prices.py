@@ -84,6 +84,7 @@ class Price:
     retires: dt.date | None = None
     successor: str | None = None
     max_priced_input_tokens: int | None = None  # the price only holds for prompts up to this size
+    context_window: int | None = None  # tokens in + out the model accepts, when published
 
     def cost_micro_usd(self, usage: Usage) -> int:
         """Exact cost of ``usage`` in micro-dollars, rounded up to the next micro-dollar."""
@@ -142,6 +143,7 @@ def _openai(
     aliases: tuple[str, ...] = (),
     retires: dt.date | None = None,
     successor: str | None = None,
+    context_window: int | None = None,
 ) -> Price:
     """OpenAI caches automatically and never bills writes; a model with no published cached
     price is billed at the full input price for cached tokens (never an under-count)."""
@@ -159,9 +161,11 @@ def _openai(
         aliases=aliases,
         retires=retires,
         successor=successor,
+        context_window=context_window,
     )
 
 
+# Context windows: https://platform.openai.com/docs/models (read 2026-11).
 _OPENAI_SHUTDOWN = dt.date(2027, 1, 14)
 
 BUILTIN_PRICES: tuple[Price, ...] = (
@@ -193,6 +197,7 @@ BUILTIN_PRICES: tuple[Price, ...] = (
         "0.60",
         "0.075",
         aliases=("gpt-4o-mini-2024-07-18",),
+        context_window=128_000,
         retires=_OPENAI_SHUTDOWN,
         successor="gpt-6-luna",
     ),
@@ -202,6 +207,7 @@ BUILTIN_PRICES: tuple[Price, ...] = (
         "10",
         "1.25",
         aliases=("gpt-4o-2024-08-06", "gpt-4o-2024-11-20"),
+        context_window=128_000,
         retires=_OPENAI_SHUTDOWN,
         successor="gpt-6-luna",
     ),
@@ -211,6 +217,7 @@ BUILTIN_PRICES: tuple[Price, ...] = (
         "1.60",
         "0.10",
         aliases=("gpt-4.1-mini-2025-04-14",),
+        context_window=1_047_576,
         retires=_OPENAI_SHUTDOWN,
         successor="gpt-6-luna",
     ),

@@ -54,6 +54,8 @@ _ANTHROPIC_BILLING_WORDS = ("spend limit", "usage limit", "credit balance", "bil
 # OpenAI: ``error.code`` / ``error.type`` values.
 _OPENAI_QUOTA_CODES = frozenset({"insufficient_quota"})
 _OPENAI_BILLING_CODES = frozenset({"billing_hard_limit_reached", "billing_not_active", "account_deactivated"})
+# A prompt over the model's window: a 400 that a model with a larger window can answer.
+_OPENAI_CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
 
 # Per-message framing in OpenAI's chat format is about 3-4 tokens (start, role, separator,
 # end) and the reply is primed with about 3; these are generous so the bound stays sound.
@@ -84,40 +86,6 @@ class InvalidReplyError(ProviderError):
     def __init__(self, message: str, *, provider: str, reply: ModelReply) -> None:
         super().__init__(message, provider=provider, kind="invalid_reply", status=200, retryable=True)
         self.reply = reply
-
-
-CODE_REPLY_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "summary": {"type": "string", "description": "One paragraph: what the change does and why."},
-        "files": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "path": {"type": "string", "description": "Repository-relative path, forward slashes."},
-                    "action": {"type": "string", "enum": ["create", "update", "delete"]},
-                    "content": {
-                        "type": "string",
-                        "description": "The complete new file content; empty for delete.",
-                    },
-                },
-                "required": ["path", "action", "content"],
-                "additionalProperties": False,
-            },
-        },
-    },
-    "required": ["summary", "files"],
-    "additionalProperties": False,
-}
-
-
-def code_response_format() -> dict[str, Any]:
-    """The strict ``json_schema`` response format: the reply must parse as CODE_REPLY_SCHEMA."""
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": "code_changes", "strict": True, "schema": CODE_REPLY_SCHEMA},
-    }
 
 
 # --- clients ---------------------------------------------------------------------------
@@ -230,8 +198,13 @@ def _status_error(
         "overloaded": f"{name}: overloaded after retries ({tag}): {said}. Try again later.",
         "server": f"{name}: server error after retries ({tag}): {said}. Try again later.",
         "bad_request": f"{name}: the request was refused ({tag}): {said}. Check the model name in {CONFIG_FILE}.",
+        "context_length": f"{name}: the prompt is longer than the model's context window ({tag}): {said}. The "
+        f"next model in models.fallbacks.code is tried; configure one with a larger window (gpt-4.1-mini takes "
+        f"1M tokens) or lower models.code_max_input_tokens in {CONFIG_FILE}.",
     }[kind]
-    retryable = kind in ("rate_limited", "overloaded", "server") or (kind == "bad_request" and status == 404)
+    retryable = kind in ("rate_limited", "overloaded", "server", "context_length") or (
+        kind == "bad_request" and status == 404
+    )
     return ProviderError(fix + ref, provider=provider, kind=kind, status=status, retryable=retryable)
 
 
@@ -265,6 +238,8 @@ def _openai_kind(status: int, error: Mapping[str, Any]) -> str:
         return "rate_limited"
     if status >= 500:
         return "server"
+    if code in _OPENAI_CONTEXT_CODES:
+        return "context_length"
     return "bad_request"
 
 
@@ -559,10 +534,11 @@ def write_code(
     *,
     clock: Clock = time.monotonic,
 ) -> ModelReply:
-    """One chat completion constrained to CODE_REPLY_SCHEMA; the reply text is the JSON.
+    """One chat completion answered in plain text (SEARCH/REPLACE blocks, see ``search_replace``).
 
+    No ``response_format``: code inside JSON scores lower for every model Aider measured.
     ``max_completion_tokens`` is the SDK's current name (``max_tokens`` is deprecated).
-    A reply cut at the limit is invalid JSON, so it is refused here, with its usage.
+    A reply cut at the limit may end mid-block, so it is refused here, with its usage.
     """
     started = clock()
     try:
@@ -570,7 +546,6 @@ def write_code(
             model=model,
             messages=messages,  # type: ignore[arg-type]
             max_completion_tokens=max_tokens,
-            response_format=code_response_format(),  # type: ignore[arg-type]
         )
     except openai.OpenAIError as err:
         raise _classify_openai(err, client.api_key or "") from None
@@ -593,7 +568,7 @@ def write_code(
     elif choice.message.refusal:
         problem = f"refused: {_detail(choice.message.refusal, '')}"
     elif choice.finish_reason == "length":
-        problem = f"hit max_tokens ({max_tokens}) before the JSON was complete; raise models.code_max_tokens"
+        problem = f"hit max_tokens ({max_tokens}) before the reply was complete; raise models.code_max_tokens"
     elif choice.finish_reason == "content_filter":
         problem = "stopped by the content filter"
     elif not content.strip():

@@ -35,7 +35,7 @@ TASKS = """# Tasks
 - [ ] Say hello in French too
 - [ ] Write the changelog
 """
-GREETING = {"path": "app/greeting.py", "action": "create", "content": "def greet(name):\n    return f'Hello, {name}!'\n"}
+GREETING = {"path": "app/greeting.py", "content": "def greet(name):\n    return f'Hello, {name}!'\n"}
 
 
 def git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
@@ -167,7 +167,8 @@ def test_happy_path_opens_one_pull_request_and_commits_the_ledger(world: World) 
     assert "Add a greeting module\n\nSub-steps:\n- [ ] Greet by name" in analysis_request["messages"][0]["content"]
     assert analysis_request["model"] == "claude-sonnet-5-5" and "temperature" not in analysis_request
     code_request = world.openai.generation_requests[0].json
-    assert code_request["response_format"]["json_schema"]["strict"] is True
+    assert "response_format" not in code_request  # plain text: SEARCH/REPLACE blocks, no JSON schema
+    assert "<<<<<<< SEARCH" in code_request["messages"][0]["content"]
     for secret in (world.env["ANTHROPIC_API_KEY"], world.env["OPENAI_API_KEY"], world.env["GITHUB_TOKEN"]):
         assert secret not in result.stdout + result.stderr + body
         assert secret not in json.dumps(ledger)
@@ -255,7 +256,7 @@ def test_stale_checkout_merges_its_ledger_with_the_one_that_moved(world: World) 
     ["../outside.py", "/etc/passwd", ".git/config", ".github/workflows/evil.yml", "token_budget.json"],
 )
 def test_hostile_paths_are_refused_and_no_pull_request_is_opened(world: World, path: str) -> None:
-    world.openai.content = FakeOpenAI.code_reply("evil", [{"path": path, "action": "create", "content": "x"}])
+    world.openai.content = FakeOpenAI.code_reply("evil", [{"path": path, "content": "x"}])
     result = world.run()
 
     assert result.returncode == 1
@@ -269,7 +270,7 @@ def test_hostile_paths_are_refused_and_no_pull_request_is_opened(world: World, p
     assert not (world.tmp / "outside.py").exists()
 
 
-def test_non_json_reply_gets_one_repair_request(world: World) -> None:
+def test_a_reply_without_blocks_gets_one_repair_request(world: World) -> None:
     world.openai.script(
         FakeOpenAI.completion("Sure! Here is the code you asked for."),
         FakeOpenAI.completion(FakeOpenAI.code_reply("Add a greeting module", [GREETING])),
@@ -278,9 +279,80 @@ def test_non_json_reply_gets_one_repair_request(world: World) -> None:
 
     assert result.returncode == 0, result.stderr
     repair = world.openai.generation_requests[1].json["messages"]
-    assert "not JSON" in repair[-1]["content"] or "JSON" in repair[-1]["content"]
+    assert "holds no SEARCH/REPLACE block" in repair[-1]["content"]
     assert len(world.created_pulls()) == 1
     assert len(world.ledger()["runs"][0]["calls"]) == 3
+
+
+def test_a_search_that_is_not_in_the_file_is_repaired_with_the_nearest_lines_only(world: World) -> None:
+    readme = {"path": "README.md", "search": "A demo app with a greting module.", "replace": "A demo app that greets."}
+    fixed = {**readme, "search": "A demo app with a greeting module."}
+    padding = "x" * 50_000  # the first reply is long: the repair must not send it back
+    world.openai.script(
+        FakeOpenAI.completion(FakeOpenAI.code_reply(f"Greets. {padding}", [GREETING, readme])),
+        FakeOpenAI.completion(FakeOpenAI.code_reply("Fix the README block", [fixed])),
+    )
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    assert "asking once for a repair" in result.stdout
+    repair = world.openai.generation_requests[1].json["messages"]
+    assert [message["role"] for message in repair] == ["system", "user", "user"]
+    assert "README.md, block 2: its SEARCH lines are not in the file" in repair[-1]["content"]
+    assert "3: A demo app with a greeting module." in repair[-1]["content"]  # the nearest line, numbered
+    assert "kept; do not send them again: app/greeting.py" in repair[-1]["content"]
+    assert padding not in repair[-1]["content"] and len(repair[-1]["content"]) < 5_000
+    branch = "ai/add-a-greeting-module"
+    assert world.remote_file(branch, "app/greeting.py") == GREETING["content"]
+    assert world.remote_file(branch, "README.md") == "# Demo\n\nA demo app that greets.\n"
+    assert "`README.md` (update)" in world.created_pulls()[0]["body"]
+
+
+def test_a_reply_that_changes_nothing_opens_no_pull_request_and_counts_against_the_task(world: World) -> None:
+    same = {"path": "README.md", "search": "# Demo", "replace": "# Demo"}
+    world.openai.content = FakeOpenAI.code_reply("Nothing to do", [same, {"path": "docs/TASKS.md", "content": "- [x] all\n"}])
+    result = world.run()
+
+    assert result.returncode == 1
+    assert "changes nothing" in result.stderr
+    assert len(world.openai.generation_requests) == 2
+    assert world.created_pulls() == [] and [b for b in world.remote_branches() if b.startswith("ai/")] == []
+    ledger = world.ledger()
+    assert ledger["runs"][0]["outcome"] == "failed:edits"
+    assert ledger["health"]["parked"][next(iter(ledger["health"]["parked"]))]["failures"] == 1
+
+
+def test_a_prompt_over_the_window_fails_over_to_the_larger_window_model(world: World) -> None:
+    world.openai.script(FakeOpenAI.context_length_exceeded())
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    assert "code: gpt-4o-mini failed (context_length); falling back to gpt-4.1-mini" in result.stdout
+    assert [r.json["model"] for r in world.openai.generation_requests] == ["gpt-4o-mini", "gpt-4.1-mini"]
+    [run] = world.ledger()["runs"]
+    assert [call["outcome"] for call in run["calls"]] == ["ok", "context_length", "ok"]
+    assert len(world.created_pulls()) == 1
+
+
+def test_a_huge_file_is_sent_as_outline_and_windows_within_the_bound(world: World) -> None:
+    functions = "".join(f"def helper_{n}(value):\n    return value + {n}\n\n\n" for n in range(6_000))
+    (world.checkout / "app" / "big.py").write_text(functions)
+    git(world.checkout, "add", "-A", env=world.env)
+    git(world.checkout, "commit", "-qm", "big module", env=world.env)
+    git(world.checkout, "push", "-q", "origin", "main", env=world.env)
+    world.anthropic.text = "## Changes\nIn `app/big.py`, make `helper_4321` double the value.\n\n## Files\n- `app/big.py`\n"
+    edit = {"path": "app/big.py", "search": "def helper_4321(value):\n    return value + 4321",
+            "replace": "def helper_4321(value):\n    return value * 2"}
+    world.openai.content = FakeOpenAI.code_reply("Doubles.", [edit])
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    assert "sent in part: app/big.py" in result.stdout
+    prompt = world.openai.generation_requests[0].json["messages"][1]["content"]
+    assert len(prompt.encode()) // 3 <= 60_000 < len(functions.encode()) // 3
+    assert "def helper_4321(value):" in prompt and "Lines " in prompt
+    changed = world.remote_file("ai/add-a-greeting-module", "app/big.py")
+    assert changed == functions.replace("return value + 4321\n", "return value * 2\n")
 
 
 def test_overloaded_and_rate_limited_calls_are_retried(world: World) -> None:

@@ -17,6 +17,7 @@ here: import ``fake_anthropic_fixture, fake_openai_fixture`` into the test modul
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -355,7 +356,9 @@ class FakeOpenAI(FakeModelServer):
         model: str | None = None,
     ) -> None:
         super().__init__()
-        self.content = content if content is not None else self.code_reply("Change the greeting.", [])
+        self.content = content if content is not None else self.code_reply(
+            "Add a greeting.", [{"path": "greeting.txt", "content": "Hello!\n"}]
+        )
         self.usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
@@ -381,9 +384,36 @@ class FakeOpenAI(FakeModelServer):
 
     # replies
     @staticmethod
-    def code_reply(summary: str, files: list[dict[str, str]]) -> str:
-        """The JSON text a code model returns under the strict schema."""
-        return json.dumps({"summary": summary, "files": files})
+    def code_reply(summary: str, edits: list[dict[str, str]]) -> str:
+        """The plain text a code model returns: a summary, then one SEARCH/REPLACE block per edit.
+
+        An edit is ``{"path", "content"}`` (a new file: empty SEARCH), ``{"path", "search", "replace"}``
+        or ``{"path", "delete": "yes"}`` (a ``DELETE path`` line). Fences grow past any backticks inside.
+        """
+        parts = [summary, ""]
+        for edit in edits:
+            if edit.get("delete"):
+                parts += [f"DELETE {edit['path']}", ""]
+                continue
+            search, replace = edit.get("search", ""), edit.get("replace", edit.get("content", ""))
+            longest = max((len(run) for run in re.findall(r"`{3,}", search + replace)), default=2)
+            fence = "`" * (longest + 1)
+            parts += [
+                edit["path"], fence, "<<<<<<< SEARCH", *search.splitlines(), "=======", *replace.splitlines(),
+                ">>>>>>> REPLACE", fence, "",
+            ]
+        return "\n".join(parts)
+
+    @classmethod
+    def context_length_exceeded(cls, model: str = "gpt-4o-mini", tokens: int = 383_112) -> Reply:
+        """The 400 OpenAI sends for a prompt over the model's window."""
+        return cls.error(
+            400,
+            f"This model's maximum context length is 128000 tokens. However, your messages resulted in {tokens} "
+            "tokens. Please reduce the length of the messages.",
+            error_type="invalid_request_error",
+            code="context_length_exceeded",
+        )
 
     @staticmethod
     def completion(
