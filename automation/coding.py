@@ -32,6 +32,7 @@ CODE_SYSTEM = (
 )
 # Room for the reply's framing and rounding in the window: the estimate already over-counts.
 WINDOW_MARGIN_TOKENS = 1_000
+MAX_READ_BYTES = 5_000_000  # a named file up to this size is read, then sent whole or in part
 OUTLINE_MAX_LINES = 80
 WINDOW_BEFORE = 12
 WINDOW_AFTER = 40

@@ -245,7 +245,7 @@ def _list_files(root: Path) -> list[str]:
     return sorted(found)
 
 
-def is_sendable(root: Path, path: str, exclude: Sequence[str] = ()) -> bool:
+def is_sendable(root: Path, path: str, exclude: Sequence[str] = (), *, max_bytes: int = MAX_FILE_BYTES) -> bool:
     """Whether one file named later (e.g. by the analysis) may be sent, by the same rules as the map.
 
     The path must be a plain relative path to a regular text file inside ``root`` that git
@@ -262,7 +262,7 @@ def is_sendable(root: Path, path: str, exclude: Sequence[str] = ()) -> bool:
         inside = target.resolve().is_relative_to(Path(root).resolve())
     except (OSError, ValueError):
         return False
-    if not inside or not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
+    if not inside or not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
         return False
     if pure.suffix.lower() in BINARY_SUFFIXES or _read_text(target) is None:
         return False

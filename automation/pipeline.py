@@ -350,7 +350,7 @@ def _named_files(repo: Path, analysis: str, repo_context: context.RepoContext, p
     for candidate in dict.fromkeys(_PATH_IN_BACKTICKS.findall(analysis)):
         if candidate in repo_context.files:
             named[candidate] = repo_context.files[candidate]
-        elif context.is_sendable(repo, candidate, private):
+        elif context.is_sendable(repo, candidate, private, max_bytes=coding.MAX_READ_BYTES):  # big ones go in part
             named[candidate] = (repo / candidate).read_text(encoding="utf-8")
     return named
 

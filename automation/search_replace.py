@@ -294,6 +294,8 @@ _LEVELS = (
     _Level("indentation and blank lines", str.strip, True, True),
 )
 
+_HOW = [level.how for level in _LEVELS]
+
 
 def _candidates(bodies: list[str], search: list[str], level: _Level) -> Iterator[tuple[int, int, list[tuple[str, str]]]]:
     """(start, end, [(file line, search line) for aligned non-blank lines]) for each match at ``level``."""
@@ -406,8 +408,8 @@ def place(bodies: list[str], search: list[str], replace: list[str]) -> Placed:
 def apply_block(text: str | None, block: Block) -> str:
     """The file's new text after one block (``text`` None: the file does not exist); raises Refused.
 
-    Every divider split is tried; the first whose SEARCH places wins, so a file's own ``=======``
-    line cannot cut a SEARCH short.
+    Every divider split is tried; the one placed most exactly, then with the longest SEARCH, wins,
+    so a file's own ``=======`` line cannot cut a SEARCH short.
     """
     if block.delete:
         raise ValueError("a delete block has no text to apply")
@@ -423,16 +425,18 @@ def apply_block(text: str | None, block: Block) -> str:
     if text is None:
         raise Refused("the file does not exist; an empty SEARCH part creates it")
     current = Text.of(text)
-    first_refusal: Refused | None = None
+    placed: list[tuple[int, int, Placed]] = []
+    refusals: list[Refused] = []
     for search, replace in splits:
         try:
-            placed = place(current.bodies, search, replace)
+            found = place(current.bodies, search, replace)
         except Refused as refusal:
-            first_refusal = first_refusal or refusal
+            refusals.append(refusal)
             continue
-        return _splice(current, placed).render()
-    assert first_refusal is not None
-    raise first_refusal
+        placed.append((_HOW.index(found.how), -len(search), found))
+    if not placed:
+        raise refusals[0]
+    return _splice(current, min(placed, key=lambda item: item[:2])[2]).render()
 
 
 def _splice(current: Text, placed: Placed) -> Text:

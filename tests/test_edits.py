@@ -1,23 +1,13 @@
-"""The code model's reply is untrusted: hostile paths are refused, broken files make it unusable."""
+"""The code model's edits are untrusted: hostile paths are refused, every resulting file is checked whole."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from automation.edits import (
-    EditPlan,
-    EditRules,
-    FileEdit,
-    apply,
-    changes,
-    parse_and_check,
-    repair_prompt,
-)
+from automation.edits import Draft, EditPlan, EditRules, FileEdit, changes, repair_prompt
 from automation.errors import UnusableReplyError
 
 RULES = EditRules()
@@ -42,43 +32,42 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
-def reply(*files: dict[str, Any], summary: str = "Do the thing") -> str:
-    return json.dumps({"summary": summary, "files": list(files)})
+def block(path: str, search: str = "", replace: str = "x = 1\n") -> str:
+    return f"{path}\n```\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n"
 
 
-def file(path: str, action: str = "create", content: str = "x = 1\n") -> dict[str, Any]:
-    return {"path": path, "action": action, "content": content}
+def reply(*blocks: str, summary: str = "Do the thing") -> str:
+    return summary + "\n\n" + "\n".join(blocks)
 
 
-GOOD = file("app/new.py", "create", "def hello() -> str:\n    return 'hi'\n")
+GOOD = block("app/new.py", "", "def hello() -> str:\n    return 'hi'\n")
 
 
-def problems(excinfo: pytest.ExceptionInfo[UnusableReplyError]) -> list[str]:
-    return excinfo.value.message.splitlines()[1:]
+def take(repo: Path, text: str, rules: EditRules = RULES) -> tuple[Draft, list[str]]:
+    draft = Draft(root=repo, rules=rules)
+    return draft, draft.take(text)
 
 
 def test_a_good_reply_becomes_a_plan(repo: Path) -> None:
-    text = reply(GOOD, file("app/main.py", "update", "print('hello')\n"), file("app/old.py", "delete", ""))
-    plan = parse_and_check(text, repo, RULES)
+    text = reply(GOOD, block("app/main.py", "print('hi')\n", "print('hello')\n"), "DELETE app/old.py\n")
+    draft, problems = take(repo, text)
+    assert problems == []
+    plan = draft.plan()
     assert plan == EditPlan(
         summary="Do the thing",
         edits=(
-            FileEdit("app/new.py", "create", GOOD["content"]),
+            FileEdit("app/new.py", "create", "def hello() -> str:\n    return 'hi'\n"),
             FileEdit("app/main.py", "update", "print('hello')\n"),
             FileEdit("app/old.py", "delete", ""),
         ),
         refused=(),
     )
     assert changes(plan) == {
-        "app/new.py": GOOD["content"].encode(),
+        "app/new.py": b"def hello() -> str:\n    return 'hi'\n",
         "app/main.py": b"print('hello')\n",
         "app/old.py": None,
     }
-
-
-def test_a_markdown_fence_around_the_json_is_tolerated(repo: Path) -> None:
-    plan = parse_and_check("```json\n" + reply(GOOD) + "\n```\n", repo, RULES)
-    assert [edit.path for edit in plan.edits] == ["app/new.py"]
+    assert (repo / "app/main.py").read_text() == "print('hi')\n"  # nothing touched the tree
 
 
 HOSTILE = [
@@ -107,21 +96,37 @@ HOSTILE = [
 ]
 
 
-@pytest.mark.parametrize(("path", "reason"), HOSTILE)
-def test_hostile_paths_are_refused_and_the_rest_kept(repo: Path, path: str, reason: str) -> None:
-    plan = parse_and_check(reply(GOOD, file(path, "update" if (repo / path).exists() else "create")), repo, RULES)
+ALIASES = [
+    (".git./config", "dot or space"),
+    (".git /config", "dot or space"),
+    ("git~1/config", "8.3 short name"),
+    ("GITHUB~1/workflows/ci.yml", "8.3 short name"),
+    (".g\u200cit/config", "U+200C"),
+    (".git\ufeff/hooks/pre-commit", "U+FEFF"),
+    (".github\u200d/workflows/ci.yml", "U+200D"),
+    (".git::$INDEX_ALLOCATION/config", "':'"),
+    ("a" * 300 + ".py", "longer than 255 bytes"),
+    ("/".join(["d" * 200] * 6) + "/x.py", "longer than 1024 bytes"),
+]
+
+
+# A line-based format cannot carry a newline in a path; every other hostile path can be written.
+@pytest.mark.parametrize(("path", "reason"), [case for case in HOSTILE + ALIASES if "\n" not in case[0]])
+def test_hostile_paths_and_git_aliases_are_refused_and_the_rest_kept(repo: Path, path: str, reason: str) -> None:
+    draft, problems = take(repo, reply(GOOD, block(f"`{path}`", "", "x = 1\n")))
+    assert problems == []
+    plan = draft.plan()
     assert [edit.path for edit in plan.edits] == ["app/new.py"]
-    assert len(plan.refused) == 1
-    assert reason in plan.refused[0]
-    assert "\n" not in plan.refused[0] and "\0" not in plan.refused[0]
+    [refusal] = plan.refused
+    assert reason in refusal
+    assert "\n" not in refusal and "\0" not in refusal and "\u200c" not in refusal
 
 
 def test_only_hostile_paths_make_the_reply_unusable(repo: Path) -> None:
-    hostile = [file(path) for path, _ in HOSTILE]
-    with pytest.raises(UnusableReplyError) as excinfo:
-        parse_and_check(reply(*hostile), repo, RULES)
-    assert "every file was refused" in excinfo.value.message.splitlines()[0]
-    assert len(problems(excinfo)) == len(HOSTILE)
+    draft, problems = take(repo, reply(*(block(path) for path, _ in HOSTILE if "\n" not in path and "\0" not in path)))
+    assert problems and problems[0].startswith("the reply changes nothing") and "inside .git/" in problems[0]
+    with pytest.raises(UnusableReplyError, match="nothing left to change"):
+        draft.plan()
     assert (repo / ".git" / "config").read_text() == "[core]\n"
 
 
@@ -131,19 +136,19 @@ def test_symlink_pointing_outside_is_refused(repo: Path, tmp_path: Path) -> None
     (outside / "target.py").write_text("x = 1\n")
     (repo / "escape").symlink_to(outside)
     (repo / "app" / "link.py").symlink_to(outside / "target.py")
-    plan = parse_and_check(
-        reply(GOOD, file("escape/evil.py"), file("app/link.py", "update"), file("escape/target.py", "update")), repo, RULES
-    )
+    draft, _ = take(repo, reply(GOOD, block("escape/evil.py"), block("app/link.py", "x = 1\n"), block("escape/target.py", "x = 1\n")))
+    plan = draft.plan()
     assert [edit.path for edit in plan.edits] == ["app/new.py"]
     assert [line.split(":")[0] for line in plan.refused] == ["escape/evil.py", "app/link.py", "escape/target.py"]
     assert all("outside the repository" in line for line in plan.refused)
+    assert (outside / "target.py").read_text() == "x = 1\n"
 
 
 def test_symlink_inside_into_a_protected_directory_is_refused(repo: Path) -> None:
     (repo / "ci").symlink_to(repo / ".github" / "workflows")
     (repo / "app" / "alias.py").symlink_to(repo / "app" / "main.py")
-    plan = parse_and_check(reply(GOOD, file("ci/ci.yml", "update", "on: pull_request\n"), file("app/alias.py", "update")), repo, RULES)
-    assert plan.refused == (
+    draft, _ = take(repo, reply(GOOD, block("ci/ci.yml", "on: push\n", "on: pull_request\n"), block("app/alias.py", "print('hi')\n")))
+    assert draft.plan().refused == (
         "ci/ci.yml: resolves to .github/workflows/ci.yml: workflow files are never edited by the bot",
         "app/alias.py: is a symbolic link; links are not edited",
     )
@@ -153,20 +158,16 @@ def test_deny_list_and_custom_protected_paths(repo: Path) -> None:
     rules = EditRules(ledger_path="state/spend.json", tasks_path="TODO.md", deny=("secrets/", "*.lock", "app/generated_*"))
     (repo / "state").mkdir()
     (repo / "state" / "spend.json").write_text("{}")
-    plan = parse_and_check(
-        reply(
-            GOOD,
-            file("secrets/prod.txt", "update"),
-            file("secrets/new/deep.txt"),
-            file("poetry.lock"),
-            file("app/generated_api.py"),
-            file("state/spend.json", "update", "{}"),
-            file("TODO.md"),
-            file("token_budget.json", "update", "{}"),  # no longer the ledger under these rules
-        ),
+    draft, _ = take(
         repo,
+        reply(
+            GOOD, block("secrets/prod.txt", "s\n"), block("secrets/new/deep.txt"), block("poetry.lock"),
+            block("app/generated_api.py"), block("state/spend.json", "{}\n", "{1}\n"), block("TODO.md"),
+            block("token_budget.json", "{}\n", '{"a": 1}\n'),  # no longer the ledger under these rules
+        ),
         rules,
     )
+    plan = draft.plan()
     assert [edit.path for edit in plan.edits] == ["app/new.py", "token_budget.json"]
     assert plan.refused == (
         "secrets/prod.txt: denied by edits.deny (secrets/)",
@@ -178,156 +179,152 @@ def test_deny_list_and_custom_protected_paths(repo: Path) -> None:
     )
 
 
-def test_create_existing_update_missing_and_duplicates_are_refused(repo: Path) -> None:
-    plan = parse_and_check(
-        reply(
-            GOOD,
-            file("app/main.py", "create"),
-            file("app/missing.py", "update"),
-            file("app/gone.py", "delete", ""),
-            file("app", "update"),
-            file("README.md/child.md"),
-            file("dup.md", "create", "a"),
-            file("DUP.md", "create", "b"),
-        ),
+def test_blocks_that_do_not_fit_the_tree_are_problems_naming_file_and_block(repo: Path) -> None:
+    _, problems = take(
         repo,
-        RULES,
+        reply(GOOD, block("app/main.py"), block("app/missing.py", "x = 1\n"), "DELETE app/gone.py\n",
+              block("README.md/child.md")),
     )
-    assert [edit.path for edit in plan.edits] == ["app/new.py"]
-    assert plan.refused == (
-        "app/main.py: create of a file that already exists (use update)",
-        "app/missing.py: update of a file that does not exist (use create)",
-        "app/gone.py: delete of a file that does not exist (use create)",
-        "app: is a directory",
-        "README.md/child.md: README.md is a file, not a directory",
-        "dup.md: listed more than once",
-        "DUP.md: listed more than once",
-    )
+    assert [problem.splitlines()[0] for problem in problems] == [
+        "app/main.py, block 2: its SEARCH part is empty, which creates a file, but the file exists and is not empty; "
+        "copy the lines to change into SEARCH",
+        "app/missing.py, block 3: the file does not exist; an empty SEARCH part creates it",
+        "app/gone.py, block 4: DELETE of a file that does not exist",
+    ]
+    assert "app/main.py, block 2" in problems[0] and "1: print('hi')" in problems[0]  # the nearest lines
 
 
-def test_size_limit_and_binary_content_are_refused(repo: Path) -> None:
-    rules = EditRules(max_file_bytes=100)
-    plan = parse_and_check(reply(GOOD, file("big.txt", content="é" * 51), file("blob.txt", content="a\0b")), repo, rules)
+def test_a_directory_or_a_file_as_parent_is_refused(repo: Path) -> None:
+    draft, _ = take(repo, reply(GOOD, block("app"), block("README.md/child.md")))
+    assert draft.plan().refused == ("app: is a directory", "README.md/child.md: README.md is a file, not a directory")
+
+
+def test_size_limit_binary_and_secret_content_are_refused(repo: Path) -> None:
+    rules = EditRules(max_file_bytes=100, secrets=("sk-test-0123456789",))
+    big_existing = "y = 2\n" * 40
+    (repo / "app" / "big.py").write_text(big_existing)
+    draft, problems = take(
+        repo,
+        reply(
+            GOOD, block("big.txt", "", "é" * 51 + "\n"), block("blob.txt", "", "a\0b\n"),
+            block("app/key.py", "", "KEY = 'sk-test-0123456789'\n"),
+            block("app/big.py", "y = 2\n" * 40, "y = 3\n" * 40),  # over the limit already: may be edited, not grown
+        ),
+        rules,
+    )
+    plan = draft.plan()
     assert plan.refused == (
-        "big.txt: content is 102 bytes, over the 100-byte limit",
+        "big.txt: content is 103 bytes, over the 100-byte limit",
         "blob.txt: content holds a NUL byte; only text files are accepted",
+        "app/key.py: content holds a secret value from the environment (an API key, token or webhook)",
     )
+    assert [edit.path for edit in plan.edits] == ["app/new.py", "app/big.py"]
+    assert "sk-test" not in "".join(plan.refused) + "".join(problems)
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("Sure! Here are the changes.", "the reply is not JSON: Expecting value at line 1 column 1"),
-        ("", "the reply is not JSON"),
-        ('{"summary": "x", "files": [', "the reply is not JSON"),
-        ("[]", "must be a JSON object"),
-        ('{"summary": "x", "files": []}', '"files" is empty'),
-        ('{"summary": "x"}', '"files" must be a list'),
-        ('{"summary": 3, "files": [{"path": "a.py", "action": "create", "content": ""}]}', '"summary" must be a string'),
-        ('{"summary": "", "files": [], "extra": 1}', "unexpected keys in the reply: extra"),
-        ('{"summary": "", "files": ["a.py"]}', "files[0]: must be an object"),
-        ('{"summary": "", "files": [{"path": "a.py", "action": "rename", "content": ""}]}', '"action" must be one of'),
-        ('{"summary": "", "files": [{"path": "", "action": "create", "content": ""}]}', '"path" must be a non-empty'),
-        ('{"summary": "", "files": [{"path": "a.py", "action": "create"}]}', '"content" must be a string'),
-        ('{"summary": "", "files": [{"path": "a", "action": "create", "content": "", "mode": 1}]}', "unexpected keys mode"),
-    ],
-)
-def test_replies_that_are_not_the_contract_are_unusable(repo: Path, text: str, expected: str) -> None:
-    with pytest.raises(UnusableReplyError) as excinfo:
-        parse_and_check(text, repo, RULES)
-    assert excinfo.value.message.startswith("The code model's reply is unusable")
-    assert any(expected in line for line in problems(excinfo)), excinfo.value.message
+def test_no_op_edits_are_dropped_and_a_reply_of_only_no_ops_is_a_problem(repo: Path) -> None:
+    draft, problems = take(repo, reply(block("app/main.py", "print('hi')\n", "print('hi')\n"), block("docs/TASKS.md")))
+    assert problems == [
+        "the reply changes nothing: every edit leaves its file as it was, or was refused "
+        "(docs/TASKS.md: the tasks file is ticked by the bot, not edited by the model)"
+    ]
+    with pytest.raises(UnusableReplyError):
+        draft.plan()
+    draft, problems = take(repo, reply(GOOD, block("app/main.py", "print('hi')\n", "print('hi')\n")))
+    assert problems == [] and [edit.path for edit in draft.plan().edits] == ["app/new.py"]
 
 
-def test_too_many_files_is_unusable(repo: Path) -> None:
-    with pytest.raises(UnusableReplyError, match="at most 2"):
-        parse_and_check(reply(*(file(f"f{i}.txt") for i in range(3))), repo, EditRules(max_files=2))
-
-
-def test_delete_needs_no_content(repo: Path) -> None:
-    plan = parse_and_check(json.dumps({"summary": "", "files": [{"path": "app/old.py", "action": "delete"}]}), repo, RULES)
-    assert plan.edits == (FileEdit("app/old.py", "delete", ""),)
-
-
-def test_every_problem_is_listed_one_per_line(repo: Path) -> None:
-    text = reply(
-        file("app/broken.py", content="def f(:\n    pass\n"),
-        file("app/also.py", content="x = 1\n\n\nif x\n    y = 2\n"),
-        file("../escape.py"),
-        GOOD,
+def test_a_file_is_taken_whole_or_not_at_all_and_the_repair_asks_only_for_it(repo: Path) -> None:
+    draft, problems = take(
+        repo,
+        reply(GOOD, block("app/main.py", "print('hi')\n", "print('a')\n") + "\n" + block("app/main.py", "nope\n", "x\n")),
     )
-    with pytest.raises(UnusableReplyError) as excinfo:
-        parse_and_check(text, repo, RULES)
-    lines = problems(excinfo)
-    assert excinfo.value.message.splitlines()[0] == "The code model's reply is unusable (3 problems):"
-    assert lines[0].startswith("app/broken.py: Python syntax error at line 1: ")
-    assert lines[1].startswith("app/also.py: Python syntax error at line 4: ")
-    assert lines[2] == "../escape.py: '..' in the path"
+    assert [p.splitlines()[0] for p in problems] == ["app/main.py, block 3: its SEARCH lines are not in the file"]
+    assert "app/main.py" not in draft.accepted and "app/new.py" in draft.accepted
+    prompt = repair_prompt(problems, sorted(draft.accepted))
+    assert "app/main.py, block 3" in prompt and "1: print('a')" in prompt  # after the file's earlier block
+    assert "do not send them again: app/new.py" in prompt
+    assert draft.take(reply(block("app/main.py", "print('hi')\n", "print('a')\n"))) == []
+    assert [edit.path for edit in draft.plan().edits] == ["app/new.py", "app/main.py"]
+
+
+def test_a_file_left_out_of_the_repair_is_a_problem(repo: Path) -> None:
+    draft, problems = take(repo, reply(GOOD, block("app/main.py", "nope\n", "x\n")))
+    assert len(problems) == 1
+    assert draft.take(reply(block("README.md", "# Demo\n", "# Demo!\n"))) == [
+        "app/main.py: its blocks could not be applied and were not sent again"
+    ]
+
+
+def test_the_repair_prompt_is_bounded_whatever_the_problems() -> None:
+    problems = [f"f{i}.py, block {i}: its SEARCH lines are not in the file\n" + "x" * 5_000 for i in range(100)]
+    prompt = repair_prompt(problems, [])
+    assert len(prompt) < 30_000 and "more problems" in prompt and "f0.py, block 0" in prompt
+
+
+def test_format_problems_are_listed(repo: Path) -> None:
+    _, problems = take(repo, "Sure! Here are the changes.")
+    assert problems[0].startswith("the reply holds no SEARCH/REPLACE block")
+    cut = "app/x.py\n```\n<<<<<<< SEARCH\na\n=======\nb\n"
+    assert take(repo, cut)[1] == ["block 1 (app/x.py): cut off before its >>>>>>> REPLACE line"]
+
+
+def test_too_many_files_is_a_problem(repo: Path) -> None:
+    _, problems = take(repo, reply(*(block(f"f{i}.txt") for i in range(3))), EditRules(max_files=2))
+    assert problems == ["the reply changes 3 files; at most 2 are accepted in one change"]
+
+
+def test_every_broken_result_is_a_problem_with_its_parse_error(repo: Path) -> None:
+    (repo / "legacy.py").write_text("def f(:\n")  # already broken: editing it is not the model's fault
+    _, problems = take(
+        repo,
+        reply(
+            block("app/broken.py", "", "def f(:\n    pass\n"),
+            block("app/main.py", "print('hi')\n", "x = 1\n\n\nif x\n    y = 2\n"),
+            block("legacy.py", "def f(:\n", "def f(:\n# note\n"),
+            GOOD,
+        ),
+    )
+    assert [p.split(": after the blocks, ")[0] for p in problems] == ["app/broken.py", "app/main.py"]
+    assert "Python syntax error at line 1" in problems[0] and "Python syntax error at line 4" in problems[1]
 
 
 @pytest.mark.parametrize(
     ("path", "content", "expected"),
     [
-        ("conf/settings.json", '{"a": 1,}', "conf/settings.json: invalid JSON at line 1 column 9"),
-        ("conf/app.yml", "a: [1, 2\nb: 3\n", "conf/app.yml: invalid YAML at line"),
-        ("conf/app.yaml", "---\na: 1\n---\n  - b\n c: d\n", "conf/app.yaml: invalid YAML at line"),
+        ("conf/settings.json", '{"a": 1,}\n', "conf/settings.json: after the blocks, invalid JSON at line 1 column 9"),
+        ("conf/app.yml", "a: [1, 2\nb: 3\n", "conf/app.yml: after the blocks, invalid YAML at line"),
         pytest.param(
-            "pyproject.toml",
-            "[project]\nname = \n",
-            "pyproject.toml: invalid TOML: ",
+            "pyproject.toml", "[project]\nname = \n", "pyproject.toml: after the blocks, invalid TOML: ",
             marks=pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib is 3.11+"),
         ),
     ],
 )
-def test_bad_json_yaml_toml_make_the_reply_unusable(repo: Path, path: str, content: str, expected: str) -> None:
-    with pytest.raises(UnusableReplyError) as excinfo:
-        parse_and_check(reply(GOOD, file(path, content=content)), repo, RULES)
-    assert problems(excinfo)[0].startswith(expected)
+def test_bad_json_yaml_toml_are_problems(repo: Path, path: str, content: str, expected: str) -> None:
+    _, problems = take(repo, reply(GOOD, block(path, "", content)))
+    assert problems[0].startswith(expected)
 
 
 def test_valid_config_files_and_python_warnings_pass(repo: Path) -> None:
-    plan = parse_and_check(
-        reply(
-            file("a.json", content='{"a": [1, 2]}'),
-            file("a.yml", content="a: 1\n---\nb: [2]\n"),
-            file("a.toml", content='[tool]\nname = "x"\n'),
-            file("a.py", content="path = '\\d'\n"),  # a SyntaxWarning, not an error
-            file("notes.txt", content="{not json"),
-        ),
+    draft, problems = take(
         repo,
-        RULES,
-    )
-    assert len(plan.edits) == 5 and plan.refused == ()
-
-
-def test_repair_prompt_quotes_the_errors() -> None:
-    prompt = repair_prompt("app/x.py: Python syntax error at line 3: invalid syntax")
-    assert "app/x.py: Python syntax error at line 3: invalid syntax" in prompt
-    assert '"summary"' in prompt and "whole new content" in prompt
-
-
-def test_apply_writes_and_deletes_inside_the_tree(repo: Path) -> None:
-    plan = parse_and_check(
         reply(
-            file("pkg/deep/new.py", content="x = 2\r\n"),
-            file("app/main.py", "update", "print('hi')\n"),  # unchanged: not reported
-            file("README.md", "update", "# Demo 2\n"),
-            file("app/old.py", "delete", ""),
+            block("a.json", "", '{"a": [1, 2]}\n'), block("a.yml", "", "a: 1\n---\nb: [2]\n"),
+            block("a.toml", "", '[tool]\nname = "x"\n'), block("a.py", "", "path = '\\d'\n"),
+            block("notes.txt", "", "{not json\n"),
         ),
-        repo,
-        RULES,
     )
-    assert apply(plan, repo) == ["pkg/deep/new.py", "README.md", "app/old.py"]
-    assert (repo / "pkg/deep/new.py").read_bytes() == b"x = 2\r\n"
-    assert (repo / "README.md").read_text() == "# Demo 2\n"
-    assert not (repo / "app/old.py").exists()
+    assert problems == [] and len(draft.plan().edits) == 5
 
 
-def test_apply_refuses_paths_that_escape_the_scratch_tree(tmp_path: Path) -> None:
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    (scratch / "out").symlink_to(tmp_path)
-    for path in ("../evil.py", "out/evil.py"):
-        with pytest.raises(ValueError, match="not a safe path"):
-            apply(EditPlan("", (FileEdit(path, "create", "x"),), ()), scratch)
-    assert not (tmp_path / "evil.py").exists()
+def test_a_crlf_file_keeps_its_line_endings(repo: Path) -> None:
+    (repo / "win.txt").write_bytes(b"one\r\ntwo\r\nthree\r\n")
+    draft, problems = take(repo, reply(block("win.txt", "two\n", "2\n2b\n")))
+    assert problems == []
+    assert changes(draft.plan()) == {"win.txt": b"one\r\n2\r\n2b\r\nthree\r\n"}
+
+
+def test_a_file_that_is_not_utf8_is_refused(repo: Path) -> None:
+    (repo / "latin.txt").write_bytes(b"caf\xe9\n")
+    draft, _ = take(repo, reply(GOOD, block("latin.txt", "caf\n", "x\n")))
+    assert draft.plan().refused == ("latin.txt: the file is not UTF-8 text; it cannot be edited with SEARCH/REPLACE",)
