@@ -186,8 +186,8 @@ def test_blocks_that_do_not_fit_the_tree_are_problems_naming_file_and_block(repo
               block("README.md/child.md")),
     )
     assert [problem.splitlines()[0] for problem in problems] == [
-        "app/main.py, block 2: its SEARCH part is empty, which creates a file, but the file exists and is not empty; "
-        "copy the lines to change into SEARCH",
+        ("app/main.py, block 2: its SEARCH part is empty, which creates a file, but the file exists and is not "
+         "empty; copy the lines to change into SEARCH"),
         "app/missing.py, block 3: the file does not exist; an empty SEARCH part creates it",
         "app/gone.py, block 4: DELETE of a file that does not exist",
     ]
@@ -225,8 +225,8 @@ def test_size_limit_binary_and_secret_content_are_refused(repo: Path) -> None:
 def test_no_op_edits_are_dropped_and_a_reply_of_only_no_ops_is_a_problem(repo: Path) -> None:
     draft, problems = take(repo, reply(block("app/main.py", "print('hi')\n", "print('hi')\n"), block("docs/TASKS.md")))
     assert problems == [
-        "the reply changes nothing: every edit leaves its file as it was, or was refused "
-        "(docs/TASKS.md: the tasks file is ticked by the bot, not edited by the model)"
+        ("the reply changes nothing: every edit leaves its file as it was, or was refused "
+         "(docs/TASKS.md: the tasks file is ticked by the bot, not edited by the model)")
     ]
     with pytest.raises(UnusableReplyError):
         draft.plan()

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,11 +15,9 @@ from automation import providers
 from automation.errors import MissingSecretError, ProviderError
 from automation.prices import Usage
 from automation.providers import (
-    CODE_REPLY_SCHEMA,
     InvalidReplyError,
     ModelReply,
     analyse,
-    code_response_format,
     count_anthropic_input_tokens,
     make_anthropic_client,
     make_openai_client,
@@ -136,8 +133,8 @@ def test_count_tokens_uses_the_free_endpoint_with_the_same_prompt(fake_anthropic
     assert fake_anthropic.generation_requests == []
 
 
-def test_write_code_sends_a_strict_schema_and_subtracts_cached_tokens(fake_openai: FakeOpenAI) -> None:
-    content = FakeOpenAI.code_reply("Greets.", [{"path": "app.py", "action": "update", "content": "print('hi')\n"}])
+def test_write_code_asks_for_plain_text_and_subtracts_cached_tokens(fake_openai: FakeOpenAI) -> None:
+    content = FakeOpenAI.code_reply("Greets.", [{"path": "app.py", "search": "print(1)\n", "replace": "print('hi')\n"}])
     fake_openai.script(
         FakeOpenAI.completion(
             content, model="gpt-4o-mini-2024-07-18", prompt_tokens=2000, completion_tokens=150, cached_tokens=1536
@@ -157,35 +154,9 @@ def test_write_code_sends_a_strict_schema_and_subtracts_cached_tokens(fake_opena
         "model": GPT,
         "messages": code_messages(),
         "max_completion_tokens": 4096,
-        "response_format": code_response_format(),
-    }
-    schema = sent.json["response_format"]
-    assert schema["type"] == "json_schema" and schema["json_schema"]["strict"] is True
-    assert schema["json_schema"]["schema"] == CODE_REPLY_SCHEMA
+    }  # no response_format: code inside JSON scores lower (Aider, 2024)
     assert sent.headers["authorization"] == f"Bearer {OPENAI_TEST_KEY}"
     assert fake_openai.places_containing(OPENAI_TEST_KEY, auth_header="authorization") == []
-
-
-def test_code_schema_is_strict_everywhere() -> None:
-    """Strict mode needs every object closed and every property required."""
-
-    def objects(node: object) -> Iterator[dict]:
-        if isinstance(node, dict):
-            if node.get("type") == "object":
-                yield node
-            for value in node.values():
-                yield from objects(value)
-
-    found = list(objects(CODE_REPLY_SCHEMA))
-    assert len(found) == 2
-    for node in found:
-        assert node["additionalProperties"] is False
-        assert sorted(node["required"]) == sorted(node["properties"])
-    assert CODE_REPLY_SCHEMA["properties"]["files"]["items"]["properties"]["action"]["enum"] == [
-        "create",
-        "update",
-        "delete",
-    ]
 
 
 def test_scripted_replies_wait_for_their_own_path(fake_anthropic: FakeAnthropic) -> None:
@@ -250,7 +221,7 @@ def test_anthropic_rate_limit_honours_retry_after(fake_anthropic: FakeAnthropic)
 def test_openai_rate_limit_honours_retry_after_then_succeeds(fake_openai: FakeOpenAI) -> None:
     fake_openai.script(FakeOpenAI.rate_limited(retry_after="0.01"), FakeOpenAI.rate_limited(retry_after_ms="5"))
     reply = write_code(gpt_client(fake_openai), GPT, code_messages(), 100)
-    assert json.loads(reply.text)["summary"]
+    assert reply.text == fake_openai.content and "<<<<<<< SEARCH" in reply.text
     assert len(fake_openai.generation_requests) == 3
 
 
@@ -381,6 +352,16 @@ def test_unknown_model_may_fall_back(fake_anthropic: FakeAnthropic) -> None:
     assert "claude-nope" in str(caught.value)
 
 
+def test_a_prompt_over_the_window_says_so_and_may_fall_back(fake_openai: FakeOpenAI) -> None:
+    fake_openai.script(FakeOpenAI.context_length_exceeded())
+    with pytest.raises(ProviderError) as caught:
+        write_code(gpt_client(fake_openai), GPT, code_messages(), 100)
+    assert (caught.value.kind, caught.value.status, caught.value.retryable) == ("context_length", 400, True)
+    message = str(caught.value)
+    assert "prompt is longer than the model's context window" in message and "maximum context length is 128000" in message
+    assert "models.code_max_input_tokens" in message and "Check the model name" not in message
+
+
 def test_count_tokens_failures_are_classified(fake_anthropic: FakeAnthropic) -> None:
     fake_anthropic.script(
         FakeAnthropic.error(401, "authentication_error", "invalid x-api-key", path=FakeAnthropic.count_tokens_path)
@@ -393,8 +374,8 @@ def test_count_tokens_failures_are_classified(fake_anthropic: FakeAnthropic) -> 
 # --- replies that were paid for but cannot be used ----------------------------------------
 
 
-def test_truncated_json_is_invalid_but_keeps_its_usage(fake_openai: FakeOpenAI) -> None:
-    fake_openai.script(FakeOpenAI.completion('{"summary": "cut', finish_reason="length", completion_tokens=100))
+def test_a_truncated_reply_is_invalid_but_keeps_its_usage(fake_openai: FakeOpenAI) -> None:
+    fake_openai.script(FakeOpenAI.completion("Adds.\n\na.py\n```\n<<<<<<< SEARCH\n", finish_reason="length", completion_tokens=100))
     with pytest.raises(InvalidReplyError) as caught:
         write_code(gpt_client(fake_openai), GPT, code_messages(), 100)
     err = caught.value
@@ -478,9 +459,10 @@ def test_openai_bound_is_at_least_every_byte(name: str) -> None:
 def test_openai_bound_counts_the_schema_and_content_parts() -> None:
     messages = [{"role": "user", "content": [{"type": "text", "text": "ünïcode " * 10}]}]
     without = openai_input_token_bound(messages, None)
-    with_schema = openai_input_token_bound(messages, code_response_format())
+    response_format = {"type": "json_schema", "json_schema": {"name": "x", "strict": True, "schema": {"type": "object"}}}
+    with_schema = openai_input_token_bound(messages, response_format)
     assert without >= len(("ünïcode " * 10).encode())
-    assert with_schema - without >= len(json.dumps(CODE_REPLY_SCHEMA, separators=(",", ":")).encode())
+    assert with_schema - without >= len(json.dumps(response_format, separators=(",", ":")).encode())
 
 
 def test_openai_bound_grows_with_each_message() -> None:
