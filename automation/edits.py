@@ -333,15 +333,10 @@ class Draft:
             except Refused as refusal:
                 self.refused[path] = str(refusal)
                 return None
-        text = self.accepted.get(path, self.originals[path])
-        for block in blocks:
-            try:
-                text = _apply(text, block)
-            except Refused as refusal:
-                nearest = "" if text is None or block.delete else (
-                    "\nThe nearest lines in the file:\n" + search_replace.nearest_lines(text, block.search)
-                )
-                return f"{path}, block {block.number}: {refusal}{nearest}"
+        try:
+            text = search_replace.apply_blocks(self.accepted.get(path, self.originals[path]), blocks)
+        except search_replace.BlockRefused as refusal:
+            return f"{path}, {refusal}"
         return self._check_result(path, text)
 
     def _check_result(self, path: str, text: str | None) -> str | None:
@@ -371,14 +366,6 @@ class Draft:
         if not edits:
             raise unusable(list(refused) or ["the reply changes nothing"], headline="nothing left to change")
         return EditPlan(summary=self.summary, edits=edits, refused=refused)
-
-
-def _apply(text: str | None, block: Block) -> str | None:
-    if block.delete:
-        if text is None:
-            raise Refused("DELETE of a file that does not exist")
-        return None
-    return search_replace.apply_block(text, block)
 
 
 def repair_prompt(problems: list[str], kept: list[str]) -> str:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 MARKER_SEARCH = "<<<<<<< SEARCH"
@@ -262,6 +262,16 @@ class Refused(Exception):
     """A block that cannot be placed safely; the message says why, for the repair request."""
 
 
+class BlockRefused(Refused):
+    """A refused block of a file: ``str()`` is "block N: why", then the nearest lines the file does hold."""
+
+    def __init__(self, block: Block, reason: str, nearest: str) -> None:
+        shown = f"\nThe nearest lines in the file:\n{nearest}" if nearest else ""
+        super().__init__(f"block {block.number}: {reason}{shown}")
+        self.block = block
+        self.reason = reason
+
+
 def _indent(line: str) -> str:
     return line[: len(line) - len(line.lstrip())]
 
@@ -437,6 +447,24 @@ def apply_block(text: str | None, block: Block) -> str:
     if not placed:
         raise refusals[0]
     return _splice(current, min(placed, key=lambda item: item[:2])[2]).render()
+
+
+def apply_blocks(text: str | None, blocks: Sequence[Block]) -> str | None:
+    """A file's text after its blocks, in order (None: it does not exist, or is deleted); raises BlockRefused."""
+    for block in blocks:
+        try:
+            if block.delete:
+                if text is None:
+                    raise Refused("DELETE of a file that does not exist")
+                text = None
+            else:
+                text = apply_block(text, block)
+        except BlockRefused:
+            raise
+        except Refused as refusal:
+            nearest = nearest_lines(text, block.search) if text is not None and block.search else ""
+            raise BlockRefused(block, str(refusal), nearest) from None
+    return text
 
 
 def _splice(current: Text, placed: Placed) -> Text:
