@@ -391,9 +391,9 @@ def place(bodies: list[str], search: list[str], replace: list[str]) -> Placed:
         raise Refused("its SEARCH part holds only blank lines, which cannot say where the change goes")
     for level in _LEVELS:
         wanted, new = (search, replace)
-        if level.skip_blank:
+        if level.skip_blank:  # about blank lines *between* lines: needs two, or a short SEARCH loses its anchor
             wanted, new = _trim_shared_edge_blanks(search, replace)
-            if not wanted or _is_blank(wanted[0]) or _is_blank(wanted[-1]):
+            if sum(not _is_blank(line) for line in wanted) < 2 or _is_blank(wanted[0]) or _is_blank(wanted[-1]):
                 continue
         found: list[tuple[int, int, list[str]]] = []
         for start, end, pairs in _candidates(bodies, wanted, level):
@@ -411,8 +411,38 @@ def place(bodies: list[str], search: list[str], replace: list[str]) -> Placed:
             )
         if found:
             start, end, lines = found[0]
+            rival = _rival(bodies, wanted, new, start)
+            if rival is not None:
+                raise Refused(
+                    f"its SEARCH lines match at line {start + 1}, but its REPLACE lines are indented for the lines "
+                    f"at line {rival + 1}; copy the SEARCH lines with their exact indentation"
+                )
             return Placed(start, end, lines, level.how)
     raise Refused("its SEARCH lines are not in the file")
+
+
+def _rival(bodies: list[str], search: list[str], replace: list[str], start: int) -> int | None:
+    """Another place SEARCH fits once moved to the indentation its REPLACE lines show, or None.
+
+    A SEARCH indented one level off can copy other lines of the file exactly; its REPLACE lines
+    then still show where it was meant to go. Two readings means the block is refused, not guessed.
+    """
+    replace_lines = {line.strip(): line for line in replace if not _is_blank(line)}
+    pairs = [(replace_lines[line.strip()], line) for line in search if line.strip() in replace_lines]
+    shift = _shift(pairs)
+    if shift is None or not shift[1]:
+        return None
+    moved = [line if _is_blank(line) else _to_file(_indent(line), shift) for line in search]
+    if any(indent is None for indent in moved):
+        return None
+    shifted = [line if _is_blank(line) else f"{indent}{line.lstrip()}" for line, indent in zip(search, moved)]
+    if _least_indent(replace) != _least_indent(shifted) or _least_indent(shifted) == _least_indent(search):
+        return None  # REPLACE reaches SEARCH's own level (code wrapped in a new block, say): no second reading
+    return next((at for at in _positions(bodies, shifted) if at != start), None)
+
+
+def _least_indent(lines: list[str]) -> int:
+    return min((len(_indent(line)) for line in lines if not _is_blank(line)), default=0)
 
 
 def apply_block(text: str | None, block: Block) -> str:
