@@ -346,9 +346,10 @@ def _to_file(indent: str, shift: tuple[str, str]) -> str | None:
     return indent[len(prefix) :] if indent.startswith(prefix) else None
 
 
-def _reindent(search: list[str], replace: list[str], shift: tuple[str, str]) -> list[str]:
-    """REPLACE in the file's indentation: moved with SEARCH when it was written like SEARCH, kept when
-    it already matches the file; refused when its lines give no evidence or contradict each other."""
+def _reindent(search: list[str], replace: list[str], shift: tuple[str, str], span: list[str]) -> list[str]:
+    """REPLACE in the file's indentation: moved with SEARCH when written like SEARCH, kept when already like
+    the file (``span``). Two signs must agree: the indentation of lines REPLACE shares with SEARCH, and
+    REPLACE's least indentation (SEARCH's or the file's); otherwise the block is refused."""
     search_indents: dict[str, set[str]] = {}
     for line in search:
         if not _is_blank(line):
@@ -360,89 +361,88 @@ def _reindent(search: list[str], replace: list[str], shift: tuple[str, str]) -> 
                 like_search = True
             elif _indent(line) == _to_file(indent, shift):
                 like_file = True
-    if like_search == like_file:
-        raise Refused(
-            "its SEARCH lines are indented differently from the file and its REPLACE lines do not show which "
-            "indentation they follow; copy the lines with their exact indentation"
-        )
-    if like_file:
+    least = _least_indent(replace)
+    if like_search and not like_file and least == _least_indent(search) != _least_indent(span):
+        moved = [line if _is_blank(line) else _to_file(_indent(line), shift) for line in replace]
+        if all(indent is not None for indent in moved):
+            return [line if _is_blank(line) else f"{indent}{line.lstrip()}" for line, indent in zip(replace, moved)]
+    if like_file and not like_search and least == _least_indent(span) != _least_indent(search):
         return list(replace)
-    moved = [line if _is_blank(line) else _to_file(_indent(line), shift) for line in replace]
-    if any(indent is None for indent in moved):
-        raise Refused("its REPLACE lines cannot be re-indented like its SEARCH lines; copy the exact indentation")
-    return [line if _is_blank(line) else f"{indent}{line.lstrip()}" for line, indent in zip(replace, moved)]
-
-
-def _trim_shared_edge_blanks(search: list[str], replace: list[str]) -> tuple[list[str], list[str]]:
-    """Blank lines both parts start or end with are context, not content: dropped for blank-tolerant matching."""
-    search, replace = list(search), list(replace)
-    while search and replace and _is_blank(search[0]) and _is_blank(replace[0]):
-        search.pop(0)
-        replace.pop(0)
-    while search and replace and _is_blank(search[-1]) and _is_blank(replace[-1]):
-        search.pop()
-        replace.pop()
-    return search, replace
-
-
-def place(bodies: list[str], search: list[str], replace: list[str]) -> Placed:
-    """Where SEARCH applies in the file's line bodies; raises Refused (with the reason) when nowhere or ambiguous."""
-    if all(_is_blank(line) for line in search):
-        raise Refused("its SEARCH part holds only blank lines, which cannot say where the change goes")
-    for level in _LEVELS:
-        wanted, new = (search, replace)
-        if level.skip_blank:  # about blank lines *between* lines: needs two, or a short SEARCH loses its anchor
-            wanted, new = _trim_shared_edge_blanks(search, replace)
-            if sum(not _is_blank(line) for line in wanted) < 2 or _is_blank(wanted[0]) or _is_blank(wanted[-1]):
-                continue
-        found: list[tuple[int, int, list[str]]] = []
-        for start, end, pairs in _candidates(bodies, wanted, level):
-            if not level.shift_indent:
-                found.append((start, end, new))
-                continue
-            shift = _shift(pairs)
-            if shift is not None and shift[1]:
-                found.append((start, end, _reindent(wanted, new, shift)))
-        if len(found) > 1:
-            where = ", ".join(f"{start + 1}" for start, _, _ in found[:10])
-            raise Refused(
-                f"its SEARCH lines occur {len(found)} times (starting at lines {where}); include more lines so "
-                "they match one place only"
-            )
-        if found:
-            start, end, lines = found[0]
-            rival = _rival(bodies, wanted, new, start)
-            if rival is not None:
-                raise Refused(
-                    f"its SEARCH lines match at line {start + 1}, but its REPLACE lines are indented for the lines "
-                    f"at line {rival + 1}; copy the SEARCH lines with their exact indentation"
-                )
-            return Placed(start, end, lines, level.how)
-    raise Refused("its SEARCH lines are not in the file")
-
-
-def _rival(bodies: list[str], search: list[str], replace: list[str], start: int) -> int | None:
-    """Another place SEARCH fits once moved to the indentation its REPLACE lines show, or None.
-
-    A SEARCH indented one level off can copy other lines of the file exactly; its REPLACE lines
-    then still show where it was meant to go. Two readings means the block is refused, not guessed.
-    """
-    replace_lines = {line.strip(): line for line in replace if not _is_blank(line)}
-    pairs = [(replace_lines[line.strip()], line) for line in search if line.strip() in replace_lines]
-    shift = _shift(pairs)
-    if shift is None or not shift[1]:
-        return None
-    moved = [line if _is_blank(line) else _to_file(_indent(line), shift) for line in search]
-    if any(indent is None for indent in moved):
-        return None
-    shifted = [line if _is_blank(line) else f"{indent}{line.lstrip()}" for line, indent in zip(search, moved)]
-    if _least_indent(replace) != _least_indent(shifted) or _least_indent(shifted) == _least_indent(search):
-        return None  # REPLACE reaches SEARCH's own level (code wrapped in a new block, say): no second reading
-    return next((at for at in _positions(bodies, shifted) if at != start), None)
+    raise Refused(
+        "its SEARCH lines are indented differently from the file, and its REPLACE lines do not show clearly which "
+        "indentation they follow; copy the SEARCH lines with their exact indentation"
+    )
 
 
 def _least_indent(lines: list[str]) -> int:
     return min((len(_indent(line)) for line in lines if not _is_blank(line)), default=0)
+
+
+def _trim_shared_edge_blanks(search: list[str], replace: list[str]) -> tuple[list[str], list[str], bool, bool]:
+    """Blank lines both parts start or end with are context, not content: dropped for blank-tolerant matching.
+
+    Returns the trimmed parts and whether a blank line was dropped at the start and at the end: the
+    file must then hold a blank line there too, or the SEARCH would lose its anchor at that edge."""
+    search, replace = list(search), list(replace)
+    lead = trail = False
+    while search and replace and _is_blank(search[0]) and _is_blank(replace[0]):
+        search.pop(0)
+        replace.pop(0)
+        lead = True
+    while search and replace and _is_blank(search[-1]) and _is_blank(replace[-1]):
+        search.pop()
+        replace.pop()
+        trail = True
+    return search, replace, lead, trail
+
+
+def place(bodies: list[str], search: list[str], replace: list[str]) -> Placed:
+    """Where SEARCH applies in the file's line bodies; raises Refused (with the reason) when nowhere or ambiguous.
+
+    Every reading the applier accepts counts: a SEARCH that copies one place exactly but another
+    place with its indentation off (or trailing spaces, or blank lines) fits two places, and is
+    refused rather than guessed. A place found by a stricter reading is not counted again.
+    """
+    if all(_is_blank(line) for line in search):
+        raise Refused("its SEARCH part holds only blank lines, which cannot say where the change goes")
+    if search == replace:
+        raise Refused("its SEARCH and REPLACE parts are the same, so it changes nothing; was a line left out?")
+    readings: list[tuple[int, int, int, list[str] | Refused]] = []
+    for index, level in enumerate(_LEVELS):
+        wanted, new, lead, trail = search, replace, False, False
+        if level.skip_blank:  # about blank lines *between* lines: needs two, or a short SEARCH loses its anchor
+            wanted, new, lead, trail = _trim_shared_edge_blanks(search, replace)
+            if sum(not _is_blank(line) for line in wanted) < 2 or _is_blank(wanted[0]) or _is_blank(wanted[-1]):
+                continue
+        for start, end, pairs in _candidates(bodies, wanted, level):
+            if any(earlier < index and start < stop and begin < end for earlier, begin, stop, _ in readings):
+                continue  # the same place, already read more strictly
+            if (lead and start > 0 and not _is_blank(bodies[start - 1])) or (
+                trail and end < len(bodies) and not _is_blank(bodies[end])
+            ):
+                continue  # the blank line SEARCH holds at its edge is not there
+            if not level.shift_indent:
+                readings.append((index, start, end, new))
+                continue
+            shift = _shift(pairs)
+            if shift is None or not shift[1]:
+                continue
+            try:
+                readings.append((index, start, end, _reindent(wanted, new, shift, bodies[start:end])))
+            except Refused as refusal:
+                readings.append((index, start, end, refusal))
+    if not readings:
+        raise Refused("its SEARCH lines are not in the file")
+    if len(readings) > 1:
+        where = ", ".join(str(start + 1) for _, start, _, _ in sorted(readings, key=lambda r: r[1])[:10])
+        raise Refused(
+            f"its SEARCH lines fit {len(readings)} places (starting at lines {where}), counting lines that differ "
+            "only in indentation, trailing spaces or blank lines; include more lines so they fit one place only"
+        )
+    index, start, end, lines = readings[0]
+    if isinstance(lines, Refused):
+        raise lines
+    return Placed(start, end, lines, _LEVELS[index].how)
 
 
 def apply_block(text: str | None, block: Block) -> str:

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from automation.context import estimate_tokens  # noqa: E402
-from automation.search_replace import BlockRefused, Text, apply_blocks, parse  # noqa: E402
+from automation.search_replace import BlockRefused, Refused, Text, apply_blocks, parse, place  # noqa: E402
 
 DEFAULT_CASES = ROOT.parent / "shared" / "bench" / "recall"
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
@@ -94,9 +94,13 @@ def _block(path: str, search: list[str], replace: list[str]) -> str:
     return "\n".join([_shown(path), fence, "<<<<<<< SEARCH", *search, "=======", *replace, ">>>>>>> REPLACE", fence]) + "\n"
 
 
-def _count(lines: list[str], needle: list[str]) -> int:
-    size = len(needle)
-    return sum(1 for at in range(len(lines) - size + 1) if lines[at] == needle[0] and lines[at : at + size] == needle)
+def _fits(lines: list[str], before: int, after: int, replace: list[str]) -> bool:
+    """Whether the product's applier places SEARCH = lines[before:after] there, and only there."""
+    try:
+        placed = place(lines, lines[before:after], replace)
+    except Refused:
+        return False
+    return (placed.start, placed.end) == (before, after)
 
 
 def hunks(repo: Path, before: str, after: str, path: str) -> list[tuple[int, int, list[str]]]:
@@ -115,7 +119,7 @@ def hunks(repo: Path, before: str, after: str, path: str) -> list[tuple[int, int
 
 def blocks_for(path: str, old: str, diff: list[tuple[int, int, list[str]]]) -> list[tuple[list[str], list[str]]]:
     """(SEARCH, REPLACE) per hunk, each SEARCH grown by unchanged lines until it matches one place only
-    in the file as the earlier blocks left it (blocks apply in order)."""
+    in the file as the earlier blocks left it (blocks apply in order), as the product's applier reads it."""
     lines = Text.of(old).bodies
     shift = 0
     made: list[tuple[list[str], list[str]]] = []
@@ -124,7 +128,7 @@ def blocks_for(path: str, old: str, diff: list[tuple[int, int, list[str]]]) -> l
         end = start + length
         before, after = start, end
         grow_after = True
-        while not (any(line.strip() for line in lines[before:after]) and _count(lines, lines[before:after]) == 1):
+        while not _fits(lines, before, after, lines[before:start] + new + lines[end:after]):
             if after < len(lines) and (grow_after or before == 0):
                 after += 1
             elif before > 0:
@@ -224,26 +228,33 @@ def damaged(search: list[str], kind: str, file_lines: list[str], unit: str) -> l
     return search[:at] + [foreign] + search[at:]
 
 
-def damaged_replies(reply: str, originals: dict[str, str | None]) -> Iterator[tuple[str, int, str]]:
-    """(damage, block number, reply) with one block's SEARCH damaged, for every block and damage."""
+def damaged_replies(reply: str, originals: dict[str, str | None]) -> Iterator[tuple[str, int, bool, str]]:
+    """(damage, block number, verbatim, reply) with one block's SEARCH damaged, for every block and damage.
+
+    ``verbatim``: the damaged SEARCH is, line for line, somewhere in the file as the earlier blocks
+    left it, so it is a valid block for that place: no applier can tell it from a slip.
+    """
     parsed = parse(reply)
     for target in parsed.blocks:
         if target.delete or not target.search:
             continue
         old = originals.get(target.path) or ""
+        earlier = [block for block in parsed.blocks if block.path == target.path and block.number < target.number]
+        state = Text.of(apply_blocks(originals.get(target.path), earlier) or "").bodies
+        search = target.splits()[0][0]
         for kind in DAMAGES:
-            search, replace = target.splits()[0]
             broken = damaged(search, kind, Text.of(old).bodies, _indent_unit(old))
             if broken is None:
                 continue
+            verbatim = any(state[at : at + len(broken)] == broken for at in range(len(state) - len(broken) + 1))
             rebuilt = []
             for block in parsed.blocks:
                 if block.delete:
                     rebuilt.append(f"DELETE {_shown(block.path)}\n")
                 else:
-                    s, r = block.splits()[0]
-                    rebuilt.append(_block(block.path, broken if block is target else s, r))
-            yield kind, target.number, "\n".join(rebuilt)
+                    kept, replace = block.splits()[0]
+                    rebuilt.append(_block(block.path, broken if block is target else kept, replace))
+            yield kind, target.number, verbatim, "\n".join(rebuilt)
 
 
 def _median(values: list[int | float]) -> float:
@@ -273,18 +284,18 @@ def run(cases_dir: Path, limit: int | None, out: Callable[[str], None] = print) 
         ours.append(estimate_tokens(case.reply))
         whole.append(estimate_tokens(case.whole_json))
     outcomes: Counter[tuple[str, str]] = Counter()
-    imprecise: list[str] = []
     for case in replies:
-        for kind, number, reply in damaged_replies(case.reply, case.originals):
+        for kind, number, verbatim, reply in damaged_replies(case.reply, case.originals):
             try:
-                result = apply_reply(reply, case.originals)
+                outcome = "recovered" if apply_reply(reply, case.originals) == case.expected else "misapplied"
             except BlockRefused as refusal:
                 precise = refusal.block.number == number and "nearest lines" in str(refusal)
-                outcomes[(kind, "refused" if precise else "refused imprecisely")] += 1
-                if not precise:
-                    imprecise.append(f"{case.name} block {number} ({kind}): {str(refusal).splitlines()[0]}")
-                continue
-            outcomes[(kind, "recovered" if result == case.expected else "misapplied")] += 1
+                outcome = "refused" if precise else "misapplied"  # a later block caught what this one did
+            if outcome == "misapplied" and verbatim:
+                outcome = "verbatim elsewhere"
+            if outcome == "misapplied":
+                failures.append(f"misapplied: {case.name} block {number} ({kind})")
+            outcomes[(kind, outcome)] += 1
     figures = {
         "cases": len(replies),
         "reproduced": reproduced,
@@ -302,12 +313,12 @@ def run(cases_dir: Path, limit: int | None, out: Callable[[str], None] = print) 
         f"({sum(ours) / max(1, sum(whole)):.1%})")
     out(f"parse + apply: median {figures['apply_ms_median']:.2f} ms a case, {figures['apply_s_total']:.2f} s in all")
     for kind in DAMAGES:
-        row = {result: outcomes[(kind, result)] for result in ("recovered", "refused", "refused imprecisely", "misapplied")}
+        row = {result: outcomes[(kind, result)] for result in ("recovered", "refused", "verbatim elsewhere", "misapplied")}
         total = sum(row.values())
         out(f"damaged, {kind}: {total} blocks; recovered {row['recovered']} ({row['recovered'] / max(1, total):.1%}), "
-            f"refused precisely {row['refused']} ({row['refused'] / max(1, total):.1%}), imprecisely "
-            f"{row['refused imprecisely']}, misapplied {row['misapplied']}")
-    for line in failures[:20] + imprecise[:10]:
+            f"refused with the block and the nearest lines {row['refused']} ({row['refused'] / max(1, total):.1%}), "
+            f"misapplied {row['misapplied']}; became a verbatim copy of other lines {row['verbatim elsewhere']}")
+    for line in failures[:20]:
         out(f"  {line}")
     return figures
 

@@ -221,16 +221,22 @@ def test_size_limit_binary_and_secret_content_are_refused(repo: Path) -> None:
     assert "sk-test" not in "".join(plan.refused) + "".join(problems)
 
 
-def test_no_op_edits_are_dropped_and_a_reply_of_only_no_ops_is_a_problem(repo: Path) -> None:
-    draft, problems = take(repo, reply(block("app/main.py", "print('hi')\n", "print('hi')\n"), block("docs/TASKS.md")))
+def test_edits_that_leave_a_file_as_it_was_are_dropped_and_a_reply_of_only_those_is_a_problem(repo: Path) -> None:
+    there_and_back = block("app/main.py", "print('hi')\n", "print('ho')\n") + "\n" + block("app/main.py", "print('ho')\n", "print('hi')\n")
+    draft, problems = take(repo, reply(there_and_back, block("docs/TASKS.md")))
     assert problems == [
         ("the reply changes nothing: every edit leaves its file as it was, or was refused "
          "(docs/TASKS.md: the tasks file is ticked by the bot, not edited by the model)")
     ]
     with pytest.raises(UnusableReplyError):
         draft.plan()
-    draft, problems = take(repo, reply(GOOD, block("app/main.py", "print('hi')\n", "print('hi')\n")))
+    draft, problems = take(repo, reply(GOOD, there_and_back))
     assert problems == [] and [edit.path for edit in draft.plan().edits] == ["app/new.py"]
+
+
+def test_a_block_whose_replace_is_its_search_is_a_problem_not_a_silent_no_op(repo: Path) -> None:
+    _, problems = take(repo, reply(GOOD, block("app/main.py", "print('hi')\n", "print('hi')\n")))
+    assert problems[0].startswith("app/main.py, block 2: its SEARCH and REPLACE parts are the same")
 
 
 def test_a_file_is_taken_whole_or_not_at_all_and_the_repair_asks_only_for_it(repo: Path) -> None:

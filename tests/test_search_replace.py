@@ -84,9 +84,9 @@ def test_an_empty_search_creates_a_file_or_fills_an_empty_one_only() -> None:
 
 
 def test_an_ambiguous_search_is_refused_naming_the_lines() -> None:
-    with pytest.raises(Refused, match=r"occur 2 times \(starting at lines 1, 3\)"):
+    with pytest.raises(Refused, match=r"fit 2 places \(starting at lines 1, 3\)"):
         apply_block("x = 1\ny = 2\nx = 1\n", edit("x = 1\n", "x = 3\n"))
-    with pytest.raises(Refused, match="occur 2 times"):
+    with pytest.raises(Refused, match="fit 2 places"):
         apply_block("a \nb\na\t\nb\n", edit("a\nb\n", "c\n"))  # ambiguous after a forgiven slip too
 
 
@@ -119,7 +119,7 @@ def test_replace_already_in_the_files_indentation_is_not_moved() -> None:
 
 
 def test_replace_whose_indentation_shows_no_frame_is_refused() -> None:
-    with pytest.raises(Refused, match="do not show which indentation"):
+    with pytest.raises(Refused, match="do not show clearly which indentation"):
         apply_block(SOURCE, edit("def bye(self):\n    return 'Bye'\n", "  pass\n"))
 
 
