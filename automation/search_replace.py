@@ -442,7 +442,35 @@ def place(bodies: list[str], search: list[str], replace: list[str]) -> Placed:
     index, start, end, lines = readings[0]
     if isinstance(lines, Refused):
         raise lines
+    if _LEVELS[index].shift_indent or _LEVELS[index].skip_blank:  # a weaker reading: no other slip may fit elsewhere
+        near = next((at for at in _near_misses(bodies, search) if not start <= at < end), None)
+        if near is not None:
+            raise Refused(
+                f"its SEARCH lines fit line {start + 1} only with a slip forgiven, and fit line {near + 1} but for one "
+                "line left out or added; copy the lines exactly"
+            )
     return Placed(start, end, lines, _LEVELS[index].how)
+
+
+def _near_misses(bodies: list[str], search: list[str]) -> list[int]:
+    """Where SEARCH fits but for one interior line the file has and SEARCH lacks, or the other way round."""
+    keys = [line.rstrip() for line in bodies]
+    wanted = [line.rstrip() for line in search]
+    size = len(wanted)
+    return [
+        at
+        for at in range(len(keys))
+        if keys[at] == wanted[0]
+        and (_one_line_apart(keys[at : at + size + 1], wanted) or _one_line_apart(wanted, keys[at : at + size - 1]))
+    ]
+
+
+def _one_line_apart(longer: list[str], shorter: list[str]) -> bool:
+    """Whether ``shorter`` is ``longer`` with one interior line taken out."""
+    if len(longer) != len(shorter) + 1 or len(shorter) < 2:
+        return False
+    differs = next((i for i, (a, b) in enumerate(zip(longer, shorter)) if a != b), len(shorter))
+    return 1 <= differs <= len(shorter) - 1 and longer[differs + 1 :] == shorter[differs:]
 
 
 def apply_block(text: str | None, block: Block) -> str:
