@@ -319,7 +319,7 @@ def test_load_config_errors_name_the_file(tmp_path: Path) -> None:
         (
             "models:\n  fallbacks:\n    code: [claude-haiku-4-5]\n",
             "x.yml: models.fallbacks.code[0]: 'claude-haiku-4-5' is an anthropic model, but the code step calls the "
-            "OpenAI Chat Completions API with a strict JSON schema; pick an OpenAI model",
+            "OpenAI Chat Completions API; pick an OpenAI model",
         ),
     ],
 )

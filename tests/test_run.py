@@ -309,8 +309,10 @@ def test_a_search_that_is_not_in_the_file_is_repaired_with_the_nearest_lines_onl
 
 
 def test_a_reply_that_changes_nothing_opens_no_pull_request_and_counts_against_the_task(world: World) -> None:
-    same = {"path": "README.md", "search": "# Demo", "replace": "# Demo"}
-    world.openai.content = FakeOpenAI.code_reply("Nothing to do", [same, {"path": "docs/TASKS.md", "content": "- [x] all\n"}])
+    there = {"path": "README.md", "search": "# Demo", "replace": "# Demo!"}
+    back = {"path": "README.md", "search": "# Demo!", "replace": "# Demo"}
+    tick = {"path": "docs/TASKS.md", "content": "- [x] all\n"}
+    world.openai.content = FakeOpenAI.code_reply("Nothing to do", [there, back, tick])
     result = world.run()
 
     assert result.returncode == 1

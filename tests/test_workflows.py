@@ -488,6 +488,7 @@ EXAMPLE_KEYS = {
     "models.code", "models.analysis_max_tokens", "models.code_max_tokens", "models.fallbacks.analysis",
     "models.fallbacks.code", "context.max_tokens", "context.exclude", "edits.deny", "notifications.run_started",
     "run.deadline_minutes", "run.ledger_commit_seconds", "run.request_timeout_seconds",
+    "models.code_max_input_tokens",
 }
 
 
