@@ -304,8 +304,9 @@ class Draft:
         by_path: dict[str, list[Block]] = {}
         for block in parsed.blocks:
             by_path.setdefault(block.path, []).append(block)
-        if len(set(by_path) | set(self.accepted)) > self.rules.max_files:
-            return problems + [f"the reply changes {len(by_path)} files; at most {self.rules.max_files} are accepted in one change"]
+        touched = len(set(by_path) | set(self.accepted))
+        if touched > self.rules.max_files:
+            return [*problems, f"the reply changes {touched} files; at most {self.rules.max_files} are accepted in one change"]
         unresolved = self.failed - set(by_path)
         for path, blocks in by_path.items():
             problem = self._take_file(path, blocks)

@@ -78,7 +78,8 @@ class Block:
 
 @dataclass(frozen=True)
 class ParsedReply:
-    """The reply's summary (the prose before the first block), its blocks in order, and format problems."""
+    """The reply's summary (the prose before the first block, else after the last), its blocks in order,
+    and format problems."""
 
     summary: str
     blocks: tuple[Block, ...]
@@ -172,7 +173,7 @@ def parse(reply_text: str) -> ParsedReply:
             "the reply holds no SEARCH/REPLACE block: each edit is the file's path alone on a line, then a fence "
             f"holding {MARKER_SEARCH}, the exact current lines, {MARKER_DIVIDER}, the new lines, {MARKER_REPLACE}"
         )
-    summary = "\n".join(summary_lines if summary_lines is not None else [lines[at] for at in prose]).strip()
+    summary = "\n".join(summary_lines or []).strip() or "\n".join(lines[at] for at in prose).strip()  # else the closing prose
     return ParsedReply(summary=summary[:SUMMARY_MAX_CHARS].strip(), blocks=tuple(blocks), problems=tuple(problems))
 
 
@@ -543,6 +544,7 @@ def nearest_lines(text: str, search: list[str]) -> str:
     bodies = Text.of(text).bodies
     if not bodies:
         return "(the file is empty)"
+    search = [line[:SHOWN_LINE_MAX_CHARS] for line in search[:NEAREST_MAX_LINES]]  # a huge SEARCH stays cheap
     wanted = {line.strip() for line in search if line.strip()}
     size = max(1, min(len(search), NEAREST_MAX_LINES))
     starts = range(max(1, len(bodies) - size + 1))

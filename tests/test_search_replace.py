@@ -38,6 +38,11 @@ def test_a_reply_with_prose_blocks_and_a_delete() -> None:
     assert parsed.blocks[3].splits() == [([], ["# New"])]
 
 
+def test_without_prose_before_the_blocks_the_closing_prose_is_the_summary() -> None:
+    parsed = parse("a.py\n```\n<<<<<<< SEARCH\n=======\nx = 1\n>>>>>>> REPLACE\n```\n\nAdds a.py.\n")
+    assert parsed.summary == "Adds a.py." and len(parsed.blocks) == 1
+
+
 def test_the_path_may_be_the_first_line_inside_the_fence_and_the_fence_may_be_missing() -> None:
     inside = one("Change.\n\n```python\napp/x.py\n<<<<<<< SEARCH\na\n=======\nb\n>>>>>>> REPLACE\n```\n")
     bare = one("### app/y.py:\n<<<<<<< SEARCH\na\n=======\nb\n>>>>>>> REPLACE\n")
