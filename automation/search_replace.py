@@ -58,7 +58,7 @@ class Block:
 
     ``body`` holds the lines between the SEARCH and REPLACE markers; ``dividers`` the index in
     ``body`` of every ``=======`` line, since a file's own lines may hold one (a reStructuredText
-    underline): the applier tries each split and keeps the one whose SEARCH the file holds.
+    underline): the applier tries each split (see ``apply_block``).
     """
 
     number: int
@@ -126,10 +126,11 @@ def parse(reply_text: str) -> ParsedReply:
             prose.pop()
         return clean_path(lines[prose.pop()]) if prose else None
 
-    def close_summary() -> None:
+    def begin_block() -> None:  # the prose before the first block is the summary
         nonlocal summary_lines
         if summary_lines is None:
             summary_lines = [lines[at] for at in prose]
+        prose.clear()
 
     while index < len(lines):
         line = lines[index]
@@ -140,30 +141,20 @@ def parse(reply_text: str) -> ParsedReply:
             and clean_path(lines[index + 1]) is not None
         )
         if fence and (starts_inside or path_inside):
-            if path_inside:
-                path: str | None = clean_path(lines[index + 1])
-                index += 2
-                close_summary()
-                prose.clear()
-            else:
-                path = path_from_prose()
-                close_summary()
-                prose.clear()
-                index += 1
-            index = _read_blocks(lines, index, path, blocks, problems, fence["fence"])
+            path = clean_path(lines[index + 1]) if path_inside else path_from_prose()
+            begin_block()
+            index = _read_blocks(lines, index + (2 if path_inside else 1), path, blocks, problems, fence["fence"])
         elif _SEARCH.match(line):  # a block with no fence around it
             path = path_from_prose()
-            close_summary()
-            prose.clear()
+            begin_block()
             index = _read_blocks(lines, index, path, blocks, problems, None)
         elif fence:  # an ordinary code fence in the prose: skip to its end, markers inside do not count
             end = _closing_fence(lines, index + 1, fence["fence"])
-            prose.extend(range(index, end + 1 if end < len(lines) else end))
+            prose.extend(range(index, min(end + 1, len(lines))))
             index = end + 1
-        elif (deleted := _DELETE.match(line)) and clean_path(deleted["path"]):
-            close_summary()
-            prose.clear()
-            blocks.append(Block(number=len(blocks) + 1, path=str(clean_path(deleted["path"])), delete=True))
+        elif (deleted := _DELETE.match(line)) and (path := clean_path(deleted["path"])):
+            begin_block()
+            blocks.append(Block(number=len(blocks) + len(problems) + 1, path=path, delete=True))
             index += 1
         else:
             prose.append(index)
