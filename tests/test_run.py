@@ -253,7 +253,8 @@ def test_stale_checkout_merges_its_ledger_with_the_one_that_moved(world: World) 
 
 @pytest.mark.parametrize(
     "path",
-    ["../outside.py", "/etc/passwd", ".git/config", ".github/workflows/evil.yml", "token_budget.json"],
+    ["../outside.py", "/etc/passwd", ".git/config", ".github/workflows/evil.yml", "token_budget.json", ".git./config",
+     "GIT~1/config", "x" * 300 + ".py"],
 )
 def test_hostile_paths_are_refused_and_no_pull_request_is_opened(world: World, path: str) -> None:
     world.openai.content = FakeOpenAI.code_reply("evil", [{"path": path, "content": "x"}])
