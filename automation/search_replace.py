@@ -66,6 +66,7 @@ class Block:
     body: tuple[str, ...] = ()
     dividers: tuple[int, ...] = ()
     delete: bool = False
+    problem: str = ""  # why a malformed block cannot be applied (cut off, no divider)
 
     def splits(self) -> list[tuple[list[str], list[str]]]:
         """(SEARCH lines, REPLACE lines) for every possible divider, first divider first."""
@@ -111,8 +112,8 @@ def clean_path(line: str) -> str | None:
 def parse(reply_text: str) -> ParsedReply:
     """Every SEARCH/REPLACE and DELETE block in the reply, in order; never raises.
 
-    Problems (a block with no path, no divider, or cut off before its REPLACE marker) are
-    returned as lines naming the block, for the repair request.
+    A block with no path is a problem line naming the block; a malformed block of a known file (no
+    divider, cut off before its REPLACE marker) is kept with its ``problem``, refused when applied.
     """
     lines = reply_text.replace("\r\n", "\n").split("\n")
     blocks: list[Block] = []
@@ -191,16 +192,18 @@ def _read_blocks(
                 dividers.append(len(body))
             body.append(lines[at])
             at += 1
-        where = f"block {number} ({path})" if path else f"block {number}"
-        if at >= len(lines):
-            problems.append(f"{where}: cut off before its {MARKER_REPLACE} line")
-            return at
+        problem = (
+            f"cut off before its {MARKER_REPLACE} line" if at >= len(lines)
+            else f"no {MARKER_DIVIDER} line between the SEARCH and REPLACE parts" if not dividers
+            else ""
+        )
         if path is None:
-            problems.append(f"{where}: no file path on the line before the block; put the path alone on that line")
-        elif not dividers:
-            problems.append(f"{where}: no {MARKER_DIVIDER} line between the SEARCH and REPLACE parts")
-        else:
-            blocks.append(Block(number=number, path=path, body=tuple(body), dividers=tuple(dividers)))
+            problems.append(f"block {number}: {problem or 'no file path on the line before the block'}; put the path "
+                            "alone on the line before the block")
+        else:  # a malformed block is refused with its file, so the file is taken whole or not at all
+            blocks.append(Block(number=number, path=path, body=tuple(body), dividers=tuple(dividers), problem=problem))
+        if at >= len(lines):
+            return at
         index = at + 1
         while index < len(lines) and not lines[index].strip():
             index += 1
@@ -503,6 +506,8 @@ def apply_blocks(text: str | None, blocks: Sequence[Block]) -> str | None:
     """A file's text after its blocks, in order (None: it does not exist, or is deleted); raises BlockRefused."""
     for block in blocks:
         try:
+            if block.problem:
+                raise Refused(block.problem)
             if block.delete:
                 if text is None:
                     raise Refused("DELETE of a file that does not exist")
@@ -512,7 +517,7 @@ def apply_blocks(text: str | None, blocks: Sequence[Block]) -> str | None:
         except BlockRefused:
             raise
         except Refused as refusal:
-            nearest = nearest_lines(text, block.search) if text is not None and block.search else ""
+            nearest = "" if text is None or block.problem or not block.search else nearest_lines(text, block.search)
             raise BlockRefused(block, str(refusal), nearest) from None
     return text
 

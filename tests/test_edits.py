@@ -270,8 +270,10 @@ def test_the_repair_prompt_is_bounded_whatever_the_problems() -> None:
 def test_format_problems_are_listed(repo: Path) -> None:
     _, problems = take(repo, "Sure! Here are the changes.")
     assert problems[0].startswith("the reply holds no SEARCH/REPLACE block")
-    cut = "app/x.py\n```\n<<<<<<< SEARCH\na\n=======\nb\n"
-    assert take(repo, cut)[1] == ["block 1 (app/x.py): cut off before its >>>>>>> REPLACE line"]
+    cut = "app/main.py\n```\n<<<<<<< SEARCH\na\n=======\nb\n"
+    draft, problems = take(repo, reply(GOOD, block("app/main.py", "print('hi')\n", "print('a')\n") + cut))
+    assert problems == ["app/main.py, block 3: cut off before its >>>>>>> REPLACE line"]
+    assert "app/main.py" not in draft.accepted and "app/new.py" in draft.accepted  # the file whole or not at all
 
 
 def test_too_many_files_is_a_problem(repo: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from automation.search_replace import Block, Refused, apply_block, clean_path, nearest_lines, parse
+from automation.search_replace import Block, BlockRefused, Refused, apply_block, apply_blocks, clean_path, nearest_lines, parse
 
 SOURCE = "import os\n\n\nclass Greeter:\n    def greet(self, name):\n        return f'Hello, {name}!'\n\n    def bye(self):\n        return 'Bye'\n"
 
@@ -58,13 +58,25 @@ def test_markers_inside_an_ordinary_code_fence_are_prose() -> None:
     ("reply", "problem"),
     [
         ("Here it is:\n```\n<<<<<<< SEARCH\na\n=======\nb\n>>>>>>> REPLACE\n```", "block 1: no file path on the line before"),
-        ("x.py\n```\n<<<<<<< SEARCH\na\n>>>>>>> REPLACE\n```", "block 1 (x.py): no ======= line"),
-        ("x.py\n```\n<<<<<<< SEARCH\na\n=======\nb", "block 1 (x.py): cut off before its >>>>>>> REPLACE line"),
         ("", "the reply holds no SEARCH/REPLACE block"),
     ],
 )
 def test_format_problems_name_the_block(reply: str, problem: str) -> None:
     assert parse(reply).problems[0].startswith(problem)
+
+
+@pytest.mark.parametrize(
+    ("reply", "problem"),
+    [
+        ("x.py\n```\n<<<<<<< SEARCH\na\n>>>>>>> REPLACE\n```", "block 1: no ======= line"),
+        ("x.py\n```\n<<<<<<< SEARCH\na\n=======\nb", "block 1: cut off before its >>>>>>> REPLACE line"),
+    ],
+)
+def test_a_malformed_block_of_a_known_file_is_refused_with_that_file(reply: str, problem: str) -> None:
+    [block] = parse(reply).blocks
+    with pytest.raises(BlockRefused) as caught:
+        apply_blocks("a\n", [block])
+    assert str(caught.value).startswith(problem)
 
 
 @pytest.mark.parametrize(
