@@ -45,6 +45,7 @@ from automation.search_replace import BlockRefused, Refused, Text, apply_blocks,
 
 DEFAULT_CASES = ROOT.parent / "shared" / "bench" / "recall"
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+OUTPUT_CAP = 16_384  # models.code_max_tokens, the default output cap of the code call
 DAMAGES = ("trailing spaces", "indentation off by one level", "one line left out", "a line from elsewhere")
 
 
@@ -311,6 +312,9 @@ def run(cases_dir: Path, limit: int | None, out: Callable[[str], None] = print) 
     out(f"output tokens (UTF-8 bytes / 3), SEARCH/REPLACE vs whole files in JSON: median {_median(ours):,.0f} vs "
         f"{_median(whole):,.0f} ({_median(ours) / max(1, _median(whole)):.1%}); total {sum(ours):,} vs {sum(whole):,} "
         f"({sum(ours) / max(1, sum(whole)):.1%})")
+    over = (sum(tokens > OUTPUT_CAP for tokens in ours), sum(tokens > OUTPUT_CAP for tokens in whole))
+    out(f"replies over the {OUTPUT_CAP:,}-token output cap: SEARCH/REPLACE {over[0]}, whole files {over[1]} "
+        f"({over[1] / max(1, len(replies)):.0%} of cases)")
     out(f"parse + apply: median {figures['apply_ms_median']:.2f} ms a case, {figures['apply_s_total']:.2f} s in all")
     for kind in DAMAGES:
         row = {result: outcomes[(kind, result)] for result in ("recovered", "refused", "verbatim elsewhere", "misapplied")}
