@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import edits
-from .context import estimate_tokens
+from .context import estimate_tokens, file_block
 
 CODE_SYSTEM = (
     "You write the code for a planned change. Start with one short paragraph saying what the change does and "
@@ -50,18 +50,6 @@ def prompt_bound(configured: int, window: int | None, max_output_tokens: int) ->
     if window is None:
         return configured
     return max(1, min(configured, window - max_output_tokens - WINDOW_MARGIN_TOKENS))
-
-
-def fence_for(text: str) -> str:
-    """A backtick fence longer than any run of backticks in ``text``, so the block cannot end early."""
-    longest = max((len(run) for run in re.findall(r"`{3,}", text)), default=2)
-    return "`" * (longest + 1)
-
-
-def _whole(path: str, text: str) -> str:
-    fence = fence_for(text)
-    body = text if text.endswith("\n") or not text else text + "\n"
-    return f"### {path}\n{fence}\n{body}{fence}\n"
 
 
 def _anchors(analysis: str, path: str) -> tuple[set[str], list[tuple[int, int]]]:
@@ -110,19 +98,18 @@ def excerpt(path: str, text: str, analysis: str, room_tokens: int) -> str | None
     outline = [f"{number + 1}: {line.strip()[:120]}" for number, line in enumerate(lines) if _DEFINITION.match(line)]
     outline = outline[:OUTLINE_MAX_LINES] + ([f"... {len(outline) - OUTLINE_MAX_LINES} more"] if len(outline) > OUTLINE_MAX_LINES else [])
     head = (
-        f"### {path} ({len(lines):,} lines: too big to send whole. Its outline, then the parts the plan points at, "
+        f"\n### {path} ({len(lines):,} lines: too big to send whole. Its outline, then the parts the plan points at, "
         "each headed by its line numbers, which are not part of the file. Copy SEARCH lines from these parts.)\n"
         "Outline (line: definition):\n" + "\n".join(outline) + "\n"
     )
     if estimate_tokens(head) > room_tokens:
         return None
-    fence = fence_for(text)
     parts = [head]
     chosen: list[tuple[int, int]] = []
     for window in _windows(lines, analysis, path):
         trial = _merge([*chosen, window])
         rendered = "".join(
-            f"Lines {start + 1}-{end}:\n{fence}\n" + "\n".join(lines[start:end]) + f"\n{fence}\n" for start, end in trial
+            file_block(path, "\n".join(lines[start:end]), f" lines {start + 1}-{end}") for start, end in trial
         )
         if estimate_tokens(head + rendered) > room_tokens:
             continue
@@ -154,17 +141,17 @@ def code_prompt(task: str, analysis: str, files: Mapping[str, str], max_tokens: 
     by_size = sorted(files, key=lambda path: len(files[path]))
     for index, path in enumerate(by_size):
         share = max(0, room) // (len(by_size) - index)
-        whole = _whole(path, files[path])
+        whole = file_block(path, files[path])
         part = whole if estimate_tokens(whole) <= share else excerpt(path, files[path], analysis, share)
         if part is None:
-            note = f"### {path} (not sent: no room left within the prompt bound)\n"
+            note = f"\n### {path} (not sent: no room left within the prompt bound)\n"
             part = note if estimate_tokens(note) <= share else ""
             left_out.append(path)
         elif part is not whole:
             excerpted.append(path)
         rendered[path] = part
         room -= estimate_tokens(part)
-    body = "\n".join(rendered[path] for path in files if rendered[path]) or "(none)\n"
+    body = "".join(rendered[path] for path in files) or "(none)\n"
     messages = [{"role": "system", "content": CODE_SYSTEM}, {"role": "user", "content": frame + body}]
     tokens = estimate_tokens(CODE_SYSTEM) + estimate_tokens(frame + body)
     return CodePrompt(messages=messages, tokens=tokens, excerpted=tuple(excerpted), left_out=tuple(left_out))

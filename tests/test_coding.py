@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from automation.coding import CODE_SYSTEM, code_prompt, excerpt, fence_for, prompt_bound, write_edits
+from automation.coding import CODE_SYSTEM, code_prompt, excerpt, prompt_bound, write_edits
 from automation.context import estimate_tokens
 from automation.edits import EditRules
 from automation.errors import UnusableReplyError
@@ -28,7 +28,7 @@ def test_six_big_files_fit_the_bound_each_sent_as_outline_and_windows() -> None:
     assert estimate_tokens(text) <= prompt.tokens <= 60_000 < estimate_tokens(BIG) * 6
     assert prompt.excerpted == tuple(files) and prompt.left_out == ()
     assert text.count("def helper_4321(value):\n    return value + 4321\n") == 6  # exact lines to copy into SEARCH
-    assert "Lines 17273-" in text  # windows are headed by their line numbers
+    assert "### pkg/mod0.py lines 17273-" in text  # windows are headed by their line numbers
     assert prompt.messages[0] == {"role": "system", "content": CODE_SYSTEM}
 
 
@@ -36,8 +36,8 @@ def test_small_files_go_whole_and_room_is_shared_from_the_smallest_up() -> None:
     files = {"big.py": BIG, "small.py": "x = 1\n", "doc.md": "Use ```python``` fences.\n"}
     prompt = code_prompt("t", "Edit `helper_10`.", files, 30_000)
     text = prompt.messages[1]["content"]
-    assert "### small.py\n```\nx = 1\n```" in text
-    assert "### doc.md\n````\nUse ```python``` fences.\n````" in text
+    assert "### small.py\n```python\nx = 1\n```" in text
+    assert "### doc.md\n````markdown\nUse ```python``` fences.\n````" in text  # the fence outgrows the file's own
     assert prompt.excerpted == ("big.py",) and prompt.tokens <= 30_000
 
 
@@ -48,12 +48,8 @@ def test_a_file_with_no_room_is_named_as_left_out() -> None:
 
 def test_excerpt_without_anything_to_point_at_shows_the_head_and_outline() -> None:
     shown = excerpt("big.py", BIG, "Make it faster.", 5_000)
-    assert shown is not None and "Lines 1-52:" in shown and "5: def helper_1(value):" in shown
+    assert shown is not None and "### big.py lines 1-52\n```python\ndef helper_0(value):" in shown and "5: def helper_1(value):" in shown
     assert estimate_tokens(shown) <= 5_000
-
-
-def test_fence_for_grows_past_backticks_inside() -> None:
-    assert fence_for("plain") == "```" and fence_for("a ```` b") == "`````"
 
 
 @pytest.fixture

@@ -353,7 +353,7 @@ def test_a_huge_file_is_sent_as_outline_and_windows_within_the_bound(world: Worl
     assert "sent in part: app/big.py" in result.stdout
     prompt = world.openai.generation_requests[0].json["messages"][1]["content"]
     assert len(prompt.encode()) // 3 <= 60_000 < len(functions.encode()) // 3
-    assert "def helper_4321(value):" in prompt and "Lines " in prompt
+    assert "def helper_4321(value):" in prompt and "### app/big.py lines " in prompt
     changed = world.remote_file("ai/add-a-greeting-module", "app/big.py")
     assert changed == functions.replace("return value + 4321\n", "return value * 2\n")
 
