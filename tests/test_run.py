@@ -325,6 +325,20 @@ def test_a_reply_that_changes_nothing_opens_no_pull_request_and_counts_against_t
     assert ledger["health"]["parked"][next(iter(ledger["health"]["parked"]))]["failures"] == 1
 
 
+def test_a_file_holding_a_secret_from_the_environment_is_refused_and_never_pushed(world: World) -> None:
+    leak = {"path": "app/settings.py", "content": f"OPENAI_KEY = {world.env['OPENAI_API_KEY']!r}\n"}
+    world.openai.content = FakeOpenAI.code_reply("Add a greeting module", [GREETING, leak])
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    branch = "ai/add-a-greeting-module"
+    assert world.remote_file(branch, "app/greeting.py") == GREETING["content"]
+    assert world.remote_file(branch, "app/settings.py") is None
+    [pull] = world.created_pulls()
+    assert "app/settings.py: content holds a secret value from the environment" in pull["body"]
+    assert world.env["OPENAI_API_KEY"] not in pull["body"] + result.stdout + result.stderr
+
+
 def test_a_prompt_over_the_window_fails_over_to_the_larger_window_model(world: World) -> None:
     world.openai.script(FakeOpenAI.context_length_exceeded())
     result = world.run()
