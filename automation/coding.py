@@ -36,6 +36,7 @@ MAX_READ_BYTES = 5_000_000  # a named file up to this size is read, then sent wh
 OUTLINE_MAX_LINES = 80
 WINDOW_BEFORE = 12
 WINDOW_AFTER = 40
+MAX_WINDOWS = 200  # candidate windows tried per file: a name used everywhere cannot make the excerpt slow
 _DEFINITION = re.compile(
     r"^[ \t]*(?:export[ \t]+)?(?:async[ \t]+)?(?:def|class|function|func|fn|interface|struct|enum|impl|trait)"
     r"[ \t]+([A-Za-z_$][\w$]*)|^(#{1,6}[ \t]+\S.*)$"
@@ -106,7 +107,7 @@ def excerpt(path: str, text: str, analysis: str, room_tokens: int) -> str | None
         return None
     parts = [head]
     chosen: list[tuple[int, int]] = []
-    for window in _windows(lines, analysis, path):
+    for window in _windows(lines, analysis, path)[:MAX_WINDOWS]:
         trial = _merge([*chosen, window])
         rendered = "".join(
             file_block(path, "\n".join(lines[start:end]), f" lines {start + 1}-{end}") for start, end in trial
