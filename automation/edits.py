@@ -308,7 +308,12 @@ class Draft:
         if touched > self.rules.max_files:
             return [*problems, f"the reply changes {touched} files; at most {self.rules.max_files} are accepted in one change"]
         unresolved = self.failed - set(by_path)
+        spelled = {path.casefold(): path for path in self.accepted}
         for path, blocks in by_path.items():
+            twin = spelled.setdefault(path.casefold(), path)
+            if twin != path:  # one file on a macOS or Windows checkout
+                self.refused[_show(path)] = f"differs from {_show(twin)} only in case"
+                continue
             problem = self._take_file(path, blocks)
             self.failed.discard(path)
             if problem:

@@ -193,6 +193,11 @@ def test_blocks_that_do_not_fit_the_tree_are_problems_naming_file_and_block(repo
     ]
 
 
+def test_two_paths_that_differ_only_in_case_are_one_file_on_some_checkouts(repo: Path) -> None:
+    draft, problems = take(repo, reply(block("dup.md", "", "a\n"), block("DUP.md", "", "b\n")))
+    assert problems == [] and draft.plan().refused == ("DUP.md: differs from dup.md only in case",)
+
+
 def test_a_directory_or_a_file_as_parent_is_refused(repo: Path) -> None:
     draft, _ = take(repo, reply(GOOD, block("app"), block("README.md/child.md")))
     assert draft.plan().refused == ("app: is a directory", "README.md/child.md: README.md is a file, not a directory")
