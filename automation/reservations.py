@@ -53,7 +53,7 @@ def estimate(config: Config, prompt_overhead_tokens: int) -> tuple[int, int]:
     cost = budget.run_cost(
         config.price(config.analysis_model), config.price(config.code_model), config.analysis_max_tokens,
         config.code_max_tokens, analysis=Usage(input_tokens=config.context_max_tokens + prompt_overhead_tokens),
-        code=Usage(input_tokens=config.context_max_tokens + config.analysis_max_tokens + prompt_overhead_tokens),
+        code=Usage(input_tokens=config.code_max_input_tokens),  # the code prompt is built within this bound (coding.py)
     )
     first = config.price(config.analysis_model).worst_case_micro_usd(0, config.analysis_max_tokens)
     return cost.analysis_worst + 2 * cost.code_worst, first

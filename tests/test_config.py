@@ -405,18 +405,18 @@ def test_a_path_that_cannot_be_made_canonical_is_refused_naming_the_key(text: st
 
 
 def test_the_model_cannot_write_the_ledger_tasks_or_denied_files_through_another_spelling(tmp_path: Path) -> None:
-    import json
-
     from automation import edits
 
     config = parse_config(
         "ledger:\n  path: ./token_budget.json\ntasks:\n  file: docs/./TASKS.md\nedits:\n  deny: [./secrets/]\n", SOURCE, TODAY
     )
     rules = edits.EditRules(ledger_path=config.ledger_path, tasks_path=config.tasks_file, deny=config.edits_deny)
-    files = [{"path": path, "action": "create", "content": "x"} for path in ("token_budget.json", "docs/TASKS.md", "secrets/key.txt")]
-    reply = json.dumps({"summary": "s", "files": files + [{"path": "ok.txt", "action": "create", "content": "x"}]})
+    paths = ("token_budget.json", "docs/TASKS.md", "secrets/key.txt", "ok.txt")
+    reply = "s\n\n" + "".join(f"{path}\n```\n<<<<<<< SEARCH\n=======\nx\n>>>>>>> REPLACE\n```\n" for path in paths)
+    draft = edits.Draft(root=tmp_path, rules=rules)
 
-    plan = edits.parse_and_check(reply, tmp_path, rules)
+    assert draft.take(reply) == []
+    plan = draft.plan()
 
     assert [edit.path for edit in plan.edits] == ["ok.txt"]
     assert len(plan.refused) == 3
