@@ -40,7 +40,6 @@ MARKER_SEARCH = "<<<<<<< SEARCH"
 MARKER_DIVIDER = "======="
 MARKER_REPLACE = ">>>>>>> REPLACE"
 DELETE_PREFIX = "DELETE "
-SUMMARY_MAX_CHARS = 4_000
 NEAREST_MAX_LINES = 40
 SHOWN_LINE_MAX_CHARS = 200
 
@@ -166,7 +165,7 @@ def parse(reply_text: str) -> ParsedReply:
             f"holding {MARKER_SEARCH}, the exact current lines, {MARKER_DIVIDER}, the new lines, {MARKER_REPLACE}"
         )
     summary = "\n".join(summary_lines or []).strip() or "\n".join(lines[at] for at in prose).strip()  # else the closing prose
-    return ParsedReply(summary=summary[:SUMMARY_MAX_CHARS].strip(), blocks=tuple(blocks), problems=tuple(problems))
+    return ParsedReply(summary=summary, blocks=tuple(blocks), problems=tuple(problems))
 
 
 def _closing_fence(lines: list[str], start: int, fence: str) -> int:
