@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import replace
 from typing import Any
 
-from . import budget, discord, health
+from . import budget, discord, followups, health
 from .config import Config
 from .ledger import Ledger, RunRecord
 
@@ -76,6 +76,14 @@ def after_run(
                 repository=repository, now=now, task=record.task, pr_url=record.pr_url,
                 run_cost_micro=record.cost_micro_usd, month_spent_micro=ledger.spent_micro_usd, budget_micro=cap,
                 prs_this_month=ledger.prs_opened, projected_micro=pace.projected_micro_usd, runs_out_on=pace.runs_out_on,
+            )
+        )
+    elif record.kind == "follow_up" and outcome.startswith("follow_up_") and record.pr_url:
+        embeds.append(
+            discord.follow_up_embed(
+                repository=repository, now=now, task=record.task, pr_url=record.pr_url, outcome=outcome,
+                run_cost_micro=record.cost_micro_usd, pull_cost_micro=followups.pull_cost(ledger, record.pr_url),
+                month_spent_micro=ledger.spent_micro_usd, budget_micro=cap,
             )
         )
     elif outcome.startswith("failed"):

@@ -68,6 +68,14 @@ class Config:
     run_deadline_seconds: float = 25 * 60
     ledger_commit_seconds: float = 120.0
     request_timeout_seconds: float = 120.0
+    # Follow-ups on the bot's open PRs (red checks, change requests, mentions): see followups.py.
+    follow_ups_enabled: bool = True
+    follow_up_max_attempts: int = 2
+    follow_up_handle: str = "@ai-orchestration"
+    follow_up_needs_human_label: str = "ai-needs-human"
+    follow_up_takeover_label: str = "ai-hands-off"
+    follow_up_log_max_chars: int = 6_000
+    follow_up_diff_max_chars: int = 12_000
     prices: PriceTable = field(default_factory=PriceTable.builtin)
 
     def price(self, model: str) -> Price:
@@ -203,6 +211,13 @@ def _optional_month(key: str, value: Any) -> str | None:
     return text
 
 
+def _handle(key: str, value: Any) -> str:
+    text = _text(key, value)
+    if not re.fullmatch(r"@[A-Za-z0-9][A-Za-z0-9-]*(\[bot\])?", text):
+        raise _TypeProblem(f"{key} must be a GitHub mention like @ai-orchestration (got {text!r})")
+    return text
+
+
 def _optional_text(key: str, value: Any) -> str | None:
     return None if value is None else _text(key, value)
 
@@ -249,6 +264,13 @@ SCHEMA: dict[str, tuple[str, Validator]] = {
     "run.deadline_minutes": ("run_deadline_seconds", _minutes),
     "run.ledger_commit_seconds": ("ledger_commit_seconds", _positive_seconds),
     "run.request_timeout_seconds": ("request_timeout_seconds", _positive_seconds),
+    "follow_ups.enabled": ("follow_ups_enabled", _bool),
+    "follow_ups.max_attempts": ("follow_up_max_attempts", _positive_int),
+    "follow_ups.handle": ("follow_up_handle", _handle),
+    "follow_ups.needs_human_label": ("follow_up_needs_human_label", _text),
+    "follow_ups.takeover_label": ("follow_up_takeover_label", _text),
+    "follow_ups.log_max_chars": ("follow_up_log_max_chars", _positive_int),
+    "follow_ups.diff_max_chars": ("follow_up_diff_max_chars", _positive_int),
 }
 SECTIONS = sorted({key.split(".")[0] for key in SCHEMA} | {"prices"})
 PRICE_FIELDS = ("provider", "input", "output", "cache_write_5m", "cache_write_1h", "cache_read")

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import requests
 
 from .prices import format_usd
-from .redact import MASK, redact, secret_values
+from .redact import MASK, redact, redact_tree, secret_values
 from .reports import progress_bar, spent_usd
 
 __all__ = [
@@ -285,6 +285,36 @@ def run_completed_embed(
     )
 
 
+def follow_up_embed(
+    *,
+    repository: str,
+    now: dt.datetime,
+    task: str,
+    pr_url: str,
+    outcome: str,
+    run_cost_micro: int,
+    pull_cost_micro: int,
+    month_spent_micro: int,
+    budget_micro: int,
+) -> dict[str, Any]:
+    """A follow-up worked on an open PR: what it did, what it cost, what the PR has cost so far."""
+    pushed = outcome == "follow_up_pushed"
+    return _embed(
+        "run_completed",
+        title="🔁 Follow-up: fix pushed" if pushed else "💬 Follow-up: replied, no change",
+        description=task,
+        url=pr_url,
+        fields=[
+            ("Pull request", pr_url, False),
+            ("This run", _money(run_cost_micro), True),
+            ("This PR so far", _money(pull_cost_micro), True),
+            ("Month to date", _month_to_date(month_spent_micro, budget_micro), False),
+        ],
+        repository=repository,
+        now=now,
+    )
+
+
 def milestone_embed(
     *,
     repository: str,
@@ -532,9 +562,11 @@ class Notifier:
         log: Callable[[str], None] = print,
         timeout: float = 10,
         max_attempts: int = 5,
+        secrets: Sequence[str] = (),
     ) -> None:
         self._url = (webhook_url or "").strip() or None
-        self._secrets = secret_values({"DISCORD_WEBHOOK_URL": self._url or ""})
+        # Every secret of the run, so a task typed with a token in it never reaches Discord.
+        self._secrets = sorted({*secret_values({"DISCORD_WEBHOOK_URL": self._url or ""}), *secrets}, key=len, reverse=True)
         self._session = session if session is not None else requests.Session()
         self._sleep = sleep
         self._log = log
@@ -563,7 +595,7 @@ class Notifier:
             return False
         try:
             url = with_wait(self._url)
-            return all(self._post(url, payload) for payload in fit_message(embeds))
+            return all(self._post(url, payload) for payload in fit_message(redact_tree(list(embeds), self._secrets)))
         except Exception as error:  # best effort: a bug here must not fail the run
             self._warn(f"Discord notification skipped ({type(error).__name__})")
             return False

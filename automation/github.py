@@ -1,20 +1,27 @@
-"""PyGithub: connecting, finding the bot's pull requests, opening one with labels.
+"""PyGithub: connecting, finding the bot's pull requests, opening one with labels, and what a
+follow-up reads (check runs, commit statuses, Actions job logs, reviews, comments) and writes
+(a comment, a label).
 
 A PR is tied to its task by a hidden marker in its body (the SHA-256 of the task text), so
-the bot recognises its own PRs, open or closed, even after a human edits the title.
+the bot recognises its own PRs, open or closed, even after a human edits the title. Model text
+never carries a live marker (:func:`neutralise_markers`) and only the last marker in a body
+counts: the bot writes its own at the very end.
 Every GitHubError message is one line, says what to do, and never contains the token.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import github
 import requests
 from github import Auth, GithubException, GithubRetry
+from github.CheckRun import CheckRun
 from github.PullRequest import PullRequest
 from github.Repository import Repository
 
@@ -23,6 +30,8 @@ from .redact import MASK, redact
 
 DEFAULT_API_URL = "https://api.github.com"
 _MARKER = re.compile(r"<!--\s*ai-orchestration:task=([0-9a-f]{64})\s*-->")
+# Any of the bot's hidden markers (task, follow-up) at the start of an HTML comment.
+_ANY_MARKER = re.compile(r"<!--(?=\s*ai-orchestration:)")
 # GitHub token formats (classic/OAuth/user/server/refresh, fine-grained), scrubbed even if unknown.
 _TOKEN_SHAPES = re.compile(r"\b(?:gh[opusr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")
 _ACTIONS_NOT_PERMITTED = "not permitted to create or approve pull requests"
@@ -44,6 +53,11 @@ class BotPull:
     merged: bool
     head: str
     task_hash: str | None
+    head_sha: str = ""
+    draft: bool = False
+    labels: tuple[str, ...] = ()
+    author: str = ""  # login that opened the PR: the bot's identity on GitHub
+    body: str = ""
 
 
 def task_hash(task_text: str) -> str:
@@ -57,9 +71,34 @@ def task_marker(task_text: str) -> str:
 
 
 def parse_task_hash(body: str | None) -> str | None:
-    """The task hash from a PR body's marker, or None if the body has none."""
-    match = _MARKER.search(body or "")
-    return match.group(1) if match else None
+    """The task hash from the bot's own marker (the last one in the body), or None if there is none.
+
+    The bot writes its marker after everything else, and model text in the body has its
+    markers neutralised, so a quoted marker earlier in the body never decides the task.
+    """
+    matches = _MARKER.findall(body or "")
+    return matches[-1] if matches else None
+
+
+def belongs_to(pull: BotPull, task_text: str, branch: str) -> bool:
+    """Whether ``pull`` is the PR for ``task_text``, whose branch name is ``branch`` (``ai/<slug>``).
+
+    The marker decides when the body has one; when a human rewrote the body and it is gone,
+    the head branch does: ``branch`` itself or a rerun's ``branch-N`` (N >= 2).
+    """
+    if pull.task_hash is not None:
+        return pull.task_hash == task_hash(task_text)
+    return is_task_branch(pull.head, branch)
+
+
+def is_task_branch(head: str, branch: str) -> bool:
+    """Whether ``head`` is ``branch`` or one of its reruns, ``branch-2``, ``branch-3``, ..."""
+    return re.fullmatch(re.escape(branch) + r"(?:-(?:[2-9]|[1-9][0-9]+))?", head) is not None
+
+
+def neutralise_markers(text: str) -> str:
+    """Model or user text with every ``<!-- ai-orchestration:...`` turned into visible, inert text."""
+    return _ANY_MARKER.sub("&lt;!--", text)
 
 
 @dataclass(frozen=True)
@@ -205,7 +244,170 @@ def _bot_pull(pr: PullRequest) -> BotPull:
         merged=pr.merged_at is not None,
         head=pr.head.ref,
         task_hash=parse_task_hash(pr.body),
+        head_sha=pr.head.sha,
+        draft=bool(pr.draft),
+        labels=tuple(label.name for label in pr.labels),
+        author=pr.user.login if pr.user is not None else "",
+        body=pr.body or "",
     )
+
+
+# --- what a follow-up reads and writes --------------------------------------------------
+
+# Check-run conclusions that mean "this commit broke something" (cancelled, skipped, neutral
+# and stale do not: they say nothing about the code). Source: docs.github.com/rest/checks/runs.
+_FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "startup_failure"})
+_ACTIONS_APP = "github-actions"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check run or commit status on a commit, reduced to what a follow-up decides on."""
+
+    name: str
+    state: str  # "pending" | "failed" | "done"
+    url: str | None
+    job_id: int | None  # the GitHub Actions job behind a check run (Actions check-run ids are job ids)
+    summary: str  # the check's output title and summary, or the status description
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A review or a PR conversation comment: what a follow-up may answer."""
+
+    key: str  # "review-<id>" or "comment-<id>": stable, recorded in the reply once answered
+    kind: str  # "review" | "comment"
+    author: str
+    body: str  # a review's inline comments are folded in as "`path` line N: text"
+    url: str
+    at: str  # ISO 8601 UTC: when it was submitted
+    state: str = ""  # a review's state: CHANGES_REQUESTED, COMMENTED, APPROVED, DISMISSED
+
+
+@contextmanager
+def _api(repo: Repository, doing: str) -> Iterator[None]:
+    try:
+        yield
+    except GithubException as exc:
+        raise _error(exc, doing, _secrets(repo)) from None
+    except requests.RequestException as exc:
+        raise _unreachable(exc, _base_url(repo), _secrets(repo)) from None
+
+
+def checks(repo: Repository, sha: str) -> tuple[Check, ...]:
+    """Every check run and commit status on ``sha`` (GET .../commits/{sha}/check-runs and .../status).
+
+    The combined status says "pending" when a commit has no statuses at all, so each status
+    is read on its own rather than the combined state.
+    """
+    with _api(repo, f"reading the checks of {sha[:12]}"):
+        commit = repo.get_commit(sha)
+        found = [_check_run(run) for run in commit.get_check_runs()]
+        for status in commit.get_combined_status().statuses:
+            state = {"pending": "pending", "failure": "failed", "error": "failed"}.get(status.state, "done")
+            found.append(Check(name=status.context, state=state, url=status.target_url, job_id=None,
+                               summary=status.description or ""))
+    return tuple(found)
+
+
+def _check_run(run: CheckRun) -> Check:
+    if run.status != "completed":
+        state = "pending"
+    else:
+        state = "failed" if run.conclusion in _FAILED_CONCLUSIONS else "done"
+    output = run.output
+    summary = "\n".join(part for part in (output.title, output.summary) if part) if output is not None else ""
+    from_actions = run.app is not None and run.app.slug == _ACTIONS_APP
+    return Check(name=run.name, state=state, url=run.html_url or run.details_url,
+                 job_id=run.id if from_actions else None, summary=summary)
+
+
+def job_log(repo: Repository, job_id: int, *, max_bytes: int, timeout: float = 30.0) -> str:
+    """The last ``max_bytes`` of a GitHub Actions job's log, or a one-line note saying why there is none.
+
+    ``GET /repos/{owner}/{repo}/actions/jobs/{job_id}/logs`` answers 302 with a short-lived
+    URL on another host (docs.github.com/rest/actions/workflow-jobs). requests follows it and
+    drops the Authorization header on the change of host, so the token never leaves GitHub.
+    A missing log (expired: 410, or no ``actions: read``: 403/404) is a note, not a failure.
+    """
+    url = f"{repo.url}/actions/jobs/{job_id}/logs"
+    headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+    token = _secrets(repo)
+    if token:
+        headers["Authorization"] = f"Bearer {token[0]}"
+    try:
+        with requests.get(url, headers=headers, timeout=timeout, stream=True, allow_redirects=True) as response:
+            if response.status_code != 200:
+                hint = "; the job needs `actions: read`" if response.status_code in (403, 404) else ""
+                return f"(no log for job {job_id}: GitHub answered {response.status_code}{hint})"
+            tail = bytearray()
+            for chunk in response.iter_content(chunk_size=65536):
+                tail += chunk
+                del tail[:-max_bytes]
+    except requests.RequestException as exc:
+        return f"(no log for job {job_id}: {type(exc).__name__})"
+    return tail.decode("utf-8", "replace")
+
+
+def comments(repo: Repository, number: int) -> tuple[Comment, ...]:
+    """The PR's reviews (with their inline comments folded in) and conversation comments, oldest first."""
+    with _api(repo, f"reading the reviews and comments of pull request #{number}"):
+        pr = repo.get_pull(number)
+        inline: dict[int, list[str]] = {}
+        for note in pr.get_review_comments():
+            where = f"`{note.path}` line {note.line}" if note.line else f"`{note.path}`"
+            inline.setdefault(note.pull_request_review_id, []).append(f"{where}: {note.body}")
+        found = [
+            Comment(
+                key=f"review-{review.id}", kind="review", author=review.user.login if review.user else "",
+                body="\n".join([review.body or "", *inline.get(review.id, [])]).strip(), url=review.html_url,
+                at=_iso(review.submitted_at), state=review.state,
+            )
+            for review in pr.get_reviews()
+        ]
+        found += [
+            Comment(key=f"comment-{note.id}", kind="comment", author=note.user.login if note.user else "",
+                    body=note.body or "", url=note.html_url, at=_iso(note.created_at))
+            for note in pr.get_issue_comments()
+        ]
+    return tuple(sorted(found, key=lambda c: (c.at, c.key)))
+
+
+def _iso(moment: dt.datetime | None) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(moment, dt.datetime) else ""
+
+
+def pull_commits(repo: Repository, number: int) -> tuple[tuple[str, str, str, str], ...]:
+    """(sha, author name, author email, committer email) of each of PR ``number``'s commits, oldest
+    first (``GET .../pulls/{n}/commits``, which lists up to 250). From the API, not git history,
+    so a shallow checkout sees them too."""
+    with _api(repo, f"listing the commits of pull request #{number}"):
+        return tuple(
+            (c.sha, c.commit.author.name or "", c.commit.author.email or "", c.commit.committer.email or "")
+            for c in repo.get_pull(number).get_commits()
+        )
+
+
+def pull_diff(repo: Repository, number: int) -> str:
+    """PR ``number``'s changes file by file, as unified-diff text (``GET .../pulls/{n}/files``;
+    binary and very large files come without a patch)."""
+    with _api(repo, f"reading the changes of pull request #{number}"):
+        return "\n".join(
+            f"--- a/{f.filename}\n+++ b/{f.filename} ({f.status})\n{f.patch or '(no textual diff)'}"
+            for f in repo.get_pull(number).get_files()
+        )
+
+
+def comment(repo: Repository, number: int, body: str) -> str:
+    """Post ``body`` on PR ``number``'s conversation; the new comment's URL."""
+    with _api(repo, f"commenting on pull request #{number}"):
+        return repo.get_issue(number).create_comment(body).html_url
+
+
+def add_labels(repo: Repository, number: int, labels: Sequence[str]) -> None:
+    """Label PR ``number`` (GitHub creates missing labels)."""
+    with _api(repo, f"labelling pull request #{number}"):
+        repo.get_issue(number).add_to_labels(*labels)
 
 
 def _secrets(repo: Repository) -> list[str]:

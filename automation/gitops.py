@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from .errors import GitError, ProtectedBranchError
@@ -180,14 +181,53 @@ def free_branch_name(root: Path, name: str, env: Mapping[str, str] | None) -> st
     A rerun of a task whose earlier branch still exists gets a fresh branch instead of a
     rejected push.
     """
-    _check_branch(name)
-    out = _git(root, ["ls-remote", "--heads", REMOTE, f"refs/heads/{name}*"], env, f"list branches of {REMOTE}").decode()
-    taken = {line.split("\t", 1)[1][len("refs/heads/"):] for line in out.splitlines() if "\t" in line}
+    taken = set(remote_branches(root, name, env))
     candidate, n = name, 1
     while candidate in taken:
         n += 1
         candidate = f"{name}-{n}"
     return candidate
+
+
+def remote_branches(root: Path, prefix: str, env: Mapping[str, str] | None) -> list[str]:
+    """Origin's branches whose names start with ``prefix``, sorted."""
+    _check_branch(prefix)
+    out = _git(root, ["ls-remote", "--heads", REMOTE, f"refs/heads/{prefix}*"], env, f"list branches of {REMOTE}").decode()
+    return sorted(line.split("\t", 1)[1][len("refs/heads/"):] for line in out.splitlines() if "\t" in line)
+
+
+def changed_files(root: Path, sha: str, env: Mapping[str, str] | None) -> list[tuple[str, str]]:
+    """(path, "create" | "update" | "delete") for each file commit ``sha`` changed against its parent.
+
+    One commit against its parent, not a branch against a merge base: a shallow checkout
+    (``fetch-depth: 1``) has no merge base to find.
+    """
+    out = _git(root, ["diff", "--name-status", "--no-renames", "-z", f"{sha}^", sha], env,
+               f"list the files {sha[:12]} changed").decode("utf-8", "replace")
+    fields = [field for field in out.split("\0") if field]
+    actions = {"A": "create", "D": "delete"}
+    return [(path, actions.get(status[:1], "update")) for status, path in zip(fields[::2], fields[1::2])]
+
+
+def commit_message(root: Path, sha: str, env: Mapping[str, str] | None) -> tuple[str, str]:
+    """(author email, full message) of commit ``sha``."""
+    out = _git(root, ["log", "-1", "--format=%ae%x00%B", sha], env, f"read commit {sha[:12]}").decode("utf-8", "replace")
+    email, _, message = out.partition("\0")
+    return email, message.rstrip("\n")
+
+
+@contextmanager
+def worktree(root: Path, sha: str, env: Mapping[str, str] | None) -> Iterator[Path]:
+    """A temporary detached checkout of ``sha`` (``git worktree``), removed afterwards; the
+    user's own working tree, index and HEAD are untouched."""
+    with tempfile.TemporaryDirectory(prefix="ai-orchestration-tree-") as scratch:
+        path = Path(scratch) / "tree"
+        _git(root, ["worktree", "add", "--quiet", "--detach", str(path), sha], env, f"check out {sha[:12]}")
+        try:
+            yield path
+        finally:
+            _run(root, ["worktree", "remove", "--force", str(path)], env)
+            _run(root, ["worktree", "prune"], env)
 
 
 def remote_file(root: Path, ref: str, path: str, env: Mapping[str, str] | None) -> bytes | None:

@@ -84,6 +84,8 @@ class RunRecord:
     outcome: str = "running"
     pr_url: str | None = None
     calls: tuple[CallRecord, ...] = ()
+    kind: str = "task"  # "task": a new task's run; "follow_up": a run that worked on an open PR
+    pull: int | None = None  # the PR number a follow-up worked on
 
     @property
     def cost_micro_usd(self) -> int:
@@ -99,6 +101,10 @@ class RunRecord:
         }
         if self.pr_url:
             record["pr_url"] = self.pr_url
+        if self.kind != "task":
+            record["kind"] = self.kind
+        if self.pull is not None:
+            record["pull"] = self.pull
         return record
 
 
@@ -197,7 +203,7 @@ class Ledger:
 
     @property
     def prs_opened(self) -> int:
-        return sum(1 for run in self.runs if run.pr_url)
+        return sum(1 for run in self.runs if run.pr_url and run.kind == "task")
 
     def model_totals(self) -> dict[str, ModelTotals]:
         totals: dict[str, ModelTotals] = {}
@@ -610,6 +616,8 @@ class _Reader:
             id=run_id, started_at=started_at, task=task, outcome=outcome,
             pr_url=self.text(row, "pr_url", f"{where}.pr_url", optional=True),
             calls=tuple(self.call(c, f"{where}.calls[{i}]") for i, c in enumerate(rows)),
+            kind=self.text(row, "kind", f"{where}.kind", optional=True) or "task",
+            pull=None if row.get("pull") is None else self.integer(row, "pull", f"{where}.pull"),
         )
 
     def call(self, row: Any, where: str) -> CallRecord:

@@ -11,10 +11,11 @@ import datetime as dt
 import re
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, TextIO
+from typing import TYPE_CHECKING, Callable, Mapping, NoReturn, TextIO
 
-from . import alerts, attempts, budget, coding, context, edits, estimate, github, gitops, health, keys, ledger as ledger_module, reports, tasks
+from . import alerts, attempts, budget, coding, context, edits, estimate, followup_run, github, gitops, health, keys, ledger as ledger_module, reports, tasks
 from .config import DEFAULT_CONFIG_PATH, Config, load_config
 from . import discord, ledger_source, reservations
 from .discord import Notifier
@@ -25,6 +26,8 @@ from .redact import mask_commands, redact, secret_values
 from .wording import plural
 
 if TYPE_CHECKING:
+    from github.Repository import Repository
+
     from .providers import ModelReply
 
 ANALYSIS_SYSTEM = (
@@ -37,6 +40,9 @@ LEDGER_PUSH_ATTEMPTS = reservations.RESERVE_ATTEMPTS  # overlapping runs settle 
 RESCUE_LEDGER_BRANCH = ledger_source.RESCUE_BRANCH
 # The outcome of `run --decide-only` when there is work: the next step installs the SDKs and runs.
 HANDED_OVER = "handed_over"
+# The last line of the bot's task commits: with the task's title as subject, it lets a later
+# run recognise a branch whose pull request could not be opened.
+OPENED_BY = "Opened by ai-orchestration."
 
 
 @dataclass
@@ -83,7 +89,7 @@ def run(
     decide_only: bool = False,
     nonce: Callable[[], str] = ledger_module.random_nonce,
 ) -> int:
-    """One cron run. Exit 0: PR opened or a policy stop; 1: a step failed; 2: invalid input.
+    """One cron run. Exit 0: PR opened, a follow-up done, or a policy stop; 1: a step failed; 2: invalid input.
 
     ``decide_only`` runs every policy stop for real (recorded, announced, ledger committed) but
     hands a run with work over before its first model call, writing ``work=true`` to
@@ -95,7 +101,7 @@ def run(
     if not decide_only:  # the deciding step is given no model keys
         keys.require_keys(env, {config.price(model).provider for model in config.configured_models().values()})
     session = _open_session(repo, config, env, now, out, clock, nonce)
-    notifier = Notifier(env.get("DISCORD_WEBHOOK_URL"), log=session.say)
+    notifier = Notifier(env.get("DISCORD_WEBHOOK_URL"), log=session.say, secrets=session.secrets)
     for warning in config.retirement_warnings(now.date()):
         session.say(warning)
     session.ledger, embeds = alerts.before_run(session.ledger, session.base_ledger, config, now, session.repository)
@@ -107,18 +113,18 @@ def run(
         budget.reserve(session.ledger, config.monthly_budget_micro_usd, config.price(config.analysis_model), 0, config.analysis_max_tokens)
         remote = github.connect(env)
         pulls = github.bot_pull_requests(remote, config.branch_prefix)
+        if task_text is None:  # follow-ups first, unless someone asked for a task by hand
+            followup_run.first(session, remote, pulls, analyse=_analyse, write_code=_write_code,
+                               hand_over=partial(_hand_over, session) if decide_only else None)
         task = _pick_task(session, task_text, pulls)
         _check_pull_request_limit(config, pulls)
         if decide_only:
-            _hand_over(session, task)
+            _hand_over(session, f"'{task.text}'")
         session.record = replace(session.record, task=task.text)
         session.reserver.reserve(session.ledger, task.text, *reservations.estimate(config, estimate.PROMPT_OVERHEAD_TOKENS))
         if config.notify_run_started:
             notifier.notify([discord.run_started_embed(repository=session.repository, now=now, task=task.text, run_url=reports.run_url(env))])
-        repo_context = context.build_context(repo, task.brief, config.context_max_tokens, _private_paths(config))
-        analysis = _analyse(session, task.brief, repo_context)
-        plan = _write_code(session, task.brief, analysis, repo_context)
-        pr = _open_pull_request(session, remote, task, analysis, plan)
+        pr = _resume_pushed_branch(session, remote, task, pulls) or _new_pull_request(session, remote, task)
         session.save(replace(session.record, outcome="pr_opened", pr_url=pr.url))
         outcome = "pr_opened"
     except PolicyStop as stop:
@@ -139,12 +145,12 @@ def run(
     return EXIT_OK
 
 
-def _hand_over(session: Session, task: tasks.Task) -> None:
+def _hand_over(session: Session, work: str) -> NoReturn:
     """Stop before the first model call once it is sure the run has work (breakers included)."""
     config = session.config
     health.chain(session.ledger, config, config.analysis_model, config.analysis_fallbacks, session.now)
     health.chain(session.ledger, config, config.code_model, config.code_fallbacks, session.now)
-    raise PolicyStop(f"Work to do: '{task.text}'; the full run takes it from here.", HANDED_OVER)
+    raise PolicyStop(f"Work to do: {work}; the full run takes it from here.", HANDED_OVER)
 
 
 def _write_output(env: Mapping[str, str], name: str, value: str) -> None:
@@ -153,6 +159,14 @@ def _write_output(env: Mapping[str, str], name: str, value: str) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as output:
             output.write(f"{name}={value}\n")
+
+
+def _new_pull_request(session: Session, remote: Repository, task: tasks.Task) -> github.BotPull:
+    """Context, analysis, code and edit checks, then the branch and the PR."""
+    repo_context = context.build_context(session.repo, task.brief, session.config.context_max_tokens, _private_paths(session.config))
+    analysis = _analyse(session, task.brief, repo_context)
+    plan = _write_code(session, task.brief, analysis, repo_context)
+    return _open_pull_request(session, remote, task, analysis, plan)
 
 
 def _check_pull_request_limit(config: Config, pulls: list[github.BotPull]) -> None:
@@ -214,13 +228,13 @@ def _pick_task(session: Session, task_text: str | None, pulls: list[github.BotPu
     if task_text is not None:
         text = tasks.task_text(task_text)
         task = next((t for t in listed if t.text == text), tasks.Task(text=text, line=0))
-        pull = _pull_for(task.text, pulls)
+        pull = _pull_for(task.text, pulls, config.branch_prefix)
         if pull is not None and pull.state == "open":
             raise PolicyStop(f"'{task.text}' already has an open pull request: {pull.url}", "duplicate")
         return task
     parked = health.parked_tasks(session.ledger)
     for task in listed:
-        pull = _pull_for(task.text, pulls)
+        pull = _pull_for(task.text, pulls, config.branch_prefix)
         if pull is not None:
             reason = "has an open pull request" if pull.state == "open" else "was merged" if pull.merged else "was closed without merging"
             session.say(f"Skipping '{task.text}': {reason} ({pull.url})")
@@ -231,9 +245,13 @@ def _pick_task(session: Session, task_text: str | None, pulls: list[github.BotPu
     raise PolicyStop(f"No task left in {config.tasks_file}: add a '- [ ] …' line to give the bot work.", "no_task")
 
 
-def _pull_for(task_text: str, pulls: list[github.BotPull]) -> github.BotPull | None:
-    """The bot PR that decides a task's fate: an open one first, then a merged one, then a rejected one."""
-    matching = [pull for pull in pulls if pull.task_hash == github.task_hash(task_text)]
+def _pull_for(task_text: str, pulls: list[github.BotPull], prefix: str) -> github.BotPull | None:
+    """The bot PR that decides a task's fate: an open one first, then a merged one, then a rejected one.
+
+    A PR whose marker a human removed from the body still belongs to its task by its branch.
+    """
+    branch = f"{prefix}{tasks.slug(task_text)}"
+    matching = [pull for pull in pulls if github.belongs_to(pull, task_text, branch)]
     return min(matching, key=lambda pull: (pull.state != "open", not pull.merged), default=None)
 
 
@@ -282,10 +300,16 @@ def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> 
     return _with_fallbacks(session, "analysis", config.analysis_model, config.analysis_fallbacks, attempt)
 
 
-def _write_code(session: Session, task: str, analysis: str, repo_context: context.RepoContext) -> edits.EditPlan:
-    """Ask for SEARCH/REPLACE edits within the prompt bound; one repair request for what could not be used."""
+def _write_code(
+    session: Session, task: str, analysis: str, repo_context: context.RepoContext, root: Path | None = None
+) -> edits.EditPlan:
+    """Ask for SEARCH/REPLACE edits within the prompt bound; one repair request for what could not be used.
+
+    ``root`` is the tree the edits apply to: the checkout, or a follow-up's checkout of the PR branch.
+    """
     config = session.config
-    named = _named_files(session.repo, analysis, repo_context, _private_paths(config))
+    root = root or session.repo
+    named = _named_files(root, analysis, repo_context, _private_paths(config))
     bound = coding.prompt_bound(config.code_max_input_tokens, config.price(config.code_model).context_window, config.code_max_tokens)
     prompt = coding.code_prompt(task, analysis, named, bound)
     if prompt.excerpted or prompt.left_out:
@@ -293,7 +317,7 @@ def _write_code(session: Session, task: str, analysis: str, repo_context: contex
                     f"left out: {', '.join(prompt.left_out) or 'none'}")
     rules = edits.EditRules(ledger_path=config.ledger_path, tasks_path=config.tasks_file, deny=config.edits_deny,
                             config_path=_config_path_in_repo(session.repo, config), secrets=tuple(session.secrets))
-    return coding.write_edits(lambda messages: _code_call(session, messages), prompt.messages, session.repo, rules, session.say)
+    return coding.write_edits(lambda messages: _code_call(session, messages), prompt.messages, root, rules, session.say)
 
 
 def _code_call(session: Session, messages: list[dict]) -> str:
@@ -356,7 +380,7 @@ def _named_files(repo: Path, analysis: str, repo_context: context.RepoContext, p
 
 
 def _open_pull_request(
-    session: Session, remote: object, task: tasks.Task, analysis: str, plan: edits.EditPlan
+    session: Session, remote: Repository, task: tasks.Task, analysis: str, plan: edits.EditPlan
 ) -> github.BotPull:
     config, repo, env = session.config, session.repo, session.env
     default = gitops.remote_default_branch(repo, env)
@@ -369,22 +393,65 @@ def _open_pull_request(
         except ValueError:
             session.say(f"note: '{task.text}' is no longer unticked in {config.tasks_file} on {default}; not ticking it")
     branch = gitops.free_branch_name(repo, f"{config.branch_prefix}{tasks.slug(task.text)}", env)
-    sha = gitops.commit_changes(repo, f"origin/{default}", changes, f"{task.text}\n\nOpened by ai-orchestration.", env=env)
+    message = f"{_title(session, task)}\n\n{redact(plan.summary, session.secrets)}\n\n{OPENED_BY}"
+    sha = gitops.commit_changes(repo, f"origin/{default}", changes, message, env=env)
     gitops.push(repo, sha, branch, env)
     session.say(f"Pushed {branch}")
     answered = next(c.model for c in reversed(session.record.calls) if c.step == "analysis" and c.outcome == "ok")
     body = reports.pull_request_body(
-        summary=plan.summary, analysis=analysis, analysis_model=answered,
-        files=[(edit.path, edit.action) for edit in plan.edits], refused=plan.refused, record=session.record,
+        summary=github.neutralise_markers(plan.summary), analysis=github.neutralise_markers(analysis), analysis_model=answered,
+        files=[(edit.path, edit.action) for edit in plan.edits], record=session.record,
+        refused=tuple(github.neutralise_markers(reason) for reason in plan.refused),
         ledger=session.ledger, budget_micro_usd=config.monthly_budget_micro_usd, link=reports.run_url(env),
         marker=github.task_marker(task.text),
     )
     pr = github.open_pull_request(
-        remote, title=task.text[:250], body=redact(body, session.secrets), head=branch, base=default,
+        remote, title=_title(session, task), body=redact(body, session.secrets), head=branch, base=default,
         labels=config.pr_labels, draft=config.pr_draft,
     )
     session.say(f"Opened {pr.url}")
     return pr
+
+
+def _title(session: Session, task: tasks.Task) -> str:
+    """The PR title and commit subject: the task, secrets masked, within GitHub's title limit."""
+    return redact(task.text, session.secrets)[:250]
+
+
+def _resume_pushed_branch(
+    session: Session, remote: Repository, task: tasks.Task, pulls: list[github.BotPull]
+) -> github.BotPull | None:
+    """The PR for a branch an earlier run pushed for ``task`` but could not open a PR for
+    (GitHub answered 403, 422 or 5xx): opened now, with no model called again. None when
+    there is no such branch: the bot's own commit, subject the task's title, and no PR from it.
+    """
+    config, repo, env = session.config, session.repo, session.env
+    claimed = {pull.head for pull in pulls}
+    base = f"{config.branch_prefix}{tasks.slug(task.text)}"
+    for branch in gitops.remote_branches(repo, base, env):
+        if branch in claimed or not github.is_task_branch(branch, base):
+            continue
+        tip = gitops.fetch(repo, branch, env)
+        assert tip is not None
+        author, message = gitops.commit_message(repo, tip, env)
+        subject, _, rest = message.partition("\n")
+        if author != gitops.BOT_EMAIL or subject != _title(session, task) or not message.endswith(OPENED_BY):
+            continue
+        default = gitops.remote_default_branch(repo, env)
+        gitops.fetch(repo, default, env)
+        paid = next((run for run in reversed(session.ledger.runs)
+                     if run.task == session.record.task[: ledger_module.TASK_TEXT_KEPT] and run.outcome.startswith("failed:")), None)
+        body = reports.resumed_pull_request_body(
+            summary=github.neutralise_markers(rest.removesuffix(OPENED_BY).strip()),
+            files=gitops.changed_files(repo, tip, env), record=paid, ledger=session.ledger,
+            budget_micro_usd=config.monthly_budget_micro_usd, link=reports.run_url(env), marker=github.task_marker(task.text),
+        )
+        session.say(f"Found {branch}, pushed by an earlier run whose pull request was not opened; opening it now")
+        pr = github.open_pull_request(remote, title=_title(session, task), body=redact(body, session.secrets), head=branch,
+                                      base=default, labels=config.pr_labels, draft=config.pr_draft)
+        session.say(f"Opened {pr.url}")
+        return pr
+    return None
 
 
 def _close_run(session: Session, notifier: Notifier, outcome: str, error: AutomationError | None, needed: int | None) -> None:

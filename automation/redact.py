@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
 SECRET_VARIABLES = (
@@ -41,6 +41,18 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     for value in secrets:
         text = text.replace(value, MASK)
     return _CREDENTIALS_IN_URL.sub(rf"\1{MASK}@", text)
+
+
+def redact_tree(value: Any, secrets: Iterable[str]) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings) with every string redacted."""
+    secrets = list(secrets)
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, Mapping):
+        return {key: redact_tree(item, secrets) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_tree(item, secrets) for item in value]
+    return value
 
 
 def mask_commands(env: Mapping[str, str]) -> list[str]:

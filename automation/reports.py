@@ -9,7 +9,7 @@ import datetime as dt
 import math
 from typing import Any, Mapping
 
-from . import budget, estimate, health, series
+from . import budget, estimate, followups, health, series
 from .config import Config
 from .ledger import Ledger, RunRecord
 from .prices import MICRO, format_usd
@@ -78,6 +78,7 @@ def status_data(config: Config, ledger: Ledger, now: dt.datetime) -> dict[str, A
             for entry in ledger.history
         ],
         "health": health.status_data(ledger, config, now),
+        "follow_ups": _follow_ups(ledger),
     }
 
 
@@ -86,12 +87,22 @@ def _money(dollars: float) -> str:
     return format_usd(round(dollars * MICRO))
 
 
+def _follow_ups(ledger: Ledger) -> dict[str, Any]:
+    """Follow-up runs apart from new tasks: runs, PRs worked on, fixes pushed, dollars spent."""
+    data = followups.status_data(ledger)
+    spent = data.pop("spent_micro_usd")
+    return {**data, "spent_usd": usd(spent), "new_task_runs": ledger.executions - data["runs"]}
+
+
 def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -> str:
     lines = [
         f"Month {data['month']}: spent {_money(data['spent_usd'])} of {_money(data['budget_usd'])} "
         f"({_money(data['remaining_usd'])} left)",
         f"  {progress_bar(ledger.spent_micro_usd, budget_micro_usd)}",
         f"  {plural(data['executions'], 'run')}, {plural(data['prs_opened'], 'pull request')}",
+        f"  new tasks: {plural(data['follow_ups']['new_task_runs'], 'run')}; follow-ups: "
+        f"{plural(data['follow_ups']['runs'], 'run')} on {plural(data['follow_ups']['pull_requests'], 'pull request')} "
+        f"({plural(data['follow_ups']['pushed'], 'fix', 'fixes')} pushed), {format_usd(round(data['follow_ups']['spent_usd'] * MICRO), 4)}",
         f"  pace: {_money(data['projected_month_end_usd'])} projected by month end; "
         + (f"the budget runs out on {data['budget_runs_out_on']}" if data["budget_runs_out_on"] else "the budget lasts the month"),
     ]
@@ -225,6 +236,23 @@ def _shorten(text: str, room: int) -> str:
     if cut.count("```") % 2:
         cut += "\n```"
     return cut + SHORTENED
+
+
+def resumed_pull_request_body(
+    *, summary: str, files: list[tuple[str, str]], record: RunRecord | None, ledger: Ledger, budget_micro_usd: int,
+    link: str | None, marker: str,
+) -> str:
+    """The body of a PR opened from a branch an earlier run pushed but could not open a PR for."""
+    parts = [summary or "(no summary)", "",
+             "An earlier run pushed this branch but could not open its pull request; this run opened it "
+             "without calling a model again. The analysis is in that run's log.", "", "## Files changed", ""]
+    parts += [f"- `{path}` ({action})" for path, action in files]
+    if record is not None:
+        parts += ["", "## Cost receipt (the run that did the work)", "", receipt(record, ledger, budget_micro_usd), ""]
+    if link:
+        parts += [f"Opened by [this workflow run]({link}).", ""]
+    parts.append(marker)
+    return "\n".join(parts) + "\n"
 
 
 def job_summary(*, task: str, outcome: str, pr_url: str | None, error: str | None, record: RunRecord,

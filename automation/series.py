@@ -27,7 +27,7 @@ class Day:
 
     @property
     def prs_opened(self) -> int:
-        return sum(1 for run in self.runs if run.pr_url)
+        return sum(1 for run in self.runs if run.pr_url and run.kind == "task")  # a follow-up opens none
 
 
 @dataclass(frozen=True)

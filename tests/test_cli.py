@@ -926,3 +926,18 @@ def test_python_m_automation_error_is_one_line_and_an_annotation(repo: Path, tmp
         timeout=30,
     )
     assert bogus.returncode == 2 and bogus.stdout == "" and len(bogus.stderr.splitlines()) == 1
+
+
+def test_status_shows_follow_ups_apart_from_new_tasks(repo: Path) -> None:
+    follow_up = {**run("4", "2026-11-10T03:17:00Z", [call("analysis", "claude-sonnet-5-5", 40_000)], outcome="follow_up_pushed"),
+                 "kind": "follow_up", "pull": 1, "pr_url": "https://github.com/o/r/pull/1"}
+    write_ledger(repo, "2026-11", [run("1", "2026-11-02T03:17:00Z", [call("analysis", "claude-sonnet-5-5", 60_000)]), follow_up])
+
+    text = cli("status", repo=repo, now=TENTH_DAY_OVER)
+    data = json.loads(cli("status", "--json", repo=repo, now=TENTH_DAY_OVER).out)
+
+    assert (text.code, text.err) == (0, "")
+    assert "  runs 2, pull requests 1" in text.out.splitlines()  # a follow-up opens no pull request
+    assert "  new tasks: 1 runs; follow-ups: 1 runs on 1 pull requests (1 fixes pushed), $0.0400" in text.out.splitlines()
+    assert data["follow_ups"] == {"runs": 1, "pull_requests": 1, "pushed": 1, "spent_usd": 0.04, "new_task_runs": 1}
+    assert data["prs_opened"] == 1

@@ -138,6 +138,11 @@ def test_a_section_given_a_value_instead_of_settings() -> None:
         ("models:\n  analysis: null\n", "models.analysis must be a non-empty string (got None)"),
         ("context:\n  exclude: vendor/**\n", "context.exclude must be a list of strings"),
         ("context:\n  exclude: ['vendor/**', 3]\n", "context.exclude[1] must be a non-empty string (got 3)"),
+        ("follow_ups:\n  max_attempts: 0\n", "follow_ups.max_attempts must be a whole number greater than zero (got 0)"),
+        ("follow_ups:\n  handle: ai-orchestration\n", "follow_ups.handle must be a GitHub mention like @ai-orchestration (got 'ai-orchestration')"),
+        ("follow_ups:\n  enabled: maybe\n", "follow_ups.enabled must be true or false (got 'maybe')"),
+        ("follow_ups:\n  needs_human_label: ''\n", "follow_ups.needs_human_label must be a non-empty string (got '')"),
+        ("follow_ups:\n  attempts: 3\n", "unknown key 'follow_ups.attempts'; did you mean 'follow_ups.max_attempts'?"),
     ],
 )
 def test_wrong_types_name_the_key_and_what_it_must_be(text: str, expected: str) -> None:
@@ -428,3 +433,15 @@ def test_ledger_reservation_and_start_over_keys() -> None:
     assert Config().reservation_minutes == 45 and Config().ledger_start_fresh is None
     assert "ledger.start_fresh must be a month like 2026-11" in problem("ledger:\n  start_fresh: November\n")
     assert "ledger.reservation_minutes must be at least 15" in problem("ledger:\n  reservation_minutes: 5\n")
+
+
+def test_follow_ups_are_on_by_default_and_configurable() -> None:
+    default = parse_config("", SOURCE, TODAY)
+    assert (default.follow_ups_enabled, default.follow_up_max_attempts, default.follow_up_handle) == (True, 2, "@ai-orchestration")
+    assert (default.follow_up_needs_human_label, default.follow_up_takeover_label) == ("ai-needs-human", "ai-hands-off")
+    custom = parse_config(
+        "follow_ups:\n  enabled: false\n  max_attempts: 4\n  handle: '@my-bot[bot]'\n  takeover_label: mine\n"
+        "  log_max_chars: 100\n  diff_max_chars: 200\n", SOURCE, TODAY,
+    )
+    assert (custom.follow_ups_enabled, custom.follow_up_max_attempts, custom.follow_up_handle) == (False, 4, "@my-bot[bot]")
+    assert (custom.follow_up_takeover_label, custom.follow_up_log_max_chars, custom.follow_up_diff_max_chars) == ("mine", 100, 200)

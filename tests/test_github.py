@@ -86,11 +86,12 @@ def test_bot_pull_requests_pages_and_parses_markers(fake: FakeGitHub) -> None:
 
     pulls = gh.bot_pull_requests(repo)
 
-    assert pulls == [
-        gh.BotPull(5, "https://github.com/octo/repo/pull/5", "Open", "open", False, "ai/four", None),
-        gh.BotPull(3, "https://github.com/octo/repo/pull/3", "Closed", "closed", False, "ai/two", gh.task_hash("two")),
-        gh.BotPull(1, "https://github.com/octo/repo/pull/1", "Merged", "closed", True, "ai/one", gh.task_hash("one")),
+    assert [(p.number, p.url, p.title, p.state, p.merged, p.head, p.task_hash) for p in pulls] == [
+        (5, "https://github.com/octo/repo/pull/5", "Open", "open", False, "ai/four", None),
+        (3, "https://github.com/octo/repo/pull/3", "Closed", "closed", False, "ai/two", gh.task_hash("two")),
+        (1, "https://github.com/octo/repo/pull/1", "Merged", "closed", True, "ai/one", gh.task_hash("one")),
     ]
+    assert pulls[0].author == "github-actions[bot]" and pulls[0].head_sha == fake.pull(5).head_sha
     listing = fake.requests_to("GET", "/repos/octo/repo/pulls")
     assert [r.query.get("page", "1") for r in listing] == ["1", "2", "3"]
     assert all(r.query["state"] == "all" for r in listing)
@@ -121,7 +122,8 @@ def test_open_pull_request_sends_what_we_asked(fake: FakeGitHub) -> None:
         repo, title="Do the thing", body=body, head="ai/the-thing", base="main", labels=["ai", "needs-review"], draft=True
     )
 
-    assert pull == gh.BotPull(1, "https://github.com/octo/repo/pull/1", "Do the thing", "open", False, "ai/the-thing", gh.task_hash("the thing"))
+    assert (pull.number, pull.url, pull.title, pull.state, pull.merged, pull.head, pull.task_hash) == (
+        1, "https://github.com/octo/repo/pull/1", "Do the thing", "open", False, "ai/the-thing", gh.task_hash("the thing"))
     (create,) = fake.requests_to("POST", "/repos/octo/repo/pulls")
     assert create.json == {"title": "Do the thing", "body": body, "head": "ai/the-thing", "base": "main", "draft": True}
     (labels,) = fake.requests_to("POST", "/repos/octo/repo/issues/1/labels")
@@ -234,3 +236,94 @@ def test_fake_single_pull_issue_and_patch_parse_in_pygithub(fake: FakeGitHub) ->
     opened.edit(state="closed", title="Closed by hand")
     assert (fake.pull(2).state, fake.pull(2).title) == ("closed", "Closed by hand")
     assert fake.requests_to("PATCH", "/repos/octo/repo/pulls/2")[0].json == {"title": "Closed by hand", "state": "closed"}
+
+
+# --- a PR's identity ---------------------------------------------------------------------
+
+
+def test_only_the_last_marker_in_a_body_counts_and_model_text_cannot_carry_one() -> None:
+    quoted = gh.task_marker("someone else's task")
+    body = f"The model said {quoted}\n\n{gh.task_marker('mine')}"
+    assert gh.parse_task_hash(body) == gh.task_hash("mine")
+    neutral = gh.neutralise_markers(f"see {quoted} and <!-- ai-orchestration:follow-up {{}} -->")
+    assert gh.parse_task_hash(neutral) is None and "<!--" not in neutral and "&lt;!-- ai-orchestration:task=" in neutral
+    assert gh.neutralise_markers("<!-- a normal comment -->") == "<!-- a normal comment -->"
+
+
+@pytest.mark.parametrize(
+    ("head", "belongs"),
+    [("ai/add-x", True), ("ai/add-x-2", True), ("ai/add-x-17", True), ("ai/add-x-1", False), ("ai/add-x-y", False),
+     ("ai/add-x-02", False), ("ai/add", False), ("feature/add-x", False)],
+)
+def test_a_pull_request_without_a_marker_belongs_to_its_task_by_branch(head: str, belongs: bool) -> None:
+    pull = gh.BotPull(1, "u", "t", "open", False, head, None)
+    assert gh.belongs_to(pull, "Add x", "ai/add-x") is belongs
+    marked = dataclasses.replace(pull, task_hash=gh.task_hash("Another task"))
+    assert gh.belongs_to(marked, "Add x", "ai/add-x") is False  # a marker, when there is one, decides
+
+
+# --- what a follow-up reads and writes ---------------------------------------------------
+
+
+def test_checks_read_check_runs_and_statuses_with_their_states(fake: FakeGitHub) -> None:
+    sha = "a" * 40
+    fake.add_check_run(sha, "test", log="boom")
+    fake.add_check_run(sha, "build", status="in_progress")
+    fake.add_check_run(sha, "docs", conclusion="cancelled")
+    fake.add_check_run(sha, "external", conclusion="timed_out", app="circleci-checks", title="Timed out", summary="after 10m")
+    fake.add_status(sha, "ci/jenkins", "pending")
+    fake.add_status(sha, "ci/jenkins", "error", "Jenkins broke", "https://ci.example/1")  # the latest per context wins
+    fake.add_status(sha, "coverage", "success")
+    repo = connect(fake)
+
+    found = {check.name: check for check in gh.checks(repo, sha)}
+
+    assert {name: check.state for name, check in found.items()} == {
+        "test": "failed", "build": "pending", "docs": "done", "external": "failed", "ci/jenkins": "failed", "coverage": "done",
+    }
+    assert found["test"].job_id is not None and found["external"].job_id is None  # only Actions jobs have logs to fetch
+    assert found["external"].summary == "Timed out\nafter 10m"
+    assert found["ci/jenkins"].url == "https://ci.example/1" and found["ci/jenkins"].summary == "Jenkins broke"
+    assert gh.checks(repo, "b" * 40) == ()  # no checks at all (the combined status says "pending" then)
+
+
+def test_job_log_follows_the_redirect_without_sending_the_token_to_the_log_host(fake: FakeGitHub) -> None:
+    job = fake.add_check_run("a" * 40, "test", log="x" * 5000 + "the end\n")
+    repo = connect(fake)
+
+    log = gh.job_log(repo, job, max_bytes=100)
+
+    assert log.endswith("the end\n") and len(log) == 100  # the tail, bounded
+    [api] = fake.requests_to("GET", f"/repos/octo/repo/actions/jobs/{job}/logs")
+    [storage] = [r for r in fake.requests if r.path.startswith("/_blob/")]
+    assert api.headers["authorization"] == f"Bearer {GITHUB_TEST_TOKEN}"
+    assert "authorization" not in storage.headers and storage.headers["host"].startswith("localhost:")
+    assert gh.job_log(repo, 999_999, max_bytes=100) == "(no log for job 999999: GitHub answered 404; the job needs `actions: read`)"
+
+
+def test_comments_fold_inline_review_comments_into_their_review_and_come_oldest_first(fake: FakeGitHub) -> None:
+    fake.add_pull(title="T", head="ai/t")
+    fake.add_comment(1, user="bob", body="first")
+    review = fake.add_review(1, user="alice", state="CHANGES_REQUESTED", body="Needs work", comments=(("a.py", 3, "rename"),))
+    repo = connect(fake)
+
+    found = gh.comments(repo, 1)
+
+    assert [(c.key, c.kind, c.author, c.state) for c in found] == [
+        (f"comment-{fake.comments[0]['id']}", "comment", "bob", ""),
+        (f"review-{review}", "review", "alice", "CHANGES_REQUESTED"),
+    ]
+    assert found[1].body == "Needs work\n`a.py` line 3: rename"
+    assert found[1].url.endswith(f"#pullrequestreview-{review}")
+
+
+def test_comment_and_labels_are_posted_to_the_pull_requests_conversation(fake: FakeGitHub) -> None:
+    fake.add_pull(title="T", head="ai/t")
+    repo = connect(fake)
+
+    url = gh.comment(repo, 1, "hello")
+    gh.add_labels(repo, 1, ["ai-needs-human"])
+
+    [posted] = fake.comments_on(1)
+    assert posted["body"] == "hello" and url == posted["html_url"]
+    assert fake.pull(1).labels == ["ai-needs-human"]

@@ -301,3 +301,28 @@ def test_symlink_on_path_names_a_linked_file_or_folder(tmp_path: Path, origin: P
     assert gitops.symlink_on_path(writer, head, "state/budget.json", env) == "state"
     assert gitops.symlink_on_path(writer, head, "README.md", env) is None
     assert gitops.symlink_on_path(writer, head, "missing/budget.json", env) is None
+
+
+def test_a_commits_files_message_and_the_remotes_branches(work: Path, origin: Path, env: dict[str, str]) -> None:
+    bot = gitops.commit_changes(work, "origin/main", {"a.py": b"a = 1\n", "README.md": None}, "Bot work\n\nsummary\n\nOpened by x.", env=env)
+    gitops.push(work, bot, "ai/a", env)
+    gitops.push(work, bot, "ai/a-2", env)
+    tip = gitops.fetch(work, "ai/a", env)
+    assert tip == bot
+
+    assert gitops.changed_files(work, tip, env) == [("README.md", "delete"), ("a.py", "create")]
+    assert gitops.commit_message(work, tip, env) == (gitops.BOT_EMAIL, "Bot work\n\nsummary\n\nOpened by x.")
+    assert gitops.remote_branches(work, "ai/a", env) == ["ai/a", "ai/a-2"]
+    update = gitops.commit_changes(work, tip, {"a.py": b"a = 2\n"}, "more", env=env)
+    assert gitops.changed_files(work, update, env) == [("a.py", "update")]
+
+
+def test_worktree_is_a_checkout_of_the_commit_and_leaves_nothing_behind(work: Path, env: dict[str, str]) -> None:
+    sha = gitops.commit_changes(work, "origin/main", {"a.py": b"a = 1\n"}, "a", env=env)
+    status = git(work, env, "status", "--porcelain")
+    with gitops.worktree(work, sha, env) as tree:
+        assert (tree / "a.py").read_text() == "a = 1\n" and (tree / "README.md").exists()
+        assert git(tree, env, "rev-parse", "HEAD") == sha
+    assert not tree.exists()
+    assert git(work, env, "worktree", "list").count("\n") == 0  # only the main checkout
+    assert git(work, env, "status", "--porcelain") == status and not (work / "a.py").exists()

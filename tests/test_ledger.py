@@ -515,3 +515,14 @@ def test_run_ids_are_unique_by_construction_even_for_one_workflow_run_in_one_sec
     ids = {new_run_id("4242", "1", NOW, nonce) for nonce in ("0a1b2c3d", "ffffffff")}
     assert ids == {"4242-1-20261121T031700Z-0a1b2c3d", "4242-1-20261121T031700Z-ffffffff"}
     assert len({new_run_id("4242", "1", NOW, random_nonce()) for _ in range(200)}) == 200
+
+
+def test_follow_up_runs_round_trip_and_are_not_new_pull_requests() -> None:
+    follow_up = replace(run("f", pr="https://github.com/o/r/pull/1"), kind="follow_up", pull=1, outcome="follow_up_pushed")
+    ledger = replace(SAMPLE, runs=(run("a", pr="https://github.com/o/r/pull/1"), follow_up))
+    text = to_text(ledger)
+    assert '"kind":"follow_up"' in text and '"pull":1' in text and text.count('"kind"') == 1  # a task run says nothing
+    again = from_text(text, "token_budget.json")
+    assert again.runs == ledger.runs and again.prs_opened == 1
+    with pytest.raises(LedgerError, match=r"runs\[1\].pull must be a whole number"):
+        from_text(text.replace('"pull":1', '"pull":"one"'), "token_budget.json")

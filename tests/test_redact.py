@@ -34,3 +34,10 @@ def test_other_variables_named_as_secrets_are_redacted_too() -> None:
     secrets = secret_values(env)
     cleaned = redact("wJalrXUtnFEMI/K7MDENG npm_abcdefgh1234 hunter2-but-longer key 1 in /home/runner/work/project", secrets)
     assert cleaned == "*** *** *** key 1 in /home/runner/work/project"
+
+
+def test_redact_tree_masks_every_string_in_a_json_like_value() -> None:
+    from automation.redact import redact_tree
+
+    value = {"title": "key sk-1234567", "fields": [{"value": "sk-1234567!"}, 3, None], "n": 1.5}
+    assert redact_tree(value, ["sk-1234567"]) == {"title": "key ***", "fields": [{"value": "***!"}, 3, None], "n": 1.5}

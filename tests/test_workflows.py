@@ -211,7 +211,16 @@ def test_bot_workflow_runs_one_at_a_time_without_cancelling() -> None:
 def test_bot_job_has_exactly_the_permissions_it_needs() -> None:
     jobs = load(BOT_WORKFLOW)["jobs"]
     assert set(jobs) == {"run", "pages"}
-    assert jobs["run"]["permissions"] == {"contents": "write", "pull-requests": "write"}
+    assert jobs["run"]["permissions"] == {
+        "contents": "write", "pull-requests": "write",  # branches, the ledger, PRs, labels and replies
+        "checks": "read", "statuses": "read", "actions": "read",  # follow-ups read CI results and job logs
+    }
+
+
+def test_the_action_documents_the_follow_up_permissions() -> None:
+    header = ACTION.read_text(encoding="utf-8").split("inputs:")[0]
+    for permission in ("contents: write", "pull-requests: write", "checks: read", "statuses: read", "actions: read"):
+        assert permission in header
 
 
 # --- the optional dashboard -------------------------------------------------------------------
@@ -489,6 +498,8 @@ EXAMPLE_KEYS = {
     "models.fallbacks.code", "context.max_tokens", "context.exclude", "edits.deny", "notifications.run_started",
     "run.deadline_minutes", "run.ledger_commit_seconds", "run.request_timeout_seconds",
     "models.code_max_input_tokens",
+    "follow_ups.enabled", "follow_ups.max_attempts", "follow_ups.handle", "follow_ups.needs_human_label",
+    "follow_ups.takeover_label", "follow_ups.log_max_chars", "follow_ups.diff_max_chars",
 }
 
 

@@ -13,7 +13,15 @@ route with :meth:`FakeGitHub.fail_next`, and assert on ``fake.requests``.
 
 Routes (relative to the API root, which may carry a GitHub Enterprise ``/api/v3`` prefix):
 ``GET /repos/{o}/{r}``, ``GET|POST /repos/{o}/{r}/pulls``, ``GET|PATCH /repos/{o}/{r}/pulls/{n}``,
-``GET /repos/{o}/{r}/issues/{n}``, ``POST /repos/{o}/{r}/issues/{n}/labels``. Requests without
+``GET /repos/{o}/{r}/issues/{n}``, ``POST /repos/{o}/{r}/issues/{n}/labels``, and for follow-ups
+``GET /repos/{o}/{r}/commits/{sha}`` with ``/check-runs`` and ``/status`` (seed with
+:meth:`FakeGitHub.add_check_run` and :meth:`FakeGitHub.add_status`),
+``GET /repos/{o}/{r}/actions/jobs/{id}/logs`` (302 to a log URL on another host name,
+``localhost``, which refuses an ``Authorization`` header like GitHub's log storage does),
+``GET /repos/{o}/{r}/pulls/{n}/reviews`` and ``/comments`` (:meth:`FakeGitHub.add_review`),
+``GET /repos/{o}/{r}/pulls/{n}/commits`` and ``/files`` (read from a real bare repository after
+:meth:`FakeGitHub.follow_remote`),
+``GET|POST /repos/{o}/{r}/issues/{n}/comments`` (:meth:`FakeGitHub.add_comment`). Requests without
 an ``Authorization`` header get 401 "Requires authentication"; with a token other than
 ``fake.token``, 401 "Bad credentials". The fixture ``fake_github`` is defined here; import it
 into a test module or list this module in ``pytest_plugins``.
@@ -25,10 +33,12 @@ import fnmatch
 import hashlib
 import json
 import re
+import subprocess
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -40,6 +50,13 @@ GITHUB_TEST_TOKEN = "ghs_fakeTokenForTests0123456789abcdefXYZ"
 DOCS = "https://docs.github.com/rest"
 ACTIONS_NOT_PERMITTED = "GitHub Actions is not permitted to create or approve pull requests."
 _TIMESTAMP = "2025-01-01T00:00:00Z"
+BOT_LOGIN = "github-actions[bot]"
+_LOG_PATH = "/_blob/job-logs/"
+
+
+def _stamp(n: int) -> str:
+    """Distinct, ordered times for seeded and created items (the n-th minute of 2025-01-01)."""
+    return f"2025-01-01T{n // 60 % 24:02d}:{n % 60:02d}:00Z"
 
 
 @dataclass(frozen=True)
@@ -111,6 +128,17 @@ class FakeGitHub(LoopbackServer):
         self.max_per_page = 100
         self.pulls: list[FakePull] = []
         self.requests: list[RecordedRequest] = []
+        self.check_runs: list[dict[str, Any]] = []
+        self.statuses: list[dict[str, Any]] = []
+        self.job_logs: dict[int, str] = {}
+        self.reviews: list[dict[str, Any]] = []
+        self.review_comments: list[dict[str, Any]] = []
+        self.comments: list[dict[str, Any]] = []
+        # The head commit of a PR's branch; tests point it at a real remote (default: a hash of the name).
+        self.head_sha_of: Callable[[FakePull], str] = lambda pull: pull.head_sha
+        self.commits_of: Callable[[FakePull], list[dict[str, Any]]] = lambda pull: []
+        self.files_of: Callable[[FakePull], list[dict[str, Any]]] = lambda pull: []
+        self._ids = 100
         self._failures: list[tuple[str, str, Failure]] = []
         self._lock = threading.Lock()
 
@@ -159,6 +187,140 @@ class FakeGitHub(LoopbackServer):
             )
             self.pulls.append(pull)
             return pull
+
+    def follow_remote(self, bare: Path, env: Mapping[str, str]) -> None:
+        """Answer for each PR's head, commits and files from the branches of a real bare repository,
+        as GitHub does from the pushed branch (commits since the base branch, oldest first)."""
+
+        def git(*args: str) -> str:
+            return subprocess.run(["git", *args], cwd=bare, env=dict(env), check=True, capture_output=True, text=True).stdout
+
+        def head(pull: FakePull) -> str:
+            return git("for-each-ref", "--format=%(objectname)", f"refs/heads/{pull.head}").strip() or pull.head_sha
+
+        def commits(pull: FakePull) -> list[dict[str, Any]]:
+            out = git("log", "--reverse", "--format=%H%x00%an%x00%ae%x00%cn%x00%ce%x00%s", f"{pull.base}..{head(pull)}")
+            found = []
+            for line in out.splitlines():
+                sha, an, ae, cn, ce, subject = line.split("\0")
+                found.append({
+                    "sha": sha, "node_id": f"C_{sha[:12]}", "url": f"{self.url}/repos/{self.full_name}/commits/{sha}",
+                    "html_url": f"https://github.com/{self.full_name}/commit/{sha}",
+                    "commit": {"author": {"name": an, "email": ae, "date": _TIMESTAMP},
+                               "committer": {"name": cn, "email": ce, "date": _TIMESTAMP}, "message": subject,
+                               "tree": {"sha": "0" * 40, "url": ""}, "comment_count": 0},
+                    "author": None, "committer": None, "parents": [],
+                })
+            return found
+
+        def files(pull: FakePull) -> list[dict[str, Any]]:
+            spec = f"{pull.base}...{head(pull)}"
+            statuses = {"A": "added", "D": "removed", "M": "modified"}
+            found = []
+            for line in git("diff", "--name-status", "--no-renames", spec).splitlines():
+                status, name = line.split("\t", 1)
+                patch = git("diff", spec, "--", name).split("@@", 1)
+                found.append({"sha": "0" * 40, "filename": name, "status": statuses.get(status[0], "modified"),
+                              "additions": 1, "deletions": 0, "changes": 1, "blob_url": "", "raw_url": "",
+                              "contents_url": "", "patch": "@@" + patch[1] if len(patch) == 2 else None})
+            return found
+
+        self.head_sha_of, self.commits_of, self.files_of = head, commits, files
+
+    def _next_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    def add_check_run(
+        self, sha: str, name: str, *, status: str = "completed", conclusion: str | None = "failure",
+        log: str | None = None, app: str = "github-actions", title: str | None = None, summary: str | None = None,
+    ) -> int:
+        """A check run on commit ``sha``; ``log`` is the Actions job log behind it. Returns its id (= the job id)."""
+        with self._lock:
+            run_id = self._next_id()
+            api = f"{self.url}/repos/{self.full_name}"
+            self.check_runs.append({
+                "id": run_id, "head_sha": sha, "node_id": f"CR_{run_id}", "external_id": "",
+                "url": f"{api}/check-runs/{run_id}",
+                "html_url": f"https://github.com/{self.full_name}/actions/runs/9{run_id}/job/{run_id}",
+                "details_url": f"https://github.com/{self.full_name}/actions/runs/9{run_id}/job/{run_id}",
+                "status": status, "conclusion": conclusion if status == "completed" else None,
+                "started_at": _stamp(run_id), "completed_at": _stamp(run_id) if status == "completed" else None,
+                "output": {"title": title, "summary": summary, "text": None, "annotations_count": 0,
+                           "annotations_url": f"{api}/check-runs/{run_id}/annotations"},
+                "name": name, "check_suite": {"id": 5000 + run_id},
+                "app": {"id": 15368, "slug": app, "node_id": "MDM6QXBwMTUzNjg=", "name": app.replace("-", " ").title(),
+                        "owner": {"login": "github", "id": 9919, "type": "Organization"}},
+                "pull_requests": [],
+            })
+            if log is not None:
+                self.job_logs[run_id] = log
+            return run_id
+
+    def add_status(self, sha: str, context: str, state: str, description: str = "", target_url: str | None = None) -> None:
+        """A commit status (the older statuses API: Jenkins, Travis, external CI)."""
+        with self._lock:
+            status_id = self._next_id()
+            self.statuses.append({
+                "url": f"{self.url}/repos/{self.full_name}/statuses/{sha}", "id": status_id, "node_id": f"SC_{status_id}",
+                "state": state, "description": description, "target_url": target_url, "context": context,
+                "created_at": _stamp(status_id), "updated_at": _stamp(status_id), "sha": sha,
+                "creator": self._user_json("ci-bot", "Bot"),
+            })
+
+    def add_review(
+        self, number: int, *, user: str, state: str, body: str = "", comments: tuple[tuple[str, int, str], ...] = ()
+    ) -> int:
+        """A submitted review on PR ``number`` with inline ``(path, line, body)`` comments; returns its id."""
+        with self._lock:
+            review_id = self._next_id()
+            pull = self.pull(number)
+            self.reviews.append({
+                "id": review_id, "node_id": f"PRR_{review_id}", "user": self._user_json(user), "body": body,
+                "state": state, "html_url": f"https://github.com/{self.full_name}/pull/{number}#pullrequestreview-{review_id}",
+                "pull_request_url": f"{self.url}/repos/{self.full_name}/pulls/{number}",
+                "author_association": "COLLABORATOR", "submitted_at": _stamp(review_id),
+                "commit_id": self.head_sha_of(pull), "_number": number,
+            })
+            for path, line, text in comments:
+                comment_id = self._next_id()
+                self.review_comments.append({
+                    "id": comment_id, "node_id": f"PRRC_{comment_id}", "pull_request_review_id": review_id,
+                    "path": path, "line": line, "original_line": line, "side": "RIGHT", "position": 1,
+                    "body": text, "user": self._user_json(user), "diff_hunk": "@@ -0,0 +1 @@",
+                    "commit_id": self.head_sha_of(pull), "original_commit_id": self.head_sha_of(pull),
+                    "html_url": f"https://github.com/{self.full_name}/pull/{number}#discussion_r{comment_id}",
+                    "pull_request_url": f"{self.url}/repos/{self.full_name}/pulls/{number}",
+                    "created_at": _stamp(comment_id), "updated_at": _stamp(comment_id),
+                    "author_association": "COLLABORATOR", "_number": number,
+                })
+            return review_id
+
+    def add_comment(self, number: int, *, user: str, body: str) -> dict[str, Any]:
+        """A conversation comment on PR ``number`` (GitHub's issue comments)."""
+        with self._lock:
+            return self._new_comment(number, user, body)
+
+    def comments_on(self, number: int) -> list[dict[str, Any]]:
+        return [c for c in self.comments if c["_number"] == number]
+
+    def _new_comment(self, number: int, user: str, body: str) -> dict[str, Any]:
+        comment_id = self._next_id()
+        api = f"{self.url}/repos/{self.full_name}"
+        comment = {
+            "id": comment_id, "node_id": f"IC_{comment_id}", "url": f"{api}/issues/comments/{comment_id}",
+            "html_url": f"https://github.com/{self.full_name}/pull/{number}#issuecomment-{comment_id}",
+            "issue_url": f"{api}/issues/{number}", "body": body, "user": self._user_json(user),
+            "created_at": _stamp(comment_id), "updated_at": _stamp(comment_id),
+            "author_association": "NONE" if user == BOT_LOGIN else "COLLABORATOR", "_number": number,
+        }
+        self.comments.append(comment)
+        return comment
+
+    def _user_json(self, login: str, kind: str | None = None) -> dict[str, Any]:
+        return {"login": login, "id": int(hashlib.sha1(login.encode()).hexdigest()[:6], 16),
+                "type": kind or ("Bot" if login.endswith("[bot]") else "User"), "site_admin": False,
+                "url": f"{self.url}/users/{login}", "html_url": f"https://github.com/{login}"}
 
     def pull(self, number: int) -> FakePull:
         return next(p for p in self.pulls if p.number == number)
@@ -224,6 +386,9 @@ class FakeGitHub(LoopbackServer):
         )
         with self._lock:
             self.requests.append(request)
+            if path.startswith(_LOG_PATH):
+                self._send_log(handler, request)
+                return
             try:
                 self._authorise(request)
                 failure = self._take_failure(request)
@@ -249,6 +414,22 @@ class FakeGitHub(LoopbackServer):
                 return failure
         return None
 
+    def _send_log(self, handler: BaseHTTPRequestHandler, request: RecordedRequest) -> None:
+        """The log storage a job-log redirect points at: signed URL, no token wanted (a leaked one is refused)."""
+        job = request.path[len(_LOG_PATH):]
+        log = self.job_logs.get(int(job)) if job.isdigit() else None
+        if "authorization" in request.headers:
+            status, data = 400, b"<Error><Code>InvalidAuthenticationInfo</Code></Error>"
+        elif log is None or request.query.get("sig") != "fake-signature":
+            status, data = 404, b"<Error><Code>BlobNotFound</Code></Error>"
+        else:
+            status, data = 200, log.encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "text/plain; charset=utf-8" if status == 200 else "application/xml")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, status: int, body: Any, headers: Mapping[str, str]) -> None:
         data = b"" if body is None else json.dumps(body).encode()
@@ -272,6 +453,9 @@ class FakeGitHub(LoopbackServer):
                 return self._list_pulls(request)
             if request.method == "POST":
                 return 201, self._create_pull(request.json or {}), {}
+        routed = self._follow_up_route(request, repo_path)
+        if routed is not None:
+            return routed
         match = re.fullmatch(rf"{re.escape(repo_path)}/(pulls|issues)/(\d+)(/labels)?", request.path)
         if match:
             kind, number, labels = match.group(1), int(match.group(2)), match.group(3)
@@ -289,6 +473,59 @@ class FakeGitHub(LoopbackServer):
         raise _Answer(404, {"message": "Not Found", "documentation_url": DOCS, "status": "404"})
 
     # -- routes ----------------------------------------------------------------------------
+    def _follow_up_route(self, request: RecordedRequest, repo_path: str) -> tuple[int, Any, Mapping[str, str]] | None:
+        """Commits, check runs, statuses, job logs, reviews and comments; None for other paths."""
+        path, method = request.path, request.method
+        not_found = {"message": "Not Found", "documentation_url": DOCS, "status": "404"}
+        if match := re.fullmatch(rf"{re.escape(repo_path)}/commits/([0-9a-f]{{40}})(/check-runs|/status)?", path):
+            sha, part = match.groups()
+            if method != "GET":
+                return None
+            if part is None:
+                return 200, self._commit_json(sha), {}
+            if part == "/check-runs":
+                runs = [{k: v for k, v in run.items()} for run in self.check_runs if run["head_sha"] == sha]
+                return 200, {"total_count": len(runs), "check_runs": runs}, {}
+            statuses = [status for status in self.statuses if status["sha"] == sha]
+            latest: dict[str, dict[str, Any]] = {}
+            for status in statuses:  # GitHub keeps the latest status per context
+                latest[status["context"]] = status
+            states = [status["state"] for status in latest.values()]
+            combined = ("failure" if any(s in ("failure", "error") for s in states)
+                        else "success" if states and all(s == "success" for s in states) else "pending")
+            return 200, {
+                "state": combined, "statuses": list(reversed(list(latest.values()))), "sha": sha,
+                "total_count": len(latest), "repository": self._repo_json(),
+                "commit_url": f"{self.url}{repo_path}/commits/{sha}", "url": f"{self.url}{repo_path}/commits/{sha}/status",
+            }, {}
+        if match := re.fullmatch(rf"{re.escape(repo_path)}/actions/jobs/(\d+)/logs", path):
+            job = int(match.group(1))
+            if job not in self.job_logs:
+                return 404, not_found, {}
+            # GitHub answers with a short-lived URL on another host; here another host name for the same server.
+            return 302, None, {"Location": f"http://localhost:{self.port}{_LOG_PATH}{job}?sig=fake-signature"}
+        if match := re.fullmatch(rf"{re.escape(repo_path)}/pulls/(\d+)/(commits|files)", path):
+            pull = next((p for p in self.pulls if p.number == int(match.group(1))), None)
+            if pull is None or method != "GET":
+                return 404, not_found, {}
+            return 200, (self.commits_of if match.group(2) == "commits" else self.files_of)(pull), {}
+        if match := re.fullmatch(rf"{re.escape(repo_path)}/(pulls|issues)/(\d+)/(reviews|comments)", path):
+            kind, number, part = match.group(1), int(match.group(2)), match.group(3)
+            if not any(p.number == number for p in self.pulls):
+                return 404, not_found, {}
+            if kind == "pulls" and part == "reviews" and method == "GET":
+                return 200, [_public(r) for r in self.reviews if r["_number"] == number], {}
+            if kind == "pulls" and part == "comments" and method == "GET":
+                return 200, [_public(c) for c in self.review_comments if c["_number"] == number], {}
+            if kind == "issues" and part == "comments" and method == "GET":
+                return 200, [_public(c) for c in self.comments_on(number)], {}
+            if kind == "issues" and part == "comments" and method == "POST":
+                body = (request.json or {}).get("body")
+                if not isinstance(body, str) or not body:
+                    raise _Answer(422, self.validation_failed("Body cannot be blank").body)
+                return 201, _public(self._new_comment(number, BOT_LOGIN, body)), {}
+        return None
+
     def _list_pulls(self, request: RecordedRequest) -> tuple[int, Any, Mapping[str, str]]:
         query = request.query
         state = query.get("state", "open")
@@ -380,6 +617,18 @@ class FakeGitHub(LoopbackServer):
             "default_branch": self.default_branch,
         }
 
+    def _commit_json(self, sha: str) -> dict[str, Any]:
+        api = f"{self.url}/repos/{self.full_name}"
+        person = {"name": "GitHub Actions", "email": "41898282+github-actions[bot]@users.noreply.github.com", "date": _TIMESTAMP}
+        return {
+            "sha": sha, "node_id": f"C_{sha[:12]}", "url": f"{api}/commits/{sha}",
+            "html_url": f"https://github.com/{self.full_name}/commit/{sha}", "comments_url": f"{api}/commits/{sha}/comments",
+            "commit": {"url": f"{api}/git/commits/{sha}", "author": person, "committer": person, "message": "",
+                       "tree": {"sha": "0" * 40, "url": f"{api}/git/trees/{'0' * 40}"}, "comment_count": 0},
+            "author": self._user_json(BOT_LOGIN), "committer": self._user_json(BOT_LOGIN), "parents": [],
+            "stats": {"total": 0, "additions": 0, "deletions": 0}, "files": [],
+        }
+
     def _labels_json(self, pull: FakePull) -> list[dict[str, Any]]:
         return [
             {
@@ -416,7 +665,7 @@ class FakeGitHub(LoopbackServer):
             "head": {
                 "label": f"{head_repo.split('/')[0]}:{pull.head}",
                 "ref": pull.head,
-                "sha": pull.head_sha,
+                "sha": self.head_sha_of(pull),
                 "repo": self._repo_json(head_repo),
             },
             "base": {
@@ -452,6 +701,11 @@ class FakeGitHub(LoopbackServer):
             "updated_at": _TIMESTAMP,
             "closed_at": None if pull.state == "open" else _TIMESTAMP,
         }
+
+
+def _public(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item as GitHub sends it: without the fake's own bookkeeping keys."""
+    return {key: value for key, value in item.items() if not key.startswith("_")}
 
 
 @pytest.fixture

@@ -1,0 +1,153 @@
+"""The follow-up step: before any new task, one of the bot's open PRs gets the work it asks for.
+
+``first`` walks the open bot PRs oldest first. It reads each one's checks and comments
+(GitHub), decides with ``followups`` (pure), and for the first PR that needs a fix-up runs the
+same analysis, code and edit-check steps a new task uses, in a temporary checkout of the PR's
+branch, pushes one new commit on the branch (never a force-push) and replies on the PR with
+the step's cost receipt. Then the run ends (``FollowUpDone``): one follow-up per run, and new
+tasks wait. A PR someone else pushed to, or labelled as taken over, is never pushed to; a PR
+out of attempts is labelled for a human. Both get one reply, and cost nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from github.Repository import Repository
+
+from . import context, edits, followups, github, gitops, reports, reservations, tasks
+from .errors import AutomationError, PolicyStop
+from .redact import redact
+
+if TYPE_CHECKING:
+    from .pipeline import Session
+
+Analyse = Callable[["Session", str, context.RepoContext], str]
+WriteCode = Callable[["Session", str, str, context.RepoContext, Path], edits.EditPlan]
+PLAN_MAX_CHARS = 6_000
+
+
+class FollowUpDone(PolicyStop):
+    """Not an error: this run's one piece of work was a follow-up, so no new task starts."""
+
+
+def first(
+    session: Session, remote: Repository, pulls: list[github.BotPull], *, analyse: Analyse, write_code: WriteCode,
+    hand_over: Callable[[str], NoReturn] | None = None,
+) -> None:
+    """Follow-ups first: fix one open bot PR that needs it and raise ``FollowUpDone``; return
+    when none does. Raises BudgetStop before a call the budget cannot afford, like any step.
+    ``hand_over`` (``run --decide-only``: no keys, no SDKs) is called instead of a fix-up."""
+    config = session.config
+    if not config.follow_ups_enabled:
+        return
+    for pull in sorted((p for p in pulls if p.state == "open"), key=lambda p: p.number):
+        if config.follow_up_needs_human_label in pull.labels:  # work_for says so too; this saves the API calls
+            continue
+        checks = github.checks(remote, pull.head_sha) if pull.head_sha else ()
+        work = followups.work_for(pull, checks, github.comments(remote, pull.number), config, session.ledger)
+        if work is None:
+            if any(check.state == "pending" for check in checks):
+                session.say(f"Follow-up: #{pull.number} has checks still running; looking again next run")
+            continue
+        foreign = followups.foreign_commits(github.pull_commits(remote, pull.number), gitops.BOT_EMAIL)
+        decision = followups.decide(work, foreign, config)
+        session.say(f"Follow-up: #{pull.number} ({pull.url}): {work.describe()}")
+        if decision.action == "fix":
+            if hand_over is not None:
+                hand_over(f"a follow-up on {pull.url}")
+            outcome = _fix(session, remote, decision, analyse, write_code)
+            raise FollowUpDone(f"Follow-up on {pull.url} finished ({outcome}); new tasks wait for the next run.", outcome)
+        _leave(session, remote, decision)
+
+
+def _leave(session: Session, remote: Repository, decision: followups.Decision) -> None:
+    """No push: a human owns the branch, or the attempts are used up. Reply once, for free."""
+    work, config = decision.work, session.config
+    if decision.action == "give_up":
+        github.add_labels(remote, work.pull.number, [config.follow_up_needs_human_label])
+        result = (f"Not trying again: {decision.reason}. Labelled `{config.follow_up_needs_human_label}`; "
+                  "over to a human.")
+        session.say(f"Follow-up: #{work.pull.number}: {decision.reason}; labelled {config.follow_up_needs_human_label}")
+    elif work.requests:
+        result = f"Not pushing to this branch: {decision.reason}. Humans win; the bot leaves the change to you."
+        session.say(f"Follow-up: #{work.pull.number}: not pushing, {decision.reason}")
+    else:
+        session.say(f"Follow-up: #{work.pull.number}: not pushing, {decision.reason}")
+        return
+    _reply(session, remote, decision, result=result, summary="", attempt=False)
+
+
+def _fix(session: Session, remote: Repository, decision: followups.Decision, analyse: Analyse, write_code: WriteCode) -> str:
+    """Analysis and code on the PR's branch, one new commit, one reply; returns the run's outcome."""
+    config, repo, env = session.config, session.repo, session.env
+    pull = decision.work.pull
+    default = gitops.remote_default_branch(repo, env)
+    tip = gitops.fetch(repo, pull.head, env)
+    assert tip is not None
+    task = _task_text(session, pull, default)
+    session.record = replace(session.record, task=task, kind="follow_up", pull=pull.number, pr_url=pull.url)
+    logs = {
+        check.name: redact(followups.failure_excerpt(
+            github.job_log(remote, check.job_id, max_bytes=config.follow_up_log_max_chars * 8), config.follow_up_log_max_chars,
+        ), session.secrets)
+        for check in decision.work.failed if check.job_id is not None
+    }
+    diff = followups.bounded(github.pull_diff(remote, pull.number), config.follow_up_diff_max_chars)
+    plan = redact(followups.original_plan(pull.body, PLAN_MAX_CHARS), session.secrets)
+    text = redact(followups.prompt(task, decision, logs, diff, plan, base=default, max_attempts=config.follow_up_max_attempts),
+                  session.secrets)  # comments and reviews included: nothing secret reaches a model
+    # Reserved and claimed on the ledger branch like a task, so an overlapping run neither
+    # overspends nor works on the same pull request; the prompt's characters bound its tokens.
+    session.reserver.reserve(session.ledger, f"follow-up on {pull.url}", *reservations.estimate(config, len(text)))
+    private = config.private_paths()
+    try:
+        with gitops.worktree(repo, tip, env) as tree:
+            repo_context = context.build_context(tree, text, config.context_max_tokens, private)
+            analysis = analyse(session, text, repo_context)
+            plan_edits = write_code(session, text, analysis, repo_context, tree)
+        changes = edits.changes(plan_edits)
+        if changes:
+            message = redact(f"Follow-up: {decision.work.describe()}\n\n{plan_edits.summary}\n\nPushed by ai-orchestration.", session.secrets)
+            sha = gitops.commit_changes(repo, tip, changes, message, env=env)
+            gitops.push(repo, sha, pull.head, env)  # fast-forward only: a branch that moved refuses it
+            session.say(f"Pushed {sha[:7]} to {pull.head}")
+            files = "\n".join(f"- `{edit.path}` ({edit.action})" for edit in plan_edits.edits)
+            result = f"Pushed {sha[:7]} to `{pull.head}`:\n\n{files}"
+        else:
+            result = "No change: the model proposed no edit for this."
+    except AutomationError as failure:
+        try:
+            _reply(session, remote, decision, result=f"This attempt failed at the {failure.step} step: {failure.message}",
+                   summary="", attempt=True)
+        except AutomationError as unreported:
+            session.say(f"Follow-up: could not reply on {pull.url}: {unreported.message}")
+        raise
+    outcome = "follow_up_pushed" if changes else "follow_up_answered"
+    session.save(replace(session.record, outcome=outcome))
+    _reply(session, remote, decision, result=result, summary=plan_edits.summary, attempt=True)
+    return outcome
+
+
+def _task_text(session: Session, pull: github.BotPull, default: str) -> str:
+    """The task the PR is for: the tasks-file item its marker or branch names, else its title."""
+    listed = gitops.remote_file(session.repo, f"origin/{default}", session.config.tasks_file, session.env)
+    items = tasks.read_tasks(listed.decode("utf-8")) if listed is not None else []
+    prefix = session.config.branch_prefix
+    found = next((t.text for t in items if github.belongs_to(pull, t.text, prefix + tasks.slug(t.text))), None)
+    return found or pull.title
+
+
+def _reply(session: Session, remote: Repository, decision: followups.Decision, *, result: str, summary: str, attempt: bool) -> None:
+    config = session.config
+    body = followups.reply(
+        decision, result=github.neutralise_markers(result), summary=github.neutralise_markers(summary),
+        receipt=reports.receipt(session.record, session.ledger, config.monthly_budget_micro_usd) if attempt else "",
+        pull_cost_micro_usd=followups.pull_cost(session.ledger, decision.work.pull.url),
+        max_attempts=config.follow_up_max_attempts, answered=[c.key for c in decision.work.requests], attempt=attempt,
+    )
+    url = github.comment(remote, decision.work.pull.number, redact(body, session.secrets))
+    session.say(f"Replied: {url}")
