@@ -100,12 +100,14 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
         f"({_money(data['remaining_usd'])} left)",
         f"  {progress_bar(ledger.spent_micro_usd, budget_micro_usd)}",
         f"  {plural(data['executions'], 'run')}, {plural(data['prs_opened'], 'pull request')}",
-        f"  new tasks: {plural(data['follow_ups']['new_task_runs'], 'run')}; follow-ups: "
-        f"{plural(data['follow_ups']['runs'], 'run')} on {plural(data['follow_ups']['pull_requests'], 'pull request')} "
-        f"({plural(data['follow_ups']['pushed'], 'fix', 'fixes')} pushed), {format_usd(round(data['follow_ups']['spent_usd'] * MICRO), 4)}",
         f"  pace: {_money(data['projected_month_end_usd'])} projected by month end; "
         + (f"the budget runs out on {data['budget_runs_out_on']}" if data["budget_runs_out_on"] else "the budget lasts the month"),
     ]
+    follow = data["follow_ups"]
+    if follow["runs"]:  # only a month with follow-ups gets the line
+        lines.insert(3, f"  new tasks: {plural(follow['new_task_runs'], 'run')}; follow-ups: {plural(follow['runs'], 'run')} on "
+                        f"{plural(follow['pull_requests'], 'pull request')} ({plural(follow['pushed'], 'fix', 'fixes')} pushed), "
+                        f"{format_usd(round(follow['spent_usd'] * MICRO), 4)}")
     reached = ", ".join(map(_money, data["milestones_reached"])) or "none yet"
     lines.append(f"  milestones reached: {reached} (of {', '.join(map(_money, data['milestones_usd']))})")
     lines += [f"  {line}" for line in health.render_stats(health.model_stats(ledger))]

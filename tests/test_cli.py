@@ -937,7 +937,7 @@ def test_status_shows_follow_ups_apart_from_new_tasks(repo: Path) -> None:
     data = json.loads(cli("status", "--json", repo=repo, now=TENTH_DAY_OVER).out)
 
     assert (text.code, text.err) == (0, "")
-    assert "  runs 2, pull requests 1" in text.out.splitlines()  # a follow-up opens no pull request
-    assert "  new tasks: 1 runs; follow-ups: 1 runs on 1 pull requests (1 fixes pushed), $0.0400" in text.out.splitlines()
+    assert "  2 runs, 1 pull request" in text.out.splitlines()  # a follow-up opens no pull request
+    assert text.out.splitlines()[3] == "  new tasks: 1 run; follow-ups: 1 run on 1 pull request (1 fix pushed), $0.0400"
     assert data["follow_ups"] == {"runs": 1, "pull_requests": 1, "pushed": 1, "spent_usd": 0.04, "new_task_runs": 1}
     assert data["prs_opened"] == 1
