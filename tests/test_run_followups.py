@@ -23,7 +23,10 @@ from tests.test_run import World, git, light_install, shallow_checkout, world  #
 
 BRANCH = "ai/add-a-greeting-module"
 FIXED = "def greet(name):\n    return f'Hello, {name}!'\n\n\ndef farewell(name):\n    return f'Goodbye, {name}!'\n"
-FIX_REPLY = FakeOpenAI.code_reply("Add farewell, which the test expects", [{"path": "app/greeting.py", "action": "update", "content": FIXED}])
+FIX_REPLY = FakeOpenAI.code_reply("Add farewell, which the test expects", [{
+    "path": "app/greeting.py", "search": "    return f'Hello, {name}!'\n",
+    "replace": "    return f'Hello, {name}!'\n\n\ndef farewell(name):\n    return f'Goodbye, {name}!'\n",
+}])
 FIX_PLAN = "## Changes\nAdd `farewell` to `app/greeting.py`.\n\n## Files\n- `app/greeting.py`\n\n## Acceptance criteria\n- tests pass"
 
 
@@ -122,7 +125,7 @@ def test_red_pull_request_gets_a_fix_up_commit_then_the_bot_moves_on(world: Worl
 
 def next_task_reply(world: World) -> None:
     """The code reply for the next task ('Say hello in French too'), for runs that move on to it."""
-    world.openai.content = FakeOpenAI.code_reply("French", [{"path": "app/french.py", "action": "create", "content": "X = 1\n"}])
+    world.openai.content = FakeOpenAI.code_reply("French", [{"path": "app/french.py", "content": "X = 1\n"}])
 
 
 def pr_url(world: World) -> str:
@@ -352,7 +355,7 @@ def test_a_token_typed_into_a_task_stays_out_of_title_commit_and_discord(world: 
 def test_a_failed_attempt_is_paid_for_recorded_and_said_on_the_pull_request(world: World, pr: FakePull, fake_discord: FakeDiscord) -> None:
     red = tip(world, BRANCH)
     world.github.add_check_run(red, "test", log=failing_log("x"))
-    world.openai.content = FakeOpenAI.code_reply("evil", [{"path": ".github/workflows/evil.yml", "action": "create", "content": "x"}])
+    world.openai.content = FakeOpenAI.code_reply("evil", [{"path": ".github/workflows/evil.yml", "content": "x"}])
 
     result = world.run()
 
