@@ -27,6 +27,7 @@ BUILTIN_SOURCE = f"the built-in defaults (this repository has no {DEFAULT_CONFIG
 RETIREMENT_WARNING_DAYS = 30
 # A reservation must outlive the longest paid call (reservations.CALL_WINDOW, 12 minutes) with room to spare.
 MIN_RESERVATION_MINUTES = 15
+MAX_USD = 1_000_000  # the largest dollar amount (budget, milestone or price) the config accepts
 # Each step speaks one API: analysis the Anthropic Messages API (with its free token count),
 # code OpenAI Chat Completions, answered in SEARCH/REPLACE blocks.
 STEP_PROVIDERS = {"analysis": ANTHROPIC, "code": OPENAI}
@@ -122,6 +123,8 @@ def _usd(key: str, value: Any) -> int:
         raise _TypeProblem(f"{key} must be an amount in US dollars, like 15.00") from None
     if not amount.is_finite():
         raise _TypeProblem(f"{key} must be a finite amount in US dollars")
+    if abs(amount) > MAX_USD:  # a typo, and beyond exact micro-dollars in a float (2**53)
+        raise _TypeProblem(f"{key} must be at most {format_usd(usd_to_micro(MAX_USD))} (got {value})")
     return usd_to_micro(amount)
 
 

@@ -151,6 +151,26 @@ def test_zero_or_negative_budget_is_refused(value: str, shown: str) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("budget:\n  monthly_usd: 1e27\n", "budget.monthly_usd must be at most $1,000,000.00 (got 1e27)"),
+        ("budget:\n  monthly_usd: 1e20\n", "budget.monthly_usd must be at most $1,000,000.00 (got 1e20)"),
+        ("budget:\n  monthly_usd: 15\n  milestones_usd: [1e300]\n",
+         "budget.milestones_usd[0] must be at most $1,000,000.00 (got 1e300)"),
+        ("prices:\n  gpt-4o-mini:\n    input: 1e30\n", "prices.gpt-4o-mini.input must be at most $1,000,000.00 (got 1e30)"),
+    ],
+)
+def test_absurdly_large_amounts_are_refused_naming_the_key(text: str, expected: str) -> None:
+    """Beyond a million dollars an amount is a typo, and past 2**53 micro-dollars it is no longer exact."""
+    assert problem(text) == f"{SOURCE}: {expected}"
+
+
+def test_a_million_dollars_is_still_a_budget() -> None:
+    config = parse_config("budget:\n  monthly_usd: 1000000\n", SOURCE, TODAY)
+    assert config.monthly_budget_micro_usd == 1_000_000_000_000
+
+
 def test_milestones_above_the_budget_are_refused() -> None:
     assert problem("budget:\n  monthly_usd: 10\n  milestones_usd: [5, 12.5]\n") == (
         f"{SOURCE}: budget.milestones_usd has $12.50, above budget.monthly_usd $10.00; "
