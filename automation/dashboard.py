@@ -56,7 +56,8 @@ def build(config: Config, ledger: Ledger, now: dt.datetime, out_dir: Path, *, re
         out_dir.mkdir(parents=True, exist_ok=True)
         target.write_text(page, encoding="utf-8")
     except OSError as error:
-        raise DashboardError(f"dashboard: cannot write {target}: {error.strerror or error}") from None
+        reason = f"--out {out_dir} is a file, not a directory" if out_dir.is_file() else error.strerror or error
+        raise DashboardError(f"dashboard: cannot write {target}: {reason}") from None
     return target
 
 
