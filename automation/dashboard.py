@@ -316,7 +316,8 @@ def _chart(kind: Callable[..., Any], title: str, labels: list[str],
     chart = kind(
         js=[], style=_style(colours), width=900, height=360, title=title, x_labels=labels, truncate_legend=-1,
         legend_at_bottom=True, legend_at_bottom_columns=min(4, len(lines)), value_formatter=_Formatter(value_suffix),
-        include_x_axis=True, allow_interruptions=True, max_scale=8, margin_bottom=24, **options,
+        include_x_axis=True, allow_interruptions=True, max_scale=8, margin_bottom=24,
+        no_data_text="Nothing to draw yet", **options,
     )
     for name, values, extra in lines:
         chart.add(name, list(values), **extra)
@@ -330,7 +331,8 @@ def _style(colours: Sequence[str]) -> Style:
     return Style(
         background="#ffffff", plot_background="#ffffff", foreground="#1a1a1a", foreground_strong="#000000",
         foreground_subtle="#6b6b6b", colors=tuple(colours), font_family="system-ui, -apple-system, 'Segoe UI', sans-serif",
-        label_font_size=13, major_label_font_size=13, legend_font_size=14, title_font_size=16, opacity="1",
+        label_font_size=13, major_label_font_size=13, legend_font_size=14, title_font_size=16, no_data_font_size=18,
+        opacity="1",
         opacity_hover="1", stroke_width="2.5", guide_stroke_color="#cccccc", major_guide_stroke_color="#cccccc",
     )
 

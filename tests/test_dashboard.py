@@ -150,6 +150,9 @@ def test_a_new_month_with_no_runs_builds(tmp_path: Path) -> None:
     assert figures(page)["spent_usd"] == "$0.00"
     assert figures(page)["cost_per_run"] == "no runs yet"
     assert "No runs this month yet." in page and "No model was called this month." in page
+    # an empty chart says so in a line of text the size of the page's, not pygal's 64-pixel "No data"
+    assert "No data" not in page
+    assert page.count('class="no_data">Nothing to draw yet') == 3  # cost per run, by model, by step
 
 
 def test_an_unwritable_out_dir_is_one_line_and_exit_1(tmp_path: Path) -> None:
