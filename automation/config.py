@@ -348,10 +348,29 @@ def default_milestones(budget_micro_usd: int) -> tuple[int, ...]:
     return tuple(sorted({round(cents * share / 3) * 10_000 for share in (1, 2, 3)} - {0} | {budget_micro_usd}))
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; a second ``budget:`` block would silently undo the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                first = lines.setdefault(key, key_node.start_mark.line)
+            except TypeError:  # an unhashable key: SafeLoader's own error names it
+                continue
+            if first != key_node.start_mark.line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}' (also on line {first + 1}); keep one", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
 def parse_config(text: str, source: str, today: dt.date) -> Config:
     """Validate YAML text into a Config. ``today`` decides which models have retired."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

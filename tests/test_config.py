@@ -86,6 +86,16 @@ def test_malformed_yaml_names_the_file_and_the_line() -> None:
     assert "line 2: YAML syntax error" in problem("budget:\n\tmonthly_usd: 10\n")
 
 
+def test_a_key_written_twice_is_refused_naming_both_lines() -> None:
+    """YAML parsers keep the last one, so the first block's settings would silently not apply."""
+    assert problem("budget:\n  monthly_usd: 10\n  monthly_usd: 20\n") == (
+        f"{SOURCE}: line 3: YAML syntax error: duplicate key 'monthly_usd' (also on line 2); keep one"
+    )
+    assert problem("budget:\n  monthly_usd: 10\nmodels:\n  code: gpt-4o\nbudget:\n  milestones_usd: [5]\n") == (
+        f"{SOURCE}: line 5: YAML syntax error: duplicate key 'budget' (also on line 1); keep one"
+    )
+
+
 def test_top_level_must_be_a_mapping() -> None:
     assert problem("- budget\n") == (
         f"{SOURCE}: the file must be a YAML mapping of settings (like 'budget: {{monthly_usd: 15}}')"
