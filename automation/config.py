@@ -20,6 +20,7 @@ import yaml
 
 from .errors import ConfigError
 from .prices import ANTHROPIC, OPENAI, Price, PriceTable, format_usd, usd_to_micro
+from .textfiles import decode_utf8
 
 DEFAULT_CONFIG_PATH = ".github/ai-orchestration.yml"
 # What errors name when the repository has no config file: never a file the user does not have.
@@ -453,9 +454,15 @@ def load_config(path: Path | None, repo_root: Path, today: dt.date) -> Config:
             return config
         path = default
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found; check --config (a relative path is relative to --repo)") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read the config file: {err}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file; check --config") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config file: {err.strerror or err}") from None
+    try:
+        text = decode_utf8(data, "config file")
+    except ValueError as problem:
+        raise ConfigError(f"{path}: {problem}") from None
     return parse_config(text, str(path), today)

@@ -334,8 +334,19 @@ def test_load_config_errors_name_the_file(tmp_path: Path) -> None:
 
     binary = tmp_path / "binary.yml"
     binary.write_bytes(b"\xff\xfe\x00budget")
-    with pytest.raises(ConfigError, match=r"binary\.yml: cannot read the config file"):
+    with pytest.raises(ConfigError) as caught:
         load_config(binary, tmp_path, TODAY)
+    assert str(caught.value) == f"{binary}: the config file is UTF-16; save it as UTF-8 (most editors: 'Save with encoding')"
+
+    latin = tmp_path / "latin.yml"
+    latin.write_bytes("# caf\u00e9\nbudget:\n  monthly_usd: 9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(latin, tmp_path, TODAY)
+    assert str(caught.value) == f"{latin}: the config file is not UTF-8 text (line 1, byte 5); save it as UTF-8"
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, tmp_path, TODAY)
+    assert str(caught.value) == f"{tmp_path}: is a directory, not a config file; check --config"
 
 
 @pytest.mark.parametrize(
