@@ -177,7 +177,7 @@ def _providers(status: dict[str, Any], ledger: Ledger) -> str:
     if not names:
         return _section("providers", "<p>No model was called this month.</p>")
     daily = _by_name(series.daily_model_stats(ledger))
-    labels = [date.isoformat()[8:] for date, _ in daily]
+    labels = [str(date.day) for date, _ in daily]
     rate = _chart(
         pygal.Line, "Success rate by day", labels,
         [(name, [day[name].success_rate * 100 if name in day else None for _, day in daily], {}) for name in names],

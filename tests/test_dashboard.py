@@ -242,3 +242,14 @@ def test_dashboard_benchmark_smoke(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "build median" in result.stdout and "page size" in result.stdout
+
+
+def test_every_day_axis_numbers_days_the_same_way(year_repo: Path, tmp_path: Path) -> None:
+    """The burn-up said 1, 4, 7 and the provider charts 01, 03, 05 for the same days."""
+    page = build(year_repo, tmp_path / "site")
+    for chart in ("burn-up", "unit-costs", "success-rate", "latency-0"):
+        start = page.index(f'id="chart-{chart}"')
+        axis = re.search(r'<g class="axis x[^"]*">(.*?)</g></g>', page[start:], re.S)
+        assert axis, chart
+        days = re.findall(r">(\d+)</text>", axis.group(1))
+        assert days and all(day == str(int(day)) for day in days), (chart, days)
