@@ -111,6 +111,7 @@ def _month(status: dict[str, Any], ledger: Ledger, config: Config, now: dt.datet
          ("Pace", [_dollars(v) for v in burn.pace], DASHED),
          ("Budget", [_dollars(burn.budget_micro_usd)] * len(labels), {})],
         y_title="USD", x_title=f"day of {ledger.month}", show_dots=False, colours=BURN_UP_COLOURS,
+        y_labels=[_dollars(burn.budget_micro_usd * step // 5) for step in range(6)],  # the top one is the budget
     )
     table = _table(
         ["Day", "Spent to date", "Pace", "Budget"],

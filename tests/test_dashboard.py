@@ -253,3 +253,12 @@ def test_every_day_axis_numbers_days_the_same_way(year_repo: Path, tmp_path: Pat
         assert axis, chart
         days = re.findall(r">(\d+)</text>", axis.group(1))
         assert days and all(day == str(int(day)) for day in days), (chart, days)
+
+
+def test_the_burn_up_axis_is_labelled_up_to_the_budget(year_repo: Path, tmp_path: Path) -> None:
+    """The budget line sat above the top label ($14.00 for a $15.00 budget), unlabelled."""
+    page = build(year_repo, tmp_path / "site")
+    start = page.index('id="chart-burn-up"')
+    axis = re.search(r'<g class="axis y[^"]*">(.*?)</g></g>', page[start:], re.S)
+    assert axis
+    assert re.findall(r">(\$[\d.,]+)</text>", axis.group(1)) == ["$0.00", "$3.00", "$6.00", "$9.00", "$12.00", "$15.00"]
