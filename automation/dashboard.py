@@ -111,7 +111,7 @@ def _month(status: dict[str, Any], ledger: Ledger, config: Config, now: dt.datet
          ("Pace", [_dollars(v) for v in burn.pace], DASHED),
          ("Budget", [_dollars(burn.budget_micro_usd)] * len(labels), {})],
         y_title="USD", x_title=f"day of {ledger.month}", show_dots=False, colours=BURN_UP_COLOURS,
-        y_labels=[_dollars(burn.budget_micro_usd * step // 5) for step in range(6)],  # the top one is the budget
+        y_labels=_budget_ticks(burn.budget_micro_usd),
     )
     table = _table(
         ["Day", "Spent to date", "Pace", "Budget"],
@@ -121,6 +121,12 @@ def _month(status: dict[str, Any], ledger: Ledger, config: Config, now: dt.datet
     pace_text = (f"At this pace the budget runs out on <strong>{_e(runs_out)}</strong>." if runs_out
                  else "At this pace the budget lasts the month.")
     return _section("month", f"{figures}{_figure('burn-up', chart, pace_text, table)}")
+
+
+def _budget_ticks(budget_micro_usd: int) -> list[float | None]:
+    """Dollar ticks from 0 to the budget, in whole-dollar steps when some split allows it ($15: 3s, $12: 3s)."""
+    parts = next((n for n in (5, 4, 6, 3) if budget_micro_usd % (n * MICRO) == 0), 5)
+    return [_dollars(budget_micro_usd * step // parts) for step in range(parts + 1)]
 
 
 def _unit_costs(ledger: Ledger) -> str:

@@ -262,3 +262,10 @@ def test_the_burn_up_axis_is_labelled_up_to_the_budget(year_repo: Path, tmp_path
     axis = re.search(r'<g class="axis y[^"]*">(.*?)</g></g>', page[start:], re.S)
     assert axis
     assert re.findall(r">(\$[\d.,]+)</text>", axis.group(1)) == ["$0.00", "$3.00", "$6.00", "$9.00", "$12.00", "$15.00"]
+    (year_repo / ".github").mkdir()
+    (year_repo / ".github" / "ai-orchestration.yml").write_text("budget:\n  monthly_usd: 12\n  milestones_usd: [12]\n")
+    page = build(year_repo, tmp_path / "site12")
+    start = page.index('id="chart-burn-up"')
+    axis = re.search(r'<g class="axis y[^"]*">(.*?)</g></g>', page[start:], re.S)
+    assert axis
+    assert re.findall(r">(\$[\d.,]+)</text>", axis.group(1)) == ["$0.00", "$3.00", "$6.00", "$9.00", "$12.00"]
