@@ -104,9 +104,10 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
     for task in data["health"]["parked_tasks"]:
         lines.append(f"  parked task (edit its text to retry): {task}")
     lines += [f"  {warning}" for warning in data["warnings"]]
+    lines += ["  past months:"] if data["history"] else []
     for entry in data["history"][-3:]:
         lines.append(
-            f"  {entry['month']}: {_money(entry['spent_usd'])}, {plural(entry['executions'], 'run')}, "
+            f"    {entry['month']}: {_money(entry['spent_usd'])}, {plural(entry['executions'], 'run')}, "
             f"{plural(entry['prs_opened'], 'pull request')}"
         )
     return "\n".join(lines)
