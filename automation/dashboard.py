@@ -28,6 +28,7 @@ from .errors import AutomationError
 from .health import ModelStats
 from .ledger import Ledger
 from .prices import MICRO, format_usd
+from .wording import percent
 from .reports import status_data
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with any colour vision.
@@ -191,12 +192,12 @@ def _providers(status: dict[str, Any], ledger: Ledger) -> str:
         y_title="% of calls", x_title="day", range=(0, 100), value_suffix="%",
     )
     rate_table = _table(["Day", *names], [
-        [date.isoformat(), *(f"{day[n].success_rate:.0%} of {day[n].calls}" if n in day else "" for n in names)]
+        [date.isoformat(), *(f"{percent(day[n].succeeded, day[n].calls)} of {day[n].calls}" if n in day else "" for n in names)]
         for date, day in daily
     ])
     month_table = _table(
         ["Provider/model", "Calls", "Succeeded", "p50", "p95", "p99", "Spent"],
-        [[f"{m['provider']}/{m['model']}", str(m["calls"]), f"{m['success_rate']:.0%}", _seconds(m["p50_ms"]),
+        [[f"{m['provider']}/{m['model']}", str(m["calls"]), percent(m["outcomes"].get("ok", 0), m["calls"]), _seconds(m["p50_ms"]),
           _seconds(m["p95_ms"]), _seconds(m["p99_ms"]), _usd(m["spent_usd"], 4)] for m in status["health"]["models"]],
         caption="The month as a whole",
     )
