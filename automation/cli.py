@@ -79,8 +79,9 @@ def build_parser(prog: str = "python -m automation") -> argparse.ArgumentParser:
     output = status.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_const", const="json", dest="format", default="text",
                         help="machine-readable output")
-    output.add_argument("--format", choices=("text", "json", "openmetrics"), default="text",
-                        help="text (default), json (same as --json), or openmetrics for Prometheus")
+    output.add_argument("--format", choices=("text", "json", "openmetrics", "prometheus"), default="text",
+                        help="text (default), json (same as --json), openmetrics for a Prometheus scrape, or "
+                             "prometheus (the classic text format) for the textfile collector or a Pushgateway")
 
     dashboard = command(
         "dashboard", "write the cost and health dashboard as a static site",
@@ -159,10 +160,10 @@ def _status(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, 
     data = status_data(config, ledger, now)
     if args.format == "json":
         out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    elif args.format == "openmetrics":
+    elif args.format in ("openmetrics", "prometheus"):
         from .metrics import render
 
-        out.write(render(data))
+        out.write(render(data, args.format))
     else:
         out.write(render_status(data, ledger, config.monthly_budget_micro_usd) + "\n")
     return EXIT_OK

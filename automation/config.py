@@ -20,6 +20,7 @@ import yaml
 
 from .errors import ConfigError
 from .prices import ANTHROPIC, OPENAI, Price, PriceTable, format_usd, usd_to_micro
+from .textfiles import decode_utf8
 
 DEFAULT_CONFIG_PATH = ".github/ai-orchestration.yml"
 # What errors name when the repository has no config file: never a file the user does not have.
@@ -27,6 +28,7 @@ BUILTIN_SOURCE = f"the built-in defaults (this repository has no {DEFAULT_CONFIG
 RETIREMENT_WARNING_DAYS = 30
 # A reservation must outlive the longest paid call (reservations.CALL_WINDOW, 12 minutes) with room to spare.
 MIN_RESERVATION_MINUTES = 15
+MAX_USD = 1_000_000  # the largest dollar amount (budget, milestone or price) the config accepts
 # Each step speaks one API: analysis the Anthropic Messages API (with its free token count),
 # code OpenAI Chat Completions, answered in SEARCH/REPLACE blocks.
 STEP_PROVIDERS = {"analysis": ANTHROPIC, "code": OPENAI}
@@ -130,6 +132,8 @@ def _usd(key: str, value: Any) -> int:
         raise _TypeProblem(f"{key} must be an amount in US dollars, like 15.00") from None
     if not amount.is_finite():
         raise _TypeProblem(f"{key} must be a finite amount in US dollars")
+    if abs(amount) > MAX_USD:  # a typo, and beyond exact micro-dollars in a float (2**53)
+        raise _TypeProblem(f"{key} must be at most {format_usd(usd_to_micro(MAX_USD))} (got {value})")
     return usd_to_micro(amount)
 
 
@@ -367,10 +371,29 @@ def default_milestones(budget_micro_usd: int) -> tuple[int, ...]:
     return tuple(sorted({round(cents * share / 3) * 10_000 for share in (1, 2, 3)} - {0} | {budget_micro_usd}))
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; a second ``budget:`` block would silently undo the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                first = lines.setdefault(key, key_node.start_mark.line)
+            except TypeError:  # an unhashable key: SafeLoader's own error names it
+                continue
+            if first != key_node.start_mark.line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}' (also on line {first + 1}); keep one", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
 def parse_config(text: str, source: str, today: dt.date) -> Config:
     """Validate YAML text into a Config. ``today`` decides which models have retired."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -453,9 +476,15 @@ def load_config(path: Path | None, repo_root: Path, today: dt.date) -> Config:
             return config
         path = default
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found; check --config (a relative path is relative to --repo)") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read the config file: {err}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file; check --config") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config file: {err.strerror or err}") from None
+    try:
+        text = decode_utf8(data, "config file")
+    except ValueError as problem:
+        raise ConfigError(f"{path}: {problem}") from None
     return parse_config(text, str(path), today)

@@ -28,6 +28,7 @@ from .errors import AutomationError
 from .health import ModelStats
 from .ledger import Ledger
 from .prices import MICRO, format_usd
+from .wording import percent
 from .reports import status_data
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with any colour vision.
@@ -56,7 +57,8 @@ def build(config: Config, ledger: Ledger, now: dt.datetime, out_dir: Path, *, re
         out_dir.mkdir(parents=True, exist_ok=True)
         target.write_text(page, encoding="utf-8")
     except OSError as error:
-        raise DashboardError(f"dashboard: cannot write {target}: {error.strerror or error}") from None
+        reason = f"--out {out_dir} is a file, not a directory" if out_dir.is_file() else error.strerror or error
+        raise DashboardError(f"dashboard: cannot write {target}: {reason}") from None
     return target
 
 
@@ -110,6 +112,7 @@ def _month(status: dict[str, Any], ledger: Ledger, config: Config, now: dt.datet
          ("Pace", [_dollars(v) for v in burn.pace], DASHED),
          ("Budget", [_dollars(burn.budget_micro_usd)] * len(labels), {})],
         y_title="USD", x_title=f"day of {ledger.month}", show_dots=False, colours=BURN_UP_COLOURS,
+        y_labels=_budget_ticks(burn.budget_micro_usd),
     )
     table = _table(
         ["Day", "Spent to date", "Pace", "Budget"],
@@ -119,6 +122,12 @@ def _month(status: dict[str, Any], ledger: Ledger, config: Config, now: dt.datet
     pace_text = (f"At this pace the budget runs out on <strong>{_e(runs_out)}</strong>." if runs_out
                  else "At this pace the budget lasts the month.")
     return _section("month", f"{figures}{_figure('burn-up', chart, pace_text, table)}")
+
+
+def _budget_ticks(budget_micro_usd: int) -> list[float | None]:
+    """Dollar ticks from 0 to the budget, in whole-dollar steps when some split allows it ($15: 3s, $12: 3s)."""
+    parts = next((n for n in (5, 4, 6, 3) if budget_micro_usd % (n * MICRO) == 0), 5)
+    return [_dollars(budget_micro_usd * step // parts) for step in range(parts + 1)]
 
 
 def _unit_costs(ledger: Ledger) -> str:
@@ -176,19 +185,19 @@ def _providers(status: dict[str, Any], ledger: Ledger) -> str:
     if not names:
         return _section("providers", "<p>No model was called this month.</p>")
     daily = _by_name(series.daily_model_stats(ledger))
-    labels = [date.isoformat()[8:] for date, _ in daily]
+    labels = [str(date.day) for date, _ in daily]
     rate = _chart(
         pygal.Line, "Success rate by day", labels,
         [(name, [day[name].success_rate * 100 if name in day else None for _, day in daily], {}) for name in names],
         y_title="% of calls", x_title="day", range=(0, 100), value_suffix="%",
     )
     rate_table = _table(["Day", *names], [
-        [date.isoformat(), *(f"{day[n].success_rate:.0%} of {day[n].calls}" if n in day else "" for n in names)]
+        [date.isoformat(), *(f"{percent(day[n].succeeded, day[n].calls)} of {day[n].calls}" if n in day else "" for n in names)]
         for date, day in daily
     ])
     month_table = _table(
         ["Provider/model", "Calls", "Succeeded", "p50", "p95", "p99", "Spent"],
-        [[f"{m['provider']}/{m['model']}", str(m["calls"]), f"{m['success_rate']:.0%}", _seconds(m["p50_ms"]),
+        [[f"{m['provider']}/{m['model']}", str(m["calls"]), percent(m["outcomes"].get("ok", 0), m["calls"]), _seconds(m["p50_ms"]),
           _seconds(m["p95_ms"]), _seconds(m["p99_ms"]), _usd(m["spent_usd"], 4)] for m in status["health"]["models"]],
         caption="The month as a whole",
     )
@@ -315,7 +324,8 @@ def _chart(kind: Callable[..., Any], title: str, labels: list[str],
     chart = kind(
         js=[], style=_style(colours), width=900, height=360, title=title, x_labels=labels, truncate_legend=-1,
         legend_at_bottom=True, legend_at_bottom_columns=min(4, len(lines)), value_formatter=_Formatter(value_suffix),
-        include_x_axis=True, allow_interruptions=True, max_scale=8, margin_bottom=24, **options,
+        include_x_axis=True, allow_interruptions=True, max_scale=8, margin_bottom=24,
+        no_data_text="Nothing to draw yet", **options,
     )
     for name, values, extra in lines:
         chart.add(name, list(values), **extra)
@@ -329,7 +339,8 @@ def _style(colours: Sequence[str]) -> Style:
     return Style(
         background="#ffffff", plot_background="#ffffff", foreground="#1a1a1a", foreground_strong="#000000",
         foreground_subtle="#6b6b6b", colors=tuple(colours), font_family="system-ui, -apple-system, 'Segoe UI', sans-serif",
-        label_font_size=13, major_label_font_size=13, legend_font_size=14, title_font_size=16, opacity="1",
+        label_font_size=13, major_label_font_size=13, legend_font_size=14, title_font_size=16, no_data_font_size=18,
+        opacity="1",
         opacity_hover="1", stroke_width="2.5", guide_stroke_color="#cccccc", major_guide_stroke_color="#cccccc",
     )
 

@@ -21,7 +21,7 @@ from .config import Config
 from .errors import PolicyStop
 from .ledger import CallRecord, Ledger, RunRecord
 from .prices import format_usd
-from .wording import plural
+from .wording import percent, plural
 
 # Failures that say the provider is unwell (after the SDK's own retries); auth and quota
 # errors are the user's to fix and stop the run instead of tripping the breaker.
@@ -187,7 +187,7 @@ def model_stats(ledger: Ledger) -> list[ModelStats]:
 
 def render_stats(stats: list[ModelStats]) -> list[str]:
     return [
-        f"{s.provider}/{s.model}: {plural(s.calls, 'call')}, {s.success_rate:.0%} ok, "
+        f"{s.provider}/{s.model}: {plural(s.calls, 'call')}, {percent(s.succeeded, s.calls)} ok, "
         f"p50 {s.p50_ms / 1000:.1f}s p95 {s.p95_ms / 1000:.1f}s p99 {s.p99_ms / 1000:.1f}s, "
         f"{format_usd(s.spent_micro_usd, 4)}, {plural(s.tokens, 'token')}"
         for s in stats

@@ -1,6 +1,8 @@
-"""`status --format openmetrics`: the month's figures as OpenMetrics text.
+"""`status --format openmetrics` / `--format prometheus`: the month's figures for Prometheus.
 
-For the Prometheus node-exporter textfile collector or a Pushgateway. The values are read
+OpenMetrics is what a Prometheus server scrapes; the node-exporter textfile collector and the
+Pushgateway parse only the classic text format (0.0.4: no ``stateset`` type, which prometheus_client
+writes there as a gauge with the same samples), hence ``prometheus``. The values are read
 from ``reports.status_data`` (what `status --json` prints), so the two never disagree, and the
 text is written by ``prometheus_client`` (its OpenMetrics exposition), not by hand.
 
@@ -21,7 +23,8 @@ import datetime as dt
 from typing import Any, Iterator, Mapping
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric, StateSetMetricFamily
-from prometheus_client.openmetrics.exposition import generate_latest
+from prometheus_client import exposition
+from prometheus_client.openmetrics import exposition as openmetrics_exposition
 from prometheus_client.registry import Collector, CollectorRegistry
 
 PREFIX = "ai_orchestration_"
@@ -29,11 +32,13 @@ BREAKER_STATES = ("closed", "open", "half_open")
 QUANTILES = (("0.5", "p50_ms"), ("0.95", "p95_ms"), ("0.99", "p99_ms"))
 
 
-def render(status: Mapping[str, Any]) -> str:
-    """OpenMetrics text (ending in ``# EOF``) for the dict ``reports.status_data`` returns."""
+def render(status: Mapping[str, Any], text_format: str = "openmetrics") -> str:
+    """For the dict ``reports.status_data`` returns: OpenMetrics text (ending in ``# EOF``), or
+    with ``text_format="prometheus"`` the classic text format (same families and samples)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_StatusCollector(status))
-    return generate_latest(registry).decode("utf-8")
+    writer = openmetrics_exposition if text_format == "openmetrics" else exposition
+    return writer.generate_latest(registry).decode("utf-8")
 
 
 class _StatusCollector(Collector):

@@ -6,7 +6,6 @@ Imports no provider SDK, so `status` starts fast and works with no keys at all.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Any, Mapping
 
 from . import budget, estimate, followups, health, series
@@ -32,9 +31,10 @@ def progress_bar(spent_micro_usd: int, budget_micro_usd: int, width: int = 10) -
 
     Rounded down, so a month that stopped short of its cap never shows 100%.
     """
-    share = 0.0 if budget_micro_usd <= 0 else min(1.0, spent_micro_usd / budget_micro_usd)
-    filled = math.floor(share * width)
-    return f"{'▰' * filled}{'▱' * (width - filled)} {math.floor(share * 100)}% of {format_usd(budget_micro_usd)}"
+    budget = max(budget_micro_usd, 1)
+    spent = min(max(spent_micro_usd, 0), budget) if budget_micro_usd > 0 else 0
+    filled = spent * width // budget  # integers: a float share floors 29% to 28%
+    return f"{'▰' * filled}{'▱' * (width - filled)} {spent * 100 // budget}% of {format_usd(budget_micro_usd)}"
 
 
 def spent_usd(spent_micro_usd: int, budget_micro_usd: int) -> str:
@@ -117,9 +117,10 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
     for task in data["health"]["parked_tasks"]:
         lines.append(f"  parked task (edit its text to retry): {task}")
     lines += [f"  {warning}" for warning in data["warnings"]]
+    lines += ["  past months:"] if data["history"] else []
     for entry in data["history"][-3:]:
         lines.append(
-            f"  {entry['month']}: {_money(entry['spent_usd'])}, {plural(entry['executions'], 'run')}, "
+            f"    {entry['month']}: {_money(entry['spent_usd'])}, {plural(entry['executions'], 'run')}, "
             f"{plural(entry['prs_opened'], 'pull request')}"
         )
     return "\n".join(lines)

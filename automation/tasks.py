@@ -26,6 +26,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from .errors import TasksFileError, UsageError
+from .textfiles import decode_utf8
 
 SLUG_MAX = 50
 # How many files the near-match search for a missing tasks file looks at, at most.
@@ -182,15 +183,10 @@ def load(repo: Path, relative: str) -> str:
         raise TasksFileError(f"{relative}: is a directory, not a Markdown file; set tasks.file to the file that lists the tasks") from None
     except OSError as error:
         raise TasksFileError(f"{relative}: cannot read the tasks file: {error.strerror or error}") from None
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise TasksFileError(f"{relative}: the tasks file is UTF-16; save it as UTF-8 (most editors: 'Save with encoding')")
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise TasksFileError(
-            f"{relative}: the tasks file is not UTF-8 text (line {line}, byte {error.start}); save it as UTF-8"
-        ) from None
+        return decode_utf8(data, "tasks file")
+    except ValueError as problem:
+        raise TasksFileError(f"{relative}: {problem}") from None
 
 
 def near_match(repo: Path, relative: str) -> str | None:

@@ -86,6 +86,16 @@ def test_malformed_yaml_names_the_file_and_the_line() -> None:
     assert "line 2: YAML syntax error" in problem("budget:\n\tmonthly_usd: 10\n")
 
 
+def test_a_key_written_twice_is_refused_naming_both_lines() -> None:
+    """YAML parsers keep the last one, so the first block's settings would silently not apply."""
+    assert problem("budget:\n  monthly_usd: 10\n  monthly_usd: 20\n") == (
+        f"{SOURCE}: line 3: YAML syntax error: duplicate key 'monthly_usd' (also on line 2); keep one"
+    )
+    assert problem("budget:\n  monthly_usd: 10\nmodels:\n  code: gpt-4o\nbudget:\n  milestones_usd: [5]\n") == (
+        f"{SOURCE}: line 5: YAML syntax error: duplicate key 'budget' (also on line 1); keep one"
+    )
+
+
 def test_top_level_must_be_a_mapping() -> None:
     assert problem("- budget\n") == (
         f"{SOURCE}: the file must be a YAML mapping of settings (like 'budget: {{monthly_usd: 15}}')"
@@ -154,6 +164,26 @@ def test_zero_or_negative_budget_is_refused(value: str, shown: str) -> None:
     assert problem(f"budget:\n  monthly_usd: {value}\n") == (
         f"{SOURCE}: budget.monthly_usd must be greater than zero (got {shown})"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("budget:\n  monthly_usd: 1e27\n", "budget.monthly_usd must be at most $1,000,000.00 (got 1e27)"),
+        ("budget:\n  monthly_usd: 1e20\n", "budget.monthly_usd must be at most $1,000,000.00 (got 1e20)"),
+        ("budget:\n  monthly_usd: 15\n  milestones_usd: [1e300]\n",
+         "budget.milestones_usd[0] must be at most $1,000,000.00 (got 1e300)"),
+        ("prices:\n  gpt-4o-mini:\n    input: 1e30\n", "prices.gpt-4o-mini.input must be at most $1,000,000.00 (got 1e30)"),
+    ],
+)
+def test_absurdly_large_amounts_are_refused_naming_the_key(text: str, expected: str) -> None:
+    """Beyond a million dollars an amount is a typo, and past 2**53 micro-dollars it is no longer exact."""
+    assert problem(text) == f"{SOURCE}: {expected}"
+
+
+def test_a_million_dollars_is_still_a_budget() -> None:
+    config = parse_config("budget:\n  monthly_usd: 1000000\n", SOURCE, TODAY)
+    assert config.monthly_budget_micro_usd == 1_000_000_000_000
 
 
 def test_milestones_above_the_budget_are_refused() -> None:
@@ -309,8 +339,19 @@ def test_load_config_errors_name_the_file(tmp_path: Path) -> None:
 
     binary = tmp_path / "binary.yml"
     binary.write_bytes(b"\xff\xfe\x00budget")
-    with pytest.raises(ConfigError, match=r"binary\.yml: cannot read the config file"):
+    with pytest.raises(ConfigError) as caught:
         load_config(binary, tmp_path, TODAY)
+    assert str(caught.value) == f"{binary}: the config file is UTF-16; save it as UTF-8 (most editors: 'Save with encoding')"
+
+    latin = tmp_path / "latin.yml"
+    latin.write_bytes("# caf\u00e9\nbudget:\n  monthly_usd: 9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(latin, tmp_path, TODAY)
+    assert str(caught.value) == f"{latin}: the config file is not UTF-8 text (line 1, byte 5); save it as UTF-8"
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, tmp_path, TODAY)
+    assert str(caught.value) == f"{tmp_path}: is a directory, not a config file; check --config"
 
 
 @pytest.mark.parametrize(
@@ -345,6 +386,26 @@ def test_the_shipped_config_file_holds_exactly_the_defaults() -> None:
     """Its header says every value shown is the default: parsing it must change nothing."""
     shipped = parse_config(SHIPPED.read_text(encoding="utf-8"), SOURCE, TODAY)
     assert shipped == Config(source=SOURCE)
+
+
+def test_the_shipped_config_file_lists_every_key() -> None:
+    """Its header and the set-up guide say it lists every key: a key only config.py knows is undocumented."""
+    import yaml
+
+    from automation.config import SCHEMA
+
+    def keys(mapping: dict[str, object], prefix: str = "") -> set[str]:
+        found: set[str] = set()
+        for name, value in mapping.items():
+            found |= keys(value, f"{prefix}{name}.") if isinstance(value, dict) else {f"{prefix}{name}"}
+        return found
+
+    text = SHIPPED.read_text(encoding="utf-8")
+    listed = keys(yaml.safe_load(text)) | {line.strip()[2:].split(":")[0] for line in text.splitlines()
+                                          if line.strip().startswith("# ") and ":" in line}
+    shown = {key for key in SCHEMA if key in listed or key.rsplit(".", 1)[-1] in listed}
+    assert sorted(set(SCHEMA) - shown) == []
+    assert "prices:" in text
 
 
 @pytest.mark.parametrize("budget", ["10", "7.50", "100", "1000"])

@@ -117,6 +117,20 @@ def test_rendered_stats_read_as_one_line_per_model() -> None:
     assert lines == ["anthropic/claude-sonnet-5-5: 2 calls, 50% ok, p50 1.5s p95 1.5s p99 1.5s, $0.0054, 1,500 tokens"]
 
 
+def test_a_success_rate_with_a_failure_never_reads_100_percent() -> None:
+    """199 of 200 is 99.5%: rounded to 100% it hid the failure."""
+    calls = [call(SONNET) for _ in range(199)] + [call(SONNET, "overloaded", latency_ms=0)]
+    [line] = health.render_stats(health.model_stats(ledger(run(*calls))))
+    assert ", 99% ok," in line
+
+
+def test_percent_rounds_to_the_nearest_but_never_hides_a_failure_or_a_success() -> None:
+    from automation.wording import percent
+
+    assert [percent(2, 3), percent(199, 200), percent(1, 300), percent(0, 5), percent(5, 5), percent(0, 0)] == [
+        "67%", "99%", "1%", "0%", "100%", "0%"]
+
+
 def test_stats_of_an_empty_month_and_a_model_that_never_answered() -> None:
     assert health.model_stats(ledger()) == []
     [stats] = health.model_stats(ledger(run(call(outcome="server"))))

@@ -141,3 +141,17 @@ def test_json_output_is_unchanged_and_the_flags_do_not_mix(repo: Path) -> None:
     code, out, err = cli("status", "--repo", str(repo), "--json", "--format", "openmetrics")
     assert code == 2 and out == ""
     assert err.startswith("error: ") and "not allowed with argument" in err and len(err.splitlines()) == 1
+
+
+def test_the_prometheus_format_is_what_the_textfile_collector_and_pushgateway_parse(repo: Path) -> None:
+    """Both parse only the classic text format, whose TYPE must be one of five: a `stateset`
+    line makes the Pushgateway answer 400 and the textfile collector drop the file."""
+    from prometheus_client.parser import text_string_to_metric_families as classic_families
+
+    code, text, err = cli("status", "--repo", str(repo), "--format", "prometheus")
+    assert code == 0, err
+    types = {line.split()[3] for line in text.splitlines() if line.startswith("# TYPE ")}
+    assert types <= {"counter", "gauge", "histogram", "summary", "untyped"}
+    assert "# EOF" not in text and "# UNIT" not in text
+    classic = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in classic_families(text) for s in f.samples}
+    assert classic == both(repo)[1]  # the same samples as the OpenMetrics text

@@ -102,3 +102,22 @@ def test_the_supported_python_versions_are_stated_the_same_everywhere() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert f'requires-python = ">={versions[0]}"' in pyproject
     assert [f'"Programming Language :: Python :: {v}"' in pyproject for v in versions] == [True] * len(versions)
+
+
+def test_the_readme_command_table_lists_every_command_and_output_format() -> None:
+    """The README's table is where a new user looks for what the tool can do."""
+    import argparse
+
+    from automation.cli import build_parser
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Commands", 1)[1].split("\n\n", 2)[1]
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subparsers.choices.items():
+        assert f"`python -m automation {name}" in table, f"the README's command table lacks `{name}`"
+        for action in sub._actions:
+            for flag in action.option_strings:
+                if flag not in ("-h", "--help", "--repo", "--config", "--seed"):
+                    assert flag in table, f"the README's command table lacks `{name} {flag}`"
+            if action.dest == "format" and action.choices:
+                assert all(choice in table for choice in action.choices if choice != "text")

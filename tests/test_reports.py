@@ -58,4 +58,10 @@ def test_spend_is_never_rounded_up_to_the_budget() -> None:
     assert spent_usd(15_000_000, 15_000_000) == "$15.00"
     assert progress_bar(14_996_100, 15_000_000).endswith(" 99% of $15.00")
     assert progress_bar(14_996_100, 15_000_000).count("▰") == 9
+    # rounded down exactly: 29% of the budget is 29%, not 28% (0.29 * 100 is 28.999… in floats)
+    assert progress_bar(4_350_000, 15_000_000) == "▰▰▱▱▱▱▱▱▱▱ 29% of $15.00"
+    assert progress_bar(8_550_000, 15_000_000) == "▰▰▰▰▰▱▱▱▱▱ 57% of $15.00"
+    assert [progress_bar(cents * 10_000, 100_000_000).split()[1] for cents in range(0, 10_001, 100)] == [
+        f"{percent}%" for percent in range(101)
+    ]
     assert progress_bar(15_000_000, 15_000_000).startswith("▰" * 10 + " 100%")

@@ -1,0 +1,24 @@
+"""The user's own text files (the config, the tasks file) decoded as UTF-8, or one line saying why not.
+
+Editors on Windows save UTF-16 or a legacy code page; the message names the encoding problem and
+where it is, so the file can be re-saved, instead of a codec's exception text.
+"""
+
+from __future__ import annotations
+
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def decode_utf8(data: bytes, what: str) -> str:
+    """``data`` as text (a UTF-8 BOM is kept: YAML and Markdown parsers skip it).
+
+    Raises ValueError("the {what} is UTF-16; …") or ValueError("the {what} is not UTF-8 text
+    (line N, byte B); …"), to be prefixed with the file's path by the caller.
+    """
+    if data.startswith(UTF16_BOMS):
+        raise ValueError(f"the {what} is UTF-16; save it as UTF-8 (most editors: 'Save with encoding')")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ValueError(f"the {what} is not UTF-8 text (line {line}, byte {error.start}); save it as UTF-8") from None
