@@ -490,32 +490,8 @@ def test_dependabot_updates_actions_and_pip_weekly() -> None:
 
 # --- the example config -----------------------------------------------------------------------
 
-EXAMPLE_KEYS = {
-    "budget.monthly_usd", "budget.milestones_usd", "tasks.file", "pull_requests.max_open",
-    "pull_requests.labels", "pull_requests.draft", "ledger.path", "ledger.branch", "ledger.reservation_minutes",
-    "ledger.start_fresh", "models.analysis",
-    "models.code", "models.analysis_max_tokens", "models.code_max_tokens", "models.fallbacks.analysis",
-    "models.fallbacks.code", "context.max_tokens", "context.exclude", "edits.deny", "notifications.run_started",
-    "run.deadline_minutes", "run.ledger_commit_seconds", "run.request_timeout_seconds",
-    "models.code_max_input_tokens",
-    "follow_ups.enabled", "follow_ups.max_attempts", "follow_ups.handle", "follow_ups.needs_human_label",
-    "follow_ups.takeover_label", "follow_ups.log_max_chars", "follow_ups.diff_max_chars",
-}
-
-
-def flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in node.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def test_example_config_lists_every_documented_key() -> None:
-    # milestones_usd is shown commented out: left out, it follows budget.monthly_usd
-    assert set(flatten(load(EXAMPLE_CONFIG))) == EXAMPLE_KEYS - {"budget.milestones_usd"}
+def test_example_config_shows_milestones_commented_out() -> None:
+    # Left out, milestones follow budget.monthly_usd; that every key is listed is tests/test_config.py's job
     assert "  # milestones_usd: [5, 10, 15]\n" in EXAMPLE_CONFIG.read_text(encoding="utf-8")
 
 
