@@ -20,7 +20,8 @@ Embed = dict[str, Any]
 
 
 def before_run(ledger: Ledger, previous: Ledger, config: Config, now: dt.datetime, repository: str) -> tuple[Ledger, list[Embed]]:
-    """The monthly recap (first run of a month) and retirement warnings (once a month)."""
+    """The monthly recap (first run of a month), retirement warnings (once a month) and a
+    retired model's replacement (once)."""
     embeds: list[Embed] = []
     recap_month = ledger.notified.get("recap_due")
     if recap_month and not ledger.notified.get("recap_sent"):
@@ -48,6 +49,16 @@ def before_run(ledger: Ledger, previous: Ledger, config: Config, now: dt.datetim
             warned.add(price.model)
     if warned != set(ledger.notified.get("retiring", [])):
         ledger = ledger.with_notified("retiring", sorted(warned))
+    announced = set(ledger.notified.get("retired", []))  # kept across months: said once
+    for _, price, successor in config.retired:
+        if price.model not in announced and price.retires is not None:
+            embeds.append(discord.model_retiring_embed(
+                repository=repository, now=now, model=price.model, retires_on=price.retires,
+                successor=successor if config.on_retirement != "stop" else None,
+            ))
+            announced.add(price.model)
+    if announced != set(ledger.notified.get("retired", [])):
+        ledger = ledger.with_notified("retired", sorted(announced))
     return ledger, embeds
 
 
@@ -62,6 +73,7 @@ def after_run(
     repository: str,
     run_url: str | None,
     needed_micro_usd: int | None = None,
+    notes: tuple[str, ...] = (),
 ) -> tuple[Ledger, list[Embed]]:
     """The run's own alert, then each milestone crossed and the budget-exhausted alert, once each.
 
@@ -76,6 +88,7 @@ def after_run(
                 repository=repository, now=now, task=record.task, pr_url=record.pr_url,
                 run_cost_micro=record.cost_micro_usd, month_spent_micro=ledger.spent_micro_usd, budget_micro=cap,
                 prs_this_month=ledger.prs_opened, projected_micro=pace.projected_micro_usd, runs_out_on=pace.runs_out_on,
+                notes=notes,
             )
         )
     elif record.kind == "follow_up" and outcome.startswith("follow_up_") and record.pr_url:

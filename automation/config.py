@@ -11,7 +11,7 @@ import datetime as dt
 import difflib
 import posixpath
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -19,7 +19,9 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from .errors import ConfigError
-from .prices import ANTHROPIC, OPENAI, Price, PriceTable, format_usd, usd_to_micro
+from .prices import (
+    ANTHROPIC, CLAUDE_5_EFFORTS, OPENAI, OPENAI_REASONING_EFFORTS, Price, PriceTable, format_usd, usd_to_micro,
+)
 from .textfiles import decode_utf8
 
 DEFAULT_CONFIG_PATH = ".github/ai-orchestration.yml"
@@ -53,8 +55,13 @@ class Config:
     reservation_minutes: int = 45  # how long a run's reservation holds money back (reservations.py)
     analysis_model: str = "claude-sonnet-5-5"
     code_model: str = "gpt-4o-mini"
-    analysis_max_tokens: int = 4096
-    code_max_tokens: int = 16384
+    # Thinking counts toward max_tokens: room for ~10k tokens of thinking and the plan.
+    analysis_max_tokens: int = 16_000
+    code_max_tokens: int = 32_768  # reasoning plus whole files; clamped to each model's own limit
+    analysis_effort: str = "medium"  # Claude output_config.effort, where the model takes it
+    analysis_thinking: str = "adaptive"  # or "off": no up-front thinking, where the model allows it
+    code_reasoning_effort: str = "medium"  # OpenAI reasoning_effort, for reasoning models only
+    on_retirement: str = "successor"  # or "stop"
     analysis_fallbacks: tuple[str, ...] = ("claude-haiku-4-5",)
     code_fallbacks: tuple[str, ...] = ("gpt-4.1-mini",)
     code_max_input_tokens: int = 60_000  # the code prompt's bound (estimated tokens), within the model's window
@@ -79,6 +86,9 @@ class Config:
     follow_up_log_max_chars: int = 6_000
     follow_up_diff_max_chars: int = 12_000
     prices: PriceTable = field(default_factory=PriceTable.builtin)
+    from_file: bool = False  # False: the defaults, with no config file in the repository
+    # (config key, retired model's price, successor now used) once ``in_service`` swapped them
+    retired: tuple[tuple[str, Price, str], ...] = ()
 
     def price(self, model: str) -> Price:
         """The price of a configured model (validated on load, so always known)."""
@@ -106,16 +116,82 @@ class Config:
         for key, model in self.configured_models().items():
             price = self.price(model)
             days = price.days_to_retirement(today)
-            if days is not None and 0 <= days <= RETIREMENT_WARNING_DAYS:
+            if days is not None and 0 < days <= RETIREMENT_WARNING_DAYS and price.successor:
                 soon.append((key, price, days))
         return soon
 
     def retirement_warnings(self, today: dt.date) -> list[str]:
         """The one wording `run`, `status` and `costs` use for a model about to retire."""
+        warnings = []
+        for key, price, days in self.retiring_models(today):
+            then = (
+                "the run stops (models.on_retirement is 'stop')" if self.on_retirement == "stop"
+                else f"runs use {price.successor} instead{self._pin_hint(key, str(price.successor))}"
+            )
+            warnings.append(f"warning: {key} = {price.model} retires on {price.retires} ({days} days); from then on {then}")
+        return warnings
+
+    def retired_models(self, today: dt.date) -> list[tuple[str, Price, str]]:
+        """(config key, retired model's price entry, the model in service instead) for every
+        configured model whose retirement date has come."""
+        retired = []
+        for key, model in self.configured_models().items():
+            price = self.price(model)
+            if price.retires is not None and today >= price.retires:
+                retired.append((key, price, self.prices.in_service(model, today)))
+        return retired
+
+    def in_service(self, today: dt.date) -> Config:
+        """This config with every retired model (fallbacks too) replaced by its successor, and
+        ``retired`` saying which; ``check_retirement`` then decides whether a run may go on."""
+        retired = self.retired_models(today)
+        if not retired:
+            return self
+
+        def swap(model: str) -> str:
+            return self.prices.in_service(model, today)
+
+        analysis, code = swap(self.analysis_model), swap(self.code_model)
+        return replace(
+            self,
+            analysis_model=analysis,
+            code_model=code,
+            analysis_fallbacks=tuple(m for m in dict.fromkeys(map(swap, self.analysis_fallbacks)) if m != analysis),
+            code_fallbacks=tuple(m for m in dict.fromkeys(map(swap, self.code_fallbacks)) if m != code),
+            retired=tuple(retired),
+        )
+
+    def retirement_notes(self) -> list[str]:
+        """One line per retired model and what runs do instead (the log, `status`, `costs`, the receipt)."""
+        if self.on_retirement == "stop":
+            return [
+                f"{key}: {price.model} retired on {price.retires}; runs stop until {key} is changed "
+                f"(models.on_retirement is 'stop'; its successor is {successor})"
+                for key, price, successor in self.retired
+            ]
         return [
-            f"warning: {key} = {price.model} retires on {price.retires} ({days} days); switch to {price.successor}"
-            for key, price, days in self.retiring_models(today)
+            f"{key}: {price.model} retired on {price.retires}; runs use {successor} instead{self._pin_hint(key, successor)}"
+            for key, price, successor in self.retired
         ]
+
+    def check_retirement(self) -> None:
+        """Raises ConfigError naming ``models.on_retirement`` when it is "stop" and a model retired."""
+        if self.retired and self.on_retirement == "stop":
+            key, price, successor = self.retired[0]
+            raise ConfigError(
+                f"{self.source}: {key}: model '{price.model}' retired on {price.retires}; "
+                f"models.on_retirement is 'stop', so the run stops: switch {key} to '{successor}'"
+            )
+
+    def _pin_hint(self, key: str, successor: str) -> str:
+        """How to make the switch explicit, only when there is a config file to do it in."""
+        return f" (set {key}: {successor} in {self.source} to make it explicit)" if self.from_file else ""
+
+    def output_cap(self, model: str) -> int:
+        """``max_tokens`` for a call to ``model``: the step's setting, never above the model's limit."""
+        price = self.price(model)
+        wanted = self.analysis_max_tokens if price.provider == ANTHROPIC else self.code_max_tokens
+        return min(wanted, price.max_output_tokens) if price.max_output_tokens else wanted
 
 
 # --- schema -----------------------------------------------------------------------------
@@ -226,6 +302,17 @@ def _optional_text(key: str, value: Any) -> str | None:
     return None if value is None else _text(key, value)
 
 
+def _choice(*allowed: str) -> Validator:
+    """A validator for one of ``allowed`` (the message lists them)."""
+
+    def validate(key: str, value: Any) -> str:
+        if value not in allowed:
+            raise _TypeProblem(f"{key} must be one of {', '.join(allowed)} (got {value!r})")
+        return str(value)
+
+    return validate
+
+
 def _text_list(key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise _TypeProblem(f"{key} must be a list of strings")
@@ -255,6 +342,10 @@ SCHEMA: dict[str, tuple[str, Validator]] = {
     "models.code": ("code_model", _text),
     "models.analysis_max_tokens": ("analysis_max_tokens", _positive_int),
     "models.code_max_tokens": ("code_max_tokens", _positive_int),
+    "models.analysis_effort": ("analysis_effort", _choice(*CLAUDE_5_EFFORTS)),
+    "models.analysis_thinking": ("analysis_thinking", _choice("adaptive", "off")),
+    "models.code_reasoning_effort": ("code_reasoning_effort", _choice(*OPENAI_REASONING_EFFORTS)),
+    "models.on_retirement": ("on_retirement", _choice("successor", "stop")),
     "models.fallbacks.analysis": ("analysis_fallbacks", _text_list),
     "models.fallbacks.code": ("code_fallbacks", _text_list),
     "models.code_max_input_tokens": ("code_max_input_tokens", _positive_int),
@@ -361,8 +452,18 @@ def _price_overrides(source: str, value: Any, base: PriceTable) -> dict[str, Pri
             retires=existing.retires if existing else None,
             successor=existing.successor if existing else None,
             max_priced_input_tokens=existing.max_priced_input_tokens if existing else None,
+            **_capabilities(existing),
         )
     return overrides
+
+
+def _capabilities(existing: Price | None) -> dict[str, Any]:
+    """What an override keeps of the built-in entry besides its rates: tiers, limits, efforts."""
+    if existing is None:
+        return {}
+    names = ("long_context_tokens", "long_input_factor", "long_output_factor", "efforts", "thinking_types",
+             "writes_cache_unasked", "max_output_tokens")
+    return {name: getattr(existing, name) for name in names}
 
 
 def default_milestones(budget_micro_usd: int) -> tuple[int, ...]:
@@ -391,7 +492,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def parse_config(text: str, source: str, today: dt.date) -> Config:
-    """Validate YAML text into a Config. ``today`` decides which models have retired."""
+    """Validate YAML text into a Config. ``today`` decides which models have retired: they are
+    replaced by their successors (see ``Config.in_service``)."""
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as err:
@@ -405,7 +507,7 @@ def parse_config(text: str, source: str, today: dt.date) -> Config:
         raise ConfigError(f"{source}: the file must be a YAML mapping of settings (like 'budget: {{monthly_usd: 15}}')")
 
     flat = _flatten(data, source)
-    values: dict[str, Any] = {"source": source}
+    values: dict[str, Any] = {"source": source, "from_file": True}
     for key, value in flat.items():
         if key == "prices":
             continue
@@ -422,7 +524,7 @@ def parse_config(text: str, source: str, today: dt.date) -> Config:
         table = table.with_overrides(_price_overrides(source, flat["prices"], table))
     config = Config(prices=table, **values)
     _check_consistency(config, today)
-    return config
+    return config.in_service(today)
 
 
 def _check_consistency(config: Config, today: dt.date) -> None:
@@ -453,17 +555,17 @@ def _check_consistency(config: Config, today: dt.date) -> None:
                 f"{source}: {key}: no price is known for model '{model}'{_suggest(model, config.prices.known_models())}"
                 f" (or add it under 'prices')"
             )
-        if price.retires is not None and today >= price.retires:
-            raise ConfigError(
-                f"{source}: {key}: model '{model}' was retired on {price.retires.isoformat()}; "
-                f"switch to '{price.successor}'"
-            )
         step = "code" if key.startswith(("models.code", "models.fallbacks.code")) else "analysis"
-        if price.provider != STEP_PROVIDERS[step]:
-            raise ConfigError(
-                f"{source}: {key}: '{model}' is an {price.provider} model, but the {step} step calls the "
-                f"{STEP_APIS[step]}; pick a{'n OpenAI' if step == 'code' else ' Claude'} model"
-            )
+        # the model itself, and from its retirement date the successor a run would use instead
+        for name in dict.fromkeys((model, config.prices.in_service(model, today))):
+            used = config.prices.find(name)
+            if used is None or used.provider != STEP_PROVIDERS[step]:
+                raise ConfigError(
+                    f"{source}: {key}: '{name}' is "
+                    + (f"an {used.provider} model" if used else "not in the price table")
+                    + f", but the {step} step calls the {STEP_APIS[step]}; pick a"
+                    f"{'n OpenAI' if step == 'code' else ' Claude'} model"
+                )
 
 
 def load_config(path: Path | None, repo_root: Path, today: dt.date) -> Config:
@@ -473,7 +575,7 @@ def load_config(path: Path | None, repo_root: Path, today: dt.date) -> Config:
         if not default.exists():
             config = Config(source=BUILTIN_SOURCE)
             _check_consistency(config, today)
-            return config
+            return config.in_service(today)
         path = default
     try:
         data = path.read_bytes()

@@ -266,20 +266,25 @@ def run_completed_embed(
     prs_this_month: int,
     projected_micro: int,
     runs_out_on: dt.date | None = None,
+    notes: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """A PR was opened: what it was for, what it cost, and where the month stands."""
+    """A PR was opened: what it was for, what it cost, where the month stands, and anything
+    the run had to work around (a reply cut at max_tokens and retried, a retired model)."""
+    fields = [
+        ("Pull request", pr_url, False),
+        ("This run", _money(run_cost_micro), True),
+        ("PRs this month", str(prs_this_month), True),
+        ("Month to date", _month_to_date(month_spent_micro, budget_micro), False),
+        ("Pace", _pace(projected_micro, runs_out_on), False),
+    ]
+    if notes:
+        fields.append(("Notes", "\n".join(f"• {note}" for note in notes), False))
     return _embed(
         "run_completed",
         title="✅ Run completed: pull request opened",
         description=task,
         url=pr_url,
-        fields=[
-            ("Pull request", pr_url, False),
-            ("This run", _money(run_cost_micro), True),
-            ("PRs this month", str(prs_this_month), True),
-            ("Month to date", _month_to_date(month_spent_micro, budget_micro), False),
-            ("Pace", _pace(projected_micro, runs_out_on), False),
-        ],
+        fields=fields,
         repository=repository,
         now=now,
     )
@@ -451,15 +456,22 @@ def model_retiring_embed(
     retires_on: dt.date,
     successor: str | None = None,
 ) -> dict[str, Any]:
-    """A configured model is about to stop answering: say when, and what to switch to."""
+    """A configured model is about to stop answering, or has: say when, and what runs use instead."""
     days = (retires_on - _utc(now).date()).days
-    when = f"in {days} days" if days > 1 else "tomorrow" if days == 1 else "today" if days == 0 else "already"
-    description = f"`{model}` retires on {retires_on.isoformat()} ({when})."
-    if successor:
-        description += f" Switch to `{successor}` in .github/ai-orchestration.yml."
+    if days <= 0:
+        title = f"🔁 Model retired: {model}"
+        description = f"`{model}` retired on {retires_on.isoformat()}."
+        if successor:
+            description += f" Runs now use `{successor}` instead."
+    else:
+        when = f"in {days} days" if days > 1 else "tomorrow"
+        title = f"⏳ Model retiring: {model}"
+        description = f"`{model}` retires on {retires_on.isoformat()} ({when})."
+        if successor:
+            description += f" From that day runs use `{successor}` instead."
     return _embed(
         "model_retiring",
-        title=f"⏳ Model retiring: {model}",
+        title=title,
         description=description,
         fields=[("Model", model, True), ("Retires", retires_on.isoformat(), True), ("Successor", successor or EMPTY, True)],
         repository=repository,

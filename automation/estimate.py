@@ -21,6 +21,9 @@ PROMPT_OVERHEAD_TOKENS = 2_000
 # Typical replies (assumptions, not measured here): a plan, and the code for it.
 ANALYSIS_OUTPUT_TOKENS = 2_000
 CODE_OUTPUT_TOKENS = 6_000
+# What the analysis typically thinks at effort medium (Claude 5.x), billed as output; counted
+# for every analysis model, so the estimate errs high for one that does not think.
+ANALYSIS_THINKING_TOKENS = 3_000
 # The code prompt carries the plan and the files it names: assumed to be half the context.
 NAMED_FILES_SHARE = 0.5
 
@@ -39,7 +42,8 @@ class RunModel:
 
     @property
     def analysis(self) -> Usage:
-        return Usage(input_tokens=self.context_tokens + PROMPT_OVERHEAD_TOKENS, output_tokens=ANALYSIS_OUTPUT_TOKENS)
+        return Usage(input_tokens=self.context_tokens + PROMPT_OVERHEAD_TOKENS,
+                     output_tokens=ANALYSIS_OUTPUT_TOKENS + ANALYSIS_THINKING_TOKENS, reasoning_tokens=ANALYSIS_THINKING_TOKENS)
 
     @property
     def code(self) -> Usage:
@@ -49,8 +53,8 @@ class RunModel:
     def cost(self, config: Config) -> budget.RunCost:
         """Typical and worst-case cost of such a run under ``config``'s models and max_tokens."""
         return budget.run_cost(
-            config.price(config.analysis_model), config.price(config.code_model), config.analysis_max_tokens,
-            config.code_max_tokens, analysis=self.analysis, code=self.code,
+            config.price(config.analysis_model), config.price(config.code_model), config.output_cap(config.analysis_model),
+            config.output_cap(config.code_model), analysis=self.analysis, code=self.code,
         )
 
     def assumptions(self) -> str:

@@ -28,6 +28,9 @@ from .wording import percent, plural
 OUTAGE_KINDS = frozenset({"rate_limited", "overloaded", "server", "connection", "timeout", "malformed_reply"})
 # Run outcomes that count against a task: the model's output was unusable or failed checks.
 TASK_FAILURES = frozenset({"failed:edits"})
+# Call outcomes that count against a task: a reply was paid for but could not be used
+# (refused, empty, or cut off at max_tokens even after a retry with more room).
+UNUSABLE_REPLIES = frozenset({"invalid_reply", "max_tokens"})
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -115,7 +118,9 @@ def after_run(ledger: Ledger, record: RunRecord, task: str, outcome: str, config
     key = task_key(task) if task else None
     # A reply the model gave but that could not be used (refused, cut off, failed the checks)
     # counts against the task; an outage does not.
-    unusable = outcome in TASK_FAILURES or any(call.outcome == "invalid_reply" for call in record.calls)
+    unusable = outcome in TASK_FAILURES or (
+        outcome != "pr_opened" and any(call.outcome in UNUSABLE_REPLIES for call in record.calls)
+    )
     if key and unusable:
         entry = parked.setdefault(key, {"task": task, "failures": 0, "parked": False})
         entry["failures"] += 1

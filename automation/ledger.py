@@ -20,13 +20,15 @@ from typing import Any, Callable, Mapping
 from .errors import LedgerError
 from .prices import Usage
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 HISTORY_MONTHS_KEPT = 36
 TASK_TEXT_KEPT = 120
 RESTORE_HINT = "fix it or restore it from git history (git log -p -- {path})"
 # Where the seed's format (schema 0) kept the month's spend, in dollars.
 SEED_SPENT_KEYS = ("total_spent", "spent_usd", "spent")
+# Notification flags that outlive the month: a retired model's replacement is announced once.
+KEPT_FLAGS = ("retired",)
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,9 @@ class CallRecord:
         are left out when they are "ok" and what the model name implies."""
         usage = self.usage
         row: list[Any] = [
-            self.step, self.model, usage.input_tokens, usage.output_tokens, usage.cache_write_5m_tokens,
-            usage.cache_write_1h_tokens, usage.cache_read_tokens, self.cost_micro_usd, self.latency_ms,
+            self.step, self.model, usage.input_tokens, usage.output_tokens, usage.reasoning_tokens,
+            usage.cache_write_5m_tokens, usage.cache_write_1h_tokens, usage.cache_read_tokens,
+            self.cost_micro_usd, self.latency_ms,
         ]
         if self.provider != provider_implied_by(self.model):
             row += [self.outcome, self.provider]
@@ -57,11 +60,18 @@ class CallRecord:
 
 
 # The columns of a call row in the file (written into it too, so the file explains itself).
+# ``reasoning`` (Claude's thinking, OpenAI's reasoning tokens) is the part of ``output`` the
+# model spent thinking: billed as output, never added to it again.
 CALL_COLUMNS = (
+    "step", "model", "input", "output", "reasoning", "cache_write_5m", "cache_write_1h", "cache_read",
+    "cost_micro_usd", "latency_ms", "outcome", "provider",
+)
+REQUIRED_CALL_COLUMNS = 10
+# Schema 2's call columns, for its upgrade step.
+_SCHEMA_2_CALL_COLUMNS = (
     "step", "model", "input", "output", "cache_write_5m", "cache_write_1h", "cache_read",
     "cost_micro_usd", "latency_ms", "outcome", "provider",
 )
-REQUIRED_CALL_COLUMNS = 9
 
 
 def provider_implied_by(model: str) -> str | None:
@@ -133,6 +143,7 @@ class ModelTotals:
     output_tokens: int = 0
     cached_tokens: int = 0
     spent_micro_usd: int = 0
+    reasoning_tokens: int = 0  # part of output_tokens
 
     def add(self, call: CallRecord) -> "ModelTotals":
         usage = call.usage
@@ -140,6 +151,7 @@ class ModelTotals:
             calls=self.calls + 1,
             input_tokens=self.input_tokens + usage.input_tokens,
             output_tokens=self.output_tokens + usage.output_tokens,
+            reasoning_tokens=self.reasoning_tokens + usage.reasoning_tokens,
             cached_tokens=self.cached_tokens
             + usage.cache_read_tokens
             + usage.cache_write_5m_tokens
@@ -152,6 +164,7 @@ class ModelTotals:
             "calls": self.calls,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
             "cached_tokens": self.cached_tokens,
             "spent_micro_usd": self.spent_micro_usd,
         }
@@ -274,8 +287,9 @@ def rollover(ledger: Ledger, month: str) -> Ledger:
     """Close the ledger's month into history when ``month`` is a later one.
 
     The closed month becomes the last ``history`` entry and ``notified.recap_due`` names it
-    (for the recap). Health state (breakers, parked tasks) carries over; counters, milestones
-    and notification flags reset. A ledger already in ``month`` (or a later one) is returned as is.
+    (for the recap). Health state (breakers, parked tasks) and the KEPT_FLAGS carry over;
+    counters, milestones and the other notification flags reset. A ledger already in ``month``
+    (or a later one) is returned as is.
     """
     if ledger.month >= month:
         return ledger
@@ -287,7 +301,7 @@ def rollover(ledger: Ledger, month: str) -> Ledger:
         month=month,
         budget_micro_usd=ledger.budget_micro_usd,
         history=tuple(history[-HISTORY_MONTHS_KEPT:]),
-        notified={"recap_due": closed.month},
+        notified={"recap_due": closed.month, **{k: ledger.notified[k] for k in KEPT_FLAGS if k in ledger.notified}},
         health=ledger.health,
         reservations=ledger.reservations,
     )
@@ -503,7 +517,7 @@ def _call_object_to_row(call: Any) -> Any:
         return call  # left for the reader to name
     tokens = call.get("tokens", {}) if isinstance(call.get("tokens", {}), dict) else {}
     model = call.get("model")
-    row = [call.get("step"), model] + [tokens.get(name, 0) for name in CALL_COLUMNS[2:7]]
+    row = [call.get("step"), model] + [tokens.get(name, 0) for name in _SCHEMA_2_CALL_COLUMNS[2:7]]
     row += [call.get("cost_micro_usd"), call.get("latency_ms")]
     provider = call.get("provider")
     if provider is not None and provider != provider_implied_by(str(model)):
@@ -513,8 +527,35 @@ def _call_object_to_row(call: Any) -> Any:
     return row
 
 
+def _upgrade_2_to_3(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 adds the ``reasoning`` column after ``output``: 0 for every call before it,
+    which is what those calls recorded (thinking was not counted apart then); closed months'
+    per-model totals gain ``reasoning_tokens`` 0 the same way."""
+    upgraded = {**data, "schema_version": 3, "call_columns": list(CALL_COLUMNS)}
+    runs = data.get("runs")
+    if isinstance(runs, list):  # anything else (or nothing) is left for the reader to name
+        upgraded["runs"] = [
+            {**run, "calls": [row[:4] + [0] + row[4:] if isinstance(row, list) and len(row) >= 4 else row
+                              for row in run["calls"]]}
+            if isinstance(run, dict) and isinstance(run.get("calls"), list) else run
+            for run in runs
+        ]
+    history = data.get("history")
+    if isinstance(history, list):  # closed months' per-model totals gain reasoning_tokens: 0
+        upgraded["history"] = [
+            {**entry, "models": {
+                name: {"reasoning_tokens": 0, **totals} if isinstance(totals, dict) else totals
+                for name, totals in entry["models"].items()
+            }} if isinstance(entry, dict) and isinstance(entry.get("models"), dict) else entry
+            for entry in history
+        ]
+    return upgraded
+
+
 # schema version N -> the step that turns it into N + 1; old ledgers keep loading.
-UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _upgrade_0_to_1, 1: _upgrade_1_to_2}
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    0: _upgrade_0_to_1, 1: _upgrade_1_to_2, 2: _upgrade_2_to_3,
+}
 
 
 def _upgrade(data: dict[str, Any], source: str, hint: str) -> dict[str, Any]:
@@ -632,7 +673,11 @@ class _Reader:
             step=self.text(named, "step", f"{where}.step") or "",
             model=model,
             provider=self.text(named, "provider", f"{where}.provider", optional=implied is not None) or implied or "",
-            usage=Usage(*(named[column] for column in CALL_COLUMNS[2:7])),
+            usage=Usage(
+                input_tokens=named["input"], output_tokens=named["output"], reasoning_tokens=named["reasoning"],
+                cache_write_5m_tokens=named["cache_write_5m"], cache_write_1h_tokens=named["cache_write_1h"],
+                cache_read_tokens=named["cache_read"],
+            ),
             cost_micro_usd=named["cost_micro_usd"],
             latency_ms=named["latency_ms"],
             outcome=self.text(named, "outcome", f"{where}.outcome", optional=True) or "ok",

@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, NoReturn, TextIO
+from typing import TYPE_CHECKING, Callable, Mapping, NoReturn, TextIO, cast
 
 from . import alerts, attempts, budget, coding, context, edits, estimate, followup_run, github, gitops, health, keys, ledger as ledger_module, reports, tasks
 from .config import DEFAULT_CONFIG_PATH, Config, load_config
@@ -26,6 +26,8 @@ from .redact import mask_commands, redact, secret_values
 from .wording import plural
 
 if TYPE_CHECKING:
+    import anthropic
+    import openai
     from github.Repository import Repository
 
     from .providers import ModelReply
@@ -65,6 +67,8 @@ class Session:
     repository: str = "local"
     anthropic_client: object = None
     openai_client: object = None
+    # What the run had to work around, said in the log, the PR body and Discord.
+    notes: list[str] = field(default_factory=list)
 
     def say(self, line: str) -> None:
         self.out.write(redact(line, self.secrets) + "\n")
@@ -97,12 +101,13 @@ def run(
     """
     if env.get("GITHUB_ACTIONS") == "true":
         out.write("".join(line + "\n" for line in mask_commands(env)))
-    config = load_config(config_path, repo, now.date())
+    config = load_config(config_path, repo, now.date())  # retired models already swapped for successors
+    config.check_retirement()
     if not decide_only:  # the deciding step is given no model keys
         keys.require_keys(env, {config.price(model).provider for model in config.configured_models().values()})
     session = _open_session(repo, config, env, now, out, clock, nonce)
     notifier = Notifier(env.get("DISCORD_WEBHOOK_URL"), log=session.say, secrets=session.secrets)
-    for warning in config.retirement_warnings(now.date()):
+    for warning in config.retirement_warnings(now.date()) + [f"note: {n}" for n in session.notes]:
         session.say(warning)
     session.ledger, embeds = alerts.before_run(session.ledger, session.base_ledger, config, now, session.repository)
     notifier.notify(embeds)
@@ -110,7 +115,7 @@ def run(
     error: AutomationError | None = None
     needed: int | None = None  # what the call a budget stop refused could have cost
     try:
-        budget.reserve(session.ledger, config.monthly_budget_micro_usd, config.price(config.analysis_model), 0, config.analysis_max_tokens)
+        budget.reserve(session.ledger, config.monthly_budget_micro_usd, config.price(config.analysis_model), 0, config.output_cap(config.analysis_model))
         remote = github.connect(env)
         pulls = github.bot_pull_requests(remote, config.branch_prefix)
         if task_text is None:  # follow-ups first, unless someone asked for a task by hand
@@ -196,7 +201,7 @@ def _open_session(
         repo=repo, config=config, env=env, now=now, out=out, base_ledger=loaded, ledger=rolled,
         record=record, clock=clock, secrets=secret_values(env), reserver=reserver,
         deadline=attempts.Deadline.starting_now(clock, config.run_deadline_seconds, config.ledger_commit_seconds),
-        repository=env.get("GITHUB_REPOSITORY", repo.name),
+        repository=env.get("GITHUB_REPOSITORY", repo.name), notes=config.retirement_notes(),
     )
     for note in notes:
         session.say(note)
@@ -272,8 +277,49 @@ def _paid_call(
         session.deadline, timeout=session.config.request_timeout_seconds, sleep=session.sleep, say=session.say,
     )
     booked = session.record.calls[-1]
-    session.say(f"{step}: {price.model} {booked.usage.input_tokens:,} in / {booked.usage.output_tokens:,} out, {format_usd(booked.cost_micro_usd, 4)}")
+    thought = f" ({booked.usage.reasoning_tokens:,} thinking)" if booked.usage.reasoning_tokens else ""
+    session.say(f"{step}: {price.model} {booked.usage.input_tokens:,} in / {booked.usage.output_tokens:,} out{thought}, {format_usd(booked.cost_micro_usd, 4)}")
     return reply
+
+
+def _unless_cut(session: Session, step: str, model: str, effort: str, call: Callable[[int, str], str]) -> str:
+    """``call(max_tokens, effort)``, but a reply cut at max_tokens is never used.
+
+    A cut reply gets one retry with room to finish: twice the cap (within the model's limit)
+    and the next lower effort, where the model takes one. If that retry is cut too, or the
+    budget cannot afford it, the step fails, and the failure counts toward parking the task.
+    """
+    from .providers import TruncatedReplyError
+
+    price = session.config.price(model)
+    cap = session.config.output_cap(model)
+    try:
+        return call(cap, effort)
+    except TruncatedReplyError as cut:
+        bigger = min(cap * 2, price.max_output_tokens or cap * 2)
+        lower = _lower_effort(effort, price.efforts)
+        if (bigger, lower) == (cap, effort):
+            raise
+        what = f"max_tokens {bigger:,}" + (f" and effort {lower}" if lower != effort else "")
+        session.say(f"{step}: {model} stopped at max_tokens ({cap:,}, {cut.reply.usage.reasoning_tokens:,} of them "
+                    f"thinking); the cut-off reply is not used; retrying once with {what}")
+        try:
+            text = call(bigger, lower)
+        except budget.BudgetStop as stop:
+            raise TruncatedReplyError(
+                f"{cut.message} The budget cannot afford a retry with more room ({stop.message}).",
+                provider=price.provider, reply=cut.reply, max_tokens=cap,
+            ) from None
+    session.notes.append(f"The {step} reply from {model} was cut off at max_tokens ({cap:,}) and not used; "
+                         f"the reply used here came from one retry with {what}.")
+    return text
+
+
+def _lower_effort(effort: str, efforts: tuple[str, ...]) -> str:
+    """The next lower effort level the model takes (the same one at the bottom or when it takes none)."""
+    if effort not in efforts:
+        return effort
+    return efforts[max(0, efforts.index(effort) - 1)]
 
 
 def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> str:
@@ -282,20 +328,26 @@ def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> 
     config = session.config
     prompt = redact(f"# Task\n{task}\n\n# Repository\n{context.render_context(repo_context)}", session.secrets)
 
-    def attempt(model: str, client: object) -> str:
+    def attempt(model: str, untyped: object) -> str:
+        client = cast("anthropic.Anthropic", untyped)  # _client made it for this model's provider
+
         def bound(timeout: float) -> int:  # Anthropic's free count: the first request to fail in an outage
             found = providers.anthropic_input_bound(providers.with_timeout(client, timeout), model, ANALYSIS_SYSTEM, prompt)
             if found.note:
                 session.say(found.note)
             return budget.padded_anthropic_count(found.tokens) if found.counted else found.tokens
 
-        return _paid_call(
-            session, "analysis", model, bound, config.analysis_max_tokens,
-            lambda timeout: providers.analyse(
-                providers.with_timeout(client, timeout), model, ANALYSIS_SYSTEM, prompt, config.analysis_max_tokens,
-                clock=session.clock,
-            ),
-        ).text
+        def call(cap: int, effort: str) -> str:
+            options = providers.claude_options(config.price(model), effort, config.analysis_thinking)
+            return _paid_call(
+                session, "analysis", model, bound, cap,
+                lambda timeout: providers.analyse(
+                    providers.with_timeout(client, timeout), model, ANALYSIS_SYSTEM, prompt, cap, options=options,
+                    clock=session.clock,
+                ),
+            ).text
+
+        return _unless_cut(session, "analysis", model, config.analysis_effort, call)
 
     return _with_fallbacks(session, "analysis", config.analysis_model, config.analysis_fallbacks, attempt)
 
@@ -327,13 +379,20 @@ def _code_call(session: Session, messages: list[dict]) -> str:
     messages = [{**message, "content": redact(message["content"], session.secrets)} for message in messages]
     bound = providers.openai_input_token_bound(messages, None)
 
-    def attempt(model: str, client: object) -> str:
-        return _paid_call(
-            session, "code", model, lambda _timeout: bound, config.code_max_tokens,
-            lambda timeout: providers.write_code(
-                providers.with_timeout(client, timeout), model, messages, config.code_max_tokens, clock=session.clock
-            ),
-        ).text
+    def attempt(model: str, untyped: object) -> str:
+        client = cast("openai.OpenAI", untyped)  # _client made it for this model's provider
+
+        def call(cap: int, effort: str) -> str:
+            reasoning = effort if effort in config.price(model).efforts else None  # older models refuse it
+            return _paid_call(
+                session, "code", model, lambda _timeout: bound, cap,
+                lambda timeout: providers.write_code(
+                    providers.with_timeout(client, timeout), model, messages, cap, reasoning_effort=reasoning,
+                    clock=session.clock,
+                ),
+            ).text
+
+        return _unless_cut(session, "code", model, config.code_reasoning_effort, call)
 
     return _with_fallbacks(session, "code", config.code_model, config.code_fallbacks, attempt)
 
@@ -403,7 +462,7 @@ def _open_pull_request(
         files=[(edit.path, edit.action) for edit in plan.edits], record=session.record,
         refused=tuple(github.neutralise_markers(reason) for reason in plan.refused),
         ledger=session.ledger, budget_micro_usd=config.monthly_budget_micro_usd, link=reports.run_url(env),
-        marker=github.task_marker(task.text),
+        marker=github.task_marker(task.text), notes=tuple(session.notes),
     )
     pr = github.open_pull_request(
         remote, title=_title(session, task), body=redact(body, session.secrets), head=branch, base=default,
@@ -462,7 +521,7 @@ def _close_run(session: Session, notifier: Notifier, outcome: str, error: Automa
     session.ledger, embeds = alerts.after_run(
         session.ledger, session.config, session.record, outcome, getattr(error, "kind", error.step if error else None),
         redact(error.message, session.secrets) if error else None, session.now, session.repository,
-        reports.run_url(session.env), needed,
+        reports.run_url(session.env), needed, notes=tuple(session.notes),
     )
     if outcome != HANDED_OVER:  # the full run writes it
         _write_job_summary(session, outcome, error)
@@ -477,6 +536,7 @@ def _write_job_summary(session: Session, outcome: str, error: AutomationError | 
     text = reports.job_summary(
         task=session.record.task, outcome=outcome, pr_url=session.record.pr_url, error=error.message if error else None,
         record=session.record, ledger=session.ledger, budget_micro_usd=session.config.monthly_budget_micro_usd,
+        notes=tuple(session.notes),
     )
     _write_summary(session.env, text)
 
@@ -549,7 +609,7 @@ def dry_run(
         ]
         if cost.worst > left:
             lines.append("The budget would stop this run before its first call (exit 0).")
-        lines += config.retirement_warnings(now.date())
+        lines += config.retirement_warnings(now.date()) + [f"note: {note}" for note in config.retirement_notes()]
     out.write("".join(f"{line}\n" for line in lines))
     _write_summary(env, reports.dry_run_summary(lines[1:]))
     return EXIT_OK

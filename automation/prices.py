@@ -19,8 +19,18 @@ MICRO = 1_000_000
 ANTHROPIC = "anthropic"
 OPENAI = "openai"
 
-ANTHROPIC_PRICING = "https://www.anthropic.com/pricing#api (read 2026-11)"
-OPENAI_PRICING = "https://openai.com/api/pricing/ (read 2026-11)"
+ANTHROPIC_PRICING = "https://platform.claude.com/docs/en/about-claude/pricing (read 2026-11-30)"
+OPENAI_PRICING = "https://developers.openai.com/api/docs/pricing (read 2026-11-30)"
+PRICES_AS_OF = "2026-11-30"
+
+# Effort levels, as the SDKs type them: Anthropic ``output_config.effort`` (OutputConfigParam)
+# and OpenAI ``reasoning_effort`` (shared.ReasoningEffort).
+CLAUDE_5_EFFORTS = ("low", "medium", "high", "xhigh", "max")
+OPENAI_REASONING_EFFORTS = ("none", "low", "medium", "high", "xhigh", "max")
+
+# OpenAI's GPT-5.6 and GPT-6 families bill a whole request above 272,000 input tokens at
+# twice the input rates and 1.5 times the output rate (the model pages' "long context" note).
+OPENAI_LONG_CONTEXT = 272_000
 
 
 @dataclass(frozen=True)
@@ -28,7 +38,10 @@ class Usage:
     """Token usage of one call, normalised across providers.
 
     ``input_tokens`` never includes cached tokens: Anthropic reports it that way; for
-    OpenAI we subtract ``prompt_tokens_details.cached_tokens`` from ``prompt_tokens``.
+    OpenAI we subtract ``prompt_tokens_details.cached_tokens`` and ``cache_write_tokens``
+    from ``prompt_tokens``. OpenAI's cache writes (one kind) are kept as 5-minute writes.
+    ``reasoning_tokens`` (Claude's thinking, OpenAI's reasoning) are *part of*
+    ``output_tokens``, as both providers report and bill them: shown, never billed twice.
     """
 
     input_tokens: int = 0
@@ -36,6 +49,12 @@ class Usage:
     cache_write_5m_tokens: int = 0
     cache_write_1h_tokens: int = 0
     cache_read_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Every input token of the request, cached or not (what the long-context tier counts)."""
+        return self.input_tokens + self.cache_write_5m_tokens + self.cache_write_1h_tokens + self.cache_read_tokens
 
     @property
     def total_tokens(self) -> int:
@@ -45,25 +64,6 @@ class Usage:
             + self.cache_write_5m_tokens
             + self.cache_write_1h_tokens
             + self.cache_read_tokens
-        )
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "input": self.input_tokens,
-            "output": self.output_tokens,
-            "cache_write_5m": self.cache_write_5m_tokens,
-            "cache_write_1h": self.cache_write_1h_tokens,
-            "cache_read": self.cache_read_tokens,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, int]) -> "Usage":
-        return cls(
-            input_tokens=int(data.get("input", 0)),
-            output_tokens=int(data.get("output", 0)),
-            cache_write_5m_tokens=int(data.get("cache_write_5m", 0)),
-            cache_write_1h_tokens=int(data.get("cache_write_1h", 0)),
-            cache_read_tokens=int(data.get("cache_read", 0)),
         )
 
 
@@ -85,21 +85,50 @@ class Price:
     successor: str | None = None
     max_priced_input_tokens: int | None = None  # the price only holds for prompts up to this size
     context_window: int | None = None  # tokens in + out the model accepts, when published
+    max_output_tokens: int | None = None  # the model's own output limit (a larger max_tokens is a 400)
+    # Above this many input tokens (cached or not) the whole request costs more:
+    # every input rate times ``long_input_factor``, the output rate times ``long_output_factor``.
+    long_context_tokens: int | None = None
+    long_input_factor: Decimal = Decimal(1)
+    long_output_factor: Decimal = Decimal(1)
+    # Effort levels the model takes (Claude ``output_config.effort``, OpenAI ``reasoning_effort``);
+    # empty: the model takes no effort setting and none is sent.
+    efforts: tuple[str, ...] = ()
+    # Claude thinking types the model accepts (``thinking.type``): "adaptive", "between_tools", "disabled".
+    thinking_types: tuple[str, ...] = ()
+    # True when the provider may write the prompt to its cache without being asked (OpenAI's
+    # GPT-5.6 and GPT-6 families), so the worst case prices every input token as a write.
+    writes_cache_unasked: bool = False
+
+    def is_long_context(self, prompt_tokens: int) -> bool:
+        return self.long_context_tokens is not None and prompt_tokens > self.long_context_tokens
 
     def cost_micro_usd(self, usage: Usage) -> int:
-        """Exact cost of ``usage`` in micro-dollars, rounded up to the next micro-dollar."""
+        """Exact cost of ``usage`` in micro-dollars, rounded up to the next micro-dollar.
+
+        ``reasoning_tokens`` are inside ``output_tokens`` and cost nothing extra.
+        """
+        long = self.is_long_context(usage.prompt_tokens)
+        in_factor = self.long_input_factor if long else Decimal(1)
+        out_factor = self.long_output_factor if long else Decimal(1)
         exact = (
-            usage.input_tokens * self.input
-            + usage.output_tokens * self.output
-            + usage.cache_write_5m_tokens * self.cache_write_5m
-            + usage.cache_write_1h_tokens * self.cache_write_1h
-            + usage.cache_read_tokens * self.cache_read
+            usage.input_tokens * self.input * in_factor
+            + usage.output_tokens * self.output * out_factor
+            + usage.cache_write_5m_tokens * self.cache_write_5m * in_factor
+            + usage.cache_write_1h_tokens * self.cache_write_1h * in_factor
+            + usage.cache_read_tokens * self.cache_read * in_factor
         )
         return math.ceil(exact)
 
     def worst_case_micro_usd(self, input_tokens: int, max_output_tokens: int) -> int:
-        """What a call can cost at most: every input token uncached, every output token used."""
-        return self.cost_micro_usd(Usage(input_tokens=input_tokens, output_tokens=max_output_tokens))
+        """What a call can cost at most: every input token uncached (or written to the cache,
+        where the provider does that unasked), every output token used (thinking included),
+        at the long-context rates when ``input_tokens`` passes their threshold."""
+        dearest = max(self.input, self.cache_write_5m) if self.writes_cache_unasked else self.input
+        long = self.is_long_context(input_tokens)
+        in_factor = self.long_input_factor if long else Decimal(1)
+        out_factor = self.long_output_factor if long else Decimal(1)
+        return math.ceil(input_tokens * dearest * in_factor + max_output_tokens * self.output * out_factor)
 
     def days_to_retirement(self, today: dt.date) -> int | None:
         return None if self.retires is None else (self.retires - today).days
@@ -110,12 +139,17 @@ def _anthropic(
     input_usd: str,
     output_usd: str,
     *,
+    cache_read_usd: str | None = None,
     aliases: tuple[str, ...] = (),
     retires: dt.date | None = None,
     successor: str | None = None,
     max_priced_input_tokens: int | None = None,
+    max_output_tokens: int | None = None,
+    efforts: tuple[str, ...] = (),
+    thinking_types: tuple[str, ...] = (),
 ) -> Price:
-    """Anthropic's published multipliers: 5-minute cache write 1.25x, 1-hour write 2x, cache read 0.1x."""
+    """Anthropic's published multipliers: 5-minute cache write 1.25x, 1-hour write 2x, cache read
+    0.1x (unless the model page gives its own cache-read price)."""
     base = Decimal(input_usd)
     return Price(
         model=model,
@@ -124,13 +158,16 @@ def _anthropic(
         output=Decimal(output_usd),
         cache_write_5m=base * Decimal("1.25"),
         cache_write_1h=base * 2,
-        cache_read=base / 10,
+        cache_read=Decimal(cache_read_usd) if cache_read_usd is not None else base / 10,
         source=ANTHROPIC_PRICING,
-        as_of="2026-11",
+        as_of=PRICES_AS_OF,
         aliases=aliases,
         retires=retires,
         successor=successor,
         max_priced_input_tokens=max_priced_input_tokens,
+        max_output_tokens=max_output_tokens,
+        efforts=efforts,
+        thinking_types=thinking_types,
     )
 
 
@@ -144,24 +181,36 @@ def _openai(
     retires: dt.date | None = None,
     successor: str | None = None,
     context_window: int | None = None,
+    max_output_tokens: int | None = None,
+    reasoning_family: bool = False,
 ) -> Price:
-    """OpenAI caches automatically and never bills writes; a model with no published cached
-    price is billed at the full input price for cached tokens (never an under-count)."""
+    """OpenAI's older models cache automatically and never bill writes; a model with no
+    published cached price is billed at the full input price for cached tokens (never an
+    under-count). The GPT-5.6 and GPT-6 families (``reasoning_family``) are reasoning models
+    that take ``reasoning_effort``, bill cache writes at 1.25x the input price, and bill a
+    request above 272,000 input tokens at 2x input and 1.5x output."""
     base = Decimal(input_usd)
+    write = base * Decimal("1.25") if reasoning_family else base
     return Price(
         model=model,
         provider=OPENAI,
         input=base,
         output=Decimal(output_usd),
-        cache_write_5m=base,
-        cache_write_1h=base,
+        cache_write_5m=write,
+        cache_write_1h=write,
         cache_read=Decimal(cached_usd) if cached_usd is not None else base,
         source=OPENAI_PRICING,
-        as_of="2026-11",
+        as_of=PRICES_AS_OF,
         aliases=aliases,
         retires=retires,
         successor=successor,
         context_window=context_window,
+        max_output_tokens=max_output_tokens,
+        long_context_tokens=OPENAI_LONG_CONTEXT if reasoning_family else None,
+        long_input_factor=Decimal(2) if reasoning_family else Decimal(1),
+        long_output_factor=Decimal("1.5") if reasoning_family else Decimal(1),
+        efforts=OPENAI_REASONING_EFFORTS if reasoning_family else (),
+        writes_cache_unasked=reasoning_family,
     )
 
 
@@ -169,9 +218,18 @@ def _openai(
 _OPENAI_SHUTDOWN = dt.date(2027, 1, 14)
 
 BUILTIN_PRICES: tuple[Price, ...] = (
-    _anthropic("claude-sonnet-5-5", "2", "10"),
-    _anthropic("claude-sonnet-5", "2", "10"),
-    _anthropic("claude-sonnet-4-6", "3", "15"),
+    # Sonnet 5.5: cache reads $0.10 (0.05x) since 2026-10-07; adaptive thinking on by default
+    # at effort high; thinking "disabled" is a 400, "between_tools" turns up-front thinking off.
+    _anthropic(
+        "claude-sonnet-5-5", "2", "10", cache_read_usd="0.10",
+        max_output_tokens=128_000, efforts=CLAUDE_5_EFFORTS, thinking_types=("adaptive", "between_tools"),
+    ),
+    _anthropic(
+        "claude-sonnet-5", "2", "10", max_output_tokens=128_000, efforts=CLAUDE_5_EFFORTS, thinking_types=("adaptive", "disabled"),
+    ),
+    _anthropic(
+        "claude-sonnet-4-6", "3", "15", max_output_tokens=64_000, efforts=("low", "medium", "high"), thinking_types=("adaptive", "disabled"),
+    ),
     _anthropic(
         "claude-sonnet-4-5",
         "3",
@@ -181,7 +239,7 @@ BUILTIN_PRICES: tuple[Price, ...] = (
         successor="claude-sonnet-5-5",
     ),
     _anthropic("claude-haiku-5-5", "0.10", "0.50", max_priced_input_tokens=100_000),
-    _anthropic("claude-haiku-4-5", "1", "5", aliases=("claude-haiku-4-5-20251001",)),
+    _anthropic("claude-haiku-4-5", "1", "5", aliases=("claude-haiku-4-5-20251001",), max_output_tokens=64_000),
     # The seed's model: never Sonnet 4.5, retired on 2025-10-22.
     _anthropic(
         "claude-3-5-sonnet-20241022",
@@ -198,6 +256,7 @@ BUILTIN_PRICES: tuple[Price, ...] = (
         "0.075",
         aliases=("gpt-4o-mini-2024-07-18",),
         context_window=128_000,
+        max_output_tokens=16_384,
         retires=_OPENAI_SHUTDOWN,
         successor="gpt-6-luna",
     ),
@@ -208,6 +267,7 @@ BUILTIN_PRICES: tuple[Price, ...] = (
         "1.25",
         aliases=("gpt-4o-2024-08-06", "gpt-4o-2024-11-20"),
         context_window=128_000,
+        max_output_tokens=16_384,
         retires=_OPENAI_SHUTDOWN,
         successor="gpt-6-luna",
     ),
@@ -218,11 +278,14 @@ BUILTIN_PRICES: tuple[Price, ...] = (
         "0.10",
         aliases=("gpt-4.1-mini-2025-04-14",),
         context_window=1_047_576,
+        max_output_tokens=32_768,
         retires=_OPENAI_SHUTDOWN,
         successor="gpt-6-luna",
     ),
-    _openai("gpt-6-luna", "0.10", "0.50", None),
-    _openai("gpt-5.6-luna", "0.20", "1.20", None),
+    # developers.openai.com/api/docs/models/gpt-6-luna and /gpt-5.6-luna (read 2026-11-30):
+    # cached input $0.01 / $0.02, cache writes 1.25x input, long context above 272K input tokens.
+    _openai("gpt-6-luna", "0.10", "0.50", "0.01", max_output_tokens=128_000, reasoning_family=True),
+    _openai("gpt-5.6-luna", "0.20", "1.20", "0.02", max_output_tokens=128_000, reasoning_family=True),
 )
 
 
@@ -248,6 +311,19 @@ class PriceTable:
             if model in price.aliases:
                 return replace(price, model=price.model)
         return None
+
+    def in_service(self, model: str, today: dt.date) -> str:
+        """``model`` itself, or from its retirement date on its successor (followed while the
+        successor has retired too). A model without a successor stays as it is."""
+        seen = {model}
+        price = self.find(model)
+        while price is not None and price.retires is not None and today >= price.retires and price.successor:
+            if price.successor in seen:
+                break
+            model = price.successor
+            seen.add(model)
+            price = self.find(model)
+        return model
 
     def known_models(self) -> list[str]:
         names = set(self.prices)

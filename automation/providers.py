@@ -22,7 +22,7 @@ import openai
 
 from .errors import ProviderError
 from .keys import KEY_PAGES, KEY_VARIABLES, api_key
-from .prices import ANTHROPIC, OPENAI, Usage
+from .prices import ANTHROPIC, OPENAI, Price, Usage
 
 Clock = Callable[[], float]
 
@@ -86,6 +86,18 @@ class InvalidReplyError(ProviderError):
     def __init__(self, message: str, *, provider: str, reply: ModelReply) -> None:
         super().__init__(message, provider=provider, kind="invalid_reply", status=200, retryable=True)
         self.reply = reply
+
+
+class TruncatedReplyError(InvalidReplyError):
+    """The reply stopped at ``max_tokens`` (thinking and reasoning count toward it): billed,
+    but a cut-off plan or code is never used. Not retryable on another model; the pipeline
+    decides whether one retry with more room is affordable."""
+
+    def __init__(self, message: str, *, provider: str, reply: ModelReply, max_tokens: int) -> None:
+        super().__init__(message, provider=provider, reply=reply)
+        self.kind = "max_tokens"
+        self.retryable = False
+        self.max_tokens = max_tokens
 
 
 # --- clients ---------------------------------------------------------------------------
@@ -450,8 +462,30 @@ def _elapsed_ms(clock: Clock, started: float) -> int:
     return max(0, round((clock() - started) * 1000))
 
 
+def claude_options(price: Price, effort: str, thinking: str) -> dict[str, Any]:
+    """The thinking and effort parameters of a Messages call, as far as ``price``'s model takes them.
+
+    ``thinking`` "adaptive" asks for adaptive thinking with its text omitted (the bot reads
+    only the answer; the thinking is billed the same either way); "off" sends the model's way
+    of turning up-front thinking off ("disabled", or "between_tools" on Sonnet 5.5, where
+    "disabled" is a 400). ``effort`` goes in ``output_config.effort`` where the model takes one.
+    Sampling parameters (temperature, top_p, top_k) are never sent: the 5.x models refuse them.
+    """
+    options: dict[str, Any] = {}
+    if thinking == "adaptive" and "adaptive" in price.thinking_types:
+        options["thinking"] = {"type": "adaptive", "display": "omitted"}
+    elif thinking == "off":
+        off = next((kind for kind in ("disabled", "between_tools") if kind in price.thinking_types), None)
+        if off is not None:
+            options["thinking"] = {"type": off}
+    if effort in price.efforts:
+        options["output_config"] = {"effort": effort}
+    return options
+
+
 def _anthropic_usage(usage: Any) -> Usage:
-    """Anthropic's usage as ours; cache writes split by TTL (unsplit remainder is 5-minute, the default)."""
+    """Anthropic's usage as ours; cache writes split by TTL (unsplit remainder is 5-minute, the
+    default); thinking tokens (``output_tokens_details.thinking_tokens``) are inside ``output_tokens``."""
     written = usage.cache_creation_input_tokens or 0
     split = usage.cache_creation
     write_1h = (split.ephemeral_1h_input_tokens or 0) if split else 0
@@ -463,6 +497,7 @@ def _anthropic_usage(usage: Any) -> Usage:
         cache_write_5m_tokens=write_5m,
         cache_write_1h_tokens=write_1h,
         cache_read_tokens=usage.cache_read_input_tokens or 0,
+        reasoning_tokens=(details.thinking_tokens or 0) if (details := usage.output_tokens_details) else 0,
     )
 
 
@@ -473,11 +508,14 @@ def analyse(
     prompt: str,
     max_tokens: int,
     *,
+    options: Mapping[str, Any] | None = None,
     clock: Clock = time.monotonic,
 ) -> ModelReply:
-    """One non-streamed Messages API call; the reply is its text blocks joined.
+    """One non-streamed Messages API call; the reply is its text blocks joined (thinking and
+    redacted-thinking blocks are left out). ``options`` come from ``claude_options``.
 
-    A reply cut at ``max_tokens`` is kept: a truncated analysis is still usable prose.
+    Raises TruncatedReplyError when the reply stopped at ``max_tokens`` (thinking included),
+    InvalidReplyError for a refusal or no text, ProviderError for a failed call.
     """
     started = clock()
     try:
@@ -486,6 +524,7 @@ def analyse(
             max_tokens=max_tokens,
             system=system,
             messages=[{"role": "user", "content": prompt}],
+            **dict(options or {}),
         )
     except anthropic.APIError as err:
         raise _classify_anthropic(err, client.api_key or "") from None
@@ -504,6 +543,12 @@ def analyse(
     )
     if message.stop_reason == "refusal":
         raise InvalidReplyError(f"Anthropic: {model} refused the request.", provider=ANTHROPIC, reply=reply)
+    if message.stop_reason in ("max_tokens", "model_context_window_exceeded"):
+        raise TruncatedReplyError(
+            f"Anthropic: {model} stopped at max_tokens ({max_tokens:,}, {reply.usage.reasoning_tokens:,} of them "
+            f"thinking) before the answer was complete; raise models.analysis_max_tokens or lower models.analysis_effort.",
+            provider=ANTHROPIC, reply=reply, max_tokens=max_tokens,
+        )
     if not text.strip():
         raise InvalidReplyError(
             f"Anthropic: {model} returned no text (stop_reason {message.stop_reason}).",
@@ -514,15 +559,21 @@ def analyse(
 
 
 def _openai_usage(usage: Any) -> Usage:
-    """OpenAI's usage as ours: cached prompt tokens are moved out of ``input_tokens``."""
+    """OpenAI's usage as ours: cached and cache-written prompt tokens (both inside
+    ``prompt_tokens``) are moved out of ``input_tokens``; reasoning tokens
+    (``completion_tokens_details.reasoning_tokens``) stay inside ``output_tokens``."""
     if usage is None:
         return Usage()
     details = usage.prompt_tokens_details
     cached = (details.cached_tokens or 0) if details else 0
+    written = (details.cache_write_tokens or 0) if details else 0
+    completion = usage.completion_tokens_details
     return Usage(
-        input_tokens=usage.prompt_tokens - cached,
+        input_tokens=max(0, usage.prompt_tokens - cached - written),
         output_tokens=usage.completion_tokens,
+        cache_write_5m_tokens=written,
         cache_read_tokens=cached,
+        reasoning_tokens=(completion.reasoning_tokens or 0) if completion else 0,
     )
 
 
@@ -532,20 +583,24 @@ def write_code(
     messages: list[dict[str, Any]],
     max_tokens: int,
     *,
+    reasoning_effort: str | None = None,
     clock: Clock = time.monotonic,
 ) -> ModelReply:
     """One chat completion answered in plain text (SEARCH/REPLACE blocks, see ``search_replace``).
 
     No ``response_format``: code inside JSON scores lower for every model Aider measured.
-    ``max_completion_tokens`` is the SDK's current name (``max_tokens`` is deprecated).
-    A reply cut at the limit may end mid-block, so it is refused here, with its usage.
+    ``max_completion_tokens`` is the SDK's current name (``max_tokens`` is deprecated) and
+    bounds reasoning plus answer. ``reasoning_effort`` is sent only when given (reasoning
+    models; older ones refuse it). A reply cut at the limit raises TruncatedReplyError.
     """
+    effort: Any = reasoning_effort or openai.omit  # older models refuse the parameter
     started = clock()
     try:
-        completion = client.chat.completions.create(
+        completion = client.chat.completions.create(  # type: ignore[call-overload]
             model=model,
             messages=messages,  # type: ignore[arg-type]
             max_completion_tokens=max_tokens,
+            reasoning_effort=effort,
         )
     except openai.OpenAIError as err:
         raise _classify_openai(err, client.api_key or "") from None
@@ -568,7 +623,12 @@ def write_code(
     elif choice.message.refusal:
         problem = f"refused: {_detail(choice.message.refusal, '')}"
     elif choice.finish_reason == "length":
-        problem = f"hit max_tokens ({max_tokens}) before the reply was complete; raise models.code_max_tokens"
+        raise TruncatedReplyError(
+            f"OpenAI: {model} stopped at max_completion_tokens ({max_tokens:,}, {reply.usage.reasoning_tokens:,} of "
+            f"them reasoning) before the reply was complete; raise models.code_max_tokens or lower "
+            f"models.code_reasoning_effort.",
+            provider=OPENAI, reply=reply, max_tokens=max_tokens,
+        )
     elif choice.finish_reason == "content_filter":
         problem = "stopped by the content filter"
     elif not content.strip():

@@ -63,7 +63,8 @@ def status_data(config: Config, ledger: Ledger, now: dt.datetime) -> dict[str, A
         "budget_runs_out_on": month_pace.runs_out_on.isoformat() if month_pace.runs_out_on else None,
         "models": {
             name: {"calls": totals.calls, "spent_usd": usd(totals.spent_micro_usd),
-                   "input_tokens": totals.input_tokens, "output_tokens": totals.output_tokens}
+                   "input_tokens": totals.input_tokens, "output_tokens": totals.output_tokens,
+                   "reasoning_tokens": totals.reasoning_tokens}
             for name, totals in sorted(ledger.model_totals().items())
         },
         "retiring_models": [
@@ -71,7 +72,12 @@ def status_data(config: Config, ledger: Ledger, now: dt.datetime) -> dict[str, A
              "successor": price.successor, "days_left": days}
             for key, price, days in config.retiring_models(now.date())
         ],
-        "warnings": config.retirement_warnings(now.date()),
+        "retired_models": [
+            {"key": key, "model": price.model, "retired_on": price.retires.isoformat() if price.retires else None,
+             "used_instead": successor if config.on_retirement != "stop" else None}
+            for key, price, successor in config.retired
+        ],
+        "warnings": config.retirement_warnings(now.date()) + [f"note: {note}" for note in config.retirement_notes()],
         "history": [
             {"month": entry.month, "spent_usd": usd(entry.spent_micro_usd), "executions": entry.executions,
              "prs_opened": entry.prs_opened}
@@ -111,6 +117,10 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
     reached = ", ".join(map(_money, data["milestones_reached"])) or "none yet"
     lines.append(f"  milestones reached: {reached} (of {', '.join(map(_money, data['milestones_usd']))})")
     lines += [f"  {line}" for line in health.render_stats(health.model_stats(ledger))]
+    lines += [
+        f"  {name}: {totals['reasoning_tokens']:,} of {totals['output_tokens']:,} output tokens were thinking"
+        for name, totals in data["models"].items() if totals["reasoning_tokens"]
+    ]
     for provider, state in data["health"]["breakers"].items():
         if state != "closed":
             lines.append(f"  circuit breaker for {provider}: {state.replace('_', '-')}")
@@ -142,7 +152,7 @@ def render_costs(config: Config, now: dt.datetime, model: estimate.RunModel) -> 
         f"  {'code':<10}{code.model:<22}{format_usd(cost.code_typical, 4):>12}{format_usd(cost.code_worst, 4):>14}",
         f"  {'total':<32}{format_usd(cost.typical, 4):>12}{format_usd(cost.worst, 4):>14}",
         "",
-        f"  {model.assumptions()}; worst case: max_tokens {config.analysis_max_tokens:,} / {config.code_max_tokens:,}",
+        f"  {model.assumptions()}; worst case: max_tokens {config.output_cap(config.analysis_model):,} / {config.output_cap(config.code_model):,} (thinking and reasoning included)",
         f"  runs a month within the budget: about {plan.runs:,} typical, at least {cap // cost.worst:,} even at worst case",
         f"  pull requests a month: at most one a run, so up to {plan.runs:,}",
         f"  a run every {_hours(plan.interval_hours)} spreads the budget over a {month_hours / 24:.0f}-day month;"
@@ -155,6 +165,7 @@ def render_costs(config: Config, now: dt.datetime, model: estimate.RunModel) -> 
             f"  {format_usd(milestone)} milestone: after about {plural(runs_needed, 'run')} (day {min(day, month_hours / 24):.0f} at that pace)"
         )
     lines += [f"  {warning}" for warning in config.retirement_warnings(now.date())]
+    lines += [f"  note: {note}" for note in config.retirement_notes()]
     return "\n".join(lines)
 
 
@@ -170,25 +181,28 @@ def run_url(env: Mapping[str, str]) -> str | None:
     return f"{parts[0].rstrip('/')}/{parts[1]}/actions/runs/{parts[2]}" if all(parts) else None
 
 
-def receipt(record: RunRecord, ledger: Ledger, budget_micro_usd: int) -> str:
-    """The cost receipt: each call's model, tokens and dollars, the run's total, the month to date."""
+def receipt(record: RunRecord, ledger: Ledger, budget_micro_usd: int, notes: tuple[str, ...] = ()) -> str:
+    """The cost receipt: each call's model, tokens (thinking among the output) and dollars, the
+    run's total, the month to date, and ``notes`` (a cut-off reply retried, a retired model replaced)."""
     rows = [
-        "| step | model | input | output | cached | cost |",
-        "|---|---|---:|---:|---:|---:|",
+        "| step | model | input | output | of which thinking | cached | cost |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for call in record.calls:
         cached = call.usage.cache_read_tokens + call.usage.cache_write_5m_tokens + call.usage.cache_write_1h_tokens
         note = "" if call.outcome == "ok" else f" ({call.outcome})"
         rows.append(
             f"| {call.step}{note} | `{call.model}` | {call.usage.input_tokens:,} | {call.usage.output_tokens:,} "
-            f"| {cached:,} | {format_usd(call.cost_micro_usd, 6)} |"
+            f"| {call.usage.reasoning_tokens:,} | {cached:,} | {format_usd(call.cost_micro_usd, 6)} |"
         )
-    rows.append(f"| **this run** | | | | | **{format_usd(record.cost_micro_usd, 6)}** |")
+    rows.append(f"| **this run** | | | | | | **{format_usd(record.cost_micro_usd, 6)}** |")
     rows.append("")
     rows.append(
         f"Month to date ({ledger.month}): {format_usd(ledger.spent_micro_usd)} of {format_usd(budget_micro_usd)} "
         f"— `{progress_bar(ledger.spent_micro_usd, budget_micro_usd)}`"
     )
+    if notes:
+        rows += ["", "Notes:"] + [f"- {note}" for note in notes]
     return "\n".join(rows)
 
 
@@ -201,6 +215,7 @@ SHORTENED = "\n\n*… shortened here: GitHub refuses a pull request body over 65
 def pull_request_body(
     *, summary: str, analysis: str, analysis_model: str, files: list[tuple[str, str]], refused: tuple[str, ...],
     record: RunRecord, ledger: Ledger, budget_micro_usd: int, link: str | None, marker: str,
+    notes: tuple[str, ...] = (),
 ) -> str:
     """The PR body, within GITHUB_BODY_LIMIT: the model's prose (the analysis first, then the
     summary) is shortened to fit; the file list, the receipt and the task marker never are."""
@@ -210,7 +225,7 @@ def pull_request_body(
         parts += [f"- `{path}` ({action})" for path, action in files]
         if refused:
             parts += ["", "Refused by the edit checks:", ""] + [f"- {reason}" for reason in refused]
-        parts += ["", "## Cost receipt", "", receipt(record, ledger, budget_micro_usd), ""]
+        parts += ["", "## Cost receipt", "", receipt(record, ledger, budget_micro_usd, notes), ""]
         if link:
             parts += [f"Opened by [this workflow run]({link}).", ""]
         parts.append(marker)
@@ -259,14 +274,14 @@ def resumed_pull_request_body(
 
 
 def job_summary(*, task: str, outcome: str, pr_url: str | None, error: str | None, record: RunRecord,
-                ledger: Ledger, budget_micro_usd: int) -> str:
+                ledger: Ledger, budget_micro_usd: int, notes: tuple[str, ...] = ()) -> str:
     """Markdown for ``$GITHUB_STEP_SUMMARY``."""
     lines = ["## ai-orchestration run", "", f"**Task:** {task or '(none)'}", f"**Outcome:** {outcome}"]
     if pr_url:
         lines.append(f"**Pull request:** {pr_url}")
     if error:
         lines += ["", f"> **Error:** {error}"]
-    lines += ["", receipt(record, ledger, budget_micro_usd), ""]
+    lines += ["", receipt(record, ledger, budget_micro_usd, notes), ""]
     chart = spend_chart(ledger, budget_micro_usd)
     if chart:
         lines += [chart, ""]

@@ -51,11 +51,11 @@ def estimate(config: Config, prompt_overhead_tokens: int) -> tuple[int, int]:
     """(worst case of a whole run, worst case of its first call) in micro-dollars, from the
     config alone: the analysis at a full context, the code call and its one repair request."""
     cost = budget.run_cost(
-        config.price(config.analysis_model), config.price(config.code_model), config.analysis_max_tokens,
-        config.code_max_tokens, analysis=Usage(input_tokens=config.context_max_tokens + prompt_overhead_tokens),
+        config.price(config.analysis_model), config.price(config.code_model), config.output_cap(config.analysis_model),
+        config.output_cap(config.code_model), analysis=Usage(input_tokens=config.context_max_tokens + prompt_overhead_tokens),
         code=Usage(input_tokens=config.code_max_input_tokens),  # the code prompt is built within this bound (coding.py)
     )
-    first = config.price(config.analysis_model).worst_case_micro_usd(0, config.analysis_max_tokens)
+    first = config.price(config.analysis_model).worst_case_micro_usd(0, config.output_cap(config.analysis_model))
     return cost.analysis_worst + 2 * cost.code_worst, first
 
 

@@ -40,8 +40,8 @@ def _simulated_run(
     the call it made.
     """
     steps = (
-        ("analysis", config.analysis_model, model.analysis, config.analysis_max_tokens),
-        ("code", config.code_model, model.code, config.code_max_tokens),
+        ("analysis", config.analysis_model, model.analysis, config.output_cap(config.analysis_model)),
+        ("code", config.code_model, model.code, config.output_cap(config.code_model)),
     )
     for step, name, typical, max_tokens in steps:
         price = config.price(name)

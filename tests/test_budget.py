@@ -133,13 +133,13 @@ def test_pace_is_not_wild_in_the_first_hour_and_uses_the_month_length() -> None:
 
 
 def test_run_cost_typical_and_worst_case() -> None:
-    cost = run_cost(SONNET, MINI, 4_096, 16_384, analysis=Usage(input_tokens=20_000, output_tokens=2_000),
+    cost = run_cost(SONNET, MINI, 16_000, 16_384, analysis=Usage(input_tokens=20_000, output_tokens=5_000, reasoning_tokens=3_000),
                     code=Usage(input_tokens=24_000, output_tokens=6_000))
-    assert cost.analysis_typical == 20_000 * 2 + 2_000 * 10
+    assert cost.analysis_typical == 20_000 * 2 + (2_000 + 3_000) * 10  # the answer and typical thinking at effort medium
     assert cost.code_typical == 3_600 + 3_600
-    assert cost.analysis_worst == 21_000 * 2 + 4_096 * 10  # padded count, full max_tokens
+    assert cost.analysis_worst == 21_000 * 2 + 16_000 * 10  # padded count, the whole cap (thinking included)
     assert cost.code_worst == 13_431  # 3 600 + 9 830.4, rounded up once
-    assert (cost.typical, cost.worst) == (67_200, 96_391)
+    assert (cost.typical, cost.worst) == (97_200, 215_431)
     cheaper = run_cost(HAIKU55, TABLE.find("gpt-6-luna"), 4_096, 16_384, analysis=Usage(input_tokens=50_000, output_tokens=2_000),
                        code=Usage(input_tokens=24_000, output_tokens=6_000))
     assert cheaper.analysis_typical == 5_000 + 1_000

@@ -210,28 +210,69 @@ def test_a_model_with_no_known_price_is_refused_with_a_suggestion() -> None:
     assert message.startswith(f"{SOURCE}: models.fallbacks.analysis[1]: no price is known for model 'claude-opus-9'")
 
 
-def test_a_retired_model_is_refused_naming_its_successor() -> None:
-    assert problem("models:\n  analysis: claude-3-5-sonnet-20241022\n") == (
-        f"{SOURCE}: models.analysis: model 'claude-3-5-sonnet-20241022' was retired on 2025-10-22; "
-        "switch to 'claude-sonnet-5-5'"
-    )
-    assert "switch to 'claude-sonnet-5-5'" in problem("models:\n  analysis: claude-3-5-sonnet-latest\n")
-    # Sonnet 4.5 works until its retirement day, and is refused from that day on
+def test_a_retired_model_is_replaced_by_its_successor_from_its_retirement_day() -> None:
+    config = parse_config("models:\n  analysis: claude-3-5-sonnet-20241022\n", SOURCE, TODAY)
+    assert config.analysis_model == "claude-sonnet-5-5"
+    assert config.retirement_notes() == [
+        "models.analysis: claude-3-5-sonnet-20241022 retired on 2025-10-22; runs use claude-sonnet-5-5 instead "
+        f"(set models.analysis: claude-sonnet-5-5 in {SOURCE} to make it explicit)"
+    ]
+    config.check_retirement()  # the default policy: go on with the successor
+    # Sonnet 4.5 is used until its retirement day, and replaced from that day on
     text = "models:\n  analysis: claude-sonnet-4-5-20250929\n"
     assert parse_config(text, SOURCE, dt.date(2026, 11, 29)).analysis_model == "claude-sonnet-4-5-20250929"
-    assert problem(text, dt.date(2026, 11, 30)) == (
-        f"{SOURCE}: models.analysis: model 'claude-sonnet-4-5-20250929' was retired on 2026-11-30; "
-        "switch to 'claude-sonnet-5-5'"
-    )
+    assert parse_config(text, SOURCE, dt.date(2026, 11, 29)).retired == ()
+    assert parse_config(text, SOURCE, dt.date(2026, 11, 30)).analysis_model == "claude-sonnet-5-5"
 
 
-def test_the_default_code_models_are_refused_after_the_openai_shutdown() -> None:
-    message = problem("", dt.date(2027, 1, 14))
-    assert message == (
-        f"{SOURCE}: models.code: model 'gpt-4o-mini' was retired on 2027-01-14; switch to 'gpt-6-luna'"
-    )
+def test_the_default_code_models_move_to_gpt_6_luna_at_the_openai_shutdown(tmp_path: Path) -> None:
+    before = load_config(None, tmp_path, dt.date(2027, 1, 13))
+    assert (before.code_model, before.code_fallbacks, before.retired) == ("gpt-4o-mini", ("gpt-4.1-mini",), ())
+    after = load_config(None, tmp_path, dt.date(2027, 1, 14))  # no config file in the repository
+    # the fallback's successor is the primary's too: the chain does not repeat a model
+    assert (after.code_model, after.code_fallbacks) == ("gpt-6-luna", ())
+    assert after.retirement_notes() == [
+        "models.code: gpt-4o-mini retired on 2027-01-14; runs use gpt-6-luna instead",
+        "models.fallbacks.code[0]: gpt-4.1-mini retired on 2027-01-14; runs use gpt-6-luna instead",
+    ]
+    assert not any(".github" in note for note in after.retirement_notes())  # never told to fix a file it lacks
+    after.check_retirement()
     fixed = "models:\n  code: gpt-6-luna\n  fallbacks:\n    code: [gpt-5.6-luna]\n"
-    assert parse_config(fixed, SOURCE, dt.date(2027, 1, 14)).code_model == "gpt-6-luna"
+    explicit = parse_config(fixed, SOURCE, dt.date(2027, 1, 14))
+    assert (explicit.code_model, explicit.code_fallbacks, explicit.retired) == ("gpt-6-luna", ("gpt-5.6-luna",), ())
+
+
+def test_on_retirement_stop_stops_the_run_naming_the_key() -> None:
+    config = parse_config("models:\n  on_retirement: stop\n", SOURCE, dt.date(2027, 1, 20))
+    assert config.retirement_notes()[0] == (
+        "models.code: gpt-4o-mini retired on 2027-01-14; runs stop until models.code is changed "
+        "(models.on_retirement is 'stop'; its successor is gpt-6-luna)"
+    )
+    with pytest.raises(ConfigError) as caught:
+        config.check_retirement()
+    assert str(caught.value) == (
+        f"{SOURCE}: models.code: model 'gpt-4o-mini' retired on 2027-01-14; "
+        "models.on_retirement is 'stop', so the run stops: switch models.code to 'gpt-6-luna'"
+    )
+    assert problem("models:\n  on_retirement: halt\n") == (
+        f"{SOURCE}: models.on_retirement must be one of successor, stop (got 'halt')"
+    )
+
+
+def test_effort_and_thinking_settings() -> None:
+    defaults = parse_config("", SOURCE, TODAY)
+    assert (defaults.analysis_effort, defaults.analysis_thinking, defaults.code_reasoning_effort) == ("medium", "adaptive", "medium")
+    # room for thinking and the answer; each model's own output limit caps the request
+    assert (defaults.analysis_max_tokens, defaults.output_cap("claude-sonnet-5-5")) == (16_000, 16_000)
+    assert defaults.output_cap("gpt-4o-mini") == 16_384 and defaults.output_cap("gpt-6-luna") == 32_768
+    chosen = parse_config(
+        "models:\n  analysis_effort: low\n  analysis_thinking: 'off'\n  code_reasoning_effort: high\n", SOURCE, TODAY
+    )
+    assert (chosen.analysis_effort, chosen.analysis_thinking, chosen.code_reasoning_effort) == ("low", "off", "high")
+    assert problem("models:\n  analysis_effort: extreme\n") == (
+        f"{SOURCE}: models.analysis_effort must be one of low, medium, high, xhigh, max (got 'extreme')"
+    )
+    assert problem("models:\n  code_reasoning_effort: 3\n").startswith(f"{SOURCE}: models.code_reasoning_effort must be one of none,")
 
 
 def test_retiring_models_lists_those_within_30_days() -> None:
@@ -385,7 +426,7 @@ def test_context_exclude_globs_are_read() -> None:
 def test_the_shipped_config_file_holds_exactly_the_defaults() -> None:
     """Its header says every value shown is the default: parsing it must change nothing."""
     shipped = parse_config(SHIPPED.read_text(encoding="utf-8"), SOURCE, TODAY)
-    assert shipped == Config(source=SOURCE)
+    assert shipped == Config(source=SOURCE, from_file=True)
 
 
 def test_the_shipped_config_file_lists_every_key() -> None:
@@ -418,15 +459,14 @@ def test_changing_only_the_budget_in_the_shipped_file_works(budget: str) -> None
     assert config.milestones_micro_usd[-1] == cap and len(config.milestones_micro_usd) == 3
 
 
-def test_with_no_config_file_errors_never_name_a_file_the_repository_lacks(tmp_path: Path) -> None:
+def test_with_no_config_file_a_retirement_never_names_a_file_the_repository_lacks(tmp_path: Path) -> None:
     retiring = [price.retires for price in map(Config().price, Config().configured_models().values()) if price.retires]
     if not retiring:
         pytest.skip("no default model has a retirement date to trip over")
-    with pytest.raises(ConfigError) as caught:
-        load_config(None, tmp_path, min(retiring))
-    message = str(caught.value)
-    assert message.startswith("the built-in defaults (this repository has no .github/ai-orchestration.yml; create it")
-    assert "was retired" in message and not (tmp_path / SOURCE).exists()
+    config = load_config(None, tmp_path, min(retiring))  # no error: the successor is used
+    config.check_retirement()
+    assert config.retired and all(note.endswith(" instead") for note in config.retirement_notes())
+    assert not any(".github" in note for note in config.retirement_notes()) and not (tmp_path / SOURCE).exists()
 
 
 @pytest.mark.parametrize(

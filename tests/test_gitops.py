@@ -11,6 +11,7 @@ import pytest
 
 from automation import gitops
 from automation.errors import GitError
+from tests.faked_clock import faked_clock_env
 
 
 @pytest.fixture
@@ -22,6 +23,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     config.write_text("[init]\n\tdefaultBranch = main\n[protocol \"file\"]\n\tallow = always\n")
     return {
         "PATH": os.environ["PATH"],
+        **faked_clock_env(),
         "HOME": str(home),
         "GIT_CONFIG_GLOBAL": str(config),
         "GIT_CONFIG_NOSYSTEM": "1",

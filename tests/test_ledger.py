@@ -53,7 +53,7 @@ SAMPLE = Ledger(
 
 SAMPLE_TEXT = """{
   "budget_micro_usd": 15000000,
-  "call_columns": ["step", "model", "input", "output", "cache_write_5m", "cache_write_1h", "cache_read", "cost_micro_usd", "latency_ms", "outcome", "provider"],
+  "call_columns": ["step", "model", "input", "output", "reasoning", "cache_write_5m", "cache_write_1h", "cache_read", "cost_micro_usd", "latency_ms", "outcome", "provider"],
   "executions": 1,
   "health": {
     "a": 1,
@@ -70,6 +70,7 @@ SAMPLE_TEXT = """{
       "calls": 1,
       "input_tokens": 20105,
       "output_tokens": 1950,
+      "reasoning_tokens": 0,
       "spent_micro_usd": 59711
     },
     "gpt-4o-mini": {
@@ -77,6 +78,7 @@ SAMPLE_TEXT = """{
       "calls": 1,
       "input_tokens": 2000,
       "output_tokens": 500,
+      "reasoning_tokens": 0,
       "spent_micro_usd": 1200
     }
   },
@@ -89,20 +91,30 @@ SAMPLE_TEXT = """{
   },
   "prs_opened": 1,
   "remaining_micro_usd": 14939089,
-  "schema_version": 2,
+  "schema_version": 3,
   "spent_micro_usd": 60911,
   "history": [
-    {"budget_micro_usd":15000000,"executions":1,"models":{"gpt-4o":{"cached_tokens":0,"calls":1,"input_tokens":2,"output_tokens":3,"spent_micro_usd":1000000}},"month":"2026-10","prs_opened":0,"spent_micro_usd":1000000}
+    {"budget_micro_usd":15000000,"executions":1,"models":{"gpt-4o":{"cached_tokens":0,"calls":1,"input_tokens":2,"output_tokens":3,"reasoning_tokens":0,"spent_micro_usd":1000000}},"month":"2026-10","prs_opened":0,"spent_micro_usd":1000000}
   ],
   "runs": [
-    {"calls":[["analysis","claude-sonnet-5-5",20105,1950,0,0,0,59711,14210],["code","gpt-4o-mini",2000,500,0,0,8000,1200,9000,"rate_limited"]],"id":"1-1-20261121T031700Z","outcome":"pr_opened","pr_url":"https://github.com/o/r/pull/7","started_at":"2026-11-21T03:17:00Z","task":"Add a FAQ"}
+    {"calls":[["analysis","claude-sonnet-5-5",20105,1950,0,0,0,0,59711,14210],["code","gpt-4o-mini",2000,500,0,0,0,8000,1200,9000,"rate_limited"]],"id":"1-1-20261121T031700Z","outcome":"pr_opened","pr_url":"https://github.com/o/r/pull/7","started_at":"2026-11-21T03:17:00Z","task":"Add a FAQ"}
   ]
 }
 """
 
+# The same ledger as schema version 2 wrote it: no reasoning column, no reasoning_tokens totals.
+SAMPLE_TEXT_V2 = (
+    SAMPLE_TEXT.replace('"output", "reasoning", ', '"output", ')
+    .replace('      "reasoning_tokens": 0,\n', "")
+    .replace('"reasoning_tokens":0,', "")
+    .replace('"schema_version": 3', '"schema_version": 2')
+    .replace(',1950,0,0,0,0,59711,', ',1950,0,0,0,59711,')
+    .replace(',500,0,0,0,8000,', ',500,0,0,8000,')
+)
+
 # The same ledger as schema version 1 wrote it: no call_columns header, each call an object.
 SAMPLE_TEXT_V1 = (
-    "\n".join(line for line in SAMPLE_TEXT.splitlines() if not line.startswith('  "call_columns"')) + "\n"
+    "\n".join(line for line in SAMPLE_TEXT_V2.splitlines() if not line.startswith('  "call_columns"')) + "\n"
 ).replace('"schema_version": 2', '"schema_version": 1').replace(
     '''    {"calls":[["analysis","claude-sonnet-5-5",20105,1950,0,0,0,59711,14210],["code","gpt-4o-mini",2000,500,0,0,8000,1200,9000,"rate_limited"]],"id":"1-1-20261121T031700Z","outcome":"pr_opened","pr_url":"https://github.com/o/r/pull/7","started_at":"2026-11-21T03:17:00Z","task":"Add a FAQ"}''',
     '''    {"calls":[{"cost_micro_usd":59711,"latency_ms":14210,"model":"claude-sonnet-5-5","step":"analysis","tokens":{"input":20105,"output":1950}},{"cost_micro_usd":1200,"latency_ms":9000,"model":"gpt-4o-mini","outcome":"rate_limited","step":"code","tokens":{"cache_read":8000,"input":2000,"output":500}}],"id":"1-1-20261121T031700Z","outcome":"pr_opened","pr_url":"https://github.com/o/r/pull/7","started_at":"2026-11-21T03:17:00Z","task":"Add a FAQ"}''',
@@ -164,10 +176,31 @@ def test_a_version_1_ledger_loads_and_is_rewritten_as_rows() -> None:
     assert (loaded.model, loaded.provider, loaded.outcome, loaded.usage) == ("gpt-4o", "openai", "ok", Usage(input_tokens=2))
 
 
+def test_rollover_keeps_the_retired_models_announced_so_discord_hears_it_once() -> None:
+    ledger = new_ledger(NOW, BUDGET).with_notified("retired", ["gpt-4o-mini"]).with_notified("retiring", ["x"])
+    rolled = rollover(ledger, "2026-12")
+    assert rolled.notified == {"recap_due": "2026-11", "retired": ["gpt-4o-mini"]}
+
+
+def test_a_version_2_ledger_gains_a_reasoning_column_of_zeros() -> None:
+    assert "reasoning" not in SAMPLE_TEXT_V2 and SAMPLE_TEXT_V2 != SAMPLE_TEXT
+    assert from_text(SAMPLE_TEXT_V2, "x") == SAMPLE
+    assert to_text(from_text(SAMPLE_TEXT_V2, "x")) == SAMPLE_TEXT
+
+
+def test_thinking_tokens_have_their_own_column_inside_output() -> None:
+    thought = CallRecord("analysis", "claude-sonnet-5-5", "anthropic", Usage(input_tokens=9, output_tokens=3_300, reasoning_tokens=3_000), 33_018, 5)
+    ledger = new_ledger(NOW, BUDGET).with_run(replace(run("r"), calls=(thought,)))
+    text = to_text(ledger)
+    assert '["analysis","claude-sonnet-5-5",9,3300,3000,0,0,0,33018,5]' in text
+    assert from_text(text, "x").runs[0].calls[0] == thought
+    assert ledger.model_totals()["claude-sonnet-5-5"].reasoning_tokens == 3_000
+
+
 def test_a_provider_the_model_name_does_not_imply_is_written_out() -> None:
     odd = CallRecord("code", "acme-coder", "openai", Usage(1, 1), 3, 10)
     text = to_text(new_ledger(NOW, BUDGET).with_run(replace(run("r"), calls=(odd,))))
-    assert '["code","acme-coder",1,1,0,0,0,3,10,"ok","openai"]' in text
+    assert '["code","acme-coder",1,1,0,0,0,0,3,10,"ok","openai"]' in text
     assert from_text(text, "x").runs[0].calls[0] == odd
     missing = text.replace(',"ok","openai"', "")
     with pytest.raises(LedgerError, match=r"runs\[0\]\.calls\[0\]\.provider must be a string"):
@@ -300,11 +333,11 @@ def test_a_ledger_that_is_not_utf8_is_refused_and_kept(tmp_path: Path) -> None:
 
 def test_a_newer_schema_is_refused_and_kept(tmp_path: Path) -> None:
     path = tmp_path / "token_budget.json"
-    newer = SAMPLE_TEXT.replace('"schema_version": 2', '"schema_version": 3')
+    newer = SAMPLE_TEXT.replace('"schema_version": 3', '"schema_version": 4')
     path.write_text(newer, encoding="utf-8")
     with pytest.raises(LedgerError) as caught:
         load_then_save(path)
-    assert str(caught.value) == f"{path}: schema_version 3 is newer than this bot understands (2); upgrade ai-orchestration"
+    assert str(caught.value) == f"{path}: schema_version 4 is newer than this bot understands (3); upgrade ai-orchestration"
     assert caught.value.exit_code == EXIT_INVALID
     assert path.read_text(encoding="utf-8") == newer
 
@@ -316,7 +349,7 @@ def test_a_version_0_ledger_is_upgraded(tmp_path: Path) -> None:
     assert (ledger.month, ledger.budget_micro_usd, ledger.spent_micro_usd, ledger.executions) == ("2026-11", 15_000_000, 1_250_000, 1)
     save(ledger, path)
     saved = json.loads(path.read_text(encoding="utf-8"))
-    assert (saved["schema_version"], saved["spent_micro_usd"], saved["remaining_micro_usd"]) == (2, 1_250_000, 13_750_000)
+    assert (saved["schema_version"], saved["spent_micro_usd"], saved["remaining_micro_usd"]) == (3, 1_250_000, 13_750_000)
     assert saved["runs"][0]["calls"][0][-1] == "unknown"  # the provider column
     assert load(path, NOW, 99) == ledger  # and the upgraded file loads as itself
     # nothing spent yet: no imported run at all
@@ -479,7 +512,7 @@ def test_a_year_at_480_runs_a_month_stays_under_300_kb(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("damaged", "expected"),
     [
-        (SAMPLE_TEXT.replace('  "schema_version": 2,\n', ""), "schema_version is missing"),
+        (SAMPLE_TEXT.replace('  "schema_version": 3,\n', ""), "schema_version is missing"),
         ('{"month": "2026-11", "budget_micro_usd": 15000000, "runs": []}', "schema_version is missing"),
         ('{"schema_version": 2, "month": "2026-11", "budget_micro_usd": 15000000}', "runs is missing"),
         ('{"schema_version": 2, "month": "2026-11", "budget_micro_usd": 1, "runs": [{"id": "a", "started_at": "t", '

@@ -11,7 +11,7 @@ from automation.prices import ANTHROPIC, OPENAI, PriceTable, Usage, format_usd, 
 
 TABLE = PriceTable.builtin()
 
-# model -> (provider, input USD/Mtok, output USD/Mtok), as published (read 2026-11)
+# model -> (provider, input USD/Mtok, output USD/Mtok), as published (read 2026-11-30)
 PUBLISHED = {
     "claude-sonnet-4-5": (ANTHROPIC, "3", "15"),
     "claude-sonnet-4-6": (ANTHROPIC, "3", "15"),
@@ -38,8 +38,8 @@ def test_table_holds_the_published_prices(model: str) -> None:
     provider, input_usd, output_usd = PUBLISHED[model]
     entry = price(model)
     assert (entry.provider, entry.input, entry.output) == (provider, Decimal(input_usd), Decimal(output_usd))
-    # USD per million tokens is micro-dollars per token: a million tokens cost exactly the list price
-    assert entry.cost_micro_usd(Usage(input_tokens=1_000_000)) == usd_to_micro(input_usd)
+    # USD per million tokens is micro-dollars per token: 100 000 tokens cost exactly a tenth of the list price
+    assert entry.cost_micro_usd(Usage(input_tokens=100_000)) == usd_to_micro(input_usd) // 10
     assert entry.cost_micro_usd(Usage(output_tokens=1_000_000)) == usd_to_micro(output_usd)
 
 
@@ -70,14 +70,23 @@ def test_unknown_model_has_no_price() -> None:
 
 
 def test_anthropic_input_excludes_cache_and_each_cache_kind_has_its_own_rate() -> None:
-    sonnet = price("claude-sonnet-5-5")  # $2 input: 5m write $2.50, 1h write $4, read $0.20
+    sonnet = price("claude-sonnet-5-5")  # $2 input: 5m write $2.50, 1h write $4, read $0.10 since 2026-10-07
     assert sonnet.cost_micro_usd(Usage(input_tokens=1_000_000)) == 2_000_000
     assert sonnet.cost_micro_usd(Usage(cache_write_5m_tokens=1_000_000)) == 2_500_000
     assert sonnet.cost_micro_usd(Usage(cache_write_1h_tokens=1_000_000)) == 4_000_000
-    assert sonnet.cost_micro_usd(Usage(cache_read_tokens=1_000_000)) == 200_000
+    assert sonnet.cost_micro_usd(Usage(cache_read_tokens=1_000_000)) == 100_000
+    assert price("claude-sonnet-5").cost_micro_usd(Usage(cache_read_tokens=1_000_000)) == 200_000  # 0.1x still
     # the exact sum of a realistic call: 1 000 uncached + 30 000 written (5m) + 50 000 read + 1 500 out
     usage = Usage(input_tokens=1_000, output_tokens=1_500, cache_write_5m_tokens=30_000, cache_read_tokens=50_000)
-    assert sonnet.cost_micro_usd(usage) == 1_000 * 2 + 1_500 * 10 + 30_000 * 2.5 + 50_000 * 0.2 == 102_000
+    assert sonnet.cost_micro_usd(usage) == 1_000 * 2 + 1_500 * 10 + 30_000 * 2.5 + 50_000 * 0.1 == 97_000
+
+
+def test_thinking_is_billed_once_as_output() -> None:
+    """Thinking/reasoning tokens are inside output_tokens: recording them adds nothing to the bill."""
+    sonnet = price("claude-sonnet-5-5")
+    thought = Usage(input_tokens=20_000, output_tokens=4_000, reasoning_tokens=3_000)
+    assert sonnet.cost_micro_usd(thought) == sonnet.cost_micro_usd(Usage(input_tokens=20_000, output_tokens=4_000))
+    assert sonnet.cost_micro_usd(thought) == 20_000 * 2 + 4_000 * 10
 
 
 def test_sonnet_4_5_cache_rates_follow_its_own_input_price() -> None:
@@ -93,9 +102,32 @@ def test_openai_cached_input_is_billed_at_the_cached_rate() -> None:
     # prompt_tokens 10 000 of which 8 000 cached -> input 2 000 at $0.15 + 8 000 at $0.075 + 500 out at $0.60
     usage = Usage(input_tokens=2_000, cache_read_tokens=8_000, output_tokens=500)
     assert mini.cost_micro_usd(usage) == 300 + 600 + 300
-    # a model with no published cached price never bills a cached token below the input price
-    luna = price("gpt-6-luna")
-    assert luna.cost_micro_usd(Usage(cache_read_tokens=1_000_000)) == luna.cost_micro_usd(Usage(input_tokens=1_000_000))
+    # GPT-6 Luna's cached input is $0.01 and GPT-5.6 Luna's $0.02, not their full input price
+    assert price("gpt-6-luna").cost_micro_usd(Usage(cache_read_tokens=100_000)) == 1_000
+    assert price("gpt-5.6-luna").cost_micro_usd(Usage(cache_read_tokens=100_000)) == 2_000
+
+
+@pytest.mark.parametrize(("model", "write_usd"), [("gpt-6-luna", "0.125"), ("gpt-5.6-luna", "0.25")])
+def test_gpt_5_6_and_6_cache_writes_cost_a_quarter_more_than_input(model: str, write_usd: str) -> None:
+    entry = price(model)
+    assert entry.cost_micro_usd(Usage(cache_write_5m_tokens=100_000)) == usd_to_micro(write_usd) // 10
+    assert entry.cache_write_5m == entry.input * Decimal("1.25")
+    # older models never bill a write above the input price
+    assert price("gpt-4o-mini").cache_write_5m == price("gpt-4o-mini").input
+
+
+def test_the_long_context_tier_bills_the_whole_request_above_272k_input_tokens() -> None:
+    luna = price("gpt-6-luna")  # $0.10 in, $0.01 cached, $0.125 written, $0.50 out
+    at_threshold = Usage(input_tokens=172_000, cache_read_tokens=50_000, cache_write_5m_tokens=50_000, output_tokens=10_000)
+    assert at_threshold.prompt_tokens == 272_000
+    assert luna.cost_micro_usd(at_threshold) == 17_200 + 500 + 6_250 + 5_000  # at the list rates
+    above = Usage(input_tokens=172_001, cache_read_tokens=50_000, cache_write_5m_tokens=50_000, output_tokens=10_000)
+    # every input rate doubles and the output rate is 1.5x, for the whole request: 55 400.2 rounds up
+    assert luna.cost_micro_usd(above) == 55_401  # 34 400.2 + 1 000 + 12 500 + 7 500
+    assert price("gpt-4o-mini").cost_micro_usd(Usage(input_tokens=300_000)) == 45_000  # no tier on older models
+    # the worst case follows the tier too, and prices every input token as a cache write (OpenAI writes unasked)
+    assert luna.worst_case_micro_usd(272_000, 32_768) == 34_000 + 16_384
+    assert luna.worst_case_micro_usd(272_001, 32_768) == 92_577  # 68 000.25 + 24 576, rounded up
 
 
 def test_cost_rounds_up_to_the_next_micro_dollar_and_never_down() -> None:
@@ -113,7 +145,7 @@ def test_cost_rounds_up_to_the_next_micro_dollar_and_never_down() -> None:
 
 def test_worst_case_is_every_input_token_uncached_and_every_output_token_used() -> None:
     sonnet = price("claude-sonnet-5-5")
-    assert sonnet.worst_case_micro_usd(20_000, 4_096) == 20_000 * 2 + 4_096 * 10
+    assert sonnet.worst_case_micro_usd(20_000, 16_000) == 20_000 * 2 + 16_000 * 10  # thinking is output too
     mini = price("gpt-4o-mini")
     # 3 600.15 + 9 830.4 = 13 430.55: the sum is rounded once, up
     assert mini.worst_case_micro_usd(24_001, 16_384) == 13_431
@@ -140,12 +172,10 @@ def test_haiku_5_5_price_only_holds_up_to_100k_input_tokens() -> None:
     assert all(price(m).max_priced_input_tokens is None for m in PUBLISHED if m != "claude-haiku-5-5")
 
 
-def test_usage_round_trips_through_the_ledger_dict() -> None:
-    usage = Usage(1, 2, 3, 4, 5)
-    assert usage.as_dict() == {"input": 1, "output": 2, "cache_write_5m": 3, "cache_write_1h": 4, "cache_read": 5}
-    assert Usage.from_dict(usage.as_dict()) == usage
-    assert Usage.from_dict({"output": 7}) == Usage(output_tokens=7)
-    assert usage.total_tokens == 15
+def test_usage_totals_count_every_token_once() -> None:
+    usage = Usage(1, 20, 3, 4, 5, reasoning_tokens=15)
+    assert usage.total_tokens == 33  # reasoning is inside output
+    assert usage.prompt_tokens == 13
 
 
 def test_dollar_formatting_and_parsing() -> None:

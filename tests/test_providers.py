@@ -9,15 +9,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anthropic
 import pytest
 
 from automation import providers
 from automation.errors import MissingSecretError, ProviderError
-from automation.prices import Usage
+from automation.prices import PriceTable, Usage
 from automation.providers import (
     InvalidReplyError,
     ModelReply,
+    TruncatedReplyError,
     analyse,
+    claude_options,
     count_anthropic_input_tokens,
     make_anthropic_client,
     make_openai_client,
@@ -115,7 +118,7 @@ def test_analyse_joins_text_blocks_and_skips_others(fake_anthropic: FakeAnthropi
         {"type": "text", "text": "Part two."},
     ]
     fake_anthropic.script(Reply(200, body))
-    reply = analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100)
+    reply = analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 4096)
     assert reply.text == "Part one. Part two."
 
 
@@ -164,7 +167,7 @@ def test_scripted_replies_wait_for_their_own_path(fake_anthropic: FakeAnthropic)
     fake_anthropic.script(FakeAnthropic.overloaded())
     client = claude_client(fake_anthropic)
     count_anthropic_input_tokens(client, CLAUDE, "s", "p")
-    analyse(client, CLAUDE, "s", "p", 100)
+    analyse(client, CLAUDE, "s", "p", 4096)
     assert [r.path for r in fake_anthropic.requests] == [
         "/v1/messages/count_tokens",
         "/v1/messages",
@@ -180,8 +183,8 @@ def test_a_subprocess_reaches_the_fakes_through_its_environment(
         "import os\n"
         "from automation.providers import analyse, make_anthropic_client, make_openai_client, write_code\n"
         "env = dict(os.environ)\n"
-        "print(analyse(make_anthropic_client(env), 'claude-sonnet-5-5', 's', 'p', 10).text)\n"
-        "print(write_code(make_openai_client(env), 'gpt-4o-mini', [{'role': 'user', 'content': 'x'}], 10).model)\n"
+        "print(analyse(make_anthropic_client(env), 'claude-sonnet-5-5', 's', 'p', 4096).text)\n"
+        "print(write_code(make_openai_client(env), 'gpt-4o-mini', [{'role': 'user', 'content': 'x'}], 4096).model)\n"
     )
     env = {**os.environ, **fake_anthropic.env(), **fake_openai.env()}
     done = subprocess.run(
@@ -207,20 +210,20 @@ def test_base_urls_come_from_env_and_the_default_is_the_real_api(
 
 def test_overloaded_529_is_retried_then_succeeds(fake_anthropic: FakeAnthropic) -> None:
     fake_anthropic.script(FakeAnthropic.overloaded())
-    reply = analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100)
+    reply = analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 4096)
     assert reply.text == fake_anthropic.text
     assert len(fake_anthropic.generation_requests) == 2
 
 
 def test_anthropic_rate_limit_honours_retry_after(fake_anthropic: FakeAnthropic) -> None:
     fake_anthropic.script(FakeAnthropic.rate_limited(retry_after="0.01"))
-    analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100)
+    analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 4096)
     assert len(fake_anthropic.generation_requests) == 2
 
 
 def test_openai_rate_limit_honours_retry_after_then_succeeds(fake_openai: FakeOpenAI) -> None:
     fake_openai.script(FakeOpenAI.rate_limited(retry_after="0.01"), FakeOpenAI.rate_limited(retry_after_ms="5"))
-    reply = write_code(gpt_client(fake_openai), GPT, code_messages(), 100)
+    reply = write_code(gpt_client(fake_openai), GPT, code_messages(), 4096)
     assert reply.text == fake_openai.content and "<<<<<<< SEARCH" in reply.text
     assert len(fake_openai.generation_requests) == 3
 
@@ -230,14 +233,14 @@ def test_server_error_storm_ends_as_retryable_server_error(
 ) -> None:
     fake_anthropic.script(*[FakeAnthropic.server_error()] * 3)
     with pytest.raises(ProviderError) as caught:
-        analyse(claude_client(fake_anthropic, max_retries=2), CLAUDE, "s", "p", 100)
+        analyse(claude_client(fake_anthropic, max_retries=2), CLAUDE, "s", "p", 4096)
     assert (caught.value.provider, caught.value.kind, caught.value.status) == ("anthropic", "server", 500)
     assert caught.value.retryable is True
     assert len(fake_anthropic.generation_requests) == 3
 
     fake_openai.script(*[FakeOpenAI.server_error(503)] * 3)
     with pytest.raises(ProviderError) as caught:
-        write_code(gpt_client(fake_openai, max_retries=2), GPT, code_messages(), 100)
+        write_code(gpt_client(fake_openai, max_retries=2), GPT, code_messages(), 4096)
     assert (caught.value.provider, caught.value.kind, caught.value.status) == ("openai", "server", 503)
     assert caught.value.retryable is True
     assert len(fake_openai.generation_requests) == 3
@@ -246,7 +249,7 @@ def test_server_error_storm_ends_as_retryable_server_error(
 def test_overloaded_storm_ends_as_retryable_overloaded(fake_anthropic: FakeAnthropic) -> None:
     fake_anthropic.script(*[FakeAnthropic.overloaded()] * 2)
     with pytest.raises(ProviderError) as caught:
-        analyse(claude_client(fake_anthropic, max_retries=1), CLAUDE, "s", "p", 100)
+        analyse(claude_client(fake_anthropic, max_retries=1), CLAUDE, "s", "p", 4096)
     assert (caught.value.kind, caught.value.status, caught.value.retryable) == ("overloaded", 529, True)
     assert "Anthropic" in str(caught.value)
 
@@ -254,7 +257,7 @@ def test_overloaded_storm_ends_as_retryable_overloaded(fake_anthropic: FakeAnthr
 def test_rate_limit_storm_ends_as_retryable_rate_limited(fake_openai: FakeOpenAI) -> None:
     fake_openai.script(*[FakeOpenAI.rate_limited()] * 2)
     with pytest.raises(ProviderError) as caught:
-        write_code(gpt_client(fake_openai, max_retries=1), GPT, code_messages(), 100)
+        write_code(gpt_client(fake_openai, max_retries=1), GPT, code_messages(), 4096)
     assert (caught.value.kind, caught.value.status, caught.value.retryable) == ("rate_limited", 429, True)
     assert "https://platform.openai.com/settings/organization/limits" in str(caught.value)
 
@@ -264,7 +267,7 @@ def test_unreachable_server_is_a_retryable_connection_error() -> None:
         env = gone.env()
     client = make_openai_client(env, max_retries=0, timeout=2.0)
     with pytest.raises(ProviderError) as caught:
-        write_code(client, GPT, code_messages(), 100)
+        write_code(client, GPT, code_messages(), 4096)
     assert (caught.value.provider, caught.value.kind, caught.value.retryable) == ("openai", "connection", True)
 
 
@@ -274,7 +277,7 @@ def test_unreachable_server_is_a_retryable_connection_error() -> None:
 def test_insufficient_quota_is_not_retried(fake_openai: FakeOpenAI) -> None:
     fake_openai.script(FakeOpenAI.insufficient_quota())
     with pytest.raises(ProviderError) as caught:
-        write_code(gpt_client(fake_openai, max_retries=4), GPT, code_messages(), 100)
+        write_code(gpt_client(fake_openai, max_retries=4), GPT, code_messages(), 4096)
     assert len(fake_openai.generation_requests) == 1
     err = caught.value
     assert (err.provider, err.kind, err.status, err.retryable) == ("openai", "quota", 429, False)
@@ -287,7 +290,7 @@ def test_insufficient_quota_is_not_retried(fake_openai: FakeOpenAI) -> None:
 def test_anthropic_spend_limit_429_is_not_retried(fake_anthropic: FakeAnthropic, with_code: bool) -> None:
     fake_anthropic.script(FakeAnthropic.spend_limit(with_code=with_code))
     with pytest.raises(ProviderError) as caught:
-        analyse(claude_client(fake_anthropic, max_retries=4), CLAUDE, "s", "p", 100)
+        analyse(claude_client(fake_anthropic, max_retries=4), CLAUDE, "s", "p", 4096)
     assert len(fake_anthropic.generation_requests) == 1
     err = caught.value
     assert (err.provider, err.kind, err.status, err.retryable) == ("anthropic", "billing", 429, False)
@@ -299,7 +302,7 @@ def test_anthropic_spend_limit_429_is_not_retried(fake_anthropic: FakeAnthropic,
 def test_anthropic_credit_and_billing_errors(fake_anthropic: FakeAnthropic, scripted) -> None:
     fake_anthropic.script(scripted)
     with pytest.raises(ProviderError) as caught:
-        analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100)
+        analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 4096)
     assert (caught.value.kind, caught.value.retryable) == ("billing", False)
     assert len(fake_anthropic.generation_requests) == 1
 
@@ -307,7 +310,7 @@ def test_anthropic_credit_and_billing_errors(fake_anthropic: FakeAnthropic, scri
 def test_anthropic_401_names_provider_and_fix_without_the_key(fake_anthropic: FakeAnthropic) -> None:
     fake_anthropic.script(FakeAnthropic.authentication(echo=ANTHROPIC_TEST_KEY))
     with pytest.raises(ProviderError) as caught:
-        analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100)
+        analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 4096)
     err = caught.value
     assert (err.provider, err.kind, err.status, err.retryable) == ("anthropic", "auth", 401, False)
     assert str(err).startswith("Anthropic: the API key in ANTHROPIC_API_KEY was rejected")
@@ -320,7 +323,7 @@ def test_anthropic_401_names_provider_and_fix_without_the_key(fake_anthropic: Fa
 def test_openai_401_names_provider_and_fix_without_the_key(fake_openai: FakeOpenAI) -> None:
     fake_openai.script(FakeOpenAI.invalid_api_key(echo=OPENAI_TEST_KEY))
     with pytest.raises(ProviderError) as caught:
-        write_code(gpt_client(fake_openai), GPT, code_messages(), 100)
+        write_code(gpt_client(fake_openai), GPT, code_messages(), 4096)
     err = caught.value
     assert (err.provider, err.kind, err.status, err.retryable) == ("openai", "auth", 401, False)
     assert str(err).startswith("OpenAI: the API key in OPENAI_API_KEY was rejected (401 invalid_api_key)")
@@ -332,7 +335,7 @@ def test_key_echoed_in_another_error_is_redacted(fake_openai: FakeOpenAI) -> Non
         FakeOpenAI.error(400, f"bad header {OPENAI_TEST_KEY}", error_type="invalid_request_error", code=None)
     )
     with pytest.raises(ProviderError) as caught:
-        write_code(gpt_client(fake_openai), GPT, code_messages(), 100)
+        write_code(gpt_client(fake_openai), GPT, code_messages(), 4096)
     assert caught.value.kind == "bad_request"
     assert OPENAI_TEST_KEY not in str(caught.value) and "bad header ***" in str(caught.value)
 
@@ -340,7 +343,7 @@ def test_key_echoed_in_another_error_is_redacted(fake_openai: FakeOpenAI) -> Non
 def test_permission_denied(fake_anthropic: FakeAnthropic) -> None:
     fake_anthropic.script(FakeAnthropic.permission())
     with pytest.raises(ProviderError) as caught:
-        analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100)
+        analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 4096)
     assert (caught.value.kind, caught.value.status, caught.value.retryable) == ("permission", 403, False)
 
 
@@ -374,37 +377,121 @@ def test_count_tokens_failures_are_classified(fake_anthropic: FakeAnthropic) -> 
 # --- replies that were paid for but cannot be used ----------------------------------------
 
 
-def test_a_truncated_reply_is_invalid_but_keeps_its_usage(fake_openai: FakeOpenAI) -> None:
+def test_code_cut_at_max_completion_tokens_is_refused_with_its_usage(fake_openai: FakeOpenAI) -> None:
     fake_openai.script(FakeOpenAI.completion("Adds.\n\na.py\n```\n<<<<<<< SEARCH\n", finish_reason="length", completion_tokens=100))
-    with pytest.raises(InvalidReplyError) as caught:
+    with pytest.raises(TruncatedReplyError) as caught:
         write_code(gpt_client(fake_openai), GPT, code_messages(), 100)
     err = caught.value
-    assert (err.kind, err.provider, err.retryable) == ("invalid_reply", "openai", True)
-    assert "max_tokens (100)" in str(err)
+    assert (err.kind, err.provider, err.retryable, err.max_tokens) == ("max_tokens", "openai", False, 100)
+    assert "max_completion_tokens (100, 0 of them reasoning)" in str(err)
+    assert "models.code_max_tokens" in str(err)
     assert err.reply.usage.output_tokens == 100
 
 
 def test_refusal_is_invalid(fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic) -> None:
     fake_openai.script(FakeOpenAI.completion(None, refusal="I can't help with that."))
     with pytest.raises(InvalidReplyError, match="refused"):
-        write_code(gpt_client(fake_openai), GPT, code_messages(), 100)
+        write_code(gpt_client(fake_openai), GPT, code_messages(), 4096)
     fake_anthropic.script(FakeAnthropic.message("", stop_reason="refusal"))
     with pytest.raises(InvalidReplyError, match="refused"):
-        analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100)
+        analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 4096)
 
 
 def test_empty_replies_are_invalid(fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic) -> None:
     fake_openai.script(FakeOpenAI.completion(""))
     with pytest.raises(InvalidReplyError, match="no content"):
-        write_code(gpt_client(fake_openai), GPT, code_messages(), 100)
+        write_code(gpt_client(fake_openai), GPT, code_messages(), 4096)
     fake_anthropic.script(FakeAnthropic.message(""))
     with pytest.raises(InvalidReplyError, match="no text"):
+        analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 4096)
+
+
+def test_an_analysis_cut_at_max_tokens_is_never_returned(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.script(FakeAnthropic.message("Half an analy", stop_reason="max_tokens", output_tokens=100))
+    with pytest.raises(TruncatedReplyError) as caught:
         analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100)
+    assert (caught.value.kind, caught.value.retryable, caught.value.reply.text) == ("max_tokens", False, "Half an analy")
+    assert "models.analysis_max_tokens" in str(caught.value)
 
 
-def test_analysis_cut_at_max_tokens_is_kept(fake_anthropic: FakeAnthropic) -> None:
-    fake_anthropic.script(FakeAnthropic.message("Half an analy", stop_reason="max_tokens"))
-    assert analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100).text == "Half an analy"
+# --- today's models: thinking, effort, reasoning ------------------------------------------
+
+
+def test_claude_options_follow_what_each_model_takes() -> None:
+    table = PriceTable.builtin()
+    sonnet55, sonnet5, haiku = (table.find(m) for m in ("claude-sonnet-5-5", "claude-sonnet-5", "claude-haiku-4-5"))
+    assert sonnet55 and sonnet5 and haiku
+    assert claude_options(sonnet55, "medium", "adaptive") == {
+        "thinking": {"type": "adaptive", "display": "omitted"}, "output_config": {"effort": "medium"},
+    }
+    # Sonnet 5.5 refuses "disabled" (a 400): "between_tools" turns its up-front thinking off
+    assert claude_options(sonnet55, "low", "off") == {"thinking": {"type": "between_tools"}, "output_config": {"effort": "low"}}
+    assert claude_options(sonnet5, "xhigh", "off") == {"thinking": {"type": "disabled"}, "output_config": {"effort": "xhigh"}}
+    assert claude_options(haiku, "medium", "adaptive") == {}  # Haiku 4.5 takes neither: nothing is sent
+
+
+def test_a_thinking_model_thinks_inside_max_tokens_and_only_the_answer_is_returned(fake_anthropic: FakeAnthropic) -> None:
+    options = claude_options(PriceTable.builtin().prices[CLAUDE], "medium", "adaptive")
+    reply = analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 4096, options=options)
+    thought = fake_anthropic.thinking_tokens // 2  # effort medium
+    assert reply.text == fake_anthropic.text
+    assert reply.usage.output_tokens == 300 + thought and reply.usage.reasoning_tokens == thought
+    [sent] = fake_anthropic.generation_requests
+    assert sent.json["thinking"] == {"type": "adaptive", "display": "omitted"}
+    assert sent.json["output_config"] == {"effort": "medium"}
+    assert not {"temperature", "top_p", "top_k"} & set(sent.json)
+
+
+def test_thinking_that_fills_max_tokens_leaves_a_cut_reply(fake_anthropic: FakeAnthropic) -> None:
+    """Sonnet 5.5 thinks at effort high by default: 2,000 tokens of thinking do not fit in 1,024."""
+    with pytest.raises(TruncatedReplyError) as caught:
+        analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 1024)
+    usage = caught.value.reply.usage
+    assert (usage.output_tokens, usage.reasoning_tokens) == (1024, 1024)
+    assert "1,024 of them thinking" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        ({"thinking": {"type": "disabled"}}, "between_tools"),
+        ({"temperature": 0.2}, "temperature"),
+        ({"top_k": 40}, "top_k"),
+        ({"thinking": {"type": "enabled", "budget_tokens": 2048}}, "budget_tokens"),
+    ],
+)
+def test_the_fake_refuses_what_sonnet_5_5_refuses(fake_anthropic: FakeAnthropic, extra: dict, said: str) -> None:
+    client = claude_client(fake_anthropic, max_retries=0)
+    with pytest.raises(anthropic.BadRequestError, match=said):
+        client.messages.create(model=CLAUDE, max_tokens=4096, messages=[{"role": "user", "content": "p"}], extra_body=extra)
+
+
+def test_a_reasoning_model_gets_reasoning_effort_and_reports_reasoning_and_cache_writes(fake_openai: FakeOpenAI) -> None:
+    fake_openai.usage.update(prompt_tokens=300_000, cached_tokens=100_000, cache_write_tokens=50_000)
+    reply = write_code(gpt_client(fake_openai), "gpt-6-luna", code_messages(), 32_768, reasoning_effort="low")
+    reasoned = fake_openai.reasoning_tokens // 2  # low is half of medium, the fake's default
+    assert reply.usage == Usage(
+        input_tokens=150_000, output_tokens=500 + reasoned, cache_write_5m_tokens=50_000, cache_read_tokens=100_000,
+        reasoning_tokens=reasoned,
+    )
+    [sent] = fake_openai.generation_requests
+    assert (sent.json["reasoning_effort"], sent.json["max_completion_tokens"]) == ("low", 32_768)
+    assert "max_tokens" not in sent.json
+
+
+def test_an_older_model_is_never_sent_reasoning_effort(fake_openai: FakeOpenAI) -> None:
+    write_code(gpt_client(fake_openai), GPT, code_messages(), 4096)
+    assert "reasoning_effort" not in fake_openai.generation_requests[0].json
+    with pytest.raises(ProviderError, match="reasoning_effort") as caught:  # what the API says if it were
+        write_code(gpt_client(fake_openai), GPT, code_messages(), 4096, reasoning_effort="low")
+    assert (caught.value.kind, caught.value.status) == ("bad_request", 400)
+
+
+def test_reasoning_that_fills_max_completion_tokens_is_a_cut_reply(fake_openai: FakeOpenAI) -> None:
+    with pytest.raises(TruncatedReplyError) as caught:
+        write_code(gpt_client(fake_openai), "gpt-6-luna", code_messages(), 800)
+    assert (caught.value.reply.usage.output_tokens, caught.value.reply.usage.reasoning_tokens) == (800, 800)
+    assert caught.value.reply.text == ""
 
 
 # --- environment ---------------------------------------------------------------------------

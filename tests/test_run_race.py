@@ -16,16 +16,20 @@ from tests import test_run
 from tests.fakes.github_server import fake_github  # noqa: F401
 from tests.fakes.model_servers import fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
 from tests.test_run import World, git
-from tests.test_run_alerts import publish, seeded_ledger
+from tests.test_run_alerts import CONFIG, publish, seeded_ledger
 from tests.test_run_ledger import this_month
 
 world = test_run.world
 RACERS = 3
 BUDGET = 15_000_000
 # The fakes bill close to each call's worst case (every max_tokens used), as in the issue's report.
-ANALYSIS_USAGE = {"input_tokens": 900, "output_tokens": 4096}  # 900 x $2/M + 4096 x $10/M
-CODE_USAGE = {"prompt_tokens": 2000, "completion_tokens": 16000}  # 2000 x $0.15/M + 16000 x $0.60/M
-ANALYSIS_COST, CODE_COST = 1_800 + 40_960, 300 + 9_600
+ANALYSIS_USAGE = {"input_tokens": 900, "output_tokens": 16_000}  # 900 x $2/M + 16000 x $10/M (thinking and plan)
+CODE_USAGE = {"prompt_tokens": 2000, "completion_tokens": 16000}  # billed at PINNED_MODELS' gpt-6-luna: CODE_COST
+ANALYSIS_COST = 1_800 + 160_000
+# A code model that never retires, at a cap near what the fake bills, so every figure here holds
+# on any date (gpt-4o-mini would turn into gpt-6-luna, with its larger cap, from 2027-01-14).
+PINNED_MODELS = "models:\n  code: gpt-6-luna\n  code_max_tokens: 16384\n  fallbacks:\n    code: []\n"
+CODE_COST = 200 + 8_000  # 2000 x $0.10/M + 16000 x $0.50/M
 
 
 def race(world: World, argument_lists: list[list[str]]) -> list[subprocess.CompletedProcess[str]]:
@@ -53,6 +57,8 @@ def billed(world: World) -> int:
 
 def bill_near_the_worst_case(world: World) -> None:
     world.anthropic.usage.update(ANALYSIS_USAGE)
+    world.anthropic.thinking_tokens = 0  # ANALYSIS_USAGE's output already stands for thinking and answer
+    world.openai.reasoning_tokens = 0  # and CODE_USAGE's for reasoning and answer
     world.openai.usage.update(CODE_USAGE)
 
 
@@ -61,9 +67,9 @@ def recorded(world: World) -> int:
 
 
 def test_racing_runs_on_different_tasks_never_spend_past_the_cap(world: World) -> None:
-    room = ANALYSIS_COST + CODE_COST + 7_000  # one run fits, two would pass the cap by about $0.045
+    room = ANALYSIS_COST + CODE_COST + 7_000  # one run fits, two would pass the cap by about $0.165
     seeded = BUDGET - room
-    publish(world, {"token_budget.json": seeded_ledger(this_month(world), [seeded])})
+    publish(world, {"token_budget.json": seeded_ledger(this_month(world), [seeded]), CONFIG: PINNED_MODELS})
     bill_near_the_worst_case(world)
 
     results = race(world, [["--task", f"Add helper number {index}"] for index in range(RACERS)])
@@ -80,6 +86,7 @@ def test_racing_runs_on_different_tasks_never_spend_past_the_cap(world: World) -
 
 
 def test_racing_runs_on_the_same_task_open_one_pull_request(world: World) -> None:
+    publish(world, {CONFIG: PINNED_MODELS})
     bill_near_the_worst_case(world)
     results = race(world, [[] for _ in range(RACERS)])
 

@@ -504,7 +504,7 @@ def test_example_config_is_exactly_the_defaults() -> None:
     loaded = load_config(EXAMPLE_CONFIG, ROOT, dt.date(2026, 11, 21))
     defaults = Config()
     for field in dataclasses.fields(Config):
-        if field.name in {"source", "prices"}:
+        if field.name in {"source", "prices", "from_file"}:
             continue
         assert getattr(loaded, field.name) == getattr(defaults, field.name), field.name
 
@@ -522,6 +522,7 @@ GUIDE_ROW = re.compile(
 def test_guide_cost_figures_match_the_price_table() -> None:
     """The guide's numbers were computed with automation.prices; a price change must update them."""
     from automation.budget import run_cost
+    from automation.config import Config
     from automation.prices import MICRO, PriceTable, Usage, format_usd
 
     if not GUIDE.is_file():
@@ -530,8 +531,11 @@ def test_guide_cost_figures_match_the_price_table() -> None:
     rows = list(GUIDE_ROW.finditer(GUIDE.read_text(encoding="utf-8")))
     assert len(rows) >= 5, "the guide's cost table was not found"
     for row in rows:
-        cost = run_cost(table.find(row["analysis"]), table.find(row["code"]), 4096, 16384,
-                        analysis=Usage(input_tokens=20_000, output_tokens=2_000), code=Usage(input_tokens=24_000, output_tokens=6_000))
+        caps = Config().output_cap(row["analysis"]), Config().output_cap(row["code"])  # the default caps
+        thinks = bool(table.find(row["analysis"]).thinking_types)  # typical thinking at effort medium: 3,000 tokens
+        analysis = Usage(input_tokens=20_000, output_tokens=5_000 if thinks else 2_000, reasoning_tokens=3_000 if thinks else 0)
+        cost = run_cost(table.find(row["analysis"]), table.find(row["code"]), *caps,
+                        analysis=analysis, code=Usage(input_tokens=24_000, output_tokens=6_000))
         where = f"{row['analysis']} + {row['code']}"
         assert format_usd(cost.analysis_typical, 4) == f"${row['a']}", where
         assert format_usd(cost.code_typical, 4) == f"${row['c']}", where

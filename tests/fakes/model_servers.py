@@ -39,6 +39,23 @@ OPENAI_TEST_KEY = "sk-proj-test-0123456789abcdefghijklmn"
 # and fall back to their own 0.5 s+ back-off, so "0" would be slower, not faster).
 FAST_RETRY_AFTER = "0.001"
 
+# How each effort level scales a fake model's thinking/reasoning (the level the fake is set
+# for thinks exactly its ``thinking_tokens``/``reasoning_tokens``).
+EFFORT_SCALE = {"none": 0.0, "minimal": 0.1, "low": 0.25, "medium": 0.5, "high": 1.0, "xhigh": 1.5, "max": 2.0}
+# Claude models that think by default (adaptive thinking at effort high, display omitted).
+CLAUDE_THINKING_MODELS = ("claude-sonnet-5", "claude-opus-5")
+CLAUDE_EFFORT_MODELS = CLAUDE_THINKING_MODELS + ("claude-sonnet-4-6", "claude-opus-4")
+CLAUDE_MAX_OUTPUT = 128_000
+# OpenAI reasoning models (reasoning_effort, default medium) and their output limit.
+OPENAI_REASONING_MODELS = ("gpt-6", "gpt-5", "o1", "o3", "o4")
+
+
+def _cut(text: str, tokens_kept: int, tokens_total: int) -> str:
+    """The start of ``text`` a reply cut after ``tokens_kept`` of its ``tokens_total`` tokens shows."""
+    if tokens_total <= 0:
+        return text
+    return text[: len(text) * max(0, tokens_kept) // tokens_total]
+
 
 
 @dataclass(frozen=True)
@@ -193,9 +210,13 @@ class FakeAnthropic(FakeModelServer):
         stop_reason: str = "end_turn",
         model: str | None = None,
         counted_tokens: int | None = None,
+        thinking_tokens: int = 2_000,
     ) -> None:
         super().__init__()
         self.text = text
+        # What a thinking model (CLAUDE_THINKING_MODELS) thinks at effort high, its default;
+        # other levels scale it by EFFORT_SCALE. Billed inside output_tokens, against max_tokens.
+        self.thinking_tokens = thinking_tokens
         self.usage = {
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
@@ -223,9 +244,54 @@ class FakeAnthropic(FakeModelServer):
                 counted = len(request.raw) // 4 + 1
             return Reply(200, {"input_tokens": counted})
         if request.path == self.generation_path:
-            model = self.model or str(body.get("model", "claude-fake"))
-            return Reply(200, self.message(self.text, model=model, stop_reason=self.stop_reason, **self.usage).body)
+            model = str(body.get("model", "claude-fake"))
+            refused = self.refusal(body, model)
+            if refused is not None:
+                return refused
+            return self.answer(body, self.model or model)
         return _not_found(request.path)
+
+    @classmethod
+    def refusal(cls, body: Mapping[str, Any], model: str) -> Reply | None:
+        """The 400 the Messages API gives to parameters ``model`` does not take (None: accepted)."""
+        thinking = body.get("thinking") if isinstance(body.get("thinking"), dict) else {}
+        effort = (body.get("output_config") or {}).get("effort") if isinstance(body.get("output_config"), dict) else None
+        five = model.startswith(CLAUDE_THINKING_MODELS)
+        problem = None
+        if not isinstance(body.get("max_tokens"), int) or not 1 <= body["max_tokens"] <= CLAUDE_MAX_OUTPUT:
+            problem = f"max_tokens: must be between 1 and {CLAUDE_MAX_OUTPUT} for {model}"
+        elif five and any(body.get(name) not in (None, 1, 1.0) for name in ("temperature", "top_p")):
+            problem = f"temperature and top_p may only be set to their defaults on {model}"
+        elif five and body.get("top_k") is not None:
+            problem = f"top_k is not supported on {model}"
+        elif five and thinking.get("type") == "enabled":
+            problem = f"thinking.type 'enabled' with budget_tokens is not supported on {model}; use effort instead"
+        elif model.startswith("claude-sonnet-5-5") and thinking.get("type") == "disabled":
+            problem = f"thinking.type 'disabled' is not supported on {model}; use 'between_tools' to turn off up-front thinking"
+        elif thinking.get("type") == "between_tools" and not model.startswith("claude-sonnet-5-5"):
+            problem = f"thinking.type 'between_tools' is not supported on {model}"
+        elif effort is not None and (effort not in EFFORT_SCALE or not model.startswith(CLAUDE_EFFORT_MODELS)):
+            problem = f"output_config.effort: {effort!r} is not supported on {model}"
+        return None if problem is None else cls.error(400, "invalid_request_error", problem)
+
+    def answer(self, body: Mapping[str, Any], model: str) -> Reply:
+        """The configured answer as the model gives it: thinking first (adaptive, at the requested
+        effort, default high), then the text, all inside ``max_tokens``; cut there if it does not fit."""
+        thinking = body.get("thinking") if isinstance(body.get("thinking"), dict) else {}
+        effort = (body.get("output_config") or {}).get("effort") if isinstance(body.get("output_config"), dict) else None
+        thinks = model.startswith(CLAUDE_THINKING_MODELS) and thinking.get("type", "adaptive") == "adaptive"
+        thought = round(self.thinking_tokens * EFFORT_SCALE[effort or "high"]) if thinks else 0
+        cap = int(body.get("max_tokens", CLAUDE_MAX_OUTPUT))
+        answer_tokens = self.usage["output_tokens"]
+        usage = dict(self.usage)
+        if thought + answer_tokens <= cap:
+            text, stop = self.text, self.stop_reason
+            usage["output_tokens"] = thought + answer_tokens
+        else:
+            text, stop = _cut(self.text, cap - thought, answer_tokens), "max_tokens"
+            thought = min(thought, cap)
+            usage["output_tokens"] = cap
+        return self.message(text, model=model, stop_reason=stop, thinking_tokens=thought, thinking_block=thinks, **usage)
 
     # replies
     @staticmethod
@@ -239,8 +305,18 @@ class FakeAnthropic(FakeModelServer):
         cache_write_1h: int = 0,
         cache_read: int = 0,
         stop_reason: str = "end_turn",
+        thinking_tokens: int = 0,
+        thinking_block: bool | None = None,
     ) -> Reply:
-        """A successful Messages API response (empty ``text`` gives an empty content list)."""
+        """A successful Messages API response (empty ``text`` gives no text block). A thinking
+        model's reply starts with a thinking block whose text is omitted (``thinking`` empty, a
+        ``signature``), as adaptive thinking with display "omitted" returns it; its
+        ``thinking_tokens`` are inside ``output_tokens`` (``usage.output_tokens_details``)."""
+        content: list[dict[str, Any]] = []
+        if thinking_block if thinking_block is not None else thinking_tokens > 0:
+            content.append({"type": "thinking", "thinking": "", "signature": f"sig_{uuid.uuid4().hex}"})
+        if text:
+            content.append({"type": "text", "text": text})
         return Reply(
             200,
             {
@@ -248,7 +324,7 @@ class FakeAnthropic(FakeModelServer):
                 "type": "message",
                 "role": "assistant",
                 "model": model,
-                "content": [{"type": "text", "text": text}] if text else [],
+                "content": content,
                 "stop_reason": stop_reason,
                 "stop_sequence": None,
                 "usage": {
@@ -260,6 +336,7 @@ class FakeAnthropic(FakeModelServer):
                         "ephemeral_5m_input_tokens": cache_write_5m,
                         "ephemeral_1h_input_tokens": cache_write_1h,
                     },
+                    "output_tokens_details": {"thinking_tokens": thinking_tokens},
                     "service_tier": "standard",
                 },
             },
@@ -352,8 +429,10 @@ class FakeOpenAI(FakeModelServer):
         prompt_tokens: int = 2000,
         completion_tokens: int = 500,
         cached_tokens: int = 0,
+        cache_write_tokens: int = 0,
         finish_reason: str = "stop",
         model: str | None = None,
+        reasoning_tokens: int = 1_000,
     ) -> None:
         super().__init__()
         self.content = content if content is not None else self.code_reply(
@@ -363,7 +442,11 @@ class FakeOpenAI(FakeModelServer):
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "cached_tokens": cached_tokens,
+            "cache_write_tokens": cache_write_tokens,
         }
+        # What a reasoning model (OPENAI_REASONING_MODELS) reasons at effort medium, its
+        # default; other levels scale it. Inside completion_tokens, against max_completion_tokens.
+        self.reasoning_tokens = reasoning_tokens
         self.finish_reason = finish_reason
         self.model = model  # None: echo the requested model
 
@@ -379,8 +462,49 @@ class FakeOpenAI(FakeModelServer):
         if request.path != self.generation_path:
             return _not_found(request.path)
         body = request.json if isinstance(request.json, dict) else {}
-        model = self.model or str(body.get("model", "gpt-fake"))
-        return self.completion(self.content, model=model, finish_reason=self.finish_reason, **self.usage)
+        model = str(body.get("model", "gpt-fake"))
+        refused = self.refusal(body, model)
+        if refused is not None:
+            return refused
+        return self.answer(body, self.model or model)
+
+    @classmethod
+    def refusal(cls, body: Mapping[str, Any], model: str) -> Reply | None:
+        """The 400 Chat Completions gives to parameters ``model`` does not take (None: accepted)."""
+        reasoning = model.startswith(OPENAI_REASONING_MODELS)
+        effort = body.get("reasoning_effort")
+        if effort is not None and not reasoning:
+            return cls.bad_parameter("reasoning_effort", f"Unrecognized request argument supplied: reasoning_effort ({model})")
+        if effort is not None and effort not in EFFORT_SCALE:
+            return cls.bad_parameter("reasoning_effort", f"Invalid value for 'reasoning_effort': {effort!r}")
+        if reasoning and body.get("max_tokens") is not None:
+            return cls.bad_parameter(
+                "max_tokens", "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead.",
+            )
+        if reasoning and any(body.get(name) not in (None, 1, 1.0) for name in ("temperature", "top_p")):
+            return cls.bad_parameter("temperature", "Unsupported value: 'temperature' does not support this value with this model.")
+        return None
+
+    def answer(self, body: Mapping[str, Any], model: str) -> Reply:
+        """The configured reply as the model gives it: reasoning first (at the requested effort,
+        default medium), then the content, all inside ``max_completion_tokens``; cut there
+        (finish_reason "length") if it does not fit."""
+        reasoning = model.startswith(OPENAI_REASONING_MODELS)
+        effort = body.get("reasoning_effort") or "medium"
+        reasoned = round(self.reasoning_tokens * EFFORT_SCALE[effort] / EFFORT_SCALE["medium"]) if reasoning else 0
+        cap = body.get("max_completion_tokens") or body.get("max_tokens") or 1_000_000
+        usage = dict(self.usage)
+        answer_tokens = usage["completion_tokens"]
+        content: str | None = self.content
+        finish = self.finish_reason
+        if reasoned + answer_tokens > cap:
+            content, finish = _cut(self.content, cap - reasoned, answer_tokens), "length"
+            reasoned = min(reasoned, cap)
+            usage["completion_tokens"] = cap
+        else:
+            usage["completion_tokens"] = reasoned + answer_tokens
+        return self.completion(content, model=model, finish_reason=finish, reasoning_tokens=reasoned, **usage)
 
     # replies
     @staticmethod
@@ -423,10 +547,13 @@ class FakeOpenAI(FakeModelServer):
         prompt_tokens: int = 2000,
         completion_tokens: int = 500,
         cached_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        reasoning_tokens: int = 0,
         finish_reason: str = "stop",
         refusal: str | None = None,
     ) -> Reply:
-        """A successful ``chat.completion`` object."""
+        """A successful ``chat.completion`` object. ``prompt_tokens`` includes the cached and the
+        cache-written tokens; ``completion_tokens`` includes the reasoning tokens (CompletionUsage)."""
         return Reply(
             200,
             {
@@ -446,8 +573,10 @@ class FakeOpenAI(FakeModelServer):
                     "prompt_tokens": prompt_tokens,
                     "completion_tokens": completion_tokens,
                     "total_tokens": prompt_tokens + completion_tokens,
-                    "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": 0},
-                    "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+                    "prompt_tokens_details": {
+                        "cached_tokens": cached_tokens, "cache_write_tokens": cache_write_tokens, "audio_tokens": 0,
+                    },
+                    "completion_tokens_details": {"reasoning_tokens": reasoning_tokens, "audio_tokens": 0},
                 },
                 "system_fingerprint": "fp_fake",
             },
@@ -466,6 +595,13 @@ class FakeOpenAI(FakeModelServer):
         all_headers = {"x-request-id": f"req_{uuid.uuid4().hex}", **(headers or {})}
         body = {"error": {"message": message, "type": error_type, "param": None, "code": code}}
         return Reply(status, body, all_headers)
+
+    @classmethod
+    def bad_parameter(cls, param: str, message: str) -> Reply:
+        """The 400 for a parameter the model does not take."""
+        reply = cls.error(400, message, error_type="invalid_request_error", code="unsupported_parameter")
+        reply.body["error"]["param"] = param
+        return reply
 
     @classmethod
     def insufficient_quota(cls) -> Reply:
