@@ -432,7 +432,7 @@ def test_costs_of_the_default_models(repo: Path) -> None:
     assert (result.code, result.err) == (0, "")
     # an empty repository, no task to size the context on: context.max_tokens (40,000) is assumed
     analysis_in, analysis_out, code_in, code_out = assumed(result.out)
-    assert (analysis_in, analysis_out) == (40_000 + 2_000, 2_000)  # + the prompt
+    assert (analysis_in, analysis_out) == (40_000 + 2_000, 2_000 + 3_000)  # + the prompt; the plan + typical thinking
     assert (code_in, code_out) == (20_000 + 2_000 + 2_000, 6_000)  # half the context, the plan, the prompt
     assert "context.max_tokens, as no unticked task is there to size it on" in result.out
     analysis = typical_micro_usd("claude-sonnet-5-5", Usage(input_tokens=analysis_in, output_tokens=analysis_out))
@@ -547,7 +547,7 @@ def test_costs_simulate_and_the_dry_run_share_one_model_sized_on_the_repository(
 
 
 # The analysis call's worst case at the defaults: a padded typical prompt and 16,000 output tokens.
-ANALYSIS_WORST = budget.run_cost(Config().price("claude-sonnet-5-5"), Config().price("gpt-4o-mini"), 16_000, 16_384).analysis_worst / 1e6
+ANALYSIS_WORST = Config().price("claude-sonnet-5-5").worst_case_micro_usd(budget.padded_anthropic_count(42_000), 16_000) / 1e6
 
 
 def simulated_alerts(out: str) -> tuple[Counter[tuple[str, str]], list[tuple[str, float]]]:
@@ -637,7 +637,7 @@ def test_a_run_stopped_between_its_two_calls_is_charged_for_the_first_like_run_d
     write_config(repo, "models:\n  code: gpt-4o\n  analysis_max_tokens: 4096\n")
     result = cli("simulate", "--runs", "120", repo=repo, now=MONTH_START)
     assert result.code == 0
-    assert "stopped by the budget after the analysis call ($0.0" in result.out
+    assert "stopped by the budget after the analysis call ($0." in result.out
     end = re.fullmatch(r"End: \d+ runs in 2026-11, \$([\d.]+) of \$15\.00 spent\.", result.out.splitlines()[-1])
     assert end is not None
     # the analysis call was made until it no longer fit, as `run` would: at most its worst case is left

@@ -350,7 +350,7 @@ def test_permission_denied(fake_anthropic: FakeAnthropic) -> None:
 def test_unknown_model_may_fall_back(fake_anthropic: FakeAnthropic) -> None:
     fake_anthropic.script(FakeAnthropic.not_found("claude-nope"))
     with pytest.raises(ProviderError) as caught:
-        analyse(claude_client(fake_anthropic), "claude-nope", "s", "p", 100)
+        analyse(claude_client(fake_anthropic), "claude-nope", "s", "p", 4096)
     assert (caught.value.kind, caught.value.status, caught.value.retryable) == ("bad_request", 404, True)
     assert "claude-nope" in str(caught.value)
 
@@ -358,7 +358,7 @@ def test_unknown_model_may_fall_back(fake_anthropic: FakeAnthropic) -> None:
 def test_a_prompt_over_the_window_says_so_and_may_fall_back(fake_openai: FakeOpenAI) -> None:
     fake_openai.script(FakeOpenAI.context_length_exceeded())
     with pytest.raises(ProviderError) as caught:
-        write_code(gpt_client(fake_openai), GPT, code_messages(), 100)
+        write_code(gpt_client(fake_openai), GPT, code_messages(), 4096)
     assert (caught.value.kind, caught.value.status, caught.value.retryable) == ("context_length", 400, True)
     message = str(caught.value)
     assert "prompt is longer than the model's context window" in message and "maximum context length is 128000" in message
@@ -409,7 +409,7 @@ def test_empty_replies_are_invalid(fake_openai: FakeOpenAI, fake_anthropic: Fake
 def test_an_analysis_cut_at_max_tokens_is_never_returned(fake_anthropic: FakeAnthropic) -> None:
     fake_anthropic.script(FakeAnthropic.message("Half an analy", stop_reason="max_tokens", output_tokens=100))
     with pytest.raises(TruncatedReplyError) as caught:
-        analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100)
+        analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 4096)
     assert (caught.value.kind, caught.value.retryable, caught.value.reply.text) == ("max_tokens", False, "Half an analy")
     assert "models.analysis_max_tokens" in str(caught.value)
 
@@ -574,9 +574,9 @@ def test_a_200_that_is_not_a_reply_is_a_retryable_error_that_may_have_been_bille
     fake_openai.script(Reply(200, body))
     fake_anthropic.script(Reply(200, body))
     with pytest.raises(ProviderError) as openai_error:
-        write_code(gpt_client(fake_openai, max_retries=0), GPT, code_messages(), 100)
+        write_code(gpt_client(fake_openai, max_retries=0), GPT, code_messages(), 4096)
     with pytest.raises(ProviderError) as anthropic_error:
-        analyse(claude_client(fake_anthropic, max_retries=0), CLAUDE, "s", "p", 100)
+        analyse(claude_client(fake_anthropic, max_retries=0), CLAUDE, "s", "p", 4096)
     for error, name in ((openai_error.value, "OpenAI"), (anthropic_error.value, "Anthropic")):
         assert (error.kind, error.retryable, error.may_be_billed) == ("malformed_reply", True, True)
         assert error.message.startswith(f"{name}: the reply was not a valid response")
@@ -588,26 +588,26 @@ def test_a_reply_without_usage_says_so(fake_openai: FakeOpenAI, fake_anthropic: 
     del completion["usage"], message["usage"]
     fake_openai.script(Reply(200, completion))
     fake_anthropic.script(Reply(200, message))
-    assert write_code(gpt_client(fake_openai), GPT, code_messages(), 100).usage_reported is False
-    assert analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100).usage_reported is False
-    assert analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 100).usage_reported is True
+    assert write_code(gpt_client(fake_openai), GPT, code_messages(), 4096).usage_reported is False
+    assert analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 4096).usage_reported is False
+    assert analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 4096).usage_reported is True
 
 
 def test_a_timeout_may_have_been_billed_but_a_refused_connection_was_not(fake_openai: FakeOpenAI) -> None:
     fake_openai.script(Reply(200, FakeOpenAI.completion("{}").body, delay=3))
     with pytest.raises(ProviderError) as timed_out:
-        write_code(providers.with_timeout(gpt_client(fake_openai, max_retries=0), 0.5), GPT, code_messages(), 100)
+        write_code(providers.with_timeout(gpt_client(fake_openai, max_retries=0), 0.5), GPT, code_messages(), 4096)
     assert (timed_out.value.kind, timed_out.value.may_be_billed) == ("timeout", True)
     refused = make_openai_client({"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}, max_retries=0)
     with pytest.raises(ProviderError) as unreachable:
-        write_code(refused, GPT, code_messages(), 100)
+        write_code(refused, GPT, code_messages(), 4096)
     assert (unreachable.value.kind, unreachable.value.may_be_billed) == ("connection", False)
 
 
 def test_retry_after_is_carried_on_the_error(fake_openai: FakeOpenAI) -> None:
     fake_openai.script(FakeOpenAI.rate_limited(retry_after="2", retry_after_ms="1500"))
     with pytest.raises(ProviderError) as limited:
-        write_code(gpt_client(fake_openai, max_retries=0), GPT, code_messages(), 100)
+        write_code(gpt_client(fake_openai, max_retries=0), GPT, code_messages(), 4096)
     assert limited.value.retry_after == 1.5
 
 
