@@ -532,8 +532,8 @@ def test_guide_cost_figures_match_the_price_table() -> None:
     assert len(rows) >= 5, "the guide's cost table was not found"
     for row in rows:
         caps = Config().output_cap(row["analysis"]), Config().output_cap(row["code"])  # the default caps
-        thinks = bool(table.find(row["analysis"]).thinking_types)  # typical thinking at effort medium: 3,000 tokens
-        analysis = Usage(input_tokens=20_000, output_tokens=5_000 if thinks else 2_000, reasoning_tokens=3_000 if thinks else 0)
+        # the plan and typical thinking at effort medium (3,000 tokens), counted for every analysis model
+        analysis = Usage(input_tokens=20_000, output_tokens=5_000, reasoning_tokens=3_000)
         cost = run_cost(table.find(row["analysis"]), table.find(row["code"]), *caps,
                         analysis=analysis, code=Usage(input_tokens=24_000, output_tokens=6_000))
         where = f"{row['analysis']} + {row['code']}"
