@@ -37,7 +37,7 @@ def test_long_prose_is_shortened_but_the_receipt_and_marker_are_whole(character:
     text = body(character * 40_000, "## Changes\n" + character * 50_000)
     assert units(text) <= GITHUB_BODY_LIMIT
     assert "shortened here" in text and "## Files changed" in text and "- `app/x.py` (create)" in text
-    assert "| **this run** | | | | | **$0.004500** |" in text and text.endswith(MARKER + "\n")
+    assert "| **this run** | | | | | | **$0.004500** |" in text and text.endswith(MARKER + "\n")
     assert "\ufffd" not in text  # no half characters
 
 

@@ -104,7 +104,7 @@ def test_a_slow_provider_meets_the_run_deadline_and_the_ledger_is_still_committe
     [call] = run["calls"]  # one attempt: no retry or fallback could fit before the deadline
     assert call["outcome"] == "timeout" and call["model"] == "claude-sonnet-5-5"
     # a request that timed out may still be billed: booked at its reserved worst case
-    assert call["cost_micro_usd"] == worst_case("claude-sonnet-5-5", call["input"], 4096) > 0
+    assert call["cost_micro_usd"] == worst_case("claude-sonnet-5-5", call["input"], 16_000) > 0
     assert len(world.anthropic.generation_requests) == 1 and world.openai.requests == []
 
 
@@ -139,7 +139,7 @@ def test_replies_without_usage_are_booked_at_the_worst_case_with_a_warning(world
     assert "warning: OpenAI sent no usage for the code call to gpt-4o-mini" in result.stdout
     [run] = world.ledger()["runs"]
     analysis, code = run["calls"]
-    assert analysis["cost_micro_usd"] == worst_case("claude-sonnet-5-5", analysis["input"], 4096) > 0
+    assert analysis["cost_micro_usd"] == worst_case("claude-sonnet-5-5", analysis["input"], 16_000) > 0
     assert code["cost_micro_usd"] == worst_case("gpt-4o-mini", code["input"], 16_384) > 0
     assert len(world.created_pulls()) == 1
 
@@ -154,7 +154,7 @@ def test_a_200_that_is_not_a_reply_is_booked_and_falls_back(world: World, body: 
     [run] = world.ledger()["runs"]
     bad, good = run["calls"][:2]
     assert (bad["model"], bad["outcome"]) == ("claude-sonnet-5-5", "malformed_reply")
-    assert bad["cost_micro_usd"] == worst_case("claude-sonnet-5-5", bad["input"], 4096) > 0
+    assert bad["cost_micro_usd"] == worst_case("claude-sonnet-5-5", bad["input"], 16_000) > 0
     assert (good["model"], good["outcome"]) == ("claude-haiku-4-5", "ok")
     assert len(world.created_pulls()) == 1
 
