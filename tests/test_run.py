@@ -342,12 +342,16 @@ def test_a_file_holding_a_secret_from_the_environment_is_refused_and_never_pushe
 
 
 def test_a_prompt_over_the_window_fails_over_to_the_larger_window_model(world: World) -> None:
+    # Models that never retire, so the chain is the same under a clock faked months ahead.
+    config = world.checkout / ".github" / "ai-orchestration.yml"
+    config.parent.mkdir(exist_ok=True)
+    config.write_text("models:\n  code: gpt-6-luna\n  fallbacks:\n    code: [gpt-5.6-luna]\n")
     world.openai.script(FakeOpenAI.context_length_exceeded())
     result = world.run()
 
     assert result.returncode == 0, result.stderr
-    assert "code: gpt-4o-mini failed (context_length); falling back to gpt-4.1-mini" in result.stdout
-    assert [r.json["model"] for r in world.openai.generation_requests] == ["gpt-4o-mini", "gpt-4.1-mini"]
+    assert "code: gpt-6-luna failed (context_length); falling back to gpt-5.6-luna" in result.stdout
+    assert [r.json["model"] for r in world.openai.generation_requests] == ["gpt-6-luna", "gpt-5.6-luna"]
     [run] = world.ledger()["runs"]
     assert [call["outcome"] for call in run["calls"]] == ["ok", "context_length", "ok"]
     assert len(world.created_pulls()) == 1

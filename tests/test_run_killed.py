@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import pytest
 
+from automation.config import Config
+
 from automation.prices import PriceTable
 from tests import test_run
 from tests.fakes.discord_server import FakeDiscord, fake_discord_fixture  # noqa: F401
@@ -40,9 +42,20 @@ def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> N
         time.sleep(0.05)
 
 
+# Code models that never retire, so these tests mean the same under a clock faked months ahead.
+CODE_MODEL = "gpt-6-luna"
+PINNED = f"models:\n  code: {CODE_MODEL}\n  fallbacks:\n    code: [gpt-5.6-luna]\n"
+CODE_CAP = Config().output_cap(CODE_MODEL)
+
+
 def configure(world: World, text: str) -> None:
     (world.checkout / CONFIG).parent.mkdir(exist_ok=True)
-    (world.checkout / CONFIG).write_text(text)
+    (world.checkout / CONFIG).write_text(PINNED + text)
+
+
+@pytest.fixture(autouse=True)
+def _pinned_code_model(world: World) -> None:
+    configure(world, "")
 
 
 def worst_case(model: str, input_tokens: int, max_tokens: int) -> int:
@@ -68,8 +81,8 @@ def test_a_cancelled_job_still_commits_what_it_spent(world: World, stop: signal.
     analysis, code = run["calls"]
     assert analysis["outcome"] == "ok" and analysis["cost_micro_usd"] > 0
     # the request in flight may still be billed: booked at the worst case that was reserved for it
-    assert code["outcome"] == "interrupted" and code["output"] == 16_384
-    assert code["cost_micro_usd"] == worst_case("gpt-4o-mini", code["input"], 16_384) > 0
+    assert code["outcome"] == "interrupted" and code["output"] == CODE_CAP
+    assert code["cost_micro_usd"] == worst_case(CODE_MODEL, code["input"], CODE_CAP) > 0
     assert world.ledger()["spent_micro_usd"] == analysis["cost_micro_usd"] + code["cost_micro_usd"]
     assert world.created_pulls() == []
 
@@ -114,12 +127,12 @@ def test_a_timed_out_attempt_is_booked_and_the_retry_reserved_on_its_own(world: 
     result = world.run()
 
     assert result.returncode == 0, result.stderr
-    assert "code: gpt-4o-mini timeout; attempt 2 of 5" in result.stdout
+    assert f"code: {CODE_MODEL} timeout; attempt 2 of 5" in result.stdout
     [run] = world.ledger()["runs"]
     steps = [(call["step"], call["outcome"]) for call in run["calls"]]
     assert steps == [("analysis", "ok"), ("code", "timeout"), ("code", "ok")]
     timed_out = run["calls"][1]
-    assert timed_out["cost_micro_usd"] == worst_case("gpt-4o-mini", timed_out["input"], 16_384) > 0
+    assert timed_out["cost_micro_usd"] == worst_case(CODE_MODEL, timed_out["input"], CODE_CAP) > 0
     assert world.ledger()["spent_micro_usd"] == sum(call["cost_micro_usd"] for call in run["calls"])
 
 
@@ -136,11 +149,11 @@ def test_replies_without_usage_are_booked_at_the_worst_case_with_a_warning(world
 
     assert result.returncode == 0, result.stderr
     assert "warning: Anthropic sent no usage for the analysis call to claude-sonnet-5-5" in result.stdout
-    assert "warning: OpenAI sent no usage for the code call to gpt-4o-mini" in result.stdout
+    assert f"warning: OpenAI sent no usage for the code call to {CODE_MODEL}" in result.stdout
     [run] = world.ledger()["runs"]
     analysis, code = run["calls"]
     assert analysis["cost_micro_usd"] == worst_case("claude-sonnet-5-5", analysis["input"], 16_000) > 0
-    assert code["cost_micro_usd"] == worst_case("gpt-4o-mini", code["input"], 16_384) > 0
+    assert code["cost_micro_usd"] == worst_case(CODE_MODEL, code["input"], CODE_CAP) > 0
     assert len(world.created_pulls()) == 1
 
 
