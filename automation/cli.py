@@ -15,15 +15,17 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Callable, Mapping, Sequence, TextIO
 
-from . import __version__, ledger as ledger_module, tasks
-from .config import Config, load_config
-from .errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, AutomationError, UsageError
-from .redact import redact, secret_values
+from . import __version__
+from .core.config import Config, load_config
+from .core.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, AutomationError, UsageError
+from .core.redact import redact, secret_values
+from .money import ledger as ledger_module
+from .repo import tasks
 
 
 class _Parser(argparse.ArgumentParser):
@@ -154,14 +156,14 @@ def _load(args: argparse.Namespace, now: dt.datetime) -> tuple[Config, ledger_mo
 
 
 def _status(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
-    from .reports import render_status, status_data
+    from .reporting.reports import render_status, status_data
 
     config, ledger, _ = _load(args, now)
     data = status_data(config, ledger, now)
     if args.format == "json":
         out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
     elif args.format in ("openmetrics", "prometheus"):
-        from .metrics import render
+        from .reporting.metrics import render
 
         out.write(render(data, args.format))
     else:
@@ -170,7 +172,7 @@ def _status(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, 
 
 
 def _dashboard(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
-    from .dashboard import build
+    from .reporting.dashboard import build
 
     config, ledger, _ = _load(args, now)
     page = build(config, ledger, now, args.out.resolve(), repository=env.get("GITHUB_REPOSITORY") or None)
@@ -179,8 +181,8 @@ def _dashboard(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetim
 
 
 def _costs(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
-    from .estimate import measure
-    from .reports import render_costs
+    from .money.estimate import measure
+    from .reporting.reports import render_costs
 
     repo = checkout(args.repo)
     config = load_config(config_path(args, repo), repo, now.date())  # costs needs no ledger
@@ -191,8 +193,8 @@ def _costs(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, o
 def _simulate(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
     import random
 
-    from .estimate import measure
-    from .simulate import simulate
+    from .money.estimate import measure
+    from .steps.simulate import simulate
 
     if args.runs is not None and not 0 < args.runs <= MAX_SIMULATED_RUNS:
         raise UsageError(f"simulate: --runs must be a whole number from 1 to {MAX_SIMULATED_RUNS:,} (got {args.runs:,})")
@@ -205,7 +207,7 @@ def _simulate(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime
 
 
 def _run(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
-    from .pipeline import dry_run, run
+    from .steps.pipeline import dry_run, run
 
     quiet_library_logging()  # after the import: importing PyGithub attaches its stderr handler
     task_text = None if args.task is None else tasks.task_text(args.task)  # before anything is paid or pushed

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from automation.context import build_context, estimate_tokens, render_context  # noqa: E402
+from automation.repo.context import build_context, estimate_tokens, render_context  # noqa: E402
 
 CAP = 40_000
 RUNS = 5

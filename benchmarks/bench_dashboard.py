@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from automation import dashboard  # noqa: E402
-from automation.config import Config  # noqa: E402
+from automation.core.config import Config  # noqa: E402
+from automation.reporting import dashboard  # noqa: E402
 from tests import sample_ledgers  # noqa: E402
 
 RUNS_PER_MONTH = 480

@@ -40,8 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from automation.context import estimate_tokens  # noqa: E402
-from automation.search_replace import BlockRefused, Refused, Text, apply_blocks, parse, place  # noqa: E402
+from automation.repo.context import estimate_tokens  # noqa: E402
+from automation.repo.search_replace import BlockRefused, Refused, Text, apply_blocks, parse, place  # noqa: E402
 
 DEFAULT_CASES = ROOT.parent / "shared" / "bench" / "recall"
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")

@@ -19,9 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from automation import ledger as ledger_module  # noqa: E402
-from automation.ledger import CallRecord, RunRecord  # noqa: E402
-from automation.prices import PriceTable, Usage  # noqa: E402
+from automation.core.prices import PriceTable, Usage  # noqa: E402
+from automation.money import ledger as ledger_module  # noqa: E402
+from automation.money.ledger import CallRecord, RunRecord  # noqa: E402
 
 RUNS_PER_MONTH = 480
 SIZE_LIMIT = 300_000

@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from rank_bm25 import BM25Okapi  # noqa: E402
 
-from automation import context  # noqa: E402
+from automation.repo import context  # noqa: E402
 
 DEFAULT_CASES = ROOT.parent / "shared" / "bench" / "recall"
 DEFAULT_CAP = 40_000

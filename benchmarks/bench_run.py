@@ -8,7 +8,7 @@ this process. Then it times, as whole child processes:
 
 - 5 real runs (each opens a pull request and commits the ledger), with the peak RSS of each
   child from ``os.wait4`` (the child and the git processes it waited for);
-- 3 runs with GitHub pacing switched off (``automation.github.ApiPolicy`` with no waits),
+- 3 runs with GitHub pacing switched off (``automation.repo.github.ApiPolicy`` with no waits),
   so the difference shows what the pacing costs;
 - 3 no-op runs (no task left: GitHub is asked for the open PRs, no model is called);
 - 5 of ``python -c "import anthropic, openai, github"`` and of the imports `run` needs.
@@ -47,7 +47,7 @@ ANALYSIS = (
 )
 # The same CLI with GitHub pacing off: only for attributing time, never how the bot runs.
 UNPACED = (
-    "import sys, automation.github as g; "
+    "import sys, automation.repo.github as g; "
     "g.connect.__defaults__ = (g.ApiPolicy(seconds_between_requests=0, seconds_between_writes=0),); "
     "from automation.cli import main; sys.exit(main(sys.argv[1:]))"
 )
@@ -171,8 +171,8 @@ def main() -> int:
 
         bare = imports("pass")
         sdks = imports("import anthropic, openai, github")
-        run_imports = imports("import automation.pipeline, automation.providers, anthropic, openai")
-        status_imports = imports("import automation.cli, automation.reports")
+        run_imports = imports("import automation.steps.pipeline, automation.models.providers, anthropic, openai")
+        status_imports = imports("import automation.cli, automation.reporting.reports")
     finally:
         for fake in fakes.values():
             fake.stop()  # type: ignore[attr-defined]

@@ -14,10 +14,10 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
-from automation import ledger as ledger_module
-from automation.config import Config
-from automation.ledger import CallRecord, Ledger, RunRecord
-from automation.prices import Usage
+from automation.core.config import Config
+from automation.core.prices import Usage
+from automation.money import ledger as ledger_module
+from automation.money.ledger import CallRecord, Ledger, RunRecord
 
 CONFIG = Config()
 STAMP = "%Y-%m-%dT%H:%M:%SZ"

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from automation.attempts import Call, Deadline, DeadlineReached, Ledgering, make_call
-from automation.budget import BudgetStop
-from automation.errors import ProviderError
-from automation.ledger import CallRecord, Ledger, RunRecord
-from automation.prices import PriceTable
-from automation.providers import make_openai_client, with_timeout, write_code
+from automation.core.errors import ProviderError
+from automation.core.prices import PriceTable
+from automation.models.attempts import Call, Deadline, DeadlineReached, Ledgering, make_call
+from automation.models.providers import make_openai_client, with_timeout, write_code
+from automation.money.budget import BudgetStop
+from automation.money.ledger import CallRecord, Ledger, RunRecord
 from tests.fakes.model_servers import FakeOpenAI, Reply, fake_openai_fixture  # noqa: F401
 
 MODEL = "gpt-4o-mini"

@@ -9,7 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from automation.budget import (
+from automation.core.errors import EXIT_INVALID, ConfigError
+from automation.core.prices import ANTHROPIC, PriceTable, Usage
+from automation.money.budget import (
     BudgetStop,
     newly_reached_milestones,
     pace,
@@ -18,9 +20,7 @@ from automation.budget import (
     reserve,
     run_cost,
 )
-from automation.errors import EXIT_INVALID, ConfigError
-from automation.ledger import CallRecord, Ledger, RunRecord, from_text, new_ledger, to_text
-from automation.prices import ANTHROPIC, PriceTable, Usage
+from automation.money.ledger import CallRecord, Ledger, RunRecord, from_text, new_ledger, to_text
 
 TABLE = PriceTable.builtin()
 SONNET = TABLE.find("claude-sonnet-5-5")

@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 
-from automation import budget
 from automation.cli import main
-from automation.config import Config
-from automation.prices import PriceTable, Usage, format_usd, usd_to_micro
+from automation.core.config import Config
+from automation.core.prices import PriceTable, Usage, format_usd, usd_to_micro
+from automation.money import budget
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = dt.timezone.utc
@@ -576,7 +576,7 @@ def test_simulate_marks_each_month_boundary(repo: Path) -> None:
 
 
 def test_counts_read_in_the_right_number() -> None:
-    from automation.wording import plural
+    from automation.core.wording import plural
 
     assert [plural(n, "run") for n in (0, 1, 2, 1000)] == ["0 runs", "1 run", "2 runs", "1,000 runs"]
     assert plural(1, "more run") == "1 more run" and plural(3, "entry", "entries") == "3 entries"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from automation.coding import CODE_SYSTEM, code_prompt, excerpt, prompt_bound, write_edits
-from automation.context import estimate_tokens
-from automation.edits import EditRules
-from automation.errors import UnusableReplyError
+from automation.core.errors import UnusableReplyError
+from automation.repo.context import estimate_tokens
+from automation.repo.edits import EditRules
+from automation.steps.coding import CODE_SYSTEM, code_prompt, excerpt, prompt_bound, write_edits
 
 BIG = "".join(f"def helper_{n}(value):\n    return value + {n}\n\n\n" for n in range(5_000))  # ~190 KB
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from automation.config import BUILTIN_SOURCE, Config, load_config, parse_config
-from automation.errors import EXIT_INVALID, ConfigError
-from automation.prices import Usage
+from automation.core.config import BUILTIN_SOURCE, Config, load_config, parse_config
+from automation.core.errors import EXIT_INVALID, ConfigError
+from automation.core.prices import Usage
 
 TODAY = dt.date(2026, 11, 15)
 SOURCE = ".github/ai-orchestration.yml"
@@ -433,7 +433,7 @@ def test_the_shipped_config_file_lists_every_key() -> None:
     """Its header and the set-up guide say it lists every key: a key only config.py knows is undocumented."""
     import yaml
 
-    from automation.config import SCHEMA
+    from automation.core.config import SCHEMA
 
     def keys(mapping: dict[str, object], prefix: str = "") -> set[str]:
         found: set[str] = set()
@@ -511,7 +511,7 @@ def test_a_path_that_cannot_be_made_canonical_is_refused_naming_the_key(text: st
 
 
 def test_the_model_cannot_write_the_ledger_tasks_or_denied_files_through_another_spelling(tmp_path: Path) -> None:
-    from automation import edits
+    from automation.repo import edits
 
     config = parse_config(
         "ledger:\n  path: ./token_budget.json\ntasks:\n  file: docs/./TASKS.md\nedits:\n  deny: [./secrets/]\n", SOURCE, TODAY

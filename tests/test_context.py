@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from automation.context import (
+from automation.core.errors import GitError
+from automation.repo.context import (
     RepoContext,
     build_context,
     describe,
@@ -15,7 +16,6 @@ from automation.context import (
     is_sendable,
     render_context,
 )
-from automation.errors import GitError
 
 SECRET = "sk-live-DO-NOT-LEAK-4242"
 

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from automation import budget, reports, series
 from automation.cli import main
-from automation.ledger import RunRecord
-from automation.prices import format_usd
+from automation.core.prices import format_usd
+from automation.money import budget
+from automation.money.ledger import RunRecord
+from automation.reporting import reports, series
 from tests import sample_ledgers
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import pytest
 
 from automation.cli import main
-from automation.prices import format_usd
+from automation.core.prices import format_usd
 from tests import sample_ledgers
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")

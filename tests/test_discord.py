@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from responses import matchers
 
-from automation.discord import (
+from automation.reporting.discord import (
     Notifier,
     budget_exhausted_embed,
     embed_length,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from automation.edits import Draft, EditPlan, EditRules, FileEdit, changes, repair_prompt
-from automation.errors import UnusableReplyError
+from automation.core.errors import UnusableReplyError
+from automation.repo.edits import Draft, EditPlan, EditRules, FileEdit, changes, repair_prompt
 
 RULES = EditRules()
 

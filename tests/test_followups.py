@@ -6,11 +6,11 @@ import dataclasses
 
 import pytest
 
-from automation import followups
-from automation.config import Config
-from automation.github import BotPull, Check, Comment, neutralise_markers
-from automation.ledger import CallRecord, Ledger, RunRecord
-from automation.prices import Usage
+from automation.core.config import Config
+from automation.core.prices import Usage
+from automation.money.ledger import CallRecord, Ledger, RunRecord
+from automation.repo.github import BotPull, Check, Comment, neutralise_markers
+from automation.steps import followups
 
 BOT = "github-actions[bot]"
 PULL = BotPull(7, "https://github.com/o/r/pull/7", "Add x", "open", False, "ai/add-x", None, head_sha="f" * 40, author=BOT)
@@ -135,18 +135,6 @@ def test_reply_says_what_was_asked_and_tried_and_ends_with_the_marker() -> None:
     assert "Pushed abc1234" in text and "> Renamed it" in text and "This pull request so far: **$0.0123**" in text
     assert text.rstrip().endswith('<!-- ai-orchestration:follow-up {"answered": ["review-1"], "attempt": true} -->')
     assert followups.notes(PULL, [comment(5, text, author=BOT)]) == [{"answered": ["review-1"], "attempt": True}]
-
-
-def test_pull_cost_sums_the_task_run_and_its_follow_ups() -> None:
-    paid = CallRecord("analysis", "claude-sonnet-5-5", "anthropic", Usage(10, 10), 1_000, 5)
-    ledger = dataclasses.replace(EMPTY, runs=(
-        RunRecord("a", "2026-11-01T00:00:00Z", "Add x", "pr_opened", PULL.url, (paid, paid)),
-        RunRecord("b", "2026-11-02T00:00:00Z", "Add x", "follow_up_pushed", PULL.url, (paid,), "follow_up", 7),
-        RunRecord("c", "2026-11-03T00:00:00Z", "Other", "pr_opened", "https://github.com/o/r/pull/8", (paid,)),
-    ))
-    assert followups.pull_cost(ledger, PULL.url) == 3_000
-    assert ledger.prs_opened == 2  # a follow-up is not a new pull request
-    assert followups.status_data(ledger) == {"runs": 1, "pull_requests": 1, "spent_micro_usd": 1_000, "pushed": 1}
 
 
 def test_foreign_commits_are_any_the_bot_did_not_both_author_and_commit() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from automation import github as gh
-from automation.errors import GitHubError, MissingSecretError
+from automation.core.errors import GitHubError, MissingSecretError
+from automation.repo import github as gh
 from tests.fakes.github_server import GITHUB_TEST_TOKEN, FakeGitHub
 
 FAST = gh.ApiPolicy(
@@ -212,7 +212,7 @@ def test_a_subprocess_bot_reaches_the_fake_through_its_environment(fake: FakeGit
 
     fake.add_pull(title="t", head="ai/x", body=gh.task_marker("x"))
     script = (
-        "import os\nfrom automation import github as gh\n"
+        "import os\nfrom automation.repo import github as gh\n"
         "repo = gh.connect(os.environ, gh.ApiPolicy(retries=0, seconds_between_requests=0))\n"
         "print([p.task_hash == gh.task_hash('x') for p in gh.bot_pull_requests(repo)])\n"
     )

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from automation import gitops
-from automation.errors import GitError
+from automation.core.errors import GitError
+from automation.repo import gitops
 from tests.faked_clock import faked_clock_env
 
 

@@ -10,10 +10,10 @@ from dataclasses import replace
 
 import pytest
 
-from automation import health
-from automation.config import Config
-from automation.ledger import CallRecord, Ledger, RunRecord, from_text, to_text
-from automation.prices import Usage
+from automation.core.config import Config
+from automation.core.prices import Usage
+from automation.models import health
+from automation.money.ledger import CallRecord, Ledger, RunRecord, from_text, to_text
 
 NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.timezone.utc)
 STAMP = "2026-11-21T10:00:00Z"
@@ -125,7 +125,7 @@ def test_a_success_rate_with_a_failure_never_reads_100_percent() -> None:
 
 
 def test_percent_rounds_to_the_nearest_but_never_hides_a_failure_or_a_success() -> None:
-    from automation.wording import percent
+    from automation.core.wording import percent
 
     assert [percent(2, 3), percent(199, 200), percent(1, 300), percent(0, 5), percent(5, 5), percent(0, 0)] == [
         "67%", "99%", "1%", "0%", "100%", "0%"]
@@ -298,7 +298,7 @@ def test_status_data_lists_breaker_states_and_parked_tasks() -> None:
 
 
 def test_tasks_gone_from_the_file_are_unparked_and_stay_so_through_a_ledger_merge() -> None:
-    from automation.ledger import merge
+    from automation.money.ledger import merge
 
     committed = fail_task(fail_task(ledger(), "Add a greeting module", 3), "Write the changelog", 3)
     edited = health.unpark_missing(committed, ["Add a greeting module with a docstring", "Write the changelog"])
@@ -310,7 +310,7 @@ def test_tasks_gone_from_the_file_are_unparked_and_stay_so_through_a_ledger_merg
 
 
 def test_an_opened_pull_request_resets_failures_through_a_ledger_merge() -> None:
-    from automation.ledger import merge
+    from automation.money.ledger import merge
 
     task = "Add a greeting module"
     committed = fail_task(ledger(), task, 2)
@@ -323,10 +323,10 @@ def test_an_opened_pull_request_resets_failures_through_a_ledger_merge() -> None
 def test_a_refused_or_cut_off_reply_counts_against_the_task_but_an_outage_does_not() -> None:
     import datetime as dt
 
-    from automation.config import Config
-    from automation.health import after_run, task_key
-    from automation.ledger import CallRecord, RunRecord, new_ledger
-    from automation.prices import Usage
+    from automation.core.config import Config
+    from automation.core.prices import Usage
+    from automation.models.health import after_run, task_key
+    from automation.money.ledger import CallRecord, RunRecord, new_ledger
 
     now = dt.datetime(2026, 11, 21, tzinfo=dt.timezone.utc)
     ledger = new_ledger(now, 15_000_000)

@@ -9,10 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from automation import ledger as ledger_module
-from automation.errors import EXIT_INVALID, LedgerError
-from automation.ledger import CallRecord, Ledger, MonthSummary, ModelTotals, RunRecord, from_text, load, merge, new_ledger, rollover, save, to_text
-from automation.prices import PriceTable, Usage
+from automation.core.errors import EXIT_INVALID, LedgerError
+from automation.core.prices import PriceTable, Usage
+from automation.money import ledger as ledger_module
+from automation.money.ledger import (
+    CallRecord,
+    Ledger,
+    ModelTotals,
+    MonthSummary,
+    RunRecord,
+    from_text,
+    load,
+    merge,
+    new_ledger,
+    rollover,
+    save,
+    to_text,
+)
 
 NOW = dt.datetime(2026, 11, 21, 3, 17, tzinfo=dt.timezone.utc)
 BUDGET = 15_000_000
@@ -543,7 +556,7 @@ def test_two_runs_under_one_id_are_refused_naming_the_id(tmp_path: Path) -> None
 
 
 def test_run_ids_are_unique_by_construction_even_for_one_workflow_run_in_one_second() -> None:
-    from automation.ledger import new_run_id, random_nonce
+    from automation.money.ledger import new_run_id, random_nonce
 
     ids = {new_run_id("4242", "1", NOW, nonce) for nonce in ("0a1b2c3d", "ffffffff")}
     assert ids == {"4242-1-20261121T031700Z-0a1b2c3d", "4242-1-20261121T031700Z-ffffffff"}

@@ -2,7 +2,8 @@
 
 The install test builds the package from a copy of the sources (so the checkout gains no
 build/ or egg-info) into a fresh virtual environment, offline (`--no-build-isolation
---no-deps`, the dependencies coming from the system site-packages), and runs the
+--no-deps`, the dependencies coming from the interpreter running the tests: a `.pth` file names
+its site-packages, so this works inside a user's own virtual environment too), and runs the
 `ai-orchestration` command from a folder where `automation` cannot be imported otherwise.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -39,7 +41,11 @@ def test_pip_install_gives_the_ai_orchestration_command(tmp_path: Path) -> None:
         shutil.copy(ROOT / name, source / name)
     shutil.copytree(ROOT / "automation", source / "automation", ignore=shutil.ignore_patterns("__pycache__"))
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    # `--system-site-packages` would show the base interpreter's packages, not those of the venv
+    # the tests run in: name the running interpreter's site-packages instead.
+    (venv_site,) = (venv / "lib").glob("python3*/site-packages")
+    (venv_site / "test_dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n", encoding="utf-8")
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     # The venv's own bundled setuptools may predate the built-in bdist_wheel: take the dev one.

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from automation.prices import ANTHROPIC, OPENAI, PriceTable, Usage, format_usd, usd_to_micro
+from automation.core.prices import ANTHROPIC, OPENAI, PriceTable, Usage, format_usd, usd_to_micro
 
 TABLE = PriceTable.builtin()
 

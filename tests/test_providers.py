@@ -12,10 +12,10 @@ from pathlib import Path
 import anthropic
 import pytest
 
-from automation import providers
-from automation.errors import MissingSecretError, ProviderError
-from automation.prices import PriceTable, Usage
-from automation.providers import (
+from automation.core.errors import MissingSecretError, ProviderError
+from automation.core.prices import PriceTable, Usage
+from automation.models import providers
+from automation.models.providers import (
     InvalidReplyError,
     ModelReply,
     TruncatedReplyError,
@@ -181,7 +181,7 @@ def test_a_subprocess_reaches_the_fakes_through_its_environment(
 ) -> None:
     program = (
         "import os\n"
-        "from automation.providers import analyse, make_anthropic_client, make_openai_client, write_code\n"
+        "from automation.models.providers import analyse, make_anthropic_client, make_openai_client, write_code\n"
         "env = dict(os.environ)\n"
         "print(analyse(make_anthropic_client(env), 'claude-sonnet-5-5', 's', 'p', 4096).text)\n"
         "print(write_code(make_openai_client(env), 'gpt-4o-mini', [{'role': 'user', 'content': 'x'}], 4096).model)\n"

@@ -1,6 +1,6 @@
 """Secrets never reach what the bot writes; in Actions, derived values are masked too."""
 
-from automation.redact import mask_commands, redact, secret_values
+from automation.core.redact import mask_commands, redact, secret_values
 
 URL = "https://discord.com/api/webhooks/123456789/abcDEF-secret-token_value"
 TOKEN = "abcDEF-secret-token_value"
@@ -37,7 +37,7 @@ def test_other_variables_named_as_secrets_are_redacted_too() -> None:
 
 
 def test_redact_tree_masks_every_string_in_a_json_like_value() -> None:
-    from automation.redact import redact_tree
+    from automation.core.redact import redact_tree
 
     value = {"title": "key sk-1234567", "fields": [{"value": "sk-1234567!"}, 3, None], "n": 1.5}
     assert redact_tree(value, ["sk-1234567"]) == {"title": "key ***", "fields": [{"value": "***!"}, 3, None], "n": 1.5}

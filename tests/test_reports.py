@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from automation.ledger import CallRecord, Ledger, RunRecord
-from automation.prices import Usage
-from automation.reports import GITHUB_BODY_LIMIT, progress_bar, pull_request_body, spent_usd
+from automation.core.prices import Usage
+from automation.money.ledger import CallRecord, Ledger, RunRecord
+from automation.reporting.reports import GITHUB_BODY_LIMIT, progress_bar, pull_request_body, spent_usd
 
 MARKER = "<!-- ai-orchestration:task=abc123 -->"
 RECORD = RunRecord(

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from automation import ledger as ledger_module
-from automation.budget import BudgetStop
-from automation.config import Config
-from automation.errors import PolicyStop
-from automation.ledger import CallRecord, Ledger, Reservation, RunRecord
-from automation.prices import Usage
-from automation.reservations import CALL_WINDOW, Reserver
+from automation.core.config import Config
+from automation.core.errors import PolicyStop
+from automation.core.prices import Usage
+from automation.money import ledger as ledger_module
+from automation.money.budget import BudgetStop
+from automation.money.ledger import CallRecord, Ledger, Reservation, RunRecord
+from automation.money.reservations import CALL_WINDOW, Reserver
 from tests.test_gitops import clone, env, git, origin  # noqa: F401
 
 START = dt.datetime(2027, 6, 1, 12, 0, tzinfo=dt.timezone.utc)

@@ -177,7 +177,7 @@ def test_happy_path_opens_one_pull_request_and_commits_the_ledger(world: World) 
 
 
 def test_task_with_an_open_pull_request_is_skipped(world: World) -> None:
-    from automation.github import task_marker
+    from automation.repo.github import task_marker
 
     world.github.add_pull(title="Add a greeting module", head="ai/add-a-greeting-module",
                           body=f"earlier run\n{task_marker('Add a greeting module')}")
@@ -190,7 +190,7 @@ def test_task_with_an_open_pull_request_is_skipped(world: World) -> None:
 
 
 def test_task_closed_without_merging_is_not_retried_but_a_merged_one_is_skipped_too(world: World) -> None:
-    from automation.github import task_marker
+    from automation.repo.github import task_marker
 
     world.github.add_pull(title="Add a greeting module", head="ai/add-a-greeting-module", state="closed",
                           body=task_marker("Add a greeting module"))
@@ -528,7 +528,7 @@ World.ledger_month = _ledger_month  # type: ignore[attr-defined]
 
 
 def test_given_task_with_an_open_pull_request_is_not_duplicated(world: World) -> None:
-    from automation.github import task_marker
+    from automation.repo.github import task_marker
 
     world.github.add_pull(title="Add a farewell function", head="ai/add-a-farewell-function",
                           body=task_marker("Add a farewell function"))

@@ -15,13 +15,13 @@ import stat
 
 import pytest
 
-from automation import ledger as ledger_module
-from automation.ledger import CallRecord, Ledger, RunRecord
-from automation.prices import Usage, format_usd
+from automation.core.prices import Usage, format_usd
+from automation.money import ledger as ledger_module
+from automation.money.ledger import CallRecord, Ledger, RunRecord
+from tests import test_run
 from tests.fakes.discord_server import FakeDiscord, fake_discord_fixture  # noqa: F401
 from tests.fakes.github_server import FakeGitHub, fake_github  # noqa: F401
 from tests.fakes.model_servers import fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
-from tests import test_run
 from tests.test_run import World, git
 
 world = test_run.world  # the fixture of tests/test_run.py: checkout, bare origin, model and GitHub fakes
@@ -365,7 +365,7 @@ def test_protected_default_branch_points_at_ledger_branch_which_then_works(world
 def test_what_the_notifier_posts_passes_discords_limits_and_a_rate_limit_is_waited_out(
     fake_discord: FakeDiscord,
 ) -> None:
-    from automation.discord import Notifier, run_failed_embed
+    from automation.reporting.discord import Notifier, run_failed_embed
 
     now = dt.datetime(2026, 11, 21, 12, tzinfo=dt.timezone.utc)
     embeds = [run_failed_embed(repository="octo/repo", now=now, step="code", error_kind="invalid_reply",

@@ -14,9 +14,9 @@ from decimal import Decimal
 
 import pytest
 
-from automation.config import Config
-from automation.github import task_hash, task_marker
-from automation.prices import PriceTable, format_usd
+from automation.core.config import Config
+from automation.core.prices import PriceTable, format_usd
+from automation.repo.github import task_hash, task_marker
 from tests.fakes.discord_server import FakeDiscord, fake_discord_fixture  # noqa: F401
 from tests.fakes.github_server import FakeGitHub, FakePull, fake_github  # noqa: F401
 from tests.fakes.model_servers import FakeAnthropic, FakeOpenAI, fake_anthropic_fixture, fake_openai_fixture  # noqa: F401

@@ -15,9 +15,8 @@ from collections.abc import Callable
 
 import pytest
 
-from automation.config import Config
-
-from automation.prices import PriceTable
+from automation.core.config import Config
+from automation.core.prices import PriceTable
 from tests import test_run
 from tests.fakes.discord_server import FakeDiscord, fake_discord_fixture  # noqa: F401
 from tests.fakes.github_server import fake_github  # noqa: F401

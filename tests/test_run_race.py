@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 
-from automation.ledger import Reservation
+from automation.money.ledger import Reservation
 from tests import test_run
 from tests.fakes.github_server import fake_github  # noqa: F401
 from tests.fakes.model_servers import fake_anthropic_fixture, fake_openai_fixture  # noqa: F401

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from automation.search_replace import Block, BlockRefused, Refused, apply_block, apply_blocks, clean_path, nearest_lines, parse
+from automation.repo.search_replace import (
+    Block,
+    BlockRefused,
+    Refused,
+    apply_block,
+    apply_blocks,
+    clean_path,
+    nearest_lines,
+    parse,
+)
 
 SOURCE = "import os\n\n\nclass Greeter:\n    def greet(self, name):\n        return f'Hello, {name}!'\n\n    def bye(self):\n        return 'Bye'\n"
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
-from pathlib import Path
-
-from automation.errors import TasksFileError, UsageError
-from automation.tasks import Task, load, near_match, read_tasks, slug, task_text, tick
+from automation.core.errors import TasksFileError, UsageError
+from automation.repo.tasks import Task, load, near_match, read_tasks, slug, task_text, tick
 
 TASKS_MD = """# Tasks
 

@@ -496,10 +496,10 @@ def test_example_config_shows_milestones_commented_out() -> None:
 
 
 def test_example_config_is_exactly_the_defaults() -> None:
-    import datetime as dt
     import dataclasses
+    import datetime as dt
 
-    from automation.config import Config, load_config
+    from automation.core.config import Config, load_config
 
     loaded = load_config(EXAMPLE_CONFIG, ROOT, dt.date(2026, 11, 21))
     defaults = Config()
@@ -520,10 +520,10 @@ GUIDE_ROW = re.compile(
 
 
 def test_guide_cost_figures_match_the_price_table() -> None:
-    """The guide's numbers were computed with automation.prices; a price change must update them."""
-    from automation.budget import run_cost
-    from automation.config import Config
-    from automation.prices import MICRO, PriceTable, Usage, format_usd
+    """The guide's numbers were computed with automation.core.prices; a price change must update them."""
+    from automation.core.config import Config
+    from automation.core.prices import MICRO, PriceTable, Usage, format_usd
+    from automation.money.budget import run_cost
 
     if not GUIDE.is_file():
         pytest.skip("docs/SONNET-MINI-GUIDE.md not written yet")

@@ -20,7 +20,14 @@ import yaml
 
 from .errors import ConfigError
 from .prices import (
-    ANTHROPIC, CLAUDE_5_EFFORTS, OPENAI, OPENAI_REASONING_EFFORTS, Price, PriceTable, format_usd, usd_to_micro,
+    ANTHROPIC,
+    CLAUDE_5_EFFORTS,
+    OPENAI,
+    OPENAI_REASONING_EFFORTS,
+    Price,
+    PriceTable,
+    format_usd,
+    usd_to_micro,
 )
 from .textfiles import decode_utf8
 

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import budget
-from .errors import AutomationError, ProviderError
-from .ledger import CallRecord, Ledger
-from .prices import Price, Usage
+from ..core.errors import AutomationError, ProviderError
+from ..core.prices import Price, Usage
+from ..money import budget
+from ..money.ledger import CallRecord, Ledger
 
 if TYPE_CHECKING:
     from .providers import ModelReply

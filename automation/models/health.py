@@ -17,11 +17,11 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping
 
-from .config import Config
-from .errors import PolicyStop
-from .ledger import CallRecord, Ledger, RunRecord
-from .prices import format_usd
-from .wording import percent, plural
+from ..core.config import Config
+from ..core.errors import PolicyStop
+from ..core.prices import format_usd
+from ..core.wording import percent, plural
+from ..money.ledger import CallRecord, Ledger, RunRecord
 
 # Failures that say the provider is unwell (after the SDK's own retries); auth and quota
 # errors are the user's to fix and stop the run instead of tripping the breaker.

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from .errors import MissingSecretError
-from .prices import ANTHROPIC, OPENAI
+from ..core.errors import MissingSecretError
+from ..core.prices import ANTHROPIC, OPENAI
 
 KEY_VARIABLES = {ANTHROPIC: "ANTHROPIC_API_KEY", OPENAI: "OPENAI_API_KEY"}
 KEY_PAGES = {

@@ -20,9 +20,9 @@ import anthropic
 import httpx2
 import openai
 
-from .errors import ProviderError
+from ..core.errors import ProviderError
+from ..core.prices import ANTHROPIC, OPENAI, Price, Usage
 from .keys import KEY_PAGES, KEY_VARIABLES, api_key
-from .prices import ANTHROPIC, OPENAI, Price, Usage
 
 Clock = Callable[[], float]
 

@@ -12,9 +12,9 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
-from .errors import ConfigError, PolicyStop
+from ..core.errors import ConfigError, PolicyStop
+from ..core.prices import Price, Usage
 from .ledger import Ledger
-from .prices import Price, Usage
 
 # Anthropic documents its token count as an estimate; reserve this much more to stay sound.
 ANTHROPIC_COUNT_MARGIN = 1.05

@@ -12,9 +12,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import budget, context, tasks
-from .config import Config
-from .prices import Usage, format_usd
+from ..core.config import Config
+from ..core.prices import Usage, format_usd
+from ..repo import context, tasks
+from . import budget
 
 # The analysis prompt beyond the context: system prompt, task, headings and message framing.
 PROMPT_OVERHEAD_TOKENS = 2_000

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .errors import LedgerError
-from .prices import Usage
+from ..core.errors import LedgerError
+from ..core.prices import Usage
 
 SCHEMA_VERSION = 3
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"

@@ -18,12 +18,12 @@ import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import gitops
+from ..core.config import Config
+from ..core.errors import GitError, LedgerError
+from ..core.prices import format_usd
+from ..repo import gitops
 from . import ledger as ledger_module
-from .config import Config
-from .errors import GitError, LedgerError
 from .ledger import Ledger
-from .prices import format_usd
 
 # Where the ledger goes when a protected branch refuses it; every run merges it back in.
 RESCUE_BRANCH = "ai-orchestration/ledger"

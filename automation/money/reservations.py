@@ -31,13 +31,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import budget, gitops
+from ..core.config import Config
+from ..core.errors import PolicyStop, ProtectedBranchError
+from ..core.prices import Usage, format_usd
+from ..repo import gitops
+from . import budget
 from . import ledger as ledger_module
-from .config import Config
-from .errors import PolicyStop, ProtectedBranchError
 from .ledger import TASK_TEXT_KEPT, TIME_FORMAT, Ledger, Reservation
 from .ledger_source import RESCUE_BRANCH
-from .prices import Usage, format_usd
 
 # Pushes per reservation: with N runs racing, each round lets at least one of them through.
 RESERVE_ATTEMPTS = 12

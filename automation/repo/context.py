@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase, translate
 from pathlib import Path, PurePosixPath
 
-from .errors import GitError
+from ..core.errors import GitError
 
 LEDGER_NAME = "token_budget.json"
 MAX_FILE_BYTES = 200_000

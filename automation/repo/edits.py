@@ -22,8 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from ..core.errors import UnusableReplyError
 from . import search_replace
-from .errors import UnusableReplyError
 from .search_replace import Block, Refused
 
 try:

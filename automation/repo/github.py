@@ -25,8 +25,8 @@ from github.CheckRun import CheckRun
 from github.PullRequest import PullRequest
 from github.Repository import Repository
 
-from .errors import GitHubError, MissingSecretError
-from .redact import MASK, redact
+from ..core.errors import GitHubError, MissingSecretError
+from ..core.redact import MASK, redact
 
 DEFAULT_API_URL = "https://api.github.com"
 _MARKER = re.compile(r"<!--\s*ai-orchestration:task=([0-9a-f]{64})\s*-->")

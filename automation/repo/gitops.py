@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-from .errors import GitError, ProtectedBranchError
-from .redact import redact, secret_values
+from ..core.errors import GitError, ProtectedBranchError
+from ..core.redact import redact, secret_values
 
 BOT_NAME = "github-actions[bot]"
 BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"

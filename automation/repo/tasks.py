@@ -25,8 +25,8 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from .errors import TasksFileError, UsageError
-from .textfiles import decode_utf8
+from ..core.errors import TasksFileError, UsageError
+from ..core.textfiles import decode_utf8
 
 SLUG_MAX = 50
 # How many files the near-match search for a missing tasks file looks at, at most.

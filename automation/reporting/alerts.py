@@ -12,9 +12,11 @@ import datetime as dt
 from dataclasses import replace
 from typing import Any
 
-from . import budget, discord, followups, health
-from .config import Config
-from .ledger import Ledger, RunRecord
+from ..core.config import Config
+from ..models import health
+from ..money import budget, spend
+from ..money.ledger import Ledger, RunRecord
+from . import discord
 
 Embed = dict[str, Any]
 
@@ -93,9 +95,9 @@ def after_run(
         )
     elif record.kind == "follow_up" and outcome.startswith("follow_up_") and record.pr_url:
         embeds.append(
-            discord.follow_up_embed(
-                repository=repository, now=now, task=record.task, pr_url=record.pr_url, outcome=outcome,
-                run_cost_micro=record.cost_micro_usd, pull_cost_micro=followups.pull_cost(ledger, record.pr_url),
+            discord.run_completed_embed(
+                repository=repository, now=now, task=record.task, pr_url=record.pr_url, follow_up_outcome=outcome,
+                run_cost_micro=record.cost_micro_usd, pull_cost_micro=spend.pull_cost(ledger, record.pr_url),
                 month_spent_micro=ledger.spent_micro_usd, budget_micro=cap,
             )
         )

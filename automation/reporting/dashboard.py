@@ -22,13 +22,13 @@ from typing import Any, Callable, Iterable, Sequence
 import pygal  # type: ignore[import-untyped]  # pygal ships no type hints
 from pygal.style import Style  # type: ignore[import-untyped]
 
+from ..core.config import Config
+from ..core.errors import AutomationError
+from ..core.prices import MICRO, format_usd
+from ..core.wording import percent
+from ..models.health import ModelStats
+from ..money.ledger import Ledger
 from . import series
-from .config import Config
-from .errors import AutomationError
-from .health import ModelStats
-from .ledger import Ledger
-from .prices import MICRO, format_usd
-from .wording import percent
 from .reports import status_data
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with any colour vision.

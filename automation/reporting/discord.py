@@ -19,8 +19,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 
-from .prices import format_usd
-from .redact import MASK, redact, redact_tree, secret_values
+from ..core.prices import format_usd
+from ..core.redact import MASK, redact, redact_tree, secret_values
 from .reports import progress_bar, spent_usd
 
 __all__ = [
@@ -263,61 +263,37 @@ def run_completed_embed(
     run_cost_micro: int,
     month_spent_micro: int,
     budget_micro: int,
-    prs_this_month: int,
-    projected_micro: int,
+    follow_up_outcome: str | None = None,
+    pull_cost_micro: int | None = None,
+    prs_this_month: int | None = None,
+    projected_micro: int | None = None,
     runs_out_on: dt.date | None = None,
     notes: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """A PR was opened: what it was for, what it cost, where the month stands, and anything
-    the run had to work around (a reply cut at max_tokens and retried, a retired model)."""
-    fields = [
-        ("Pull request", pr_url, False),
-        ("This run", _money(run_cost_micro), True),
-        ("PRs this month", str(prs_this_month), True),
-        ("Month to date", _month_to_date(month_spent_micro, budget_micro), False),
-        ("Pace", _pace(projected_micro, runs_out_on), False),
-    ]
+    """A run that worked on a pull request: a task run that opened it, or a follow-up on it
+    (``follow_up_outcome``: ``follow_up_pushed`` or a reply without a change).
+
+    Shows what it was for, what it cost (and, for a follow-up, what the PR has cost so far: the
+    ``pull_cost_micro`` micro-dollars), where the month stands, and anything the run had to work
+    around (a reply cut at max_tokens and retried, a retired model). Fields left ``None`` are left out.
+    """
+    if follow_up_outcome is None:
+        title = "✅ Run completed: pull request opened"
+    elif follow_up_outcome == "follow_up_pushed":
+        title = "🔁 Follow-up: fix pushed"
+    else:
+        title = "💬 Follow-up: replied, no change"
+    fields = [("Pull request", pr_url, False), ("This run", _money(run_cost_micro), True)]
+    if pull_cost_micro is not None:
+        fields.append(("This PR so far", _money(pull_cost_micro), True))
+    if prs_this_month is not None:
+        fields.append(("PRs this month", str(prs_this_month), True))
+    fields.append(("Month to date", _month_to_date(month_spent_micro, budget_micro), False))
+    if projected_micro is not None:
+        fields.append(("Pace", _pace(projected_micro, runs_out_on), False))
     if notes:
         fields.append(("Notes", "\n".join(f"• {note}" for note in notes), False))
-    return _embed(
-        "run_completed",
-        title="✅ Run completed: pull request opened",
-        description=task,
-        url=pr_url,
-        fields=fields,
-        repository=repository,
-        now=now,
-    )
-
-
-def follow_up_embed(
-    *,
-    repository: str,
-    now: dt.datetime,
-    task: str,
-    pr_url: str,
-    outcome: str,
-    run_cost_micro: int,
-    pull_cost_micro: int,
-    month_spent_micro: int,
-    budget_micro: int,
-) -> dict[str, Any]:
-    """A follow-up worked on an open PR: what it did, what it cost, what the PR has cost so far."""
-    pushed = outcome == "follow_up_pushed"
-    return _embed(
-        "run_completed",
-        title="🔁 Follow-up: fix pushed" if pushed else "💬 Follow-up: replied, no change",
-        description=task,
-        url=pr_url,
-        fields=[
-            ("Pull request", pr_url, False),
-            ("This run", _money(run_cost_micro), True),
-            ("This PR so far", _money(pull_cost_micro), True),
-            ("Month to date", _month_to_date(month_spent_micro, budget_micro), False),
-        ],
-        repository=repository,
-        now=now,
-    )
+    return _embed("run_completed", title=title, description=task, url=pr_url, fields=fields, repository=repository, now=now)
 
 
 def milestone_embed(

@@ -22,8 +22,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterator, Mapping
 
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric, StateSetMetricFamily
 from prometheus_client import exposition
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric, StateSetMetricFamily
 from prometheus_client.openmetrics import exposition as openmetrics_exposition
 from prometheus_client.registry import Collector, CollectorRegistry
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Mapping
 
-from . import budget, estimate, followups, health, series
-from .config import Config
-from .ledger import Ledger, RunRecord
-from .prices import MICRO, format_usd
-from .wording import plural
+from ..core.config import Config
+from ..core.prices import MICRO, format_usd
+from ..core.wording import plural
+from ..models import health
+from ..money import budget, estimate, spend
+from ..money.ledger import Ledger, RunRecord
+from . import series
 
 
 def usd(micro_usd: int) -> float:
@@ -95,7 +97,7 @@ def _money(dollars: float) -> str:
 
 def _follow_ups(ledger: Ledger) -> dict[str, Any]:
     """Follow-up runs apart from new tasks: runs, PRs worked on, fixes pushed, dollars spent."""
-    data = followups.status_data(ledger)
+    data = spend.status_data(ledger)
     spent = data.pop("spent_micro_usd")
     return {**data, "spent_usd": usd(spent), "new_task_runs": ledger.executions - data["runs"]}
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 
-from . import budget, health
-from .ledger import Ledger, RunRecord
+from ..models import health
+from ..money import budget
+from ..money.ledger import Ledger, RunRecord
 
 
 @dataclass(frozen=True)

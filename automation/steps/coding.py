@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import edits
-from .context import estimate_tokens, file_block
+from ..repo import edits
+from ..repo.context import estimate_tokens, file_block
 
 CODE_SYSTEM = (
     "You write the code for a planned change. Start with one short paragraph saying what the change does and "

@@ -14,19 +14,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from github.Repository import Repository
 
-from . import context, edits, followups, github, gitops, reports, reservations, tasks
-from .errors import AutomationError, PolicyStop
-from .redact import redact
+from ..core.errors import AutomationError, PolicyStop
+from ..core.redact import redact
+from ..money import reservations, spend
+from ..repo import context, edits, github, gitops, tasks
+from ..reporting import reports
+from . import followups
+from .session import Session
 
-if TYPE_CHECKING:
-    from .pipeline import Session
-
-Analyse = Callable[["Session", str, context.RepoContext], str]
-WriteCode = Callable[["Session", str, str, context.RepoContext, Path], edits.EditPlan]
+Analyse = Callable[[Session, str, context.RepoContext], str]
+WriteCode = Callable[[Session, str, str, context.RepoContext, Path], edits.EditPlan]
 PLAN_MAX_CHARS = 6_000
 
 
@@ -146,7 +147,7 @@ def _reply(session: Session, remote: Repository, decision: followups.Decision, *
     body = followups.reply(
         decision, result=github.neutralise_markers(result), summary=github.neutralise_markers(summary),
         receipt=reports.receipt(session.record, session.ledger, config.monthly_budget_micro_usd) if attempt else "",
-        pull_cost_micro_usd=followups.pull_cost(session.ledger, decision.work.pull.url),
+        pull_cost_micro_usd=spend.pull_cost(session.ledger, decision.work.pull.url),
         max_attempts=config.follow_up_max_attempts, answered=[c.key for c in decision.work.requests], attempt=attempt,
     )
     url = github.comment(remote, decision.work.pull.number, redact(body, session.secrets))

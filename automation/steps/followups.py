@@ -22,12 +22,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .ledger import Ledger
-from .prices import format_usd
+from ..core.prices import format_usd
+from ..money.ledger import Ledger
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .github import BotPull, Check, Comment
+    from ..core.config import Config
+    from ..repo.github import BotPull, Check, Comment
 
 _NOTE = re.compile(r"<!--\s*ai-orchestration:follow-up (\{[^<>]*\})\s*-->")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -246,19 +246,3 @@ def reply(
                   f"This pull request so far: **{format_usd(pull_cost_micro_usd, 4)}** (its task run and every follow-up in this month's ledger)."]
     lines += ["", note_marker(answered, attempt=attempt)]
     return "\n".join(lines) + "\n"
-
-
-def pull_cost(ledger: Ledger, pr_url: str | None) -> int:
-    """Micro-dollars spent on one PR in this month's ledger: the run that opened it and its follow-ups."""
-    return 0 if not pr_url else sum(run.cost_micro_usd for run in ledger.runs if run.pr_url == pr_url)
-
-
-def status_data(ledger: Ledger) -> dict[str, Any]:
-    """The follow-up part of ``status --json``: runs, pull requests worked on, micro-dollars spent."""
-    runs = [run for run in ledger.runs if run.kind == "follow_up"]
-    return {
-        "runs": len(runs),
-        "pull_requests": len({run.pull for run in runs}),
-        "spent_micro_usd": sum(run.cost_micro_usd for run in runs),
-        "pushed": sum(1 for run in runs if run.outcome == "follow_up_pushed"),
-    }

@@ -10,27 +10,32 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, NoReturn, TextIO, cast
 
-from . import alerts, attempts, budget, coding, context, edits, estimate, followup_run, github, gitops, health, keys, ledger as ledger_module, reports, tasks
-from .config import DEFAULT_CONFIG_PATH, Config, load_config
-from . import discord, ledger_source, reservations
-from .discord import Notifier
-from .errors import EXIT_OK, AutomationError, PolicyStop, ProtectedBranchError, ProviderError
-from .ledger import Ledger, RunRecord
-from .prices import ANTHROPIC, format_usd
-from .redact import mask_commands, redact, secret_values
-from .wording import plural
+from ..core.config import DEFAULT_CONFIG_PATH, Config, load_config
+from ..core.errors import EXIT_OK, AutomationError, PolicyStop, ProtectedBranchError, ProviderError
+from ..core.prices import ANTHROPIC, format_usd
+from ..core.redact import mask_commands, redact, secret_values
+from ..core.wording import plural
+from ..models import attempts, health, keys
+from ..money import budget, estimate, ledger_source, reservations
+from ..money import ledger as ledger_module
+from ..money.ledger import RunRecord
+from ..repo import context, edits, github, gitops, tasks
+from ..reporting import alerts, discord, reports
+from ..reporting.discord import Notifier
+from . import coding, followup_run
+from .session import Session
 
 if TYPE_CHECKING:
     import anthropic
     import openai
     from github.Repository import Repository
 
-    from .providers import ModelReply
+    from ..models.providers import ModelReply
 
 ANALYSIS_SYSTEM = (
     "You are a senior software engineer planning a change to the repository described below. "
@@ -45,40 +50,6 @@ HANDED_OVER = "handed_over"
 # The last line of the bot's task commits: with the task's title as subject, it lets a later
 # run recognise a branch whose pull request could not be opened.
 OPENED_BY = "Opened by ai-orchestration."
-
-
-@dataclass
-class Session:
-    """What one run holds: settings, clients, and the ledger as it grows call by call."""
-
-    repo: Path
-    config: Config
-    env: Mapping[str, str]
-    now: dt.datetime
-    out: TextIO
-    base_ledger: Ledger
-    ledger: Ledger
-    record: RunRecord
-    clock: Callable[[], float]
-    secrets: list[str]
-    reserver: reservations.Reserver
-    deadline: attempts.Deadline
-    sleep: Callable[[float], None] = time.sleep
-    repository: str = "local"
-    anthropic_client: object = None
-    openai_client: object = None
-    # What the run had to work around, said in the log, the PR body and Discord.
-    notes: list[str] = field(default_factory=list)
-
-    def say(self, line: str) -> None:
-        self.out.write(redact(line, self.secrets) + "\n")
-        self.out.flush()
-
-    def save(self, record: RunRecord) -> None:
-        """Keep the run in the ledger and on disk at once: a crash after a paid call loses nothing."""
-        self.record = record
-        self.ledger = self.ledger.with_run(record)
-        ledger_module.save(self.ledger, self.repo / self.config.ledger_path)
 
 
 def run(
@@ -289,7 +260,7 @@ def _unless_cut(session: Session, step: str, model: str, effort: str, call: Call
     and the next lower effort, where the model takes one. If that retry is cut too, or the
     budget cannot afford it, the step fails, and the failure counts toward parking the task.
     """
-    from .providers import TruncatedReplyError
+    from ..models.providers import TruncatedReplyError
 
     price = session.config.price(model)
     cap = session.config.output_cap(model)
@@ -323,7 +294,7 @@ def _lower_effort(effort: str, efforts: tuple[str, ...]) -> str:
 
 
 def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> str:
-    from . import providers  # the SDKs take seconds to import: only runs that call a model load them
+    from ..models import providers  # the SDKs take seconds to import: only runs that call a model load them
 
     config = session.config
     prompt = redact(f"# Task\n{task}\n\n# Repository\n{context.render_context(repo_context)}", session.secrets)
@@ -373,7 +344,7 @@ def _write_code(
 
 
 def _code_call(session: Session, messages: list[dict]) -> str:
-    from . import providers
+    from ..models import providers
 
     config = session.config
     messages = [{**message, "content": redact(message["content"], session.secrets)} for message in messages]
@@ -415,7 +386,7 @@ def _with_fallbacks(
 def _client(session: Session, model: str) -> object:
     """SDK clients are made on first use, so a run that stops early never builds one. They
     make no retries: ``attempts.make_call`` does, with a reservation and a deadline check each."""
-    from . import providers
+    from ..models import providers
 
     if session.config.price(model).provider == ANTHROPIC:
         session.anthropic_client = session.anthropic_client or providers.make_anthropic_client(session.env, max_retries=0)

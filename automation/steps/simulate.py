@@ -11,12 +11,14 @@ import random
 from dataclasses import replace
 from typing import Iterator
 
-from . import alerts, budget, discord, ledger as ledger_module
-from .config import Config
-from .estimate import RunModel
-from .ledger import CallRecord, Ledger, RunRecord
-from .prices import Usage, format_usd
-from .wording import plural
+from ..core.config import Config
+from ..core.prices import Usage, format_usd
+from ..core.wording import plural
+from ..money import budget
+from ..money import ledger as ledger_module
+from ..money.estimate import RunModel
+from ..money.ledger import CallRecord, Ledger, RunRecord
+from ..reporting import alerts, discord
 
 RUN_INTERVAL = dt.timedelta(hours=3)
 JITTER = 0.25  # synthetic usage varies +-25% around the typical run

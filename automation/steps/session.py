@@ -1,0 +1,54 @@
+"""What one run holds while it works: shared by the run (``pipeline``) and the follow-up step.
+
+It lives apart from ``pipeline`` so the follow-up step can take a session without importing
+the run that calls it (no import cycle).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, TextIO
+
+from ..core.config import Config
+from ..core.redact import redact
+from ..models import attempts
+from ..money import ledger as ledger_module
+from ..money import reservations
+from ..money.ledger import Ledger, RunRecord
+
+
+@dataclass
+class Session:
+    """What one run holds: settings, clients, and the ledger as it grows call by call."""
+
+    repo: Path
+    config: Config
+    env: Mapping[str, str]
+    now: dt.datetime
+    out: TextIO
+    base_ledger: Ledger
+    ledger: Ledger
+    record: RunRecord
+    clock: Callable[[], float]
+    secrets: list[str]
+    reserver: reservations.Reserver
+    deadline: attempts.Deadline
+    sleep: Callable[[float], None] = time.sleep
+    repository: str = "local"
+    anthropic_client: object = None
+    openai_client: object = None
+    # What the run had to work around, said in the log, the PR body and Discord.
+    notes: list[str] = field(default_factory=list)
+
+    def say(self, line: str) -> None:
+        self.out.write(redact(line, self.secrets) + "\n")
+        self.out.flush()
+
+    def save(self, record: RunRecord) -> None:
+        """Keep the run in the ledger and on disk at once: a crash after a paid call loses nothing."""
+        self.record = record
+        self.ledger = self.ledger.with_run(record)
+        ledger_module.save(self.ledger, self.repo / self.config.ledger_path)
