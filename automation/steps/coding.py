@@ -164,14 +164,17 @@ def write_edits(
     root: Path,
     rules: edits.EditRules,
     say: Callable[[str], None],
+    analysis: str = "",
 ) -> edits.EditPlan:
     """Ask once; when part of the reply cannot be used, ask once more for that part only.
 
     ``ask(messages) -> reply text`` makes the paid call (with fallbacks). The repair message
     lists each refused block with the nearest existing lines, not the whole first reply; files
-    that applied are kept. Raises UnusableReplyError when problems remain, or nothing changes.
+    that applied are kept. ``analysis`` is the plan: a new file it names is a path the model may
+    write even without an extension or with spaces. Raises UnusableReplyError when problems
+    remain, or nothing changes.
     """
-    draft = edits.Draft(root=Path(root), rules=rules)
+    draft = edits.Draft(root=Path(root), rules=rules, analysis=analysis)
     problems = draft.take(ask(messages))
     if problems:
         say(f"code: {len(problems)} problem(s) in the reply, asking once for a repair: {problems[0].splitlines()[0]}")
