@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from automation.repo.search_replace import (
     Block,
@@ -331,3 +333,65 @@ def test_path_lines_keep_what_models_write(line: str, path: str) -> None:
 )
 def test_a_path_must_be_known_or_look_like_a_file(path: str, known: bool, looks: bool) -> None:
     assert looks_like_path(path, lambda candidate: known and candidate == path) is looks
+
+
+def test_a_block_after_prose_outside_any_fence_needs_its_own_path_and_a_delete_is_never_lost() -> None:
+    reply = (
+        "app/a.py\n<<<<<<< SEARCH\na\n=======\nb\n>>>>>>> REPLACE\n\n<<<<<<< SEARCH\nc\n=======\nd\n>>>>>>> REPLACE\n\n"
+        "Now the tests:\n\n<<<<<<< SEARCH\ne\n=======\nf\n>>>>>>> REPLACE\n"
+        "app/b.py\n```\n<<<<<<< SEARCH\ng\n=======\nh\n>>>>>>> REPLACE\n\nDELETE app/old.py\n"  # the fence left open
+    )
+    parsed = parse(reply)
+    assert [(block.number, block.path, block.delete) for block in parsed.blocks] == [
+        (1, "app/a.py", False), (2, "app/a.py", False), (3, "Now the tests", False), (4, "app/b.py", False),
+        (5, "app/old.py", True),
+    ]
+
+
+POOL = ["a {", "  color: red;", "}", "b {", "  margin: 0;", "c {", "  padding: 1px;"]  # the file's lines, each once
+PROSE = ["Here is the change:", "Changes:", "...", "", "Now the tests.", "```", "```python", "x = compute(1)", "======="]
+DEFECTS = ["none", "no REPLACE line", "closed with a divider", "extra divider at the end", "divider twice",
+           "extra divider inside", "no divider", "REPLACE line twice"]
+# Not generated: an unfenced block without its REPLACE line, then prose, then a REPLACE line. That is
+# byte for byte a valid block whose new lines are the prose; no reader can tell them apart.
+
+
+@st.composite
+def _block(draw: st.DrawFn) -> str:
+    path = draw(st.sampled_from(["app/x.css", "`app/y.css`", "**app/z.css**", "Changes:", "```", ""]))
+    search = draw(st.lists(st.sampled_from(POOL), min_size=1, max_size=3, unique=True))
+    replace = draw(st.lists(st.sampled_from(POOL), max_size=3))
+    defect = draw(st.sampled_from(DEFECTS))
+    body = {
+        "none": [*search, "=======", *replace, ">>>>>>> REPLACE"],
+        "no REPLACE line": [*search, "=======", *replace],
+        "closed with a divider": [*search, "=======", *replace, "======="],
+        "extra divider at the end": [*search, "=======", *replace, "=======", ">>>>>>> REPLACE"],
+        "divider twice": [*search, "=======", "=======", *replace, ">>>>>>> REPLACE"],
+        "extra divider inside": [*search, "=======", *replace[:1], "=======", *replace[1:], ">>>>>>> REPLACE"],
+        "no divider": [*search, *replace, ">>>>>>> REPLACE"],
+        "REPLACE line twice": [*search, "=======", *replace[:1], ">>>>>>> REPLACE", *replace[1:], ">>>>>>> REPLACE"],
+    }[defect]
+    fence = draw(st.sampled_from(["```", "````css", None]))
+    lines = [path, fence, "<<<<<<< SEARCH", *body, fence.rstrip("cs")] if fence else [path, "<<<<<<< SEARCH", *body]
+    return "\n".join(line for line in lines if line is not None)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(_block(), st.sampled_from(PROSE)), min_size=1, max_size=8))
+def test_malformed_replies_lose_no_block_and_write_nothing_but_file_lines(parts: list[str]) -> None:
+    reply = "\n".join(parts) + "\n"
+    parsed = parse(reply)
+    searches = sum(line == "<<<<<<< SEARCH" for line in reply.splitlines())
+    numbered = [problem for problem in parsed.problems if problem.startswith("block ")]
+    assert len([block for block in parsed.blocks if not block.delete]) + len(numbered) == searches
+    text = "\n".join(POOL) + "\n"
+    for block in parsed.blocks:
+        assert block.path not in ("`", "```", "")
+        if block.problem:
+            continue
+        try:
+            result = apply_block(text, block)
+        except Refused:
+            continue
+        assert set(result.splitlines()) <= set(POOL) | {""}, (block, result)

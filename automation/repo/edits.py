@@ -197,6 +197,23 @@ def path_refusal(path: str, root: Path, rules: EditRules) -> str | None:
     return _lexical_refusal(path) or _protected_refusal(path, rules) or _disk_refusal(path, root, rules)
 
 
+def path_doubt(path: str, known: Callable[[str], bool], rules: EditRules) -> str | None:
+    """Why a block's path line names no file (prose, a fence, a word such as "Changes"), or None.
+
+    ``known(path)``: the path exists in the tree or the plan names it. A path the bot refuses anyway
+    (inside .git, absolute, ...) is left to ``path_refusal`` when it has a directory part, so the
+    refusal says why.
+    """
+    if search_replace.looks_like_path(path, known):
+        return None
+    if ("/" in path or "\\" in path) and (_lexical_refusal(path) or _protected_refusal(path, rules)):
+        return None
+    return (
+        f"{_show(path)!r} is not a file path: no such file is in the repository, the plan does not name it, and it has "
+        "no file extension (a path with spaces must be one that exists or that the plan names)"
+    )
+
+
 def _content_refusal(content: str, original: str | None, rules: EditRules) -> str | None:
     """Why a resulting file may not be written; an existing file over the size limit may be edited, not grown."""
     if "\0" in content:
@@ -331,7 +348,7 @@ class Draft:
         unresolved = self.failed - set(by_path)
         spelled = {path.casefold(): path for path in self.accepted}
         for path, blocks in list(by_path.items()):
-            doubt = self._path_doubt(path)
+            doubt = path_doubt(path, self.known, self.rules)
             if doubt:
                 problems.append(f"block {blocks[0].number}: {doubt}")
                 del by_path[path]
@@ -357,21 +374,6 @@ class Draft:
     def known(self, path: str) -> bool:
         """Whether ``path`` exists in the tree or the plan names it."""
         return _exists(self.root, path) or named_in(self.analysis, path)
-
-    def _path_doubt(self, path: str) -> str | None:
-        """Why a block's path line names no file (prose, a fence, a word such as "Changes"), or None.
-
-        A path the bot refuses anyway (inside .git, absolute, ...) is left to ``path_refusal`` when it has a
-        directory part or a file name, so the refusal says why.
-        """
-        if search_replace.looks_like_path(path, self.known):
-            return None
-        if ("/" in path or "\\" in path) and (_lexical_refusal(path) or _protected_refusal(path, self.rules)):
-            return None
-        return (
-            f"{_show(path)!r} is not a file path: no such file is in the repository, the plan does not name it, and it has "
-            "no file extension (a path with spaces must be one that exists or that the plan names)"
-        )
 
     def _take_file(self, path: str, blocks: list[Block]) -> str | None:
         reason = path_refusal(path, self.root, self.rules)

@@ -180,10 +180,11 @@ def parse(reply_text: str, known: Callable[[str], bool] = _nothing_known) -> Par
         key = _fence_key(line)
         if _SEARCH.match(line):
             number = len(blocks) + len(problems) + 1
-            path, why, start = _path_before(lines, index, floor, group, known)
+            same_file = group if fence is not None or not any(text.strip() for text in lines[floor:index]) else None
+            path, why, start = _path_before(lines, index, floor, same_file, known)
             if summary_lines is None:  # the prose before the first block (and its path line) is the summary
                 summary_lines = [lines[at] for at in prose if at < start]
-            end, body, dividers, problem = _read_block(lines, index)
+            end, body, dividers, problem = _read_block(lines, index, fence)
             if path is None:
                 problems.append(f"block {number}: {problem or why}; put the file's path alone on the line before the block")
             else:
@@ -192,6 +193,8 @@ def parse(reply_text: str, known: Callable[[str], bool] = _nothing_known) -> Par
             broken = end < len(lines) and _SEARCH.match(lines[end])
             group = path if not problem else None
             floor = (index + 1 + dividers[-1] + 1 if dividers else index + 1) if broken else end + 1
+            if broken:  # the next block's fence is among the lines the broken one took
+                fence = _fence_before(lines, end, floor)
             index = end if broken else end + 1
         elif key and fence and _closes(line, fence) and not _opens_block(lines, index):
             fence, group, floor = None, None, index + 1
@@ -206,7 +209,7 @@ def parse(reply_text: str, known: Callable[[str], bool] = _nothing_known) -> Par
         elif _REPLACE.match(line):
             _stray_replace(blocks, problems, index)
             index += 1
-        elif fence is None and (deleted := _DELETE.match(line)) and (path := _delete_path(deleted["path"], known)):
+        elif (deleted := _DELETE.match(line)) and (path := _delete_path(deleted["path"], known)):
             if summary_lines is None:
                 summary_lines = [lines[at] for at in prose]
             prose.clear()
@@ -251,6 +254,14 @@ def _delete_path(text: str, known: Callable[[str], bool]) -> str | None:
     return path if path and (quoted or known(path) or not any(char.isspace() for char in path)) else None
 
 
+def _fence_before(lines: list[str], index: int, floor: int) -> str | None:
+    """The fence a block at ``index`` is in, read from the line before it or before its path line."""
+    line = _previous(lines, index, floor)
+    if line is not None and not _fence_key(lines[line]):
+        line = _previous(lines, line, floor)
+    return _fence_key(lines[line]) if line is not None else None
+
+
 def _previous(lines: list[str], index: int, floor: int) -> int | None:
     """The last non-blank line before ``index``, not before ``floor``."""
     return next((at for at in range(index - 1, floor - 1, -1) if lines[at].strip()), None)
@@ -291,10 +302,10 @@ def _path_before(
     return clean_path(lines[line]) or lines[line].strip(), "", line
 
 
-def _read_block(lines: list[str], index: int) -> tuple[int, list[str], list[int], str]:
+def _read_block(lines: list[str], index: int, fence: str | None) -> tuple[int, list[str], list[int], str]:
     """(index of the line that ends the block, body lines, divider indexes in the body, problem) for the
-    block whose SEARCH line is at ``index``. The end is its REPLACE line, a new SEARCH line (malformed:
-    the next block starts there) or len(lines) (cut off)."""
+    block whose SEARCH line is at ``index``, inside ``fence`` if any. The end is its REPLACE line, a new
+    SEARCH line (malformed: the next block starts there) or len(lines) (cut off)."""
     body: list[str] = []
     dividers: list[int] = []
     at = index + 1
@@ -312,7 +323,37 @@ def _read_block(lines: list[str], index: int) -> tuple[int, list[str], list[int]
         return at, body, dividers, f"cut off before its {MARKER_REPLACE} line"
     if not dividers:
         return at, body, dividers, f"no {MARKER_DIVIDER} line between the SEARCH and REPLACE parts"
+    search, replace = body[: dividers[0]], body[dividers[0] + 1 :]
+    dangling = _dangling_fence(replace, fence)
+    if dangling is not None and _dangling_fence(search, fence) is None:
+        return at, body, dividers, (
+            f"its {MARKER_REPLACE} line comes after the fence that closes the block (line "
+            f"{index + dividers[0] + 3 + dangling} of the reply); put {MARKER_REPLACE} right after the new lines, "
+            "inside the fence"
+        )
     return at, body, dividers, ""
+
+
+def _dangling_fence(part: list[str], fence: str | None) -> int | None:
+    """The index in ``part`` of a bare line that would close ``fence`` (the block's own) and that no later
+    line closes in turn: the fence the block ends with, not a code sample of the file's own."""
+    if fence is None or fence[0] == "<":
+        return None
+    opened: int | None = None  # a bare line that may open a sample, or be the block's closing fence
+    inner: str | None = None  # a sample opened with an info string (```bash)
+    for at, line in enumerate(part):
+        key = _fence_key(line)
+        if key is None:
+            continue
+        if inner is not None:
+            inner = None if _closes(line, inner) else inner
+        elif opened is not None:
+            opened = None if _closes(line, part[opened].strip()) else opened
+        elif _closes(line, fence):
+            opened = at
+        else:
+            inner = key
+    return opened
 
 
 def _stray_replace(blocks: list[Block], problems: list[str], index: int) -> None:
