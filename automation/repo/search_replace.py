@@ -17,10 +17,13 @@ Aider measured that code returned inside JSON scores lower for every model it tr
 
     DELETE path/to/obsolete.py
 
-An empty SEARCH part creates a file (or fills an empty one). ``DELETE path`` alone on a line,
-outside any fence, deletes a file. One fence may hold several blocks for the same file. The
-path may be wrapped in backticks, quotes or ``**``; the fence may be ``` or longer, or ~~~, and
-the file's own lines may hold fences: inside a block only the markers count.
+An empty SEARCH part creates a file (or fills an empty one). ``DELETE path`` alone on a line
+deletes a file. One fence may hold several blocks for the same file. The path line may be
+decorated as models write it (see ``clean_path``), sit inside the fence or in a fence of its own;
+the fence may be ``` or longer, ~~~ or Aider's <source>, and the file's own lines may hold fences:
+inside a block only the markers count. A block ends at its own REPLACE line or it is malformed
+(kept with its ``problem``, never applied); whether a path line names a file is
+``looks_like_path``'s question, answered by the caller who knows the tree and the plan.
 
 Placing a block never guesses. Exact lines first; then, only when the place is unique, the ways
 models slip: trailing whitespace, a missing or extra blank line, the whole block indented by a
@@ -358,11 +361,11 @@ def _dangling_fence(part: list[str], fence: str | None) -> int | None:
 
 def _stray_replace(blocks: list[Block], problems: list[str], index: int) -> None:
     """A REPLACE line outside any block: the block before it may have ended early, so it is refused."""
-    why = f"a stray {MARKER_REPLACE} line (line {index + 1} of the reply) follows it; did its REPLACE part end early?"
+    stray = f"a stray {MARKER_REPLACE} line (line {index + 1} of the reply)"
     if blocks and not blocks[-1].delete:
-        blocks[-1] = replace_field(blocks[-1], problem=blocks[-1].problem or why)
+        blocks[-1] = replace_field(blocks[-1], problem=blocks[-1].problem or f"{stray} follows it; did its REPLACE part end early?")
     else:
-        problems.append(f"{why.replace(' follows it; did its REPLACE part end early?', ' belongs to no block')}")
+        problems.append(f"{stray} belongs to no block")
 
 
 # --- placing a block -------------------------------------------------------------------------
