@@ -340,7 +340,8 @@ def _write_code(
                     f"left out: {', '.join(prompt.left_out) or 'none'}")
     rules = edits.EditRules(ledger_path=config.ledger_path, tasks_path=config.tasks_file, deny=config.edits_deny,
                             config_path=_config_path_in_repo(session.repo, config), secrets=tuple(session.secrets))
-    return coding.write_edits(lambda messages: _code_call(session, messages), prompt.messages, root, rules, session.say)
+    return coding.write_edits(lambda messages: _code_call(session, messages), prompt.messages, root, rules, session.say,
+                              analysis=analysis)
 
 
 def _code_call(session: Session, messages: list[dict]) -> str:
