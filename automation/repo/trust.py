@@ -64,13 +64,13 @@ class Trust:
         key = login.casefold()
         listed = self.config.trusted_users
         if key in listed:
-            return Verdict(True, "listed in follow_ups.trusted_users")
+            return Verdict(True, "is listed in follow_ups.trusted_users")
         if not login or key.endswith("[bot]"):
-            return Verdict(False, "a bot account not listed in follow_ups.trusted_users")
+            return Verdict(False, "is a bot account not listed in follow_ups.trusted_users")
         if association is not None and association not in MAY_PUSH_ASSOCIATIONS:
             return Verdict(False, f"cannot push to {self.remote.full_name} (author_association {association or 'NONE'})")
         if association == ASSOCIATION_TRUSTED_AT_ONCE:
-            return Verdict(True, f"the owner of {self.remote.full_name}")
+            return Verdict(True, f"is the owner of {self.remote.full_name}")
         if key not in self._seen:
             permission, role = github.permission(self.remote, login)
             bar = self.config.trusted_permission
