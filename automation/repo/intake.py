@@ -38,7 +38,7 @@ class IssueTask(tasks.Task):
     labeller: str = ""
     title: str = ""  # cleaned of invisible characters
     body: str = ""  # cleaned of what GitHub does not show
-    removed: tuple[str, ...] = ()  # what cleaning took out, one phrase per kind
+    removed: tuple[str, ...] = ()  # what cleaning took out: "body: removed 1 HTML comment (56 characters)"
 
     @property
     def brief(self) -> str:
@@ -78,7 +78,8 @@ def _task(issue: github.Issue, labeller: str) -> IssueTask:
     return IssueTask(
         text=f"{words or 'Untitled'} (issue #{issue.number})", line=0, issue=issue.number, url=issue.url,
         author=issue.author, labeller=labeller, title=words, body=body.text.strip(),
-        removed=tuple(f"title: {what}" for what in title.removed) + tuple(f"body: {what}" for what in body.removed),
+        removed=tuple(f"{part}: removed {', '.join(cleaned.removed)}"
+                      for part, cleaned in (("title", title), ("body", body)) if cleaned.removed),
     )
 
 

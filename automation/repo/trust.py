@@ -59,16 +59,17 @@ class Trust:
 
     def check(self, login: str, association: str | None = None) -> Verdict:
         """The verdict on ``login``; ``association`` is GitHub's author_association where the
-        item carries one (a comment, a review, an issue), None where it does not (an event's actor).
-        Raises GitHubError when the permission cannot be read."""
+        item carries one (a comment, a review, an issue), None or "" where it does not (an event's
+        actor): then the permission endpoint decides. Raises GitHubError when it cannot be read."""
         key = login.casefold()
-        listed = self.config.trusted_users
-        if key in listed:
+        if not login:
+            return Verdict(False, "is a deleted account")
+        if key in self.config.trusted_users:
             return Verdict(True, "is listed in follow_ups.trusted_users")
-        if not login or key.endswith("[bot]"):
+        if key.endswith("[bot]"):
             return Verdict(False, "is a bot account not listed in follow_ups.trusted_users")
-        if association is not None and association not in MAY_PUSH_ASSOCIATIONS:
-            return Verdict(False, f"cannot push to {self.remote.full_name} (author_association {association or 'NONE'})")
+        if association and association not in MAY_PUSH_ASSOCIATIONS:
+            return Verdict(False, f"cannot push to {self.remote.full_name} (author_association {association})")
         if association == ASSOCIATION_TRUSTED_AT_ONCE:
             return Verdict(True, f"is the owner of {self.remote.full_name}")
         if key not in self._seen:
