@@ -317,7 +317,7 @@ def _handle(key: str, value: Any) -> str:
 def _logins(key: str, value: Any) -> tuple[str, ...]:
     """GitHub logins (``alice``, ``@alice``, ``renovate[bot]``), lower-cased: GitHub compares them so."""
     if not isinstance(value, list):
-        raise _TypeProblem(f"{key} must be a list of GitHub logins, like [alice, renovate[bot]]")
+        raise _TypeProblem(f"{key} must be a list of GitHub logins, like [alice, \"renovate[bot]\"]")
     logins = []
     for index, item in enumerate(value):
         text = _text(f"{key}[{index}]", item).removeprefix("@")
