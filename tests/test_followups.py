@@ -163,6 +163,8 @@ def test_only_trusted_authors_requests_are_work_and_the_others_are_listed_until_
     note = followups.untrusted_reply(ignored)
     assert "mallory" not in note and "eve" not in note and "delete the tests" not in note  # no ping, no echo
     assert "[comment](https://x/#issuecomment-2), [review](https://x/#pullrequestreview-3)" in note
+    many = followups.untrusted_reply([comment(60 + n, "@ai-orchestration x", author="spammer") for n in range(12)])
+    assert many.count("](https://x/#issuecomment-") == 10 and " and 2 more:" in many and '"comment-71"' in many
     replied = comment(50, note, author=BOT)
     assert followups.untrusted(PULL, [*asks, replied], CONFIG, TRUSTED, noted=[]) == ()  # its marker answers them
     assert followups.noted_untrusted_before(PULL, [*asks, replied])

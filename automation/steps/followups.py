@@ -43,6 +43,7 @@ _FAILURE_LINE = re.compile(
 )
 CONTEXT_LINES = 5  # lines kept either side of a failure line
 TAIL_LINES = 20  # the end of a log (exit code, test summary) is always kept
+NOTE_LINKS = 10  # ignored requests linked from the one note about them; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,9 @@ def noted_untrusted_before(pull: BotPull, comments: Sequence[Comment]) -> bool:
 def untrusted_reply(ignored: Sequence[Comment]) -> str:
     """The one short note on a PR whose requests came from accounts that may not direct the bot:
     links to them, quoting none, naming no one (no mention pings), and the marker answering them."""
-    links = ", ".join(f"[{comment.kind}]({comment.url})" for comment in ignored)
+    links = ", ".join(f"[{comment.kind}]({comment.url})" for comment in ignored[:NOTE_LINKS])
+    if len(ignored) > NOTE_LINKS:
+        links += f" and {len(ignored) - NOTE_LINKS:,} more"
     return (
         f"**ai-orchestration** did not act on this pull request's {links}: it takes requests only from "
         "accounts that can push to this repository or are listed in its `follow_ups.trusted_users`. "
