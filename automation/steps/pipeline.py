@@ -15,10 +15,10 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, NoReturn, TextIO, cast
 
+from ..core import untrusted
 from ..core.config import DEFAULT_CONFIG_PATH, Config, load_config
 from ..core.errors import EXIT_OK, AutomationError, PolicyStop, ProtectedBranchError, ProviderError
 from ..core.prices import ANTHROPIC, format_usd
-from ..core import untrusted
 from ..core.redact import mask_commands, redact, secret_values
 from ..core.wording import plural
 from ..models import attempts, health, keys
