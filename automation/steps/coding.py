@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core import untrusted
 from ..repo import edits
 from ..repo.context import estimate_tokens, file_block
 
@@ -29,7 +30,7 @@ CODE_SYSTEM = (
     "than one large one; never repeat a whole file to change a few lines. An empty SEARCH part creates a new "
     "file. To delete a file, write 'DELETE path' alone on a line. Paths are relative to the repository root, "
     "with forward slashes. Never touch .git/, .github/workflows/, the budget ledger, the bot's configuration "
-    "or the tasks file. Do not answer in JSON."
+    "or the tasks file. Do not answer in JSON. " + untrusted.SYSTEM_RULE
 )
 # Room for the reply's framing and rounding in the window: the estimate already over-counts.
 WINDOW_MARGIN_TOKENS = 1_000
