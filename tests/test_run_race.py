@@ -7,16 +7,20 @@ overshoot; the ledger on the branch must then hold every call.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import subprocess
 import sys
+import threading
 
+from automation.core.prices import format_usd
 from automation.money.ledger import Reservation
 from tests import test_run
+from tests.fakes.discord_server import FakeDiscord, fake_discord_fixture  # noqa: F401
 from tests.fakes.github_server import fake_github  # noqa: F401
-from tests.fakes.model_servers import fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
-from tests.test_run import World, git
-from tests.test_run_alerts import CONFIG, publish, seeded_ledger
+from tests.fakes.model_servers import FakeModelServer, fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
+from tests.test_run import World, git, wait_for
+from tests.test_run_alerts import CONFIG, field, publish, seeded_ledger
 from tests.test_run_ledger import this_month
 
 world = test_run.world
@@ -100,8 +104,16 @@ def test_racing_runs_on_the_same_task_open_one_pull_request(world: World) -> Non
     assert recorded(world) == billed(world) and ledger.get("reservations", []) == []
 
 
-# Far from any clock, the bot's or the test's (the suite also runs under faketime).
-LONG_AGO, FAR_AHEAD = "2000-01-01T00:00:00Z", "2999-01-01T00:00:00Z"
+# Long before any clock, the bot's or the test's (the suite also runs under faketime).
+LONG_AGO = "2000-01-01T00:00:00Z"
+
+
+def bot_time(world: World, minutes_from_now: float) -> str:
+    """A UTC time as the bot's own process sees it (under faketime the test process may see another)."""
+    code = ("import datetime as d; print((d.datetime.now(d.timezone.utc) + d.timedelta(minutes=%r))"
+            ".strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ'))" % minutes_from_now)
+    return subprocess.run([sys.executable, "-c", code], env=world.env, capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
 def ledger_with(world: World, reservations: list[Reservation]) -> str:
@@ -111,7 +123,8 @@ def ledger_with(world: World, reservations: list[Reservation]) -> str:
 
 
 def test_another_runs_live_reservation_counts_as_spent(world: World) -> None:
-    publish(world, {"token_budget.json": ledger_with(world, [Reservation("crashed-run", "Another task", BUDGET - 10_000, FAR_AHEAD)])})
+    held = Reservation("crashed-run", "Another task", BUDGET - 10_000, bot_time(world, 30))
+    publish(world, {"token_budget.json": ledger_with(world, [held])})
 
     result = world.run()
 
@@ -134,7 +147,7 @@ def test_a_crashed_runs_reservation_expires_and_cannot_block_the_month(world: Wo
 
 
 def test_a_run_claiming_a_task_another_run_holds_stops_before_spending(world: World) -> None:
-    held = Reservation("other-run", "Add a greeting module", 200_000, FAR_AHEAD)
+    held = Reservation("other-run", "Add a greeting module", 200_000, bot_time(world, 30))
     publish(world, {"token_budget.json": ledger_with(world, [held])})
 
     result = world.run()
@@ -161,3 +174,125 @@ def test_the_reservation_is_on_the_branch_before_the_first_paid_call(world: Worl
     [held] = seen[0]["reservations"]
     assert held["task"] == "Add a greeting module" and held["micro_usd"] > 0
     assert world.ledger().get("reservations", []) == []
+
+
+# --- runs that outlive their reservation, a branch rewritten under a run, figures after a merge -------
+
+
+def hold(server: FakeModelServer, nth: int, release: threading.Event) -> None:
+    """The fake answers its ``nth`` generation request (1-based) only once ``release`` is set."""
+    original, seen = server.default_reply, []
+
+    def reply(request):  # noqa: ANN001, ANN202
+        answer = original(request)
+        if request.path == server.generation_path:
+            seen.append(request)
+            if len(seen) == nth:
+                return dataclasses.replace(answer, release=release)
+        return answer
+
+    server.default_reply = reply  # type: ignore[method-assign]
+
+
+def start(world: World, name: str, *arguments: str) -> subprocess.Popen[str]:
+    """A run in its own fresh clone (its own Actions job), not waited for."""
+    checkout = world.tmp / name
+    git(world.tmp, "clone", "-q", str(world.remote), str(checkout), env=world.env)
+    return subprocess.Popen([sys.executable, "-m", "automation", "run", "--repo", str(checkout), *arguments],
+                            cwd=world.tmp, env=world.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(process: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def expire_reservations(world: World) -> None:
+    """Time passes: every reservation on the ledger branch is past its expiry, as it is for a
+    runner whose clock is ahead, or once a run outlives a reservation too short for it."""
+    data = json.loads(world.remote_file("main", "token_budget.json") or "{}")
+    if data.get("reservations"):
+        data["reservations"] = [{**held, "expires_at": LONG_AGO} for held in data["reservations"]]
+        world.push_to_main("token_budget.json", json.dumps(data), "45 minutes later")
+
+
+def status(world: World) -> dict:
+    """`status --json` in a fresh checkout: the month as every later run counts it."""
+    checkout = world.tmp / f"status-{len(list(world.tmp.glob('status-*')))}"
+    git(world.tmp, "clone", "-q", str(world.remote), str(checkout), env=world.env)
+    result = subprocess.run([sys.executable, "-m", "automation", "status", "--json", "--repo", str(checkout)],
+                            cwd=world.tmp, env=world.env, capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(result.stdout)
+
+
+def test_racers_after_a_run_that_outlived_its_reservation_still_count_what_it_spent(world: World) -> None:
+    room = ANALYSIS_COST + CODE_COST + 70_000  # one run fits, not two
+    seeded = BUDGET - room
+    publish(world, {"token_budget.json": seeded_ledger(this_month(world), [seeded]), CONFIG: PINNED_MODELS})
+    bill_near_the_worst_case(world)
+    release = threading.Event()
+    hold(world.openai, 1, release)  # the slow run's code request: a provider taking its time
+    slow = start(world, "slow", "--task", "Add a slow helper")
+    wait_for(lambda: len(world.openai.generation_requests) == 1, "the slow run's code request")
+    expire_reservations(world)  # its reservation ends while the call still runs
+
+    results = race(world, [["--task", f"Add helper number {index}"] for index in range(5)])
+    release.set()
+    late = finish(slow)
+
+    assert late.returncode == 0 and all(result.returncode == 0 for result in results), [late.stderr] + [r.stderr for r in results]
+    assert all("budget stop" in result.stdout for result in results)
+    assert seeded + billed(world) <= BUDGET  # five racers after the slow run: no overshoot
+    assert recorded(world) == seeded + billed(world) and world.ledger().get("reservations", []) == []
+    assert [pull["title"] for pull in world.created_pulls()] == ["Add a slow helper"]
+
+
+def test_a_ledger_branch_rewritten_under_a_live_run_is_recorded_with_a_warning(world: World) -> None:
+    publish(world, {CONFIG: PINNED_MODELS})
+    before = git(world.remote, "rev-parse", "main", env=world.env).strip()
+    analysed, coded = threading.Event(), threading.Event()
+    hold(world.anthropic, 1, analysed)
+    hold(world.openai, 2, coded)
+    live = start(world, "live", "--task", "Add a live helper")
+    wait_for(lambda: len(world.anthropic.generation_requests) == 1, "the live run's analysis")
+    quick = world.run("--task", "Add a quick helper")  # settles while the live run works
+    analysed.set()
+    wait_for(lambda: len(world.openai.generation_requests) == 2, "the live run's code request")
+    git(world.remote, "update-ref", "refs/heads/main", before, env=world.env)  # someone force-pushes main back
+
+    coded.set()
+    result = finish(live)
+
+    assert quick.returncode == 0 and result.returncode == 0, quick.stderr + result.stderr
+    assert "warning: main was rewritten while this run was working" in result.stdout
+    runs = {run["task"]: run for run in world.ledger()["runs"]}
+    assert runs["Add a quick helper"]["outcome"] == "pr_opened"  # the run the rewrite dropped is recorded again
+    assert runs["Add a live helper"]["outcome"] == "pr_opened" and len(runs["Add a live helper"]["calls"]) == 2
+    assert recorded(world) == sum(call["cost_micro_usd"] for run in runs.values() for call in run["calls"])
+
+
+def test_the_receipt_and_discord_show_the_month_as_committed_after_an_overlapping_run(
+    world: World, fake_discord: FakeDiscord
+) -> None:
+    world.env.update(fake_discord.env())
+    publish(world, {CONFIG: PINNED_MODELS})
+    analysed = threading.Event()
+    hold(world.anthropic, 1, analysed)
+    first = start(world, "first", "--task", "Add a first helper")
+    wait_for(lambda: len(world.anthropic.generation_requests) == 1, "the first run's analysis")
+    second = world.run("--task", "Add a second helper")  # overlaps the first and settles before it
+    analysed.set()
+    result = finish(first)
+
+    assert second.returncode == 0 and result.returncode == 0, second.stderr + result.stderr
+    month = format_usd(recorded(world))  # the ledger the first run committed, after the merge
+    assert month == format_usd(sum(run_cost(run) for run in world.ledger()["runs"]))
+    [pull] = [p for p in world.github.pulls if p.title == "Add a first helper"]
+    assert f"Month to date ({world.ledger()['month']}): {month} of $15.00" in (pull.body or "")
+    [embed] = [e for e in fake_discord.embeds_titled("Run completed") if e["description"] == "Add a first helper"]
+    assert field(embed, "Month to date").startswith(month)
+    assert "Updated the cost receipt on" in result.stdout
+
+
+def run_cost(run: dict) -> int:
+    return sum(call["cost_micro_usd"] for call in run["calls"])
