@@ -22,17 +22,12 @@ from tests.fakes.discord_server import FakeDiscord, fake_discord_fixture  # noqa
 from tests.fakes.github_server import fake_github  # noqa: F401
 from tests.fakes.model_servers import FakeAnthropic, FakeOpenAI, Reply, fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
 from tests.test_run import World, wait_for
-from tests.test_run_alerts import publish
+from tests.spending import BUDGET, PINNED_MODELS, bill_near_the_worst_case, billed, expire_reservations, hold, start, status
+from tests.test_run_alerts import publish, seeded_ledger
+from tests.test_run_ledger import this_month
 
 world = test_run.world  # the fixture of tests/test_run.py: checkout, bare origin, model and GitHub fakes
 CONFIG = ".github/ai-orchestration.yml"
-
-
-def start(world: World, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "automation", "run", "--repo", str(world.checkout)],
-        cwd=world.tmp, env=env or world.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
 
 
 # Code models that never retire, so these tests mean the same under a clock faked months ahead.
@@ -61,7 +56,7 @@ def worst_case(model: str, input_tokens: int, max_tokens: int) -> int:
 def test_a_cancelled_job_still_commits_what_it_spent(world: World, stop: signal.Signals) -> None:
     # The code model holds its request (a slow provider); the job is cancelled meanwhile.
     world.openai.script(Reply(200, FakeOpenAI.completion("{}").body, delay=30))
-    bot = start(world)
+    bot = start(world, None)
     wait_for(lambda: len(world.openai.generation_requests) == 1, "the code request")
     bot.send_signal(stop)
     out, err = bot.communicate(timeout=60)
@@ -83,7 +78,7 @@ def test_a_cancelled_job_still_commits_what_it_spent(world: World, stop: signal.
 def test_the_ledger_is_committed_before_a_slow_discord_is_told(world: World, fake_discord: FakeDiscord) -> None:
     world.env.update(fake_discord.env())
     fake_discord.fail_always(FakeDiscord.rate_limited(45))  # Discord asks for 45 s, again and again
-    bot = start(world)
+    bot = start(world, None)
     try:
         wait_for(lambda: any("Run completed" in json.dumps(r.json) for r in fake_discord.requests), "the run's Discord message")
         # a cancel (or a kill) now must not lose the run: it is already on the remote
@@ -199,12 +194,6 @@ def test_an_unknown_model_is_still_a_model_problem_not_a_missing_endpoint(world:
 def test_runs_killed_one_after_another_never_spend_past_the_cap(world: World) -> None:
     """SIGKILL (a lost runner, an OOM kill) mid-call, again and again, 45 minutes apart: each
     killed run's spend outlives its reservation, so the month's room is paid for once."""
-    from tests.test_run_race import (
-        BUDGET, PINNED_MODELS, bill_near_the_worst_case, billed, expire_reservations, hold, start, status,
-    )
-    from tests.test_run_alerts import seeded_ledger
-    from tests.test_run_ledger import this_month
-
     room = 240_000  # one run's first call fits, as in the issue ($0.24 of room)
     seeded = BUDGET - room
     publish(world, {"token_budget.json": seeded_ledger(this_month(world), [seeded]), CONFIG: PINNED_MODELS})

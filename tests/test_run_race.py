@@ -19,57 +19,16 @@ from tests import test_run
 from tests.fakes.discord_server import FakeDiscord, fake_discord_fixture  # noqa: F401
 from tests.fakes.github_server import fake_github  # noqa: F401
 from tests.fakes.model_servers import FakeModelServer, fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
+from tests.spending import (
+    ANALYSIS_COST, BUDGET, CODE_COST, LONG_AGO, PINNED_MODELS, bill_near_the_worst_case, billed, expire_reservations,
+    finish, hold, race, recorded, start,
+)
 from tests.test_run import World, git, wait_for
 from tests.test_run_alerts import CONFIG, field, publish, seeded_ledger
 from tests.test_run_ledger import this_month
 
 world = test_run.world
 RACERS = 3
-BUDGET = 15_000_000
-# The fakes bill close to each call's worst case (every max_tokens used), as in the issue's report.
-ANALYSIS_USAGE = {"input_tokens": 900, "output_tokens": 16_000}  # 900 x $2/M + 16000 x $10/M (thinking and plan)
-CODE_USAGE = {"prompt_tokens": 2000, "completion_tokens": 16000}  # billed at PINNED_MODELS' gpt-6-luna: CODE_COST
-ANALYSIS_COST = 1_800 + 160_000
-# A code model that never retires, at a cap near what the fake bills, so every figure here holds
-# on any date (gpt-4o-mini would turn into gpt-6-luna, with its larger cap, from 2027-01-14).
-PINNED_MODELS = "models:\n  code: gpt-6-luna\n  code_max_tokens: 16384\n  fallbacks:\n    code: []\n"
-CODE_COST = 200 + 8_000  # 2000 x $0.10/M + 16000 x $0.50/M
-
-
-def race(world: World, argument_lists: list[list[str]]) -> list[subprocess.CompletedProcess[str]]:
-    """Start one run per argument list at once, each from its own fresh clone, all with the same
-    GITHUB_RUN_ID (a re-run of one workflow, or two jobs of one run); wait for all of them."""
-    processes = []
-    for index, arguments in enumerate(argument_lists):
-        checkout = world.tmp / f"racer-{index}"
-        git(world.tmp, "clone", "-q", str(world.remote), str(checkout), env=world.env)
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "automation", "run", "--repo", str(checkout), *arguments],
-            cwd=world.tmp, env=world.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        ))
-    results = []
-    for process in processes:
-        stdout, stderr = process.communicate(timeout=300)
-        results.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
-    return results
-
-
-def billed(world: World) -> int:
-    """What the providers were asked to bill, from the fakes' own request logs."""
-    return len(world.anthropic.generation_requests) * ANALYSIS_COST + len(world.openai.generation_requests) * CODE_COST
-
-
-def bill_near_the_worst_case(world: World) -> None:
-    world.anthropic.usage.update(ANALYSIS_USAGE)
-    world.anthropic.thinking_tokens = 0  # ANALYSIS_USAGE's output already stands for thinking and answer
-    world.openai.reasoning_tokens = 0  # and CODE_USAGE's for reasoning and answer
-    world.openai.usage.update(CODE_USAGE)
-
-
-def recorded(world: World) -> int:
-    return world.ledger()["spent_micro_usd"]
-
-
 def test_racing_runs_on_different_tasks_never_spend_past_the_cap(world: World) -> None:
     room = ANALYSIS_COST + CODE_COST + 7_000  # one run fits, two would pass the cap by about $0.165
     seeded = BUDGET - room
@@ -104,8 +63,6 @@ def test_racing_runs_on_the_same_task_open_one_pull_request(world: World) -> Non
     assert recorded(world) == billed(world) and ledger.get("reservations", []) == []
 
 
-# Long before any clock, the bot's or the test's (the suite also runs under faketime).
-LONG_AGO = "2000-01-01T00:00:00Z"
 
 
 def bot_time(world: World, minutes_from_now: float) -> str:
@@ -179,52 +136,6 @@ def test_the_reservation_is_on_the_branch_before_the_first_paid_call(world: Worl
 # --- runs that outlive their reservation, a branch rewritten under a run, figures after a merge -------
 
 
-def hold(server: FakeModelServer, nth: int, release: threading.Event) -> None:
-    """The fake answers its ``nth`` generation request (1-based) only once ``release`` is set."""
-    original, seen = server.default_reply, []
-
-    def reply(request):  # noqa: ANN001, ANN202
-        answer = original(request)
-        if request.path == server.generation_path:
-            seen.append(request)
-            if len(seen) == nth:
-                return dataclasses.replace(answer, release=release)
-        return answer
-
-    server.default_reply = reply  # type: ignore[method-assign]
-
-
-def start(world: World, name: str, *arguments: str) -> subprocess.Popen[str]:
-    """A run in its own fresh clone (its own Actions job), not waited for."""
-    checkout = world.tmp / name
-    git(world.tmp, "clone", "-q", str(world.remote), str(checkout), env=world.env)
-    return subprocess.Popen([sys.executable, "-m", "automation", "run", "--repo", str(checkout), *arguments],
-                            cwd=world.tmp, env=world.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(process: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
-    stdout, stderr = process.communicate(timeout=120)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-
-
-def expire_reservations(world: World) -> None:
-    """Time passes: every reservation on the ledger branch is past its expiry, as it is for a
-    runner whose clock is ahead, or once a run outlives a reservation too short for it."""
-    data = json.loads(world.remote_file("main", "token_budget.json") or "{}")
-    if data.get("reservations"):
-        data["reservations"] = [{**held, "expires_at": LONG_AGO} for held in data["reservations"]]
-        world.push_to_main("token_budget.json", json.dumps(data), "45 minutes later")
-
-
-def status(world: World) -> dict:
-    """`status --json` in a fresh checkout: the month as every later run counts it."""
-    checkout = world.tmp / f"status-{len(list(world.tmp.glob('status-*')))}"
-    git(world.tmp, "clone", "-q", str(world.remote), str(checkout), env=world.env)
-    result = subprocess.run([sys.executable, "-m", "automation", "status", "--json", "--repo", str(checkout)],
-                            cwd=world.tmp, env=world.env, capture_output=True, text=True, timeout=60, check=True)
-    return json.loads(result.stdout)
-
-
 def test_racers_after_a_run_that_outlived_its_reservation_still_count_what_it_spent(world: World) -> None:
     room = ANALYSIS_COST + CODE_COST + 70_000  # one run fits, not two
     seeded = BUDGET - room
@@ -296,3 +207,20 @@ def test_the_receipt_and_discord_show_the_month_as_committed_after_an_overlappin
 
 def run_cost(run: dict) -> int:
     return sum(call["cost_micro_usd"] for call in run["calls"])
+
+
+def test_a_reservation_dated_year_9999_cannot_hold_the_month(world: World) -> None:
+    data = json.loads(seeded_ledger(this_month(world), []))
+    data["reservations"] = [{"run_id": "crashed-run", "task": "Another task", "micro_usd": BUDGET,  # a whole month,
+                             "expires_at": "9999-12-31T23:59:59Z"}]  # as a version before this one wrote it
+    publish(world, {"token_budget.json": json.dumps(data)})
+
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    assert len(world.created_pulls()) == 1
+    assert "note: run crashed-run never settled" in result.stdout
+    booked = next(run for run in world.ledger()["runs"] if run["id"] == "crashed-run")
+    # believed to have spent no more than one run can: its reservation was not believed past its run's time
+    assert booked["outcome"] == "unsettled" and 0 < run_cost(booked) < 1_000_000
+    assert world.ledger().get("reservations", []) == []
