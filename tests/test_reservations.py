@@ -284,3 +284,19 @@ def test_a_push_refused_by_a_hook_goes_to_the_rescue_branch(tmp_path: Path, orig
     text = subprocess.run(["git", "show", "ai-orchestration/ledger:token_budget.json"], cwd=origin, env=env,
                           capture_output=True, text=True, check=True).stdout
     assert [r.run_id for r in ledger_module.from_text(text, "x").reservations] == ["run"]
+
+
+def test_a_ledger_damaged_on_the_branch_under_a_live_run_is_kept_and_the_run_settles_on_the_rescue_branch(
+    tmp_path: Path, origin: Path, env: dict[str, str]
+) -> None:
+    run = reserving(tmp_path, origin, env, "run", Clock(), 100_000)
+    human = clone(origin, tmp_path / "human", env)
+    (human / "token_budget.json").write_text('{"runs": [], "runs": [')  # a merge conflict resolved by hand, badly
+    git(human, env, "commit", "-qam", "fix the conflict")
+    git(human, env, "push", "-q", "origin", "main")
+
+    settled = run.settle(EMPTY.with_run(replace_outcome(spent("run", 30_000), "pr_opened")), lambda view: view, "ledger")
+
+    assert settled.branch == "ai-orchestration/ledger" and "not valid JSON" in str(settled.refused)
+    assert settled.ledger.run("run") is not None and settled.ledger.reservations == ()
+    assert git(origin, env, "show", "main:token_budget.json") == '{"runs": [], "runs": ['  # never overwritten

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..core.config import CLOCK_SKEW_MINUTES, Config
-from ..core.errors import GitError, LedgerError, PolicyStop, PushRefusedError
+from ..core.errors import AutomationError, GitError, LedgerError, PolicyStop, PushRefusedError
 from ..core.prices import format_usd
 from ..repo import gitops
 from . import budget
@@ -54,12 +54,12 @@ RESERVE_ATTEMPTS = 12
 
 @dataclass
 class Settled:
-    """Where the run's ledger went: the ledger as committed there, the branch, and the refusal of
-    the ledger's home branch when it went to the rescue branch instead (None when it went home)."""
+    """Where the run's ledger went: the ledger as committed there, the branch, and why the ledger's
+    home branch did not take it when it went to the rescue branch instead (None when it went home)."""
 
     ledger: Ledger
     branch: str
-    refused: PushRefusedError | None = None
+    refused: AutomationError | None = None
 
 
 @dataclass
@@ -81,7 +81,7 @@ class Reserver:
     # Per branch, the ledger this run last committed there: a branch that lost the run's
     # reservation since was rewritten, and the runs this run saw there are kept.
     committed: dict[str, Ledger] = field(default_factory=dict)
-    _said: set[str] = field(default_factory=set)
+    said: set[str] = field(default_factory=set)  # what ``tell`` said
 
     def reserve(self, known: Ledger, task: str, wanted: int, needed: int) -> None:
         """Hold up to ``wanted`` micro-dollars (at least ``needed``) for the run and claim ``task``.
@@ -134,7 +134,8 @@ class Reserver:
 
     def _commit(self, target: str, known: Ledger, build: Callable[[Ledger], Ledger], message: str) -> Settled:
         """``build(view)`` committed on ``target`` by compare-and-swap, else (refused for good)
-        on the rescue branch; the ledger as committed and where."""
+        on the rescue branch (also when the ledger there no longer parses: it is never
+        overwritten); the ledger as committed and where."""
         default = gitops.remote_default_branch(self.repo, self.env)
         written: dict[str, Ledger] = {}
 
@@ -152,7 +153,7 @@ class Reserver:
         try:
             push(target)
             return Settled(written[target], target)
-        except PushRefusedError as refused:
+        except (PushRefusedError, LedgerError) as refused:  # refused, or a ledger there that no longer parses
             if target == RESCUE_BRANCH:
                 raise
             try:
@@ -174,11 +175,11 @@ class Reserver:
             except UnicodeDecodeError:
                 raise LedgerError(f"{label}: not UTF-8 text; restore it from git history") from None
         for warning in theirs.warnings:
-            self._tell(f"warning: {warning}")
+            self.tell(f"warning: {warning}")
         view = ledger_module.merge(self.base, known, self._unless_rewritten(branch, theirs))
         view, booked = ledger_source.book_expired(view, self.config, self.now(), self.run_id)
         for run in booked:
-            self._tell(f"note: {booked_note(run)}")
+            self.tell(f"note: {booked_note(run)}")
         return view
 
     def _unless_rewritten(self, branch: str, theirs: Ledger) -> Ledger:
@@ -193,12 +194,12 @@ class Reserver:
             return theirs
         record = theirs.run(self.run_id)
         if record is not None and record.outcome == UNSETTLED:
-            self._tell(
+            self.tell(
                 f"warning: another run took this run's reservation on {branch} for expired (its clock ahead of this "
                 f"runner's?) and booked this run's calls so far at their worst case; this run's own record replaces that"
             )
             return theirs
-        self._tell(
+        self.tell(
             f"warning: {branch} was rewritten while this run was working: its reservation"
             f"{'' if mine is None else ' and calls'} are gone from the ledger there (a force-push or a reset?). Other runs "
             f"may have spent the money it held; this run records its spend in full and keeps every run it saw on "
@@ -206,9 +207,10 @@ class Reserver:
         )
         return ledger_module.merge(None, theirs, last)
 
-    def _tell(self, line: str) -> None:
-        if line not in self._said:
-            self._said.add(line)
+    def tell(self, line: str) -> None:
+        """Say ``line``, once per run."""
+        if line not in self.said:
+            self.said.add(line)
             self.say(line)
 
     def _grant(

@@ -408,8 +408,8 @@ def commit_file_with_retry(
 ) -> str:
     """Commit ``render(remote content)`` as ``path`` on origin's ``branch``; the sha now at the branch tip.
 
-    ``render`` gets what is on the remote right now (None if absent) so the caller can merge
-    into it; when another run pushed in between, this fetches and renders again, up to
+    ``render`` gets what is on the remote right now (None if absent, the branch included) so the
+    caller can merge into it; when another run pushed in between, this fetches and renders again, up to
     ``attempts`` times. If the branch is missing and ``create_branch_from`` (a branch on
     origin) is given, the branch is created from that branch's tip. Unchanged content is
     not committed.
@@ -428,7 +428,7 @@ def commit_file_with_retry(
             base = fetch(root, create_branch_from, env, missing_ok=True)
             if base is None:
                 raise GitError(f"cannot create {branch} from {create_branch_from}: {REMOTE} has no such branch")
-        current = remote_file(root, base, path, env)
+        current = None if tip is None else remote_file(root, base, path, env)  # a new branch holds nothing yet
         content = render(current)
         if tip is not None and content == current:
             return tip

@@ -175,7 +175,7 @@ def _open_session(
     )
     reserver.say = session.say
     for note in notes:
-        session.say(note)
+        reserver.tell(note)  # once: a later look at the branch may find the same
     return session
 
 
@@ -437,17 +437,16 @@ def _open_pull_request(
         budget_micro_usd=config.monthly_budget_micro_usd, link=reports.run_url(env),
         marker=github.task_marker(task.text), notes=tuple(session.notes),
     )
-    return _open_with_receipt(session, remote, task, branch, lambda ledger: redact(body(ledger=ledger), session.secrets))
+    return _open_with_receipt(session, remote, task, branch, default, lambda ledger: redact(body(ledger=ledger), session.secrets))
 
 
 def _open_with_receipt(
-    session: Session, remote: Repository, task: tasks.Task, branch: str, body: Callable[[Ledger], str]
+    session: Session, remote: Repository, task: tasks.Task, head: str, base: str, body: Callable[[Ledger], str]
 ) -> github.BotPull:
     """Open the PR with ``body(ledger)``, its receipt corrected after the ledger commit (``Posted``)."""
     config = session.config
     text = body(session.ledger)
-    pr = github.open_pull_request(remote, title=_title(session, task), body=text, head=branch,
-                                  base=gitops.remote_default_branch(session.repo, session.env),
+    pr = github.open_pull_request(remote, title=_title(session, task), body=text, head=head, base=base,
                                   labels=config.pr_labels, draft=config.pr_draft)
     session.posted.append(Posted(pr.url, text, body, partial(github.edit_pull_body, remote, pr.number)))
     session.say(f"Opened {pr.url}")
@@ -489,7 +488,8 @@ def _resume_pushed_branch(
             budget_micro_usd=config.monthly_budget_micro_usd, link=reports.run_url(env), marker=github.task_marker(task.text),
         )
         session.say(f"Found {branch}, pushed by an earlier run whose pull request was not opened; opening it now")
-        return _open_with_receipt(session, remote, task, branch, lambda ledger: redact(body(ledger=ledger), session.secrets))
+        return _open_with_receipt(session, remote, task, branch, default,
+                                  lambda ledger: redact(body(ledger=ledger), session.secrets))
     return None
 
 
@@ -563,8 +563,8 @@ def _ledger_elsewhere(session: Session, failure: AutomationError, rescued: bool)
     """Where the run's spend is when its ledger did not reach its branch, in one line for the
     log, the job summary and Discord."""
     if rescued:
-        return (f"The ledger was refused ({failure.message}); it was committed to branch {ledger_source.RESCUE_BRANCH} "
-                "instead, which every run merges back in, so no spend is lost.")
+        return (f"The ledger could not go to its branch ({failure.message}); it was committed to branch "
+                f"{ledger_source.RESCUE_BRANCH} instead, which every run merges back in, so no spend is lost.")
     held = session.reserver.held
     if held is None or not session.record.calls:
         return f"The ledger could not be committed ({failure.message}); this run called no model, so nothing is lost."
