@@ -604,7 +604,7 @@ def test_a_huge_model_summary_is_shortened_to_fit_githubs_body_limit(world: Worl
     [pull] = world.created_pulls()
     body = pull["body"]
     assert len(body.encode("utf-16-le")) // 2 <= 65_536
-    assert body.startswith("Add a greeting module. lorem") and "shortened here" in body
+    assert body.startswith("> Add a greeting module. lorem") and "shortened here" in body
     assert "## Cost receipt" in body and "| **this run** |" in body and "Month to date" in body
     assert body.rstrip().endswith("-->") and "<!-- ai-orchestration:task=" in body
     assert "`app/greeting.py` (create)" in body
