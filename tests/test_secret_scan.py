@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
 from automation.core import secret_scan
 from tests.secret_samples import assignment, samples
 
+ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = samples()
 
 
@@ -77,3 +81,12 @@ def test_a_lock_file_gitleaks_skips_is_skipped_and_a_path_rule_flags_by_name() -
     assert secret_scan.scan(assignment("github-pat", SAMPLES["github-pat"]), "web/package-lock.json") == []
     assert secret_scan.path_rule("deploy/client.p12") == "pkcs12-file"
     assert secret_scan.path_rule("deploy/client.py") is None
+
+
+def test_the_secret_scan_benchmark_finds_every_planted_credential_and_flags_no_clean_file() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_secret_scan.py"), "--files", "40"],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(r"48 files, 0\.\d MB: every file \d+\.\d\d s CPU \(\d+\.\d MB/s\), median of 5", lines[0]), lines[0]
+    assert lines[2] == "planted credentials found: 8 of 8; clean files flagged: 0" and lines[-1] == "targets met"
