@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import subprocess
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -93,3 +94,20 @@ def write_repo(root: Path, ledger: Ledger) -> Path:
     subprocess.run(["git", "init", "-q", str(root)], check=True)  # --repo must be a git checkout
     ledger_module.save(ledger, root / CONFIG.ledger_path)
     return root
+
+
+HOSTILE_FIELDS = ("model", "provider", "step", "task", "outcome", "pr_url", "breaker", "parked")
+
+
+def hostile(text: Callable[[str], str]) -> Ledger:
+    """A month whose every free-text field holds ``text(field)`` for each of HOSTILE_FIELDS: the
+    strings a config, a provider's reply or a hand-edited ledger could put on the dashboard."""
+    base = month("2026-11", 12)
+    failed = _call(text("step"), CONFIG.code_model, Usage(), 900, "overloaded")
+    odd = CallRecord(text("step"), text("model"), text("provider"), Usage(1_000, 200), 1_500, 2_400, "ok")
+    run = replace(base.runs[-1], id="9999999-1-20261120T120000Z", task=text("task"), outcome=text("outcome"),
+                  pr_url=text("pr_url"), calls=(odd, failed))
+    return replace(base, runs=base.runs + (run,), health={
+        "breakers": {text("breaker"): {"consecutive_failures": 3, "opened_at": "2026-11-21T08:00:00Z"}},
+        "parked": {"0123456789abcdef": {"task": text("parked"), "failures": 3, "parked": True}},
+    })

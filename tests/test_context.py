@@ -17,6 +17,8 @@ from automation.repo.context import (
     render_context,
 )
 
+from tests.secret_samples import assignment, samples
+
 SECRET = "sk-live-DO-NOT-LEAK-4242"
 
 
@@ -225,7 +227,49 @@ SECRET_FILES = [
     "tls/server.key", "gha-creds-1f2e3d4c5b6a7980.json", "gcp/my-service-account.json", ".npmrc", ".pypirc",
     ".docker/config.json", "infra/prod.tfvars", "config/secrets.yml", "firebase/serviceAccountKey.json",
     "app/.envrc", "config/.env.production",
+    # the credential files of tools, by their default names (issue 20)
+    "etc/ssh/ssh_host_ed25519_key", "keys/private.asc", "keys/service.pkcs8", "gcp/my-project-1a2b3c4d5e6f.json",
+    "infra/prod.tfvars.json", "infra/prod.auto.tfvars.json", "k8s/admin.kubeconfig", "k8s/kubeconfig.yaml", ".s3cfg",
+    ".boto", ".vault-token", ".config/gh/hosts.yml", ".cargo/credentials.toml", "rclone.conf", ".m2/settings.xml",
+    "nuget.config", "NuGet.Config", "auth.json", "sftp-config.json", "secrets/.dockerconfigjson", ".git-credentials.bak",
+    ".env_prod", ".bash_history", "wp-config.php", "config/database.yml", "certs/client.p12",
 ]
+NOT_SECRET_FILES = [
+    "config/settings.json", "docs/auth.md", "app/auth.py", "app/key_utils.py", "composer.json", "src/history.py",
+    "config/database.py", "kube/deployment.yaml", "app/tokens.py", "infra/main.tf", "public/asc.md",
+]
+
+
+@pytest.mark.parametrize("path", NOT_SECRET_FILES)
+def test_files_named_like_code_about_credentials_are_still_sent(tmp_path: Path, path: str) -> None:
+    root = _git_repo(tmp_path, {**BASIC, path: "value = 1\n"})
+    assert path in build_context(root, f"Tidy {path}", 50_000).files and is_sendable(root, path)
+
+
+def test_credentials_inside_a_file_are_masked_and_the_dry_run_says_so(tmp_path: Path) -> None:
+    found = samples()
+    body = "".join(f"{assignment(rule, secret)}\n" for rule, secret in found.items())
+    root = _git_repo(tmp_path, {**BASIC, "shop/settings.py": f"DEBUG = False\n{body}TIMEOUT = 30\n"})
+    ctx = build_context(root, "Raise the TIMEOUT in shop/settings.py", 50_000)
+    sent, text = ctx.files["shop/settings.py"], render_context(ctx)
+    assert "TIMEOUT = 30" in sent and len(sent) == len((root / "shop/settings.py").read_text())
+    for rule, secret in found.items():
+        assert all(line not in text for line in secret.splitlines() if len(line) > 16), rule
+    assert ctx.tokens == estimate_tokens(text) and ctx.tokens <= 50_000
+    said = describe(ctx)
+    assert "secrets masked in shop/settings.py (they look like: line 2: private-key, " in said
+    assert not is_sendable(root, "shop/settings.py")  # named later whole, it is withheld
+
+
+def test_a_credential_in_a_large_files_excerpt_is_masked(tmp_path: Path) -> None:
+    token = samples()["github-pat"]
+    filler = "".join(f"def helper_{i}(value):\n    return value + {i}\n\n" for i in range(1500))
+    big = f"{filler}def checkout_discount(total):\n    GITHUB = '{token}'\n    return total\n{filler}"
+    root = _git_repo(tmp_path, {**BASIC, "shop/big.py": big})
+    ctx = build_context(root, "Change checkout_discount in shop/big.py", 20_000)
+    assert "shop/big.py" in ctx.excerpts and "checkout_discount" in ctx.excerpts["shop/big.py"]
+    assert token not in render_context(ctx) and "*" * len(token) in ctx.excerpts["shop/big.py"]
+    assert ctx.masked == {"shop/big.py": "line 4502: github-pat"}
 
 
 @pytest.mark.parametrize("path", SECRET_FILES)

@@ -21,7 +21,7 @@ from automation.cli import main
 from automation.core.prices import format_usd
 from automation.money import budget
 from automation.money.ledger import RunRecord
-from automation.reporting import reports, series
+from automation.reporting import dashboard, reports, series
 from tests import sample_ledgers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,7 +142,7 @@ def test_a_pace_over_budget_names_the_day(tmp_path: Path) -> None:
     day = status(repo)["budget_runs_out_on"]
     assert day and day.startswith("2026-11-")
     assert figures(page)["budget_runs_out_on"] == day
-    assert f"At this pace the budget runs out on <strong>{day}</strong>." in page
+    assert f"At this pace the budget runs out on {day}." in page
 
 
 def test_a_new_month_with_no_runs_builds(tmp_path: Path) -> None:
@@ -270,3 +270,43 @@ def test_the_burn_up_axis_is_labelled_up_to_the_budget(year_repo: Path, tmp_path
     axis = re.search(r'<g class="axis y[^"]*">(.*?)</g></g>', page[start:], re.S)
     assert axis
     assert re.findall(r">(\$[\d.,]+)</text>", axis.group(1)) == ["$0.00", "$3.00", "$6.00", "$9.00", "$12.00"]
+
+
+PAYLOAD = '{field}"><svg onload=alert(1)><a href="javascript:alert(2)">x</a><link rel=stylesheet href=//evil.test/s.css>'
+
+
+def test_every_ledger_string_is_escaped_and_scripts_and_loads_are_forbidden(tmp_path: Path) -> None:
+    ledger = sample_ledgers.hostile(lambda field: PAYLOAD.format(field=field))
+    repo = sample_ledgers.write_repo(tmp_path / "repo", ledger)
+    page = build(repo, tmp_path / "site", env={"GITHUB_REPOSITORY": PAYLOAD.format(field="repository")})
+    assert "<svg onload" not in page and "javascript:alert" not in page.replace("&quot;javascript:alert", "")
+    assert "<link rel=stylesheet" not in page and "<a href=\"javascript" not in page
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    for field in (*sample_ledgers.HOSTILE_FIELDS, "repository"):
+        assert PAYLOAD.format(field=field) in text, f"{field} is not shown as text"
+    policy = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', page)
+    assert policy, "no Content-Security-Policy"
+    assert "default-src 'none'" in policy.group(1) and "script-src 'none'" in policy.group(1)
+
+
+@pytest.mark.parametrize("length", [106, 300, 5_000])
+def test_a_long_model_name_is_cut_in_the_charts_and_whole_in_the_tables(tmp_path: Path, length: int) -> None:
+    name = "gpt-" + "x" * (length - 4)
+    ledger = sample_ledgers.hostile(lambda field: name if field == "model" else field)
+    repo = sample_ledgers.write_repo(tmp_path / "repo", ledger)
+    page = build(repo, tmp_path / "site")  # pygal's title wrapping used to loop forever here
+    assert f"<td>{name}</td>" in page
+    assert f"{name[:dashboard.LABEL_MAX_CHARS - 1]}…" in page
+
+
+def test_a_build_that_overruns_its_time_limit_stops_and_keeps_the_last_page(year_repo: Path, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("yesterday's page", encoding="utf-8")
+    config, ledger = sample_ledgers.CONFIG, sample_ledgers.year("2026-11", 150)
+    with pytest.raises(dashboard.DashboardError) as stopped:
+        dashboard.build(config, ledger, NOW, site, timeout_s=0)
+    assert stopped.value.message == ("dashboard: drawing the page took over 0 s and was stopped; no page was written "
+                                     "(report the ledger that does this as a bug)")
+    assert (site / "index.html").read_text(encoding="utf-8") == "yesterday's page"
+    assert dashboard.build(config, ledger, NOW, site).read_text(encoding="utf-8").startswith("<!doctype html>")

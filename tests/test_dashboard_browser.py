@@ -21,6 +21,7 @@ import pytest
 
 from automation.cli import main
 from automation.core.prices import format_usd
+from automation.money.ledger import TASK_TEXT_KEPT
 from tests import sample_ledgers
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
@@ -172,3 +173,94 @@ def test_the_page_served_over_http_as_pages_serves_it(browser: Any, tmp_path: Pa
     finally:
         server.shutdown()
         server.server_close()
+
+
+class Catcher:
+    """A loopback HTTP server that counts every request an injected tag would make."""
+
+    def __init__(self) -> None:
+        self.hits: list[str] = []
+        hits = self.hits
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                hits.append(self.path)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+PAYLOADS = (
+    '"><svg onload="window.pwned=\'{field}\'"><a href="javascript:window.pwned=\'{field}\'">{field}</a>',
+    "</title></figcaption><img src={base}/{field}.png onerror=\"window.pwned='{field}'\">"
+    "<link rel=stylesheet href={base}/{field}.css><style>@import '{base}/{field}-import.css'</style>",
+    "<script>window.pwned='{field}'</script><iframe src={base}/{field}-frame></iframe><!-- {field}",
+    "]]><![CDATA[<foreignObject><img src={base}/{field}-svg.png></foreignObject>",
+)
+
+
+@pytest.mark.parametrize("payload", PAYLOADS, ids=["svg-onload-javascript-link", "img-stylesheet-import", "script-iframe-comment", "cdata-foreignobject"])
+def test_hostile_text_in_every_field_shows_as_text_and_runs_nothing(browser: Any, tmp_path: Path, payload: str) -> None:
+    catcher = Catcher()
+    try:
+        def text(field: str) -> str:
+            return payload.format(field=field, base=catcher.base)
+
+        repo = sample_ledgers.write_repo(tmp_path / "repo", sample_ledgers.hostile(text))
+        out, err = io.StringIO(), io.StringIO()
+        env = {"GITHUB_REPOSITORY": text("repository")}
+        assert main(["dashboard", "--repo", str(repo), "--out", str(tmp_path / "site")], env=env, now=NOW, out=out, err=err) == 0, err.getvalue()
+        visit = Visit(browser, (tmp_path / "site" / "index.html").as_uri())
+        page = visit.page
+        dialogs: list[str] = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.evaluate("() => document.querySelectorAll('details').forEach(d => d.open = true)")
+        for link in page.locator("main a").all()[:20]:  # a live javascript: link would run here
+            link.click(modifiers=["Control"], no_wait_after=True)
+        page.wait_for_timeout(50)  # no sleep for time: lets a queued onload/onerror handler run before the check
+
+        assert page.evaluate("window.pwned === undefined"), f"a payload ran: {page.evaluate('window.pwned')}"
+        assert dialogs == []
+        injected = page.evaluate("""() => document.querySelectorAll(
+            'script, iframe, img, link[rel=stylesheet], body style:not(svg style), svg svg, foreignObject, [onload], [onerror],'
+            + 'a[href^="javascript"]'
+        ).length""")
+        assert injected == 0  # the page's own styles are in <head> and in each chart's <svg>
+        shown = page.evaluate("document.body.innerText")
+        for field in (*sample_ledgers.HOSTILE_FIELDS, "repository"):
+            kept = text(field)[:TASK_TEXT_KEPT] if field == "task" else text(field)  # the ledger keeps a task's start
+            assert kept in shown, f"{field} is not shown literally"
+        assert catcher.hits == [] and visit.problems == []
+        page.close()
+    finally:
+        catcher.close()
+
+
+def test_the_content_security_policy_stops_markup_that_slipped_through(browser: Any, tmp_path: Path) -> None:
+    """The second wall alone: raw tags spliced into a built page neither run nor load anything."""
+    catcher = Catcher()
+    try:
+        url, _ = site(tmp_path, LEDGERS["month"]())
+        index = tmp_path / "site" / "index.html"
+        raw = (f'<img src="{catcher.base}/img.png" onerror="window.pwned=1"><script>window.pwned=2</script>'
+               f'<link rel="stylesheet" href="{catcher.base}/s.css"><svg onload="window.pwned=3"></svg>')
+        index.write_text(index.read_text(encoding="utf-8").replace("<main>", "<main>" + raw, 1), encoding="utf-8")
+        visit = Visit(browser, url)
+        visit.page.wait_for_timeout(50)
+        assert visit.page.evaluate("window.pwned === undefined")
+        assert catcher.hits == []  # Chromium reports the blocked loads as requests; none reached the server
+        complaints = [problem for problem in visit.problems if not problem.startswith("fetched ")]
+        assert complaints and all("Content Security Policy" in problem for problem in complaints), complaints
+        visit.page.close()
+    finally:
+        catcher.close()

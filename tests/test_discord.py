@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from automation.reporting.discord import (
     milestone_embed,
     model_retiring_embed,
     monthly_recap_embed,
+    plain,
     progress_bar,
     render_text,
     run_completed_embed,
@@ -298,7 +300,7 @@ def test_every_embed_and_message_respects_discords_limits(
     ]
     for embed in built:
         assert_within_limits(embed)
-    assert_cut_cleanly(task, built[0].get("description", ""))
+    assert_cut_cleanly(plain(task), built[0].get("description", ""))
 
     embeds = built * 4 + [fitted] * 3
     messages = fit_message(embeds)
@@ -466,3 +468,33 @@ def test_a_long_rate_limit_gives_up_instead_of_holding_the_job(rec: Recorder) ->
     responses.post(POST_URL, status=429, json={"retry_after": 3600.0, "global": True})
     assert rec.notifier().notify([completed()]) is False
     assert rec.sleeps == [] and len(responses.calls) == 1
+
+
+# Discord's Markdown: a masked link [text](url), optionally <url>, rendered as ``text`` pointing at url.
+MASKED_LINK = re.compile(r"(?<!\\)\[([^\]]*)(?<!\\)\]\(<?(https?://[^)>\s]+)")
+DISGUISED = "Fix [https://github.com/o/r/pull/1](https://evil.example/steal) and [docs](<https://evil.example/d>)"
+
+
+def test_a_link_in_task_text_cannot_disguise_its_target_in_any_embed() -> None:
+    shown = [
+        completed(task=DISGUISED, pr_url="https://github.com/o/r/pull/1")["description"],
+        run_started_embed(repository=REPO, now=NOW, task=DISGUISED)["description"],
+        run_failed_embed(repository=REPO, now=NOW, step="edits", error_kind="invalid_reply", message=DISGUISED,
+                         task=DISGUISED)["description"],
+        *(f["value"] for f in run_failed_embed(repository=REPO, now=NOW, step="edits", error_kind="x", message="m",
+                                              task=DISGUISED)["fields"]),
+        *(f["value"] for f in monthly_recap_embed(repository=REPO, now=NOW, month="2026-10", spent_micro=1, budget_micro=2,
+                                                 runs=1, prs=1, cost_by_model={DISGUISED: 1}, parked_tasks=[DISGUISED])["fields"]),
+    ]
+    for text in shown:
+        assert MASKED_LINK.search(text) is None, text
+    assert all("https://evil.example/steal" in text for text in shown if "Fix" in text)
+    literal = re.sub(r"\\(.)", r"\1", shown[0])  # what Discord shows once its escapes are read
+    assert literal == DISGUISED
+
+
+def test_other_markdown_in_task_text_shows_as_typed() -> None:
+    task = "# Big\n||spoiler|| *bold* `code` ~~gone~~ > quote <@&123> see https://example.com/a_b_c"
+    text = completed(task=task, pr_url="https://github.com/o/r/pull/1")["description"]
+    assert re.sub(r"\\(.)", r"\1", text) == task
+    assert "https://example.com/a_b_c" in text  # a bare URL stays a link, its target in plain sight

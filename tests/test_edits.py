@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.secret_samples import assignment, samples
+
 from automation.core.errors import UnusableReplyError
 from automation.repo.edits import Draft, EditPlan, EditRules, FileEdit, changes, repair_prompt
 
@@ -404,3 +406,21 @@ def test_a_new_file_without_an_extension_needs_the_plan_to_name_it(repo: Path) -
     assert draft.take(text) == [] and list(draft.accepted) == ["bin/run"]
     draft, problems = take(repo, text)
     assert problems[0].startswith("block 1: 'bin/run' is not a file path") and draft.accepted == {}
+
+
+def test_an_edit_that_writes_a_credential_is_refused_and_one_that_keeps_an_old_one_is_not(repo: Path) -> None:
+    found = samples()
+    (repo / "app" / "legacy.py").write_text(f"{assignment('aws-access-token', found['aws-access-token'])}\nRETRIES = 1\n")
+    draft, problems = take(repo, reply(
+        block("app/config.py", "", f"TIMEOUT = 3\n{assignment('github-pat', found['github-pat'])}\n"),
+        block("deploy/key.txt", "", found["private-key"] + "\n"),
+        block("app/legacy.py", "RETRIES = 1\n", "RETRIES = 3\n"),  # its old key stays: not this edit's doing
+        GOOD,
+    ))
+    plan = draft.plan()
+    assert plan.refused == (
+        "app/config.py: content holds what looks like a secret (line 2: github-pat); the bot never commits one",
+        "deploy/key.txt: content holds what looks like a secret (line 1: private-key); the bot never commits one",
+    )
+    assert [edit.path for edit in plan.edits] == ["app/legacy.py", "app/new.py"] and problems == []
+    assert all(secret not in "".join(plan.refused) for secret in found.values())

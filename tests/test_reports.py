@@ -6,9 +6,14 @@ import pytest
 
 from automation.core.prices import Usage
 from automation.money.ledger import CallRecord, Ledger, RunRecord
-from automation.reporting.reports import GITHUB_BODY_LIMIT, progress_bar, pull_request_body, spent_usd
+from automation.reporting.reports import GITHUB_BODY_LIMIT, job_summary, progress_bar, pull_request_body, spent_usd
+from automation.repo.github import BotPull
+from automation.steps import followups
+from tests.markdown_render import visible_text
 
 MARKER = "<!-- ai-orchestration:task=abc123 -->"
+PULL = BotPull(number=7, url="https://github.example/o/r/pull/7", title="t", state="open", merged=False, head="ai/t", task_hash=None)
+FOLLOW_UP = followups.Decision(followups.Work(PULL, (), (), 0), "fix", "")
 RECORD = RunRecord(
     id="r1", started_at="2026-11-21T03:17:00Z", task="t",
     calls=(CallRecord("analysis", "claude-sonnet-5-5", "anthropic", Usage(input_tokens=1000, output_tokens=100), 4_500, 900),),
@@ -29,7 +34,7 @@ def units(text: str) -> int:
 
 def test_a_body_that_fits_is_left_alone() -> None:
     text = body("Short summary.", "## Changes\nA few words.")
-    assert "shortened" not in text and text.startswith("Short summary.\n") and "A few words." in text
+    assert "shortened" not in text and text.startswith("> Short summary.\n") and "> A few words." in text
 
 
 @pytest.mark.parametrize("character", ["a", "é", "😀"])  # one, one and two UTF-16 units
@@ -43,7 +48,7 @@ def test_long_prose_is_shortened_but_the_receipt_and_marker_are_whole(character:
 
 def test_the_analysis_is_cut_before_the_summary() -> None:
     text = body("The summary stays whole.", "x" * 70_000)
-    assert text.startswith("The summary stays whole.\n") and units(text) <= GITHUB_BODY_LIMIT
+    assert text.startswith("> The summary stays whole.\n") and units(text) <= GITHUB_BODY_LIMIT
 
 
 def test_a_code_fence_left_open_by_the_cut_is_closed() -> None:
@@ -65,3 +70,40 @@ def test_spend_is_never_rounded_up_to_the_budget() -> None:
         f"{percent}%" for percent in range(101)
     ]
     assert progress_bar(15_000_000, 15_000_000).startswith("▰" * 10 + " 100%")
+
+
+# What a model's text can do to the Markdown after it, and the bot's sections it must not hide.
+HIJACKS = {
+    "comment at the end": "All done.\n<!--",
+    "comment mid-line": "All done. <!--",
+    "unclosed details": "All done.\n<details><summary>more</summary>\n",
+    "inline details": "All done <details>",
+    "unclosed fence": "All done.\n```text\n",
+    "unclosed tilde fence": "All done.\n~~~~\n~~~",
+    "script block": "<script>\nAll done.",
+    "forged file list": "All done.\n\n## Files changed\n\n- `README.md` (update)\n<!--",
+    "raw html": '<div align="center"><img src="x"><a href="https://evil.test">click</a>',
+}
+
+
+@pytest.mark.parametrize("text", HIJACKS.values(), ids=HIJACKS.keys())
+def test_model_text_cannot_hide_the_bots_sections_of_a_pr_body(text: str) -> None:
+    for rendered in (body(text, "analysis"), body("summary", text)):
+        shown = visible_text(rendered)
+        assert "app/x.py (create)" in shown and "Files changed" in shown and "Cost receipt" in shown
+        assert "this run" in shown and "Opened by this workflow run" in shown
+        assert "<!--" not in rendered.split("## Cost receipt")[0].replace("&lt;!--", "")
+        assert shown.count("Files changed") <= 2 and "&lt;" not in shown
+        assert rendered.rstrip().endswith(MARKER)
+
+
+@pytest.mark.parametrize("text", HIJACKS.values(), ids=HIJACKS.keys())
+def test_model_text_cannot_hide_a_follow_up_replys_receipt_or_a_job_summarys(text: str) -> None:
+    reply = followups.reply(FOLLOW_UP, result=text, summary=text, receipt="| receipt |", pull_cost_micro_usd=10_000,
+                            max_attempts=3, answered=["c1"], attempt=True)
+    shown = visible_text(reply)
+    assert "Cost receipt" in shown and "This pull request so far" in shown and "&lt;" not in shown
+    summary = job_summary(task=text, outcome="failed:edits", pr_url=None, error=text, record=RECORD,
+                          ledger=Ledger(month="2026-11", budget_micro_usd=15_000_000).with_run(RECORD), budget_micro_usd=15_000_000)
+    shown = visible_text(summary)
+    assert "this run" in shown and "Month to date" in shown and "&lt;" not in shown

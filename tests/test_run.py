@@ -24,6 +24,7 @@ import pytest
 from tests.faked_clock import faked_clock_env
 from tests.fakes.github_server import FakeGitHub, fake_github  # noqa: F401
 from tests.fakes.model_servers import FakeAnthropic, FakeOpenAI, fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
+from tests.secret_samples import assignment, samples
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = """# Tasks
@@ -529,6 +530,29 @@ def test_dry_run_lists_its_context_files_and_writes_the_job_summary(world: World
     assert all(path in text for path in listed)
 
 
+def test_a_credential_in_a_file_or_the_task_never_reaches_a_model_and_the_dry_run_says_so(world: World) -> None:
+    leaked = samples()
+    settings = world.checkout / "app" / "settings.py"
+    settings.parent.mkdir(exist_ok=True)
+    settings.write_text(f"GREETING = 'Hello'\n{assignment('github-pat', leaked['github-pat'])}\n")
+    git(world.checkout, "add", "app/settings.py")
+    env = {k: v for k, v in world.env.items() if "KEY" not in k and "TOKEN" not in k}
+    dry = world.run("--dry-run", "--task", "Use GREETING from app/settings.py", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "  secrets masked in app/settings.py (they look like: line 2: github-pat)" in dry.stdout.splitlines()
+    assert leaked["github-pat"] not in dry.stdout
+
+    tasks_file = world.checkout / "docs" / "TASKS.md"
+    tasks_file.write_text(f"# Tasks\n- [ ] Add a greeting module; deploy with token {leaked['slack-bot-token']}\n")
+    result = world.run()
+    assert result.returncode == 0, result.stderr
+    prompts = json.dumps([r.json for r in world.anthropic.generation_requests + world.openai.generation_requests])
+    assert world.anthropic.generation_requests and world.openai.generation_requests
+    assert all(secret not in prompts for secret in leaked.values())
+    assert "[secret withheld: slack-bot-token]" in prompts and "GREETING = 'Hello'" in prompts
+    assert "Withheld what looks like secrets in the task's text from the prompts (line 1: slack-bot-token)" in result.stdout
+
+
 def test_invalid_config_exits_2_before_anything_is_called(world: World) -> None:
     config = world.checkout / ".github" / "ai-orchestration.yml"
     config.parent.mkdir()
@@ -627,7 +651,7 @@ def test_a_huge_model_summary_is_shortened_to_fit_githubs_body_limit(world: Worl
     [pull] = world.created_pulls()
     body = pull["body"]
     assert len(body.encode("utf-16-le")) // 2 <= 65_536
-    assert body.startswith("Add a greeting module. lorem") and "shortened here" in body
+    assert body.startswith("> Add a greeting module. lorem") and "shortened here" in body
     assert "## Cost receipt" in body and "| **this run** |" in body and "Month to date" in body
     assert body.rstrip().endswith("-->") and "<!-- ai-orchestration:task=" in body
     assert "`app/greeting.py` (create)" in body

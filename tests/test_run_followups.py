@@ -20,6 +20,7 @@ from automation.repo.github import task_hash, task_marker
 from tests.fakes.discord_server import FakeDiscord, fake_discord_fixture  # noqa: F401
 from tests.fakes.github_server import FakeGitHub, FakePull, fake_github  # noqa: F401
 from tests.fakes.model_servers import FakeAnthropic, FakeOpenAI, fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
+from tests.secret_samples import samples
 from tests.test_run import World, git, light_install, shallow_checkout, world  # noqa: F401
 
 BRANCH = "ai/add-a-greeting-module"
@@ -126,6 +127,23 @@ def test_red_pull_request_gets_a_fix_up_commit_then_the_bot_moves_on(world: Worl
     assert "Follow-up" not in third.stdout
     assert [p["title"] for p in world.created_pulls()] == ["Add a greeting module", "Say hello in French too"]
     assert len(bot_comments(world)) == 1
+
+
+def test_credentials_in_a_ci_log_never_reach_the_follow_up_prompt(world: World, pr: FakePull) -> None:
+    leaked = samples()
+    log = failing_log(leaked["github-pat"]).replace("##[error]", f"AWS_ACCESS_KEY_ID={leaked['aws-access-token']}\n##[error]")
+    world.github.add_check_run(tip(world, BRANCH), "test", log=log)
+    calls = len(world.anthropic.generation_requests)
+
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    prompt = world.anthropic.generation_requests[calls].json["messages"][0]["content"]
+    assert leaked["github-pat"] not in prompt and leaked["aws-access-token"] not in prompt
+    assert "TOKEN=[secret withheld: github-pat]" in prompt and "[secret withheld: aws-access-token]" in prompt
+    assert "ImportError: cannot import name 'farewell'" in prompt  # the rest of the log is kept
+    assert "Follow-up: withheld what looks like secrets from the prompt (line " in result.stdout
+    assert all(secret not in result.stdout + result.stderr for secret in leaked.values())
 
 
 def next_task_reply(world: World) -> None:

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase, translate
 from pathlib import Path, PurePosixPath
 
+from ..core import secret_scan
 from ..core.errors import GitError
 
 LEDGER_NAME = "token_budget.json"
@@ -55,17 +56,32 @@ DEFINITION_WEIGHT = 3  # a name defined here (def, class, function...) counts as
 BM25_K1 = 1.2  # Okapi BM25's usual parameters (Robertson & Zaragoza 2009; Lucene's defaults)
 BM25_B = 0.75
 
-# Matched against the file name and against the whole path, case-insensitively.
+# Matched against the file name and against the whole path, case-insensitively: the files where
+# tools keep credentials (gitleaks' path rules, and the defaults of the CLIs and frameworks that
+# write them). Names are not enough: every file sent is also scanned (``secret_scan``).
 SECRET_PATTERNS = (
-    ".env", ".env.*", "*.env", ".envrc", "*.env.*",
-    ".netrc", "_netrc", ".git-credentials", ".gitcookies", ".pgpass", ".my.cnf", ".htpasswd",
-    ".npmrc", ".yarnrc", ".yarnrc.yml", ".pypirc", ".gem/credentials", ".dockercfg", ".docker/config.json",
-    ".aws/credentials", ".aws/config", ".azure/*", ".kube/config", "kubeconfig", ".ssh/*", ".gnupg/*",
-    ".config/gcloud/*", "gha-creds-*.json", "*service-account*.json", "*service_account*.json",
-    "*serviceaccount*.json", "*firebase-adminsdk*.json", "token.json", "*.ppk", "*.pkcs12",
-    "credentials*.json", "client_secret*.json", "*.tfvars", "*.tfstate", "*.tfstate.backup",
-    "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", "*.pem", "*.key", "*.p8", "*.p12", "*.pfx",
-    "*.jks", "*.keystore", "*.kdbx", "*.ovpn", "*.gpg", "*.secret", "*.secrets",
+    # environment files
+    ".env", ".env.*", "*.env", ".envrc", "*.env.*", ".env_*", ".env-*",
+    # shell and client credentials, histories
+    ".netrc", "_netrc", ".git-credentials*", ".gitcookies", ".pgpass", ".my.cnf", ".htpasswd", "*_history",
+    ".history", ".npmrc", ".yarnrc", ".yarnrc.yml", ".pypirc", ".gem/credentials", ".cargo/credentials",
+    ".cargo/credentials.toml", ".m2/settings.xml", ".m2/settings-security.xml", ".gradle/gradle.properties",
+    "nuget.config", "auth.json", ".composer/auth.json", ".config/gh/hosts.yml", ".config/hub", ".vault-token",
+    ".terraformrc", "terraform.rc", "rclone.conf", ".s3cfg", ".boto", ".passwd-s3fs", ".git-credential-cache/*",
+    # containers and clusters
+    ".dockercfg", ".docker/config.json", "*.dockerconfigjson", ".kube/config", "kubeconfig*", "*.kubeconfig",
+    # clouds
+    ".aws/credentials", ".aws/config", ".azure/*", ".config/gcloud/*", "gha-creds-*.json", "*service-account*.json",
+    "*service_account*.json", "*serviceaccount*.json", "*firebase-adminsdk*.json", "token.json",
+    "credentials*.json", "client_secret*.json", "*-" + "[0-9a-f]" * 12 + ".json",  # a GCP key's default name
+    "*.tfvars", "*.tfvars.json", "*.tfstate", "*.tfstate.backup",
+    # keys and keystores
+    "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", "ssh_host_*_key", "*.pem", "*.key", "*.p8", "*.p12", "*.pfx",
+    "*.pkcs12", "*.pkcs8", "*.pk8", "*.ppk", "*.asc", "*.jks", "*.keystore", "keystore.properties", "key.properties",
+    "*.kdbx", "*.ovpn", "*.gpg", "*.secret", "*.secrets",
+    # deploy and app configs that hold passwords by design
+    "sftp-config.json", ".vscode/sftp.json", ".ftpconfig", "sitemanager.xml", "wp-config.php", "wp-config-*.php",
+    "config/database.yml", "config/credentials.yml.enc", "config/secrets.yml",
     "secrets.json", "secrets.yml", "secrets.yaml", "secrets.toml", "secrets.env",
 )
 _SECRET = re.compile(r"(?:.*/)?(?:" + "|".join(translate(pattern) for pattern in SECRET_PATTERNS) + ")")
@@ -130,6 +146,7 @@ class RepoContext:
     skipped: list[str]
     reasons: dict[str, str] = field(default_factory=dict)
     excerpts: dict[str, str] = field(default_factory=dict)
+    masked: dict[str, str] = field(default_factory=dict)  # path -> what was masked ("line 3: aws-access-token")
 
 
 @dataclass
@@ -188,7 +205,7 @@ def _suffix(path: str) -> str:
 
 def _is_secret(path: str) -> bool:
     """Whether the name or the path looks like a file that holds credentials (``.aws/credentials``, ``id_ed25519``)."""
-    return _SECRET.fullmatch(path.lower()) is not None
+    return _SECRET.fullmatch(path.lower()) is not None or secret_scan.path_rule(path) is not None
 
 
 def _is_excluded(path: str, exclude: Sequence[str]) -> bool:
@@ -264,7 +281,10 @@ def is_sendable(root: Path, path: str, exclude: Sequence[str] = (), *, max_bytes
         return False
     if not inside or not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
         return False
-    if pure.suffix.lower() in BINARY_SUFFIXES or _read_text(target) is None:
+    if pure.suffix.lower() in BINARY_SUFFIXES:
+        return False
+    text = _read_text(target, max_bytes)
+    if text is None or secret_scan.scan(text, pure.as_posix()):  # read whole, it would go whole: withheld
         return False
     tracked = _git_files(Path(root), pure.as_posix())
     return tracked is None or pure.as_posix() in tracked
@@ -386,10 +406,10 @@ def _outline_text(outline: list[tuple[str, str]]) -> str:
     return ", ".join(names[:OUTLINE_NAMES_PER_FILE]) + (f", …+{extra}" if extra > 0 else "")
 
 
-def _read_text(path: str | Path) -> str | None:
-    """The file as text, or None when it looks binary (NUL in the first 8 KiB, or not UTF-8)."""
+def _read_text(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> str | None:
+    """The file as text (its first ``max_bytes`` + 1), or None when it looks binary (NUL in the first 8 KiB, or not UTF-8)."""
     with open(path, "rb") as handle:
-        data = handle.read(MAX_FILE_BYTES + 1)
+        data = handle.read(max_bytes + 1)
     if b"\0" in data[:BINARY_SNIFF_BYTES]:
         return None
     try:
@@ -625,8 +645,26 @@ def build_context(root: Path, task: str, max_tokens: int, exclude: Sequence[str]
                 room -= extra
     map_text = header + "".join(sorted(lines.values())) + (_map_trailer(total, len(listed)) if header else "")
     skipped = sorted(private + [path for path in unsendable if path not in files])
-    ctx = RepoContext(map_text=map_text, files=files, tokens=0, skipped=skipped, reasons=reasons, excerpts=excerpts)
+    ctx = RepoContext(map_text=map_text, files=files, tokens=0, skipped=skipped, reasons=reasons, excerpts=excerpts,
+                      masked=_mask_secrets(entries, files, excerpts))
     return replace(ctx, tokens=estimate_tokens(render_context(ctx)))
+
+
+def _mask_secrets(entries: list[_Entry], files: dict[str, str], excerpts: dict[str, str]) -> dict[str, str]:
+    """Scan each file chosen (whole, even when only an excerpt goes) and mask its secrets in
+    place, in ``files`` and ``excerpts``; returns what was masked per path. Masks are as long as
+    what they hide, so the rendered context keeps the size it was measured at."""
+    masked: dict[str, str] = {}
+    for entry in entries:
+        if entry.text is None or (entry.path not in files and entry.path not in excerpts):
+            continue
+        found = secret_scan.scan(entry.text, entry.path)
+        if found:
+            masked[entry.path] = secret_scan.summary(found)
+            for chosen in (files, excerpts):
+                if entry.path in chosen:
+                    chosen[entry.path] = secret_scan.mask(chosen[entry.path], found, entry.text)
+    return masked
 
 
 def read_sendable(root: Path, path: str) -> str | None:
@@ -647,6 +685,7 @@ def describe(ctx: RepoContext) -> str:
     blocks = [(path, file_block(path, text)) for path, text in ctx.files.items()]
     blocks += [(path, file_block(path, text, EXCERPT_NOTE)) for path, text in ctx.excerpts.items()]
     lines = [f"  {path} ({estimate_tokens(block):,} tokens): {ctx.reasons.get(path, 'sent')}\n" for path, block in blocks]
+    lines += [f"  secrets masked in {path} (they look like: {found})\n" for path, found in ctx.masked.items()]
     if ctx.skipped:
         shown = ", ".join(ctx.skipped[:DESCRIBED_SKIPPED]) + (f" and {len(ctx.skipped) - DESCRIBED_SKIPPED} more" if len(ctx.skipped) > DESCRIBED_SKIPPED else "")
         lines.append(f"  not sent (secret-like, excluded, binary or over {MAX_FILE_BYTES // 1000} KB): {shown}\n")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from ..core import secret_scan
 from ..core.errors import UnusableReplyError
 from . import search_replace
 from .search_replace import Block, Refused
@@ -214,7 +215,7 @@ def path_doubt(path: str, known: Callable[[str], bool], rules: EditRules) -> str
     )
 
 
-def _content_refusal(content: str, original: str | None, rules: EditRules) -> str | None:
+def _content_refusal(path: str, content: str, original: str | None, rules: EditRules) -> str | None:
     """Why a resulting file may not be written; an existing file over the size limit may be edited, not grown."""
     if "\0" in content:
         return "content holds a NUL byte; only text files are accepted"
@@ -227,6 +228,15 @@ def _content_refusal(content: str, original: str | None, rules: EditRules) -> st
         return f"content is {size:,} bytes, over the {limit:,}-byte limit"
     if any(secret and secret in content for secret in rules.secrets):
         return "content holds a secret value from the environment (an API key, token or webhook)"
+    return _secret_refusal(path, content, original)
+
+
+def _secret_refusal(path: str, content: str, original: str | None) -> str | None:
+    """Why a resulting file looks like it holds a credential it did not hold before (gitleaks' rules), or None."""
+    known = {original[f.start:f.end] for f in secret_scan.scan(original, path)} if original else set()
+    added = [f for f in secret_scan.scan(content, path) if content[f.start:f.end] not in known]
+    if added:
+        return f"content holds what looks like a secret ({secret_scan.summary(added)}); the bot never commits one"
     return None
 
 
@@ -398,7 +408,7 @@ class Draft:
             self.accepted.pop(path, None)
             return None
         if text is not None:
-            reason = _content_refusal(text, original, self.rules)
+            reason = _content_refusal(path, text, original, self.rules)
             if reason:
                 self.refused[path] = reason
                 return None

@@ -8,12 +8,21 @@ stays distinct for colour-blind readers.
 
 The headline figures come from ``reports.status_data`` (what `status --json` prints) and the
 series from ``series`` (built on the same ``budget.pace`` and ``health.model_stats``).
+
+Every string from the ledger or the config (model, provider, step and task names, outcomes,
+links) is untrusted: it is escaped wherever it lands, and a Content-Security-Policy ``<meta>``
+forbids scripts and every load from elsewhere, should something ever slip through. Text that
+goes into a chart is cut to ``LABEL_MAX_CHARS`` (pygal's title wrapping never ends on a title
+it cannot fit) and the full text is in the table beside it; and the page is drawn in a child
+process stopped after ``BUILD_TIMEOUT_S``, so no input can hang a scheduled run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import html
+import math
+import multiprocessing
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,16 +51,27 @@ SECTIONS = (
 )
 
 
+# No script at all, no load from anywhere (styles and SVG are inline; the icon is a data: URL),
+# no <base>, no form posting anywhere: an injected tag can neither run nor call home.
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'none'; base-uri 'none'; "
+       "form-action 'none'")
+LABEL_MAX_CHARS = 48  # a chart title, axis label or legend entry; the table beside the chart has the full text
+LEGEND_ROW_PX = 28  # each legend row below the first makes a chart this much taller, so the plot keeps its room
+BUILD_TIMEOUT_S = 120.0  # a page of a year's ledger is drawn in about a second
+
+
 class DashboardError(AutomationError):
-    """The output directory cannot be written (exit 1)."""
+    """The output directory cannot be written, or drawing the page overran ``BUILD_TIMEOUT_S`` (exit 1)."""
 
 
-def build(config: Config, ledger: Ledger, now: dt.datetime, out_dir: Path, *, repository: str | None = None) -> Path:
-    """Write ``out_dir/index.html`` (creating the directory) and return its path.
+def build(config: Config, ledger: Ledger, now: dt.datetime, out_dir: Path, *, repository: str | None = None,
+          timeout_s: float = BUILD_TIMEOUT_S) -> Path:
+    """Write ``out_dir/index.html`` (creating the directory) and return its path; an earlier
+    page is left as it was when this one cannot be drawn within ``timeout_s`` seconds.
 
-    Raises DashboardError naming the path when it cannot be written.
+    Raises DashboardError naming the path when it cannot be written, or the time limit when it overran.
     """
-    page = render(config, ledger, now, repository=repository)
+    page = _render_within(timeout_s, config, ledger, now, repository)
     target = out_dir / "index.html"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -60,6 +80,40 @@ def build(config: Config, ledger: Ledger, now: dt.datetime, out_dir: Path, *, re
         reason = f"--out {out_dir} is a file, not a directory" if out_dir.is_file() else error.strerror or error
         raise DashboardError(f"dashboard: cannot write {target}: {reason}") from None
     return target
+
+
+def _render_within(timeout_s: float, config: Config, ledger: Ledger, now: dt.datetime, repository: str | None) -> str:
+    """``render`` in a forked child killed after ``timeout_s``: pygal's layout loops are not ours
+    to bound, and a thread cannot be stopped. Where there is no fork (Windows), in this process."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return render(config, ledger, now, repository=repository)
+    fork = multiprocessing.get_context("fork")
+    receiver, sender = fork.Pipe(duplex=False)
+    child = fork.Process(target=_render_into, args=(sender, config, ledger, now, repository), daemon=True)
+    child.start()
+    sender.close()
+    try:
+        if not receiver.poll(timeout_s):
+            raise DashboardError(f"dashboard: drawing the page took over {timeout_s:g} s and was stopped; "
+                                 "no page was written (report the ledger that does this as a bug)")
+        kind, value = receiver.recv()
+    except EOFError:
+        child.join()
+        raise DashboardError(f"dashboard: the process drawing the page ended without a page (exit code {child.exitcode})") from None
+    finally:
+        child.kill()
+        child.join()
+        receiver.close()
+    if kind == "error":
+        raise value
+    return str(value)
+
+
+def _render_into(sender: Any, config: Config, ledger: Ledger, now: dt.datetime, repository: str | None) -> None:
+    try:
+        sender.send(("page", render(config, ledger, now, repository=repository)))
+    except Exception as error:  # noqa: BLE001 - handed to the parent, which raises it
+        sender.send(("error", error))
 
 
 def render(config: Config, ledger: Ledger, now: dt.datetime, *, repository: str | None = None) -> str:
@@ -78,7 +132,8 @@ def render(config: Config, ledger: Ledger, now: dt.datetime, *, repository: str 
     nav = "".join(f'<li><a href="#{key}">{_e(name)}</a></li>' for key, name in SECTIONS)
     return (
         "<!doctype html>\n"
-        f'<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)} · {_e(ledger.month)}</title>"
         '<link rel="icon" href="data:,">'  # no favicon.ico request (a 404 in the console on Pages)
         f"<style>{CSS}</style></head><body>"
@@ -119,7 +174,7 @@ def _month(status: dict[str, Any], ledger: Ledger, config: Config, now: dt.datet
         [[day.isoformat(), "" if spent is None else format_usd(spent), format_usd(pace), format_usd(burn.budget_micro_usd)]
          for day, spent, pace in zip(burn.days, burn.spent, burn.pace)],
     )
-    pace_text = (f"At this pace the budget runs out on <strong>{_e(runs_out)}</strong>." if runs_out
+    pace_text = (f"At this pace the budget runs out on {runs_out}." if runs_out
                  else "At this pace the budget lasts the month.")
     return _section("month", f"{figures}{_figure('burn-up', chart, pace_text, table)}")
 
@@ -291,7 +346,8 @@ def _figures(items: Iterable[tuple[str, str, str]]) -> str:
 
 
 def _figure(key: str, svg: str, caption: str, table: str) -> str:
-    return (f'<figure id="chart-{key}" class="chart">{svg}<figcaption>{caption}</figcaption>'
+    """A chart, its caption (plain text, escaped here) and its table."""
+    return (f'<figure id="chart-{key}" class="chart">{svg}<figcaption>{_e(caption)}</figcaption>'
             f"<details><summary>Figures as a table</summary>{table}</details></figure>")
 
 
@@ -326,18 +382,26 @@ def _chart(kind: Callable[..., Any], title: str, labels: list[str],
     random chart id is replaced, so the page is the same for the same ledger."""
     if len(labels) > 16:  # label every few days, not all thirty
         options.update(show_minor_x_labels=False, x_labels_major_every=len(labels) // 8)
+    columns = min(4, len(lines)) or 1
     chart = kind(
-        js=[], style=_style(colours), width=900, height=360, title=title, x_labels=labels, truncate_legend=-1,
-        legend_at_bottom=True, legend_at_bottom_columns=min(4, len(lines)), value_formatter=_Formatter(value_suffix),
+        js=[], style=_style(colours), width=900, height=360 + LEGEND_ROW_PX * max(0, math.ceil(len(lines) / columns) - 1),
+        title=_label(title), x_labels=[_label(label) for label in labels], truncate_legend=-1, truncate_label=-1,
+        legend_at_bottom=True, legend_at_bottom_columns=columns, value_formatter=_Formatter(value_suffix),
         include_x_axis=True, allow_interruptions=True, max_scale=8, margin_bottom=24,
         no_data_text="Nothing to draw yet", **options,
     )
     for name, values, extra in lines:
-        chart.add(name, list(values), **extra)
+        chart.add(_label(name), list(values), **extra)
     svg = chart.render(is_unicode=True, disable_xml_declaration=True)
     key = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
     svg = _GENERATED.sub("", _SCRIPT.sub("", svg)).replace(chart.uuid, key)
     return svg.replace("<svg ", f'<svg role="img" aria-label="{_e(title)} (figures in the table below)" ', 1)
+
+
+def _label(text: str) -> str:
+    """``text`` on one line, cut to LABEL_MAX_CHARS with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= LABEL_MAX_CHARS else flat[: LABEL_MAX_CHARS - 1] + "…"
 
 
 def _style(colours: Sequence[str]) -> Style:

@@ -69,6 +69,11 @@ NOTIFICATIONS_OFF = "Discord notifications are off (DISCORD_WEBHOOK_URL is not s
 FIX_WEBHOOK = "update the DISCORD_WEBHOOK_URL secret"
 DISCORD_CODES = {10015: "unknown webhook", 50027: "invalid webhook token"}
 
+# Discord's Markdown in descriptions and field values: a masked link [text](url) shows text that
+# need not be its target, ||spoilers|| hide, # makes headings. Text from a task, a model or a
+# ledger is shown as typed: those characters escaped, bare URLs left whole so they stay links.
+_MARKDOWN = re.compile(r"([\\*_~`|\[\]()<]|^[ \t]*[#>\-+](?=[ \t#]))", re.M)
+_KEPT = re.compile(rf"https?://[^\s<>()\[\]|`*]+|{re.escape(MASK)}")  # a URL stays a link showing its target
 _WEBHOOK_URL = re.compile(r"https?://\S*discord(?:app)?\.com/api/(?:v\d+/)?webhooks/\S+", re.IGNORECASE)
 _TRACEBACK = re.compile(r"Traceback \(most recent call last\)", re.IGNORECASE)
 
@@ -196,6 +201,20 @@ def _payload(embeds: list[dict[str, Any]]) -> dict[str, Any]:
 # ---------------------------------------------------------------- builders
 
 
+def plain(text: str) -> str:
+    """``text`` as Discord shows it literally: its Markdown escaped, its URLs (the real targets)
+    kept as links, and the redaction mask kept as it is."""
+    parts, position = [], 0
+    for url in _KEPT.finditer(text):
+        parts += [_escape(text[position:url.start()]), url.group(0)]
+        position = url.end()
+    return "".join(parts) + _escape(text[position:])
+
+
+def _escape(text: str) -> str:
+    return _MARKDOWN.sub(lambda match: match.group(0)[:-1] + "\\" + match.group(0)[-1], text)
+
+
 def _utc(now: dt.datetime) -> dt.datetime:
     return now.replace(tzinfo=dt.timezone.utc) if now.tzinfo is None else now.astimezone(dt.timezone.utc)
 
@@ -293,7 +312,7 @@ def run_completed_embed(
         fields.append(("Pace", _pace(projected_micro, runs_out_on), False))
     if notes:
         fields.append(("Notes", "\n".join(f"• {note}" for note in notes), False))
-    return _embed("run_completed", title=title, description=task, url=pr_url, fields=fields, repository=repository, now=now)
+    return _embed("run_completed", title=title, description=plain(task), url=pr_url, fields=fields, repository=repository, now=now)
 
 
 def milestone_embed(
@@ -367,10 +386,10 @@ def monthly_recap_embed(
         ("Runs", str(runs), True),
         ("PRs", str(prs), True),
         ("Cost per PR", _money(spent_micro // prs) if prs else EMPTY, True),
-        ("Cost by model", "\n".join(f"{model}: {_money(cost)}" for model, cost in by_model) or EMPTY, False),
+        ("Cost by model", "\n".join(f"{plain(model)}: {_money(cost)}" for model, cost in by_model) or EMPTY, False),
     ]
     if parked_tasks:
-        fields.append((f"Parked tasks ({len(parked_tasks)})", "\n".join(f"• {task}" for task in parked_tasks), False))
+        fields.append((f"Parked tasks ({len(parked_tasks)})", "\n".join(f"• {plain(task)}" for task in parked_tasks), False))
     if provider_stats.strip():
         fields.append(("Providers", provider_stats, False))
     return _embed(
@@ -385,10 +404,10 @@ def monthly_recap_embed(
 
 
 def _clean_message(message: str, secrets: Iterable[str]) -> str:
-    """One readable line or paragraph: no traceback, no webhook URL, no secret values."""
+    """One readable line or paragraph, shown as typed: no traceback, no webhook URL, no secret values."""
     text = _TRACEBACK.split(message, maxsplit=1)[0].strip() or "no details (see the run log)"
     text = _WEBHOOK_URL.sub(MASK, text)
-    return redact(text, sorted((value for value in secrets if len(value) >= 4), key=len, reverse=True))
+    return plain(redact(text, sorted((value for value in secrets if len(value) >= 4), key=len, reverse=True)))
 
 
 def run_failed_embed(
@@ -472,7 +491,7 @@ def run_started_embed(
     return _embed(
         "run_started",
         title="▶️ Run started",
-        description=task,
+        description=plain(task),
         fields=fields,
         repository=repository,
         now=now,

@@ -6,7 +6,7 @@ Imports no provider SDK, so `status` starts fast and works with no keys at all.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..core.config import Config
 from ..core.prices import MICRO, format_usd
@@ -14,7 +14,7 @@ from ..core.wording import plural
 from ..models import health
 from ..money import budget, estimate, spend
 from ..money.ledger import UNSETTLED, Ledger, RunRecord
-from . import series
+from . import model_text, series
 
 
 def usd(micro_usd: int) -> float:
@@ -239,10 +239,12 @@ def pull_request_body(
     notes: tuple[str, ...] = (),
 ) -> str:
     """The PR body, within GITHUB_BODY_LIMIT: the model's prose (the analysis first, then the
-    summary) is shortened to fit; the file list, the receipt and the task marker never are."""
+    summary) is shortened to fit; the file list, the receipt and the task marker never are.
+    The prose is quoted and inert (``model_text.quote``): it cannot hide or fake what follows it."""
 
     def render(summary: str, analysis: str) -> str:
-        parts = [summary or "(no summary)", "", f"## Analysis ({analysis_model})", "", analysis, "", "## Files changed", ""]
+        parts = [model_text.quote(summary or "(no summary)"), "", f"## Analysis ({analysis_model})", "",
+                 model_text.quote(analysis), "", "## Files changed", ""]
         parts += [f"- `{path}` ({action})" for path, action in files]
         if refused:
             parts += ["", "Refused by the edit checks:", ""] + [f"- {reason}" for reason in refused]
@@ -253,9 +255,24 @@ def pull_request_body(
         return "\n".join(parts) + "\n"
 
     summary, analysis = summary.strip(), analysis.strip()
-    analysis = _shorten(analysis, _utf16_len(analysis) - (_utf16_len(render(summary, analysis)) - GITHUB_BODY_LIMIT))
-    summary = _shorten(summary, _utf16_len(summary) - (_utf16_len(render(summary, analysis)) - GITHUB_BODY_LIMIT))
+    analysis = _fit(analysis, lambda text: render(summary, text))
+    summary = _fit(summary, lambda text: render(text, analysis))
     return render(summary, analysis)
+
+
+def _fit(text: str, rendered: Callable[[str], str]) -> str:
+    """``text`` shortened until ``rendered(text)`` is within GITHUB_BODY_LIMIT, or cut to nothing.
+
+    A few rounds at most: quoting and escaping make the rendered text longer than ``text``, and
+    each round takes off at least what the last one was over.
+    """
+    room = _utf16_len(text)
+    while True:
+        cut = _shorten(text, room)
+        over = _utf16_len(rendered(cut)) - GITHUB_BODY_LIMIT
+        if over <= 0 or room == 0:
+            return cut
+        room = max(0, room - over)
 
 
 def _utf16_len(text: str) -> int:
@@ -282,7 +299,7 @@ def resumed_pull_request_body(
     link: str | None, marker: str,
 ) -> str:
     """The body of a PR opened from a branch an earlier run pushed but could not open a PR for."""
-    parts = [summary or "(no summary)", "",
+    parts = [model_text.quote(summary or "(no summary)"), "",
              "An earlier run pushed this branch but could not open its pull request; this run opened it "
              "without calling a model again. The analysis is in that run's log.", "", "## Files changed", ""]
     parts += [f"- `{path}` ({action})" for path, action in files]
@@ -297,11 +314,11 @@ def resumed_pull_request_body(
 def job_summary(*, task: str, outcome: str, pr_url: str | None, error: str | None, record: RunRecord,
                 ledger: Ledger, budget_micro_usd: int, notes: tuple[str, ...] = ()) -> str:
     """Markdown for ``$GITHUB_STEP_SUMMARY``."""
-    lines = ["## ai-orchestration run", "", f"**Task:** {task or '(none)'}", f"**Outcome:** {outcome}"]
+    lines = ["## ai-orchestration run", "", f"**Task:** {model_text.neutralise(task) or '(none)'}", f"**Outcome:** {outcome}"]
     if pr_url:
         lines.append(f"**Pull request:** {pr_url}")
-    if error:
-        lines += ["", f"> **Error:** {error}"]
+    if error:  # may quote a model's reply
+        lines += ["", model_text.quote(f"**Error:** {error}")]
     lines += ["", receipt(record, ledger, budget_micro_usd, notes), ""]
     chart = spend_chart(ledger, budget_micro_usd)
     if chart:

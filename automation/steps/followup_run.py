@@ -24,6 +24,7 @@ from typing import NoReturn
 
 from github.Repository import Repository
 
+from ..core import secret_scan
 from ..core.errors import AutomationError, PolicyStop
 from ..core.redact import redact
 from ..money import budget, spend
@@ -140,6 +141,9 @@ def _fix(session: Session, remote: Repository, decision: followups.Decision, ana
     for removed in asked.removed:
         session.say(f"Follow-up: hidden text kept from the models: {removed}")
     text = redact(asked.text, session.secrets)  # comments and reviews included: nothing secret reaches a model
+    text, found = secret_scan.redact(text)  # nor a credential of anyone else's that a log, diff or comment shows
+    if found:
+        session.say(f"Follow-up: withheld what looks like secrets from the prompt ({secret_scan.summary(found)})")
     # Reserved and claimed on the ledger branch like a task, so an overlapping run neither
     # overspends nor works on the same pull request; the prompt's characters bound its tokens.
     session.reserver.reserve(session.ledger, f"follow-up on {pull.url}", *budget.run_reservation(config, len(text)))

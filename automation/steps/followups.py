@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ..core import untrusted as untrusted_text
 from ..core.prices import format_usd
 from ..money.ledger import Ledger
+from ..reporting import model_text
 
 if TYPE_CHECKING:
     from ..core.config import Config
@@ -239,10 +240,11 @@ def bounded(text: str, max_chars: int) -> str:
 
 
 def original_plan(body: str | None, max_chars: int) -> str:
-    """The analysis section of a bot PR body (or the whole body, when a human rewrote it)."""
+    """The analysis section of a bot PR body, unquoted (or the whole body, when a human rewrote it)."""
     text = body or ""
     match = re.search(r"^## Analysis[^\n]*\n(.*?)(?=^## Files changed|\Z)", text, re.S | re.M)
-    return bounded((match.group(1) if match else text).strip() or "(none)", max_chars)
+    plan = model_text.unquote(match.group(1)) if match else text
+    return bounded(plan.strip() or "(none)", max_chars)
 
 
 @dataclass(frozen=True)
@@ -310,9 +312,9 @@ def reply(
         lines.append(f"- failed check [{check.name}]({check.url})" if check.url else f"- failed check {check.name}")
     for request in work.requests:
         lines.append(f"- [{request.kind} by @{request.author}]({request.url})")
-    lines += ["", result]
+    lines += ["", model_text.neutralise(result)]
     if summary.strip():
-        lines += ["", "> " + "\n> ".join(summary.strip().splitlines())]
+        lines += ["", model_text.quote(summary.strip())]
     if receipt:
         lines += ["", "### Cost receipt", "", receipt, "",
                   f"This pull request so far: **{format_usd(pull_cost_micro_usd, 4)}** (its task run and every follow-up in this month's ledger)."]

@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, NoReturn, TextIO, cast
 
-from ..core import untrusted
+from ..core import secret_scan, untrusted
 from ..core.config import DEFAULT_CONFIG_PATH, Config, load_config
 from ..core.errors import EXIT_OK, AutomationError, PolicyStop, ProviderError
 from ..core.prices import ANTHROPIC, format_usd
@@ -140,9 +140,12 @@ def _write_output(env: Mapping[str, str], name: str, value: str) -> None:
 
 def _new_pull_request(session: Session, remote: Repository, task: tasks.Task) -> github.BotPull:
     """Context, analysis, code and edit checks, then the branch and the PR."""
-    repo_context = context.build_context(session.repo, task.brief, session.config.context_max_tokens, _private_paths(session.config))
-    analysis = _analyse(session, task.brief, repo_context)
-    plan = _write_code(session, task.brief, analysis, repo_context)
+    brief, found = secret_scan.redact(task.brief)  # the tasks file is a file like any other
+    if found:
+        session.say(f"Withheld what looks like secrets in the task's text from the prompts ({secret_scan.summary(found)})")
+    repo_context = context.build_context(session.repo, brief, session.config.context_max_tokens, _private_paths(session.config))
+    analysis = _analyse(session, brief, repo_context)
+    plan = _write_code(session, brief, analysis, repo_context)
     return _open_pull_request(session, remote, task, analysis, plan)
 
 
