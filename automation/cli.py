@@ -151,7 +151,7 @@ def _load(args: argparse.Namespace, now: dt.datetime) -> tuple[Config, ledger_mo
     config = load_config(config_path(args, repo), repo, now.date())
     ledger_path = repo / config.ledger_path
     ledger = ledger_module.load(ledger_path, now, config.monthly_budget_micro_usd, root=repo)
-    ledger = ledger_module.rollover(ledger, ledger_module.month_of(now))
+    ledger = ledger_module.as_of(ledger, now)
     return config, ledger, ledger_path
 
 
