@@ -165,6 +165,8 @@ def model_stats(ledger: Ledger) -> list[ModelStats]:
     """Per provider and model for the ledger's month: success rate, latency percentiles, spend, tokens."""
     calls: dict[tuple[str, str], list[CallRecord]] = {}
     for run in ledger.runs:
+        if run.kind == "adjustment":  # what a provider billed beyond the ledger (reconcile), not calls the bot made
+            continue
         for call in run.calls:
             calls.setdefault((call.provider, call.model), []).append(call)
     stats = []

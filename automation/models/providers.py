@@ -22,13 +22,11 @@ import openai
 
 from ..core.errors import ProviderError
 from ..core.prices import ANTHROPIC, OPENAI, Price, Usage
-from .keys import KEY_PAGES, KEY_VARIABLES, api_key
+from .keys import ANTHROPIC_DEFAULT_BASE_URL, KEY_PAGES, KEY_VARIABLES, OPENAI_DEFAULT_BASE_URL, api_key
 
 Clock = Callable[[], float]
 
 CONFIG_FILE = ".github/ai-orchestration.yml"
-ANTHROPIC_DEFAULT_BASE_URL = "https://api.anthropic.com"
-OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 _NAMES = {ANTHROPIC: "Anthropic", OPENAI: "OpenAI"}
 _BILLING_PAGES = {

@@ -254,6 +254,16 @@ class Ledger:
         rows = _sorted_runs([*(r for r in self.closed_runs if r.id != run.id), run])
         return _with_closing_summary(replace(self, closed_runs=rows))
 
+    def without_run(self, run_id: str) -> "Ledger":
+        """The ledger without the run ``run_id`` (this month's or last month's kept rows)."""
+        closed = tuple(r for r in self.closed_runs if r.id != run_id)
+        kept = replace(self, runs=tuple(r for r in self.runs if r.id != run_id), closed_runs=closed)
+        if closed or len(closed) == len(self.closed_runs):
+            return _with_closing_summary(kept)
+        month = self.closing_month  # its last kept row went: the month's summary is of no runs
+        history = tuple(summarise(month, e.budget_micro_usd, ()) if e.month == month else e for e in self.history)
+        return replace(kept, history=history)
+
     def run(self, run_id: str) -> RunRecord | None:
         return next((run for run in self.runs if run.id == run_id), None)
 
