@@ -11,23 +11,27 @@ current one, two ledger files are measured:
 - **one list**: every run in ``runs`` (the issue's 33 MB file at 100,000 runs, as another tool
   or an older version could leave it); the first run files them under their months.
 
-For each file: its bytes, the median wall time of ``python -m automation status`` (a child
-process), and one real ``python -m automation run`` in benchmarks/bench_run.py's world (bare
-origin, loopback Anthropic, OpenAI, GitHub and Discord): wall time, peak RSS (the child and the
-git processes it waited for) and the size of the ledger it committed. Exits 1 if a target is
-missed for the kept file: ``status`` under 1 s and a run under 200 MiB.
-``--quick`` (the test suite's smoke run): N = 2,000, ``status`` timed once.
+For each file, in a world of its own (benchmarks/bench_run.py's: bare origin, loopback
+Anthropic, OpenAI, GitHub and Discord): its bytes, the median wall and CPU time of
+``python -m automation status`` (a child process), and one real ``python -m automation run``:
+wall and CPU time, peak RSS (the child and the git processes it waited for), the size of the
+ledger it committed and `status` after it. Exits 1 if a target is missed for the kept file:
+``status`` under 1 s of CPU (wall time on a shared machine includes waiting for a core) and a
+run under 200 MiB. ``--quick`` (the test suite's smoke run): N = 2,000, ``status`` once, and a
+run on the one-list file only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -39,7 +43,7 @@ from automation.core.config import Config  # noqa: E402
 from automation.core.prices import Usage  # noqa: E402
 from automation.money import ledger as ledger_module  # noqa: E402
 from automation.money.ledger import CallRecord, Ledger, RunRecord  # noqa: E402
-from benchmarks.bench_run import ANALYSIS, World, timed  # noqa: E402
+from benchmarks.bench_run import ANALYSIS, World  # noqa: E402
 from tests.fakes.discord_server import FakeDiscord  # noqa: E402
 from tests.fakes.github_server import FakeGitHub  # noqa: E402
 from tests.fakes.model_servers import FakeAnthropic, FakeOpenAI  # noqa: E402
@@ -116,10 +120,56 @@ def one_list_text(now: dt.datetime, total: int) -> str:
     return head.removesuffix('  "runs": []\n}\n') + '  "runs": [\n    ' + ",\n    ".join(lines) + "\n  ]\n}\n"
 
 
-def status_seconds(checkout: Path, env: dict[str, str], repeat: int) -> float:
-    return statistics.median(
-        timed([sys.executable, "-m", "automation", "status", "--repo", str(checkout)], env, checkout)[0] for _ in range(repeat)
-    )
+def child(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, int, str]:
+    """Wall seconds, CPU seconds (user + system, the child and what it waited for), peak RSS in
+    KiB and stdout of one child. On a shared machine wall time includes waiting for a core; the
+    CPU time does not, so both are shown."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command[:4])} failed:\n{stdout}\n{stderr}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, stdout
+
+
+def status(world: World, repeat: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of `status` on the checkout as it is."""
+    timings = [child([sys.executable, "-m", "automation", "status", "--repo", str(world.checkout)], world.env, world.tmp)
+               for _ in range(repeat)]
+    return statistics.median(t[0] for t in timings), statistics.median(t[1] for t in timings)
+
+
+def measure(fakes: dict[str, object], text: str, repeat: int, *, run: bool) -> dict[str, float]:
+    """Size and `status` (and, with ``run``, one real `run` and `status` after it) on a ledger with
+    ``text`` committed on the default branch of a new world (a repository of its own: git's work
+    on another file's big blobs is not counted)."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-history-"))
+    try:
+        world = World(tmp, fakes)
+        (world.checkout / "token_budget.json").write_text(text, encoding="utf-8")
+        (world.checkout / ".github").mkdir(exist_ok=True)
+        (world.checkout / ".github" / "ai-orchestration.yml").write_text(f"budget:\n  monthly_usd: {BUDGET_USD}\n")
+        for command in (["add", "token_budget.json", ".github"], ["commit", "-qm", "years of history"], ["push", "-q", "origin", "HEAD:main"]):
+            subprocess.run(["git", *command], cwd=world.checkout, env=world.env, check=True)
+        figures = {"bytes": len(text.encode("utf-8"))}
+        figures["status_s"], figures["status_cpu_s"] = status(world, repeat)
+        if run:
+            world.github.pulls.clear()
+            world.fresh_checkout()
+            wall, cpu, peak_kib, stdout = child([sys.executable, "-m", "automation", "run", "--repo", str(world.checkout)],
+                                                {**world.env, "GITHUB_RUN_ID": "9001"}, tmp)
+            assert "Opened https://github.com/" in stdout, stdout
+            figures.update(run_s=wall, run_cpu_s=cpu, run_mib=peak_kib / 1024, committed_bytes=committed_bytes(world))
+            world.fresh_checkout()
+            figures["status_after_s"], figures["status_after_cpu_s"] = status(world, repeat)
+        return figures
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def committed_bytes(world: World) -> int:
@@ -127,26 +177,14 @@ def committed_bytes(world: World) -> int:
                               check=True).stdout)
 
 
-def measure(world: World, text: str, repeat: int) -> dict[str, float]:
-    """Size, `status` and one real `run` on a ledger with ``text`` committed on the default branch."""
-    world.fresh_checkout()
-    (world.checkout / "token_budget.json").write_text(text, encoding="utf-8")
-    (world.checkout / ".github").mkdir(exist_ok=True)
-    (world.checkout / ".github" / "ai-orchestration.yml").write_text(f"budget:\n  monthly_usd: {BUDGET_USD}\n")
-    subprocess.run(["git", "add", "token_budget.json", ".github"], cwd=world.checkout, env=world.env, check=True)
-    subprocess.run(["git", "commit", "-qm", "ledger with years of history"], cwd=world.checkout, env=world.env, check=True)
-    subprocess.run(["git", "push", "-q", "origin", "HEAD:main"], cwd=world.checkout, env=world.env, check=True)
-    status = status_seconds(world.checkout, world.env, repeat)
-    for branch in subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/heads/ai/"], cwd=world.remote,
-                                 capture_output=True, text=True, check=True).stdout.split():
-        subprocess.run(["git", "update-ref", "-d", branch], cwd=world.remote, check=True)  # the task is new again
-    wall, peak_kib, stdout = world.run()
-    assert "Opened https://github.com/" in stdout and "pushed by an earlier run" not in stdout, stdout
-    after = committed_bytes(world)
-    world.fresh_checkout()
-    status_after = status_seconds(world.checkout, world.env, repeat)
-    return {"bytes": len(text.encode("utf-8")), "status_s": status, "run_s": wall, "run_mib": peak_kib / 1024,
-            "committed_bytes": after, "status_after_s": status_after}
+def report(name: str, figures: dict[str, float]) -> str:
+    line = (f"  {name:8} file {figures['bytes'] / 1e6:6.2f} MB; status median {figures['status_s']:5.2f} s "
+            f"(CPU {figures['status_cpu_s']:.2f} s)")
+    if "run_s" in figures:
+        line += (f"; run {figures['run_s']:5.1f} s (CPU {figures['run_cpu_s']:.1f} s), peak RSS {figures['run_mib']:4.0f} MiB; "
+                 f"it committed {figures['committed_bytes'] / 1e6:.2f} MB, then status {figures['status_after_s']:.2f} s "
+                 f"(CPU {figures['status_after_cpu_s']:.2f} s)")
+    return line
 
 
 def main(argv: list[str]) -> int:
@@ -156,9 +194,8 @@ def main(argv: list[str]) -> int:
         totals = [int(n) for n in argv[argv.index("--runs") + 1].split(",")]
     repeat = 1 if quick else 5
     now = dt.datetime.now(dt.timezone.utc)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-history-"))
     anthropic, openai, github, discord = FakeAnthropic(), FakeOpenAI(), FakeGitHub(), FakeDiscord()
-    fakes = {"anthropic": anthropic, "openai": openai, "github": github, "discord": discord}
+    fakes: dict[str, object] = {"anthropic": anthropic, "openai": openai, "github": github, "discord": discord}
     for fake in fakes.values():
         fake.start()  # type: ignore[attr-defined]
     missed = False
@@ -166,23 +203,16 @@ def main(argv: list[str]) -> int:
         anthropic.text = ANALYSIS
         anthropic.counted_tokens = 900
         openai.content = FakeOpenAI.code_reply("Add a greeting module", [GREETING])
-        world = World(tmp, fakes)
         for total in totals:
-            kept = kept_ledger(now, total)
-            shapes = {"kept": ledger_module.to_text(kept), "one list": one_list_text(now, total)}
             print(f"{total:,} runs of history ({total // (CLOSED_MONTHS + 1):,} a month over {CLOSED_MONTHS} closed months and this one):")
-            for name, text in shapes.items():
-                figures = measure(world, text, repeat)
-                print(f"  {name:8} file {figures['bytes'] / 1e6:7.2f} MB; status median {figures['status_s']:6.2f} s; "
-                      f"run {figures['run_s']:6.1f} s, peak RSS {figures['run_mib']:5.0f} MiB; committed "
-                      f"{figures['committed_bytes'] / 1e6:.2f} MB, then status {figures['status_after_s']:.2f} s")
-                if name == "kept":
-                    missed |= figures["status_s"] >= STATUS_LIMIT_S or figures["run_mib"] >= RUN_LIMIT_MIB
+            kept = measure(fakes, ledger_module.to_text(kept_ledger(now, total)), repeat, run=not quick)
+            print(report("kept", kept), flush=True)
+            print(report("one list", measure(fakes, one_list_text(now, total), repeat, run=True)), flush=True)
+            missed |= kept["status_cpu_s"] >= STATUS_LIMIT_S or kept.get("run_mib", 0) >= RUN_LIMIT_MIB
     finally:
         for fake in fakes.values():
             fake.stop()  # type: ignore[attr-defined]
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"targets for the kept file: status < {STATUS_LIMIT_S:.0f} s, run < {RUN_LIMIT_MIB} MiB: "
+    print(f"targets for the kept file: status < {STATUS_LIMIT_S:.0f} s of CPU, run < {RUN_LIMIT_MIB} MiB: "
           + ("TARGET MISSED" if missed else "met"))
     return 1 if missed else 0
 

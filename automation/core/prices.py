@@ -33,7 +33,7 @@ OPENAI_REASONING_EFFORTS = ("none", "low", "medium", "high", "xhigh", "max")
 OPENAI_LONG_CONTEXT = 272_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Token usage of one call, normalised across providers.
 

@@ -15,7 +15,7 @@ import secrets
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..core.errors import LedgerError
 from ..core.prices import Usage
@@ -35,7 +35,7 @@ KEPT_FLAGS = ("retired",)
 CLOSED_RUNS_KEPT = dt.timedelta(days=7)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallRecord:
     """One paid model call. ``outcome`` is "ok" or a provider error kind."""
 
@@ -88,7 +88,7 @@ def provider_implied_by(model: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunRecord:
     """One run of the bot that called at least one model."""
 
@@ -123,7 +123,7 @@ class RunRecord:
         return record
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reservation:
     """Money a running run holds back from the month (see reservations.py): other runs count it
     as spent until ``expires_at`` (UTC, like ``2026-11-21T03:47:00Z``) or until the run settles it."""
@@ -141,7 +141,7 @@ class Reservation:
                 "expires_at": self.expires_at}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ModelTotals:
     calls: int = 0
     input_tokens: int = 0
@@ -175,7 +175,7 @@ class ModelTotals:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MonthSummary:
     """A closed month's totals, kept in ``history``."""
 
@@ -543,25 +543,31 @@ def to_text(ledger: Ledger) -> str:
         "notified": dict(sorted(ledger.notified.items())),
         "health": ledger.health,
     }
-    lines = ["{"]
-    items = sorted(document.items()) + [("history", [entry.to_json() for entry in ledger.history])]
+    rows: list[tuple[str, Sequence[Any]]] = [("history", ledger.history)]
     if ledger.closed_runs:  # last month's runs, for CLOSED_RUNS_KEPT into this month
-        items.append(("closed_runs", [run.to_json() for run in ledger.closed_runs]))
+        rows.append(("closed_runs", ledger.closed_runs))
     if ledger.reservations:  # only while runs are in progress: a settled ledger reads as before
-        items.append(("reservations", [reservation.to_json() for reservation in ledger.reservations]))
-    items.append(("runs", [run.to_json() for run in ledger.runs]))
-    for index, (key, value) in enumerate(items):
-        comma = "," if index < len(items) - 1 else ""
-        if key in ("history", "closed_runs", "reservations", "runs"):
-            rows = [json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":")) for row in value]
-            body = ",\n    ".join(rows)
-            lines.append(f'  "{key}": [\n    {body}\n  ]{comma}' if rows else f'  "{key}": []{comma}')
-        else:
-            indent = None if key == "call_columns" else 2  # the header reads best on one line
-            rendered = json.dumps(value, sort_keys=True, indent=indent, ensure_ascii=False).replace("\n", "\n  ")
-            lines.append(f'  "{key}": {rendered}{comma}')
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+        rows.append(("reservations", ledger.reservations))
+    rows.append(("runs", ledger.runs))
+    # One list of pieces joined once: a ledger of thousands of runs is never held twice over.
+    parts = ["{\n"]
+    for key, value in sorted(document.items()):
+        indent = None if key == "call_columns" else 2  # the header reads best on one line
+        rendered = json.dumps(value, sort_keys=True, indent=indent, ensure_ascii=False).replace("\n", "\n  ")
+        parts.append(f'  "{key}": {rendered},\n')
+    for index, (key, records) in enumerate(rows):
+        comma = "," if index < len(rows) - 1 else ""
+        if not records:
+            parts.append(f'  "{key}": []{comma}\n')
+            continue
+        parts.append(f'  "{key}": [\n    ')
+        for number, record in enumerate(records):
+            if number:
+                parts.append(",\n    ")
+            parts.append(json.dumps(record.to_json(), sort_keys=True, ensure_ascii=False, separators=(",", ":")))
+        parts.append(f"\n  ]{comma}\n")
+    parts.append("}\n")
+    return "".join(parts)
 
 
 def from_text(text: str, source: str) -> Ledger:
