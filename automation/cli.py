@@ -110,7 +110,32 @@ def build_parser(prog: str = "python -m automation") -> argparse.ArgumentParser:
     limit.add_argument("--runs", type=int, help=f"how many runs to simulate (1 to {MAX_SIMULATED_RUNS:,})")
     limit.add_argument("--until", type=_dollars, metavar="USD", help="simulate until the month's spend reaches USD (or the budget stops runs)")
     simulate.add_argument("--seed", type=int, default=1, help="seed for the synthetic usage (default 1)")
+
+    reconcile = command(
+        "reconcile", "compare the ledger with what the providers billed",
+        "Read the providers' own usage and cost reports for a month with admin keys (ANTHROPIC_ADMIN_KEY, "
+        "OPENAI_ADMIN_KEY; either or both), compare them per day and model with the ledger, and print the "
+        "differences. With --apply, record what the providers billed that the ledger lacks as adjustment rows, "
+        "committed where the bot reads its ledger. Exit 2 without an admin key.",
+    )
+    reconcile.add_argument("--month", type=_month, default=None, metavar="YYYY-MM", help="the month (default: this month)")
+    reconcile.add_argument("--apply", action="store_true",
+                           help="record what the providers billed beyond the ledger as adjustment rows")
+    reconcile.add_argument("--anthropic-workspace", metavar="ID", default=None,
+                           help="compare only this Anthropic workspace's usage and costs (the bot's own workspace)")
+    reconcile.add_argument("--openai-project", metavar="ID", default=None,
+                           help="compare only this OpenAI project's usage and costs (the bot's own project)")
     return parser
+
+
+def _month(text: str) -> str:
+    try:
+        if len(text) != 7:
+            raise ValueError(text)
+        dt.datetime.strptime(text, "%Y-%m")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a month like 2026-11: {text!r}") from None
+    return text
 
 
 def _dollars(text: str) -> Decimal:
@@ -156,7 +181,7 @@ def _load(args: argparse.Namespace, now: dt.datetime) -> tuple[Config, ledger_mo
     ledger_path = repo / config.ledger_path
     loaded = ledger_module.load(ledger_path, now, config.monthly_budget_micro_usd, root=repo)
     booked, runs = book_expired(loaded, config, now)
-    ledger = ledger_module.rollover(booked, ledger_module.month_of(now))
+    ledger = ledger_module.as_of(booked, now)
     return config, replace(ledger, warnings=loaded.warnings + tuple(booked_note(run) for run in runs)), ledger_path
 
 
@@ -211,6 +236,39 @@ def _simulate(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime
     return EXIT_OK
 
 
+def _reconcile(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
+    import requests
+
+    from .core.prices import ANTHROPIC, OPENAI
+    from .models import usage_reports
+    from .money import ledger_source, reconcile
+
+    keys = usage_reports.admin_keys(env)  # exit 2 before anything else when there is none
+    month = args.month or ledger_module.month_of(now)
+    if month > ledger_module.month_of(now):
+        raise UsageError(f"reconcile: --month {month} has not begun yet")
+    repo = checkout(args.repo)
+    config = load_config(config_path(args, repo), repo, now.date())
+    loaded, notes = ledger_source.read(repo, config, env, now)
+    for note in notes:
+        out.write(f"note: {note}\n")
+    for provider, variable in usage_reports.ADMIN_KEY_VARIABLES.items():
+        if provider not in keys:
+            out.write(f"note: {variable} is not set: {provider} is not compared\n")
+    scopes = {ANTHROPIC: args.anthropic_workspace, OPENAI: args.openai_project}
+    start, end = usage_reports.month_bounds(month, now)
+    with requests.Session() as session:
+        billed = [row for provider, key in sorted(keys.items())
+                  for row in usage_reports.Reader(provider, key, env, session, config.prices, scopes[provider]).billed(start, end)]
+    compared = reconcile.compare(ledger_module.as_of(loaded, now), month, billed, keys)
+    rows = reconcile.adjustments(compared) if args.apply else ()
+    branch = reconcile.record(repo, config, env, loaded, compared, rows, now) if args.apply else None
+    out.write(reconcile.render(compared, applied=bool(rows)) + "\n")
+    if branch is not None:
+        out.write(f"Ledger committed to {branch}\n")
+    return EXIT_OK
+
+
 def _run(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
     from .steps.pipeline import dry_run, run
 
@@ -231,6 +289,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Mapping[str, str], dt.datetime
     "dashboard": _dashboard,
     "costs": _costs,
     "simulate": _simulate,
+    "reconcile": _reconcile,
 }
 
 

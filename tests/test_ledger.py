@@ -24,6 +24,8 @@ from automation.money.ledger import (
     new_ledger,
     rollover,
     save,
+    as_of,
+    CLOSED_RUNS_KEPT,
     to_text,
 )
 
@@ -396,6 +398,7 @@ def test_rollover_moves_totals_to_history_and_resets_the_month() -> None:
     october = replace(
         SAMPLE,
         month="2026-10",
+        runs=tuple(replace(run, started_at="2026-10-21T03:17:00Z") for run in SAMPLE.runs),
         history=(),
         notified={"milestone_5": True},
         health={"breakers": {"openai": {"consecutive_failures": 2, "opened_at": None}}},
@@ -412,10 +415,16 @@ def test_rollover_moves_totals_to_history_and_resets_the_month() -> None:
     assert november.health == {"breakers": {"openai": {"consecutive_failures": 2, "opened_at": None}}}
     assert november.history == (closed,)
     assert november.budget_micro_usd == BUDGET
-    # the closed month survives a save and load as one history line
+    assert november.closed_runs == october.runs  # kept a week, so a late October run merges by id
+    # the closed month survives a save and load as one history line, its rows beside it for now
     text = to_text(november)
     assert text.count('"month":"2026-10"') == 1
-    assert from_text(text, "x").history == (closed,)
+    assert from_text(text, "x") == november
+    # a week into November October is one summary line; its rows stay in git history
+    frozen = as_of(november, dt.datetime(2026, 11, 8, tzinfo=dt.timezone.utc))
+    assert (frozen.closed_runs, frozen.history) == ((), (closed,))
+    assert as_of(november, dt.datetime(2026, 11, 7, 23, 59, tzinfo=dt.timezone.utc)) == november
+    assert '"closed_runs"' not in to_text(frozen)
 
 
 def test_rollover_in_the_same_month_changes_nothing_and_history_has_one_entry_per_month() -> None:
@@ -423,7 +432,7 @@ def test_rollover_in_the_same_month_changes_nothing_and_history_has_one_entry_pe
     assert rollover(SAMPLE, "2026-10") == SAMPLE  # an older clock never rewinds the ledger
     ledger = new_ledger(dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc), BUDGET)
     for number in range(2, 13):
-        ledger = ledger.with_run(run(f"r{number}", cost=number))
+        ledger = ledger.with_run(run(f"r{number}", cost=number, started_at=f"{ledger.month}-15T00:00:00Z"))
         ledger = rollover(ledger, f"2026-{number:02d}")
     assert [entry.month for entry in ledger.history] == [f"2026-{n:02d}" for n in range(1, 12)]
     assert [entry.spent_micro_usd for entry in ledger.history] == list(range(2, 13))
@@ -479,6 +488,49 @@ def test_merge_across_a_month_boundary_keeps_both_months() -> None:
         assert [(h.month, h.spent_micro_usd, h.executions) for h in merged.history] == [("2026-11", 3_000, 2)]
 
 
+def test_two_late_november_runs_both_land_in_novembers_history_whatever_the_order() -> None:
+    """The issue's race: two November runs settle after a December run rolled the ledger over."""
+    base = new_ledger(NOW, BUDGET).with_run(run("nov-early", cost=1_000_000, pr="https://github.com/o/r/pull/1"))
+    december = rollover(base, "2026-12").with_run(run("dec", cost=40_000, started_at="2026-12-01T00:05:00Z"))
+    late_a = base.with_run(run("nov-late-a", cost=160_000, started_at="2026-11-30T23:58:00Z", pr="https://github.com/o/r/pull/2"))
+    late_b = base.with_run(run("nov-late-b", cost=160_000, started_at="2026-11-30T23:59:00Z"))
+    for first, second in ((late_a, late_b), (late_b, late_a)):
+        settled = merge(base, second, merge(base, first, december))
+        [november] = settled.history
+        assert (november.spent_micro_usd, november.executions, november.prs_opened) == (1_320_000, 3, 2)
+        assert [r.id for r in settled.closed_runs] == ["nov-early", "nov-late-a", "nov-late-b"]
+        assert [r.id for r in settled.runs] == ["dec"] and settled.spent_micro_usd == 40_000
+        assert from_text(to_text(settled), "x") == settled
+    # a December run that started before the late runs settled, and commits after them
+    both = merge(base, late_b, merge(base, late_a, december))
+    assert merge(december, december.with_run(run("dec-2", cost=1, started_at="2026-12-01T00:06:00Z")), both).history == both.history
+
+
+def test_a_week_into_the_month_last_month_is_a_summary_line_and_a_stale_copy_cannot_shrink_it() -> None:
+    base = new_ledger(NOW, BUDGET).with_run(run("a", cost=1_000)).with_run(run("b", cost=2_000))
+    december = rollover(base, "2026-12")
+    frozen = as_of(december, dt.datetime(2026, 12, 9, tzinfo=dt.timezone.utc))
+    assert frozen.closed_runs == () and frozen.history[-1].spent_micro_usd == 3_000
+    stale = replace(base, runs=tuple(r for r in base.runs if r.id != "b"))  # a copy from before run b
+    for merged in (merge(None, frozen, stale), merge(None, stale, frozen), merge(None, frozen, december)):
+        assert merged.closed_runs == () and merged.history[-1].spent_micro_usd == 3_000  # the summary stays
+    # a copy with more in it than the summary line is believed (never less than a copy recorded)
+    fuller = base.with_run(run("late", cost=9_000))
+    assert merge(None, frozen, fuller).history[-1].spent_micro_usd == 12_000
+    with pytest.raises(ValueError, match="keeps only as a summary"):
+        frozen.with_run(run("later", cost=1, started_at="2026-11-30T23:59:00Z"))
+
+
+def test_runs_of_earlier_months_kept_among_this_months_are_filed_under_their_own() -> None:
+    years = tuple(run(f"r{month}", cost=month, started_at=f"2025-{month:02d}-10T00:00:00Z") for month in range(1, 13))
+    ledger = Ledger(month="2026-01", budget_micro_usd=BUDGET, runs=years + (run("now", cost=7, started_at="2026-01-02T00:00:00Z"),))
+    filed = rollover(ledger, "2026-01")
+    assert [r.id for r in filed.runs] == ["now"] and filed.spent_micro_usd == 7
+    assert [r.id for r in filed.closed_runs] == ["r12"]  # December, still mergeable by id
+    assert [(e.month, e.spent_micro_usd) for e in filed.history] == [(f"2025-{m:02d}", m) for m in range(1, 13)]
+    assert rollover(filed, "2026-01") is filed
+
+
 def test_merge_keeps_health_from_both_sides() -> None:
     ours = replace(new_ledger(NOW, BUDGET), health={"breakers": {"openai": {"open": True}}})
     theirs = replace(new_ledger(NOW, BUDGET), health={"breakers": {"anthropic": {"open": False}}, "parked": ["x"]})
@@ -492,6 +544,7 @@ def test_merge_keeps_health_from_both_sides() -> None:
 
 
 def test_a_year_at_480_runs_a_month_stays_under_300_kb(tmp_path: Path) -> None:
+    """Saved at its largest each month: a week in, last month's rows and this week's side by side."""
     table = PriceTable.builtin()
     sonnet, mini = table.find("claude-sonnet-5-5"), table.find("gpt-4o-mini")
     assert sonnet and mini
@@ -499,13 +552,17 @@ def test_a_year_at_480_runs_a_month_stays_under_300_kb(tmp_path: Path) -> None:
     largest = 0
     path = tmp_path / "token_budget.json"
     for month in range(1, 13):
-        ledger = rollover(ledger, f"2026-{month:02d}")
-        runs = []
+        first = dt.datetime(2026, month, 1, tzinfo=dt.timezone.utc)
+        ledger = as_of(ledger, first)
         for index in range(480):
-            started = dt.datetime(2026, month, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=90 * index)
+            started = first + dt.timedelta(minutes=90 * index)
+            if started >= first + CLOSED_RUNS_KEPT and ledger.closed_runs:
+                save(ledger, path)
+                largest = max(largest, path.stat().st_size)
+                ledger = as_of(ledger, started)
             analysis = Usage(input_tokens=21_345 + index, output_tokens=1_876, cache_read_tokens=12_000)
             code = Usage(input_tokens=24_567 + index, output_tokens=6_789, cache_read_tokens=3_456)
-            runs.append(
+            ledger = ledger.with_run(
                 RunRecord(
                     id=f"{12_345_678_901 + index}-1-{started:%Y%m%dT%H%M%SZ}",
                     started_at=f"{started:%Y-%m-%dT%H:%M:%SZ}",
@@ -518,7 +575,6 @@ def test_a_year_at_480_runs_a_month_stays_under_300_kb(tmp_path: Path) -> None:
                     ),
                 )
             )
-        ledger = replace(ledger, runs=tuple(runs))
         save(ledger, path)
         largest = max(largest, path.stat().st_size)
     text = path.read_text(encoding="utf-8")

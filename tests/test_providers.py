@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import anthropic
@@ -412,6 +413,55 @@ def test_an_analysis_cut_at_max_tokens_is_never_returned(fake_anthropic: FakeAnt
         analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 4096)
     assert (caught.value.kind, caught.value.retryable, caught.value.reply.text) == ("max_tokens", False, "Half an analy")
     assert "models.analysis_max_tokens" in str(caught.value)
+
+
+def test_only_the_stop_reasons_of_a_finished_answer_are_returned() -> None:
+    """Checked against the installed SDK: every stop reason it knows is either finished or classified."""
+    known = set(typing.get_args(anthropic.types.StopReason))
+    assert providers.FINISHED_STOP_REASONS == {"end_turn", "stop_sequence"} <= known
+    assert known - providers.FINISHED_STOP_REASONS == {
+        "max_tokens", "model_context_window_exceeded", "refusal", "pause_turn", "tool_use",
+    }
+
+
+@pytest.mark.parametrize("stop_reason", ["pause_turn", "tool_use", "a_reason_from_next_year"])
+def test_an_unfinished_claude_reply_is_never_used_as_a_plan(fake_anthropic: FakeAnthropic, stop_reason: str) -> None:
+    fake_anthropic.script(FakeAnthropic.message("Add a greeting", stop_reason=stop_reason, output_tokens=4))
+    with pytest.raises(InvalidReplyError) as caught:
+        analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 4096)
+    err = caught.value
+    assert (err.kind, err.retryable, err.reply.usage.output_tokens) == ("unfinished", True, 4)  # billed: booked
+    assert f"did not finish its answer (stop_reason {stop_reason}); the partial reply is not used" in str(err)
+
+
+def test_a_claude_refusal_is_classified_as_one(fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI) -> None:
+    fake_anthropic.script(FakeAnthropic.message("I can't", stop_reason="refusal"))
+    with pytest.raises(InvalidReplyError) as caught:
+        analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 4096)
+    assert caught.value.kind == "refusal"
+    fake_openai.script(FakeOpenAI.completion("", finish_reason="content_filter"))
+    with pytest.raises(InvalidReplyError) as caught:
+        write_code(gpt_client(fake_openai), GPT, code_messages(), 4096)
+    assert caught.value.kind == "refusal"
+
+
+def test_a_reply_that_filled_the_context_window_is_a_context_length_failure_not_a_cut(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.script(FakeAnthropic.message("## Changes\nAdd", stop_reason="model_context_window_exceeded",
+                                                input_tokens=199_000, output_tokens=1_000))
+    with pytest.raises(ProviderError) as caught:
+        analyse(claude_client(fake_anthropic), CLAUDE, "s", "p", 16_000)
+    err = caught.value
+    assert not isinstance(err, TruncatedReplyError)  # a doubled max_tokens cannot help
+    assert (err.kind, err.retryable) == ("context_length", True)  # the fallback chain applies
+    assert err.reply.usage.input_tokens == 199_000  # billed: booked
+    assert "filled its context window" in str(err) and "models.fallbacks.analysis" in str(err)
+
+
+def test_an_openai_reply_that_stopped_for_tool_calls_is_unfinished(fake_openai: FakeOpenAI) -> None:
+    fake_openai.script(FakeOpenAI.completion("Adds a.py", finish_reason="tool_calls"))
+    with pytest.raises(InvalidReplyError) as caught:
+        write_code(gpt_client(fake_openai), GPT, code_messages(), 4096)
+    assert caught.value.kind == "unfinished" and "finish_reason tool_calls" in str(caught.value)
 
 
 # --- today's models: thinking, effort, reasoning ------------------------------------------

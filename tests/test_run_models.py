@@ -19,7 +19,7 @@ from tests import test_run
 from tests.faked_clock import faked_clock_env
 from tests.fakes.discord_server import FakeDiscord, fake_discord_fixture  # noqa: F401
 from tests.fakes.github_server import fake_github  # noqa: F401
-from tests.fakes.model_servers import fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
+from tests.fakes.model_servers import FakeAnthropic, fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
 from tests.test_run import World
 
 world = test_run.world  # the fixture of tests/test_run.py: checkout, bare origin, model and GitHub fakes
@@ -150,6 +150,44 @@ def test_a_reasoning_code_model_gets_effort_and_room_and_a_cut_reply_is_retried(
     [pull] = world.created_pulls()
     assert "The code reply from gpt-6-luna was cut off at max_completion_tokens" not in pull["body"]
     assert "The code reply from gpt-6-luna was cut off at max_tokens (32,768) and not used" in pull["body"]
+
+
+# --- replies the providers really send: only a finished one is used ----------------------------
+
+
+def test_a_paused_analysis_never_becomes_a_pull_request(world: World, discord: FakeDiscord) -> None:
+    world.anthropic.text = "Add a greeting"  # three words, then the turn paused
+    world.anthropic.stop_reason = "pause_turn"
+    result = world.run()
+
+    assert result.returncode == 1
+    assert world.created_pulls() == [] and world.openai.generation_requests == []
+    assert [r.json["model"] for r in world.anthropic.generation_requests] == ["claude-sonnet-5-5", "claude-haiku-4-5"]
+    assert "analysis: claude-sonnet-5-5 failed (unfinished); falling back to claude-haiku-4-5" in result.stdout
+    [line] = result.stderr.strip().splitlines()
+    assert "did not finish its answer (stop_reason pause_turn)" in line
+    [run] = world.ledger()["runs"]
+    assert run["outcome"] == "failed:provider"
+    assert [call["outcome"] for call in run["calls"]] == ["unfinished", "unfinished"]
+    assert all(call["cost_micro_usd"] > 0 for call in run["calls"])  # billed, and booked
+    [failed] = [embed for embed in discord.embeds if "failed" in embed["title"].lower()]
+    assert "pause_turn" in failed["description"]
+
+
+def test_a_reply_that_filled_the_context_window_falls_back_without_a_doubled_cap(world: World) -> None:
+    world.anthropic.script(FakeAnthropic.message("## Changes\nAdd", stop_reason="model_context_window_exceeded",
+                                                 input_tokens=190_000, output_tokens=10_000))
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    first, fallback = world.anthropic.generation_requests
+    assert (first.json["model"], fallback.json["model"]) == ("claude-sonnet-5-5", "claude-haiku-4-5")
+    assert fallback.json["max_tokens"] <= first.json["max_tokens"]  # no retry with twice the cap
+    assert "stopped at max_tokens" not in result.stdout
+    assert "analysis: claude-sonnet-5-5 failed (context_length); falling back to claude-haiku-4-5" in result.stdout
+    assert [call["outcome"] for call in calls(world, "analysis")] == ["context_length", "ok"]
+    [pull] = world.created_pulls()
+    assert "## Analysis (claude-haiku-4-5)" in pull["body"]
 
 
 # --- item 5: retirement without downtime -----------------------------------------------------

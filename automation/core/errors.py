@@ -60,7 +60,8 @@ class ProviderError(AutomationError):
     """A model provider call failed.
 
     ``kind`` is one of: auth, permission, billing, quota, rate_limited, overloaded,
-    server, connection, timeout, bad_request, context_length, invalid_reply, malformed_reply. ``retryable``
+    server, connection, timeout, bad_request, context_length, invalid_reply, malformed_reply, refusal,
+    unfinished (a billed reply the model did not finish: paused, or a stop reason other than the end). ``retryable``
     says whether a fallback model may be tried (auth/quota/billing never fail over silently).
     ``may_be_billed``: the provider may have charged for this request without saying how
     much (a timeout, a connection lost after sending, a 200 whose body is unusable), so it

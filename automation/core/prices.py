@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from decimal import Decimal
 from typing import Mapping
 
@@ -33,7 +33,7 @@ OPENAI_REASONING_EFFORTS = ("none", "low", "medium", "high", "xhigh", "max")
 OPENAI_LONG_CONTEXT = 272_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Token usage of one call, normalised across providers.
 
@@ -55,6 +55,10 @@ class Usage:
     def prompt_tokens(self) -> int:
         """Every input token of the request, cached or not (what the long-context tier counts)."""
         return self.input_tokens + self.cache_write_5m_tokens + self.cache_write_1h_tokens + self.cache_read_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        """Counts summed field by field (several calls, or a report's rows for one day and model)."""
+        return Usage(*(mine + theirs for mine, theirs in zip(astuple(self), astuple(other))))
 
     @property
     def total_tokens(self) -> int:

@@ -29,8 +29,8 @@ OUTAGE_KINDS = frozenset({"rate_limited", "overloaded", "server", "connection", 
 # Run outcomes that count against a task: the model's output was unusable or failed checks.
 TASK_FAILURES = frozenset({"failed:edits"})
 # Call outcomes that count against a task: a reply was paid for but could not be used
-# (refused, empty, or cut off at max_tokens even after a retry with more room).
-UNUSABLE_REPLIES = frozenset({"invalid_reply", "max_tokens"})
+# (refused, empty, unfinished, or cut off at max_tokens even after a retry with more room).
+UNUSABLE_REPLIES = frozenset({"invalid_reply", "max_tokens", "refusal", "unfinished"})
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -165,6 +165,8 @@ def model_stats(ledger: Ledger) -> list[ModelStats]:
     """Per provider and model for the ledger's month: success rate, latency percentiles, spend, tokens."""
     calls: dict[tuple[str, str], list[CallRecord]] = {}
     for run in ledger.runs:
+        if run.kind == "adjustment":  # what a provider billed beyond the ledger (reconcile), not calls the bot made
+            continue
         for call in run.calls:
             calls.setdefault((call.provider, call.model), []).append(call)
     stats = []

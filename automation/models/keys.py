@@ -12,6 +12,9 @@ from ..core.errors import MissingSecretError
 from ..core.prices import ANTHROPIC, OPENAI
 
 KEY_VARIABLES = {ANTHROPIC: "ANTHROPIC_API_KEY", OPENAI: "OPENAI_API_KEY"}
+# Where each provider's API is unless ANTHROPIC_BASE_URL / OPENAI_BASE_URL say otherwise.
+ANTHROPIC_DEFAULT_BASE_URL = "https://api.anthropic.com"
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 KEY_PAGES = {
     ANTHROPIC: "https://console.anthropic.com/settings/keys",
     OPENAI: "https://platform.openai.com/api-keys",

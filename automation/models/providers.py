@@ -22,13 +22,11 @@ import openai
 
 from ..core.errors import ProviderError
 from ..core.prices import ANTHROPIC, OPENAI, Price, Usage
-from .keys import KEY_PAGES, KEY_VARIABLES, api_key
+from .keys import ANTHROPIC_DEFAULT_BASE_URL, KEY_PAGES, KEY_VARIABLES, OPENAI_DEFAULT_BASE_URL, api_key
 
 Clock = Callable[[], float]
 
 CONFIG_FILE = ".github/ai-orchestration.yml"
-ANTHROPIC_DEFAULT_BASE_URL = "https://api.anthropic.com"
-OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 _NAMES = {ANTHROPIC: "Anthropic", OPENAI: "OpenAI"}
 _BILLING_PAGES = {
@@ -501,6 +499,59 @@ def _anthropic_usage(usage: Any) -> Usage:
     )
 
 
+# Anthropic's stop reasons (``anthropic.types.StopReason``): only these end a finished answer.
+# The others: ``max_tokens`` (cut at the cap), ``model_context_window_exceeded`` (prompt and
+# reply filled the model's window), ``refusal``, ``pause_turn`` (a long turn paused, to be
+# continued) and ``tool_use`` (the bot offers no tools); a reason this list does not know is
+# not taken as finished either.
+FINISHED_STOP_REASONS = frozenset({"end_turn", "stop_sequence"})
+
+
+class ContextWindowReplyError(InvalidReplyError):
+    """The reply stopped because prompt and reply filled the model's context window: billed, never
+    used, and not helped by a larger ``max_tokens``. Kind ``context_length``, like OpenAI's 400 for
+    a prompt over the window, so the fallback chain tries the next model."""
+
+    def __init__(self, message: str, *, provider: str, reply: ModelReply) -> None:
+        super().__init__(message, provider=provider, reply=reply)
+        self.kind = "context_length"
+
+
+def _check_finished(model: str, stop_reason: str | None, text: str, reply: ModelReply, max_tokens: int) -> None:
+    """Raise unless ``stop_reason`` says the answer is finished and it has text; each unfinished
+    reply is classified by what its stop reason means (all of them billed, none used)."""
+    if stop_reason == "max_tokens":
+        raise TruncatedReplyError(
+            f"Anthropic: {model} stopped at max_tokens ({max_tokens:,}, {reply.usage.reasoning_tokens:,} of them "
+            f"thinking) before the answer was complete; raise models.analysis_max_tokens or lower models.analysis_effort.",
+            provider=ANTHROPIC, reply=reply, max_tokens=max_tokens,
+        )
+    if stop_reason == "model_context_window_exceeded":
+        raise ContextWindowReplyError(
+            f"Anthropic: {model} filled its context window (prompt and reply) before the answer was complete "
+            f"(stop_reason model_context_window_exceeded); the next model in models.fallbacks.analysis is tried; "
+            f"lower context.max_tokens in {CONFIG_FILE} to send less.",
+            provider=ANTHROPIC, reply=reply,
+        )
+    if stop_reason == "refusal":
+        raise _unusable(f"Anthropic: {model} refused the request (stop_reason refusal).", "refusal", reply)
+    if stop_reason not in FINISHED_STOP_REASONS:
+        raise _unusable(
+            f"Anthropic: {model} did not finish its answer (stop_reason {stop_reason}); the partial reply is not used.",
+            "unfinished", reply,
+        )
+    if not text.strip():
+        raise InvalidReplyError(f"Anthropic: {model} returned no text (stop_reason {stop_reason}).", provider=ANTHROPIC, reply=reply)
+
+
+def _unusable(message: str, kind: str, reply: ModelReply, provider: str = ANTHROPIC) -> InvalidReplyError:
+    """A billed reply that cannot be used, of ``kind`` ("refusal", "unfinished"): the fallback chain
+    tries the next model, and the failure counts against the task (health.UNUSABLE_REPLIES)."""
+    error = InvalidReplyError(message, provider=provider, reply=reply)
+    error.kind = kind
+    return error
+
+
 def analyse(
     client: anthropic.Anthropic,
     model: str,
@@ -514,8 +565,11 @@ def analyse(
     """One non-streamed Messages API call; the reply is its text blocks joined (thinking and
     redacted-thinking blocks are left out). ``options`` come from ``claude_options``.
 
-    Raises TruncatedReplyError when the reply stopped at ``max_tokens`` (thinking included),
-    InvalidReplyError for a refusal or no text, ProviderError for a failed call.
+    Only a finished reply (``FINISHED_STOP_REASONS``) with text is returned. Raises
+    TruncatedReplyError when it stopped at ``max_tokens`` (thinking included),
+    ContextWindowReplyError when it filled the context window, InvalidReplyError (kind
+    "refusal", "unfinished" or "invalid_reply") for a refusal, a paused or otherwise unfinished
+    turn, or no text; ProviderError for a failed call.
     """
     started = clock()
     try:
@@ -541,20 +595,7 @@ def analyse(
         latency_ms=_elapsed_ms(clock, started),
         usage_reported=reported,
     )
-    if message.stop_reason == "refusal":
-        raise InvalidReplyError(f"Anthropic: {model} refused the request.", provider=ANTHROPIC, reply=reply)
-    if message.stop_reason in ("max_tokens", "model_context_window_exceeded"):
-        raise TruncatedReplyError(
-            f"Anthropic: {model} stopped at max_tokens ({max_tokens:,}, {reply.usage.reasoning_tokens:,} of them "
-            f"thinking) before the answer was complete; raise models.analysis_max_tokens or lower models.analysis_effort.",
-            provider=ANTHROPIC, reply=reply, max_tokens=max_tokens,
-        )
-    if not text.strip():
-        raise InvalidReplyError(
-            f"Anthropic: {model} returned no text (stop_reason {message.stop_reason}).",
-            provider=ANTHROPIC,
-            reply=reply,
-        )
+    _check_finished(model, message.stop_reason, text, reply, max_tokens)
     return reply
 
 
@@ -591,7 +632,9 @@ def write_code(
     No ``response_format``: code inside JSON scores lower for every model Aider measured.
     ``max_completion_tokens`` is the SDK's current name (``max_tokens`` is deprecated) and
     bounds reasoning plus answer. ``reasoning_effort`` is sent only when given (reasoning
-    models; older ones refuse it). A reply cut at the limit raises TruncatedReplyError.
+    models; older ones refuse it). Only a reply with ``finish_reason`` "stop" and content is
+    returned: one cut at the limit raises TruncatedReplyError, a refusal or the content filter
+    InvalidReplyError kind "refusal", any other finish reason kind "unfinished".
     """
     effort: Any = reasoning_effort or openai.omit  # older models refuse the parameter
     started = clock()
@@ -618,10 +661,11 @@ def write_code(
         latency_ms=_elapsed_ms(clock, started),
         usage_reported=reported,
     )
+    kind = "invalid_reply"
     if choice is None:
         problem = "returned no choices"
     elif choice.message.refusal:
-        problem = f"refused: {_detail(choice.message.refusal, '')}"
+        problem, kind = f"refused: {_detail(choice.message.refusal, '')}", "refusal"
     elif choice.finish_reason == "length":
         raise TruncatedReplyError(
             f"OpenAI: {model} stopped at max_completion_tokens ({max_tokens:,}, {reply.usage.reasoning_tokens:,} of "
@@ -630,9 +674,11 @@ def write_code(
             provider=OPENAI, reply=reply, max_tokens=max_tokens,
         )
     elif choice.finish_reason == "content_filter":
-        problem = "stopped by the content filter"
+        problem, kind = "stopped by the content filter", "refusal"
+    elif choice.finish_reason != "stop":  # tool or function calls (none offered), or a reason not known here
+        problem, kind = f"did not finish its reply (finish_reason {choice.finish_reason}); the partial reply is not used", "unfinished"
     elif not content.strip():
         problem = f"returned no content (finish_reason {choice.finish_reason})"
     else:
         return reply
-    raise InvalidReplyError(f"OpenAI: {model} {problem}.", provider=OPENAI, reply=reply)
+    raise _unusable(f"OpenAI: {model} {problem}.", kind, reply, OPENAI)

@@ -15,7 +15,7 @@ import secrets
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..core.errors import LedgerError
 from ..core.prices import Usage
@@ -36,9 +36,13 @@ MAX_INTEGER = 2**53 - 1
 MAX_DEPTH = 16
 # The outcome (and step) of a run kept for spend the file states beyond its runs (``from_text``).
 UNACCOUNTED = "unaccounted"
+# How long into a month last month's run rows stay in the file (``closed_runs``): a run that
+# started before midnight settles after it (its deadline is minutes), and is merged in by id.
+# After this the month is one summary line; its rows stay in the file's git history.
+CLOSED_RUNS_KEPT = dt.timedelta(days=7)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallRecord:
     """One paid model call. ``outcome`` is "ok" or a provider error kind."""
 
@@ -91,7 +95,7 @@ def provider_implied_by(model: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunRecord:
     """One run of the bot that called at least one model."""
 
@@ -101,7 +105,8 @@ class RunRecord:
     outcome: str = "running"
     pr_url: str | None = None
     calls: tuple[CallRecord, ...] = ()
-    kind: str = "task"  # "task": a new task's run; "follow_up": a run that worked on an open PR
+    kind: str = "task"  # "task": a new task's run; "follow_up": a run that worked on an open PR;
+    # "adjustment": what a provider billed that the ledger lacked (reconcile.py), not a run of the bot
     pull: int | None = None  # the PR number a follow-up worked on
 
     @property
@@ -131,7 +136,7 @@ RUNNING = "running"
 UNSETTLED = "unsettled"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reservation:
     """Money a running run holds back from the month (see reservations.py): other runs count it
     as spent until ``expires_at`` (UTC, like ``2026-11-21T03:47:00Z``) or until the run settles it.
@@ -177,7 +182,7 @@ def stamp(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).strftime(TIME_FORMAT)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ModelTotals:
     calls: int = 0
     input_tokens: int = 0
@@ -211,7 +216,7 @@ class ModelTotals:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MonthSummary:
     """A closed month's totals, kept in ``history``."""
 
@@ -247,6 +252,9 @@ class Ledger:
     reservations: tuple[Reservation, ...] = ()  # runs in progress (reservations.py); survive rollover
     # What reading the file found and said it did about it (from_text); never written to the file.
     warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    # Last month's runs, kept for CLOSED_RUNS_KEPT so a run that settles after the rollover is
+    # merged into last month by id; its ``history`` entry is their summary meanwhile.
+    closed_runs: tuple[RunRecord, ...] = ()
 
     # ---- derived totals ----
     @property
@@ -255,36 +263,49 @@ class Ledger:
 
     @property
     def executions(self) -> int:
-        return len(self.runs)
+        return _executions(self.runs)
 
     @property
     def prs_opened(self) -> int:
-        return sum(1 for run in self.runs if run.pr_url and run.kind == "task")
+        return _prs_opened(self.runs)
 
     def model_totals(self) -> dict[str, ModelTotals]:
-        totals: dict[str, ModelTotals] = {}
-        for run in self.runs:
-            for call in run.calls:
-                totals[call.model] = totals.get(call.model, ModelTotals()).add(call)
-        return totals
+        return _model_totals(self.runs)
 
     def summary(self) -> MonthSummary:
-        return MonthSummary(
-            month=self.month,
-            budget_micro_usd=self.budget_micro_usd,
-            spent_micro_usd=self.spent_micro_usd,
-            executions=self.executions,
-            prs_opened=self.prs_opened,
-            models=self.model_totals(),
-        )
+        return summarise(self.month, self.budget_micro_usd, self.runs)
+
+    @property
+    def closing_month(self) -> str:
+        """The month before this one: the month ``closed_runs`` belong to."""
+        return previous_month(self.month)
 
     # ---- changes ----
     def with_run(self, run: RunRecord) -> "Ledger":
-        """Add or replace the run with ``run.id``, keeping the order runs started in."""
-        runs = [existing for existing in self.runs if existing.id != run.id]
-        runs.append(run)
-        runs.sort(key=lambda r: (r.started_at, r.id))
-        return replace(self, runs=tuple(runs))
+        """Add or replace the run with ``run.id``, keeping the order runs started in.
+
+        A run that started last month goes to ``closed_runs`` (and last month's summary) while
+        those are kept; ValueError when last month is already one summary line (a run cannot be
+        merged into it by id) or the run started earlier still.
+        """
+        month = run_month(run, self.month)
+        if month >= self.month:
+            return replace(self, runs=_sorted_runs([*(r for r in self.runs if r.id != run.id), run]))
+        entry = next((e for e in self.history if e.month == month), None)
+        if month != self.closing_month or (not self.closed_runs and entry is not None and entry.executions):
+            raise ValueError(f"run {run.id} started in {month}, which this ledger ({self.month}) keeps only as a summary")
+        rows = _sorted_runs([*(r for r in self.closed_runs if r.id != run.id), run])
+        return _with_closing_summary(replace(self, closed_runs=rows))
+
+    def without_run(self, run_id: str) -> "Ledger":
+        """The ledger without the run ``run_id`` (this month's or last month's kept rows)."""
+        closed = tuple(r for r in self.closed_runs if r.id != run_id)
+        kept = replace(self, runs=tuple(r for r in self.runs if r.id != run_id), closed_runs=closed)
+        if closed or len(closed) == len(self.closed_runs):
+            return _with_closing_summary(kept)
+        month = self.closing_month  # its last kept row went: the month's summary is of no runs
+        history = tuple(summarise(month, e.budget_micro_usd, ()) if e.month == month else e for e in self.history)
+        return replace(kept, history=history)
 
     def run(self, run_id: str) -> RunRecord | None:
         return next((run for run in self.runs if run.id == run_id), None)
@@ -354,29 +375,118 @@ def new_ledger(now: dt.datetime, budget_micro_usd: int) -> Ledger:
     return Ledger(month=month_of(now), budget_micro_usd=budget_micro_usd)
 
 
-def rollover(ledger: Ledger, month: str) -> Ledger:
-    """Close the ledger's month into history when ``month`` is a later one.
+def previous_month(month: str) -> str:
+    """``2026-12`` -> ``2026-11``; ``2027-01`` -> ``2026-12``."""
+    year, number = int(month[:4]), int(month[5:7])
+    return f"{year - 1}-12" if number == 1 else f"{year}-{number - 1:02d}"
 
-    The closed month becomes the last ``history`` entry and ``notified.recap_due`` names it
-    (for the recap). Health state (breakers, parked tasks) and the KEPT_FLAGS carry over;
-    counters, milestones and the other notification flags reset. A ledger already in ``month``
-    (or a later one) is returned as is.
-    """
-    if ledger.month >= month:
-        return ledger
-    closed = ledger.summary()
-    history = [entry for entry in ledger.history if entry.month != closed.month]
-    history.append(closed)
-    history.sort(key=lambda entry: entry.month)
-    rolled = Ledger(
-        month=month,
-        budget_micro_usd=ledger.budget_micro_usd,
-        history=tuple(history[-HISTORY_MONTHS_KEPT:]),
-        notified={"recap_due": closed.month, **{k: ledger.notified[k] for k in KEPT_FLAGS if k in ledger.notified}},
-        health=ledger.health,
-        reservations=ledger.reservations,
+
+def run_month(run: RunRecord, default: str) -> str:
+    """The month a run belongs to: the one it started in (``default`` when its start is unreadable)."""
+    month = run.started_at[:7]
+    return month if len(month) == 7 and month[4] == "-" and month[:4].isdigit() and "01" <= month[5:] <= "12" else default
+
+
+def summarise(month: str, budget_micro_usd: int, runs: Iterable[RunRecord]) -> MonthSummary:
+    """A month's totals from its runs (adjustments count as spend, not as runs)."""
+    runs = tuple(runs)
+    return MonthSummary(
+        month=month, budget_micro_usd=budget_micro_usd, spent_micro_usd=sum(run.cost_micro_usd for run in runs),
+        executions=_executions(runs), prs_opened=_prs_opened(runs), models=_model_totals(runs),
     )
-    return rolled
+
+
+def _executions(runs: Iterable[RunRecord]) -> int:
+    return sum(1 for run in runs if run.kind != "adjustment")
+
+
+def _prs_opened(runs: Iterable[RunRecord]) -> int:
+    return sum(1 for run in runs if run.pr_url and run.kind == "task")
+
+
+def _model_totals(runs: Iterable[RunRecord]) -> dict[str, ModelTotals]:
+    totals: dict[str, ModelTotals] = {}
+    for run in runs:
+        for call in run.calls:
+            totals[call.model] = totals.get(call.model, ModelTotals()).add(call)
+    return totals
+
+
+def _sorted_runs(runs: Iterable[RunRecord]) -> tuple[RunRecord, ...]:
+    return tuple(sorted(runs, key=lambda r: (r.started_at, r.id)))
+
+
+def _with_closing_summary(ledger: Ledger) -> Ledger:
+    """Last month's history entry recomputed from ``closed_runs``, when the ledger keeps them."""
+    if not ledger.closed_runs:
+        return ledger
+    month = ledger.closing_month
+    history = {entry.month: entry for entry in ledger.history}
+    budget = history[month].budget_micro_usd if month in history else ledger.budget_micro_usd
+    history[month] = summarise(month, budget, ledger.closed_runs)
+    return replace(ledger, history=tuple(history[m] for m in sorted(history)))
+
+
+def rollover(ledger: Ledger, month: str) -> Ledger:
+    """The ledger as of ``month``: every run filed under the month it started in.
+
+    When ``month`` is later than the ledger's, the ledger's month is closed: its runs become
+    ``closed_runs`` if it is the month before ``month`` (summary lines only, otherwise), and
+    ``notified.recap_due`` names it (for the recap). Health state (breakers, parked tasks),
+    reservations and the KEPT_FLAGS carry over; counters, milestones and the other notification
+    flags reset. Runs of earlier months found among ``runs`` (a file from elsewhere) are filed
+    the same way, so one month's figures never include another's. A ledger already in ``month``
+    (or a later one) with every run in its place is returned as is.
+    """
+    if ledger.month > month:
+        return ledger
+    closing = previous_month(month)
+    by_month: dict[str, dict[str, RunRecord]] = {}
+    for rows, default in ((ledger.closed_runs, ledger.closing_month), (ledger.runs, ledger.month)):
+        for run in rows:
+            by_month.setdefault(run_month(run, default), {})[run.id] = run
+    if ledger.month == month and set(by_month) <= {month, closing} and not any(
+        run_month(run, closing) != closing for run in ledger.closed_runs
+    ):
+        return ledger
+    history = {entry.month: entry for entry in ledger.history}
+    if ledger.month < month:  # the ledger's own month closes, even with no runs (the recap says so)
+        history[ledger.month] = summarise(ledger.month, ledger.budget_micro_usd, ())
+    for when, runs in by_month.items():
+        if when >= month:
+            continue
+        existing = history.get(when)
+        summary = summarise(when, existing.budget_micro_usd if existing else ledger.budget_micro_usd, runs.values())
+        if when == closing or existing is None or summary.spent_micro_usd >= existing.spent_micro_usd:
+            history[when] = summary  # never less than a summary already kept (a file from elsewhere)
+    current = _sorted_runs(run for when, runs in by_month.items() if when >= month for run in runs.values())
+    closed = _sorted_runs(by_month.get(closing, {}).values())
+    rolled = ledger.month < month
+    return replace(
+        ledger,
+        month=month,
+        runs=current,
+        closed_runs=closed,
+        history=tuple(history[m] for m in sorted(history)[-HISTORY_MONTHS_KEPT:]),
+        milestones_reached_micro_usd=() if rolled else ledger.milestones_reached_micro_usd,
+        notified={"recap_due": ledger.month, **{k: ledger.notified[k] for k in KEPT_FLAGS if k in ledger.notified}}
+        if rolled else ledger.notified,
+    )
+
+
+def freeze(ledger: Ledger, now: dt.datetime) -> Ledger:
+    """Last month as one summary line once CLOSED_RUNS_KEPT of this month has passed: late runs
+    have long settled by then, and the file stays one month of rows long."""
+    if not ledger.closed_runs:
+        return ledger
+    start = dt.datetime.strptime(f"{ledger.month}-01", "%Y-%m-%d").replace(tzinfo=dt.timezone.utc)
+    return ledger if now < start + CLOSED_RUNS_KEPT else replace(ledger, closed_runs=())
+
+
+def as_of(ledger: Ledger, now: dt.datetime) -> Ledger:
+    """The ledger as a command at ``now`` (UTC) reads it: rolled over to ``now``'s month, last
+    month's rows dropped after CLOSED_RUNS_KEPT."""
+    return freeze(rollover(ledger, month_of(now)), now)
 
 
 # --- merge ------------------------------------------------------------------------------
@@ -398,11 +508,7 @@ def merge(base: Ledger | None, ours: Ledger, theirs: Ledger) -> Ledger:
 
     runs = _merge_runs(base, ours, theirs)
 
-    history: dict[str, MonthSummary] = {entry.month: entry for entry in theirs.history}
-    for entry in ours.history:
-        other = history.get(entry.month)
-        if other is None or (entry.executions, entry.spent_micro_usd) >= (other.executions, other.spent_micro_usd):
-            history[entry.month] = entry
+    closed, history = _merge_closed_months(ours, theirs)
 
     budget = ours.budget_micro_usd
     if base is not None and ours.budget_micro_usd == base.budget_micro_usd:
@@ -416,6 +522,7 @@ def merge(base: Ledger | None, ours: Ledger, theirs: Ledger) -> Ledger:
         month=month,
         budget_micro_usd=budget,
         runs=runs,
+        closed_runs=closed,
         history=tuple(history[m] for m in sorted(history)[-HISTORY_MONTHS_KEPT:]),
         milestones_reached_micro_usd=tuple(
             sorted(set(ours.milestones_reached_micro_usd) | set(theirs.milestones_reached_micro_usd))
@@ -423,7 +530,36 @@ def merge(base: Ledger | None, ours: Ledger, theirs: Ledger) -> Ledger:
         notified=notified,
         health=_merge_health(ours.health, theirs.health),
     )
-    return replace(merged, reservations=_merge_reservations(base, ours, theirs, merged.runs))
+    return replace(_with_closing_summary(merged), reservations=_merge_reservations(base, ours, theirs, merged.runs))
+
+
+def _merge_closed_months(ours: Ledger, theirs: Ledger) -> tuple[tuple[RunRecord, ...], dict[str, MonthSummary]]:
+    """Last month's rows and every month's summary of two ledgers rolled to the same month.
+
+    Last month is merged run by run (by id; our copy of a run wins) while either side keeps its
+    rows. Where one side has rows and the other only a summary line, the rows win when they
+    come to more, else the summary (it is then the newer, frozen copy). A month both sides
+    keep as a summary takes the larger: a merge never shows less than either copy recorded.
+    """
+    theirs_history = {entry.month: entry for entry in theirs.history}
+    history = dict(theirs_history)
+    for entry in ours.history:
+        other = theirs_history.get(entry.month)
+        if other is None or entry.spent_micro_usd >= other.spent_micro_usd:
+            history[entry.month] = entry
+    closing = ours.closing_month
+    if ours.closed_runs and theirs.closed_runs:
+        rows = {run.id: run for run in theirs.closed_runs}
+        rows.update({run.id: run for run in ours.closed_runs})
+        return _sorted_runs(rows.values()), history
+    side, other_side = (ours, theirs) if ours.closed_runs else (theirs, ours)
+    if not side.closed_runs:
+        return (), history
+    summary_line = next((entry for entry in other_side.history if entry.month == closing), None)
+    if summary_line is not None and summary_line.spent_micro_usd >= summarise(closing, 0, side.closed_runs).spent_micro_usd:
+        history[closing] = summary_line
+        return (), history
+    return side.closed_runs, history
 
 
 def _merge_runs(base: Ledger | None, ours: Ledger, theirs: Ledger) -> tuple[RunRecord, ...]:
@@ -500,23 +636,31 @@ def to_text(ledger: Ledger) -> str:
         "notified": dict(sorted(ledger.notified.items())),
         "health": ledger.health,
     }
-    lines = ["{"]
-    items = sorted(document.items()) + [("history", [entry.to_json() for entry in ledger.history])]
+    rows: list[tuple[str, Sequence[Any]]] = [("history", ledger.history)]
+    if ledger.closed_runs:  # last month's runs, for CLOSED_RUNS_KEPT into this month
+        rows.append(("closed_runs", ledger.closed_runs))
     if ledger.reservations:  # only while runs are in progress: a settled ledger reads as before
-        items.append(("reservations", [reservation.to_json() for reservation in ledger.reservations]))
-    items.append(("runs", [run.to_json() for run in ledger.runs]))
-    for index, (key, value) in enumerate(items):
-        comma = "," if index < len(items) - 1 else ""
-        if key in ("history", "reservations", "runs"):
-            rows = [json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":")) for row in value]
-            body = ",\n    ".join(rows)
-            lines.append(f'  "{key}": [\n    {body}\n  ]{comma}' if rows else f'  "{key}": []{comma}')
-        else:
-            indent = None if key == "call_columns" else 2  # the header reads best on one line
-            rendered = json.dumps(value, sort_keys=True, indent=indent, ensure_ascii=False).replace("\n", "\n  ")
-            lines.append(f'  "{key}": {rendered}{comma}')
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+        rows.append(("reservations", ledger.reservations))
+    rows.append(("runs", ledger.runs))
+    # One list of pieces joined once: a ledger of thousands of runs is never held twice over.
+    parts = ["{\n"]
+    for key, value in sorted(document.items()):
+        indent = None if key == "call_columns" else 2  # the header reads best on one line
+        rendered = json.dumps(value, sort_keys=True, indent=indent, ensure_ascii=False).replace("\n", "\n  ")
+        parts.append(f'  "{key}": {rendered},\n')
+    for index, (key, records) in enumerate(rows):
+        comma = "," if index < len(rows) - 1 else ""
+        if not records:
+            parts.append(f'  "{key}": []{comma}\n')
+            continue
+        parts.append(f'  "{key}": [\n    ')
+        for number, record in enumerate(records):
+            if number:
+                parts.append(",\n    ")
+            parts.append(json.dumps(record.to_json(), sort_keys=True, ensure_ascii=False, separators=(",", ":")))
+        parts.append(f"\n  ]{comma}\n")
+    parts.append("}\n")
+    return "".join(parts)
 
 
 def from_text(text: str, source: str) -> Ledger:
@@ -531,7 +675,7 @@ def from_text(text: str, source: str) -> Ledger:
         raise LedgerError(f"{source}: must hold a JSON object; {hint}")
     data = _upgrade(data, source, hint)
     reader = _Reader(source, hint)
-    ledger = Ledger(
+    ledger = _with_closing_summary(Ledger(
         month=reader.month(data, "month"),
         budget_micro_usd=reader.integer(data, "budget_micro_usd"),
         runs=reader.runs(reader.array(data, "runs", required=True)),
@@ -545,7 +689,8 @@ def from_text(text: str, source: str) -> Ledger:
         reservations=tuple(
             reader.reservation(row, f"reservations[{i}]") for i, row in enumerate(reader.array(data, "reservations"))
         ),
-    )
+        closed_runs=reader.runs(reader.array(data, "closed_runs"), "closed_runs"),
+    ))
     stated = None if data.get("spent_micro_usd") is None else reader.integer(data, "spent_micro_usd")
     return _with_stated_spend(ledger, stated, source)
 
@@ -787,14 +932,14 @@ class _Reader:
             raise self.fail(where or key, "a list")
         return value
 
-    def runs(self, rows: list[Any]) -> tuple[RunRecord, ...]:
-        """Every run, each id once: two runs under one id would merge into one and lose a run's spend."""
-        runs = tuple(self.run(row, f"runs[{i}]") for i, row in enumerate(rows))
+    def runs(self, rows: list[Any], key: str = "runs") -> tuple[RunRecord, ...]:
+        """Every run of the list ``key``, each id once: two runs under one id would merge into one and lose a run's spend."""
+        runs = tuple(self.run(row, f"{key}[{i}]") for i, row in enumerate(rows))
         first: dict[str, int] = {}
         for index, record in enumerate(runs):
             if record.id in first:
                 raise LedgerError(
-                    f"{self.source}: run id {record.id!r} appears twice (runs[{first[record.id]}] and runs[{index}]); "
+                    f"{self.source}: run id {record.id!r} appears twice ({key}[{first[record.id]}] and {key}[{index}]); "
                     f"give one of them a new id, keeping both runs' calls; {self.hint}"
                 )
             first[record.id] = index

@@ -15,31 +15,26 @@ from typing import Any
 from ..core.config import Config
 from ..models import health
 from ..money import budget, spend
-from ..money.ledger import Ledger, RunRecord
+from ..money.ledger import Ledger, MonthSummary, RunRecord
 from . import discord
 
 Embed = dict[str, Any]
 
 
 def before_run(ledger: Ledger, previous: Ledger, config: Config, now: dt.datetime, repository: str) -> tuple[Ledger, list[Embed]]:
-    """The monthly recap (first run of a month), retirement warnings (once a month) and a
-    retired model's replacement (once)."""
+    """The monthly recap (first run of a month; one correction if runs of that month settle
+    after it), retirement warnings (once a month) and a retired model's replacement (once)."""
     embeds: list[Embed] = []
     recap_month = ledger.notified.get("recap_due")
+    closed = next((entry for entry in ledger.history if entry.month == recap_month), None)
     if recap_month and not ledger.notified.get("recap_sent"):
-        closed = next((entry for entry in ledger.history if entry.month == recap_month), None)
         if closed is not None and closed.executions:
             stats = health.model_stats(previous) if previous.month == recap_month else []
-            embeds.append(
-                discord.monthly_recap_embed(
-                    repository=repository, now=now, month=closed.month, spent_micro=closed.spent_micro_usd,
-                    budget_micro=closed.budget_micro_usd, runs=closed.executions, prs=closed.prs_opened,
-                    cost_by_model={name: totals.spent_micro_usd for name, totals in closed.models.items()},
-                    parked_tasks=sorted(health.parked_tasks(ledger).values()),
-                    provider_stats="\n".join(health.render_stats(stats)),
-                )
-            )
-        ledger = ledger.with_notified("recap_sent", True)
+            embeds.append(_recap(ledger, closed, now, repository, stats=stats))
+        ledger = ledger.with_notified("recap_sent", True).with_notified("recap_said", _figures(closed))
+    elif closed is not None and _recap_outdated(ledger, closed, now, config.reservation_horizon):
+        embeds.append(_recap(ledger, closed, now, repository, corrects=ledger.notified["recap_said"]))
+        ledger = ledger.with_notified("recap_corrected", True)
     warned = set(ledger.notified.get("retiring", []))
     for _, price, _ in config.retiring_models(now.date()):
         if price.model not in warned and price.retires is not None:
@@ -62,6 +57,34 @@ def before_run(ledger: Ledger, previous: Ledger, config: Config, now: dt.datetim
     if announced != set(ledger.notified.get("retired", [])):
         ledger = ledger.with_notified("retired", sorted(announced))
     return ledger, embeds
+
+
+def _figures(closed: MonthSummary | None) -> dict[str, int]:
+    """What a recap says of a month: the figures a correction compares."""
+    if closed is None:
+        return {"spent_micro_usd": 0, "executions": 0, "prs_opened": 0}
+    return {"spent_micro_usd": closed.spent_micro_usd, "executions": closed.executions, "prs_opened": closed.prs_opened}
+
+
+def _recap_outdated(ledger: Ledger, closed: MonthSummary, now: dt.datetime, horizon: dt.timedelta) -> bool:
+    """True once when runs of the recapped month settled after the recap (their figures differ
+    from what it said) and no other run is still in progress (it may be one more late run)."""
+    said = ledger.notified.get("recap_said")
+    return (
+        isinstance(said, dict) and not ledger.notified.get("recap_corrected") and said != _figures(closed)
+        and not any(reservation.live(now, horizon) for reservation in ledger.reservations)
+    )
+
+
+def _recap(ledger: Ledger, closed: MonthSummary, now: dt.datetime, repository: str, *,
+           stats: list[health.ModelStats] | None = None, corrects: dict[str, int] | None = None) -> Embed:
+    return discord.monthly_recap_embed(
+        repository=repository, now=now, month=closed.month, spent_micro=closed.spent_micro_usd,
+        budget_micro=closed.budget_micro_usd, runs=closed.executions, prs=closed.prs_opened,
+        cost_by_model={name: totals.spent_micro_usd for name, totals in closed.models.items()},
+        parked_tasks=sorted(health.parked_tasks(ledger).values()),
+        provider_stats="\n".join(health.render_stats(stats or [])), corrects=corrects,
+    )
 
 
 def after_run(

@@ -21,6 +21,7 @@ import requests
 
 from ..core.prices import format_usd
 from ..core.redact import MASK, redact, redact_tree, secret_values
+from ..core.wording import plural
 from .reports import progress_bar, spent_usd
 
 __all__ = [
@@ -378,8 +379,13 @@ def monthly_recap_embed(
     cost_by_model: Mapping[str, int],
     parked_tasks: Sequence[str] = (),
     provider_stats: str = "",
+    corrects: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Last month in one card: spend, runs, PRs, cost per PR and per model."""
+    """Last month in one card: spend, runs, PRs, cost per PR and per model.
+
+    ``corrects``: what an earlier recap of the month said (``spent_micro_usd``, ``executions``,
+    ``prs_opened``) when runs settled after it was posted: the card then says it is a correction.
+    """
     by_model = sorted(cost_by_model.items(), key=lambda item: (-item[1], item[0]))
     fields = [
         ("Spent", _month_to_date(spent_micro, budget_micro), False),
@@ -392,10 +398,18 @@ def monthly_recap_embed(
         fields.append((f"Parked tasks ({len(parked_tasks)})", "\n".join(f"• {plain(task)}" for task in parked_tasks), False))
     if provider_stats.strip():
         fields.append(("Providers", provider_stats, False))
+    description = f"{repository} spent {format_usd(spent_micro)} of {format_usd(budget_micro)} in {month}."
+    if corrects is not None:
+        late = runs - corrects.get("executions", 0)
+        description += (
+            f" This corrects the recap posted earlier, which said {format_usd(corrects.get('spent_micro_usd', 0))}, "
+            f"{plural(corrects.get('executions', 0), 'run')} and {plural(corrects.get('prs_opened', 0), 'PR')}: "
+            f"{plural(late, 'run') if late > 0 else 'runs'} of {month} settled after it was posted."
+        )
     return _embed(
         "monthly_recap",
-        title=f"📊 Monthly recap: {month}",
-        description=f"{repository} spent {format_usd(spent_micro)} of {format_usd(budget_micro)} in {month}.",
+        title=f"📊 Monthly recap: {month}" + (" (corrected)" if corrects is not None else ""),
+        description=description,
         fields=fields,
         repository=repository,
         now=now,

@@ -164,7 +164,7 @@ def _open_session(
     nonce: Callable[[], str],
 ) -> Session:
     loaded, notes = ledger_source.read(repo, config, env, now)
-    rolled = ledger_module.rollover(loaded, ledger_module.month_of(now))
+    rolled = ledger_module.as_of(loaded, now)
     rolled = replace(rolled, budget_micro_usd=config.monthly_budget_micro_usd)
     run_id = ledger_module.new_run_id(env.get("GITHUB_RUN_ID", "local"), env.get("GITHUB_RUN_ATTEMPT", "1"), now, nonce())
     record = RunRecord(id=run_id, started_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"), task="")
@@ -622,7 +622,7 @@ def dry_run(
     """What a run would do: no keys, no network, no writes (but the job summary, in Actions)."""
     config = load_config(config_path, repo, now.date())
     loaded = ledger_module.load(repo / config.ledger_path, now, config.monthly_budget_micro_usd, root=repo)
-    ledger = ledger_module.rollover(loaded, ledger_module.month_of(now))
+    ledger = ledger_module.as_of(loaded, now)
     pending = tasks.read_tasks(tasks.load(repo, config.tasks_file))
     task = tasks.Task(tasks.task_text(task_text), 0) if task_text is not None else (pending[0] if pending else None)
     lines = ["Dry run: no keys, no network, nothing written."]

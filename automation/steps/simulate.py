@@ -86,7 +86,7 @@ def simulate(
             yield f"The month ended before its spend reached {format_usd(until_micro_usd)}."
             break
         previous = ledger
-        ledger = ledger_module.rollover(ledger, ledger_module.month_of(moment))
+        ledger = ledger_module.as_of(ledger, moment)
         if ledger.month != previous.month:
             yield f"--- {ledger.month} begins: the budget resets to {format_usd(cap)} ---"
         ledger, embeds = alerts.before_run(ledger, previous, config, moment, REPOSITORY)
