@@ -159,7 +159,7 @@ def _status(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, 
     from .reporting.reports import render_status, status_data
 
     config, ledger, _ = _load(args, now)
-    data = status_data(config, ledger, now)
+    data = status_data(config, ledger, now, config.paused_by(env))
     if args.format == "json":
         out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
     elif args.format in ("openmetrics", "prometheus"):

@@ -277,6 +277,7 @@ def test_bot_workflow_reads_inputs_and_secrets_through_env() -> None:
         "DRY_RUN": "${{ inputs.dry_run }}",  # the inputs context keeps booleans boolean
         "DISCORD_WEBHOOK_URL": "${{ secrets.DISCORD_WEBHOOK_URL }}",
         "GITHUB_TOKEN": token,
+        "AI_ORCHESTRATION_PAUSED": "${{ vars.AI_ORCHESTRATION_PAUSED }}",
     }, "the deciding step gets no model keys"
     env = step_named(workflow, "Run the bot")["env"]
     assert env == {
@@ -285,6 +286,7 @@ def test_bot_workflow_reads_inputs_and_secrets_through_env() -> None:
         "OPENAI_API_KEY": "${{ secrets.OPENAI_API_KEY }}",
         "DISCORD_WEBHOOK_URL": "${{ secrets.DISCORD_WEBHOOK_URL }}",
         "GITHUB_TOKEN": token,
+        "AI_ORCHESTRATION_PAUSED": "${{ vars.AI_ORCHESTRATION_PAUSED }}",
     }
     assert "github.event.inputs" not in BOT_WORKFLOW.read_text(encoding="utf-8")
 
@@ -427,7 +429,7 @@ def test_action_inputs_mirror_the_workflow() -> None:
     assert action["runs"]["using"] == "composite"
     assert set(action["inputs"]) == {
         "task", "dry-run", "config", "anthropic-api-key", "openai-api-key", "discord-webhook-url",
-        "github-token", "python-version",
+        "github-token", "paused", "python-version",
     }
     assert action["inputs"]["github-token"]["default"] == "${{ github.token }}"
     for name, spec in action["inputs"].items():
@@ -504,7 +506,7 @@ def test_example_config_is_exactly_the_defaults() -> None:
     loaded = load_config(EXAMPLE_CONFIG, ROOT, dt.date(2026, 11, 21))
     defaults = Config()
     for field in dataclasses.fields(Config):
-        if field.name in {"source", "prices", "from_file"}:
+        if field.name in {"source", "prices", "from_file", "bot_paths"}:  # bot_paths: this repository holds the bot
             continue
         assert getattr(loaded, field.name) == getattr(defaults, field.name), field.name
 

@@ -47,12 +47,14 @@ def spent_usd(spent_micro_usd: int, budget_micro_usd: int) -> str:
     return format_usd(spent_micro_usd, 4) if hides else cents
 
 
-def status_data(config: Config, ledger: Ledger, now: dt.datetime) -> dict[str, Any]:
-    """Everything `status --json` prints; keys are part of the interface."""
+def status_data(config: Config, ledger: Ledger, now: dt.datetime, paused: str | None = None) -> dict[str, Any]:
+    """Everything `status --json` prints; keys are part of the interface. ``paused``: why runs
+    are paused (``Config.paused_by``), or None."""
     cap = config.monthly_budget_micro_usd
     spent = ledger.spent_micro_usd
     month_pace = budget.pace(ledger, cap, now)
     return {
+        "paused": paused,
         "month": ledger.month,
         "budget_usd": usd(cap),
         "spent_usd": usd(spent),
@@ -116,6 +118,8 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
         lines.insert(3, f"  new tasks: {plural(follow['new_task_runs'], 'run')}; follow-ups: {plural(follow['runs'], 'run')} on "
                         f"{plural(follow['pull_requests'], 'pull request')} ({plural(follow['pushed'], 'fix', 'fixes')} pushed), "
                         f"{format_usd(round(follow['spent_usd'] * MICRO), 4)}")
+    if data["paused"]:
+        lines.insert(0, f"Paused: {data['paused']}. Runs stop before any work.")
     reached = ", ".join(map(_money, data["milestones_reached"])) or "none yet"
     lines.append(f"  milestones reached: {reached} (of {', '.join(map(_money, data['milestones_usd']))})")
     lines += [f"  {line}" for line in health.render_stats(health.model_stats(ledger))]

@@ -73,6 +73,9 @@ def run(
     if env.get("GITHUB_ACTIONS") == "true":
         out.write("".join(line + "\n" for line in mask_commands(env)))
     config = load_config(config_path, repo, now.date())  # retired models already swapped for successors
+    paused = config.paused_by(env)
+    if paused:
+        return _paused(env, out, paused, decide_only)
     config.check_retirement()
     if not decide_only:  # the deciding step is given no model keys
         keys.require_keys(env, {config.price(model).provider for model in config.configured_models().values()})
@@ -118,6 +121,15 @@ def run(
         raise error  # recorded, announced and committed: now the CLI reports it and sets the exit code
     if decide_only:
         _write_output(env, "work", "true" if outcome == HANDED_OVER else "false")
+    return EXIT_OK
+
+
+def _paused(env: Mapping[str, str], out: TextIO, reason: str, decide_only: bool) -> int:
+    """A paused bot stops before any work: no ledger read, no network, nothing written but the step's output."""
+    out.write(f"Paused: {reason}. Nothing was done (exit 0).\n")
+    _write_summary(env, f"## ai-orchestration is paused\n\n{reason}.\n")
+    if decide_only:
+        _write_output(env, "work", "false")
     return EXIT_OK
 
 
@@ -559,6 +571,9 @@ def dry_run(
     pending = tasks.read_tasks(tasks.load(repo, config.tasks_file))
     task = tasks.Task(tasks.task_text(task_text), 0) if task_text is not None else (pending[0] if pending else None)
     lines = ["Dry run: no keys, no network, nothing written."]
+    paused = config.paused_by(env)
+    if paused:
+        lines.append(f"Paused: {paused}. A real run stops before any work (exit 0); once resumed it would do this:")
     if task is None:
         lines.append(f"No task left in {config.tasks_file}: the run would stop here (exit 0).")
     else:
