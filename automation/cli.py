@@ -52,7 +52,8 @@ def build_parser(prog: str = "python -m automation") -> argparse.ArgumentParser:
 
     def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=summary, description=description)
-        sub.add_argument("--repo", type=Path, default=Path("."), help="the repository's git checkout (default: .)")
+        sub.add_argument("--repo", type=Path, default=None,
+                         help="the top of the repository's git checkout (default: the checkout the current folder is in)")
         sub.add_argument(
             "--config", type=Path, default=None,
             help="config file; a relative path is relative to --repo (default: REPO/.github/ai-orchestration.yml)",
@@ -121,11 +122,18 @@ def _dollars(text: str) -> Decimal:
     return value
 
 
-def checkout(path: Path) -> Path:
+def checkout(path: Path | None, cwd: Path | None = None) -> Path:
     """``--repo`` resolved, or UsageError (exit 2) unless it is the top of a git checkout.
+    Without ``--repo``, the checkout ``cwd`` (the current folder) is in, found the way git finds it.
 
     A wrong ``--repo`` must not look like an empty repository ("no task left", a fresh month).
     """
+    if path is None:
+        here = (cwd or Path.cwd()).resolve()
+        top = next((folder for folder in (here, *here.parents) if (folder / ".git").exists()), None)
+        if top is None:
+            raise UsageError(f"{here} is not inside a git checkout: run this in your repository's checkout, or give --repo")
+        return top
     repo = path.expanduser().resolve()
     if not repo.exists():
         raise UsageError(f"--repo {path}: no such directory")
@@ -255,6 +263,9 @@ def main(
         return EXIT_FAILED
     except SystemExit as exit_request:  # --help and --version
         return int(exit_request.code or 0)
+    except BrokenPipeError:  # `simulate … | head`: the reader stopped reading, which is not an error
+        _stop_writing(out)
+        return EXIT_OK
     except Exception as error:  # a bug: still one line, no traceback, no secrets
         report_error(
             redact(f"internal error ({type(error).__name__}: {error}); please report it with the command you ran", secrets),
@@ -262,6 +273,14 @@ def main(
             err,
         )
         return EXIT_FAILED
+
+
+def _stop_writing(out: TextIO) -> None:
+    """Point standard output at /dev/null once its reader has gone, so the interpreter's last
+    flush at exit does not fail a second time (what the Python docs advise for SIGPIPE)."""
+    if out is sys.stdout:
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def quiet_library_logging() -> None:

@@ -975,3 +975,30 @@ def test_status_shows_follow_ups_apart_from_new_tasks(repo: Path) -> None:
     assert text.out.splitlines()[3] == "  new tasks: 1 run; follow-ups: 1 run on 1 pull request (1 fix pushed), $0.0400"
     assert data["follow_ups"] == {"runs": 1, "pull_requests": 1, "pushed": 1, "spent_usd": 0.04, "new_task_runs": 1}
     assert data["prs_opened"] == 1
+
+
+def test_status_from_a_subdirectory_finds_the_checkout_s_top(repo: Path) -> None:
+    """Like git: without --repo, the checkout the current folder is in (an explicit --repo must be its top)."""
+    spend_ledger(repo, "2026-11", {2: 1_250_000})
+    inside = repo / "docs" / "deep"
+    inside.mkdir(parents=True)
+    result = subprocess.run([sys.executable, "-m", "automation", "status", "--json"], cwd=inside, env=user_env(),
+                            capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stderr) == (0, "")
+    data = json.loads(result.stdout)
+    months = {data["month"]: data["spent_usd"], **{entry["month"]: entry["spent_usd"] for entry in data["history"]}}
+    assert months["2026-11"] == 1.25, "the checkout's own ledger"
+    outside = subprocess.run([sys.executable, "-m", "automation", "status"], cwd=repo.parent, env=user_env(),
+                             capture_output=True, text=True, timeout=30)
+    assert outside.returncode == 2
+    assert outside.stderr == f"error: {repo.parent} is not inside a git checkout: run this in your repository's checkout, or give --repo\n"
+
+
+def test_simulate_into_head_ends_quietly(repo: Path) -> None:
+    """`simulate … | head`: the reader leaving is not an error (no BrokenPipeError, no traceback)."""
+    result = subprocess.run(f"'{sys.executable}' -m automation simulate --runs 20000 --repo '{repo}' | head -n 2; "
+                            "echo \"exit=${PIPESTATUS[0]}\"", shell=True, executable="/bin/bash", cwd=repo,
+                            env=user_env(), capture_output=True, text=True, timeout=120)
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("Simulating") and lines[-1] == "exit=0"
