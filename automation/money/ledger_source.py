@@ -45,7 +45,9 @@ def read(repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime) -
         primary = _working_tree(repo, config, now)
         tip = gitops.fetch(repo, default, env, missing_ok=True)  # where the ledger is committed: a file, never a link
         if tip is not None:
-            _refuse_link(repo, tip, config, env, default)
+            committed = at_ref(repo, tip, config, env, default)
+            if primary is not None and committed is not None and committed != primary:  # a local checkout may be behind
+                primary = ledger_module.merge(None, primary, committed)
     if primary is None:
         primary = _recover(repo, config, env, now, home, default, notes)
     rescued = branch_ledger(repo, RESCUE_BRANCH, config, env)

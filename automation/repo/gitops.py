@@ -244,6 +244,24 @@ def remote_file(root: Path, ref: str, path: str, env: Mapping[str, str] | None) 
     return rest[: int(fields[2])]
 
 
+def restore_to_head(root: Path, path: str, env: Mapping[str, str] | None) -> bool:
+    """Make the working tree's ``path`` what the checked-out commit has (delete it when that
+    commit has none), so a later ``git pull`` that brings the file is not refused for an
+    untracked or modified copy. True when the file was changed; nothing happens without a HEAD."""
+    if _run(root, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], env).returncode != 0:
+        return False
+    wanted = remote_file(root, "HEAD", path, env)
+    target = root / path
+    current = target.read_bytes() if target.is_file() and not target.is_symlink() else None
+    if current == wanted:
+        return False
+    if wanted is None:
+        target.unlink()
+    else:
+        target.write_bytes(wanted)
+    return True
+
+
 def verify_file(root: Path, commit: str, path: str, expected: bytes, env: Mapping[str, str] | None) -> None:
     """Read ``path`` back from ``commit`` (a regular file, these exact bytes) or raise GitError:
     a commit that does not hold what was written must never be reported as recorded."""

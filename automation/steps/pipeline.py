@@ -511,8 +511,18 @@ def _close_run(session: Session, notifier: Notifier, outcome: str, error: Automa
     try:
         if session.ledger != session.base_ledger or session.reserver.held is not None:
             _commit_ledger(session)
+            _leave_checkout_pullable(session)
     finally:  # Discord last: a slow webhook (a 429 asking for a minute) must not hold the ledger back
         notifier.notify(embeds)
+
+
+def _leave_checkout_pullable(session: Session) -> None:
+    """Outside Actions, once the ledger is committed, put the checkout's copy back as the
+    checked-out commit has it: an untracked or changed copy would make the next `git pull`
+    abort. In Actions the copy stays for the dashboard step, and the checkout is thrown away."""
+    path = session.config.ledger_path
+    if session.env.get("GITHUB_ACTIONS") != "true" and gitops.restore_to_head(session.repo, path, session.env):
+        session.say(f"{path} in this checkout is left as it was: `git pull` brings the committed one")
 
 
 def _write_job_summary(session: Session, outcome: str, error: AutomationError | None) -> None:
