@@ -33,9 +33,10 @@ from pathlib import Path
 
 from ..core.config import Config
 from ..core.errors import PolicyStop, ProtectedBranchError
-from ..core.prices import Usage, format_usd
+from ..core.prices import format_usd
 from ..repo import gitops
 from . import budget
+from . import estimate as run_estimate
 from . import ledger as ledger_module
 from .ledger import TASK_TEXT_KEPT, TIME_FORMAT, Ledger, Reservation
 from .ledger_source import RESCUE_BRANCH
@@ -50,14 +51,10 @@ CALL_WINDOW = dt.timedelta(minutes=12)
 
 def estimate(config: Config, prompt_overhead_tokens: int) -> tuple[int, int]:
     """(worst case of a whole run, worst case of its first call) in micro-dollars, from the
-    config alone: the analysis at a full context, the code call and its one repair request."""
-    cost = budget.run_cost(
-        config.price(config.analysis_model), config.price(config.code_model), config.output_cap(config.analysis_model),
-        config.output_cap(config.code_model), analysis=Usage(input_tokens=config.context_max_tokens + prompt_overhead_tokens),
-        code=Usage(input_tokens=config.code_max_input_tokens),  # the code prompt is built within this bound (coding.py)
-    )
+    config alone: ``estimate.worst_case``, the one worst case `costs` and the dry run state."""
+    worst = run_estimate.worst_case(config, prompt_overhead_tokens)
     first = config.price(config.analysis_model).worst_case_micro_usd(0, config.output_cap(config.analysis_model))
-    return cost.analysis_worst + 2 * cost.code_worst, first
+    return worst.run, first
 
 
 @dataclass

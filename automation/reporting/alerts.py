@@ -14,7 +14,7 @@ from typing import Any
 
 from ..core.config import Config
 from ..models import health
-from ..money import budget, spend
+from ..money import budget, estimate, spend
 from ..money.ledger import Ledger, RunRecord
 from . import discord
 
@@ -125,6 +125,7 @@ def after_run(
         )
     if stopped and not ledger.notified.get("budget_exhausted"):
         embeds.append(discord.budget_exhausted_embed(repository=repository, now=now, month_spent_micro=ledger.spent_micro_usd,
-                                                     budget_micro=cap, needed_micro=needed_micro_usd))
+                                                     budget_micro=cap, needed_micro=needed_micro_usd,
+                                                     run_worst_micro=estimate.worst_case(config).run))
         ledger = ledger.with_notified("budget_exhausted", True)
     return ledger, embeds

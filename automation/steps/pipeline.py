@@ -100,7 +100,9 @@ def run(
         if decide_only:
             _hand_over(session, f"'{task.text}'")
         session.record = replace(session.record, task=task.text)
-        session.reserver.reserve(session.ledger, task.text, *reservations.estimate(config, estimate.PROMPT_OVERHEAD_TOKENS))
+        worst, first = reservations.estimate(config, estimate.PROMPT_OVERHEAD_TOKENS)
+        session.reserver.reserve(session.ledger, task.text, worst, first)
+        _say_reserved(session, task, worst)
         if config.notify_run_started:
             notifier.notify([discord.run_started_embed(repository=session.repository, now=now, task=task.text, run_url=reports.run_url(env))])
         pr = _resume_pushed_branch(session, remote, task, pulls) or _new_pull_request(session, remote, task)
@@ -152,9 +154,24 @@ def _write_output(env: Mapping[str, str], name: str, value: str) -> None:
 def _new_pull_request(session: Session, remote: Repository, task: tasks.Task) -> github.BotPull:
     """Context, analysis, code and edit checks, then the branch and the PR."""
     repo_context = context.build_context(session.repo, task.brief, session.config.context_max_tokens, _private_paths(session.config))
+    _say_context(session, repo_context)
     analysis = _analyse(session, task.brief, repo_context)
     plan = _write_code(session, task.brief, analysis, repo_context)
     return _open_pull_request(session, remote, task, analysis, plan)
+
+
+def _say_reserved(session: Session, task: tasks.Task, worst: int) -> None:
+    """The log names the task and what the run holds before any call is made."""
+    held = session.reserver.held
+    assert held is not None, "reserve() holds a reservation or raises"
+    why = "its worst case" if held.micro_usd >= worst else f"all that is left; its worst case is {format_usd(worst, 4)}"
+    session.say(f"Task: {task.text}")
+    session.say(f"Reserved {format_usd(held.micro_usd, 4)} for this run ({why}) until {held.expires_at}")
+
+
+def _say_context(session: Session, repo_context: context.RepoContext) -> None:
+    session.say(f"Context: {plural(len(repo_context.files), 'file')}, {repo_context.tokens:,} of "
+                f"{session.config.context_max_tokens:,} tokens (`run --dry-run` lists them and why)")
 
 
 def _check_pull_request_limit(config: Config, pulls: list[github.BotPull]) -> None:
@@ -590,6 +607,7 @@ def dry_run(
         repo_context = context.build_context(repo, task.brief, config.context_max_tokens, _private_paths(config))
         model = estimate.RunModel.of_context(repo_context.tokens, task.text)
         cost = model.cost(config)
+        worst, first = reservations.estimate(config, estimate.PROMPT_OVERHEAD_TOKENS)
         left = budget.remaining_micro_usd(ledger, config.monthly_budget_micro_usd)
         lines += [
             f"Task: {task.text}",
@@ -598,13 +616,15 @@ def dry_run(
             f"Context: {plural(len(repo_context.files), 'file')}, {repo_context.tokens:,} of {config.context_max_tokens:,} tokens",
             *context.describe(repo_context).splitlines(),
             f"Models: {config.analysis_model} (analysis), {config.code_model} (code)",
-            f"Cost of this run: about {format_usd(cost.typical, 4)}, at most {format_usd(cost.worst, 4)}",
+            f"Cost of this run: about {format_usd(cost.typical, 4)}, at most {format_usd(worst, 4)} (what it reserves)",
             f"  ({model.assumptions()})",
             f"Budget left in {ledger.month}: {format_usd(left)} of {format_usd(config.monthly_budget_micro_usd)}"
             f" ({reports.progress_bar(ledger.spent_micro_usd, config.monthly_budget_micro_usd)})",
         ]
-        if cost.worst > left:
+        if first > left:
             lines.append("The budget would stop this run before its first call (exit 0).")
+        elif worst > left:
+            lines.append("Less than its worst case is left: the run would start, but the budget may stop it before a later call.")
         lines += config.retirement_warnings(now.date()) + [f"note: {note}" for note in config.retirement_notes()]
     out.write("".join(f"{line}\n" for line in lines))
     _write_summary(env, reports.dry_run_summary(lines[1:]))
