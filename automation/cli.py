@@ -68,6 +68,8 @@ def build_parser(prog: str = "python -m automation") -> argparse.ArgumentParser:
     )
     run.add_argument("--dry-run", action="store_true", help="no keys, no network, no writes: show what would happen")
     run.add_argument("--task", default=None, help="work on this task text instead of the next one in the tasks file")
+    run.add_argument("--show-prompt", action="store_true",
+                     help="with --dry-run: also print the analysis request exactly as a run would send it")
     run.add_argument(
         "--decide-only", action="store_true",
         help="stop for real on any policy stop, but hand a run with work over before its first model call "
@@ -219,9 +221,12 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out
 
     quiet_library_logging()  # after the import: importing PyGithub attaches its stderr handler
     task_text = None if args.task is None else tasks.task_text(args.task)  # before anything is paid or pushed
+    if args.show_prompt and not args.dry_run:
+        raise UsageError("run: --show-prompt shows what a dry run would send; add --dry-run")
     repo = checkout(args.repo)
     if args.dry_run:
-        return dry_run(repo=repo, config_path=config_path(args, repo), task_text=task_text, env=env, now=now, out=out)
+        return dry_run(repo=repo, config_path=config_path(args, repo), task_text=task_text, env=env, now=now, out=out,
+                       show_prompt=args.show_prompt)
     return run(
         repo=repo, config_path=config_path(args, repo), task_text=task_text, env=env, now=now, out=out,
         decide_only=args.decide_only,

@@ -64,3 +64,19 @@ def test_simulate_s_budget_alert_states_the_same_worst_case(world: World) -> Non
     month_start = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)  # a whole month of runs every 3 hours
     assert main(["simulate", "--runs", "240", "--repo", str(world.checkout)], env={}, now=month_start, out=out, err=err) == 0
     assert f"The next run could cost up to {worst.group(1)} (its worst case)" in out.getvalue()
+
+
+def test_the_dry_run_shows_the_exact_analysis_request_a_run_sends(world: World) -> None:
+    shown = command(world, "run", "--dry-run", "--show-prompt")
+    system = shown.split("--- the analysis request to claude-sonnet-5-5: system prompt ---\n", 1)[1].split("\n--- user message ---\n")[0]
+    message = shown.split("\n--- user message ---\n", 1)[1].split("\n--- end (", 1)[0]
+
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    [request] = world.anthropic.generation_requests
+    assert request.json["system"] == system
+    assert request.json["messages"] == [{"role": "user", "content": message}]
+    refused = subprocess.run([sys.executable, "-m", "automation", "run", "--show-prompt", "--repo", str(world.checkout)],
+                             cwd=world.tmp, env=world.env, capture_output=True, text=True, timeout=60)
+    assert (refused.returncode, refused.stderr) == (2, "error: run: --show-prompt shows what a dry run would send; add --dry-run\n")

@@ -322,11 +322,16 @@ def _lower_effort(effort: str, efforts: tuple[str, ...]) -> str:
     return efforts[max(0, efforts.index(effort) - 1)]
 
 
+def analysis_prompt(task: str, repo_context: context.RepoContext, secrets: list[str]) -> str:
+    """The analysis request's user message, exactly as sent (the system prompt is ANALYSIS_SYSTEM)."""
+    return redact(f"# Task\n{task}\n\n# Repository\n{context.render_context(repo_context)}", secrets)
+
+
 def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> str:
     from ..models import providers  # the SDKs take seconds to import: only runs that call a model load them
 
     config = session.config
-    prompt = redact(f"# Task\n{task}\n\n# Repository\n{context.render_context(repo_context)}", session.secrets)
+    prompt = analysis_prompt(task, repo_context, session.secrets)
 
     def attempt(model: str, untyped: object) -> str:
         client = cast("anthropic.Anthropic", untyped)  # _client made it for this model's provider
@@ -589,9 +594,11 @@ def _commit_ledger(session: Session) -> None:
 
 
 def dry_run(
-    *, repo: Path, config_path: Path | None, task_text: str | None, env: Mapping[str, str], now: dt.datetime, out: TextIO
+    *, repo: Path, config_path: Path | None, task_text: str | None, env: Mapping[str, str], now: dt.datetime, out: TextIO,
+    show_prompt: bool = False,
 ) -> int:
-    """What a run would do: no keys, no network, no writes (but the job summary, in Actions)."""
+    """What a run would do: no keys, no network, no writes (but the job summary, in Actions).
+    ``show_prompt`` adds the analysis request exactly as a run would send it."""
     config = load_config(config_path, repo, now.date())
     loaded = ledger_module.load(repo / config.ledger_path, now, config.monthly_budget_micro_usd, root=repo)
     ledger = ledger_module.rollover(loaded, ledger_module.month_of(now))
@@ -626,6 +633,12 @@ def dry_run(
         elif worst > left:
             lines.append("Less than its worst case is left: the run would start, but the budget may stop it before a later call.")
         lines += config.retirement_warnings(now.date()) + [f"note: {note}" for note in config.retirement_notes()]
+        if show_prompt:
+            lines += [
+                f"--- the analysis request to {config.analysis_model}: system prompt ---", ANALYSIS_SYSTEM,
+                "--- user message ---", analysis_prompt(task.brief, repo_context, secret_values(env)),
+                "--- end (the code step's prompt is built from the analysis reply, so no dry run can show it) ---",
+            ]
     out.write("".join(f"{line}\n" for line in lines))
     _write_summary(env, reports.dry_run_summary(lines[1:]))
     return EXIT_OK
