@@ -156,11 +156,18 @@ def config_path(args: argparse.Namespace, repo: Path) -> Path | None:
     return path if path.is_absolute() else repo / path
 
 
-def _load(args: argparse.Namespace, now: dt.datetime) -> tuple[Config, ledger_module.Ledger, Path]:
+def _load(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime) -> tuple[Config, ledger_module.Ledger, Path]:
+    """The config and the month's ledger: the working tree's, merged with what the checkout last
+    saw of the committed one (no network), so a local run's spend shows before a `git pull`."""
+    from .money import ledger_source
+
     repo = checkout(args.repo)
     config = load_config(config_path(args, repo), repo, now.date())
     ledger_path = repo / config.ledger_path
     ledger = ledger_module.load(ledger_path, now, config.monthly_budget_micro_usd, root=repo)
+    committed = ledger_source.committed_locally(repo, config, env)
+    if committed is not None and committed != ledger:
+        ledger = ledger_source.prefer_committed(committed, ledger)
     ledger = ledger_module.rollover(ledger, ledger_module.month_of(now))
     return config, ledger, ledger_path
 
@@ -168,7 +175,7 @@ def _load(args: argparse.Namespace, now: dt.datetime) -> tuple[Config, ledger_mo
 def _status(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
     from .reporting.reports import render_status, status_data
 
-    config, ledger, _ = _load(args, now)
+    config, ledger, _ = _load(args, env, now)
     data = status_data(config, ledger, now, config.paused_by(env))
     if args.format == "json":
         out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -184,7 +191,7 @@ def _status(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, 
 def _dashboard(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
     from .reporting.dashboard import build
 
-    config, ledger, _ = _load(args, now)
+    config, ledger, _ = _load(args, env, now)
     page = build(config, ledger, now, args.out.resolve(), repository=env.get("GITHUB_REPOSITORY") or None)
     out.write(f"Dashboard written to {page}\n")
     return EXIT_OK
@@ -208,7 +215,7 @@ def _simulate(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime
 
     if args.runs is not None and not 0 < args.runs <= MAX_SIMULATED_RUNS:
         raise UsageError(f"simulate: --runs must be a whole number from 1 to {MAX_SIMULATED_RUNS:,} (got {args.runs:,})")
-    config, ledger, _ = _load(args, now)
+    config, ledger, _ = _load(args, env, now)
     until = None if args.until is None else int(args.until * 1_000_000)
     model = measure(checkout(args.repo), config)
     for line in simulate(config, ledger, now, model, runs=args.runs, until_micro_usd=until, rng=random.Random(args.seed)):

@@ -46,14 +46,29 @@ def read(repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime) -
         tip = gitops.fetch(repo, default, env, missing_ok=True)  # where the ledger is committed: a file, never a link
         if tip is not None:
             committed = at_ref(repo, tip, config, env, default)
-            if primary is not None and committed is not None and committed != primary:  # a local checkout may be behind
-                primary = ledger_module.merge(None, primary, committed)
+            if primary is not None and committed is not None and committed != primary:
+                primary = prefer_committed(committed, primary)
     if primary is None:
         primary = _recover(repo, config, env, now, home, default, notes)
     rescued = branch_ledger(repo, RESCUE_BRANCH, config, env)
     if rescued is not None:
         primary = rescued if primary is None else ledger_module.merge(None, primary, rescued)
     return primary or ledger_module.new_ledger(now, config.monthly_budget_micro_usd), notes
+
+
+def committed_locally(repo: Path, config: Config, env: Mapping[str, str]) -> Ledger | None:
+    """The ledger on its branch at origin as this checkout last saw it (a fetch, or the bot's own
+    push), with no network: what `status` adds to the working tree's copy, which a local run puts
+    back as HEAD has it. None when the checkout knows no such branch or file."""
+    branch = config.ledger_branch or gitops.local_default_branch(repo, env)
+    tip = None if branch is None else gitops.known_remote_tip(repo, branch, env)
+    return None if tip is None or branch is None else at_ref(repo, tip, config, env, branch)
+
+
+def prefer_committed(committed: Ledger, working: Ledger) -> Ledger:
+    """A checkout's copy (put back as HEAD had it by a local run, so maybe behind) merged into
+    the committed ledger: every run of either is kept, the committed one's state (breakers, flags) wins."""
+    return ledger_module.merge(None, committed, working)
 
 
 def _working_tree(repo: Path, config: Config, now: dt.datetime) -> Ledger | None:

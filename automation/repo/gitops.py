@@ -162,12 +162,27 @@ def remote_branch_exists(root: Path, branch: str, env: Mapping[str, str] | None)
     return True
 
 
-def remote_default_branch(root: Path, env: Mapping[str, str] | None) -> str:
-    """The default branch of origin: ``origin/HEAD`` if set locally, else asked from the remote."""
+def local_default_branch(root: Path, env: Mapping[str, str] | None) -> str | None:
+    """Origin's default branch as the checkout knows it (``origin/HEAD``), with no network; None when unset."""
     local = _run(root, ["symbolic-ref", "--quiet", f"refs/remotes/{REMOTE}/HEAD"], env)
     prefix = f"refs/remotes/{REMOTE}/"
     if local.returncode == 0 and local.stdout.decode().strip().startswith(prefix):
         return local.stdout.decode().strip()[len(prefix):]
+    return None
+
+
+def known_remote_tip(root: Path, branch: str, env: Mapping[str, str] | None) -> str | None:
+    """The tip of origin's ``branch`` as the last fetch or push left it here (no network), or None."""
+    _check_branch(branch)
+    result = _run(root, ["rev-parse", "--verify", "--quiet", f"refs/remotes/{REMOTE}/{branch}^{{commit}}"], env)
+    return result.stdout.decode().strip() if result.returncode == 0 else None
+
+
+def remote_default_branch(root: Path, env: Mapping[str, str] | None) -> str:
+    """The default branch of origin: ``origin/HEAD`` if set locally, else asked from the remote."""
+    local = local_default_branch(root, env)
+    if local is not None:
+        return local
     out = _git(root, ["ls-remote", "--symref", REMOTE, "HEAD"], env, f"ask {REMOTE} for its default branch").decode()
     for line in out.splitlines():
         if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
