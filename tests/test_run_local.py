@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import pytest
 
@@ -45,6 +46,9 @@ def test_a_local_run_leaves_the_checkout_pullable(world: World, ledger_on_main: 
     assert "Ledger committed to main" in result.stdout
     assert f"{LEDGER} in this checkout is left as it was: `git pull` brings the committed one" in result.stdout
     assert status(world) == "", "no untracked or changed ledger left behind"
+    shown = subprocess.run([sys.executable, "-m", "automation", "status", "--json", "--repo", str(world.checkout)],
+                           cwd=world.tmp, env=world.env, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["prs_opened"] >= 1, "status shows the run before a pull"
     pulled = pull(world)
     assert pulled.returncode == 0, pulled.stderr
     committed = json.loads((world.checkout / LEDGER).read_text(encoding="utf-8"))
