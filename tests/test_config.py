@@ -127,7 +127,7 @@ def test_unknown_key_far_from_everything_lists_the_valid_keys() -> None:
     message = problem("zzzzzz: 1\n")
     # a misspelt top-level key is compared with the sections, not with all forty keys
     assert message == (f"{SOURCE}: line 1: unknown key 'zzzzzz'; valid keys: budget, context, edits, enabled, "
-                       "follow_ups, health, ledger, models, notifications, prices, pull_requests, run, tasks")
+                       "follow_ups, health, intake, ledger, models, notifications, prices, pull_requests, run, tasks")
     nested = problem("models:\n  zzzzzz: 1\n")
     assert nested.startswith(f"{SOURCE}: line 2: unknown key 'models.zzzzzz'; valid keys: models.analysis, ")
     assert "budget" not in nested, "only the keys of the section it is in"
@@ -164,6 +164,14 @@ def test_a_section_given_a_value_instead_of_settings() -> None:
         ("follow_ups:\n  enabled: maybe\n", "follow_ups.enabled must be true or false (got 'maybe')"),
         ("follow_ups:\n  needs_human_label: ''\n", "follow_ups.needs_human_label must be a non-empty string (got '')"),
         ("follow_ups:\n  attempts: 3\n", "unknown key 'follow_ups.attempts'; did you mean 'follow_ups.max_attempts'?"),
+        ("follow_ups:\n  trusted_users: alice\n", "follow_ups.trusted_users must be a list of GitHub logins, like [alice, \"renovate[bot]\"]"),
+        ("follow_ups:\n  trusted_users: [alice, 'bob smith']\n",
+         "follow_ups.trusted_users[1] must be a GitHub login like alice or renovate[bot] (got 'bob smith')"),
+        ("follow_ups:\n  trusted_permission: triage\n", "follow_ups.trusted_permission must be one of write, maintain, admin (got 'triage')"),
+        ("follow_ups:\n  untrusted_reply: no thanks\n", "follow_ups.untrusted_reply must be true or false (got 'no thanks')"),
+        ("intake:\n  order: issues\n", "intake.order must be one of file_first, issues_first (got 'issues')"),
+        ("intake:\n  label: ''\n", "intake.label must be a non-empty string (got '')"),
+        ("intake:\n  any_authors: true\n", "unknown key 'intake.any_authors'; did you mean 'intake.any_author'?"),
     ],
 )
 def test_wrong_types_name_the_key_and_what_it_must_be(text: str, expected: str) -> None:
@@ -566,3 +574,18 @@ def test_follow_ups_are_on_by_default_and_configurable() -> None:
     )
     assert (custom.follow_ups_enabled, custom.follow_up_max_attempts, custom.follow_up_handle) == (False, 4, "@my-bot[bot]")
     assert (custom.follow_up_takeover_label, custom.follow_up_log_max_chars, custom.follow_up_diff_max_chars) == ("mine", 100, 200)
+
+
+def test_trust_and_intake_settings() -> None:
+    default = parse_config("", SOURCE, TODAY)
+    assert (default.trusted_users, default.trusted_permission, default.untrusted_reply) == ((), "write", True)
+    assert (default.intake_enabled, default.intake_label, default.intake_any_author, default.intake_order) == (
+        False, "ai-task", False, "file_first")
+    custom = parse_config(
+        "follow_ups:\n  trusted_users: ['@Alice', 'renovate[bot]', alice]\n  trusted_permission: maintain\n"
+        "  untrusted_reply: false\nintake:\n  enabled: true\n  label: bot-please\n  any_author: true\n"
+        "  order: issues_first\n", SOURCE, TODAY,
+    )
+    assert (custom.trusted_users, custom.trusted_permission, custom.untrusted_reply) == (("alice", "renovate[bot]"), "maintain", False)
+    assert (custom.intake_enabled, custom.intake_label, custom.intake_any_author, custom.intake_order) == (
+        True, "bot-please", True, "issues_first")

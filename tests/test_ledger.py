@@ -290,6 +290,19 @@ def load_then_save(path: Path) -> None:
     save(ledger.with_run(run("new")), path)
 
 
+def refused_and_kept(folder: Path, text: str) -> tuple[Path, str]:
+    """Write ``text`` as the ledger, load-then-save it: the load must refuse it (exit 2) and leave
+    the file as it was, with no temporary file beside it. Returns (path, the error's message)."""
+    path = folder / "token_budget.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LedgerError) as caught:
+        load_then_save(path)
+    assert caught.value.exit_code == EXIT_INVALID
+    assert path.read_text(encoding="utf-8") == text
+    assert [p.name for p in folder.iterdir()] == ["token_budget.json"]
+    return path, str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("broken", "expected"),
     [
@@ -326,14 +339,8 @@ def load_then_save(path: Path) -> None:
     ],
 )
 def test_a_broken_ledger_names_the_file_and_field_and_is_never_overwritten(tmp_path: Path, broken: str, expected: str) -> None:
-    path = tmp_path / "token_budget.json"
-    path.write_text(broken, encoding="utf-8")
-    with pytest.raises(LedgerError) as caught:
-        load_then_save(path)
-    assert caught.value.exit_code == EXIT_INVALID
-    assert str(caught.value) == f"{path}: {expected}; {HINT.format(path=path)}"
-    assert path.read_text(encoding="utf-8") == broken
-    assert [p.name for p in tmp_path.iterdir()] == ["token_budget.json"]
+    path, message = refused_and_kept(tmp_path, broken)
+    assert message == f"{path}: {expected}; {HINT.format(path=path)}"
 
 
 def test_a_ledger_that_is_not_utf8_is_refused_and_kept(tmp_path: Path) -> None:
@@ -534,13 +541,8 @@ def test_a_year_at_480_runs_a_month_stays_under_300_kb(tmp_path: Path) -> None:
     ],
 )
 def test_a_ledger_whose_spend_is_not_stated_is_refused_not_read_as_zero(tmp_path: Path, damaged: str, expected: str) -> None:
-    path = tmp_path / "token_budget.json"
-    path.write_text(damaged, encoding="utf-8")
-    with pytest.raises(LedgerError) as caught:
-        load_then_save(path)
-    assert caught.value.exit_code == EXIT_INVALID
-    assert str(caught.value).startswith(f"{path}: {expected}")
-    assert path.read_text(encoding="utf-8") == damaged
+    path, message = refused_and_kept(tmp_path, damaged)
+    assert message.startswith(f"{path}: {expected}")
 
 
 def test_two_runs_under_one_id_are_refused_naming_the_id(tmp_path: Path) -> None:

@@ -287,6 +287,20 @@ def test_a_reply_without_blocks_gets_one_repair_request(world: World) -> None:
     assert len(world.ledger()["runs"][0]["calls"]) == 3
 
 
+def test_a_path_with_a_space_that_the_plan_names_is_written_in_one_call(world: World) -> None:
+    world.anthropic.text = "## Changes\nAdd `docs/user guide/intro.md` and `bin/greet`.\n\n## Acceptance criteria\n- both exist"
+    world.openai.content = FakeOpenAI.code_reply(
+        "Add a guide", [{"path": "docs/user guide/intro.md", "content": "# Intro\n"}, {"path": "bin/greet", "content": "echo hi\n"}]
+    )
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    assert len(world.openai.generation_requests) == 1  # no repair asked for what the model already did
+    branch = "ai/add-a-greeting-module"
+    assert world.remote_file(branch, "docs/user guide/intro.md") == "# Intro\n"
+    assert world.remote_file(branch, "bin/greet") == "echo hi\n"
+
+
 def test_a_search_that_is_not_in_the_file_is_repaired_with_the_nearest_lines_only(world: World) -> None:
     readme = {"path": "README.md", "search": "A demo app with a greting module.", "replace": "A demo app that greets."}
     fixed = {**readme, "search": "A demo app with a greeting module."}

@@ -95,6 +95,15 @@ class Config:
     follow_up_takeover_label: str = "ai-hands-off"
     follow_up_log_max_chars: int = 6_000
     follow_up_diff_max_chars: int = 12_000
+    # Who may direct the bot (repo/trust.py): logins, lower-cased; the permission that counts.
+    trusted_users: tuple[str, ...] = ()
+    trusted_permission: str = "write"
+    untrusted_reply: bool = True  # one short reply on a PR whose requests came from untrusted accounts
+    # Tasks from labelled issues (repo/intake.py), off unless switched on.
+    intake_enabled: bool = False
+    intake_label: str = "ai-task"
+    intake_any_author: bool = False
+    intake_order: str = "file_first"  # or "issues_first"
     prices: PriceTable = field(default_factory=PriceTable.builtin)
     from_file: bool = False  # False: the defaults, with no config file in the repository
     chosen: frozenset[str] = frozenset()  # the dotted keys the config file sets
@@ -330,6 +339,19 @@ def _handle(key: str, value: Any) -> str:
     return text
 
 
+def _logins(key: str, value: Any) -> tuple[str, ...]:
+    """GitHub logins (``alice``, ``@alice``, ``renovate[bot]``), lower-cased: GitHub compares them so."""
+    if not isinstance(value, list):
+        raise _TypeProblem(f"{key} must be a list of GitHub logins, like [alice, \"renovate[bot]\"]")
+    logins = []
+    for index, item in enumerate(value):
+        text = _text(f"{key}[{index}]", item).removeprefix("@")
+        if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(\[bot\])?", text):
+            raise _TypeProblem(f"{key}[{index}] must be a GitHub login like alice or renovate[bot] (got {item!r})")
+        logins.append(text.casefold())
+    return tuple(dict.fromkeys(logins))
+
+
 def _optional_text(key: str, value: Any) -> str | None:
     return None if value is None else _text(key, value)
 
@@ -400,6 +422,13 @@ SCHEMA: dict[str, tuple[str, Validator]] = {
     "follow_ups.takeover_label": ("follow_up_takeover_label", _text),
     "follow_ups.log_max_chars": ("follow_up_log_max_chars", _positive_int),
     "follow_ups.diff_max_chars": ("follow_up_diff_max_chars", _positive_int),
+    "follow_ups.trusted_users": ("trusted_users", _logins),
+    "follow_ups.trusted_permission": ("trusted_permission", _choice("write", "maintain", "admin")),
+    "follow_ups.untrusted_reply": ("untrusted_reply", _bool),
+    "intake.enabled": ("intake_enabled", _bool),
+    "intake.label": ("intake_label", _text),
+    "intake.any_author": ("intake_any_author", _bool),
+    "intake.order": ("intake_order", _choice("file_first", "issues_first")),
 }
 PRICE_FIELDS = ("provider", "input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 

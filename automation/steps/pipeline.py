@@ -15,16 +15,18 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, NoReturn, TextIO, cast
 
+from ..core import untrusted
 from ..core.config import DEFAULT_CONFIG_PATH, Config, load_config
 from ..core.errors import EXIT_OK, AutomationError, PolicyStop, ProtectedBranchError, ProviderError
 from ..core.prices import ANTHROPIC, format_usd
 from ..core.redact import mask_commands, redact, secret_values
 from ..core.wording import plural
 from ..models import attempts, health, keys
-from ..money import budget, estimate, ledger_source, reservations
+from ..money import budget, estimate, ledger_source, reservations, spend
 from ..money import ledger as ledger_module
 from ..money.ledger import RunRecord
-from ..repo import context, edits, github, gitops, tasks
+from ..repo import context, edits, github, gitops, intake, tasks
+from ..repo.trust import Trust
 from ..reporting import alerts, discord, reports
 from ..reporting.discord import Notifier
 from . import coding, followup_run
@@ -41,7 +43,7 @@ ANALYSIS_SYSTEM = (
     "You are a senior software engineer planning a change to the repository described below. "
     "Answer in Markdown with three sections: '## Changes' (what to change and why), '## Files' "
     "(every repository path to create, update or delete, each in backticks), and "
-    "'## Acceptance criteria' (checks a reviewer can run). Be specific and brief."
+    "'## Acceptance criteria' (checks a reviewer can run). Be specific and brief. " + untrusted.SYSTEM_RULE
 )
 LEDGER_PUSH_ATTEMPTS = reservations.RESERVE_ATTEMPTS  # overlapping runs settle on the same branch
 RESCUE_LEDGER_BRANCH = ledger_source.RESCUE_BRANCH
@@ -95,7 +97,7 @@ def run(
         if task_text is None:  # follow-ups first, unless someone asked for a task by hand
             followup_run.first(session, remote, pulls, analyse=_analyse, write_code=_write_code,
                                hand_over=partial(_hand_over, session) if decide_only else None)
-        task = _pick_task(session, task_text, pulls)
+        task = _pick_task(session, task_text, pulls, remote)
         _check_pull_request_limit(config, pulls)
         if decide_only:
             _hand_over(session, f"'{task.text}'")
@@ -107,6 +109,7 @@ def run(
             notifier.notify([discord.run_started_embed(repository=session.repository, now=now, task=task.text, run_url=reports.run_url(env))])
         pr = _resume_pushed_branch(session, remote, task, pulls) or _new_pull_request(session, remote, task)
         session.save(replace(session.record, outcome="pr_opened", pr_url=pr.url))
+        intake.announce(remote, task, pr.url, spend.pull_cost(session.ledger, pr.url), session.say)
         outcome = "pr_opened"
     except PolicyStop as stop:
         session.say(stop.message)
@@ -221,42 +224,47 @@ def _config_path_in_repo(repo: Path, config: Config) -> str:
         return DEFAULT_CONFIG_PATH
 
 
-def _pick_task(session: Session, task_text: str | None, pulls: list[github.BotPull]) -> tasks.Task:
-    """The given task, or the first unticked one with no open, merged or rejected bot PR.
+def _pick_task(session: Session, task_text: str | None, pulls: list[github.BotPull], remote: Repository) -> tasks.Task:
+    """The given task, or the first unticked one (or labelled issue, ``intake``) with no open,
+    merged or rejected bot PR.
 
     A task given by hand (workflow_dispatch) is the user overriding a reviewer's "no" or a
     parking, so only an open PR for it stops the run: that would be a duplicate.
     """
     config = session.config
-    listed = tasks.read_tasks(tasks.load(session.repo, config.tasks_file))
+    issues = intake.issue_tasks(remote, config, Trust(remote, config), session.say)
+    listed = intake.ordered(tasks.read_tasks(tasks.load(session.repo, config.tasks_file)), issues, config.intake_order)
     session.ledger = health.unpark_missing(session.ledger, [task.text for task in listed])
     if task_text is not None:
         text = tasks.task_text(task_text)
         task = next((t for t in listed if t.text == text), tasks.Task(text=text, line=0))
-        pull = _pull_for(task.text, pulls, config.branch_prefix)
+        pull = _pull_for(task, pulls, config.branch_prefix)
         if pull is not None and pull.state == "open":
             raise PolicyStop(f"'{task.text}' already has an open pull request: {pull.url}", "duplicate")
         return task
     parked = health.parked_tasks(session.ledger)
     for task in listed:
-        pull = _pull_for(task.text, pulls, config.branch_prefix)
+        pull = _pull_for(task, pulls, config.branch_prefix)
         if pull is not None:
             reason = "has an open pull request" if pull.state == "open" else "was merged" if pull.merged else "was closed without merging"
             session.say(f"Skipping '{task.text}': {reason} ({pull.url})")
         elif health.task_key(task.text) in parked:
             session.say(f"Skipping '{task.text}': parked after repeated failures (edit its text to retry)")
         else:
+            for line in intake.describe(task):
+                session.say(line)
             return task
-    raise PolicyStop(f"No task left in {config.tasks_file}: add a '- [ ] …' line to give the bot work.", "no_task")
+    where = config.tasks_file + (f" or open issues labelled {config.intake_label}" if config.intake_enabled else "")
+    raise PolicyStop(f"No task left in {where}: add a '- [ ] …' line to give the bot work.", "no_task")
 
 
-def _pull_for(task_text: str, pulls: list[github.BotPull], prefix: str) -> github.BotPull | None:
+def _pull_for(task: tasks.Task, pulls: list[github.BotPull], prefix: str) -> github.BotPull | None:
     """The bot PR that decides a task's fate: an open one first, then a merged one, then a rejected one.
 
     A PR whose marker a human removed from the body still belongs to its task by its branch.
     """
-    branch = f"{prefix}{tasks.slug(task_text)}"
-    matching = [pull for pull in pulls if github.belongs_to(pull, task_text, branch)]
+    branch = f"{prefix}{tasks.slug(task.text)}"
+    matching = [pull for pull in pulls if intake.belongs(pull, task, branch)]
     return min(matching, key=lambda pull: (pull.state != "open", not pull.merged), default=None)
 
 
@@ -374,7 +382,8 @@ def _write_code(
                     f"left out: {', '.join(prompt.left_out) or 'none'}")
     rules = edits.EditRules(ledger_path=config.ledger_path, tasks_path=config.tasks_file, deny=config.edits_deny,
                             config_path=_config_path_in_repo(session.repo, config), secrets=tuple(session.secrets))
-    return coding.write_edits(lambda messages: _code_call(session, messages), prompt.messages, root, rules, session.say)
+    return coding.write_edits(lambda messages: _code_call(session, messages), prompt.messages, root, rules, session.say,
+                              analysis=analysis)
 
 
 def _code_call(session: Session, messages: list[dict]) -> str:
@@ -467,7 +476,7 @@ def _open_pull_request(
         files=[(edit.path, edit.action) for edit in plan.edits], record=session.record,
         refused=tuple(github.neutralise_markers(reason) for reason in plan.refused),
         ledger=session.ledger, budget_micro_usd=config.monthly_budget_micro_usd, link=reports.run_url(env),
-        marker=github.task_marker(task.text), notes=tuple(session.notes),
+        marker=intake.footer(task), notes=tuple(session.notes),
     )
     pr = github.open_pull_request(
         remote, title=_title(session, task), body=redact(body, session.secrets), head=branch, base=default,
@@ -508,7 +517,7 @@ def _resume_pushed_branch(
         body = reports.resumed_pull_request_body(
             summary=github.neutralise_markers(rest.removesuffix(OPENED_BY).strip()),
             files=gitops.changed_files(repo, tip, env), record=paid, ledger=session.ledger,
-            budget_micro_usd=config.monthly_budget_micro_usd, link=reports.run_url(env), marker=github.task_marker(task.text),
+            budget_micro_usd=config.monthly_budget_micro_usd, link=reports.run_url(env), marker=intake.footer(task),
         )
         session.say(f"Found {branch}, pushed by an earlier run whose pull request was not opened; opening it now")
         pr = github.open_pull_request(remote, title=_title(session, task), body=redact(body, session.secrets), head=branch,
@@ -605,6 +614,7 @@ def dry_run(
     pending = tasks.read_tasks(tasks.load(repo, config.tasks_file))
     task = tasks.Task(tasks.task_text(task_text), 0) if task_text is not None else (pending[0] if pending else None)
     lines = ["Dry run: no keys, no network, nothing written."]
+    prompt: list[str] = []  # with show_prompt, the analysis request, last
     paused = config.paused_by(env)
     if paused:
         lines.append(f"Paused: {paused}. A real run stops before any work (exit 0); once resumed it would do this:")
@@ -634,11 +644,15 @@ def dry_run(
             lines.append("Less than its worst case is left: the run would start, but the budget may stop it before a later call.")
         lines += config.retirement_warnings(now.date()) + [f"note: {note}" for note in config.retirement_notes()]
         if show_prompt:
-            lines += [
+            prompt = [
                 f"--- the analysis request to {config.analysis_model}: system prompt ---", ANALYSIS_SYSTEM,
                 "--- user message ---", analysis_prompt(task.brief, repo_context, secret_values(env)),
                 "--- end (the code step's prompt is built from the analysis reply, so no dry run can show it) ---",
             ]
+    if config.intake_enabled:
+        lines.append(f"Open issues labelled {config.intake_label} by a trusted account are tasks too "
+                     f"(intake.order: {config.intake_order}); a dry run reads no issues (no network).")
+    lines += prompt
     out.write("".join(f"{line}\n" for line in lines))
     _write_summary(env, reports.dry_run_summary(lines[1:]))
     return EXIT_OK
