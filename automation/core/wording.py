@@ -34,6 +34,7 @@ OUTCOMES = {
     "duplicate": "stopped: another run has the task",
     "breaker_open": "stopped: providers down (circuit breaker)",
     "handed_over": "handed over to the full run",
+    "unsettled": "never settled (stopped before its ledger commit)",
 }
 FAILED_STEPS = {
     "edits": "the code reply was unusable", "analysis": "the analysis step", "code": "the code step",

@@ -3,8 +3,8 @@
 The typical run (``RunModel``) is sized on this repository, the way a run builds its prompt
 (the context for the task given, else the first unticked task, else the repository map alone,
 plus the prompt's fixed part); the rest are stated assumptions. Each estimate prints
-``RunModel.assumptions()`` so a user can see what it stood on. The worst case (``worst_case``)
-is one figure from the config alone: what a run reserves before its first call, and what
+``RunModel.assumptions()`` so a user can see what it stood on. The worst case is one figure from
+the config alone, ``budget.worst_case``: what a run reserves before its first call, and what
 `costs`, the dry run and the budget alert state.
 """
 
@@ -29,48 +29,10 @@ CODE_OUTPUT_TOKENS = 6_000
 ANALYSIS_THINKING_TOKENS = 3_000
 # The code prompt carries the plan and the files it names: assumed to be half the context.
 NAMED_FILES_SHARE = 0.5
-# Code calls a run may make: the code call and at most one repair request (coding.write_edits).
-CODE_CALLS = 2
-
-
-@dataclass(frozen=True)
-class WorstCase:
-    """The most one run may cost, in micro-dollars: each call's input at its bound, every
-    output token (thinking and reasoning included) billed."""
-
-    analysis: int  # the analysis call at a full context (context.max_tokens and the prompt), count padded
-    code: int  # one code call at its prompt bound (models.code_max_input_tokens)
-
-    @property
-    def run(self) -> int:
-        """The run's worst case: the analysis and ``CODE_CALLS`` code calls; a run reserves it up front."""
-        return self.analysis + CODE_CALLS * self.code
-
-    def describe(self, config: Config) -> str:
-        """What the worst case is made of, in one line."""
-        return (
-            f"worst case: the analysis at a full context ({config.context_max_tokens:,} + the prompt) and max_tokens "
-            f"{config.output_cap(config.analysis_model):,}, the code call and its one repair each at the "
-            f"{config.code_max_input_tokens:,}-token prompt bound and max_tokens {config.output_cap(config.code_model):,} "
-            "(thinking and reasoning included): what a run reserves before its first call"
-        )
-
-
-def worst_case(config: Config, prompt_tokens: int = PROMPT_OVERHEAD_TOKENS) -> WorstCase:
-    """The worst case of a run under ``config``; ``prompt_tokens`` is the analysis prompt beyond
-    the context (a follow-up's log and diff are more than a task's fixed part)."""
-    cost = budget.run_cost(
-        config.price(config.analysis_model), config.price(config.code_model), config.output_cap(config.analysis_model),
-        config.output_cap(config.code_model), analysis=Usage(input_tokens=config.context_max_tokens + prompt_tokens),
-        code=Usage(input_tokens=config.code_max_input_tokens),
-    )
-    return WorstCase(analysis=cost.analysis_worst, code=cost.code_worst)
-
-
 def reachable_spend(config: Config) -> int:
     """The spend every month surely reaches when enough runs are scheduled: runs go on while a
     whole run's worst case still fits, so at most that much can be left unspent."""
-    return max(0, config.monthly_budget_micro_usd - worst_case(config).run)
+    return max(0, config.monthly_budget_micro_usd - budget.worst_case(config, PROMPT_OVERHEAD_TOKENS).run)
 
 
 @dataclass(frozen=True)
@@ -97,7 +59,7 @@ class RunModel:
 
     def cost(self, config: Config) -> budget.RunCost:
         """Typical cost of such a run under ``config``'s models, per step (its ``*_worst`` figures
-        are at this typical input; the run's own worst case is ``worst_case``)."""
+        are at this typical input; the run's own worst case is ``budget.worst_case``)."""
         return budget.run_cost(
             config.price(config.analysis_model), config.price(config.code_model), config.output_cap(config.analysis_model),
             config.output_cap(config.code_model), analysis=self.analysis, code=self.code,

@@ -27,7 +27,7 @@ from ..core.errors import AutomationError
 from ..core.prices import MICRO, format_usd
 from ..core.wording import outcome_words, percent
 from ..models.health import ModelStats, probe_at
-from ..money.ledger import Ledger
+from ..money.ledger import UNSETTLED, Ledger
 from . import series
 from .reports import status_data
 
@@ -241,7 +241,7 @@ def _runs(ledger: Ledger) -> str:
     for run in reversed(ledger.runs):
         link = (f'<a href="{_e(run.pr_url)}">{_e(run.pr_url.rsplit("/", 1)[-1])}</a>'
                 if run.pr_url and run.pr_url.startswith(("https://", "http://")) else _e(run.pr_url or ""))
-        outcome_class = "ok" if run.outcome == "pr_opened" else "bad" if run.outcome.startswith("failed") else ""
+        outcome_class = "ok" if run.outcome == "pr_opened" else "bad" if run.outcome.startswith(("failed", UNSETTLED)) else ""
         rows.append(f'<tr><td data-label="Started">{_e(run.started_at.replace("T", " ").rstrip("Z"))}</td>'
                     f'<td data-label="Task">{_e(run.task)}</td>'
                     f'<td data-label="Outcome" data-outcome="{_e(run.outcome)}" class="{outcome_class}">'
@@ -281,10 +281,15 @@ def _attention(status: dict[str, Any], ledger: Ledger, config: Config) -> str:
         for p, s in open_ones.items()
     ) or "<li>none: every provider's circuit breaker is closed</li>"
     parked = "".join(f"<li>{_e(task)}</li>" for task in status["health"]["parked_tasks"]) or "<li>none</li>"
+    unsettled = status["unsettled"]
+    never = "".join(f"<li>{_e(run_id)}</li>" for run_id in unsettled["ids"]) or "<li>none</li>"
     return _section("attention",
                     f'<h3>Open circuit breakers</h3><ul id="breakers">{breaker_items}</ul>'
                     f'<h3>Parked tasks</h3><p>Edit a parked task\'s text in the tasks file to retry it.</p>'
-                    f'<ul id="parked">{parked}</ul>')
+                    f'<ul id="parked">{parked}</ul>'
+                    f'<h3>Runs that never settled</h3><p>Killed or lost before their ledger commit: booked at '
+                    f'<strong id="unsettled-usd">{_usd(unsettled["spent_usd"], 4)}</strong>, their calls and the one in '
+                    f'flight at its worst case, until something better is known.</p><ul id="unsettled">{never}</ul>')
 
 
 def _breaker_words(ledger: Ledger, config: Config, provider: str, state: str) -> str:

@@ -13,7 +13,7 @@ from ..core.prices import MICRO, format_usd
 from ..core.wording import plural
 from ..models import health
 from ..money import budget, estimate, spend
-from ..money.ledger import Ledger, RunRecord
+from ..money.ledger import UNSETTLED, Ledger, RunRecord
 from . import series
 
 
@@ -81,7 +81,13 @@ def status_data(config: Config, ledger: Ledger, now: dt.datetime, paused: str | 
              "used_instead": successor if config.on_retirement != "stop" else None}
             for key, price, successor in config.retired
         ],
-        "warnings": config.retirement_warnings(now.date()) + [f"note: {note}" for note in config.retirement_notes()],
+        "warnings": config.retirement_warnings(now.date()) + [f"note: {note}" for note in config.retirement_notes()]
+        + [f"warning: {warning}" for warning in ledger.warnings],
+        "unsettled": _unsettled(ledger),
+        "in_progress": {
+            "runs": sum(r.live(now, config.reservation_horizon) for r in ledger.reservations),
+            "reserved_usd": usd(ledger.reserved_micro_usd(now, config.reservation_horizon)),
+        },
         "history": [
             {"month": entry.month, "spent_usd": usd(entry.spent_micro_usd), "executions": entry.executions,
              "prs_opened": entry.prs_opened}
@@ -90,6 +96,13 @@ def status_data(config: Config, ledger: Ledger, now: dt.datetime, paused: str | 
         "health": health.status_data(ledger, config, now),
         "follow_ups": _follow_ups(ledger),
     }
+
+
+def _unsettled(ledger: Ledger) -> dict[str, Any]:
+    """Runs whose reservation expired before they settled, booked at what they may have spent."""
+    runs = [run for run in ledger.runs if run.outcome == UNSETTLED]
+    return {"runs": len(runs), "spent_usd": usd(sum(run.cost_micro_usd for run in runs)),
+            "ids": [run.id for run in runs]}
 
 
 def _money(dollars: float) -> str:
@@ -132,6 +145,12 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
             lines.append(f"  circuit breaker for {provider}: {state.replace('_', '-')}")
     for task in data["health"]["parked_tasks"]:
         lines.append(f"  parked task (edit its text to retry): {task}")
+    unsettled, running = data["unsettled"], data["in_progress"]
+    if unsettled["runs"]:
+        lines.append(f"  never settled: {plural(unsettled['runs'], 'run')} (killed, or its runner lost?), booked at "
+                     f"{format_usd(round(unsettled['spent_usd'] * MICRO), 4)}: their calls, the one in flight at its worst case")
+    if running["runs"]:
+        lines.append(f"  in progress: {plural(running['runs'], 'run')} holding {format_usd(round(running['reserved_usd'] * MICRO), 4)} more")
     lines += [f"  {warning}" for warning in data["warnings"]]
     lines += ["  past months:"] if data["history"] else []
     for entry in data["history"][-3:]:
@@ -144,16 +163,16 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
 
 def render_costs(config: Config, now: dt.datetime, model: estimate.RunModel) -> str:
     """The cost of a run and what the budget buys: typical from ``model`` (the one model of a
-    run), worst case from ``estimate.worst_case`` (what a run reserves)."""
+    run), worst case from ``budget.worst_case`` (what a run reserves)."""
     analysis = config.price(config.analysis_model)
     code = config.price(config.code_model)
     cost = model.cost(config)
-    worst = estimate.worst_case(config)
+    worst = budget.worst_case(config, estimate.PROMPT_OVERHEAD_TOKENS)
     cap = config.monthly_budget_micro_usd
     start, end = budget.month_bounds(now.strftime("%Y-%m"))
     month_hours = (end - start).total_seconds() / 3600
     plan = estimate.cadence(cost.typical, cap, month_hours)
-    code_worst = estimate.CODE_CALLS * worst.code
+    code_worst = budget.CODE_CALLS * worst.code
     lines = [
         f"Cost of one run (budget {format_usd(cap)} a month)",
         f"  {'step':<10}{'model':<22}{'typical':>12}{'worst case':>14}",
