@@ -26,7 +26,7 @@ from .core.config import Config, load_config
 from .core.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, AutomationError, UsageError
 from .core.redact import redact, secret_values
 from .money import ledger as ledger_module
-from .money.ledger_source import book_expired, booked_note
+from .money.ledger_source import book_expired, booked_note, committed_locally, prefer_committed
 from .repo import tasks
 
 
@@ -54,7 +54,8 @@ def build_parser(prog: str = "python -m automation") -> argparse.ArgumentParser:
 
     def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=summary, description=description)
-        sub.add_argument("--repo", type=Path, default=Path("."), help="the repository's git checkout (default: .)")
+        sub.add_argument("--repo", type=Path, default=None,
+                         help="the top of the repository's git checkout (default: the checkout the current folder is in)")
         sub.add_argument(
             "--config", type=Path, default=None,
             help="config file; a relative path is relative to --repo (default: REPO/.github/ai-orchestration.yml)",
@@ -69,6 +70,8 @@ def build_parser(prog: str = "python -m automation") -> argparse.ArgumentParser:
     )
     run.add_argument("--dry-run", action="store_true", help="no keys, no network, no writes: show what would happen")
     run.add_argument("--task", default=None, help="work on this task text instead of the next one in the tasks file")
+    run.add_argument("--show-prompt", action="store_true",
+                     help="with --dry-run: also print the analysis request exactly as a run would send it")
     run.add_argument(
         "--decide-only", action="store_true",
         help="stop for real on any policy stop, but hand a run with work over before its first model call "
@@ -148,11 +151,18 @@ def _dollars(text: str) -> Decimal:
     return value
 
 
-def checkout(path: Path) -> Path:
+def checkout(path: Path | None, cwd: Path | None = None) -> Path:
     """``--repo`` resolved, or UsageError (exit 2) unless it is the top of a git checkout.
+    Without ``--repo``, the checkout ``cwd`` (the current folder) is in, found the way git finds it.
 
     A wrong ``--repo`` must not look like an empty repository ("no task left", a fresh month).
     """
+    if path is None:
+        here = (cwd or Path.cwd()).resolve()
+        top = next((folder for folder in (here, *here.parents) if (folder / ".git").exists()), None)
+        if top is None:
+            raise UsageError(f"{here} is not inside a git checkout: run this in your repository's checkout, or give --repo")
+        return top
     repo = path.expanduser().resolve()
     if not repo.exists():
         raise UsageError(f"--repo {path}: no such directory")
@@ -173,13 +183,18 @@ def config_path(args: argparse.Namespace, repo: Path) -> Path | None:
     return path if path.is_absolute() else repo / path
 
 
-def _load(args: argparse.Namespace, now: dt.datetime) -> tuple[Config, ledger_module.Ledger, Path]:
-    """The config and the checkout's ledger as a run would count it: expired reservations of
-    runs that never settled booked as spent, what that and reading found kept as ``warnings``."""
+def _load(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime) -> tuple[Config, ledger_module.Ledger, Path]:
+    """The config and the checkout's ledger as a run would count it: merged with what the checkout
+    last saw of the committed one (no network, so a local run's spend shows before a `git pull`),
+    expired reservations of runs that never settled booked as spent, what that and reading found
+    kept as ``warnings``."""
     repo = checkout(args.repo)
     config = load_config(config_path(args, repo), repo, now.date())
     ledger_path = repo / config.ledger_path
     loaded = ledger_module.load(ledger_path, now, config.monthly_budget_micro_usd, root=repo)
+    committed = committed_locally(repo, config, env)
+    if committed is not None and committed != loaded:
+        loaded = replace(prefer_committed(committed, loaded), warnings=loaded.warnings)
     booked, runs = book_expired(loaded, config, now)
     ledger = ledger_module.as_of(booked, now)
     return config, replace(ledger, warnings=loaded.warnings + tuple(booked_note(run) for run in runs)), ledger_path
@@ -188,8 +203,8 @@ def _load(args: argparse.Namespace, now: dt.datetime) -> tuple[Config, ledger_mo
 def _status(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
     from .reporting.reports import render_status, status_data
 
-    config, ledger, _ = _load(args, now)
-    data = status_data(config, ledger, now)
+    config, ledger, _ = _load(args, env, now)
+    data = status_data(config, ledger, now, config.paused_by(env))
     if args.format == "json":
         out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
     elif args.format in ("openmetrics", "prometheus"):
@@ -204,7 +219,7 @@ def _status(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, 
 def _dashboard(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
     from .reporting.dashboard import build
 
-    config, ledger, _ = _load(args, now)
+    config, ledger, _ = _load(args, env, now)
     page = build(config, ledger, now, args.out.resolve(), repository=env.get("GITHUB_REPOSITORY") or None)
     out.write(f"Dashboard written to {page}\n")
     return EXIT_OK
@@ -228,7 +243,7 @@ def _simulate(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime
 
     if args.runs is not None and not 0 < args.runs <= MAX_SIMULATED_RUNS:
         raise UsageError(f"simulate: --runs must be a whole number from 1 to {MAX_SIMULATED_RUNS:,} (got {args.runs:,})")
-    config, ledger, _ = _load(args, now)
+    config, ledger, _ = _load(args, env, now)
     until = None if args.until is None else int(args.until * 1_000_000)
     model = measure(checkout(args.repo), config)
     for line in simulate(config, ledger, now, model, runs=args.runs, until_micro_usd=until, rng=random.Random(args.seed)):
@@ -274,9 +289,12 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out
 
     quiet_library_logging()  # after the import: importing PyGithub attaches its stderr handler
     task_text = None if args.task is None else tasks.task_text(args.task)  # before anything is paid or pushed
+    if args.show_prompt and not args.dry_run:
+        raise UsageError("run: --show-prompt shows what a dry run would send; add --dry-run")
     repo = checkout(args.repo)
     if args.dry_run:
-        return dry_run(repo=repo, config_path=config_path(args, repo), task_text=task_text, env=env, now=now, out=out)
+        return dry_run(repo=repo, config_path=config_path(args, repo), task_text=task_text, env=env, now=now, out=out,
+                       show_prompt=args.show_prompt)
     return run(
         repo=repo, config_path=config_path(args, repo), task_text=task_text, env=env, now=now, out=out,
         decide_only=args.decide_only,
@@ -319,6 +337,9 @@ def main(
         return EXIT_FAILED
     except SystemExit as exit_request:  # --help and --version
         return int(exit_request.code or 0)
+    except BrokenPipeError:  # `simulate … | head`: the reader stopped reading, which is not an error
+        _stop_writing(out)
+        return EXIT_OK
     except Exception as error:  # a bug: still one line, no traceback, no secrets
         report_error(
             redact(f"internal error ({type(error).__name__}: {error}); please report it with the command you ran", secrets),
@@ -326,6 +347,14 @@ def main(
             err,
         )
         return EXIT_FAILED
+
+
+def _stop_writing(out: TextIO) -> None:
+    """Point standard output at /dev/null once its reader has gone, so the interpreter's last
+    flush at exit does not fail a second time (what the Python docs advise for SIGPIPE)."""
+    if out is sys.stdout:
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def quiet_library_logging() -> None:

@@ -6,10 +6,12 @@ the test moves (``Clock``), so the decisions about time do not depend on the mac
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from automation.core.errors import ProviderError
-from automation.core.prices import PriceTable
+from automation.core.prices import PriceTable, format_usd
 from automation.models.attempts import Call, Deadline, DeadlineReached, Ledgering, make_call
 from automation.models.providers import make_openai_client, with_timeout, write_code
 from automation.money.budget import BudgetStop
@@ -81,7 +83,7 @@ def test_a_refusal_that_is_retried_costs_nothing_and_leaves_no_row(fake_openai: 
     assert [call.outcome for call in book.record.calls] == ["ok"]
     assert len(fake_openai.generation_requests) == 3
     assert clock.now == 1_000.0 + 7 + 1.0  # the provider's retry-after, then the second back-off step
-    assert said[0] == "code: gpt-4o-mini rate_limited; attempt 2 of 5 in 7.0s"
+    assert [line for line in said if "asking" not in line][0] == "code: gpt-4o-mini rate_limited; attempt 2 of 5 in 7.0s"
 
 
 def test_each_attempt_is_reserved_against_what_the_earlier_ones_were_booked_at(fake_openai: FakeOpenAI) -> None:
@@ -133,4 +135,19 @@ def test_a_reply_without_usage_is_booked_at_the_worst_case(fake_openai: FakeOpen
     run(code_call(fake_openai), book, Clock(), said=said)
     [booked] = book.record.calls
     assert booked.outcome == "ok" and booked.cost_micro_usd == price().worst_case_micro_usd(500, 1_000)
-    assert said == ["warning: OpenAI sent no usage for the code call to gpt-4o-mini; booked at its reserved worst case"]
+    assert said[1:] == ["warning: OpenAI sent no usage for the code call to gpt-4o-mini; booked at its reserved worst case"]
+
+
+def test_each_attempt_is_announced_and_a_long_wait_says_so(fake_openai: FakeOpenAI) -> None:
+    """The log is never silent while a reply takes minutes: what is asked, then a line every
+    ``progress_every`` seconds (here a real 0.3 s wait, reported every 0.05 s)."""
+    slow = code_call(fake_openai)
+    call = Call(step=slow.step, price=slow.price, max_tokens=slow.max_tokens, bound=slow.bound,
+                send=lambda timeout: (time.sleep(0.3), slow.send(timeout))[1])
+    book, said = Book(15_000_000), []
+    make_call(call, book.ledgering(), Deadline.starting_now(Clock(), 600, 60), timeout=120, sleep=Clock().sleep,
+              say=said.append, progress_every=0.05)
+    worst = price().worst_case_micro_usd(500, 1_000)
+    assert said[0] == f"code: asking gpt-4o-mini (at most 500 input and 1,000 output tokens, up to {format_usd(worst, 4)})"
+    waiting = said[1:]
+    assert len(waiting) >= 2 and all(line.startswith("code: still waiting for gpt-4o-mini (") for line in waiting)

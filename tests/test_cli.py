@@ -438,8 +438,9 @@ def test_costs_of_the_default_models(repo: Path) -> None:
     analysis = typical_micro_usd("claude-sonnet-5-5", Usage(input_tokens=analysis_in, output_tokens=analysis_out))
     code = typical_micro_usd("gpt-4o-mini", Usage(input_tokens=code_in, output_tokens=code_out))
     config = Config()
-    worst = (config.price("claude-sonnet-5-5").worst_case_micro_usd(budget.padded_anthropic_count(analysis_in), 16_000)
-             + config.price("gpt-4o-mini").worst_case_micro_usd(code_in, 16_384))
+    # the one worst case, what a run reserves: a full context, the code call and its one repair at the prompt bound
+    worst = (config.price("claude-sonnet-5-5").worst_case_micro_usd(budget.padded_anthropic_count(40_000 + 2_000), 16_000)
+             + 2 * config.price("gpt-4o-mini").worst_case_micro_usd(60_000, 16_384))
 
     lines = result.out.splitlines()
     assert lines[0] == "Cost of one run (budget $15.00 a month)"
@@ -451,7 +452,11 @@ def test_costs_of_the_default_models(repo: Path) -> None:
     assert f"  pull requests a month: at most one a run, so up to {runs}" in lines
     assert [line for line in lines if "milestone" in line] == [
         f"  {format_usd(dollars * 1_000_000)} milestone: after about {-(-dollars * 1_000_000 // (analysis + code))} runs (day {day} at that pace)"
-        for dollars, day in ((5, 10), (10, 20), (15, 30))
+        for dollars, day in ((5, 10), (10, 20))
+    ] + [
+        f"  $15.00 milestone: at the full budget, reached only if the month's last run spends exactly what is left; runs may "
+        f"stop once less than {format_usd(worst, 4)} (a run's worst case) is left, so a month with enough runs ends between "
+        f"{format_usd(15_000_000 - worst)} and $15.00"
     ]
 
 
@@ -514,7 +519,7 @@ def test_costs_for_other_models_follow_the_price_table(repo: Path) -> None:
                + typical_micro_usd("gpt-4.1-mini", Usage(input_tokens=code_in, output_tokens=code_out)))
     assert cost_row(result.out, "total")[1] == format_usd(typical, 4)
     assert cost_row(result.out, "code")[1] == "gpt-4.1-mini"
-    assert "max_tokens 16,000 / 8,000" in result.out
+    assert "max_tokens 16,000, the code call and its one repair each at the 60,000-token prompt bound and max_tokens 8,000" in result.out
 
 
 def test_costs_simulate_and_the_dry_run_share_one_model_sized_on_the_repository(repo: Path) -> None:
@@ -597,9 +602,9 @@ def test_simulate_posts_each_milestone_and_the_budget_alert_once_a_month(repo: P
             ("2026-12", "💰 Milestone: $5 reached"): 1,
             ("2026-12", "💰 Milestone: $10 reached"): 1,
             ("2026-12", "🛑 Budget exhausted"): 1,
-            # from 15 December the default code model and its fallback are within 30 days of the OpenAI shutdown
+            # from 15 December the default code model is within 30 days of the OpenAI shutdown (its default
+            # fallback too, but nobody chose it: it is replaced without a word)
             ("2026-12", "⏳ Model retiring: gpt-4o-mini"): 1,
-            ("2026-12", "⏳ Model retiring: gpt-4.1-mini"): 1,
         }
     )
     assert result.out.count("Milestone") == 4 and result.out.count("Budget exhausted") == 2
@@ -716,7 +721,7 @@ def test_malformed_yaml_names_the_file_and_the_line(repo: Path, argv: tuple[str,
 def test_an_unknown_key_is_refused_with_the_nearest_one(repo: Path, argv: tuple[str, ...]) -> None:
     config = write_config(repo, "budget:\n  montly_usd: 5\n")
     line = assert_one_error_line(cli(*argv, repo=repo))
-    assert line == f"error: {config}: unknown key 'budget.montly_usd'; did you mean 'budget.monthly_usd'?"
+    assert line == f"error: {config}: line 2: unknown key 'budget.montly_usd'; did you mean 'budget.monthly_usd'?"
 
 
 def test_a_missing_config_given_with_config_is_named(repo: Path) -> None:
@@ -776,7 +781,7 @@ def test_a_ledger_with_broken_health_state_is_named(repo: Path, health: dict[str
 def test_in_github_actions_an_error_is_also_an_annotation(repo: Path) -> None:
     config = write_config(repo, "budget:\n  montly_usd: 5\n")
     result = cli("status", repo=repo, env={"GITHUB_ACTIONS": "true"})
-    message = f"{config}: unknown key 'budget.montly_usd'; did you mean 'budget.monthly_usd'?"
+    message = f"{config}: line 2: unknown key 'budget.montly_usd'; did you mean 'budget.monthly_usd'?"
     assert result.code == 2
     assert result.err_lines == [f"error: {message}", f"::error title=ai-orchestration::{message}"]
     usage = cli("simulate", "--runs", "0", repo=repo, env={"GITHUB_ACTIONS": "true"})
@@ -975,3 +980,52 @@ def test_status_shows_follow_ups_apart_from_new_tasks(repo: Path) -> None:
     assert text.out.splitlines()[3] == "  new tasks: 1 run; follow-ups: 1 run on 1 pull request (1 fix pushed), $0.0400"
     assert data["follow_ups"] == {"runs": 1, "pull_requests": 1, "pushed": 1, "spent_usd": 0.04, "new_task_runs": 1}
     assert data["prs_opened"] == 1
+
+
+def test_status_from_a_subdirectory_finds_the_checkout_s_top(repo: Path) -> None:
+    """Like git: without --repo, the checkout the current folder is in (an explicit --repo must be its top)."""
+    spend_ledger(repo, "2026-11", {2: 1_250_000})
+    inside = repo / "docs" / "deep"
+    inside.mkdir(parents=True)
+    result = subprocess.run([sys.executable, "-m", "automation", "status", "--json"], cwd=inside, env=user_env(),
+                            capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stderr) == (0, "")
+    data = json.loads(result.stdout)
+    months = {data["month"]: data["spent_usd"], **{entry["month"]: entry["spent_usd"] for entry in data["history"]}}
+    assert months["2026-11"] == 1.25, "the checkout's own ledger"
+    outside = subprocess.run([sys.executable, "-m", "automation", "status"], cwd=repo.parent, env=user_env(),
+                             capture_output=True, text=True, timeout=30)
+    assert outside.returncode == 2
+    assert outside.stderr == f"error: {repo.parent} is not inside a git checkout: run this in your repository's checkout, or give --repo\n"
+
+
+def test_simulate_into_head_ends_quietly(repo: Path) -> None:
+    """`simulate … | head`: the reader leaving is not an error (no BrokenPipeError, no traceback)."""
+    result = subprocess.run(f"'{sys.executable}' -m automation simulate --runs 20000 --repo '{repo}' | head -n 2; "
+                            "echo \"exit=${PIPESTATUS[0]}\"", shell=True, executable="/bin/bash", cwd=repo,
+                            env=user_env(), capture_output=True, text=True, timeout=120)
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("Simulating") and lines[-1] == "exit=0"
+
+
+@pytest.mark.parametrize("budget_usd", ["15", "7.5"])
+def test_every_milestone_costs_promises_comes_true_in_simulate_and_the_rest_say_why_not(repo: Path, budget_usd: str) -> None:
+    """`costs` promises a milestone only where runs must reach it; `simulate` (the same model of a
+    run) reaches each promised one near the promised run, and at the full budget it says why not."""
+    write_config(repo, f"budget:\n  monthly_usd: {budget_usd}\n")
+    costs = cli("costs", repo=repo).out
+    promised = [(float(dollars.replace(",", "")), int(runs)) for dollars, runs in
+                re.findall(r"^  \$([\d,.]+) milestone: after about (\d+) runs", costs, re.MULTILINE)]
+    not_promised = re.findall(r"^  \$([\d,.]+) milestone: at the full budget, reached only if the month's last run", costs,
+                              re.MULTILINE)
+    assert len(promised) == 2 and not_promised == [f"{float(budget_usd):.2f}"]
+    simulated = cli("simulate", "--until", budget_usd, repo=repo, now=MONTH_START).out
+    _, spend = simulated_alerts(simulated)
+    for dollars, runs in promised:
+        reached_at = next(index for index, (_, spent) in enumerate(spend, start=1) if spent >= dollars)
+        assert 0.9 * runs <= reached_at <= 1.1 * runs, (dollars, runs, reached_at)
+    assert spend[-1][1] < float(budget_usd)
+    sure = re.search(r"ends between \$([\d.]+) and", costs)
+    assert sure is not None and spend[-1][1] >= float(sure.group(1)), "the month ends where costs said it would"
+    assert f"${float(budget_usd):.2f} was not reached: runs stop once the next call no longer fits" in simulated

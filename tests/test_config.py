@@ -16,6 +16,11 @@ SOURCE = ".github/ai-orchestration.yml"
 SHIPPED = Path(__file__).resolve().parent.parent / SOURCE
 
 
+def last_line(text: str) -> int:
+    """The line of the last key in ``text``: where these examples put the mistake."""
+    return len(text.rstrip("\n").splitlines())
+
+
 def problem(text: str, today: dt.date = TODAY) -> str:
     """The one line the user sees for a bad config."""
     with pytest.raises(ConfigError) as caught:
@@ -105,11 +110,13 @@ def test_top_level_must_be_a_mapping() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("budget:\n  montly_usd: 10\n", "unknown key 'budget.montly_usd'; did you mean 'budget.monthly_usd'?"),
-        ("budget:\n  milestone_usd: [5]\n", "unknown key 'budget.milestone_usd'; did you mean 'budget.milestones_usd'?"),
-        ("pull_requests:\n  max_opn: 3\n", "unknown key 'pull_requests.max_opn'; did you mean 'pull_requests.max_open'?"),
-        ("models:\n  fallbacks:\n    analyss: []\n", "unknown key 'models.fallbacks.analyss'; did you mean 'models.fallbacks.analysis'?"),
-        ("modles:\n  code: gpt-6-luna\n", "unknown key 'modles'; did you mean 'models.code'?"),
+        ("budget:\n  montly_usd: 10\n", "line 2: unknown key 'budget.montly_usd'; did you mean 'budget.monthly_usd'?"),
+        ("budget:\n  milestone_usd: [5]\n", "line 2: unknown key 'budget.milestone_usd'; did you mean 'budget.milestones_usd'?"),
+        ("pull_requests:\n  max_opn: 3\n", "line 2: unknown key 'pull_requests.max_opn'; did you mean 'pull_requests.max_open'?"),
+        ("models:\n  fallbacks:\n    analyss: []\n", "line 3: unknown key 'models.fallbacks.analyss'; did you mean 'models.fallbacks.analysis'?"),
+        ("modles:\n  code: gpt-6-luna\n", "line 1: unknown key 'modles'; did you mean 'models'?"),
+        ("budjet:\n  monthly_usd: 10\n", "line 1: unknown key 'budjet'; did you mean 'budget'?"),
+        ("enabeld: false\n", "line 1: unknown key 'enabeld'; did you mean 'enabled'?"),
     ],
 )
 def test_unknown_keys_are_refused_with_the_nearest_valid_key(text: str, expected: str) -> None:
@@ -118,12 +125,16 @@ def test_unknown_keys_are_refused_with_the_nearest_valid_key(text: str, expected
 
 def test_unknown_key_far_from_everything_lists_the_valid_keys() -> None:
     message = problem("zzzzzz: 1\n")
-    assert message.startswith(f"{SOURCE}: unknown key 'zzzzzz'; valid keys: ")
-    assert "budget.monthly_usd" in message and "prices" in message
+    # a misspelt top-level key is compared with the sections, not with all forty keys
+    assert message == (f"{SOURCE}: line 1: unknown key 'zzzzzz'; valid keys: budget, context, edits, enabled, "
+                       "follow_ups, health, intake, ledger, models, notifications, prices, pull_requests, run, tasks")
+    nested = problem("models:\n  zzzzzz: 1\n")
+    assert nested.startswith(f"{SOURCE}: line 2: unknown key 'models.zzzzzz'; valid keys: models.analysis, ")
+    assert "budget" not in nested, "only the keys of the section it is in"
 
 
 def test_a_section_given_a_value_instead_of_settings() -> None:
-    assert problem("budget: 15\n") == f"{SOURCE}: 'budget' must be a mapping of settings"
+    assert problem("budget: 15\n") == f"{SOURCE}: line 1: 'budget' must be a mapping of settings"
 
 
 @pytest.mark.parametrize(
@@ -164,13 +175,13 @@ def test_a_section_given_a_value_instead_of_settings() -> None:
     ],
 )
 def test_wrong_types_name_the_key_and_what_it_must_be(text: str, expected: str) -> None:
-    assert problem(text) == f"{SOURCE}: {expected}"
+    assert problem(text) == f"{SOURCE}: line {last_line(text)}: {expected}"
 
 
 @pytest.mark.parametrize(("value", "shown"), [("0", "0"), ("-5", "-5"), ("0.0000001", "1e-07")])
 def test_zero_or_negative_budget_is_refused(value: str, shown: str) -> None:
     assert problem(f"budget:\n  monthly_usd: {value}\n") == (
-        f"{SOURCE}: budget.monthly_usd must be greater than zero (got {shown})"
+        f"{SOURCE}: line 2: budget.monthly_usd must be greater than zero (got {shown})"
     )
 
 
@@ -186,7 +197,7 @@ def test_zero_or_negative_budget_is_refused(value: str, shown: str) -> None:
 )
 def test_absurdly_large_amounts_are_refused_naming_the_key(text: str, expected: str) -> None:
     """Beyond a million dollars an amount is a typo, and past 2**53 micro-dollars it is no longer exact."""
-    assert problem(text) == f"{SOURCE}: {expected}"
+    assert problem(text) == f"{SOURCE}: line {last_line(text)}: {expected}"
 
 
 def test_a_million_dollars_is_still_a_budget() -> None:
@@ -239,10 +250,8 @@ def test_the_default_code_models_move_to_gpt_6_luna_at_the_openai_shutdown(tmp_p
     after = load_config(None, tmp_path, dt.date(2027, 1, 14))  # no config file in the repository
     # the fallback's successor is the primary's too: the chain does not repeat a model
     assert (after.code_model, after.code_fallbacks) == ("gpt-6-luna", ())
-    assert after.retirement_notes() == [
-        "models.code: gpt-4o-mini retired on 2027-01-14; runs use gpt-6-luna instead",
-        "models.fallbacks.code[0]: gpt-4.1-mini retired on 2027-01-14; runs use gpt-6-luna instead",
-    ]
+    # the default fallback, which the user never chose, is replaced without a word
+    assert after.retirement_notes() == ["models.code: gpt-4o-mini retired on 2027-01-14; runs use gpt-6-luna instead"]
     assert not any(".github" in note for note in after.retirement_notes())  # never told to fix a file it lacks
     after.check_retirement()
     fixed = "models:\n  code: gpt-6-luna\n  fallbacks:\n    code: [gpt-5.6-luna]\n"
@@ -263,7 +272,7 @@ def test_on_retirement_stop_stops_the_run_naming_the_key() -> None:
         "models.on_retirement is 'stop', so the run stops: switch models.code to 'gpt-6-luna'"
     )
     assert problem("models:\n  on_retirement: halt\n") == (
-        f"{SOURCE}: models.on_retirement must be one of successor, stop (got 'halt')"
+        f"{SOURCE}: line 2: models.on_retirement must be one of successor, stop (got 'halt')"
     )
 
 
@@ -278,9 +287,9 @@ def test_effort_and_thinking_settings() -> None:
     )
     assert (chosen.analysis_effort, chosen.analysis_thinking, chosen.code_reasoning_effort) == ("low", "off", "high")
     assert problem("models:\n  analysis_effort: extreme\n") == (
-        f"{SOURCE}: models.analysis_effort must be one of low, medium, high, xhigh, max (got 'extreme')"
+        f"{SOURCE}: line 2: models.analysis_effort must be one of low, medium, high, xhigh, max (got 'extreme')"
     )
-    assert problem("models:\n  code_reasoning_effort: 3\n").startswith(f"{SOURCE}: models.code_reasoning_effort must be one of none,")
+    assert problem("models:\n  code_reasoning_effort: 3\n").startswith(f"{SOURCE}: line 2: models.code_reasoning_effort must be one of none,")
 
 
 def test_retiring_models_lists_those_within_30_days() -> None:
@@ -289,13 +298,24 @@ def test_retiring_models_lists_those_within_30_days() -> None:
     soon = config.retiring_models(dt.date(2026, 10, 31))
     assert [(key, price.model, days) for key, price, days in soon] == [("models.analysis", "claude-sonnet-4-5", 30)]
     assert soon[0][1].successor == "claude-sonnet-5-5"
-    # the OpenAI code model and its fallback, 14 days before their shutdown
+    # the OpenAI code model 14 days before its shutdown; not the default fallback nobody chose
     defaults = Config()
-    assert [(key, days) for key, _, days in defaults.retiring_models(dt.date(2026, 12, 31))] == [
-        ("models.code", 14),
-        ("models.fallbacks.code[0]", 14),
-    ]
+    assert [(key, days) for key, _, days in defaults.retiring_models(dt.date(2026, 12, 31))] == [("models.code", 14)]
     assert defaults.retiring_models(TODAY) == []
+
+
+@pytest.mark.parametrize("text", ["", SHIPPED.read_text(encoding="utf-8")], ids=["no-file", "shipped-file"])
+def test_a_default_fallback_nobody_chose_gets_no_retirement_warning(text: str) -> None:
+    """A new install (no config, or the shipped one that writes the defaults out) is not told
+    about the default fallback retiring; a fallback the user picked is."""
+    month_before = dt.date(2026, 12, 20)
+    config = parse_config(text, SOURCE, month_before)
+    assert [key for key, _, _ in config.retiring_models(month_before)] == ["models.code"]
+    assert not any("fallbacks" in line for line in config.retirement_warnings(month_before))
+    after = parse_config(text, SOURCE, dt.date(2027, 1, 20))
+    assert after.code_fallbacks == () and [key for key, _, _ in after.retired] == ["models.code"]
+    picked = parse_config("models:\n  fallbacks:\n    code: [gpt-4o]\n", SOURCE, month_before)
+    assert [key for key, _, _ in picked.retiring_models(month_before)] == ["models.code", "models.fallbacks.code[0]"]
 
 
 def test_price_override_adds_a_new_model() -> None:
@@ -362,7 +382,7 @@ def test_overriding_an_anthropic_input_price_moves_its_cache_prices_and_keeps_it
     ],
 )
 def test_price_override_mistakes(text: str, expected: str) -> None:
-    assert problem(text) == f"{SOURCE}: {expected}"
+    assert problem(text) == f"{SOURCE}: line {last_line(text)}: {expected}"
 
 
 def test_load_config_reads_the_default_file_or_falls_back_to_defaults(tmp_path: Path) -> None:
@@ -383,7 +403,7 @@ def test_load_config_errors_name_the_file(tmp_path: Path) -> None:
 
     bad = tmp_path / "bad.yml"
     bad.write_text("budget:\n  montly_usd: 1\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"^.*bad\.yml: unknown key 'budget\.montly_usd'; did you mean 'budget\.monthly_usd'\?$"):
+    with pytest.raises(ConfigError, match=r"^.*bad\.yml: line 2: unknown key 'budget\.montly_usd'; did you mean 'budget\.monthly_usd'\?$"):
         load_config(bad, tmp_path, TODAY)
 
     binary = tmp_path / "binary.yml"

@@ -121,7 +121,7 @@ def test_runs_table_escapes_text_and_links_only_web_urls(tmp_path: Path) -> None
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; co" in runs
     assert "<img" not in page
     assert 'href="javascript' not in page
-    assert runs.count("<tr><td>") == 6
+    assert runs.count('<tr><td data-label="Started">') == 6
     newest = ledger.runs[-1]
     assert runs.index(newest.started_at[:10]) < runs.index(hostile.started_at[:10]), "newest first"
 
@@ -129,7 +129,9 @@ def test_runs_table_escapes_text_and_links_only_web_urls(tmp_path: Path) -> None
 def test_breakers_and_parked_tasks_are_listed(year_repo: Path, tmp_path: Path) -> None:
     page = build(year_repo, tmp_path / "site")
     attention = page.split('<section id="attention"')[1]
-    assert '<li data-breaker="anthropic"><strong>anthropic</strong>: open</li>' in attention
+    # when the breaker lets a probe through: opened 2026-11-21 08:00, plus the default 6-hour cool-down
+    assert ('<li data-breaker="anthropic"><strong>anthropic</strong>: open: runs skip its models until 2026-11-21 '
+            '14:00 UTC, then one probe call decides whether it closes</li>') in attention
     assert "openai" not in attention  # closed breakers are not news
     assert "<li>Rewrite the &lt;parser&gt; &amp; keep it fast</li>" in attention
 
@@ -153,7 +155,8 @@ def test_a_new_month_with_no_runs_builds(tmp_path: Path) -> None:
     assert "No runs this month yet." in page and "No model was called this month." in page
     # an empty chart says so in a line of text the size of the page's, not pygal's 64-pixel "No data"
     assert "No data" not in page
-    assert page.count('class="no_data">Nothing to draw yet') == 3  # cost per run, by model, by step
+    # cost per run, by model, by step: each drawn for a screen and for a phone
+    assert page.count('class="no_data">Nothing to draw yet') == 2 * 3
 
 
 def test_an_unwritable_out_dir_is_one_line_and_exit_1(tmp_path: Path) -> None:

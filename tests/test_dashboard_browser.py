@@ -13,6 +13,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any, Iterator
@@ -166,7 +167,7 @@ def test_the_page_served_over_http_as_pages_serves_it(browser: Any, tmp_path: Pa
     thread.start()
     try:
         visit = Visit(browser, f"http://127.0.0.1:{server.server_address[1]}/")
-        assert visit.page.locator("figure.chart svg").count() == 9
+        assert visit.page.locator("figure.chart .wide svg").count() == 9
         assert visit.page.title() == "ai-orchestration · 2026-11"
         assert visit.problems == []
         visit.page.close()
@@ -264,3 +265,46 @@ def test_the_content_security_policy_stops_markup_that_slipped_through(browser: 
         visit.page.close()
     finally:
         catcher.close()
+
+
+@pytest.mark.parametrize("width", [360, 400])
+def test_on_a_phone_charts_titles_text_and_the_runs_table_fit_and_read(browser: Any, tmp_path: Path, width: int) -> None:
+    url, _ = site(tmp_path, LEDGERS["year"]())
+    visit = Visit(browser, url, width=width)
+    page = visit.page
+    charts = page.eval_on_selector_all("figure.chart", """figures => figures.map(f => {
+        const svg = [...f.querySelectorAll('svg')].find(s => s.getBoundingClientRect().width > 0);
+        const box = svg.getBoundingClientRect();
+        const texts = [...svg.querySelectorAll('text')].filter(t => t.textContent.trim() && t.getBoundingClientRect().width > 0);
+        const titles = [...svg.querySelectorAll('text.title')].map(t => t.getBoundingClientRect());
+        return {id: f.id, left: box.left, right: box.right, cut: f.scrollWidth - f.clientWidth,
+                titleRight: Math.max(...titles.map(t => t.right)), titleLeft: Math.min(...titles.map(t => t.left)),
+                smallest: Math.min(...texts.map(t => parseFloat(getComputedStyle(t).fontSize) * box.width / svg.viewBox.baseVal.width))};
+    })""")
+    assert len(charts) >= 8
+    for chart in charts:
+        assert chart["left"] >= 0 and chart["right"] <= width and chart["cut"] <= 0, chart
+        assert chart["titleLeft"] >= chart["left"] and chart["titleRight"] <= chart["right"], f"{chart['id']}: title cut"
+        assert chart["smallest"] >= 11, f"{chart['id']}: chart text of {chart['smallest']:.1f} px"
+    # every cell of the runs table, cost and pull request included, is on screen without scrolling sideways
+    cells = page.eval_on_selector_all("#runs-table tbody tr:first-child td", """cells => cells.map(c => {
+        const box = c.getBoundingClientRect(); return [c.dataset.label, box.left, box.right, c.innerText]; })""")
+    assert [label for label, *_ in cells] == ["Started", "Task", "Outcome", "Cost", "Pull request"]
+    for label, left, right, text in cells:
+        assert 0 <= left and right <= width, (label, left, right)
+    outcomes = page.eval_on_selector_all("#runs-table td[data-outcome]", "cells => cells.map(c => c.innerText)")
+    assert outcomes and not [text for text in outcomes if "_" in text or text.startswith("failed:") and " " not in text]
+    page.locator("#runs").screenshot(path=str(artifacts() / f"phone-{width}-runs.png"))
+    assert visit.problems == []
+    page.close()
+
+
+def test_an_empty_month_gets_a_first_time_hint_not_a_zero_chart(browser: Any, tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path / "repo")], check=True)
+    cli("dashboard", "--repo", str(tmp_path / "repo"), "--out", str(tmp_path / "site"))
+    visit = Visit(browser, (tmp_path / "site" / "index.html").as_uri(), width=390)
+    assert visit.page.locator("#first-time").is_visible()
+    assert "python -m automation run --dry-run" in visit.page.locator("#first-time").inner_text()
+    assert visit.page.locator("#chart-burn-up").count() == 0, "no $0 line for a month with no run"
+    assert visit.problems == []
+    visit.page.close()

@@ -62,7 +62,8 @@ def every_kind() -> dict[str, dict[str, Any]]:
             repository=REPO, now=NOW, milestone_micro=5_000_000, month_spent_micro=5_010_000, budget_micro=15_000_000
         ),
         "exhausted": budget_exhausted_embed(
-            repository=REPO, now=NOW, month_spent_micro=14_900_000, budget_micro=15_000_000, needed_micro=400_000
+            repository=REPO, now=NOW, month_spent_micro=14_900_000, budget_micro=15_000_000, needed_micro=250_000,
+            run_worst_micro=400_000,
         ),
         "recap": monthly_recap_embed(
             repository=REPO,
@@ -165,7 +166,8 @@ def test_budget_exhausted_says_when_it_resets(now: dt.datetime, reset: str) -> N
 
 def test_budget_exhausted_with_what_the_next_run_needs() -> None:
     embed = every_kind()["exhausted"]
-    assert "up to $0.40; $0.10 is left" in embed["description"]
+    # the run's worst case to the hundredth of a cent, as `costs` and the dry run state it
+    assert "The next run could cost up to $0.4000 (its worst case), its next call up to $0.2500; $0.10 is left." in embed["description"]
 
 
 def test_monthly_recap() -> None:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from .errors import ConfigError
+from .own_code import bot_paths
 from .prices import (
     ANTHROPIC,
     CLAUDE_5_EFFORTS,
@@ -33,6 +34,8 @@ from .prices import (
 from .textfiles import decode_utf8
 
 DEFAULT_CONFIG_PATH = ".github/ai-orchestration.yml"
+# A repository variable the workflow passes to the bot: "true" pauses every run without a commit.
+PAUSE_VARIABLE = "AI_ORCHESTRATION_PAUSED"
 # What errors name when the repository has no config file: never a file the user does not have.
 BUILTIN_SOURCE = f"the built-in defaults (this repository has no {DEFAULT_CONFIG_PATH}; create it to change a setting)"
 RETIREMENT_WARNING_DAYS = 30
@@ -107,6 +110,10 @@ class Config:
     intake_order: str = "file_first"  # or "issues_first"
     prices: PriceTable = field(default_factory=PriceTable.builtin)
     from_file: bool = False  # False: the defaults, with no config file in the repository
+    chosen: frozenset[str] = frozenset()  # the dotted keys the config file sets
+    enabled: bool = True  # False: every run stops before any work (see paused_by)
+    context_exclude_bot: bool = True  # leave the bot's own code out of the context (core/own_code.py)
+    bot_paths: tuple[str, ...] = ()  # the bot's own files in this repository, found on load
     # (config key, retired model's price, successor now used) once ``in_service`` swapped them
     retired: tuple[tuple[str, Price, str], ...] = ()
 
@@ -118,8 +125,17 @@ class Config:
         return found
 
     def private_paths(self) -> tuple[str, ...]:
-        """Paths never sent to a model nor edited by one: the ledger, ``edits.deny``, ``context.exclude``."""
-        return (self.ledger_path, *self.edits_deny, *self.context_exclude)
+        """Paths never sent to a model: the ledger, ``edits.deny``, ``context.exclude`` and the bot's own code."""
+        return (self.ledger_path, *self.edits_deny, *self.context_exclude, *self.bot_paths)
+
+    def paused_by(self, env: Mapping[str, str]) -> str | None:
+        """Why runs are paused (``enabled: false``, or the ``AI_ORCHESTRATION_PAUSED`` repository
+        variable passed in by the workflow), or None when they are not."""
+        if not self.enabled:
+            return f"enabled is false in {self.source}; set it to true (or delete the line) to resume"
+        if env.get(PAUSE_VARIABLE, "").strip().lower() in ("true", "1", "yes"):
+            return f"the repository variable {PAUSE_VARIABLE} is {env[PAUSE_VARIABLE].strip()!r}; delete it to resume"
+        return None
 
     def configured_models(self) -> dict[str, str]:
         """Config key -> model name, for every model the bot may call."""
@@ -134,6 +150,8 @@ class Config:
         """(config key, price entry, days left) for models that retire within 30 days."""
         soon = []
         for key, model in self.configured_models().items():
+            if not self._chosen_by_user(key):
+                continue
             price = self.price(model)
             days = price.days_to_retirement(today)
             if days is not None and 0 < days <= RETIREMENT_WARNING_DAYS and price.successor:
@@ -157,15 +175,22 @@ class Config:
         retired = []
         for key, model in self.configured_models().items():
             price = self.price(model)
-            if price.retires is not None and today >= price.retires:
+            if self._chosen_by_user(key) and price.retires is not None and today >= price.retires:
                 retired.append((key, price, self.prices.in_service(model, today)))
         return retired
 
+    def _chosen_by_user(self, key: str) -> bool:
+        """False for a default fallback model the config file never named: the bot replaces it
+        quietly when it retires, with no warning, alert or stop about a model nobody chose."""
+        if not key.startswith("models.fallbacks."):
+            return True
+        return key.split("[")[0] in self.chosen
+
     def in_service(self, today: dt.date) -> Config:
         """This config with every retired model (fallbacks too) replaced by its successor, and
-        ``retired`` saying which; ``check_retirement`` then decides whether a run may go on."""
+        ``retired`` saying which the user chose; ``check_retirement`` then decides whether a run may go on."""
         retired = self.retired_models(today)
-        if not retired:
+        if not retired and all(self.prices.in_service(m, today) == m for m in self.configured_models().values()):
             return self
 
         def swap(model: str) -> str:
@@ -366,6 +391,7 @@ def _path_list(key: str, value: Any) -> tuple[str, ...]:
 
 # dotted key -> (Config field, validator)
 SCHEMA: dict[str, tuple[str, Validator]] = {
+    "enabled": ("enabled", _bool),
     "budget.monthly_usd": ("monthly_budget_micro_usd", _positive_usd),
     "budget.milestones_usd": ("milestones_micro_usd", _usd_list),
     "tasks.file": ("tasks_file", _relative_path),
@@ -390,6 +416,7 @@ SCHEMA: dict[str, tuple[str, Validator]] = {
     "models.code_max_input_tokens": ("code_max_input_tokens", _positive_int),
     "context.max_tokens": ("context_max_tokens", _positive_int),
     "context.exclude": ("context_exclude", _path_list),
+    "context.exclude_bot": ("context_exclude_bot", _bool),
     "edits.deny": ("edits_deny", _path_list),
     "notifications.run_started": ("notify_run_started", _bool),
     "health.breaker_failures": ("breaker_failures", _positive_int),
@@ -413,7 +440,6 @@ SCHEMA: dict[str, tuple[str, Validator]] = {
     "intake.any_author": ("intake_any_author", _bool),
     "intake.order": ("intake_order", _choice("file_first", "issues_first")),
 }
-SECTIONS = sorted({key.split(".")[0] for key in SCHEMA} | {"prices"})
 PRICE_FIELDS = ("provider", "input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 
 
@@ -426,10 +452,44 @@ def _suggest(key: str, known: list[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(known)}"
 
 
-def _flatten(data: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """Nested YAML mapping -> {dotted key: value}, refusing unknown keys with a suggestion."""
+def _suggest_sibling(prefix: str, name: str) -> str:
+    """The nearest valid key at ``name``'s level (under ``prefix``, "" for the sections), else that level's keys."""
+    names = sorted({key[len(prefix):].split(".")[0] for key in [*SCHEMA, "prices"] if key.startswith(prefix)})
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+    if close:
+        return f"; did you mean '{prefix}{close[0]}'?"
+    return f"; valid keys: {', '.join(prefix + sibling for sibling in names)}"
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Dotted key -> the line (from 1) it is written on, for messages that name it."""
+    lines: dict[str, int] = {}
+
+    def walk(prefix: str, node: yaml.Node | None) -> None:
+        if not isinstance(node, yaml.MappingNode):
+            return
+        for key_node, value_node in node.value:
+            key = f"{prefix}{key_node.value}"
+            lines.setdefault(key, key_node.start_mark.line + 1)
+            walk(key + ".", value_node)
+
+    try:
+        walk("", yaml.compose(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError:  # already loaded once: only an exotic document gets here, and lines are extra
+        pass
+    return lines
+
+
+def _where(source: str, lines: Mapping[str, int], key: str) -> str:
+    """``source: line N`` for a key written in the file, else ``source``."""
+    line = lines.get(key)
+    return f"{source}: line {line}" if line else source
+
+
+def _flatten(data: Mapping[str, Any], source: str, lines: Mapping[str, int]) -> dict[str, Any]:
+    """Nested YAML mapping -> {dotted key: value}, refusing unknown keys with the nearest valid
+    key of the same level (a misspelt section gets the section's name, not all forty keys)."""
     flat: dict[str, Any] = {}
-    known = sorted(SCHEMA) + ["prices"]
 
     def walk(prefix: str, node: Mapping[str, Any]) -> None:
         for raw_key, value in node.items():
@@ -438,32 +498,33 @@ def _flatten(data: Mapping[str, Any], source: str) -> dict[str, Any]:
                 flat[key] = value
             elif any(name.startswith(key + ".") for name in SCHEMA):
                 if not isinstance(value, Mapping):
-                    raise ConfigError(f"{source}: '{key}' must be a mapping of settings")
+                    raise ConfigError(f"{_where(source, lines, key)}: '{key}' must be a mapping of settings")
                 walk(key + ".", value)
             else:
-                raise ConfigError(f"{source}: unknown key '{key}'{_suggest(key, known)}")
+                raise ConfigError(f"{_where(source, lines, key)}: unknown key '{key}'{_suggest_sibling(prefix, str(raw_key))}")
 
     walk("", data)
     return flat
 
 
-def _price_overrides(source: str, value: Any, base: PriceTable) -> dict[str, Price]:
+def _price_overrides(source: str, value: Any, base: PriceTable, lines: Mapping[str, int]) -> dict[str, Price]:
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{source}: 'prices' must map model names to prices in USD per million tokens")
+        raise ConfigError(f"{_where(source, lines, 'prices')}: 'prices' must map model names to prices in USD per million tokens")
     overrides: dict[str, Price] = {}
     for model, entry in value.items():
         key = f"prices.{model}"
         if not isinstance(entry, Mapping):
-            raise ConfigError(f"{source}: '{key}' must be a mapping with input and output prices")
+            raise ConfigError(f"{_where(source, lines, key)}: '{key}' must be a mapping with input and output prices")
         for name in entry:
             if name not in PRICE_FIELDS:
-                raise ConfigError(f"{source}: unknown key '{key}.{name}'{_suggest(str(name), list(PRICE_FIELDS))}")
+                raise ConfigError(f"{_where(source, lines, f'{key}.{name}')}: unknown key '{key}.{name}'"
+                                  f"{_suggest(str(name), list(PRICE_FIELDS))}")
         existing = base.find(str(model))
         provider = entry.get("provider", existing.provider if existing else None)
         if provider not in (ANTHROPIC, OPENAI):
-            raise ConfigError(f"{source}: '{key}.provider' must be 'anthropic' or 'openai'")
+            raise ConfigError(f"{_where(source, lines, key)}: '{key}.provider' must be 'anthropic' or 'openai'")
         if existing is None and ("input" not in entry or "output" not in entry):
-            raise ConfigError(f"{source}: '{key}' is a new model: give both 'input' and 'output' (USD per million tokens)")
+            raise ConfigError(f"{_where(source, lines, key)}: '{key}' is a new model: give both 'input' and 'output' (USD per million tokens)")
 
         def rate(name: str, fallback: Decimal, entry: Mapping[str, Any] = entry, key: str = key) -> Decimal:
             """USD per million tokens from the entry, or ``fallback`` when it is not given."""
@@ -472,9 +533,9 @@ def _price_overrides(source: str, value: Any, base: PriceTable) -> dict[str, Pri
             try:
                 micro = _usd(f"{key}.{name}", entry[name])
             except _TypeProblem as problem:
-                raise ConfigError(f"{source}: {problem}") from None
+                raise ConfigError(f"{_where(source, lines, f'{key}.{name}')}: {problem}") from None
             if micro < 0:
-                raise ConfigError(f"{source}: '{key}.{name}' must not be negative")
+                raise ConfigError(f"{_where(source, lines, f'{key}.{name}')}: '{key}.{name}' must not be negative")
             return Decimal(micro) / 1_000_000
 
         input_rate = rate("input", existing.input if existing else Decimal(0))
@@ -552,8 +613,11 @@ def parse_config(text: str, source: str, today: dt.date) -> Config:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the file must be a YAML mapping of settings (like 'budget: {{monthly_usd: 15}}')")
 
-    flat = _flatten(data, source)
+    lines = _key_lines(text)
+    flat = _flatten(data, source, lines)
     values: dict[str, Any] = {"source": source, "from_file": True}
+    defaults = Config()
+    chosen = set()
     for key, value in flat.items():
         if key == "prices":
             continue
@@ -561,13 +625,16 @@ def parse_config(text: str, source: str, today: dt.date) -> Config:
         try:
             values[field_name] = validate(key, value)
         except _TypeProblem as problem:
-            raise ConfigError(f"{source}: {problem}") from None
+            raise ConfigError(f"{_where(source, lines, key)}: {problem}") from None
+        if values[field_name] != getattr(defaults, field_name):
+            chosen.add(key)
+    values["chosen"] = frozenset(chosen)
 
     if "monthly_budget_micro_usd" in values and "milestones_micro_usd" not in values:
         values["milestones_micro_usd"] = default_milestones(values["monthly_budget_micro_usd"])
     table = PriceTable.builtin()
     if "prices" in flat and flat["prices"] is not None:
-        table = table.with_overrides(_price_overrides(source, flat["prices"], table))
+        table = table.with_overrides(_price_overrides(source, flat["prices"], table, lines))
     config = Config(prices=table, **values)
     _check_consistency(config, today)
     return config.in_service(today)
@@ -620,7 +687,13 @@ def _check_consistency(config: Config, today: dt.date) -> None:
 
 
 def load_config(path: Path | None, repo_root: Path, today: dt.date) -> Config:
-    """The config at ``path`` (``--config``), else the repository's default file, else defaults."""
+    """The config at ``path`` (``--config``), else the repository's default file, else defaults;
+    with ``bot_paths``, the bot's own code in ``repo_root`` (a template copy), left out of the context."""
+    config = _read_config(path, repo_root, today)
+    return replace(config, bot_paths=bot_paths(repo_root)) if config.context_exclude_bot else config
+
+
+def _read_config(path: Path | None, repo_root: Path, today: dt.date) -> Config:
     if path is None:
         default = repo_root / DEFAULT_CONFIG_PATH
         if not default.exists():

@@ -17,12 +17,14 @@ The rule is documented in docs/COST-TRACKING.md ("Timeouts and retries").
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..core.errors import AutomationError, ProviderError
-from ..core.prices import Price, Usage
+from ..core.prices import Price, Usage, format_usd
 from ..money import budget
 from ..money.ledger import CallRecord, Ledger
 
@@ -36,6 +38,7 @@ RETRY_KINDS = frozenset({"rate_limited", "overloaded", "server", "connection", "
 MIN_ATTEMPT_SECONDS = 5.0  # an attempt with less time than this left is not started
 FIRST_BACKOFF_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 8.0
+PROGRESS_SECONDS = 30.0  # how often a call still waiting for its reply says so in the log
 
 
 class DeadlineReached(AutomationError):
@@ -102,7 +105,7 @@ class Ledgering:
 
 def make_call(
     call: Call, ledgering: Ledgering, deadline: Deadline, *, timeout: float,
-    sleep: Callable[[float], None], say: Callable[[str], None],
+    sleep: Callable[[float], None], say: Callable[[str], None], progress_every: float = PROGRESS_SECONDS,
 ) -> ModelReply:
     """Make ``call`` with up to MAX_ATTEMPTS attempts; returns the reply.
 
@@ -110,7 +113,8 @@ def make_call(
     the deadline cannot fit, and the last ProviderError when the attempts are used up or the
     failure is not worth retrying (the fallback chain decides what next). A failed input
     bound (Anthropic's free count) is booked as a failed call at no cost: in an outage it is
-    the first request to fail, and the health data and the breaker must see it.
+    the first request to fail, and the health data and the breaker must see it. Each attempt
+    is announced before it is sent, and a long wait says so every ``progress_every`` seconds.
     """
     price = call.price
     what = f"the {call.step} call to {price.model}"
@@ -123,7 +127,10 @@ def make_call(
                 tokens = call.bound(deadline.timeout(timeout, what))
             worst = budget.reserve(ledgering.ledger(), ledgering.budget_micro_usd, price, tokens, call.max_tokens)
             ledgering.cover(_worst_case(call, tokens, worst, 0, "in_flight"))
-            reply = call.send(deadline.timeout(timeout, what))
+            say(f"{call.step}: asking {price.model} (at most {tokens:,} input and {call.max_tokens:,} output tokens, "
+                f"up to {format_usd(worst, 4)})")
+            with _still_waiting(say, f"{call.step}: still waiting for {price.model}", progress_every):
+                reply = call.send(deadline.timeout(timeout, what))
         except ProviderError as error:
             wait = _retry_wait(error, attempt, deadline)
             booked = _failed(call, tokens or 0, error, worst, _ms(deadline, started))
@@ -147,6 +154,27 @@ def make_call(
             ledgering.book(_worst_case(call, tokens, worst, reply.latency_ms, "ok"))
         return reply
     raise AssertionError("the last attempt returns or raises")
+
+
+@contextlib.contextmanager
+def _still_waiting(say: Callable[[str], None], what: str, every: float) -> Iterator[None]:
+    """Say ``what (N s)`` every ``every`` seconds until the block ends: a reply can take minutes,
+    and a silent log looks like a hung job."""
+    done = threading.Event()
+
+    def tick() -> None:
+        waited = 0.0
+        while not done.wait(every):
+            waited += every
+            say(f"{what} ({waited:.0f} s)")
+
+    ticker = threading.Thread(target=tick, name="still-waiting", daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        ticker.join()
 
 
 def _retry_wait(error: ProviderError, attempt: int, deadline: Deadline) -> float | None:

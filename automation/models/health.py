@@ -77,13 +77,10 @@ def parked_tasks(ledger: Ledger) -> dict[str, str]:
 
 def breaker_state(ledger: Ledger, provider: str, config: Config, now: dt.datetime) -> str:
     """'closed', 'open' (skip the provider), or 'half_open' (the cool-down passed: one probe)."""
-    breaker = ledger.health.get("breakers", {}).get(provider)
-    if not breaker or not breaker.get("opened_at"):
+    probe = probe_at(ledger, provider, config)
+    if probe is None:
         return "closed"
-    opened = dt.datetime.strptime(breaker["opened_at"], TIME_FORMAT).replace(tzinfo=dt.timezone.utc)
-    if now - opened < dt.timedelta(hours=config.breaker_cooldown_hours):
-        return "open"
-    return "half_open"
+    return "open" if now < probe else "half_open"
 
 
 def chain(ledger: Ledger, config: Config, primary: str, fallbacks: tuple[str, ...], now: dt.datetime) -> list[str]:
@@ -92,14 +89,17 @@ def chain(ledger: Ledger, config: Config, primary: str, fallbacks: tuple[str, ..
     usable = [m for m in models if breaker_state(ledger, config.price(m).provider, config, now) != "open"]
     if not usable:
         providers = sorted({config.price(m).provider for m in models})
-        reopen = min(_opened_at(ledger, p) for p in providers) + dt.timedelta(hours=config.breaker_cooldown_hours)
-        raise BreakerOpen(providers, reopen)
+        raise BreakerOpen(providers, min(filter(None, (probe_at(ledger, p, config) for p in providers))))
     return usable
 
 
-def _opened_at(ledger: Ledger, provider: str) -> dt.datetime:
-    stamp = ledger.health["breakers"][provider]["opened_at"]
-    return dt.datetime.strptime(stamp, TIME_FORMAT).replace(tzinfo=dt.timezone.utc)
+def probe_at(ledger: Ledger, provider: str, config: Config) -> dt.datetime | None:
+    """When an open breaker lets one probe call through (UTC), or None when it is closed."""
+    breaker = ledger.health.get("breakers", {}).get(provider)
+    if not breaker or not breaker.get("opened_at"):
+        return None
+    opened = dt.datetime.strptime(breaker["opened_at"], TIME_FORMAT).replace(tzinfo=dt.timezone.utc)
+    return opened + dt.timedelta(hours=config.breaker_cooldown_hours)
 
 
 def after_run(ledger: Ledger, record: RunRecord, task: str, outcome: str, config: Config, now: dt.datetime) -> Ledger:

@@ -132,14 +132,49 @@ def run_cost(
     )
 
 
-def run_reservation(config: Config, prompt_overhead_tokens: int) -> tuple[int, int]:
-    """(worst case of a whole run, worst case of its first call) in micro-dollars, from the
-    config alone: the analysis at a full context, the code call and its one repair request.
-    What a run reserves (reservations.py), and the most a run that never settled is booked at."""
+# Code calls a run may make: the code call and at most one repair request (coding.write_edits).
+CODE_CALLS = 2
+
+
+@dataclass(frozen=True)
+class WorstCase:
+    """The most one run may cost, in micro-dollars: each call's input at its bound, every output
+    token (thinking and reasoning included) billed. The one worst case: what a run reserves, what
+    a run that never settled is booked at, and what `costs`, the dry run and the budget alert state."""
+
+    analysis: int  # the analysis call at a full context (context.max_tokens and the prompt), count padded
+    code: int  # one code call at its prompt bound (models.code_max_input_tokens)
+    first_call: int  # the analysis call's output alone: a run starts only while this much is left
+
+    @property
+    def run(self) -> int:
+        """The analysis and ``CODE_CALLS`` code calls."""
+        return self.analysis + CODE_CALLS * self.code
+
+    def describe(self, config: Config) -> str:
+        """What the worst case is made of, in one line."""
+        return (
+            f"worst case: the analysis at a full context ({config.context_max_tokens:,} + the prompt) and max_tokens "
+            f"{config.output_cap(config.analysis_model):,}, the code call and its one repair each at the "
+            f"{config.code_max_input_tokens:,}-token prompt bound and max_tokens {config.output_cap(config.code_model):,} "
+            "(thinking and reasoning included): what a run reserves before its first call"
+        )
+
+
+def worst_case(config: Config, prompt_overhead_tokens: int) -> WorstCase:
+    """The worst case of a run under ``config``, from the config alone; ``prompt_overhead_tokens``
+    is the analysis prompt beyond the context (a follow-up's log and diff are more than a task's)."""
     cost = run_cost(
         config.price(config.analysis_model), config.price(config.code_model), config.output_cap(config.analysis_model),
         config.output_cap(config.code_model), analysis=Usage(input_tokens=config.context_max_tokens + prompt_overhead_tokens),
         code=Usage(input_tokens=config.code_max_input_tokens),  # the code prompt is built within this bound (coding.py)
     )
     first = config.price(config.analysis_model).worst_case_micro_usd(0, config.output_cap(config.analysis_model))
-    return cost.analysis_worst + 2 * cost.code_worst, first
+    return WorstCase(analysis=cost.analysis_worst, code=cost.code_worst, first_call=first)
+
+
+def run_reservation(config: Config, prompt_overhead_tokens: int) -> tuple[int, int]:
+    """(worst case of a whole run, worst case of its first call) in micro-dollars (``worst_case``):
+    what a run reserves (reservations.py), and the most a run that never settled is booked at."""
+    worst = worst_case(config, prompt_overhead_tokens)
+    return worst.run, worst.first_call

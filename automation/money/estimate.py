@@ -1,9 +1,11 @@
 """One model of a run, behind every estimate: `costs`, `simulate`, `run --dry-run` and the cron advice.
 
-The analysis prompt is sized on this repository, the way a run builds it (the context for
-the task given, else the first unticked task, else the repository map alone, plus the
-prompt's fixed part); the rest are stated assumptions. Each estimate prints
-``RunModel.assumptions()`` so a user can see what it stood on.
+The typical run (``RunModel``) is sized on this repository, the way a run builds its prompt
+(the context for the task given, else the first unticked task, else the repository map alone,
+plus the prompt's fixed part); the rest are stated assumptions. Each estimate prints
+``RunModel.assumptions()`` so a user can see what it stood on. The worst case is one figure from
+the config alone, ``budget.worst_case``: what a run reserves before its first call, and what
+`costs`, the dry run and the budget alert state.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ CODE_OUTPUT_TOKENS = 6_000
 ANALYSIS_THINKING_TOKENS = 3_000
 # The code prompt carries the plan and the files it names: assumed to be half the context.
 NAMED_FILES_SHARE = 0.5
+def reachable_spend(config: Config) -> int:
+    """The spend every month surely reaches when enough runs are scheduled: runs go on while a
+    whole run's worst case still fits, so at most that much can be left unspent."""
+    return max(0, config.monthly_budget_micro_usd - budget.worst_case(config, PROMPT_OVERHEAD_TOKENS).run)
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,8 @@ class RunModel:
         return Usage(input_tokens=named + ANALYSIS_OUTPUT_TOKENS + PROMPT_OVERHEAD_TOKENS, output_tokens=CODE_OUTPUT_TOKENS)
 
     def cost(self, config: Config) -> budget.RunCost:
-        """Typical and worst-case cost of such a run under ``config``'s models and max_tokens."""
+        """Typical cost of such a run under ``config``'s models, per step (its ``*_worst`` figures
+        are at this typical input; the run's own worst case is ``budget.worst_case``)."""
         return budget.run_cost(
             config.price(config.analysis_model), config.price(config.code_model), config.output_cap(config.analysis_model),
             config.output_cap(config.code_model), analysis=self.analysis, code=self.code,

@@ -48,7 +48,9 @@ def read(repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime) -
         primary = _working_tree(repo, config, now)
         tip = gitops.fetch(repo, default, env, missing_ok=True)  # where the ledger is committed: a file, never a link
         if tip is not None:
-            _refuse_link(repo, tip, config, env, default)
+            committed = at_ref(repo, tip, config, env, default)
+            if primary is not None and committed is not None and committed != primary:
+                primary = prefer_committed(committed, primary)
     if primary is None:
         primary = _recover(repo, config, env, now, home, default, notes)
     rescued = branch_ledger(repo, RESCUE_BRANCH, config, env)
@@ -75,6 +77,21 @@ def booked_note(run: RunRecord) -> str:
         f"booked {format_usd(run.cost_micro_usd, 4)} as spent, {plural(recorded, 'recorded call')}{in_flight} "
         f"(outcome '{UNSETTLED}'), until something better is known"
     )
+
+
+def committed_locally(repo: Path, config: Config, env: Mapping[str, str]) -> Ledger | None:
+    """The ledger on its branch at origin as this checkout last saw it (a fetch, or the bot's own
+    push), with no network: what `status` adds to the working tree's copy, which a local run puts
+    back as HEAD has it. None when the checkout knows no such branch or file."""
+    branch = config.ledger_branch or gitops.local_default_branch(repo, env)
+    tip = None if branch is None else gitops.known_remote_tip(repo, branch, env)
+    return None if tip is None or branch is None else at_ref(repo, tip, config, env, branch)
+
+
+def prefer_committed(committed: Ledger, working: Ledger) -> Ledger:
+    """A checkout's copy (put back as HEAD had it by a local run, so maybe behind) merged into
+    the committed ledger: every run of either is kept, the committed one's state (breakers, flags) wins."""
+    return ledger_module.merge(None, committed, working)
 
 
 def _working_tree(repo: Path, config: Config, now: dt.datetime) -> Ledger | None:

@@ -162,12 +162,27 @@ def remote_branch_exists(root: Path, branch: str, env: Mapping[str, str] | None)
     return True
 
 
-def remote_default_branch(root: Path, env: Mapping[str, str] | None) -> str:
-    """The default branch of origin: ``origin/HEAD`` if set locally, else asked from the remote."""
+def local_default_branch(root: Path, env: Mapping[str, str] | None) -> str | None:
+    """Origin's default branch as the checkout knows it (``origin/HEAD``), with no network; None when unset."""
     local = _run(root, ["symbolic-ref", "--quiet", f"refs/remotes/{REMOTE}/HEAD"], env)
     prefix = f"refs/remotes/{REMOTE}/"
     if local.returncode == 0 and local.stdout.decode().strip().startswith(prefix):
         return local.stdout.decode().strip()[len(prefix):]
+    return None
+
+
+def known_remote_tip(root: Path, branch: str, env: Mapping[str, str] | None) -> str | None:
+    """The tip of origin's ``branch`` as the last fetch or push left it here (no network), or None."""
+    _check_branch(branch)
+    result = _run(root, ["rev-parse", "--verify", "--quiet", f"refs/remotes/{REMOTE}/{branch}^{{commit}}"], env)
+    return result.stdout.decode().strip() if result.returncode == 0 else None
+
+
+def remote_default_branch(root: Path, env: Mapping[str, str] | None) -> str:
+    """The default branch of origin: ``origin/HEAD`` if set locally, else asked from the remote."""
+    local = local_default_branch(root, env)
+    if local is not None:
+        return local
     out = _git(root, ["ls-remote", "--symref", REMOTE, "HEAD"], env, f"ask {REMOTE} for its default branch").decode()
     for line in out.splitlines():
         if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
@@ -242,6 +257,24 @@ def remote_file(root: Path, ref: str, path: str, env: Mapping[str, str] | None) 
     if len(fields) != 3 or fields[1] != b"blob":
         raise GitError(f"{path} at {ref} is not a file; choose a file path")
     return rest[: int(fields[2])]
+
+
+def restore_to_head(root: Path, path: str, env: Mapping[str, str] | None) -> bool:
+    """Make the working tree's ``path`` what the checked-out commit has (delete it when that
+    commit has none), so a later ``git pull`` that brings the file is not refused for an
+    untracked or modified copy. True when the file was changed; nothing happens without a HEAD."""
+    if _run(root, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], env).returncode != 0:
+        return False
+    wanted = remote_file(root, "HEAD", path, env)
+    target = root / path
+    current = target.read_bytes() if target.is_file() and not target.is_symlink() else None
+    if current == wanted:
+        return False
+    if wanted is None:
+        target.unlink()
+    else:
+        target.write_bytes(wanted)
+    return True
 
 
 def verify_file(root: Path, commit: str, path: str, expected: bytes, env: Mapping[str, str] | None) -> None:

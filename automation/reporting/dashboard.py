@@ -34,8 +34,8 @@ from pygal.style import Style  # type: ignore[import-untyped]
 from ..core.config import Config
 from ..core.errors import AutomationError
 from ..core.prices import MICRO, format_usd
-from ..core.wording import percent
-from ..models.health import ModelStats
+from ..core.wording import outcome_words, percent
+from ..models.health import ModelStats, probe_at
 from ..money.ledger import UNSETTLED, Ledger
 from . import series
 from .reports import status_data
@@ -127,7 +127,7 @@ def render(config: Config, ledger: Ledger, now: dt.datetime, *, repository: str 
         _providers(status, ledger),
         _runs(ledger),
         _history(status, ledger),
-        _attention(status),
+        _attention(status, ledger, config),
     ]
     nav = "".join(f'<li><a href="#{key}">{_e(name)}</a></li>' for key, name in SECTIONS)
     return (
@@ -160,6 +160,8 @@ def _month(status: dict[str, Any], ledger: Ledger, config: Config, now: dt.datet
         ("executions", "Runs", str(status["executions"])),
         ("prs_opened", "Pull requests", str(status["prs_opened"])),
     ])
+    if not ledger.runs:  # nothing to draw: a $0 line says nothing, what to do next does
+        return _section("month", f"{figures}{_first_time_hint(ledger.month)}")
     labels = [str(day.day) for day in burn.days]
     chart = _chart(
         pygal.Line, "Month to date against the budget", labels,
@@ -177,6 +179,13 @@ def _month(status: dict[str, Any], ledger: Ledger, config: Config, now: dt.datet
     pace_text = (f"At this pace the budget runs out on {runs_out}." if runs_out
                  else "At this pace the budget lasts the month.")
     return _section("month", f"{figures}{_figure('burn-up', chart, pace_text, table)}")
+
+
+def _first_time_hint(month: str) -> str:
+    return (f'<div class="hint" id="first-time"><p><strong>No runs yet in {_e(month)}.</strong> The page fills in '
+            "after the first run: the workflow runs on its schedule (every three hours by default), or start one now "
+            "from <em>Actions → ai-orchestration → Run workflow</em>.</p><p>To see what that run would do, with no keys "
+            "and no cost: <code>python -m automation run --dry-run</code>.</p></div>")
 
 
 def _budget_ticks(budget_micro_usd: int) -> list[float | None]:
@@ -288,9 +297,12 @@ def _runs(ledger: Ledger) -> str:
         link = (f'<a href="{_e(run.pr_url)}">{_e(run.pr_url.rsplit("/", 1)[-1])}</a>'
                 if run.pr_url and run.pr_url.startswith(("https://", "http://")) else _e(run.pr_url or ""))
         outcome_class = "ok" if run.outcome == "pr_opened" else "bad" if run.outcome.startswith(("failed", UNSETTLED)) else ""
-        rows.append(f"<tr><td>{_e(run.started_at.replace('T', ' ').rstrip('Z'))}</td><td>{_e(run.task)}</td>"
-                    f'<td class="{outcome_class}">{_e(run.outcome)}</td><td class="num">{format_usd(run.cost_micro_usd, 4)}</td>'
-                    f"<td>{link}</td></tr>")
+        rows.append(f'<tr><td data-label="Started">{_e(run.started_at.replace("T", " ").rstrip("Z"))}</td>'
+                    f'<td data-label="Task">{_e(run.task)}</td>'
+                    f'<td data-label="Outcome" data-outcome="{_e(run.outcome)}" class="{outcome_class}">'
+                    f"{_e(outcome_words(run.outcome))}</td>"
+                    f'<td data-label="Cost" class="num">{format_usd(run.cost_micro_usd, 4)}</td>'
+                    f'<td data-label="Pull request">{link}</td></tr>')
     body = "".join(rows) or '<tr><td colspan="5">No runs this month yet.</td></tr>'
     table = ('<div class="scroll"><table id="runs-table"><caption>Newest first (UTC)</caption><thead><tr><th scope="col">Started</th>'
              '<th scope="col">Task</th><th scope="col">Outcome</th><th scope="col">Cost</th><th scope="col">Pull request</th>'
@@ -299,6 +311,8 @@ def _runs(ledger: Ledger) -> str:
 
 
 def _history(status: dict[str, Any], ledger: Ledger) -> str:
+    if not ledger.history and not ledger.runs:
+        return _section("history", "<p>No past months yet: each month's spend is kept here once it closes.</p>")
     months = [*status["history"], {"month": status["month"], "spent_usd": status["spent_usd"],
                                    "executions": status["executions"], "prs_opened": status["prs_opened"]}]
     budgets = [entry.budget_micro_usd / MICRO for entry in ledger.history] + [status["budget_usd"]]
@@ -314,11 +328,12 @@ def _history(status: dict[str, Any], ledger: Ledger) -> str:
     return _section("history", _figure("months", chart, caption, table))
 
 
-def _attention(status: dict[str, Any]) -> str:
+def _attention(status: dict[str, Any], ledger: Ledger, config: Config) -> str:
     breakers = status["health"]["breakers"]
     open_ones = {p: s for p, s in breakers.items() if s != "closed"}
     breaker_items = "".join(
-        f'<li data-breaker="{_e(p)}"><strong>{_e(p)}</strong>: {_e(s.replace("_", "-"))}</li>' for p, s in open_ones.items()
+        f'<li data-breaker="{_e(p)}"><strong>{_e(p)}</strong>: {_e(_breaker_words(ledger, config, p, s))}</li>'
+        for p, s in open_ones.items()
     ) or "<li>none: every provider's circuit breaker is closed</li>"
     parked = "".join(f"<li>{_e(task)}</li>" for task in status["health"]["parked_tasks"]) or "<li>none</li>"
     unsettled = status["unsettled"]
@@ -330,6 +345,15 @@ def _attention(status: dict[str, Any]) -> str:
                     f'<h3>Runs that never settled</h3><p>Killed or lost before their ledger commit: booked at '
                     f'<strong id="unsettled-usd">{_usd(unsettled["spent_usd"], 4)}</strong>, their calls and the one in '
                     f'flight at its worst case, until something better is known.</p><ul id="unsettled">{never}</ul>')
+
+
+def _breaker_words(ledger: Ledger, config: Config, provider: str, state: str) -> str:
+    """What an open breaker means for the next runs, and when it lets a call through again."""
+    if state == "half_open":
+        return "half-open: the next run makes one probe call; if it succeeds the breaker closes"
+    probe = probe_at(ledger, provider, config)
+    when = f"{probe:%Y-%m-%d %H:%M} UTC" if probe else "the cool-down ends"
+    return f"open: runs skip its models until {when}, then one probe call decides whether it closes"
 
 
 # --- building blocks ------------------------------------------------------------------------
@@ -374,26 +398,60 @@ _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.S)
 _GENERATED = re.compile(r"<!--Generated with pygal.*?-->")
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """One rendering of a chart: the SVG's size in its own units, the text sizes in those units,
+    and how the legend and the day labels are laid out."""
+
+    name: str
+    width: int
+    height: int
+    label_font: int
+    legend_font: int
+    title_font: int
+    legend_columns: int
+    label_every: int  # at most this many labelled days on a 30-day axis
+
+
+# A phone (360-400 px) shows the narrow one at about 0.8 of its size: 15-unit text reads as 12 px.
+WIDE = _Layout("wide", 900, 360, 13, 14, 16, 4, 8)
+NARROW = _Layout("narrow", 400, 340, 15, 15, 17, 3, 5)
+
+
 def _chart(kind: Callable[..., Any], title: str, labels: list[str],
            lines: list[tuple[str, Sequence[float | None], dict[str, Any]]], *, value_suffix: str = "",
            colours: Sequence[str] = PALETTE, **options: Any) -> str:
+    """The chart twice, wide for screens and narrow for phones (the style sheet shows one), so
+    neither is squeezed: a phone gets readable text and a title that wraps instead of being cut."""
+    return "".join(
+        f'<div class="{layout.name}">{_svg(kind, title, labels, lines, layout, value_suffix, colours, dict(options))}</div>'
+        for layout in (WIDE, NARROW)
+    )
+
+
+def _svg(kind: Callable[..., Any], title: str, labels: list[str],
+         lines: list[tuple[str, Sequence[float | None], dict[str, Any]]], layout: _Layout, value_suffix: str,
+         colours: Sequence[str], options: dict[str, Any]) -> str:
     """Inline SVG. ``js=[]`` keeps pygal from linking its tooltip script from the web; the
     per-chart config script it still writes only feeds that script, so it is dropped, and the
     random chart id is replaced, so the page is the same for the same ledger."""
-    if len(labels) > 16:  # label every few days, not all thirty
-        options.update(show_minor_x_labels=False, x_labels_major_every=len(labels) // 8)
-    columns = min(4, len(lines)) or 1
+    if len(labels) > 2 * layout.label_every:  # label every few days, not all thirty
+        options.update(show_minor_x_labels=False, x_labels_major_every=len(labels) // layout.label_every)
+    # long legend entries (provider/model) get a line each on a narrow chart rather than overlap
+    long_names = layout is NARROW and max((len(name) for name, _, _ in lines), default=0) > 12
+    columns = 1 if long_names else (min(layout.legend_columns, len(lines)) or 1)
     chart = kind(
-        js=[], style=_style(colours), width=900, height=360 + LEGEND_ROW_PX * max(0, math.ceil(len(lines) / columns) - 1),
+        js=[], style=_style(colours, layout), width=layout.width,
+        height=layout.height + LEGEND_ROW_PX * max(0, math.ceil(len(lines) / columns) - 1),
         title=_label(title), x_labels=[_label(label) for label in labels], truncate_legend=-1, truncate_label=-1,
-        legend_at_bottom=True, legend_at_bottom_columns=columns, value_formatter=_Formatter(value_suffix),
-        include_x_axis=True, allow_interruptions=True, max_scale=8, margin_bottom=24,
-        no_data_text="Nothing to draw yet", **options,
+        legend_at_bottom=True, legend_at_bottom_columns=columns,
+        value_formatter=_Formatter(value_suffix), include_x_axis=True, allow_interruptions=True, max_scale=8,
+        margin_bottom=24, no_data_text="Nothing to draw yet", **options,
     )
     for name, values, extra in lines:
         chart.add(_label(name), list(values), **extra)
     svg = chart.render(is_unicode=True, disable_xml_declaration=True)
-    key = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    key = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") + ("" if layout is WIDE else f"-{layout.name}")
     svg = _GENERATED.sub("", _SCRIPT.sub("", svg)).replace(chart.uuid, key)
     return svg.replace("<svg ", f'<svg role="img" aria-label="{_e(title)} (figures in the table below)" ', 1)
 
@@ -404,12 +462,12 @@ def _label(text: str) -> str:
     return flat if len(flat) <= LABEL_MAX_CHARS else flat[: LABEL_MAX_CHARS - 1] + "…"
 
 
-def _style(colours: Sequence[str]) -> Style:
+def _style(colours: Sequence[str], layout: _Layout) -> Style:
     return Style(
         background="#ffffff", plot_background="#ffffff", foreground="#1a1a1a", foreground_strong="#000000",
         foreground_subtle="#6b6b6b", colors=tuple(colours), font_family="system-ui, -apple-system, 'Segoe UI', sans-serif",
-        label_font_size=13, major_label_font_size=13, legend_font_size=14, title_font_size=16, no_data_font_size=18,
-        opacity="1",
+        label_font_size=layout.label_font, major_label_font_size=layout.label_font, legend_font_size=layout.legend_font,
+        title_font_size=layout.title_font, no_data_font_size=18, opacity="1",
         opacity_hover="1", stroke_width="2.5", guide_stroke_color="#cccccc", major_guide_stroke_color="#cccccc",
     )
 
@@ -440,7 +498,17 @@ section{background:#fff;border:1px solid var(--line);border-radius:8px;padding:1
 .figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:.5rem;margin:0 0 1rem}
 .figures div{border-left:4px solid #0072B2;padding:.25rem .75rem}.figures dt{color:var(--muted);font-size:.85rem}
 .figures dd{margin:0;font-size:1.35rem;font-weight:600}
-figure{margin:0 0 1.25rem;overflow-x:auto}figure svg{width:100%;min-width:560px;height:auto;display:block}figcaption{color:var(--muted);margin:.25rem 0}
+figure{margin:0 0 1.25rem}figure svg{width:100%;height:auto;display:block}figcaption{color:var(--muted);margin:.25rem 0}
+.chart .narrow{display:none}.hint{border-left:4px solid #E69F00;padding:.25rem .75rem;margin:0 0 1rem}
+@media (max-width:640px){
+header,main,footer{padding:0 .5rem}section{padding:.75rem;margin:.75rem 0}
+.chart .wide{display:none}.chart .narrow{display:block}
+#runs-table thead{display:none}#runs-table,#runs-table tbody,#runs-table tr,#runs-table td{display:block;width:100%}
+#runs-table tr{border-bottom:1px solid var(--line);padding:.4rem 0}
+#runs-table td{border:0;padding:.1rem 0;display:flex;gap:.75rem;text-align:left;white-space:normal}
+#runs-table caption{display:block}#runs-table td::before{content:attr(data-label);color:var(--muted);font-weight:400;flex:0 0 6.5rem}
+details table{display:block;overflow-x:auto}
+}
 details summary{cursor:pointer;color:#0050a0}table{border-collapse:collapse;width:100%;font-size:.9rem;margin:.5rem 0}
 caption{text-align:left;color:var(--muted)}th,td{border-bottom:1px solid var(--line);padding:.3rem .5rem;text-align:left;vertical-align:top}
 td.num{text-align:right;white-space:nowrap}td.ok{color:var(--ok)}td.bad{color:var(--bad);font-weight:600}

@@ -347,13 +347,20 @@ def budget_exhausted_embed(
     month_spent_micro: int,
     budget_micro: int,
     needed_micro: int | None = None,
+    run_worst_micro: int | None = None,
 ) -> dict[str, Any]:
-    """The month's money is used up: no more runs until the budget resets."""
+    """The month's money is used up: no more runs until the budget resets. ``run_worst_micro``
+    is a run's worst case (the figure `costs` shows), ``needed_micro`` what the refused call could cost."""
     reset = next_reset(now)
     description = f"No more runs this month. The budget resets on {reset:%Y-%m-%d} at 00:00 UTC."
-    if needed_micro is not None:
-        remaining = max(0, budget_micro - month_spent_micro)
-        description += f" The next run could cost up to {_money(needed_micro)}; {_money(remaining)} is left."
+    remaining = max(0, budget_micro - month_spent_micro)
+    if run_worst_micro is not None:
+        description += f" The next run could cost up to {format_usd(run_worst_micro, 4)} (its worst case)"
+        if needed_micro is not None:
+            description += f", its next call up to {format_usd(needed_micro, 4)}"
+        description += f"; {_money(remaining)} is left."
+    elif needed_micro is not None:
+        description += f" The next call could cost up to {format_usd(needed_micro, 4)}; {_money(remaining)} is left."
     return _embed(
         "budget_exhausted",
         title="🛑 Budget exhausted",

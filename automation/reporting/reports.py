@@ -47,12 +47,14 @@ def spent_usd(spent_micro_usd: int, budget_micro_usd: int) -> str:
     return format_usd(spent_micro_usd, 4) if hides else cents
 
 
-def status_data(config: Config, ledger: Ledger, now: dt.datetime) -> dict[str, Any]:
-    """Everything `status --json` prints; keys are part of the interface."""
+def status_data(config: Config, ledger: Ledger, now: dt.datetime, paused: str | None = None) -> dict[str, Any]:
+    """Everything `status --json` prints; keys are part of the interface. ``paused``: why runs
+    are paused (``Config.paused_by``), or None."""
     cap = config.monthly_budget_micro_usd
     spent = ledger.spent_micro_usd
     month_pace = budget.pace(ledger, cap, now)
     return {
+        "paused": paused,
         "month": ledger.month,
         "budget_usd": usd(cap),
         "spent_usd": usd(spent),
@@ -129,6 +131,8 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
         lines.insert(3, f"  new tasks: {plural(follow['new_task_runs'], 'run')}; follow-ups: {plural(follow['runs'], 'run')} on "
                         f"{plural(follow['pull_requests'], 'pull request')} ({plural(follow['pushed'], 'fix', 'fixes')} pushed), "
                         f"{format_usd(round(follow['spent_usd'] * MICRO), 4)}")
+    if data["paused"]:
+        lines.insert(0, f"Paused: {data['paused']}. Runs stop before any work.")
     reached = ", ".join(map(_money, data["milestones_reached"])) or "none yet"
     lines.append(f"  milestones reached: {reached} (of {', '.join(map(_money, data['milestones_usd']))})")
     lines += [f"  {line}" for line in health.render_stats(health.model_stats(ledger))]
@@ -158,36 +162,54 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
 
 
 def render_costs(config: Config, now: dt.datetime, model: estimate.RunModel) -> str:
-    """The cost of a run and what the budget buys, from ``model`` (the one model of a run)."""
+    """The cost of a run and what the budget buys: typical from ``model`` (the one model of a
+    run), worst case from ``budget.worst_case`` (what a run reserves)."""
     analysis = config.price(config.analysis_model)
     code = config.price(config.code_model)
     cost = model.cost(config)
+    worst = budget.worst_case(config, estimate.PROMPT_OVERHEAD_TOKENS)
     cap = config.monthly_budget_micro_usd
     start, end = budget.month_bounds(now.strftime("%Y-%m"))
     month_hours = (end - start).total_seconds() / 3600
     plan = estimate.cadence(cost.typical, cap, month_hours)
+    code_worst = budget.CODE_CALLS * worst.code
     lines = [
         f"Cost of one run (budget {format_usd(cap)} a month)",
         f"  {'step':<10}{'model':<22}{'typical':>12}{'worst case':>14}",
-        f"  {'analysis':<10}{analysis.model:<22}{format_usd(cost.analysis_typical, 4):>12}{format_usd(cost.analysis_worst, 4):>14}",
-        f"  {'code':<10}{code.model:<22}{format_usd(cost.code_typical, 4):>12}{format_usd(cost.code_worst, 4):>14}",
-        f"  {'total':<32}{format_usd(cost.typical, 4):>12}{format_usd(cost.worst, 4):>14}",
+        f"  {'analysis':<10}{analysis.model:<22}{format_usd(cost.analysis_typical, 4):>12}{format_usd(worst.analysis, 4):>14}",
+        f"  {'code':<10}{code.model:<22}{format_usd(cost.code_typical, 4):>12}{format_usd(code_worst, 4):>14}",
+        f"  {'total':<32}{format_usd(cost.typical, 4):>12}{format_usd(worst.run, 4):>14}",
         "",
-        f"  {model.assumptions()}; worst case: max_tokens {config.output_cap(config.analysis_model):,} / {config.output_cap(config.code_model):,} (thinking and reasoning included)",
-        f"  runs a month within the budget: about {plan.runs:,} typical, at least {cap // cost.worst:,} even at worst case",
+        f"  {model.assumptions()}; {worst.describe(config)}",
+        f"  runs a month within the budget: about {plan.runs:,} typical, at least {cap // worst.run:,} even at worst case",
         f"  pull requests a month: at most one a run, so up to {plan.runs:,}",
         f"  a run every {_hours(plan.interval_hours)} spreads the budget over a {month_hours / 24:.0f}-day month;"
         f" {plan.advice(cost.typical)}",
     ]
+    sure = estimate.reachable_spend(config)
     for milestone in config.milestones_micro_usd:
-        runs_needed = -(-milestone // cost.typical)
-        day = runs_needed * plan.interval_hours / 24
-        lines.append(
-            f"  {format_usd(milestone)} milestone: after about {plural(runs_needed, 'run')} (day {min(day, month_hours / 24):.0f} at that pace)"
-        )
+        lines.append(f"  {_milestone_promise(milestone, cap, sure, worst.run, cost.typical, plan.interval_hours, month_hours)}")
     lines += [f"  {warning}" for warning in config.retirement_warnings(now.date())]
     lines += [f"  note: {note}" for note in config.retirement_notes()]
     return "\n".join(lines)
+
+
+def _milestone_promise(milestone: int, cap: int, sure: int, run_worst: int, typical: int, interval_hours: float,
+                       month_hours: float) -> str:
+    """When a milestone is reached, promised only where it must come true: runs go on while a
+    whole run's worst case fits, so spend surely reaches ``sure``; above it, only if the last
+    runs happen to fit."""
+    name = f"{format_usd(milestone)} milestone"
+    if milestone <= sure:
+        runs_needed = -(-milestone // typical)
+        day = min(runs_needed * interval_hours / 24, month_hours / 24)
+        return f"{name}: after about {plural(runs_needed, 'run')} (day {day:.0f} at that pace)"
+    ends = f"a month with enough runs ends between {format_usd(sure)} and {format_usd(cap)}"
+    if milestone == cap:
+        return (f"{name}: at the full budget, reached only if the month's last run spends exactly what is left; "
+                f"runs may stop once less than {format_usd(run_worst, 4)} (a run's worst case) is left, so {ends}")
+    return (f"{name}: may not be reached; runs may stop once less than {format_usd(run_worst, 4)} (a run's worst case) "
+            f"is left, so {ends}")
 
 
 def _hours(hours: float) -> str:

@@ -73,6 +73,9 @@ def run(
     if env.get("GITHUB_ACTIONS") == "true":
         out.write("".join(line + "\n" for line in mask_commands(env)))
     config = load_config(config_path, repo, now.date())  # retired models already swapped for successors
+    paused = config.paused_by(env)
+    if paused:
+        return _paused(env, out, paused, decide_only)
     config.check_retirement()
     if not decide_only:  # the deciding step is given no model keys
         keys.require_keys(env, {config.price(model).provider for model in config.configured_models().values()})
@@ -97,7 +100,9 @@ def run(
         if decide_only:
             _hand_over(session, f"'{task.text}'")
         session.record = replace(session.record, task=task.text)
-        session.reserver.reserve(session.ledger, task.text, *budget.run_reservation(config, estimate.PROMPT_OVERHEAD_TOKENS))
+        worst, first = budget.run_reservation(config, estimate.PROMPT_OVERHEAD_TOKENS)
+        session.reserver.reserve(session.ledger, task.text, worst, first)
+        _say_reserved(session, task, worst)
         if config.notify_run_started:
             notifier.notify([discord.run_started_embed(repository=session.repository, now=now, task=task.text, run_url=reports.run_url(env))])
         pr = _resume_pushed_branch(session, remote, task, pulls) or _new_pull_request(session, remote, task)
@@ -119,6 +124,15 @@ def run(
         raise error  # recorded, announced and committed: now the CLI reports it and sets the exit code
     if decide_only:
         _write_output(env, "work", "true" if outcome == HANDED_OVER else "false")
+    return EXIT_OK
+
+
+def _paused(env: Mapping[str, str], out: TextIO, reason: str, decide_only: bool) -> int:
+    """A paused bot stops before any work: no ledger read, no network, nothing written but the step's output."""
+    out.write(f"Paused: {reason}. Nothing was done (exit 0).\n")
+    _write_summary(env, f"## ai-orchestration is paused\n\n{reason}.\n")
+    if decide_only:
+        _write_output(env, "work", "false")
     return EXIT_OK
 
 
@@ -144,9 +158,24 @@ def _new_pull_request(session: Session, remote: Repository, task: tasks.Task) ->
     if found:
         session.say(f"Withheld what looks like secrets in the task's text from the prompts ({secret_scan.summary(found)})")
     repo_context = context.build_context(session.repo, brief, session.config.context_max_tokens, _private_paths(session.config))
+    _say_context(session, repo_context)
     analysis = _analyse(session, brief, repo_context)
     plan = _write_code(session, brief, analysis, repo_context)
     return _open_pull_request(session, remote, task, analysis, plan)
+
+
+def _say_reserved(session: Session, task: tasks.Task, worst: int) -> None:
+    """The log names the task and what the run holds before any call is made."""
+    held = session.reserver.held
+    assert held is not None, "reserve() holds a reservation or raises"
+    why = "its worst case" if held.micro_usd >= worst else f"all that is left; its worst case is {format_usd(worst, 4)}"
+    session.say(f"Task: {task.text}")
+    session.say(f"Reserved {format_usd(held.micro_usd, 4)} for this run ({why}) until {held.expires_at}")
+
+
+def _say_context(session: Session, repo_context: context.RepoContext) -> None:
+    session.say(f"Context: {plural(len(repo_context.files), 'file')}, {repo_context.tokens:,} of "
+                f"{session.config.context_max_tokens:,} tokens (`run --dry-run` lists them and why)")
 
 
 def _check_pull_request_limit(config: Config, pulls: list[github.BotPull]) -> None:
@@ -305,11 +334,16 @@ def _lower_effort(effort: str, efforts: tuple[str, ...]) -> str:
     return efforts[max(0, efforts.index(effort) - 1)]
 
 
+def analysis_prompt(task: str, repo_context: context.RepoContext, secrets: list[str]) -> str:
+    """The analysis request's user message, exactly as sent (the system prompt is ANALYSIS_SYSTEM)."""
+    return redact(f"# Task\n{task}\n\n# Repository\n{context.render_context(repo_context)}", secrets)
+
+
 def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> str:
     from ..models import providers  # the SDKs take seconds to import: only runs that call a model load them
 
     config = session.config
-    prompt = redact(f"# Task\n{task}\n\n# Repository\n{context.render_context(repo_context)}", session.secrets)
+    prompt = analysis_prompt(task, repo_context, session.secrets)
 
     def attempt(model: str, untyped: object) -> str:
         client = cast("anthropic.Anthropic", untyped)  # _client made it for this model's provider
@@ -526,6 +560,8 @@ def _close_run(session: Session, notifier: Notifier, outcome: str, error: Automa
         if ledger != session.base_ledger or session.reserver.held is not None:
             ledger, embeds, failure = _commit_ledger(session, announce)
             rescued = failure is not None
+            if not rescued:
+                _leave_checkout_pullable(session)
     except AutomationError as unrecorded:
         failure = unrecorded
         raise
@@ -599,6 +635,15 @@ def _correct_posted(session: Session) -> None:
             session.say(f"Updated the cost receipt on {posted.where} to the month as committed")
 
 
+def _leave_checkout_pullable(session: Session) -> None:
+    """Outside Actions, once the ledger is committed, put the checkout's copy back as the
+    checked-out commit has it: an untracked or changed copy would make the next `git pull`
+    abort. In Actions the copy stays for the dashboard step, and the checkout is thrown away."""
+    path = session.config.ledger_path
+    if session.env.get("GITHUB_ACTIONS") != "true" and gitops.restore_to_head(session.repo, path, session.env):
+        session.say(f"{path} in this checkout is left as it was: `git pull` brings the committed one")
+
+
 def _write_job_summary(session: Session, outcome: str, error: AutomationError | None) -> None:
     text = reports.job_summary(
         task=session.record.task, outcome=outcome, pr_url=session.record.pr_url, error=error.message if error else None,
@@ -617,21 +662,28 @@ def _write_summary(env: Mapping[str, str], text: str) -> None:
 
 
 def dry_run(
-    *, repo: Path, config_path: Path | None, task_text: str | None, env: Mapping[str, str], now: dt.datetime, out: TextIO
+    *, repo: Path, config_path: Path | None, task_text: str | None, env: Mapping[str, str], now: dt.datetime, out: TextIO,
+    show_prompt: bool = False,
 ) -> int:
-    """What a run would do: no keys, no network, no writes (but the job summary, in Actions)."""
+    """What a run would do: no keys, no network, no writes (but the job summary, in Actions).
+    ``show_prompt`` adds the analysis request exactly as a run would send it."""
     config = load_config(config_path, repo, now.date())
     loaded = ledger_module.load(repo / config.ledger_path, now, config.monthly_budget_micro_usd, root=repo)
     ledger = ledger_module.as_of(loaded, now)
     pending = tasks.read_tasks(tasks.load(repo, config.tasks_file))
     task = tasks.Task(tasks.task_text(task_text), 0) if task_text is not None else (pending[0] if pending else None)
     lines = ["Dry run: no keys, no network, nothing written."]
+    prompt: list[str] = []  # with show_prompt, the analysis request, last
+    paused = config.paused_by(env)
+    if paused:
+        lines.append(f"Paused: {paused}. A real run stops before any work (exit 0); once resumed it would do this:")
     if task is None:
         lines.append(f"No task left in {config.tasks_file}: the run would stop here (exit 0).")
     else:
         repo_context = context.build_context(repo, task.brief, config.context_max_tokens, _private_paths(config))
         model = estimate.RunModel.of_context(repo_context.tokens, task.text)
         cost = model.cost(config)
+        worst, first = budget.run_reservation(config, estimate.PROMPT_OVERHEAD_TOKENS)
         left = budget.remaining_micro_usd(ledger, config.monthly_budget_micro_usd)
         lines += [
             f"Task: {task.text}",
@@ -640,17 +692,26 @@ def dry_run(
             f"Context: {plural(len(repo_context.files), 'file')}, {repo_context.tokens:,} of {config.context_max_tokens:,} tokens",
             *context.describe(repo_context).splitlines(),
             f"Models: {config.analysis_model} (analysis), {config.code_model} (code)",
-            f"Cost of this run: about {format_usd(cost.typical, 4)}, at most {format_usd(cost.worst, 4)}",
+            f"Cost of this run: about {format_usd(cost.typical, 4)}, at most {format_usd(worst, 4)} (what it reserves)",
             f"  ({model.assumptions()})",
             f"Budget left in {ledger.month}: {format_usd(left)} of {format_usd(config.monthly_budget_micro_usd)}"
             f" ({reports.progress_bar(ledger.spent_micro_usd, config.monthly_budget_micro_usd)})",
         ]
-        if cost.worst > left:
+        if first > left:
             lines.append("The budget would stop this run before its first call (exit 0).")
+        elif worst > left:
+            lines.append("Less than its worst case is left: the run would start, but the budget may stop it before a later call.")
         lines += config.retirement_warnings(now.date()) + [f"note: {note}" for note in config.retirement_notes()]
+        if show_prompt:
+            prompt = [
+                f"--- the analysis request to {config.analysis_model}: system prompt ---", ANALYSIS_SYSTEM,
+                "--- user message ---", analysis_prompt(task.brief, repo_context, secret_values(env)),
+                "--- end (the code step's prompt is built from the analysis reply, so no dry run can show it) ---",
+            ]
     if config.intake_enabled:
         lines.append(f"Open issues labelled {config.intake_label} by a trusted account are tasks too "
                      f"(intake.order: {config.intake_order}); a dry run reads no issues (no network).")
+    lines += prompt
     out.write("".join(f"{line}\n" for line in lines))
     _write_summary(env, reports.dry_run_summary(lines[1:]))
     return EXIT_OK

@@ -16,7 +16,8 @@ from ..core.prices import Usage, format_usd
 from ..core.wording import plural
 from ..money import budget
 from ..money import ledger as ledger_module
-from ..money.estimate import RunModel
+from ..money import estimate
+from ..money.estimate import PROMPT_OVERHEAD_TOKENS, RunModel
 from ..money.ledger import CallRecord, Ledger, RunRecord
 from ..reporting import alerts, discord
 
@@ -25,11 +26,12 @@ JITTER = 0.25  # synthetic usage varies +-25% around the typical run
 REPOSITORY = "simulation"
 
 
-def _jitter(usage: Usage, rng: random.Random) -> Usage:
+def _jitter(usage: Usage, rng: random.Random, max_input_tokens: int) -> Usage:
+    """``usage`` varied, its input never above what a run can send (the bound the worst case assumes)."""
     def vary(tokens: int) -> int:
         return max(1, round(tokens * rng.uniform(1 - JITTER, 1 + JITTER)))
 
-    return Usage(input_tokens=vary(usage.input_tokens), output_tokens=vary(usage.output_tokens))
+    return Usage(input_tokens=min(vary(usage.input_tokens), max_input_tokens), output_tokens=vary(usage.output_tokens))
 
 
 def _simulated_run(
@@ -42,12 +44,13 @@ def _simulated_run(
     the call it made.
     """
     steps = (
-        ("analysis", config.analysis_model, model.analysis, config.output_cap(config.analysis_model)),
-        ("code", config.code_model, model.code, config.output_cap(config.code_model)),
+        ("analysis", config.analysis_model, model.analysis, config.output_cap(config.analysis_model),
+         config.context_max_tokens + PROMPT_OVERHEAD_TOKENS),
+        ("code", config.code_model, model.code, config.output_cap(config.code_model), config.code_max_input_tokens),
     )
-    for step, name, typical, max_tokens in steps:
+    for step, name, typical, max_tokens, max_input in steps:
         price = config.price(name)
-        usage = _jitter(typical, rng)
+        usage = _jitter(typical, rng, max_input)
         usage = replace(usage, output_tokens=min(usage.output_tokens, max_tokens))
         try:
             budget.reserve(ledger, config.monthly_budget_micro_usd, price, budget.padded_anthropic_count(usage.input_tokens), max_tokens)
@@ -118,4 +121,7 @@ def simulate(
             yield "  [Discord] " + discord.render_text(embed).replace("\n", "\n            ")
     if silent_stops:
         yield f"{plural(silent_stops, 'more run')} stopped by the budget (no alert: it was already sent this month)"
+    if until_micro_usd is not None and ledger.spent_micro_usd < until_micro_usd <= cap:
+        yield (f"{format_usd(until_micro_usd)} was not reached: runs stop once the next call no longer fits, and "
+               f"spend surely reaches only {format_usd(estimate.reachable_spend(config))} (the budget less a run's worst case).")
     yield f"End: {plural(ledger.executions, 'run')} in {ledger.month}, {format_usd(ledger.spent_micro_usd)} of {format_usd(cap)} spent."
