@@ -230,6 +230,17 @@ def worktree(root: Path, sha: str, env: Mapping[str, str] | None) -> Iterator[Pa
             _run(root, ["worktree", "prune"], env)
 
 
+def export(root: Path, commit: str, dest: Path, env: Mapping[str, str] | None) -> None:
+    """A new repository at ``dest`` holding ``commit`` alone (fetched at depth 1 from ``root``),
+    checked out detached. Nothing of ``root``'s config comes along: no remote, no credential
+    (actions/checkout keeps its token in ``root``'s config), no hooks; LFS files stay pointers."""
+    _git(dest.parent, ["init", "--quiet", str(dest)], env, f"create {dest.name} for the checks")
+    _git(dest, ["-c", "protocol.version=2", "fetch", "--quiet", "--depth", "1", "--no-tags", "--no-write-fetch-head",
+                str(root.resolve()), commit], env, f"copy {commit[:12]} for the checks")
+    _git(dest, ["-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit], env,
+         f"check out {commit[:12]} for the checks", extra_env={"GIT_LFS_SKIP_SMUDGE": "1"})
+
+
 def remote_file(root: Path, ref: str, path: str, env: Mapping[str, str] | None) -> bytes | None:
     """The bytes of ``path`` at ``ref`` (e.g. ``origin/main`` after :func:`fetch`), or None if it is not there."""
     _check_path(path)
