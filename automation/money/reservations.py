@@ -50,14 +50,16 @@ CALL_WINDOW = dt.timedelta(minutes=12)
 
 def estimate(config: Config, prompt_overhead_tokens: int) -> tuple[int, int]:
     """(worst case of a whole run, worst case of its first call) in micro-dollars, from the
-    config alone: the analysis at a full context, the code call and its one repair request."""
+    config alone: the analysis at a full context, the code call, its one repair request, and
+    a repair request for each ``verify.max_repairs`` when checks are configured."""
     cost = budget.run_cost(
         config.price(config.analysis_model), config.price(config.code_model), config.output_cap(config.analysis_model),
         config.output_cap(config.code_model), analysis=Usage(input_tokens=config.context_max_tokens + prompt_overhead_tokens),
         code=Usage(input_tokens=config.code_max_input_tokens),  # the code prompt is built within this bound (coding.py)
     )
     first = config.price(config.analysis_model).worst_case_micro_usd(0, config.output_cap(config.analysis_model))
-    return cost.analysis_worst + 2 * cost.code_worst, first
+    check_repairs = config.verify_max_repairs if config.verify_commands else 0
+    return cost.analysis_worst + (2 + check_repairs) * cost.code_worst, first
 
 
 @dataclass

@@ -37,7 +37,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..core.errors import SandboxUnavailableError, UnusableReplyError
@@ -244,19 +244,23 @@ def run(
 ) -> Outcome:
     """``sh -c command`` at the top of the copy, in ``sandbox``, with exactly ``env``, killed
     with everything it started after ``timeout`` seconds (not started with less than
-    MIN_COMMAND_SECONDS left). Raises SandboxUnavailableError when the sandbox could not be sealed."""
+    MIN_COMMAND_SECONDS left). Paths into the copy show in the output relative to it, so two
+    copies' outputs compare. Raises SandboxUnavailableError when the sandbox could not be sealed."""
     if timeout < MIN_COMMAND_SECONDS:
         return Outcome(command, None, 0.0, "(not started: no time left)")
     if not sandbox.isolated:
-        return _execute(["/bin/sh", "-c", command], cwd=workdir.tree, env=env, timeout=timeout, clock=clock, command=command)
-    spec = {"command": command, "cwd": str(workdir.tree), "env": dict(env), "hide": list(hide), "keep": str(workdir.root),
-            "user": sandbox.user}
-    outcome = _execute([*sandbox.prefix, *_init_command(spec)], cwd=workdir.tree, env=env, timeout=timeout,
-                       clock=clock, command=command)
-    if outcome.exit_code == SETUP_FAILED and outcome.output.startswith(SETUP_PREFIX):
+        argv = ["/bin/sh", "-c", command]
+    else:
+        spec = {"command": command, "cwd": str(workdir.tree), "env": dict(env), "hide": list(hide),
+                "keep": str(workdir.root), "user": sandbox.user}
+        argv = [*sandbox.prefix, *_init_command(spec)]
+    outcome = _execute(argv, cwd=workdir.tree, env=env, timeout=timeout, clock=clock, command=command)
+    if sandbox.isolated and outcome.exit_code == SETUP_FAILED and outcome.output.startswith(SETUP_PREFIX):
         raise SandboxUnavailableError(f"the {sandbox.name} sandbox could not be set up for `{command}`: "
                                       f"{_first_line(outcome).removeprefix(SETUP_PREFIX)}")
-    return outcome
+    tree, scratch_dir = str(workdir.tree), str(workdir.root)
+    output = outcome.output.replace(tree + "/", "").replace(tree, ".").replace(scratch_dir, "$SCRATCH")
+    return replace(outcome, output=output)
 
 
 def _execute(

@@ -233,12 +233,15 @@ def _runs(ledger: Ledger) -> str:
         link = (f'<a href="{_e(run.pr_url)}">{_e(run.pr_url.rsplit("/", 1)[-1])}</a>'
                 if run.pr_url and run.pr_url.startswith(("https://", "http://")) else _e(run.pr_url or ""))
         outcome_class = "ok" if run.outcome == "pr_opened" else "bad" if run.outcome.startswith("failed") else ""
+        checks = run.checks.result if run.checks else ""
+        checks_class = "ok" if checks == "passed" else "bad" if checks == "failed" else ""
         rows.append(f"<tr><td>{_e(run.started_at.replace('T', ' ').rstrip('Z'))}</td><td>{_e(run.task)}</td>"
-                    f'<td class="{outcome_class}">{_e(run.outcome)}</td><td class="num">{format_usd(run.cost_micro_usd, 4)}</td>'
-                    f"<td>{link}</td></tr>")
-    body = "".join(rows) or '<tr><td colspan="5">No runs this month yet.</td></tr>'
-    table = ('<div class="scroll"><table id="runs-table"><caption>Newest first (UTC)</caption><thead><tr><th scope="col">Started</th>'
-             '<th scope="col">Task</th><th scope="col">Outcome</th><th scope="col">Cost</th><th scope="col">Pull request</th>'
+                    f'<td class="{outcome_class}">{_e(run.outcome)}</td><td class="{checks_class}">{_e(checks)}</td>'
+                    f'<td class="num">{format_usd(run.cost_micro_usd, 4)}</td><td>{link}</td></tr>')
+    body = "".join(rows) or '<tr><td colspan="6">No runs this month yet.</td></tr>'
+    table = ('<div class="scroll"><table id="runs-table"><caption>Newest first (UTC); checks: what the repository\'s own '
+             'checks said about the edit</caption><thead><tr><th scope="col">Started</th><th scope="col">Task</th>'
+             '<th scope="col">Outcome</th><th scope="col">Checks</th><th scope="col">Cost</th><th scope="col">Pull request</th>'
              f"</tr></thead><tbody>{body}</tbody></table></div>")
     return _section("runs", table)
 

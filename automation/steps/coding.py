@@ -164,12 +164,14 @@ def write_edits(
     root: Path,
     rules: edits.EditRules,
     say: Callable[[str], None],
-) -> edits.EditPlan:
+) -> edits.Draft:
     """Ask once; when part of the reply cannot be used, ask once more for that part only.
 
     ``ask(messages) -> reply text`` makes the paid call (with fallbacks). The repair message
     lists each refused block with the nearest existing lines, not the whole first reply; files
-    that applied are kept. Raises UnusableReplyError when problems remain, or nothing changes.
+    that applied are kept. Returns the draft (``Draft.plan()`` gives the edits; a later repair,
+    from the checks, applies on top of it). Raises UnusableReplyError when problems remain, or
+    nothing changes.
     """
     draft = edits.Draft(root=Path(root), rules=rules)
     problems = draft.take(ask(messages))
@@ -179,4 +181,5 @@ def write_edits(
         problems = draft.take(ask([*messages, {"role": "user", "content": repair}]))
         if problems:
             raise edits.unusable(problems)
-    return draft.plan()
+    draft.plan()  # raises UnusableReplyError when nothing is left to change
+    return draft

@@ -23,7 +23,7 @@ from ..core.redact import redact
 from ..money import reservations, spend
 from ..repo import context, edits, github, gitops, tasks
 from ..reporting import reports
-from . import followups
+from . import followups, verify
 from .session import Session
 
 Analyse = Callable[[Session, str, context.RepoContext], str]
@@ -101,6 +101,7 @@ def _fix(session: Session, remote: Repository, decision: followups.Decision, ana
     plan = redact(followups.original_plan(pull.body, PLAN_MAX_CHARS), session.secrets)
     text = redact(followups.prompt(task, decision, logs, diff, plan, base=default, max_attempts=config.follow_up_max_attempts),
                   session.secrets)  # comments and reviews included: nothing secret reaches a model
+    verify.baseline(session, repo, f"origin/{default}")  # the default branch's checks, before any paid call
     # Reserved and claimed on the ledger branch like a task, so an overlapping run neither
     # overspends nor works on the same pull request; the prompt's characters bound its tokens.
     session.reserver.reserve(session.ledger, f"follow-up on {pull.url}", *reservations.estimate(config, len(text)))
@@ -117,13 +118,13 @@ def _fix(session: Session, remote: Repository, decision: followups.Decision, ana
             gitops.push(repo, sha, pull.head, env)  # fast-forward only: a branch that moved refuses it
             session.say(f"Pushed {sha[:7]} to {pull.head}")
             files = "\n".join(f"- `{edit.path}` ({edit.action})" for edit in plan_edits.edits)
-            result = f"Pushed {sha[:7]} to `{pull.head}`:\n\n{files}"
+            result = f"Pushed {sha[:7]} to `{pull.head}`:\n\n{files}{_checks(session)}"
         else:
             result = "No change: the model proposed no edit for this."
     except AutomationError as failure:
         try:
-            _reply(session, remote, decision, result=f"This attempt failed at the {failure.step} step: {failure.message}",
-                   summary="", attempt=True)
+            _reply(session, remote, decision, summary="", attempt=True,
+                   result=f"This attempt failed at the {failure.step} step: {failure.message}{_checks(session)}")
         except AutomationError as unreported:
             session.say(f"Follow-up: could not reply on {pull.url}: {unreported.message}")
         raise
@@ -131,6 +132,12 @@ def _fix(session: Session, remote: Repository, decision: followups.Decision, ana
     session.save(replace(session.record, outcome=outcome))
     _reply(session, remote, decision, result=result, summary=plan_edits.summary, attempt=True)
     return outcome
+
+
+def _checks(session: Session) -> str:
+    """The checks section for the reply, when the fix was checked."""
+    result = session.checks.result
+    return "" if result is None else "\n\n" + reports.checks_section(result, "###")
 
 
 def _task_text(session: Session, pull: github.BotPull, default: str) -> str:

@@ -27,7 +27,7 @@ from ..money.ledger import RunRecord
 from ..repo import context, edits, github, gitops, tasks
 from ..reporting import alerts, discord, reports
 from ..reporting.discord import Notifier
-from . import coding, followup_run
+from . import coding, followup_run, verify
 from .session import Session
 
 if TYPE_CHECKING:
@@ -140,6 +140,7 @@ def _write_output(env: Mapping[str, str], name: str, value: str) -> None:
 def _new_pull_request(session: Session, remote: Repository, task: tasks.Task) -> github.BotPull:
     """Context, analysis, code and edit checks, then the branch and the PR."""
     repo_context = context.build_context(session.repo, task.brief, session.config.context_max_tokens, _private_paths(session.config))
+    verify.baseline(session, session.repo)  # the untouched tree's checks, before any paid call
     analysis = _analyse(session, task.brief, repo_context)
     plan = _write_code(session, task.brief, analysis, repo_context)
     return _open_pull_request(session, remote, task, analysis, plan)
@@ -326,7 +327,8 @@ def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> 
 def _write_code(
     session: Session, task: str, analysis: str, repo_context: context.RepoContext, root: Path | None = None
 ) -> edits.EditPlan:
-    """Ask for SEARCH/REPLACE edits within the prompt bound; one repair request for what could not be used.
+    """Ask for SEARCH/REPLACE edits within the prompt bound; one repair request for what could not be used;
+    then the repository's checks, and their repairs (``verify.checked``).
 
     ``root`` is the tree the edits apply to: the checkout, or a follow-up's checkout of the PR branch.
     """
@@ -340,7 +342,9 @@ def _write_code(
                     f"left out: {', '.join(prompt.left_out) or 'none'}")
     rules = edits.EditRules(ledger_path=config.ledger_path, tasks_path=config.tasks_file, deny=config.edits_deny,
                             config_path=_config_path_in_repo(session.repo, config), secrets=tuple(session.secrets))
-    return coding.write_edits(lambda messages: _code_call(session, messages), prompt.messages, root, rules, session.say)
+    ask = partial(_code_call, session)
+    draft = coding.write_edits(ask, prompt.messages, root, rules, session.say)
+    return verify.checked(session, draft, ask, prompt.messages, root)
 
 
 def _code_call(session: Session, messages: list[dict]) -> str:
@@ -433,11 +437,12 @@ def _open_pull_request(
         files=[(edit.path, edit.action) for edit in plan.edits], record=session.record,
         refused=tuple(github.neutralise_markers(reason) for reason in plan.refused),
         ledger=session.ledger, budget_micro_usd=config.monthly_budget_micro_usd, link=reports.run_url(env),
-        marker=github.task_marker(task.text), notes=tuple(session.notes),
+        marker=github.task_marker(task.text), notes=tuple(session.notes), checks=session.checks.result,
     )
+    failed = session.checks.result is not None and session.checks.result.result == "failed"
     pr = github.open_pull_request(
         remote, title=_title(session, task), body=redact(body, session.secrets), head=branch, base=default,
-        labels=config.pr_labels, draft=config.pr_draft,
+        labels=config.pr_labels, draft=config.pr_draft or (failed and config.verify_on_failure == "draft"),
     )
     session.say(f"Opened {pr.url}")
     return pr
@@ -492,7 +497,7 @@ def _close_run(session: Session, notifier: Notifier, outcome: str, error: Automa
     session.ledger, embeds = alerts.after_run(
         session.ledger, session.config, session.record, outcome, getattr(error, "kind", error.step if error else None),
         redact(error.message, session.secrets) if error else None, session.now, session.repository,
-        reports.run_url(session.env), needed, notes=tuple(session.notes),
+        reports.run_url(session.env), needed, notes=tuple(session.notes), checks=session.checks.result,
     )
     if outcome != HANDED_OVER:  # the full run writes it
         _write_job_summary(session, outcome, error)
@@ -507,7 +512,7 @@ def _write_job_summary(session: Session, outcome: str, error: AutomationError | 
     text = reports.job_summary(
         task=session.record.task, outcome=outcome, pr_url=session.record.pr_url, error=error.message if error else None,
         record=session.record, ledger=session.ledger, budget_micro_usd=session.config.monthly_budget_micro_usd,
-        notes=tuple(session.notes),
+        notes=tuple(session.notes), checks=session.checks.result,
     )
     _write_summary(session.env, text)
 
@@ -580,6 +585,7 @@ def dry_run(
         ]
         if cost.worst > left:
             lines.append("The budget would stop this run before its first call (exit 0).")
+        lines += verify.describe(repo, config, env)
         lines += config.retirement_warnings(now.date()) + [f"note: {note}" for note in config.retirement_notes()]
     out.write("".join(f"{line}\n" for line in lines))
     _write_summary(env, reports.dry_run_summary(lines[1:]))
