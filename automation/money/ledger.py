@@ -89,19 +89,22 @@ class ChecksRecord:
     """What the repository's own checks (``verify.commands``) said about a run's edit.
 
     ``result`` is "passed" or "failed" (new failures remained after ``repairs``). ``base`` is the
-    commit of the untouched tree they were compared with, ``commands`` a fingerprint of the
+    commit of the untouched tree they were compared with and ``files`` what it held
+    (``gitops.content_id``: its files but the ledger), ``commands`` a fingerprint of the
     commands, and ``failing_on_base`` each command that failed there with its failures (None:
-    too many to keep), so a follow-up on the same base can reuse them instead of running them again.
+    too many to keep), so a later run on the same files can reuse them instead of running them again.
     """
 
     result: str
     repairs: int = 0
     base: str = ""
+    files: str = ""
     commands: str = ""
     failing_on_base: tuple[tuple[str, tuple[str, ...]], ...] | None = None  # (command, failures) pairs
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"result": self.result, "repairs": self.repairs, "base": self.base, "commands": self.commands}
+        data: dict[str, Any] = {"result": self.result, "repairs": self.repairs, "base": self.base, "files": self.files,
+                                "commands": self.commands}
         if self.failing_on_base is not None:
             data["failing_on_base"] = {command: list(marks) for command, marks in self.failing_on_base}
         return data
@@ -698,6 +701,7 @@ class _Reader:
             result=self.text(row, "result", f"{where}.result") or "",
             repairs=self.integer(row, "repairs", f"{where}.repairs") if "repairs" in row else 0,
             base=self.text(row, "base", f"{where}.base", optional=True) or "",
+            files=self.text(row, "files", f"{where}.files", optional=True) or "",
             commands=self.text(row, "commands", f"{where}.commands", optional=True) or "",
             failing_on_base=None if failing is None else tuple((command, tuple(marks)) for command, marks in failing.items()),
         )

@@ -30,7 +30,7 @@ _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
 _PATH = r"[\w./\\@+-]*[./][\w./\\@+-]*"
 # (pattern, mark) for one line; the mark is a format over the match's groups.
 _FORMS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"^(FAILED|ERROR) (.+?)(?: - .*)?$"), "{0} {1}"),  # pytest's short summary
+    (re.compile(r"^(FAILED|ERROR) ([^\s(].*?)(?: - .*)?$"), "{0} {1}"),  # pytest's short summary
     (re.compile(r"^(FAIL|ERROR): (.+)$"), "{0}: {1}"),  # unittest
     (re.compile(r"^\s*--- FAIL: (\S+)"), "--- FAIL: {0}"),  # go test
     (re.compile(r"^FAIL\s+(\S+)"), "FAIL {0}"),  # go test's package line, vitest
@@ -138,12 +138,13 @@ class Verification:
 @dataclass
 class RunChecks:
     """A run's checks as they go: the sandbox found (once), the untouched trees' marks by
-    commit (command -> marks, reused within the run), the commit the edit is compared with,
-    and the last verification."""
+    commit (command -> marks, reused within the run), the commit the edit is compared with and
+    the id of its files (``gitops.content_id``), and the last verification."""
 
     sandbox: Sandbox | None = None
     baselines: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     base: str | None = None
+    files: str = ""
     result: Verification | None = None
 
 

@@ -8,6 +8,7 @@ module never adds a token. Every error message is one line with credentials scru
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import tempfile
@@ -239,6 +240,15 @@ def export(root: Path, commit: str, dest: Path, env: Mapping[str, str] | None) -
                 str(root.resolve()), commit], env, f"copy {commit[:12]} for the checks")
     _git(dest, ["-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit], env,
          f"check out {commit[:12]} for the checks", extra_env={"GIT_LFS_SKIP_SMUDGE": "1"})
+
+
+def content_id(root: Path, commit: str, env: Mapping[str, str] | None, *, leaving_out: str) -> str:
+    """Sixteen hex digits naming ``commit``'s files (paths, modes, contents) but ``leaving_out``:
+    two commits with the same id hold the same files but that one (the ledger, which moves the
+    default branch after every run). Needs only ``commit`` itself, so it works in a shallow clone."""
+    listing = _git(root, ["ls-tree", "-r", "--full-tree", "-z", commit], env, f"list the files of {commit[:12]}")
+    kept = [entry for entry in listing.split(b"\0") if entry and entry.split(b"\t", 1)[-1] != leaving_out.encode()]
+    return hashlib.sha256(b"\0".join(kept)).hexdigest()[:16]
 
 
 def remote_file(root: Path, ref: str, path: str, env: Mapping[str, str] | None) -> bytes | None:

@@ -63,13 +63,14 @@ def baseline(session: Session, root: Path, ref: str = "HEAD") -> None:
     _sandbox(session)
     commit = gitops.resolve(root, ref, session.env)
     state.base = commit
+    state.files = gitops.content_id(root, commit, session.env, leaving_out=config.ledger_path)
     if commit in state.baselines:
         return
-    reused = _earlier(session.ledger, commit, fingerprint(config.verify_commands))
+    reused = _earlier(session.ledger, state.files, fingerprint(config.verify_commands))
     if reused is not None:
         run_id, marks = reused
         state.baselines[commit] = marks
-        session.say(f"checks: the untouched tree {commit[:7]} was checked in run {run_id}; reusing what it found")
+        session.say(f"checks: run {run_id} checked the same files as the untouched tree {commit[:7]}; reusing what it found")
         return
     outcomes = _pass(session, commit, {}, "untouched tree")
     state.baselines[commit] = {outcome.command: checks.marks(outcome) for outcome in outcomes}
@@ -112,7 +113,7 @@ def checked(session: Session, draft: edits.Draft, ask: Ask, messages: list[dict[
         plan = draft.plan()
     verification = Verification(verdicts, repairs, state.sandbox.name, state.base)
     state.result = verification
-    session.save(replace(session.record, checks=_record(verification, before, config.verify_commands)))
+    session.save(replace(session.record, checks=_record(verification, state.files, before, config.verify_commands)))
     session.say(f"checks: {verification.headline()}")
     if verification.result == FAILED and config.verify_on_failure == "skip":
         first = verification.failed[0]
@@ -212,7 +213,8 @@ def excerpt(verdict: Verdict, output: str, secrets: Sequence[str]) -> str:
     if len(verdict.new) > NAMES_SHOWN:
         lines.append(f"- … and {len(verdict.new) - NAMES_SHOWN} more")
     if verdict.old:
-        lines.append(f"({plural(len(verdict.old), 'failure')} the untouched tree has too left out: not this change's doing)")
+        lines.append("Failing before the change too (not this change's doing; their lines may show below):")
+        lines += [f"- {mark}" for mark in verdict.old[:NAMES_SHOWN]]
     asserted = list(dict.fromkeys(line.rstrip()[:300] for line in output.splitlines() if _ASSERTION.search(line)))
     if asserted:
         lines += ["Assertion and error lines:", *asserted[:ASSERTION_LINES_SHOWN]]
@@ -245,19 +247,21 @@ def repair_prompt(failing: Sequence[Verdict], diff: str) -> str:
     return "\n".join(parts) + "\n" + ask
 
 
-def _record(verification: Verification, before: Mapping[str, tuple[str, ...]], commands: Sequence[str]) -> ChecksRecord:
+def _record(verification: Verification, files: str, before: Mapping[str, tuple[str, ...]], commands: Sequence[str]) -> ChecksRecord:
     """The run's checks as the ledger keeps them, with the untouched tree's failures when few enough to reuse."""
     failing = tuple((command, marks) for command, marks in before.items() if marks)
     kept = failing if sum(len(marks) for _, marks in failing) <= BASELINE_MARKS_KEPT else None
-    return ChecksRecord(result=verification.result, repairs=verification.repairs, base=verification.base,
+    return ChecksRecord(result=verification.result, repairs=verification.repairs, base=verification.base, files=files,
                         commands=fingerprint(commands), failing_on_base=kept)
 
 
-def _earlier(ledger: Ledger, commit: str, commands: str) -> tuple[str, dict[str, tuple[str, ...]]] | None:
-    """(run id, command -> failures) of the latest run this month that checked the same commit
-    with the same commands and kept what failed there; None when there is none."""
+def _earlier(ledger: Ledger, files: str, commands: str) -> tuple[str, dict[str, tuple[str, ...]]] | None:
+    """(run id, command -> failures) of the latest run this month whose untouched tree held the
+    same files and ran the same commands, and kept what failed there; None when there is none.
+    Sound because the same files and the same commands give the same results (the installed
+    dependencies aside: the set-up step installs the same ones each run)."""
     for run in reversed(ledger.runs):
         record = run.checks
-        if record is not None and record.base == commit and record.commands == commands and record.failing_on_base is not None:
+        if record is not None and record.files == files and record.commands == commands and record.failing_on_base is not None:
             return run.id, dict(record.failing_on_base)
     return None
