@@ -572,3 +572,18 @@ def test_follow_up_runs_round_trip_and_are_not_new_pull_requests() -> None:
     assert again.runs == ledger.runs and again.prs_opened == 1
     with pytest.raises(LedgerError, match=r"runs\[1\].pull must be a whole number"):
         from_text(text.replace('"pull":1', '"pull":"one"'), "token_budget.json")
+
+
+def test_a_runs_checks_round_trip_and_a_bad_record_names_its_field() -> None:
+    from automation.money.ledger import ChecksRecord
+
+    checks = ChecksRecord("failed", repairs=1, base="a" * 40, files="0123456789abcdef", commands="c0ffee",
+                          failing_on_base=(("ruff check .", ("app.py: F401",)),))
+    ledger = replace(SAMPLE, runs=(replace(SAMPLE.runs[0], checks=checks), replace(SAMPLE.runs[0], id="2", checks=None)))
+
+    text = to_text(ledger)
+
+    assert '"checks":{"base":"' + "a" * 40 + '","commands":"c0ffee","failing_on_base":{"ruff check .":["app.py: F401"]}' in text
+    assert from_text(text, "x.json").runs == ledger.runs
+    with pytest.raises(LedgerError, match=r"runs\[0\].checks.failing_on_base must be an object"):
+        from_text(text.replace('{"ruff check .":["app.py: F401"]}', '["app.py"]'), "x.json")
