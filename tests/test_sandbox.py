@@ -88,6 +88,9 @@ def test_the_environment_is_an_allow_list_without_a_secret(tmp_path: Path) -> No
     for name in ("OPENAI_API_KEY", "GITHUB_TOKEN", "ACTIONS_RUNTIME_TOKEN", "DISCORD_WEBHOOK_URL", "PYTHONPATH", "LD_PRELOAD"):
         assert name not in built
     assert built["TMPDIR"] == str(tmp_path / "tmp") and built["GIT_CONFIG_GLOBAL"] == str(tmp_path / "gitconfig")
+    # the action saves the job's PATH before it sets up the bot's own Python: the checks get the project's
+    assert sandbox.environment({**env, "AI_ORCHESTRATION_CHECKS_PATH": "/opt/py311/bin:/usr/bin"}, [], workdir)["PATH"] == \
+        "/opt/py311/bin:/usr/bin"
 
 
 def test_without_unshare_there_is_no_sandbox_and_the_reason_says_what_would_help(tmp_path: Path) -> None:

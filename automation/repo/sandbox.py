@@ -55,6 +55,9 @@ PASSED_VARIABLES = (
     "GOMODCACHE", "GOFLAGS", "GOTOOLCHAIN", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "DOTNET_ROOT",
     "NVM_DIR", "NODE_PATH",
 )
+# The PATH the checks get when set: the action saves the job's PATH in it before it sets up its
+# own Python, so the checks find the project's interpreter and tools, not the bot's.
+CHECKS_PATH = "AI_ORCHESTRATION_CHECKS_PATH"
 # Where tools keep credentials in a home directory: covered inside the sandbox.
 HOME_CREDENTIALS = (
     ".git-credentials", ".gitconfig", ".config/git", ".netrc", ".npmrc", ".yarnrc", ".yarnrc.yml", ".pypirc",
@@ -181,12 +184,14 @@ def hidden_paths(env: Mapping[str, str], repo: Path) -> list[str]:
 
 def environment(env: Mapping[str, str], extra: Sequence[str], workdir: Workdir) -> dict[str, str]:
     """A check's whole environment: ``PASSED_VARIABLES`` and ``extra`` (``verify.env``) from
-    ``env`` (never a variable whose name says secret or whose value holds a secret value), and
-    temporary files, caches and git's global config inside the scratch directory."""
+    ``env`` (never a variable whose name says secret or whose value holds a secret value), PATH
+    from CHECKS_PATH when set, and temporary files, caches and git's global config inside the
+    scratch directory."""
     secrets = secret_values(env)
+    source = {**env, "PATH": env.get(CHECKS_PATH) or env.get("PATH", os.defpath)}
     built = {
-        name: env[name] for name in (*PASSED_VARIABLES, *extra)
-        if name in env and not looks_secret(name) and not any(secret in env[name] for secret in secrets)
+        name: source[name] for name in (*PASSED_VARIABLES, *extra)
+        if name in source and not looks_secret(name) and not any(secret in source[name] for secret in secrets)
     }
     scratch = workdir.root
     built.update(
