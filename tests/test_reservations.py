@@ -141,3 +141,16 @@ def test_a_call_without_a_reservation_gets_one_first(tmp_path: Path, origin: Pat
 
     assert run.held == Reservation("follow-up", "Fix review comments", 40_000, "2027-06-01T12:45:00Z")
     assert held_by(on_remote(origin, env), "follow-up") == 40_000
+
+
+def test_a_run_with_checks_reserves_a_code_call_for_each_repair_they_may_ask() -> None:
+    from dataclasses import replace
+
+    from automation.money.reservations import estimate
+
+    plain, first = estimate(CONFIG, 1_000)
+    checked, same_first = estimate(replace(CONFIG, verify_commands=("make test",), verify_max_repairs=2), 1_000)
+    code = CONFIG.price(CONFIG.code_model).worst_case_micro_usd(CONFIG.code_max_input_tokens, CONFIG.output_cap(CONFIG.code_model))
+
+    assert checked - plain == 2 * code > 0 and same_first == first
+    assert estimate(replace(CONFIG, verify_max_repairs=2), 1_000)[0] == plain  # no commands: no checks, no repairs
