@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_verify  # noqa: E402
 
+# The project before the commit, after it (subtraction and its test), and after a docs-only commit.
 BEFORE = {
     "calc/__init__.py": "",
     "calc/ops.py": "def add(a, b):\n    return a + b\n",
