@@ -34,7 +34,7 @@ import sys
 
 SETUP_FAILED = 125
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REMOUNT, MS_BIND, MS_REC = 32, 4096, 16384
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 # statvfs flags a remount in a user namespace must keep (the kernel locks them; atime ones are kept by default).
 _LOCKED_FLAGS = {os.ST_NOSUID: MS_NOSUID, os.ST_NODEV: MS_NODEV, os.ST_NOEXEC: MS_NOEXEC}
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 38, 47, 4
@@ -76,13 +76,26 @@ def _remount(point: str, flags: int, what: str) -> None:
     _mount(None, point, None, MS_REMOUNT | MS_BIND | flags, None, what)
 
 
-def read_only_everywhere() -> None:
-    """Remount every mount read-only."""
+def _under(path: str, folders: list[str]) -> bool:
+    return any(path == folder or path.startswith(folder.rstrip("/") + "/") for folder in folders)
+
+
+def read_only_everywhere(hidden: list[str]) -> None:
+    """Make every mount of this (private) namespace read-only. Skipped: mounts already read-only,
+    mounts this user cannot even reach (their contents are out of reach anyway), and mounts
+    under a folder about to be hidden; any other that refuses stops the set-up."""
+    _mount(None, "/", None, MS_REC | MS_PRIVATE, None, "cannot make the mounts private")  # never the job's own
     for point in sorted(set(_mount_points()), key=len):
         try:
+            if os.statvfs(point).f_flag & os.ST_RDONLY:
+                continue
+        except OSError:
+            continue  # gone, or not reachable by this user
+        try:
             _remount(point, MS_RDONLY, f"cannot make {point} read-only")
-        except FileNotFoundError:
-            continue  # under a mount made later, or gone
+        except SetupError:
+            if not _under(point, hidden):
+                raise
 
 
 def hide(paths: list[str]) -> None:
@@ -166,7 +179,7 @@ def main(argv: list[str]) -> int:
     spec = json.loads(argv[1])
     try:
         handle = os.open(spec["keep"], os.O_PATH | os.O_DIRECTORY)
-        read_only_everywhere()
+        read_only_everywhere(spec["hide"])
         hide(spec["hide"])
         show_again(spec["keep"], handle)
         os.close(handle)
