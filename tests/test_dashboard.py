@@ -270,3 +270,14 @@ def test_the_burn_up_axis_is_labelled_up_to_the_budget(year_repo: Path, tmp_path
     axis = re.search(r'<g class="axis y[^"]*">(.*?)</g></g>', page[start:], re.S)
     assert axis
     assert re.findall(r">(\$[\d.,]+)</text>", axis.group(1)) == ["$0.00", "$3.00", "$6.00", "$9.00", "$12.00"]
+
+
+def test_runs_table_shows_what_the_checks_said(tmp_path: Path) -> None:
+    from automation.money.ledger import ChecksRecord
+
+    ledger = sample_ledgers.month("2026-11", 3)
+    checked = [replace(ledger.runs[0], checks=ChecksRecord("passed")), replace(ledger.runs[1], checks=ChecksRecord("failed"))]
+    repo = sample_ledgers.write_repo(tmp_path / "repo", ledger.with_run(checked[0]).with_run(checked[1]))
+    runs = build(repo, tmp_path / "site").split('id="runs-table"')[1].split("</table>")[0]
+    assert '<th scope="col">Checks</th>' in runs
+    assert runs.count('<td class="ok">passed</td>') == 1 and runs.count('<td class="bad">failed</td>') == 1
