@@ -309,3 +309,21 @@ def test_a_follow_up_checks_its_fix_before_pushing_reusing_the_untouched_trees_r
     assert "### Checks" in reply and "⚠️ pre-existing" in reply and "**passed**" in reply
     follow_up = [run for run in world.ledger()["runs"] if run.get("kind") == "follow_up"]
     assert follow_up[0]["checks"]["result"] == "passed"
+
+
+def test_the_dry_run_suggests_checks_then_shows_the_ones_set_and_the_sandbox(world: World) -> None:
+    world.push_to_main("tests/test_first.py", OLD_FAILURE, "a test")
+    sync(world)
+
+    unset = world.run("--dry-run")
+
+    assert unset.returncode == 0, unset.stderr
+    assert "Checks: none (verify.commands is empty), so pull requests open with code nobody ran." in unset.stdout
+    assert '"python -m unittest discover -s tests"' in unset.stdout and "verify: {commands: [" in unset.stdout
+
+    configure(world, {})
+    configured = world.run("--dry-run")
+
+    assert f"Checks before the pull request: `{CHECK}`" in configured.stdout
+    assert "sandbox: user namespaces" in configured.stdout or "sandbox: sudo unshare" in configured.stdout
+    assert world.anthropic.requests == [] and world.openai.requests == []
