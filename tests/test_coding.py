@@ -65,7 +65,7 @@ def block(search: str, replace: str, path: str = "app.py") -> str:
 def test_a_good_reply_needs_one_call(repo: Path) -> None:
     asked: list[list[dict]] = []
     plan = write_edits(lambda m: asked.append(m) or block("    return 'hi'\n", "    return 'HI'\n"),
-                       [{"role": "user", "content": "x"}], repo, EditRules(), print)
+                       [{"role": "user", "content": "x"}], repo, EditRules(), print).plan()
     assert len(asked) == 1 and plan.summary == "Greets louder."
     assert plan.edits[0].content == "def greet():\n    return 'HI'\n"
 

@@ -604,3 +604,31 @@ def test_trust_and_intake_settings() -> None:
     assert (custom.trusted_users, custom.trusted_permission, custom.untrusted_reply) == (("alice", "renovate[bot]"), "maintain", False)
     assert (custom.intake_enabled, custom.intake_label, custom.intake_any_author, custom.intake_order) == (
         True, "bot-please", True, "issues_first")
+
+
+def test_checks_are_off_by_default_and_configurable() -> None:
+    default = parse_config("", SOURCE, TODAY)
+    assert default.verify_commands == () and default.verify_on_failure == "draft" and default.verify_sandbox == "required"
+    assert (default.verify_max_repairs, default.verify_timeout_seconds) == (1, 300.0)
+    custom = parse_config(
+        "verify:\n  commands: ['python -m pytest -q', 'ruff check .']\n  timeout_seconds: 90\n  on_failure: skip\n"
+        "  max_repairs: 0\n  sandbox: best_effort\n  env: [NODE_ENV, DJANGO_SETTINGS_MODULE]\n", SOURCE, TODAY,
+    )
+    assert custom.verify_commands == ("python -m pytest -q", "ruff check .") and custom.verify_timeout_seconds == 90.0
+    assert (custom.verify_on_failure, custom.verify_max_repairs, custom.verify_sandbox) == ("skip", 0, "best_effort")
+    assert custom.verify_env == ("NODE_ENV", "DJANGO_SETTINGS_MODULE")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("verify:\n  env: [NPM_TOKEN]\n", "verify.env[0]: NPM_TOKEN looks like a secret"),
+    ("verify:\n  env: ['A B']\n", "verify.env[0] must be an environment variable name"),
+    ("verify:\n  on_failure: close\n", "verify.on_failure must be one of draft, skip, open (got 'close')"),
+    ("verify:\n  sandbox: off\n", "verify.sandbox must be one of required, best_effort (got False)"),
+    ("verify:\n  max_repairs: -1\n", "verify.max_repairs must be a whole number, zero or more (got -1)"),
+    ("verify:\n  commands: pytest\n", "verify.commands must be a list of strings"),
+    ("verify:\n  timeout_seconds: 0\n", "verify.timeout_seconds must be a number greater than zero"),
+])
+def test_bad_checks_settings_name_the_key(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, SOURCE, TODAY)
+    assert expected in caught.value.message and caught.value.exit_code == 2

@@ -313,3 +313,14 @@ def test_a_build_that_overruns_its_time_limit_stops_and_keeps_the_last_page(year
                                      "(report the ledger that does this as a bug)")
     assert (site / "index.html").read_text(encoding="utf-8") == "yesterday's page"
     assert dashboard.build(config, ledger, NOW, site).read_text(encoding="utf-8").startswith("<!doctype html>")
+
+
+def test_runs_table_shows_what_the_checks_said(tmp_path: Path) -> None:
+    from automation.money.ledger import ChecksRecord
+
+    ledger = sample_ledgers.month("2026-11", 3)
+    checked = [replace(ledger.runs[0], checks=ChecksRecord("passed")), replace(ledger.runs[1], checks=ChecksRecord("failed"))]
+    repo = sample_ledgers.write_repo(tmp_path / "repo", ledger.with_run(checked[0]).with_run(checked[1]))
+    runs = build(repo, tmp_path / "site").split('id="runs-table"')[1].split("</table>")[0]
+    assert '<th scope="col">Checks</th>' in runs
+    assert runs.count('<td class="ok">passed</td>') == 1 and runs.count('<td class="bad">failed</td>') == 1

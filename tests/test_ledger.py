@@ -673,3 +673,18 @@ def test_runs_removed_with_the_stated_total_kept_are_never_read_as_less_without_
     again = from_text(to_text(ledger), "x")  # written back, it reads the same and says nothing more
     assert again == ledger and again.warnings == ()
     assert from_text(SPENT_RUN, "x").warnings == ()  # a total the runs add up to is believed silently
+
+
+def test_a_runs_checks_round_trip_and_a_bad_record_names_its_field() -> None:
+    from automation.money.ledger import ChecksRecord
+
+    checks = ChecksRecord("failed", repairs=1, base="a" * 40, files="0123456789abcdef", commands="c0ffee",
+                          failing_on_base=(("ruff check .", ("app.py: F401",)),))
+    ledger = replace(SAMPLE, runs=(replace(SAMPLE.runs[0], checks=checks), replace(SAMPLE.runs[0], id="2", checks=None)))
+
+    text = to_text(ledger)
+
+    assert '"checks":{"base":"' + "a" * 40 + '","commands":"c0ffee","failing_on_base":{"ruff check .":["app.py: F401"]}' in text
+    assert from_text(text, "x.json").runs == ledger.runs
+    with pytest.raises(LedgerError, match=r"runs\[0\].checks.failing_on_base must be an object"):
+        from_text(text.replace('{"ruff check .":["app.py: F401"]}', '["app.py"]'), "x.json")

@@ -107,3 +107,23 @@ def test_model_text_cannot_hide_a_follow_up_replys_receipt_or_a_job_summarys(tex
                           ledger=Ledger(month="2026-11", budget_micro_usd=15_000_000).with_run(RECORD), budget_micro_usd=15_000_000)
     shown = visible_text(summary)
     assert "this run" in shown and "Month to date" in shown and "&lt;" not in shown
+
+
+def test_status_counts_checked_runs_and_the_pull_requests_they_opened() -> None:
+    import datetime as dt
+    from dataclasses import replace
+
+    from automation.core.config import Config
+    from automation.money.ledger import ChecksRecord
+    from automation.reporting.reports import render_status, status_data
+
+    ledger = Ledger(month="2026-11", budget_micro_usd=15_000_000)
+    for index, (result, pr) in enumerate([("passed", True), ("failed", True), ("failed", False)]):
+        ledger = ledger.with_run(replace(RECORD, id=f"r{index}", checks=ChecksRecord(result, repairs=1),
+                                         pr_url=f"https://github.com/o/r/pull/{index}" if pr else None))
+    data = status_data(Config(), ledger, dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc))
+
+    assert data["checks"] == {"runs": 3, "passed": 1, "failed": 2, "repairs": 3, "pull_requests_passed": 1,
+                              "pull_requests_failed": 1}
+    assert ("  checks: 3 runs checked (1 passed, 2 failed, 3 repairs); pull requests opened with the checks passing: 1, "
+            "failing: 1") in render_status(data, ledger, 15_000_000)

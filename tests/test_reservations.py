@@ -300,3 +300,16 @@ def test_a_ledger_damaged_on_the_branch_under_a_live_run_is_kept_and_the_run_set
     assert settled.branch == "ai-orchestration/ledger" and "not valid JSON" in str(settled.refused)
     assert settled.ledger.run("run") is not None and settled.ledger.reservations == ()
     assert git(origin, env, "show", "main:token_budget.json") == '{"runs": [], "runs": ['  # never overwritten
+
+
+def test_a_run_with_checks_reserves_a_code_call_for_each_repair_they_may_ask() -> None:
+    from dataclasses import replace
+
+    from automation.money.budget import run_reservation as estimate
+
+    plain, first = estimate(CONFIG, 1_000)
+    checked, same_first = estimate(replace(CONFIG, verify_commands=("make test",), verify_max_repairs=2), 1_000)
+    code = CONFIG.price(CONFIG.code_model).worst_case_micro_usd(CONFIG.code_max_input_tokens, CONFIG.output_cap(CONFIG.code_model))
+
+    assert checked - plain == 2 * code > 0 and same_first == first
+    assert estimate(replace(CONFIG, verify_max_repairs=2), 1_000)[0] == plain  # no commands: no checks, no repairs

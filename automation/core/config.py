@@ -31,6 +31,7 @@ from .prices import (
     format_usd,
     usd_to_micro,
 )
+from .redact import looks_secret
 from .textfiles import decode_utf8
 
 DEFAULT_CONFIG_PATH = ".github/ai-orchestration.yml"
@@ -108,6 +109,14 @@ class Config:
     intake_label: str = "ai-task"
     intake_any_author: bool = False
     intake_order: str = "file_first"  # or "issues_first"
+    # The repository's own checks, run sandboxed on the untouched and the edited tree before a
+    # pull request opens (steps/verify.py); no commands: no verification.
+    verify_commands: tuple[str, ...] = ()
+    verify_timeout_seconds: float = 300.0  # one pass: every command on one tree
+    verify_on_failure: str = "draft"  # or "skip" (no PR) or "open"
+    verify_max_repairs: int = 1
+    verify_sandbox: str = "required"  # or "best_effort"
+    verify_env: tuple[str, ...] = ()  # extra variables the checks may see (never secret ones)
     prices: PriceTable = field(default_factory=PriceTable.builtin)
     from_file: bool = False  # False: the defaults, with no config file in the repository
     chosen: frozenset[str] = frozenset()  # the dotted keys the config file sets
@@ -284,6 +293,27 @@ def _positive_int(key: str, value: Any) -> int:
     return value
 
 
+def _non_negative_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _TypeProblem(f"{key} must be a whole number, zero or more (got {value!r})")
+    return value
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _variable_names(key: str, value: Any) -> tuple[str, ...]:
+    """Names of environment variables the checks may see: never one whose name says it holds a secret."""
+    names = _text_list(key, value)
+    for index, name in enumerate(names):
+        if not _ENV_NAME.fullmatch(name):
+            raise _TypeProblem(f"{key}[{index}] must be an environment variable name, like NODE_ENV (got {name!r})")
+        if looks_secret(name):
+            raise _TypeProblem(f"{key}[{index}]: {name} looks like a secret (its name says key, token, secret, "
+                               "password or webhook); the checks never get secrets")
+    return names
+
+
 def _positive_seconds(key: str, value: Any, per_unit: float = 1.0) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
         raise _TypeProblem(f"{key} must be a number greater than zero (got {value!r})")
@@ -439,6 +469,12 @@ SCHEMA: dict[str, tuple[str, Validator]] = {
     "intake.label": ("intake_label", _text),
     "intake.any_author": ("intake_any_author", _bool),
     "intake.order": ("intake_order", _choice("file_first", "issues_first")),
+    "verify.commands": ("verify_commands", _text_list),
+    "verify.timeout_seconds": ("verify_timeout_seconds", _positive_seconds),
+    "verify.on_failure": ("verify_on_failure", _choice("draft", "skip", "open")),
+    "verify.max_repairs": ("verify_max_repairs", _non_negative_int),
+    "verify.sandbox": ("verify_sandbox", _choice("required", "best_effort")),
+    "verify.env": ("verify_env", _variable_names),
 }
 PRICE_FIELDS = ("provider", "input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 

@@ -90,6 +90,19 @@ class UnusableReplyError(AutomationError):
     step = "edits"
 
 
+class ChecksFailedError(AutomationError):
+    """The repository's own checks (``verify.commands``) still fail on the edited tree after the
+    repairs, and ``verify.on_failure`` is ``skip``: no pull request, and the task counts toward parking."""
+
+    step = "checks"
+
+
+class SandboxUnavailableError(AutomationError):
+    """``verify.sandbox`` is ``required`` and no sandbox can be had here; the message names what is missing."""
+
+    step = "sandbox"
+
+
 class GitError(AutomationError):
     """A git command failed."""
 

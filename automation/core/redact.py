@@ -21,6 +21,11 @@ _CREDENTIALS_IN_URL = re.compile(r"(https?://)[^/@\s:]+(:[^/@\s]*)?@")
 MASK = "***"
 
 
+def looks_secret(name: str) -> bool:
+    """Whether a variable's name says it holds a secret (the bot's own, ``*_KEY``, ``*TOKEN*``, ...)."""
+    return name in SECRET_VARIABLES or bool(_SECRET_NAME.search(name))
+
+
 def secret_values(env: Mapping[str, str]) -> list[str]:
     """The secret values present in ``env``, longest first, plus the token part of a webhook URL.
 
@@ -29,7 +34,7 @@ def secret_values(env: Mapping[str, str]) -> list[str]:
     SECRET_MIN_CHARS long, so a file echoing a deployment secret is redacted from prompts too.
     """
     values = {env[name].strip() for name in SECRET_VARIABLES if env.get(name, "").strip()}
-    values |= {value.strip() for name, value in env.items() if _SECRET_NAME.search(name) and len(value.strip()) >= SECRET_MIN_CHARS}
+    values |= {value.strip() for name, value in env.items() if looks_secret(name) and len(value.strip()) >= SECRET_MIN_CHARS}
     webhook_path = [part for part in urlsplit(env.get("DISCORD_WEBHOOK_URL", "").strip()).path.split("/") if part]
     if len(webhook_path) >= 2 and len(webhook_path[-1]) >= 8:  # .../webhooks/<id>/<token>
         values.add(webhook_path[-1])

@@ -27,7 +27,7 @@ from ..money.ledger import CallRecord, Ledger, RunRecord
 # errors are the user's to fix and stop the run instead of tripping the breaker.
 OUTAGE_KINDS = frozenset({"rate_limited", "overloaded", "server", "connection", "timeout", "malformed_reply"})
 # Run outcomes that count against a task: the model's output was unusable or failed checks.
-TASK_FAILURES = frozenset({"failed:edits"})
+TASK_FAILURES = frozenset({"failed:edits", "failed:checks"})
 # Call outcomes that count against a task: a reply was paid for but could not be used
 # (refused, empty, unfinished, or cut off at max_tokens even after a retry with more room).
 UNUSABLE_REPLIES = frozenset({"invalid_reply", "max_tokens", "refusal", "unfinished"})

@@ -145,11 +145,12 @@ class WorstCase:
     analysis: int  # the analysis call at a full context (context.max_tokens and the prompt), count padded
     code: int  # one code call at its prompt bound (models.code_max_input_tokens)
     first_call: int  # the analysis call's output alone: a run starts only while this much is left
+    check_repairs: int = 0  # code calls for the repository's checks (verify.max_repairs when verify.commands is set)
 
     @property
     def run(self) -> int:
-        """The analysis and ``CODE_CALLS`` code calls."""
-        return self.analysis + CODE_CALLS * self.code
+        """The analysis, ``CODE_CALLS`` code calls and one code call per check repair."""
+        return self.analysis + (CODE_CALLS + self.check_repairs) * self.code
 
     def describe(self, config: Config) -> str:
         """What the worst case is made of, in one line."""
@@ -157,7 +158,9 @@ class WorstCase:
             f"worst case: the analysis at a full context ({config.context_max_tokens:,} + the prompt) and max_tokens "
             f"{config.output_cap(config.analysis_model):,}, the code call and its one repair each at the "
             f"{config.code_max_input_tokens:,}-token prompt bound and max_tokens {config.output_cap(config.code_model):,} "
-            "(thinking and reasoning included): what a run reserves before its first call"
+            "(thinking and reasoning included)"
+            + (f", and {self.check_repairs} repair request(s) from the repository's checks" if self.check_repairs else "")
+            + ": what a run reserves before its first call"
         )
 
 
@@ -170,7 +173,8 @@ def worst_case(config: Config, prompt_overhead_tokens: int) -> WorstCase:
         code=Usage(input_tokens=config.code_max_input_tokens),  # the code prompt is built within this bound (coding.py)
     )
     first = config.price(config.analysis_model).worst_case_micro_usd(0, config.output_cap(config.analysis_model))
-    return WorstCase(analysis=cost.analysis_worst, code=cost.code_worst, first_call=first)
+    check_repairs = config.verify_max_repairs if config.verify_commands else 0
+    return WorstCase(analysis=cost.analysis_worst, code=cost.code_worst, first_call=first, check_repairs=check_repairs)
 
 
 def run_reservation(config: Config, prompt_overhead_tokens: int) -> tuple[int, int]:

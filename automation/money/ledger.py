@@ -96,6 +96,32 @@ def provider_implied_by(model: str) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class ChecksRecord:
+    """What the repository's own checks (``verify.commands``) said about a run's edit.
+
+    ``result`` is "passed" or "failed" (new failures remained after ``repairs``). ``base`` is the
+    commit of the untouched tree they were compared with and ``files`` what it held
+    (``gitops.content_id``: its files but the ledger), ``commands`` a fingerprint of the
+    commands, and ``failing_on_base`` each command that failed there with its failures (None:
+    too many to keep), so a later run on the same files can reuse them instead of running them again.
+    """
+
+    result: str
+    repairs: int = 0
+    base: str = ""
+    files: str = ""
+    commands: str = ""
+    failing_on_base: tuple[tuple[str, tuple[str, ...]], ...] | None = None  # (command, failures) pairs
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"result": self.result, "repairs": self.repairs, "base": self.base, "files": self.files,
+                                "commands": self.commands}
+        if self.failing_on_base is not None:
+            data["failing_on_base"] = {command: list(marks) for command, marks in self.failing_on_base}
+        return data
+
+
+@dataclass(frozen=True, slots=True)
 class RunRecord:
     """One run of the bot that called at least one model."""
 
@@ -108,6 +134,7 @@ class RunRecord:
     kind: str = "task"  # "task": a new task's run; "follow_up": a run that worked on an open PR;
     # "adjustment": what a provider billed that the ledger lacked (reconcile.py), not a run of the bot
     pull: int | None = None  # the PR number a follow-up worked on
+    checks: ChecksRecord | None = None  # None: no checks ran (verify.commands unset, or the run ended first)
 
     @property
     def cost_micro_usd(self) -> int:
@@ -127,6 +154,8 @@ class RunRecord:
             record["kind"] = self.kind
         if self.pull is not None:
             record["pull"] = self.pull
+        if self.checks is not None:
+            record["checks"] = self.checks.to_json()
         return record
 
 
@@ -969,6 +998,22 @@ class _Reader:
             calls=tuple(self.call(c, f"{where}.calls[{i}]") for i, c in enumerate(rows)),
             kind=self.text(row, "kind", f"{where}.kind", optional=True) or "task",
             pull=None if row.get("pull") is None else self.integer(row, "pull", f"{where}.pull"),
+            checks=None if row.get("checks") is None else self.checks(row["checks"], f"{where}.checks"),
+        )
+
+    def checks(self, row: Any, where: str) -> ChecksRecord:
+        row = self.obj(row, where)
+        failing = row.get("failing_on_base")
+        if failing is not None and not (isinstance(failing, dict) and all(
+                isinstance(marks, list) and all(isinstance(mark, str) for mark in marks) for marks in failing.values())):
+            raise self.fail(f"{where}.failing_on_base", "an object of command -> list of strings")
+        return ChecksRecord(
+            result=self.text(row, "result", f"{where}.result") or "",
+            repairs=self.integer(row, "repairs", f"{where}.repairs") if "repairs" in row else 0,
+            base=self.text(row, "base", f"{where}.base", optional=True) or "",
+            files=self.text(row, "files", f"{where}.files", optional=True) or "",
+            commands=self.text(row, "commands", f"{where}.commands", optional=True) or "",
+            failing_on_base=None if failing is None else tuple((command, tuple(marks)) for command, marks in failing.items()),
         )
 
     def call(self, row: Any, where: str) -> CallRecord:

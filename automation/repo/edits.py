@@ -11,6 +11,7 @@ carries only what went wrong. Every resulting file is checked as a whole, whatev
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -418,6 +419,18 @@ class Draft:
         self.accepted[path] = text
         self.refused.pop(path, None)
         return None
+
+    def diff(self) -> str:
+        """The accepted changes as a unified diff against the files as they were (``/dev/null``
+        for a created or deleted file's missing side)."""
+        parts: list[str] = []
+        for path, text in self.accepted.items():
+            before, after = self.originals.get(path), text
+            parts += difflib.unified_diff(
+                (before or "").splitlines(keepends=True), (after or "").splitlines(keepends=True),
+                "/dev/null" if before is None else f"a/{path}", "/dev/null" if after is None else f"b/{path}",
+            )
+        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in parts)
 
     def plan(self) -> EditPlan:
         """The accepted files as edits; raises UnusableReplyError when there are none."""

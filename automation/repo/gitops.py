@@ -8,6 +8,7 @@ module never adds a token. Every error message is one line with credentials scru
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import tempfile
@@ -243,6 +244,26 @@ def worktree(root: Path, sha: str, env: Mapping[str, str] | None) -> Iterator[Pa
         finally:
             _run(root, ["worktree", "remove", "--force", str(path)], env)
             _run(root, ["worktree", "prune"], env)
+
+
+def export(root: Path, commit: str, dest: Path, env: Mapping[str, str] | None) -> None:
+    """A new repository at ``dest`` holding ``commit`` alone (fetched at depth 1 from ``root``),
+    checked out detached. Nothing of ``root``'s config comes along: no remote, no credential
+    (actions/checkout keeps its token in ``root``'s config), no hooks; LFS files stay pointers."""
+    _git(dest.parent, ["init", "--quiet", str(dest)], env, f"create {dest.name} for the checks")
+    _git(dest, ["-c", "protocol.version=2", "fetch", "--quiet", "--depth", "1", "--no-tags", "--no-write-fetch-head",
+                str(root.resolve()), commit], env, f"copy {commit[:12]} for the checks")
+    _git(dest, ["-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit], env,
+         f"check out {commit[:12]} for the checks", extra_env={"GIT_LFS_SKIP_SMUDGE": "1"})
+
+
+def content_id(root: Path, commit: str, env: Mapping[str, str] | None, *, leaving_out: str) -> str:
+    """Sixteen hex digits naming ``commit``'s files (paths, modes, contents) but ``leaving_out``:
+    two commits with the same id hold the same files but that one (the ledger, which moves the
+    default branch after every run). Needs only ``commit`` itself, so it works in a shallow clone."""
+    listing = _git(root, ["ls-tree", "-r", "--full-tree", "-z", commit], env, f"list the files of {commit[:12]}")
+    kept = [entry for entry in listing.split(b"\0") if entry and entry.split(b"\t", 1)[-1] != leaving_out.encode()]
+    return hashlib.sha256(b"\0".join(kept)).hexdigest()[:16]
 
 
 def remote_file(root: Path, ref: str, path: str, env: Mapping[str, str] | None) -> bytes | None:

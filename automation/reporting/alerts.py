@@ -16,6 +16,7 @@ from ..core.config import Config
 from ..models import health
 from ..money import budget, estimate, spend
 from ..money.ledger import Ledger, MonthSummary, RunRecord
+from ..repo.checks import FAILED, Verification
 from . import discord
 
 Embed = dict[str, Any]
@@ -87,6 +88,13 @@ def _recap(ledger: Ledger, closed: MonthSummary, now: dt.datetime, repository: s
     )
 
 
+def checks_line(checks: Verification | None) -> str | None:
+    """What the repository's own checks said, in one line (None when none ran)."""
+    if checks is None:
+        return None
+    return ("❌ " if checks.result == FAILED else "✅ ") + checks.headline()
+
+
 def after_run(
     ledger: Ledger,
     config: Config,
@@ -99,6 +107,7 @@ def after_run(
     run_url: str | None,
     needed_micro_usd: int | None = None,
     notes: tuple[str, ...] = (),
+    checks: Verification | None = None,
 ) -> tuple[Ledger, list[Embed]]:
     """The run's own alert, then each milestone crossed and the budget-exhausted alert, once each.
 
@@ -113,7 +122,7 @@ def after_run(
                 repository=repository, now=now, task=record.task, pr_url=record.pr_url,
                 run_cost_micro=record.cost_micro_usd, month_spent_micro=ledger.spent_micro_usd, budget_micro=cap,
                 prs_this_month=ledger.prs_opened, projected_micro=pace.projected_micro_usd, runs_out_on=pace.runs_out_on,
-                notes=notes,
+                notes=notes, checks=checks_line(checks),
             )
         )
     elif record.kind == "follow_up" and outcome.startswith("follow_up_") and record.pr_url:
@@ -121,7 +130,7 @@ def after_run(
             discord.run_completed_embed(
                 repository=repository, now=now, task=record.task, pr_url=record.pr_url, follow_up_outcome=outcome,
                 run_cost_micro=record.cost_micro_usd, pull_cost_micro=spend.pull_cost(ledger, record.pr_url),
-                month_spent_micro=ledger.spent_micro_usd, budget_micro=cap,
+                month_spent_micro=ledger.spent_micro_usd, budget_micro=cap, checks=checks_line(checks),
             )
         )
     elif outcome.startswith("failed"):
@@ -129,7 +138,7 @@ def after_run(
             discord.run_failed_embed(
                 repository=repository, now=now, step=outcome.partition(":")[2] or "run",
                 error_kind=error_kind or "error", message=error_message or "the run failed", run_url=run_url,
-                task=record.task or None,
+                task=record.task or None, checks=checks_line(checks),
             )
         )
     stopped = outcome == "budget_stop"

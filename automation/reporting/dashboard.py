@@ -297,15 +297,19 @@ def _runs(ledger: Ledger) -> str:
         link = (f'<a href="{_e(run.pr_url)}">{_e(run.pr_url.rsplit("/", 1)[-1])}</a>'
                 if run.pr_url and run.pr_url.startswith(("https://", "http://")) else _e(run.pr_url or ""))
         outcome_class = "ok" if run.outcome == "pr_opened" else "bad" if run.outcome.startswith(("failed", UNSETTLED)) else ""
+        checks = run.checks.result if run.checks else ""
+        checks_class = "ok" if checks == "passed" else "bad" if checks == "failed" else ""
         rows.append(f'<tr><td data-label="Started">{_e(run.started_at.replace("T", " ").rstrip("Z"))}</td>'
                     f'<td data-label="Task">{_e(run.task)}</td>'
                     f'<td data-label="Outcome" data-outcome="{_e(run.outcome)}" class="{outcome_class}">'
                     f"{_e(outcome_words(run.outcome))}</td>"
+                    f'<td data-label="Checks" class="{checks_class}">{_e(checks)}</td>'
                     f'<td data-label="Cost" class="num">{format_usd(run.cost_micro_usd, 4)}</td>'
                     f'<td data-label="Pull request">{link}</td></tr>')
-    body = "".join(rows) or '<tr><td colspan="5">No runs this month yet.</td></tr>'
-    table = ('<div class="scroll"><table id="runs-table"><caption>Newest first (UTC)</caption><thead><tr><th scope="col">Started</th>'
-             '<th scope="col">Task</th><th scope="col">Outcome</th><th scope="col">Cost</th><th scope="col">Pull request</th>'
+    body = "".join(rows) or '<tr><td colspan="6">No runs this month yet.</td></tr>'
+    table = ('<div class="scroll"><table id="runs-table"><caption>Newest first (UTC); checks: what the repository\'s own '
+             'checks said about the edit</caption><thead><tr><th scope="col">Started</th><th scope="col">Task</th>'
+             '<th scope="col">Outcome</th><th scope="col">Checks</th><th scope="col">Cost</th><th scope="col">Pull request</th>'
              f"</tr></thead><tbody>{body}</tbody></table></div>")
     return _section("runs", table)
 

@@ -289,13 +289,15 @@ def run_completed_embed(
     projected_micro: int | None = None,
     runs_out_on: dt.date | None = None,
     notes: tuple[str, ...] = (),
+    checks: str | None = None,
 ) -> dict[str, Any]:
     """A run that worked on a pull request: a task run that opened it, or a follow-up on it
     (``follow_up_outcome``: ``follow_up_pushed`` or a reply without a change).
 
     Shows what it was for, what it cost (and, for a follow-up, what the PR has cost so far: the
     ``pull_cost_micro`` micro-dollars), where the month stands, and anything the run had to work
-    around (a reply cut at max_tokens and retried, a retired model). Fields left ``None`` are left out.
+    around (a reply cut at max_tokens and retried, a retired model), and what the repository's own
+    checks said (``checks``, one line). Fields left ``None`` are left out.
     """
     if follow_up_outcome is None:
         title = "✅ Run completed: pull request opened"
@@ -311,6 +313,8 @@ def run_completed_embed(
     fields.append(("Month to date", _month_to_date(month_spent_micro, budget_micro), False))
     if projected_micro is not None:
         fields.append(("Pace", _pace(projected_micro, runs_out_on), False))
+    if checks:
+        fields.append(("Checks", checks, False))
     if notes:
         fields.append(("Notes", "\n".join(f"• {note}" for note in notes), False))
     return _embed("run_completed", title=title, description=plain(task), url=pr_url, fields=fields, repository=repository, now=now)
@@ -441,8 +445,10 @@ def run_failed_embed(
     run_url: str | None = None,
     task: str | None = None,
     secrets: Iterable[str] = (),
+    checks: str | None = None,
 ) -> dict[str, Any]:
-    """A run failed: where, what kind of error, what it said, and where to read more.
+    """A run failed: where, what kind of error, what it said, what the checks said (``checks``),
+    and where to read more.
 
     ``secrets`` are redacted from the message as a last line of defence; the caller should
     already pass a message without them.
@@ -451,6 +457,8 @@ def run_failed_embed(
     fields = [("Step", step, True), ("Error", error_kind, True)]
     if task:
         fields.append(("Task", _clean_message(task, secrets), False))
+    if checks:
+        fields.append(("Checks", _clean_message(checks, secrets), False))
     if run_url:
         fields.append(("Run", run_url, False))
     return _embed(

@@ -15,6 +15,8 @@ Families (every one a gauge unless said; dollars are USD, latencies seconds):
   ai_orchestration_model_latency_seconds  {provider, model, quantile="0.5"|"0.95"|"0.99"}
   ai_orchestration_breaker_state  stateset {provider}: closed, open, half_open
   ai_orchestration_parked_tasks
+  ai_orchestration_checked_runs, ai_orchestration_checked_pull_requests  {month, result="passed"|"failed"}
+  ai_orchestration_check_repairs  {month}
 """
 
 from __future__ import annotations
@@ -85,6 +87,14 @@ class _StatusCollector(Collector):
         yield breakers
         yield _gauge("parked_tasks", "Tasks parked after repeated unusable replies.", "", [],
                      [([], len(health["parked_tasks"]))])
+        checks = status["checks"]
+        results = ("passed", "failed")
+        yield _gauge("checked_runs", "Runs whose edit the repository's own checks ran on, by what they said.", "",
+                     ["month", "result"], [([status["month"], result], checks[result]) for result in results])
+        yield _gauge("checked_pull_requests", "Pull requests opened with the repository's checks passing or failing.", "",
+                     ["month", "result"], [([status["month"], result], checks[f"pull_requests_{result}"]) for result in results])
+        yield _gauge("check_repairs", "Repair requests made from the checks' failures.", "", ["month"],
+                     [(month, checks["repairs"])])
 
 
 def _gauge(name: str, help_text: str, unit: str, labels: list[str],

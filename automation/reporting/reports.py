@@ -14,6 +14,8 @@ from ..core.wording import plural
 from ..models import health
 from ..money import budget, estimate, spend
 from ..money.ledger import UNSETTLED, Ledger, RunRecord
+from ..repo.checks import FAILED, PASSED, PRE_EXISTING, Verification
+from ..repo.context import _fence_for
 from . import model_text, series
 
 
@@ -95,6 +97,7 @@ def status_data(config: Config, ledger: Ledger, now: dt.datetime, paused: str | 
         ],
         "health": health.status_data(ledger, config, now),
         "follow_ups": _follow_ups(ledger),
+        "checks": _checks(ledger),
     }
 
 
@@ -117,6 +120,21 @@ def _follow_ups(ledger: Ledger) -> dict[str, Any]:
     return {**data, "spent_usd": usd(spent), "new_task_runs": ledger.executions - data["runs"]}
 
 
+def _checks(ledger: Ledger) -> dict[str, int]:
+    """The repository's own checks this month: runs checked, passed and failed, repair calls, and
+    the pull requests opened with the checks passing or failing (a draft, or verify.on_failure open)."""
+    checked = [run for run in ledger.runs if run.checks is not None]
+    opened = [run for run in checked if run.pr_url and run.kind == "task"]
+    return {
+        "runs": len(checked),
+        "passed": sum(run.checks.result == PASSED for run in checked if run.checks),
+        "failed": sum(run.checks.result == FAILED for run in checked if run.checks),
+        "repairs": sum(run.checks.repairs for run in checked if run.checks),
+        "pull_requests_passed": sum(run.checks.result == PASSED for run in opened if run.checks),
+        "pull_requests_failed": sum(run.checks.result == FAILED for run in opened if run.checks),
+    }
+
+
 def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -> str:
     lines = [
         f"Month {data['month']}: spent {_money(data['spent_usd'])} of {_money(data['budget_usd'])} "
@@ -133,6 +151,11 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
                         f"{format_usd(round(follow['spent_usd'] * MICRO), 4)}")
     if data["paused"]:
         lines.insert(0, f"Paused: {data['paused']}. Runs stop before any work.")
+    checked = data["checks"]
+    if checked["runs"]:  # only a month with checks gets the line
+        lines.append(f"  checks: {plural(checked['runs'], 'run')} checked ({checked['passed']} passed, {checked['failed']} failed, "
+                     f"{plural(checked['repairs'], 'repair')}); pull requests opened with the checks passing: "
+                     f"{checked['pull_requests_passed']}, failing: {checked['pull_requests_failed']}")
     reached = ", ".join(map(_money, data["milestones_reached"])) or "none yet"
     lines.append(f"  milestones reached: {reached} (of {', '.join(map(_money, data['milestones_usd']))})")
     lines += [f"  {line}" for line in health.render_stats(health.model_stats(ledger))]
@@ -249,6 +272,37 @@ def receipt(record: RunRecord, ledger: Ledger, budget_micro_usd: int, notes: tup
     return "\n".join(rows)
 
 
+_STATUS_WORDS = {PASSED: "✅ passed", FAILED: "❌ failed", PRE_EXISTING: "⚠️ pre-existing: fails on the untouched tree too, not blamed on this change"}
+
+
+def checks_section(verification: Verification, heading: str = "##") -> str:
+    """The receipt's "Checks" section: each command, what it said, how long it took, and for a
+    failed one what its output says (fenced, so no output can close the block or hide a section)."""
+    repairs = f", after {plural(verification.repairs, 'repair')}" if verification.repairs else ""
+    where = (f"in a sandbox ({verification.sandbox})" if verification.sandbox != "none"
+             else "**without a sandbox** (verify.sandbox is best_effort)")
+    rows = [f"{heading} Checks", "",
+            f"The repository's own checks ran on the edited tree {where} and were compared with the untouched tree "
+            f"({verification.base[:7]}): **{verification.result}**{repairs}.", "",
+            "| command | result | time |", "|---|---|---:|"]
+    rows += [f"| {_code_cell(verdict.command)} | {_STATUS_WORDS[verdict.status]} | {verdict.seconds:.1f} s |"
+             for verdict in verification.verdicts]
+    for verdict in verification.failed:
+        fence = _fence_for(verdict.excerpt)
+        rows += ["", f"<details><summary>Why <code>{_html(verdict.command)}</code> failed</summary>", "",
+                 f"{fence}text", verdict.excerpt, fence, "", "</details>"]
+    return "\n".join(rows)
+
+
+def _code_cell(text: str) -> str:
+    """``text`` as inline code in a Markdown table cell (a pipe would end the cell, a backtick the code)."""
+    return "`" + text.replace("`", "'").replace("|", "\\|") + "`"
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 # GitHub refuses a pull request body longer than this ("body is too long (maximum is 65536
 # characters)"); counted here in UTF-16 code units, which is never less than GitHub's count.
 GITHUB_BODY_LIMIT = 65_536
@@ -258,10 +312,10 @@ SHORTENED = "\n\n*… shortened here: GitHub refuses a pull request body over 65
 def pull_request_body(
     *, summary: str, analysis: str, analysis_model: str, files: list[tuple[str, str]], refused: tuple[str, ...],
     record: RunRecord, ledger: Ledger, budget_micro_usd: int, link: str | None, marker: str,
-    notes: tuple[str, ...] = (),
+    notes: tuple[str, ...] = (), checks: Verification | None = None,
 ) -> str:
     """The PR body, within GITHUB_BODY_LIMIT: the model's prose (the analysis first, then the
-    summary) is shortened to fit; the file list, the receipt and the task marker never are.
+    summary) is shortened to fit; the file list, the checks, the receipt and the task marker never are.
     The prose is quoted and inert (``model_text.quote``): it cannot hide or fake what follows it."""
 
     def render(summary: str, analysis: str) -> str:
@@ -270,6 +324,8 @@ def pull_request_body(
         parts += [f"- `{path}` ({action})" for path, action in files]
         if refused:
             parts += ["", "Refused by the edit checks:", ""] + [f"- {reason}" for reason in refused]
+        if checks is not None:
+            parts += ["", checks_section(checks)]
         parts += ["", "## Cost receipt", "", receipt(record, ledger, budget_micro_usd, notes), ""]
         if link:
             parts += [f"Opened by [this workflow run]({link}).", ""]
@@ -334,13 +390,15 @@ def resumed_pull_request_body(
 
 
 def job_summary(*, task: str, outcome: str, pr_url: str | None, error: str | None, record: RunRecord,
-                ledger: Ledger, budget_micro_usd: int, notes: tuple[str, ...] = ()) -> str:
+                ledger: Ledger, budget_micro_usd: int, notes: tuple[str, ...] = (), checks: Verification | None = None) -> str:
     """Markdown for ``$GITHUB_STEP_SUMMARY``."""
     lines = ["## ai-orchestration run", "", f"**Task:** {model_text.neutralise(task) or '(none)'}", f"**Outcome:** {outcome}"]
     if pr_url:
         lines.append(f"**Pull request:** {pr_url}")
     if error:  # may quote a model's reply
         lines += ["", model_text.quote(f"**Error:** {error}")]
+    if checks is not None:
+        lines += ["", checks_section(checks, "###")]
     lines += ["", receipt(record, ledger, budget_micro_usd, notes), ""]
     chart = spend_chart(ledger, budget_micro_usd)
     if chart:

@@ -167,14 +167,15 @@ def write_edits(
     rules: edits.EditRules,
     say: Callable[[str], None],
     analysis: str = "",
-) -> edits.EditPlan:
+) -> edits.Draft:
     """Ask once; when part of the reply cannot be used, ask once more for that part only.
 
     ``ask(messages) -> reply text`` makes the paid call (with fallbacks). The repair message
     lists each refused block with the nearest existing lines, not the whole first reply; files
     that applied are kept. ``analysis`` is the plan: a new file it names is a path the model may
-    write even without an extension or with spaces. Raises UnusableReplyError when problems
-    remain, or nothing changes.
+    write even without an extension or with spaces. Returns the draft (``Draft.plan()`` gives the
+    edits; a later repair, from the checks, applies on top of it). Raises UnusableReplyError when
+    problems remain, or nothing changes.
     """
     draft = edits.Draft(root=Path(root), rules=rules, analysis=analysis)
     problems = draft.take(ask(messages))
@@ -184,4 +185,5 @@ def write_edits(
         problems = draft.take(ask([*messages, {"role": "user", "content": repair}]))
         if problems:
             raise edits.unusable(problems)
-    return draft.plan()
+    draft.plan()  # raises UnusableReplyError when nothing is left to change
+    return draft

@@ -32,7 +32,7 @@ from ..money.ledger import Ledger
 from ..repo import context, edits, github, gitops, intake, tasks
 from ..repo.trust import Trust
 from ..reporting import reports
-from . import followups
+from . import followups, verify
 from .session import Posted, Session
 
 Analyse = Callable[[Session, str, context.RepoContext], str]
@@ -144,6 +144,7 @@ def _fix(session: Session, remote: Repository, decision: followups.Decision, ana
     text, found = secret_scan.redact(text)  # nor a credential of anyone else's that a log, diff or comment shows
     if found:
         session.say(f"Follow-up: withheld what looks like secrets from the prompt ({secret_scan.summary(found)})")
+    verify.baseline(session, repo, f"origin/{default}")  # the default branch's checks, before any paid call
     # Reserved and claimed on the ledger branch like a task, so an overlapping run neither
     # overspends nor works on the same pull request; the prompt's characters bound its tokens.
     session.reserver.reserve(session.ledger, f"follow-up on {pull.url}", *budget.run_reservation(config, len(text)))
@@ -160,13 +161,13 @@ def _fix(session: Session, remote: Repository, decision: followups.Decision, ana
             gitops.push(repo, sha, pull.head, env)  # fast-forward only: a branch that moved refuses it
             session.say(f"Pushed {sha[:7]} to {pull.head}")
             files = "\n".join(f"- `{edit.path}` ({edit.action})" for edit in plan_edits.edits)
-            result = f"Pushed {sha[:7]} to `{pull.head}`:\n\n{files}"
+            result = f"Pushed {sha[:7]} to `{pull.head}`:\n\n{files}{_checks(session)}"
         else:
             result = "No change: the model proposed no edit for this."
     except AutomationError as failure:
         try:
-            _reply(session, remote, decision, result=f"This attempt failed at the {failure.step} step: {failure.message}",
-                   summary="", attempt=True)
+            _reply(session, remote, decision, summary="", attempt=True,
+                   result=f"This attempt failed at the {failure.step} step: {failure.message}{_checks(session)}")
         except AutomationError as unreported:
             session.say(f"Follow-up: could not reply on {pull.url}: {unreported.message}")
         raise
@@ -174,6 +175,12 @@ def _fix(session: Session, remote: Repository, decision: followups.Decision, ana
     session.save(replace(session.record, outcome=outcome))
     _reply(session, remote, decision, result=result, summary=plan_edits.summary, attempt=True)
     return outcome
+
+
+def _checks(session: Session) -> str:
+    """The checks section for the reply, when the fix was checked."""
+    result = session.checks.result
+    return "" if result is None else "\n\n" + reports.checks_section(result, "###")
 
 
 def _listed_task(session: Session, pull: github.BotPull, default: str) -> str | None:

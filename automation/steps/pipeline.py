@@ -29,7 +29,7 @@ from ..repo import context, edits, github, gitops, intake, tasks
 from ..repo.trust import Trust
 from ..reporting import alerts, discord, reports
 from ..reporting.discord import Notifier
-from . import coding, followup_run
+from . import coding, followup_run, verify
 from .session import Posted, Session
 
 if TYPE_CHECKING:
@@ -159,6 +159,7 @@ def _new_pull_request(session: Session, remote: Repository, task: tasks.Task) ->
         session.say(f"Withheld what looks like secrets in the task's text from the prompts ({secret_scan.summary(found)})")
     repo_context = context.build_context(session.repo, brief, session.config.context_max_tokens, _private_paths(session.config))
     _say_context(session, repo_context)
+    verify.baseline(session, session.repo)  # the untouched tree's checks, before any paid call
     analysis = _analyse(session, brief, repo_context)
     plan = _write_code(session, brief, analysis, repo_context)
     return _open_pull_request(session, remote, task, analysis, plan)
@@ -372,7 +373,8 @@ def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> 
 def _write_code(
     session: Session, task: str, analysis: str, repo_context: context.RepoContext, root: Path | None = None
 ) -> edits.EditPlan:
-    """Ask for SEARCH/REPLACE edits within the prompt bound; one repair request for what could not be used.
+    """Ask for SEARCH/REPLACE edits within the prompt bound; one repair request for what could not be used;
+    then the repository's checks, and their repairs (``verify.checked``).
 
     ``root`` is the tree the edits apply to: the checkout, or a follow-up's checkout of the PR branch.
     """
@@ -386,8 +388,9 @@ def _write_code(
                     f"left out: {', '.join(prompt.left_out) or 'none'}")
     rules = edits.EditRules(ledger_path=config.ledger_path, tasks_path=config.tasks_file, deny=config.edits_deny,
                             config_path=_config_path_in_repo(session.repo, config), secrets=tuple(session.secrets))
-    return coding.write_edits(lambda messages: _code_call(session, messages), prompt.messages, root, rules, session.say,
-                              analysis=analysis)
+    ask = partial(_code_call, session)
+    draft = coding.write_edits(ask, prompt.messages, root, rules, session.say, analysis=analysis)
+    return verify.checked(session, draft, ask, prompt.messages, root)
 
 
 def _code_call(session: Session, messages: list[dict]) -> str:
@@ -481,7 +484,7 @@ def _open_pull_request(
         files=[(edit.path, edit.action) for edit in plan.edits], record=session.record,
         refused=tuple(github.neutralise_markers(reason) for reason in plan.refused),
         budget_micro_usd=config.monthly_budget_micro_usd, link=reports.run_url(env),
-        marker=intake.footer(task), notes=tuple(session.notes),
+        marker=intake.footer(task), notes=tuple(session.notes), checks=session.checks.result,
     )
     return _open_with_receipt(session, remote, task, branch, default, lambda ledger: redact(body(ledger=ledger), session.secrets))
 
@@ -492,8 +495,9 @@ def _open_with_receipt(
     """Open the PR with ``body(ledger)``, its receipt corrected after the ledger commit (``Posted``)."""
     config = session.config
     text = body(session.ledger)
-    pr = github.open_pull_request(remote, title=_title(session, task), body=text, head=head, base=base,
-                                  labels=config.pr_labels, draft=config.pr_draft)
+    failed = session.checks.result is not None and session.checks.result.result == "failed"
+    pr = github.open_pull_request(remote, title=_title(session, task), body=text, head=head, base=base, labels=config.pr_labels,
+                                  draft=config.pr_draft or (failed and config.verify_on_failure == "draft"))
     session.posted.append(Posted(pr.url, text, body, partial(github.edit_pull_body, remote, pr.number)))
     session.say(f"Opened {pr.url}")
     return pr
@@ -552,6 +556,7 @@ def _close_run(session: Session, notifier: Notifier, outcome: str, error: Automa
         error_kind=getattr(error, "kind", error.step if error else None),
         error_message=redact(error.message, session.secrets) if error else None, now=session.now,
         repository=session.repository, run_url=reports.run_url(session.env), needed_micro_usd=needed, notes=tuple(session.notes),
+        checks=session.checks.result,
     )
     ledger, embeds = announce(session.ledger)
     failure: AutomationError | None = None
@@ -648,7 +653,7 @@ def _write_job_summary(session: Session, outcome: str, error: AutomationError | 
     text = reports.job_summary(
         task=session.record.task, outcome=outcome, pr_url=session.record.pr_url, error=error.message if error else None,
         record=session.record, ledger=session.ledger, budget_micro_usd=session.config.monthly_budget_micro_usd,
-        notes=tuple(session.notes),
+        notes=tuple(session.notes), checks=session.checks.result,
     )
     _write_summary(session.env, text)
 
@@ -701,6 +706,7 @@ def dry_run(
             lines.append("The budget would stop this run before its first call (exit 0).")
         elif worst > left:
             lines.append("Less than its worst case is left: the run would start, but the budget may stop it before a later call.")
+        lines += verify.describe(repo, config, env)
         lines += config.retirement_warnings(now.date()) + [f"note: {note}" for note in config.retirement_notes()]
         if show_prompt:
             prompt = [

@@ -18,6 +18,7 @@ from ..models import attempts
 from ..money import ledger as ledger_module
 from ..money import reservations
 from ..money.ledger import Ledger, RunRecord
+from ..repo.checks import RunChecks
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class Session:
     # What the run had to work around, said in the log, the PR body and Discord.
     notes: list[str] = field(default_factory=list)
     posted: list[Posted] = field(default_factory=list)
+    # The repository's own checks as the run goes (steps/verify.py): sandbox, baselines, result.
+    checks: RunChecks = field(default_factory=RunChecks)
 
     def say(self, line: str) -> None:
         self.out.write(redact(line, self.secrets) + "\n")
