@@ -90,6 +90,6 @@ def test_a_new_file_the_plan_names_needs_no_extension_and_a_broken_block_is_name
     plan = write_edits(lambda m: asked.append(m) or next(replies), [{"role": "user", "content": "x"}], repo, EditRules(),
                        print, analysis="Add a launcher `bin/greet`.")
     assert "bin/greet, block 1: a new <<<<<<< SEARCH line" in asked[1][-1]["content"]
-    assert [(edit.path, edit.content) for edit in plan.edits] == [
+    assert [(edit.path, edit.content) for edit in plan.plan().edits] == [
         ("app.py", "def greet():\n    return 'HI'\n"), ("bin/greet", "echo hi\n"),
     ]

@@ -323,4 +323,4 @@ def test_runs_table_shows_what_the_checks_said(tmp_path: Path) -> None:
     repo = sample_ledgers.write_repo(tmp_path / "repo", ledger.with_run(checked[0]).with_run(checked[1]))
     runs = build(repo, tmp_path / "site").split('id="runs-table"')[1].split("</table>")[0]
     assert '<th scope="col">Checks</th>' in runs
-    assert runs.count('<td class="ok">passed</td>') == 1 and runs.count('<td class="bad">failed</td>') == 1
+    assert runs.count('<td data-label="Checks" class="ok">passed</td>') == 1 and runs.count('<td data-label="Checks" class="bad">failed</td>') == 1

@@ -416,6 +416,13 @@ class _Layout:
     legend_columns: int
     label_every: int  # at most this many labelled days on a 30-day axis
 
+    @property
+    def label_chars(self) -> int:
+        """The longest axis label, in characters: a horizontal bar's labels sit in the left margin,
+        and pygal's title wrapping never ends once the margins leave the plot no width, so they
+        may take at most about 45% of it (a character is about 0.6 of the font size wide)."""
+        return min(LABEL_MAX_CHARS, int(self.width * 0.45 / (0.6 * self.label_font)))
+
 
 # A phone (360-400 px) shows the narrow one at about 0.8 of its size: 15-unit text reads as 12 px.
 WIDE = _Layout("wide", 900, 360, 13, 14, 16, 4, 8)
@@ -447,23 +454,24 @@ def _svg(kind: Callable[..., Any], title: str, labels: list[str],
     chart = kind(
         js=[], style=_style(colours, layout), width=layout.width,
         height=layout.height + LEGEND_ROW_PX * max(0, math.ceil(len(lines) / columns) - 1),
-        title=_label(title), x_labels=[_label(label) for label in labels], truncate_legend=-1, truncate_label=-1,
+        title=_label(title, LABEL_MAX_CHARS), x_labels=[_label(label, layout.label_chars) for label in labels],
+        truncate_legend=-1, truncate_label=-1,
         legend_at_bottom=True, legend_at_bottom_columns=columns,
         value_formatter=_Formatter(value_suffix), include_x_axis=True, allow_interruptions=True, max_scale=8,
         margin_bottom=24, no_data_text="Nothing to draw yet", **options,
     )
     for name, values, extra in lines:
-        chart.add(_label(name), list(values), **extra)
+        chart.add(_label(name, LABEL_MAX_CHARS), list(values), **extra)
     svg = chart.render(is_unicode=True, disable_xml_declaration=True)
     key = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") + ("" if layout is WIDE else f"-{layout.name}")
     svg = _GENERATED.sub("", _SCRIPT.sub("", svg)).replace(chart.uuid, key)
     return svg.replace("<svg ", f'<svg role="img" aria-label="{_e(title)} (figures in the table below)" ', 1)
 
 
-def _label(text: str) -> str:
-    """``text`` on one line, cut to LABEL_MAX_CHARS with an ellipsis."""
+def _label(text: str, most: int) -> str:
+    """``text`` on one line, cut to ``most`` characters with an ellipsis."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= LABEL_MAX_CHARS else flat[: LABEL_MAX_CHARS - 1] + "…"
+    return flat if len(flat) <= most else flat[: most - 1] + "…"
 
 
 def _style(colours: Sequence[str], layout: _Layout) -> Style:
