@@ -107,3 +107,14 @@ def test_model_text_cannot_hide_a_follow_up_replys_receipt_or_a_job_summarys(tex
                           ledger=Ledger(month="2026-11", budget_micro_usd=15_000_000).with_run(RECORD), budget_micro_usd=15_000_000)
     shown = visible_text(summary)
     assert "this run" in shown and "Month to date" in shown and "&lt;" not in shown
+
+
+def test_paths_and_refusals_that_quote_the_model_cannot_hide_the_receipt() -> None:
+    text = pull_request_body(
+        summary="s", analysis="a", analysis_model="m", files=[("docs/a<details>.md", "create")],
+        refused=("notes/x.md: denied by edits.deny (notes/) <!--",), record=RECORD,
+        ledger=Ledger(month="2026-11", budget_micro_usd=15_000_000).with_run(RECORD), budget_micro_usd=15_000_000,
+        link=None, marker=MARKER,
+    )
+    shown = visible_text(text)
+    assert "Cost receipt" in shown and "this run" in shown and "docs/a<details>.md (create)" in shown
