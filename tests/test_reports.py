@@ -127,3 +127,14 @@ def test_status_counts_checked_runs_and_the_pull_requests_they_opened() -> None:
                               "pull_requests_failed": 1}
     assert ("  checks: 3 runs checked (1 passed, 2 failed, 3 repairs); pull requests opened with the checks passing: 1, "
             "failing: 1") in render_status(data, ledger, 15_000_000)
+
+
+def test_paths_and_refusals_that_quote_the_model_cannot_hide_the_receipt() -> None:
+    text = pull_request_body(
+        summary="s", analysis="a", analysis_model="m", files=[("docs/a<details>.md", "create")],
+        refused=("notes/x.md: denied by edits.deny (notes/) <!--",), record=RECORD,
+        ledger=Ledger(month="2026-11", budget_micro_usd=15_000_000).with_run(RECORD), budget_micro_usd=15_000_000,
+        link=None, marker=MARKER,
+    )
+    shown = visible_text(text)
+    assert "Cost receipt" in shown and "this run" in shown and "docs/a<details>.md (create)" in shown

@@ -15,6 +15,7 @@ import json
 import pytest
 
 from automation.cli import main
+from automation.reporting.model_text import quote
 from tests import test_run
 from tests.faked_clock import faked_clock_env
 from tests.fakes.discord_server import FakeDiscord, fake_discord_fixture  # noqa: F401
@@ -74,7 +75,7 @@ def test_an_analysis_that_thinks_3000_tokens_arrives_whole_in_the_pull_request(w
     assert sent.json["thinking"] == {"type": "adaptive", "display": "omitted"}
     assert not {"temperature", "top_p", "top_k"} & set(sent.json)  # Sonnet 5.5 refuses non-defaults
     [pull] = world.created_pulls()
-    assert PLAN.strip() in pull["body"]  # whole, to its last line
+    assert quote(PLAN.strip()) in pull["body"]  # whole, to its last line
     assert "| analysis | `claude-sonnet-5-5` | 1,200 | 3,300 | 3,000 | 0 |" in pull["body"]
     assert "of which thinking" in pull["body"]
     [analysis] = calls(world, "analysis")
@@ -110,7 +111,7 @@ def test_a_cut_off_analysis_is_retried_once_with_more_room_and_said_everywhere(w
     assert cut["cost_micro_usd"] > 0  # the cut-off reply was billed, and is booked
     [pull] = world.created_pulls()
     assert "cut off at max_tokens (16,000) and not used" in pull["body"].split("## Cost receipt")[1]
-    assert PLAN.strip() in pull["body"]
+    assert quote(PLAN.strip()) in pull["body"]
     [completed] = discord.embeds_titled("Run completed")
     notes = next(item["value"] for item in completed["fields"] if item["name"] == "Notes")
     assert "cut off at max_tokens (16,000)" in notes
@@ -132,7 +133,7 @@ def test_an_analysis_cut_off_twice_fails_the_step_and_counts_toward_parking(worl
     [parked] = ledger["health"]["parked"].values()
     assert (parked["task"], parked["failures"], parked["parked"]) == ("Add a greeting module", 1, False)
     [failed] = [embed for embed in discord.embeds if "failed" in embed["title"].lower()]
-    assert "max_tokens" in failed["description"]
+    assert "max\\_tokens" in failed["description"]  # as typed: Discord reads \_ as _
 
 
 def test_a_reasoning_code_model_gets_effort_and_room_and_a_cut_reply_is_retried(world: World) -> None:

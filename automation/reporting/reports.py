@@ -321,9 +321,9 @@ def pull_request_body(
     def render(summary: str, analysis: str) -> str:
         parts = [model_text.quote(summary or "(no summary)"), "", f"## Analysis ({analysis_model})", "",
                  model_text.quote(analysis), "", "## Files changed", ""]
-        parts += [f"- `{path}` ({action})" for path, action in files]
+        parts += [model_text.neutralise(f"- `{path}` ({action})") for path, action in files]  # paths the model chose
         if refused:
-            parts += ["", "Refused by the edit checks:", ""] + [f"- {reason}" for reason in refused]
+            parts += ["", "Refused by the edit checks:", ""] + [f"- {model_text.neutralise(reason)}" for reason in refused]
         if checks is not None:
             parts += ["", checks_section(checks)]
         parts += ["", "## Cost receipt", "", receipt(record, ledger, budget_micro_usd, notes), ""]
