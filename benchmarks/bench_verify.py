@@ -1,7 +1,7 @@
 """Does verification catch a change that breaks the tests, and leave a good change alone?
 Over the real commits of ../shared/bench/recall whose change touches both source and tests.
 
-Run: python benchmarks/bench_verify.py [--limit N] [--project NAME] [--no-install] [--cache DIR]
+Run: python benchmarks/bench_verify.py [--limit N] [--project NAME] [--no-install] [--cache DIR] [--verbose]
 
 Each case is a real commit (the tree before it and after it, see the data set's README). The
 check is the commit's own changed test files, run with pytest the way ``verify.commands`` runs a
@@ -72,10 +72,12 @@ class Case:
 @dataclass(frozen=True)
 class Result:
     project: str
+    commit: str
     runnable: bool
     false_alarm: bool
     detected: bool
     overhead: float
+    blamed: tuple[str, ...]  # the new failures a false alarm named
 
 
 def load(folder: Path, repo: Path, only: str | None, limit: int | None) -> list[Case]:
@@ -142,11 +144,11 @@ def measure(case: Case, repo: Path, python: str, box: sandbox.Sandbox, env: dict
     before = checks.marks(baseline)
     real, real_seconds = check({}, case.after)
     tests_only, _ = check({path: _file(repo, case.after, path) for path in case.tests})
+    verdict = checks.compare(before, real)
     return Result(
-        project=case.project, runnable=real.passed,
-        false_alarm=checks.compare(before, real).status == checks.FAILED,
-        detected=checks.compare(before, tests_only).status == checks.FAILED,
-        overhead=baseline_seconds + real_seconds,
+        project=case.project, commit=case.after[:7], runnable=real.passed, false_alarm=verdict.status == checks.FAILED,
+        detected=checks.compare(before, tests_only).status == checks.FAILED, overhead=baseline_seconds + real_seconds,
+        blamed=verdict.new,
     )
 
 
@@ -182,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--project")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--no-install", action="store_true", help="run the tests with this Python; no PyPI")
+    parser.add_argument("--verbose", action="store_true", help="a line per case, and what each false alarm blamed")
     args = parser.parse_args(argv)
     args.cache.mkdir(parents=True, exist_ok=True)
     repo = args.cache / "cases"
@@ -194,7 +197,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{len(cases)} cases touching source and tests ({', '.join(f'{p} {n}' for p, n in sorted(counts.items()))}); "
           f"sandbox: {box.name}")
     pythons = {project: environment(project, args.cache, not args.no_install) for project in counts}
-    results = [measure(case, repo, pythons[case.project], box, env) for case in cases]
+    results = []
+    for case in cases:
+        result = measure(case, repo, pythons[case.project], box, env)
+        results.append(result)
+        if args.verbose:
+            print(f"  {result.project} {result.commit}: runnable={result.runnable} detected={result.detected} "
+                  f"false_alarm={result.false_alarm} {result.overhead:.1f}s {'; '.join(result.blamed[:3])}")
     for line in report(results):
         print(line)
     return 0

@@ -22,6 +22,9 @@ _________________________________ test_greet __________________________________
 
     def test_greet():
 >       assert greet("Ada") == "Hello, Ada!"
+
+tests/test_app.py:9: in greet
+    return helper(name)
 E       AssertionError: assert 'Hello Ada' == 'Hello, Ada!'
 
 tests/test_app.py:12: AssertionError

@@ -39,7 +39,8 @@ _FORMS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^\s*● (.+)$"), "● {0}"),  # jest
     (re.compile(r"^\s*[×✕✗] (.+)$"), "✕ {0}"),  # vitest, mocha
     (re.compile(rf"^({_PATH})\(\d+,\d+\): (error .+)$"), "{0}: {1}"),  # tsc
-    (re.compile(rf"^\s*({_PATH}):\d+(?::\d+)?: (?!.*[Ww]arning\b)(.+)$"), "{0}: {1}"),  # compilers, linters, go
+    # compilers, linters, go; not warnings, nor a traceback's frames ("path:12: in helper", pytest's long format)
+    (re.compile(rf"^\s*({_PATH}):\d+(?::\d+)?: (?!.*[Ww]arning\b)(?!in \S+$)(.+)$"), "{0}: {1}"),
     (re.compile(r"^(error(?:\[\w+\])?: .+)$"), "{0}"),  # rustc, cargo
 )
 # ruff's and rustc's full format: "F401 `os` imported but unused" / "error[E0308]: ...", then " --> path:1:8".
