@@ -1,9 +1,9 @@
 """Ledger size and load+save time after 12 simulated months; `status` start-up time.
 
-Run: python benchmarks/bench_ledger.py
+Run: python benchmarks/bench_ledger.py [--quick]
 Prints medians (these machines are noisy); exits non-zero if a target is missed:
 the ledger after a year at 480 runs a month must stay under 300 KB, and `status` must not
-import the provider SDKs.
+import the provider SDKs. ``--quick`` (the suite's smoke run) times each step once.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def process_seconds(argv: list[str], repeat: int = 7) -> float:
     return median_seconds(lambda: subprocess.run(argv, cwd=ROOT, check=True, capture_output=True), repeat)
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    repeat = 1 if "--quick" in argv else 7
     ledger = year_of_ledgers()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "token_budget.json"
@@ -87,16 +88,16 @@ def main() -> int:
         def load_and_save() -> None:
             ledger_module.save(ledger_module.load(path, now, 15_000_000), path)
 
-        load_save = median_seconds(load_and_save, 15)
+        load_save = median_seconds(load_and_save, 2 * repeat + 1)
 
     print(f"ledger after 12 months x {RUNS_PER_MONTH} runs: {size:,} bytes ({size / SIZE_LIMIT:.0%} of the 300 KB limit), "
           f"{len(ledger.history)} history entries, {len(ledger.runs)} runs kept")
     print(f"load + save: median {load_save * 1000:.1f} ms")
 
     python = sys.executable
-    baseline = process_seconds([python, "-c", "pass"])
-    status = process_seconds([python, "-m", "automation", "status"])
-    sdks = process_seconds([python, "-c", "import anthropic, openai, github"])
+    baseline = process_seconds([python, "-c", "pass"], repeat)
+    status = process_seconds([python, "-m", "automation", "status"], repeat)
+    sdks = process_seconds([python, "-c", "import anthropic, openai, github"], repeat)
     print(f"python -c pass: median {baseline * 1000:.0f} ms")
     print(f"python -m automation status: median {status * 1000:.0f} ms ({status / baseline:.1f}x python -c pass)")
     print(f"import anthropic, openai, github: median {sdks * 1000:.0f} ms ({sdks / baseline:.1f}x python -c pass)")
@@ -113,4 +114,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -81,3 +81,15 @@ def test_one_repair_carries_only_the_problem_then_gives_up(repo: Path) -> None:
     assert "app.py, block 1: its SEARCH lines are not in the file" in repair and "2:     return 'hi'" in repair
     assert "asking once for a repair" in said[0]
     assert "app.py, block 1: its SEARCH lines are not in the file" in caught.value.message
+
+
+def test_a_new_file_the_plan_names_needs_no_extension_and_a_broken_block_is_named_in_the_repair(repo: Path) -> None:
+    broken = "bin/greet\n```\n<<<<<<< SEARCH\n=======\necho hi\n=======\n```\n\n" + block("    return 'hi'\n", "    return 'HI'\n")
+    asked: list[list[dict]] = []
+    replies = iter([broken, block("", "echo hi\n", path="bin/greet")])
+    plan = write_edits(lambda m: asked.append(m) or next(replies), [{"role": "user", "content": "x"}], repo, EditRules(),
+                       print, analysis="Add a launcher `bin/greet`.")
+    assert "bin/greet, block 1: a new <<<<<<< SEARCH line" in asked[1][-1]["content"]
+    assert [(edit.path, edit.content) for edit in plan.edits] == [
+        ("app.py", "def greet():\n    return 'HI'\n"), ("bin/greet", "echo hi\n"),
+    ]

@@ -153,6 +153,14 @@ def test_a_section_given_a_value_instead_of_settings() -> None:
         ("follow_ups:\n  enabled: maybe\n", "follow_ups.enabled must be true or false (got 'maybe')"),
         ("follow_ups:\n  needs_human_label: ''\n", "follow_ups.needs_human_label must be a non-empty string (got '')"),
         ("follow_ups:\n  attempts: 3\n", "unknown key 'follow_ups.attempts'; did you mean 'follow_ups.max_attempts'?"),
+        ("follow_ups:\n  trusted_users: alice\n", "follow_ups.trusted_users must be a list of GitHub logins, like [alice, \"renovate[bot]\"]"),
+        ("follow_ups:\n  trusted_users: [alice, 'bob smith']\n",
+         "follow_ups.trusted_users[1] must be a GitHub login like alice or renovate[bot] (got 'bob smith')"),
+        ("follow_ups:\n  trusted_permission: triage\n", "follow_ups.trusted_permission must be one of write, maintain, admin (got 'triage')"),
+        ("follow_ups:\n  untrusted_reply: no thanks\n", "follow_ups.untrusted_reply must be true or false (got 'no thanks')"),
+        ("intake:\n  order: issues\n", "intake.order must be one of file_first, issues_first (got 'issues')"),
+        ("intake:\n  label: ''\n", "intake.label must be a non-empty string (got '')"),
+        ("intake:\n  any_authors: true\n", "unknown key 'intake.any_authors'; did you mean 'intake.any_author'?"),
     ],
 )
 def test_wrong_types_name_the_key_and_what_it_must_be(text: str, expected: str) -> None:
@@ -533,7 +541,22 @@ def test_ledger_reservation_and_start_over_keys() -> None:
     assert (config.ledger_start_fresh, config.reservation_minutes) == ("2026-11", 60)
     assert Config().reservation_minutes == 45 and Config().ledger_start_fresh is None
     assert "ledger.start_fresh must be a month like 2026-11" in problem("ledger:\n  start_fresh: November\n")
-    assert "ledger.reservation_minutes must be at least 15" in problem("ledger:\n  reservation_minutes: 5\n")
+    assert "ledger.reservation_minutes (5) must be at least 30" in problem("ledger:\n  reservation_minutes: 5\n")
+
+
+@pytest.mark.parametrize(
+    ("settings", "least"),
+    [
+        ("ledger:\n  reservation_minutes: 15\nrun:\n  request_timeout_seconds: 1500\n", 30),  # 25-minute deadline
+        ("ledger:\n  reservation_minutes: 45\nrun:\n  deadline_minutes: 55\n", 60),
+    ],
+)
+def test_a_reservation_that_cannot_outlive_the_runs_deadline_is_refused(settings: str, least: int) -> None:
+    message = problem(settings)
+    assert f"must be at least {least}: a reservation must outlive the run" in message
+    assert "run.request_timeout_seconds" in message and "run.deadline_minutes" in message and "clocks" in message
+    assert parse_config(settings.replace("reservation_minutes: 15", "reservation_minutes: 30")
+                        .replace("reservation_minutes: 45", "reservation_minutes: 60"), SOURCE, TODAY)
 
 
 def test_follow_ups_are_on_by_default_and_configurable() -> None:
@@ -546,3 +569,18 @@ def test_follow_ups_are_on_by_default_and_configurable() -> None:
     )
     assert (custom.follow_ups_enabled, custom.follow_up_max_attempts, custom.follow_up_handle) == (False, 4, "@my-bot[bot]")
     assert (custom.follow_up_takeover_label, custom.follow_up_log_max_chars, custom.follow_up_diff_max_chars) == ("mine", 100, 200)
+
+
+def test_trust_and_intake_settings() -> None:
+    default = parse_config("", SOURCE, TODAY)
+    assert (default.trusted_users, default.trusted_permission, default.untrusted_reply) == ((), "write", True)
+    assert (default.intake_enabled, default.intake_label, default.intake_any_author, default.intake_order) == (
+        False, "ai-task", False, "file_first")
+    custom = parse_config(
+        "follow_ups:\n  trusted_users: ['@Alice', 'renovate[bot]', alice]\n  trusted_permission: maintain\n"
+        "  untrusted_reply: false\nintake:\n  enabled: true\n  label: bot-please\n  any_author: true\n"
+        "  order: issues_first\n", SOURCE, TODAY,
+    )
+    assert (custom.trusted_users, custom.trusted_permission, custom.untrusted_reply) == (("alice", "renovate[bot]"), "maintain", False)
+    assert (custom.intake_enabled, custom.intake_label, custom.intake_any_author, custom.intake_order) == (
+        True, "bot-please", True, "issues_first")

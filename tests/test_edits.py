@@ -340,3 +340,67 @@ def test_a_file_that_is_not_utf8_is_refused(repo: Path) -> None:
     (repo / "latin.txt").write_bytes(b"caf\xe9\n")
     draft, _ = take(repo, reply(GOOD, block("latin.txt", "caf\n", "x\n")))
     assert draft.plan().refused == ("latin.txt: the file is not UTF-8 text; it cannot be edited with SEARCH/REPLACE",)
+
+
+# --- malformed replies never write garbage; what cannot be read is a problem named for the repair ------------
+
+
+def test_a_block_closed_with_a_divider_writes_nothing_and_the_next_file_is_kept(repo: Path) -> None:
+    (repo / "docs" / "guide.md").write_text("# Guide\n\nOld text.\n")
+    text = (
+        "Updates the guide and the greeting.\n\ndocs/guide.md\n```markdown\n<<<<<<< SEARCH\nOld text.\n=======\n"
+        "New text.\n=======\n```\n\nNow the code:\n\n" + block("app/main.py", "print('hi')\n", "print('hello')\n")
+    )
+    draft, problems = take(repo, text)
+    assert [problem.splitlines()[0] for problem in problems] == [
+        "docs/guide.md, block 1: a new <<<<<<< SEARCH line (line 16 of the reply) comes before its >>>>>>> REPLACE "
+        "line; end every block with >>>>>>> REPLACE before the next one starts"
+    ]
+    assert draft.accepted == {"app/main.py": "print('hello')\n"}
+    assert "docs/guide.md, block 1: a new <<<<<<< SEARCH line" in repair_prompt(problems, sorted(draft.accepted))
+
+
+def test_an_extra_divider_is_a_problem_not_the_files_content(repo: Path) -> None:
+    (repo / "style.css").write_text("a {\n  color: red;\n}\n")
+    extra = "style.css\n```css\n<<<<<<< SEARCH\n  color: red;\n=======\n  color: blue;\n=======\n>>>>>>> REPLACE\n```\n"
+    draft, problems = take(repo, reply(GOOD, extra))
+    assert problems[0].startswith("style.css, block 2: a ======= line (line 2 of its REPLACE part) reads as an extra divider")
+    assert "style.css" not in draft.accepted
+
+
+@pytest.mark.parametrize(
+    ("before", "shown"),
+    [
+        ("```\n", "block 2: "),  # right after a closed code fence
+        ("Run it with:\n```bash\nmake run\n```\n", "block 2: "),
+        ("Changes:\n", "block 2: 'Changes' is not a file path"),
+        ("**Explanation**\n", "block 2: 'Explanation' is not a file path"),
+        ("python\n", "block 2: 'python' is not a file path"),
+    ],
+)
+def test_a_line_that_is_not_a_path_creates_no_file_and_is_a_problem(repo: Path, before: str, shown: str) -> None:
+    draft, problems = take(repo, reply(GOOD, before + "```\n<<<<<<< SEARCH\n=======\nnotes\n>>>>>>> REPLACE\n```\n"))
+    assert len(problems) == 1 and shown in problems[0]
+    assert list(draft.accepted) == ["app/new.py"]
+
+
+def test_a_path_with_spaces_is_accepted_when_it_exists_or_the_plan_names_it(repo: Path) -> None:
+    (repo / "docs" / "user guide").mkdir(parents=True)
+    (repo / "docs" / "user guide" / "intro.md").write_text("Hello.\n")
+    text = reply(
+        "docs/user guide/intro.md\n```\n<<<<<<< SEARCH\nHello.\n=======\nHello, reader.\n>>>>>>> REPLACE\n```\n",
+        "docs/user guide/setup.md\n```\n<<<<<<< SEARCH\n=======\nInstall it.\n>>>>>>> REPLACE\n```\n",
+    )
+    draft = Draft(root=repo, rules=RULES, analysis="Also add `docs/user guide/setup.md`.")
+    assert draft.take(text) == []
+    assert draft.accepted == {"docs/user guide/intro.md": "Hello, reader.\n", "docs/user guide/setup.md": "Install it.\n"}
+    _, problems = take(repo, text)  # a plan that does not name the new file
+    assert [problem.split(" is not")[0] for problem in problems] == ["block 2: 'docs/user guide/setup.md'"]
+
+
+def test_a_new_file_without_an_extension_needs_the_plan_to_name_it(repo: Path) -> None:
+    text = reply(block("bin/run", "", "#!/bin/sh\n"))
+    draft = Draft(root=repo, rules=RULES, analysis="Add a launcher script `bin/run`.")
+    assert draft.take(text) == [] and list(draft.accepted) == ["bin/run"]
+    draft, problems = take(repo, text)
+    assert problems[0].startswith("block 1: 'bin/run' is not a file path") and draft.accepted == {}

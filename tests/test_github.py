@@ -321,9 +321,37 @@ def test_comment_and_labels_are_posted_to_the_pull_requests_conversation(fake: F
     fake.add_pull(title="T", head="ai/t")
     repo = connect(fake)
 
-    url = gh.comment(repo, 1, "hello")
+    url, comment_id = gh.comment(repo, 1, "hello")
     gh.add_labels(repo, 1, ["ai-needs-human"])
 
     [posted] = fake.comments_on(1)
-    assert posted["body"] == "hello" and url == posted["html_url"]
+    assert posted["body"] == "hello" and url == posted["html_url"] and comment_id == posted["id"]
+    gh.edit_comment(repo, 1, comment_id, "hello again")
+    gh.edit_pull_body(repo, 1, "a new body")
+    assert [c["body"] for c in fake.comments_on(1)] == ["hello again"] and fake.pull(1).body == "a new body"
     assert fake.pull(1).labels == ["ai-needs-human"]
+
+
+def test_who_may_direct_the_bot_is_read_as_github_sends_it(fake: FakeGitHub) -> None:
+    fake.add_pull(title="T", head="ai/t", labels=("ai-task",))  # GitHub lists pull requests among the issues
+    fake.add_collaborator("maya", "maintain")
+    fake.add_collaborator("tri", "triage")
+    mine = fake.add_issue(title="Do it", body="please", user="maya", labels=("ai-task",))
+    fake.label_issue(mine.number, "AI-TASK", actor="tri", remove=True)
+    fake.label_issue(mine.number, "ai-task", actor="tri")
+    fake.add_issue(title="Closed", user="maya", labels=("ai-task",), state="closed")
+    fake.add_issue(title="Other label", user="maya", labels=("bug",))
+    fake.add_comment(1, user="maya", body="@ai-orchestration hi")
+    repo = connect(fake)
+
+    [issue] = gh.labelled_issues(repo, "ai-task")
+    assert (issue.number, issue.title, issue.author, issue.association) == (mine.number, "Do it", "maya", "COLLABORATOR")
+    assert issue.url == f"https://github.com/octo/repo/issues/{mine.number}" and issue.labels == ("ai-task",)
+    assert gh.labelled_by(repo, mine.number, "ai-task") == "tri"  # the latest application counts
+    assert gh.labelled_by(repo, mine.number, "bug") is None
+    assert gh.issue(repo, 3).state == "closed" and gh.issue(repo, 4).labels == ("bug",)
+    assert gh.permission(repo, "maya") == ("write", "maintain") and gh.permission(repo, "octo") == ("admin", "admin")
+    assert gh.permission(repo, "stranger") == ("read", "read")  # anyone reads a public repository
+    [comment] = gh.comments(repo, 1)
+    assert comment.association == "COLLABORATOR"
+    assert gh.parse_issue(f"x {gh.issue_marker(12)} {gh.issue_marker(3)}") == 3 and gh.parse_issue("Closes #12") is None

@@ -292,6 +292,19 @@ def load_then_save(path: Path) -> None:
     save(ledger.with_run(run("new")), path)
 
 
+def refused_and_kept(folder: Path, text: str) -> tuple[Path, str]:
+    """Write ``text`` as the ledger, load-then-save it: the load must refuse it (exit 2) and leave
+    the file as it was, with no temporary file beside it. Returns (path, the error's message)."""
+    path = folder / "token_budget.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LedgerError) as caught:
+        load_then_save(path)
+    assert caught.value.exit_code == EXIT_INVALID
+    assert path.read_text(encoding="utf-8") == text
+    assert [p.name for p in folder.iterdir()] == ["token_budget.json"]
+    return path, str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("broken", "expected"),
     [
@@ -328,14 +341,8 @@ def load_then_save(path: Path) -> None:
     ],
 )
 def test_a_broken_ledger_names_the_file_and_field_and_is_never_overwritten(tmp_path: Path, broken: str, expected: str) -> None:
-    path = tmp_path / "token_budget.json"
-    path.write_text(broken, encoding="utf-8")
-    with pytest.raises(LedgerError) as caught:
-        load_then_save(path)
-    assert caught.value.exit_code == EXIT_INVALID
-    assert str(caught.value) == f"{path}: {expected}; {HINT.format(path=path)}"
-    assert path.read_text(encoding="utf-8") == broken
-    assert [p.name for p in tmp_path.iterdir()] == ["token_budget.json"]
+    path, message = refused_and_kept(tmp_path, broken)
+    assert message == f"{path}: {expected}; {HINT.format(path=path)}"
 
 
 def test_a_ledger_that_is_not_utf8_is_refused_and_kept(tmp_path: Path) -> None:
@@ -590,13 +597,8 @@ def test_a_year_at_480_runs_a_month_stays_under_300_kb(tmp_path: Path) -> None:
     ],
 )
 def test_a_ledger_whose_spend_is_not_stated_is_refused_not_read_as_zero(tmp_path: Path, damaged: str, expected: str) -> None:
-    path = tmp_path / "token_budget.json"
-    path.write_text(damaged, encoding="utf-8")
-    with pytest.raises(LedgerError) as caught:
-        load_then_save(path)
-    assert caught.value.exit_code == EXIT_INVALID
-    assert str(caught.value).startswith(f"{path}: {expected}")
-    assert path.read_text(encoding="utf-8") == damaged
+    path, message = refused_and_kept(tmp_path, damaged)
+    assert message.startswith(f"{path}: {expected}")
 
 
 def test_two_runs_under_one_id_are_refused_naming_the_id(tmp_path: Path) -> None:
@@ -628,3 +630,46 @@ def test_follow_up_runs_round_trip_and_are_not_new_pull_requests() -> None:
     assert again.runs == ledger.runs and again.prs_opened == 1
     with pytest.raises(LedgerError, match=r"runs\[1\].pull must be a whole number"):
         from_text(text.replace('"pull":1', '"pull":"one"'), "token_budget.json")
+
+
+# --- damaged ledgers: refused in one line, or never believed to hold less than they say ----------
+
+SPENT_RUN = to_text(Ledger("2026-11", BUDGET, runs=(run("a", 14_990_000),)))
+
+
+@pytest.mark.parametrize(
+    ("damaged", "expected"),
+    [
+        # a hand-resolved merge conflict that kept both sides' "runs": json would keep the last, empty one
+        (SPENT_RUN.replace('  "runs": [', '  "runs": [],\n  "runs": ['), "the key 'runs' appears twice in one object"),
+        (SPENT_RUN.replace('"budget_micro_usd": 15000000,', '"budget_micro_usd": 15000000, "budget_micro_usd": 1,'),
+         "the key 'budget_micro_usd' appears twice in one object"),
+        (SPENT_RUN.replace(",14990000,", "," + "9" * 5_000 + ","), "holds a number thousands of digits long"),
+        ('{"schema_version": 3, "month": "2026-11", "budget_micro_usd": 1, "runs": [], "notified": '
+         + '{"a": ' * 100_000 + "1" + "}" * 100_001, "nested too deeply to be a ledger"),
+        ('{"schema_version": 3, "month": "2026-11", "budget_micro_usd": 1, "runs": [], "health": '
+         + '{"a": [' * 20 + "1" + "]}" * 20 + "}", "health must be nested at most 16 levels deep"),
+        ('{"schema_version": 3, "month": "2026-11", "budget_micro_usd": NaN, "runs": []}', "holds NaN, which is not a number JSON allows"),
+        ('{"schema_version": 3, "month": "2026-11", "budget_micro_usd": 1' + "0" * 40 + ', "runs": []}',
+         "budget_micro_usd must be at most 9,007,199,254,740,991"),
+    ],
+)
+def test_a_damaged_ledger_is_refused_in_one_line_and_kept(tmp_path: Path, damaged: str, expected: str) -> None:
+    path, message = refused_and_kept(tmp_path, damaged)
+    assert message.startswith(f"{path}: {expected}") and "\n" not in message and len(message) < 400
+
+
+def test_runs_removed_with_the_stated_total_kept_are_never_read_as_less_without_saying_so() -> None:
+    damaged = json.loads(SPENT_RUN)
+    damaged["runs"] = []  # the total says $14.99
+    ledger = from_text(json.dumps(damaged), "main:token_budget.json")
+
+    assert ledger.spent_micro_usd == 14_990_000
+    [kept] = ledger.runs
+    assert (kept.id, kept.outcome) == ("unaccounted-2026-11-1", "unaccounted")
+    [warning] = ledger.warnings
+    assert warning.startswith("main:token_budget.json: spent_micro_usd says $14.99 but the runs add up to $0.00; "
+                              "keeping the $14.99 difference as run 'unaccounted-2026-11-1'")
+    again = from_text(to_text(ledger), "x")  # written back, it reads the same and says nothing more
+    assert again == ledger and again.warnings == ()
+    assert from_text(SPENT_RUN, "x").warnings == ()  # a total the runs add up to is believed silently

@@ -14,6 +14,8 @@ import os
 import re
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +94,13 @@ class World:
         git(other, "add", path, env=self.env)
         git(other, "commit", "-qm", message, env=self.env)
         git(other, "push", "-q", "origin", "main", env=self.env)
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    ends = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < ends, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 @pytest.fixture()
@@ -285,6 +294,20 @@ def test_a_reply_without_blocks_gets_one_repair_request(world: World) -> None:
     assert "holds no SEARCH/REPLACE block" in repair[-1]["content"]
     assert len(world.created_pulls()) == 1
     assert len(world.ledger()["runs"][0]["calls"]) == 3
+
+
+def test_a_path_with_a_space_that_the_plan_names_is_written_in_one_call(world: World) -> None:
+    world.anthropic.text = "## Changes\nAdd `docs/user guide/intro.md` and `bin/greet`.\n\n## Acceptance criteria\n- both exist"
+    world.openai.content = FakeOpenAI.code_reply(
+        "Add a guide", [{"path": "docs/user guide/intro.md", "content": "# Intro\n"}, {"path": "bin/greet", "content": "echo hi\n"}]
+    )
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    assert len(world.openai.generation_requests) == 1  # no repair asked for what the model already did
+    branch = "ai/add-a-greeting-module"
+    assert world.remote_file(branch, "docs/user guide/intro.md") == "# Intro\n"
+    assert world.remote_file(branch, "bin/greet") == "echo hi\n"
 
 
 def test_a_search_that_is_not_in_the_file_is_repaired_with_the_nearest_lines_only(world: World) -> None:

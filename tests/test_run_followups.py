@@ -53,6 +53,8 @@ def pr(world: World, fake_discord: FakeDiscord) -> FakePull:
     result = world.run()
     assert result.returncode == 0, result.stderr
     world.github.follow_remote(world.remote, world.env)
+    for reviewer in ("alice", "carol"):  # the people who may direct the bot (see test_run_trust.py for the others)
+        world.github.add_collaborator(reviewer, "write")
     world.anthropic.text = FIX_PLAN
     world.openai.content = FIX_REPLY
     return world.github.pull(1)

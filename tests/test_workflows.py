@@ -214,12 +214,14 @@ def test_bot_job_has_exactly_the_permissions_it_needs() -> None:
     assert jobs["run"]["permissions"] == {
         "contents": "write", "pull-requests": "write",  # branches, the ledger, PRs, labels and replies
         "checks": "read", "statuses": "read", "actions": "read",  # follow-ups read CI results and job logs
+        "issues": "write",  # intake: labelled issues, their events, one comment on each
     }
 
 
 def test_the_action_documents_the_follow_up_permissions() -> None:
     header = ACTION.read_text(encoding="utf-8").split("inputs:")[0]
-    for permission in ("contents: write", "pull-requests: write", "checks: read", "statuses: read", "actions: read"):
+    for permission in ("contents: write", "pull-requests: write", "checks: read", "statuses: read", "actions: read",
+                       "issues: write"):
         assert permission in header
 
 

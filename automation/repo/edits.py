@@ -12,6 +12,7 @@ carries only what went wrong. Every resulting file is checked as a whole, whatev
 from __future__ import annotations
 
 import json
+import os
 import re
 import unicodedata
 import warnings
@@ -196,6 +197,23 @@ def path_refusal(path: str, root: Path, rules: EditRules) -> str | None:
     return _lexical_refusal(path) or _protected_refusal(path, rules) or _disk_refusal(path, root, rules)
 
 
+def path_doubt(path: str, known: Callable[[str], bool], rules: EditRules) -> str | None:
+    """Why a block's path line names no file (prose, a fence, a word such as "Changes"), or None.
+
+    ``known(path)``: the path exists in the tree or the plan names it. A path the bot refuses anyway
+    (inside .git, absolute, ...) is left to ``path_refusal`` when it has a directory part, so the
+    refusal says why.
+    """
+    if search_replace.looks_like_path(path, known):
+        return None
+    if ("/" in path or "\\" in path) and (_lexical_refusal(path) or _protected_refusal(path, rules)):
+        return None
+    return (
+        f"{_show(path)!r} is not a file path: no such file is in the repository, the plan does not name it, and it has "
+        "no file extension (a path with spaces must be one that exists or that the plan names)"
+    )
+
+
 def _content_refusal(content: str, original: str | None, rules: EditRules) -> str | None:
     """Why a resulting file may not be written; an existing file over the size limit may be edited, not grown."""
     if "\0" in content:
@@ -280,16 +298,36 @@ def _read(root: Path, path: str) -> str | None:
         raise Refused("the file is not UTF-8 text; it cannot be edited with SEARCH/REPLACE") from None
 
 
+def named_in(plan: str, path: str) -> bool:
+    """Whether the plan names ``path``: anywhere as a whole path when it has a directory or an extension,
+    only in backticks when it is a bare name (so the word "Changes" in the plan names no file)."""
+    if "/" not in path and "." not in path:
+        return f"`{path}`" in plan
+    return re.search(rf"(?<![\w./-]){re.escape(path)}(?![\w/-]|\.\w)", plan) is not None
+
+
+def _exists(root: Path, path: str) -> bool:
+    """Whether ``path`` is in the tree (a file, directory or link); False for a path that is not plain and relative."""
+    if _lexical_refusal(path):
+        return False
+    try:
+        return os.path.lexists(root / path)
+    except (OSError, ValueError):
+        return False
+
+
 @dataclass
 class Draft:
     """The files a reply and its repair change, as they grow: ``accepted`` maps path -> new text (None deletes).
 
     Blocks are grouped by file; a file is taken whole or not at all in each reply, so a repair
-    asks only for the files that went wrong, and the others stay as they were accepted.
+    asks only for the files that went wrong, and the others stay as they were accepted. ``analysis``
+    is the plan the code was written from: a new file it names needs no extension, and may hold spaces.
     """
 
     root: Path
     rules: EditRules
+    analysis: str = ""
     summary: str = ""
     originals: dict[str, str | None] = field(default_factory=dict)
     accepted: dict[str, str | None] = field(default_factory=dict)
@@ -298,7 +336,7 @@ class Draft:
 
     def take(self, reply_text: str) -> list[str]:
         """Apply one reply; return its problems (first line a headline, then details for the repair)."""
-        parsed = search_replace.parse(reply_text)
+        parsed = search_replace.parse(reply_text, self.known)
         self.summary = self.summary or parsed.summary
         problems = list(parsed.problems)
         by_path: dict[str, list[Block]] = {}
@@ -309,7 +347,12 @@ class Draft:
             return [*problems, f"the reply changes {touched} files; at most {self.rules.max_files} are accepted in one change"]
         unresolved = self.failed - set(by_path)
         spelled = {path.casefold(): path for path in self.accepted}
-        for path, blocks in by_path.items():
+        for path, blocks in list(by_path.items()):
+            doubt = path_doubt(path, self.known, self.rules)
+            if doubt:
+                problems.append(f"block {blocks[0].number}: {doubt}")
+                del by_path[path]
+                continue
             twin = spelled.setdefault(path.casefold(), path)
             if twin != path:  # one file on a macOS or Windows checkout
                 self.refused[_show(path)] = f"differs from {_show(twin)} only in case"
@@ -327,6 +370,10 @@ class Draft:
                 + (f", or was refused ({refused})" if refused else "")
             )
         return problems
+
+    def known(self, path: str) -> bool:
+        """Whether ``path`` exists in the tree or the plan names it."""
+        return _exists(self.root, path) or named_in(self.analysis, path)
 
     def _take_file(self, path: str, blocks: list[Block]) -> str | None:
         reason = path_refusal(path, self.root, self.rules)

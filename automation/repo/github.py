@@ -1,6 +1,7 @@
-"""PyGithub: connecting, finding the bot's pull requests, opening one with labels, and what a
+"""PyGithub: connecting, finding the bot's pull requests, opening one with labels, what a
 follow-up reads (check runs, commit statuses, Actions job logs, reviews, comments) and writes
-(a comment, a label).
+(a comment, a label), and who may direct the bot (collaborator permissions, labelled issues
+and who labelled them).
 
 A PR is tied to its task by a hidden marker in its body (the SHA-256 of the task text), so
 the bot recognises its own PRs, open or closed, even after a human edits the title. Model text
@@ -14,14 +15,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import github
+import github.Issue
 import requests
 from github import Auth, GithubException, GithubRetry
 from github.CheckRun import CheckRun
+from github.IssueEvent import IssueEvent
+from github.PaginatedList import PaginatedList
 from github.PullRequest import PullRequest
 from github.Repository import Repository
 
@@ -30,6 +35,7 @@ from ..core.redact import MASK, redact
 
 DEFAULT_API_URL = "https://api.github.com"
 _MARKER = re.compile(r"<!--\s*ai-orchestration:task=([0-9a-f]{64})\s*-->")
+_ISSUE_MARKER = re.compile(r"<!--\s*ai-orchestration:issue=([1-9][0-9]{0,9})\s*-->")
 # Any of the bot's hidden markers (task, follow-up) at the start of an HTML comment.
 _ANY_MARKER = re.compile(r"<!--(?=\s*ai-orchestration:)")
 # GitHub token formats (classic/OAuth/user/server/refresh, fine-grained), scrubbed even if unknown.
@@ -58,6 +64,7 @@ class BotPull:
     labels: tuple[str, ...] = ()
     author: str = ""  # login that opened the PR: the bot's identity on GitHub
     body: str = ""
+    issue: int | None = None  # the labelled issue it works on (its marker), for a task from an issue
 
 
 def task_hash(task_text: str) -> str:
@@ -78,6 +85,17 @@ def parse_task_hash(body: str | None) -> str | None:
     """
     matches = _MARKER.findall(body or "")
     return matches[-1] if matches else None
+
+
+def issue_marker(number: int) -> str:
+    """The hidden HTML comment in the body of a PR made for issue ``number`` (a task from an issue)."""
+    return f"<!-- ai-orchestration:issue={number} -->"
+
+
+def parse_issue(body: str | None) -> int | None:
+    """The issue number of the bot's own issue marker (the last one in the body), or None."""
+    matches = _ISSUE_MARKER.findall(body or "")
+    return int(matches[-1]) if matches else None
 
 
 def belongs_to(pull: BotPull, task_text: str, branch: str) -> bool:
@@ -249,6 +267,7 @@ def _bot_pull(pr: PullRequest) -> BotPull:
         labels=tuple(label.name for label in pr.labels),
         author=pr.user.login if pr.user is not None else "",
         body=pr.body or "",
+        issue=parse_issue(pr.body),
     )
 
 
@@ -282,6 +301,7 @@ class Comment:
     url: str
     at: str  # ISO 8601 UTC: when it was submitted
     state: str = ""  # a review's state: CHANGES_REQUESTED, COMMENTED, APPROVED, DISMISSED
+    association: str = ""  # GitHub's author_association: OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, NONE, ...
 
 
 @contextmanager
@@ -361,13 +381,14 @@ def comments(repo: Repository, number: int) -> tuple[Comment, ...]:
             Comment(
                 key=f"review-{review.id}", kind="review", author=review.user.login if review.user else "",
                 body="\n".join([review.body or "", *inline.get(review.id, [])]).strip(), url=review.html_url,
-                at=_iso(review.submitted_at), state=review.state,
+                at=_iso(review.submitted_at), state=review.state, association=review.author_association or "",
             )
             for review in pr.get_reviews()
         ]
         found += [
             Comment(key=f"comment-{note.id}", kind="comment", author=note.user.login if note.user else "",
-                    body=note.body or "", url=note.html_url, at=_iso(note.created_at))
+                    body=note.body or "", url=note.html_url, at=_iso(note.created_at),
+                    association=note.author_association or "")
             for note in pr.get_issue_comments()
         ]
     return tuple(sorted(found, key=lambda c: (c.at, c.key)))
@@ -398,16 +419,98 @@ def pull_diff(repo: Repository, number: int) -> str:
         )
 
 
-def comment(repo: Repository, number: int, body: str) -> str:
-    """Post ``body`` on PR ``number``'s conversation; the new comment's URL."""
-    with _api(repo, f"commenting on pull request #{number}"):
-        return repo.get_issue(number).create_comment(body).html_url
+def comment(repo: Repository, number: int, body: str) -> tuple[str, int]:
+    """Post ``body`` on PR or issue ``number``'s conversation; the new comment's (URL, id)."""
+    with _api(repo, f"commenting on #{number}"):
+        posted = repo.get_issue(number).create_comment(body)
+        return posted.html_url, posted.id
+
+
+def edit_comment(repo: Repository, number: int, comment_id: int, body: str) -> None:
+    """Replace the text of comment ``comment_id`` on PR ``number``
+    (``PATCH /repos/{o}/{r}/issues/comments/{id}``)."""
+    with _api(repo, f"editing a comment on pull request #{number}"):
+        repo.get_issue(number).get_comment(comment_id).edit(body)
+
+
+def edit_pull_body(repo: Repository, number: int, body: str) -> None:
+    """Replace the body of PR ``number`` (``PATCH /repos/{o}/{r}/pulls/{n}``)."""
+    with _api(repo, f"editing pull request #{number}"):
+        repo.get_pull(number).edit(body=body)
 
 
 def add_labels(repo: Repository, number: int, labels: Sequence[str]) -> None:
     """Label PR ``number`` (GitHub creates missing labels)."""
     with _api(repo, f"labelling pull request #{number}"):
         repo.get_issue(number).add_to_labels(*labels)
+
+
+# --- who may direct the bot ------------------------------------------------------------------
+
+
+def permission(repo: Repository, login: str) -> tuple[str, str]:
+    """``(permission, role_name)`` of ``login`` on this repository, in one request
+    (``GET /repos/{owner}/{repo}/collaborators/{username}/permission``, docs.github.com/rest/collaborators:
+    ``permission`` is admin, write, read or none, maintain counting as write and triage as read;
+    ``role_name`` is admin, maintain, write, triage, read or a custom role's name).
+    An unknown account (404) is ``("none", "none")``."""
+    with _api(repo, f"reading the permission of {login} on {repo.full_name}"):
+        try:
+            _, data = repo.requester.requestJsonAndCheck(
+                "GET", f"{repo.url}/collaborators/{urllib.parse.quote(login, safe='')}/permission")
+        except GithubException as exc:
+            if exc.status == 404:
+                return "none", "none"
+            raise
+    return str(data.get("permission") or "none"), str(data.get("role_name") or "none")
+
+
+@dataclass(frozen=True)
+class Issue:
+    """An open issue, as much as the intake needs: who wrote it, what it asks, its labels."""
+
+    number: int
+    title: str
+    body: str
+    author: str
+    association: str  # the author's author_association
+    url: str
+    state: str = "open"  # 'open' | 'closed'
+    labels: tuple[str, ...] = ()
+
+
+def _issue(item: github.Issue.Issue) -> Issue:
+    return Issue(
+        number=item.number, title=item.title or "", body=item.body or "", author=item.user.login if item.user else "",
+        association=item.author_association or "", url=item.html_url, state=item.state,
+        labels=tuple(label.name for label in item.labels),
+    )
+
+
+def labelled_issues(repo: Repository, label: str) -> tuple[Issue, ...]:
+    """The open issues carrying ``label``, oldest first (``GET .../issues?labels=...&state=open``; the
+    pull requests that endpoint lists too are left out)."""
+    with _api(repo, f"listing the open issues labelled {label} (intake needs the job's `issues: write` permission)"):
+        # A listed pull request's html_url is .../pull/N (reading .pull_request would fetch every issue again).
+        found = [_issue(item) for item in repo.get_issues(state="open", labels=[label], sort="created", direction="asc")
+                 if "/pull/" not in item.html_url]
+    return tuple(found)
+
+
+def issue(repo: Repository, number: int) -> Issue:
+    """Issue ``number`` as it is now (``GET .../issues/{n}``)."""
+    with _api(repo, f"reading issue #{number}"):
+        return _issue(repo.get_issue(number))
+
+
+def labelled_by(repo: Repository, number: int, label: str) -> str | None:
+    """The login that last applied ``label`` to issue ``number`` (its latest ``labeled`` event in
+    ``GET .../issues/{n}/events``, label names compared case-insensitively as GitHub does), or None."""
+    with _api(repo, f"reading the events of issue #{number}"):
+        events = PaginatedList(IssueEvent, repo.requester, f"{repo.url}/issues/{number}/events", None)
+        actors = [event.actor.login if event.actor else "" for event in events
+                  if event.event == "labeled" and event.label is not None and event.label.name.casefold() == label.casefold()]
+    return actors[-1] if actors else None
 
 
 def _secrets(repo: Repository) -> list[str]:

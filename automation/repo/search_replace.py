@@ -17,10 +17,13 @@ Aider measured that code returned inside JSON scores lower for every model it tr
 
     DELETE path/to/obsolete.py
 
-An empty SEARCH part creates a file (or fills an empty one). ``DELETE path`` alone on a line,
-outside any fence, deletes a file. One fence may hold several blocks for the same file. The
-path may be wrapped in backticks, quotes or ``**``; the fence may be ``` or longer, or ~~~, and
-the file's own lines may hold fences: inside a block only the markers count.
+An empty SEARCH part creates a file (or fills an empty one). ``DELETE path`` alone on a line
+deletes a file. One fence may hold several blocks for the same file. The path line may be
+decorated as models write it (see ``clean_path``), sit inside the fence or in a fence of its own;
+the fence may be ``` or longer, ~~~ or Aider's <source>, and the file's own lines may hold fences:
+inside a block only the markers count. A block ends at its own REPLACE line or it is malformed
+(kept with its ``problem``, never applied); whether a path line names a file is
+``looks_like_path``'s question, answered by the caller who knows the tree and the plan.
 
 Placing a block never guesses. Exact lines first; then, only when the place is unique, the ways
 models slip: trailing whitespace, a missing or extra blank line, the whole block indented by a
@@ -35,6 +38,8 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from dataclasses import replace as replace_field
+from pathlib import PurePosixPath
 
 MARKER_SEARCH = "<<<<<<< SEARCH"
 MARKER_DIVIDER = "======="
@@ -42,13 +47,26 @@ MARKER_REPLACE = ">>>>>>> REPLACE"
 DELETE_PREFIX = "DELETE "
 NEAREST_MAX_LINES = 40
 SHOWN_LINE_MAX_CHARS = 200
+# New files that carry no extension by convention; any other new path must have one, exist, or be named in the plan.
+CONVENTIONAL_NAMES = frozenset({
+    "Makefile", "GNUmakefile", "Dockerfile", "Containerfile", "Jenkinsfile", "Procfile", "Gemfile", "Rakefile",
+    "Vagrantfile", "Brewfile", "Justfile", "justfile", "LICENSE", "LICENCE", "COPYING", "NOTICE", "AUTHORS",
+    "CODEOWNERS", "README",
+})
 
 _FENCE = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
-_SEARCH = re.compile(r"^ {0,3}<{5,9} ?SEARCH\s*$")
+# Aider's fences for files that hold ``` themselves (https://aider.chat/docs/more/edit-formats.html): <source>python
+_TAG_FENCE = re.compile(r"^ {0,3}<(?P<tag>source|code|pre|codeblock|sourcecode)>(?P<info>[\w+-]*)\s*$")
+_SEARCH = re.compile(r"^ {0,3}<{5,9} ?SEARCH>?\s*$")
 _DIVIDER = re.compile(r"^ {0,3}={5,9}\s*$")
 _REPLACE = re.compile(r"^ {0,3}>{5,9} ?REPLACE\s*$")
 _DELETE = re.compile(r"^ {0,3}DELETE[ \t]+(?P<path>\S.*)$")
 _NEWLINE = re.compile(r"(\r\n|\n)")
+_PATH_PREFIX = re.compile(r"^(?:#{1,6}\s+|[-*+]\s+|\d{1,3}[.)]\s+|(?:file ?name|file|path)\s*:\s*)", re.IGNORECASE)
+_NOTE = re.compile(r"\s*\([^()]*\)$")  # "`src/new.py` (new file)"
+_FILE_NAME = re.compile(r"[^/]*[^/.]\.[A-Za-z][A-Za-z0-9_+-]*|\.[A-Za-z0-9_][^/]*")  # name.ext, or a dotfile
+_NOT_IN_PATHS = re.compile(r"[<>|*?\"`]")
+_DOCUMENT_SUFFIXES = frozenset({".md", ".markdown", ".mdx", ".rst", ".rest", ".txt", ".adoc", ".asciidoc"})
 
 
 @dataclass(frozen=True)
@@ -65,7 +83,7 @@ class Block:
     body: tuple[str, ...] = ()
     dividers: tuple[int, ...] = ()
     delete: bool = False
-    problem: str = ""  # why a malformed block cannot be applied (cut off, no divider)
+    problem: str = ""  # why a malformed block cannot be applied (cut off, no divider, a marker out of place)
 
     def splits(self) -> list[tuple[list[str], list[str]]]:
         """(SEARCH lines, REPLACE lines) for every possible divider, first divider first."""
@@ -86,75 +104,120 @@ class ParsedReply:
     problems: tuple[str, ...]
 
 
-def clean_path(line: str) -> str | None:
-    """The path a line names, without decoration; None when the line reads like prose.
+def clean_path(line: str) -> str:
+    """The path a line names, without the decoration models put around it ("" when nothing is left).
 
-    Accepted: ``path``, `` `path` ``, ``"path"``, ``**path**``, ``### path``, ``path:``; a path with
-    spaces only when quoted or in backticks.
+    Taken off: ``### ``, a list bullet or number, ``File:``, backticks, quotes, ``**``, a trailing
+    colon and a trailing note in parentheses after a quoted path (`` `a.py` (new file) ``). Whether
+    what is left is a path is ``looks_like_path``'s question.
     """
-    text = line.strip()
-    text = re.sub(r"^#{1,6}\s+", "", text)
-    text = re.sub(r"^(?:[-*]\s+)", "", text)
-    text = text.rstrip(":").strip()
-    quoted = False
+    text = _PATH_PREFIX.sub("", line.strip(), count=1)
     for _ in range(3):
-        for left, right in (("**", "**"), ("`", "`"), ('"', '"'), ("'", "'")):
+        text = text.rstrip(":").strip()
+        for left, right in (("**", "**"), ("__", "__"), ("`", "`"), ('"', '"'), ("'", "'"), ("*", "*")):
+            if text.startswith(left) and (noted := _NOTE.sub("", text)) != text and noted.endswith(right):
+                text = noted  # a note after a quoted path
             if len(text) > len(left) + len(right) and text.startswith(left) and text.endswith(right):
                 text = text[len(left) : len(text) - len(right)].strip()
-                quoted = True
-        text = text.rstrip(":").strip()
-    if not text or (not quoted and any(char.isspace() for char in text)):
-        return None
     return text
 
 
-def parse(reply_text: str) -> ParsedReply:
+def looks_like_path(path: str, known: Callable[[str], bool]) -> bool:
+    """Whether a block's path line names a file: one ``known`` (it exists, or the plan names it), or a new
+    file whose name has an extension, is a dotfile or is conventional (``Makefile``); never prose, a fence
+    or a word such as ``Changes``. A path with spaces must be known."""
+    if not path or known(path):
+        return True
+    name = path.rsplit("/", 1)[-1]
+    if any(char.isspace() for char in path) or _NOT_IN_PATHS.search(path):
+        return False
+    return name in CONVENTIONAL_NAMES or _FILE_NAME.fullmatch(name) is not None
+
+
+def _nothing_known(_path: str) -> bool:
+    return False
+
+
+def _fence_key(line: str) -> str | None:
+    """The fence a line opens (``` or longer, ~~~, or Aider's <source>), None when it is not a fence line."""
+    fence = _FENCE.match(line)
+    if fence:
+        return fence["fence"]
+    tag = _TAG_FENCE.match(line)
+    return f"<{tag['tag']}>" if tag else None
+
+
+def _closes(line: str, key: str) -> bool:
+    """Whether ``line`` closes a fence opened with ``key``."""
+    stripped = line.strip()
+    if key.startswith("<"):
+        return stripped == f"</{key[1:]}"
+    return bool(stripped) and set(stripped) == {key[0]} and len(stripped) >= len(key)
+
+
+def _is_marker(line: str) -> bool:
+    return bool(_SEARCH.match(line) or _DIVIDER.match(line) or _REPLACE.match(line))
+
+
+def parse(reply_text: str, known: Callable[[str], bool] = _nothing_known) -> ParsedReply:
     """Every SEARCH/REPLACE and DELETE block in the reply, in order; never raises.
 
-    A block with no path is a problem line naming the block; a malformed block of a known file (no
-    divider, cut off before its REPLACE marker) is kept with its ``problem``, refused when applied.
+    Every ``<<<<<<< SEARCH`` line starts a block (even inside a code fence: a block is never dropped
+    unseen), and a block ends at its own ``>>>>>>> REPLACE`` line or is malformed: a new SEARCH line
+    before it, a stray REPLACE line after it, no divider or the reply's end. A malformed block of a
+    named file is kept with its ``problem`` (refused when applied, so the file is taken whole or not at
+    all); a block with no path line is a problem line naming the block. ``known(path)`` says whether a
+    path exists or the plan names it: such a path may hold spaces.
     """
     lines = reply_text.replace("\r\n", "\n").split("\n")
     blocks: list[Block] = []
     problems: list[str] = []
     prose: list[int] = []  # indexes of prose lines since the last block
     summary_lines: list[str] | None = None
+    fence: str | None = None  # the open fence that holds blocks
+    group: str | None = None  # the path later blocks in the same fence (or right after, unfenced) share
+    floor = 0  # a path line is looked for from here on: never inside an earlier block
     index = 0
-
-    def path_from_prose() -> str | None:
-        while prose and not lines[prose[-1]].strip():
-            prose.pop()
-        return clean_path(lines[prose.pop()]) if prose else None
-
-    def begin_block() -> None:  # the prose before the first block is the summary
-        nonlocal summary_lines
-        if summary_lines is None:
-            summary_lines = [lines[at] for at in prose]
-        prose.clear()
-
     while index < len(lines):
         line = lines[index]
-        fence = _FENCE.match(line)
-        starts_inside = fence is not None and index + 1 < len(lines) and bool(_SEARCH.match(lines[index + 1]))
-        path_inside = (
-            fence is not None and index + 2 < len(lines) and bool(_SEARCH.match(lines[index + 2]))
-            and clean_path(lines[index + 1]) is not None
-        )
-        if fence and (starts_inside or path_inside):
-            path = clean_path(lines[index + 1]) if path_inside else path_from_prose()
-            begin_block()
-            index = _read_blocks(lines, index + (2 if path_inside else 1), path, blocks, problems, fence["fence"])
-        elif _SEARCH.match(line):  # a block with no fence around it
-            path = path_from_prose()
-            begin_block()
-            index = _read_blocks(lines, index, path, blocks, problems, None)
-        elif fence:  # an ordinary code fence in the prose: skip to its end, markers inside do not count
-            end = _closing_fence(lines, index + 1, fence["fence"])
-            prose.extend(range(index, min(end + 1, len(lines))))
-            index = end + 1
-        elif (deleted := _DELETE.match(line)) and (path := clean_path(deleted["path"])):
-            begin_block()
+        key = _fence_key(line)
+        if _SEARCH.match(line):
+            number = len(blocks) + len(problems) + 1
+            same_file = group if fence is not None or not any(text.strip() for text in lines[floor:index]) else None
+            path, why, start = _path_before(lines, index, floor, same_file, known)
+            if summary_lines is None:  # the prose before the first block (and its path line) is the summary
+                summary_lines = [lines[at] for at in prose if at < start]
+            end, body, dividers, problem = _read_block(lines, index, fence)
+            if path is None:
+                problems.append(f"block {number}: {problem or why}; put the file's path alone on the line before the block")
+            else:
+                blocks.append(Block(number=number, path=path, body=tuple(body), dividers=tuple(dividers), problem=problem))
+            prose.clear()
+            broken = end < len(lines) and _SEARCH.match(lines[end])
+            group = path if not problem else None
+            floor = (index + 1 + dividers[-1] + 1 if dividers else index + 1) if broken else end + 1
+            if broken:  # the next block's fence is among the lines the broken one took
+                fence = _fence_before(lines, end, floor)
+            index = end if broken else end + 1
+        elif key and fence and _closes(line, fence) and not _opens_block(lines, index):
+            fence, group, floor = None, None, index + 1
+            index += 1
+        elif key and (_opens_block(lines, index) or (key[0] != "<" and _search_before_close(lines, index, key))):
+            fence, group = key, None
+            index += 1
+        elif key and key[0] != "<":  # an ordinary code fence in the prose: markers cannot hide in it
+            close = next((at for at in range(index + 1, len(lines)) if _closes(lines[at], key)), len(lines))
+            prose.extend(range(index, min(close + 1, len(lines))))
+            index = close + 1
+        elif _REPLACE.match(line):
+            _stray_replace(blocks, problems, index)
+            index += 1
+        elif (deleted := _DELETE.match(line)) and (path := _delete_path(deleted["path"], known)):
+            if summary_lines is None:
+                summary_lines = [lines[at] for at in prose]
+            prose.clear()
             blocks.append(Block(number=len(blocks) + len(problems) + 1, path=path, delete=True))
+            group, floor = None, index + 1
             index += 1
         else:
             prose.append(index)
@@ -168,49 +231,141 @@ def parse(reply_text: str) -> ParsedReply:
     return ParsedReply(summary=summary, blocks=tuple(blocks), problems=tuple(problems))
 
 
-def _closing_fence(lines: list[str], start: int, fence: str) -> int:
-    """Index of the line closing a fence opened with ``fence`` (len(lines) when it never closes)."""
-    for at in range(start, len(lines)):
-        stripped = lines[at].strip()
-        if stripped and set(stripped) == {fence[0]} and len(stripped) >= len(fence):
-            return at
-    return len(lines)
+def _opens_block(lines: list[str], index: int) -> bool:
+    """Whether the fence line at ``index`` opens blocks: a SEARCH line next, or a path line and then one."""
+    following = lines[index + 1 : index + 3]
+    return bool(following) and (
+        bool(_SEARCH.match(following[0]))
+        or (len(following) == 2 and bool(following[0].strip()) and not _is_marker(following[0]) and bool(_SEARCH.match(following[1])))
+    )
 
 
-def _read_blocks(
-    lines: list[str], index: int, path: str | None, blocks: list[Block], problems: list[str], fence: str | None
-) -> int:
-    """Read consecutive blocks for one path starting at a SEARCH marker; return the index after them."""
-    while index < len(lines) and _SEARCH.match(lines[index]):
-        number = len(blocks) + len(problems) + 1
-        body: list[str] = []
-        dividers: list[int] = []
-        at = index + 1
-        while at < len(lines) and not _REPLACE.match(lines[at]):
-            if _DIVIDER.match(lines[at]):
-                dividers.append(len(body))
-            body.append(lines[at])
-            at += 1
-        problem = (
-            f"cut off before its {MARKER_REPLACE} line" if at >= len(lines)
-            else f"no {MARKER_DIVIDER} line between the SEARCH and REPLACE parts" if not dividers
-            else ""
+def _search_before_close(lines: list[str], index: int, key: str) -> bool:
+    """Whether a SEARCH line comes inside the fence opened at ``index``, before the fence closes."""
+    for line in lines[index + 1 :]:
+        if _SEARCH.match(line):
+            return True
+        if _closes(line, key):
+            return False
+    return False
+
+
+def _delete_path(text: str, known: Callable[[str], bool]) -> str | None:
+    """The path of a ``DELETE path`` line; None when it reads as prose (``DELETE FROM users``)."""
+    path = clean_path(text)
+    quoted = text.strip()[:1] in ("`", '"', "'", "*")
+    return path if path and (quoted or known(path) or not any(char.isspace() for char in path)) else None
+
+
+def _fence_before(lines: list[str], index: int, floor: int) -> str | None:
+    """The fence a block at ``index`` is in, read from the line before it or before its path line."""
+    line = _previous(lines, index, floor)
+    if line is not None and not _fence_key(lines[line]):
+        line = _previous(lines, line, floor)
+    return _fence_key(lines[line]) if line is not None else None
+
+
+def _previous(lines: list[str], index: int, floor: int) -> int | None:
+    """The last non-blank line before ``index``, not before ``floor``."""
+    return next((at for at in range(index - 1, floor - 1, -1) if lines[at].strip()), None)
+
+
+def _path_before(
+    lines: list[str], index: int, floor: int, group: str | None, known: Callable[[str], bool]
+) -> tuple[str | None, str, int]:
+    """(the path of the block starting at ``index`` or None, why not, the index of its path line).
+
+    The line before the block (before its opening fence) is its path; a fenced code block there is
+    one only when it holds a single line that names a file (a path in its own fence). Inside the
+    fence of an earlier block, or right after one with only blank lines between, a block with no
+    path line of its own (or only prose such as ``...``) is for the same file.
+    """
+    line = _previous(lines, index, floor)
+    if group is not None:
+        if line is None:
+            return group, "", index
+        candidate = clean_path(lines[line])
+        named = candidate and not _fence_key(lines[line]) and not _is_marker(lines[line])
+        if named and (known(candidate) or not any(char.isspace() for char in candidate)) and any(c.isalnum() for c in candidate):
+            return candidate, "", line
+        return group, "", index
+    if line is not None and _fence_key(lines[line]):  # the block's own opening fence
+        start, line = line, _previous(lines, line, floor)
+    else:
+        start = index
+    if line is None:
+        return None, "no file path on the line before the block", start
+    if _fence_key(lines[line]):  # a code block closes there: a path in its own fence, or no path
+        opener = next((at for at in range(line - 1, floor - 1, -1) if _fence_key(lines[at])), line)
+        inside = [text for text in lines[opener + 1 : line] if text.strip()]
+        candidate = clean_path(inside[0]) if len(inside) == 1 else ""
+        if candidate and looks_like_path(candidate, known):
+            return candidate, "", opener
+        return None, "the line before it closes a code block, which is not a file path", start
+    return clean_path(lines[line]) or lines[line].strip(), "", line
+
+
+def _read_block(lines: list[str], index: int, fence: str | None) -> tuple[int, list[str], list[int], str]:
+    """(index of the line that ends the block, body lines, divider indexes in the body, problem) for the
+    block whose SEARCH line is at ``index``, inside ``fence`` if any. The end is its REPLACE line, a new
+    SEARCH line (malformed: the next block starts there) or len(lines) (cut off)."""
+    body: list[str] = []
+    dividers: list[int] = []
+    at = index + 1
+    while at < len(lines) and not _REPLACE.match(lines[at]):
+        if _SEARCH.match(lines[at]):
+            return at, body, dividers, (
+                f"a new {MARKER_SEARCH} line (line {at + 1} of the reply) comes before its {MARKER_REPLACE} line; "
+                f"end every block with {MARKER_REPLACE} before the next one starts"
+            )
+        if _DIVIDER.match(lines[at]):
+            dividers.append(len(body))
+        body.append(lines[at])
+        at += 1
+    if at >= len(lines):
+        return at, body, dividers, f"cut off before its {MARKER_REPLACE} line"
+    if not dividers:
+        return at, body, dividers, f"no {MARKER_DIVIDER} line between the SEARCH and REPLACE parts"
+    search, replace = body[: dividers[0]], body[dividers[0] + 1 :]
+    dangling = _dangling_fence(replace, fence)
+    if dangling is not None and _dangling_fence(search, fence) is None:
+        return at, body, dividers, (
+            f"its {MARKER_REPLACE} line comes after the fence that closes the block (line "
+            f"{index + dividers[0] + 3 + dangling} of the reply); put {MARKER_REPLACE} right after the new lines, "
+            "inside the fence"
         )
-        if path is None:
-            problems.append(f"block {number}: {problem or 'no file path on the line before the block'}; put the path "
-                            "alone on the line before the block")
-        else:  # a malformed block is refused with its file, so the file is taken whole or not at all
-            blocks.append(Block(number=number, path=path, body=tuple(body), dividers=tuple(dividers), problem=problem))
-        if at >= len(lines):
-            return at
-        index = at + 1
-        while index < len(lines) and not lines[index].strip():
-            index += 1
-    if fence is not None and index < len(lines):
-        stripped = lines[index].strip()
-        if stripped and set(stripped) == {fence[0]} and len(stripped) >= len(fence):
-            index += 1  # the closing fence; a missing one is tolerated
-    return index
+    return at, body, dividers, ""
+
+
+def _dangling_fence(part: list[str], fence: str | None) -> int | None:
+    """The index in ``part`` of a bare line that would close ``fence`` (the block's own) and that no later
+    line closes in turn: the fence the block ends with, not a code sample of the file's own."""
+    if fence is None or fence[0] == "<":
+        return None
+    opened: int | None = None  # a bare line that may open a sample, or be the block's closing fence
+    inner: str | None = None  # a sample opened with an info string (```bash)
+    for at, line in enumerate(part):
+        key = _fence_key(line)
+        if key is None:
+            continue
+        if inner is not None:
+            inner = None if _closes(line, inner) else inner
+        elif opened is not None:
+            opened = None if _closes(line, part[opened].strip()) else opened
+        elif _closes(line, fence):
+            opened = at
+        else:
+            inner = key
+    return opened
+
+
+def _stray_replace(blocks: list[Block], problems: list[str], index: int) -> None:
+    """A REPLACE line outside any block: the block before it may have ended early, so it is refused."""
+    stray = f"a stray {MARKER_REPLACE} line (line {index + 1} of the reply)"
+    if blocks and not blocks[-1].delete:
+        blocks[-1] = replace_field(blocks[-1], problem=blocks[-1].problem or f"{stray} follows it; did its REPLACE part end early?")
+    else:
+        problems.append(f"{stray} belongs to no block")
 
 
 # --- placing a block -------------------------------------------------------------------------
@@ -471,7 +626,8 @@ def apply_block(text: str | None, block: Block) -> str:
     """The file's new text after one block (``text`` None: the file does not exist); raises Refused.
 
     Every divider split is tried; the one placed most exactly, then with the longest SEARCH, wins,
-    so a file's own ``=======`` line cannot cut a SEARCH short.
+    so a file's own ``=======`` line cannot cut a SEARCH short. A ``=======`` line left in the
+    winning REPLACE part must read as the file's own (see ``_extra_divider``), or the block is refused.
     """
     if block.delete:
         raise ValueError("a delete block has no text to apply")
@@ -483,22 +639,58 @@ def apply_block(text: str | None, block: Block) -> str:
                 "its SEARCH part is empty, which creates a file, but the file exists and is not empty; "
                 "copy the lines to change into SEARCH"
             )
+        _refuse_extra_divider(block.path, None, [], replace)
         return "".join(line + "\n" for line in replace)
     if text is None:
         raise Refused("the file does not exist; an empty SEARCH part creates it")
     current = Text.of(text)
-    placed: list[tuple[int, int, Placed]] = []
+    placed: list[tuple[int, int, Placed, int]] = []
     refusals: list[Refused] = []
-    for search, replace in splits:
+    for number, (search, replace) in enumerate(splits):
         try:
             found = place(current.bodies, search, replace)
         except Refused as refusal:
             refusals.append(refusal)
             continue
-        placed.append((_HOW.index(found.how), -len(search), found))
+        placed.append((_HOW.index(found.how), -len(search), found, number))
     if not placed:
         raise refusals[0]
-    return _splice(current, min(placed, key=lambda item: item[:2])[2]).render()
+    _, _, found, number = min(placed, key=lambda item: item[:2])
+    _refuse_extra_divider(block.path, current.bodies, *splits[number])
+    return _splice(current, found).render()
+
+
+def _refuse_extra_divider(path: str, bodies: list[str] | None, search: list[str], replace: list[str]) -> None:
+    """Raise Refused when a ``=======`` line in REPLACE reads as a second divider, not a line of the file.
+
+    Such a line is the file's own only as a heading's underline or overline (reStructuredText, setext
+    Markdown): at REPLACE's end when SEARCH ends on one too, at its start when SEARCH starts on one or
+    it is an overline, and inside when it underlines or overlines a line of a document that already
+    uses such lines (SEARCH holds the same line, the file holds one, or a new documentation file).
+    An extra divider the model typed ends up nowhere else: it is refused for the repair, never written.
+    """
+    uses_them = (
+        any(_DIVIDER.match(line) for line in bodies)
+        if bodies is not None
+        else PurePosixPath(path).suffix.lower() in _DOCUMENT_SUFFIXES
+    )
+    for at, line in enumerate(replace):
+        if not _DIVIDER.match(line):
+            continue
+        before, after = replace[at - 1] if at else "", replace[at + 1 : at + 3]
+        underline = bool(before.strip()) and not _DIVIDER.match(before)
+        overline = len(after) == 2 and bool(after[0].strip()) and not _DIVIDER.match(after[0]) and after[1] == line
+        if at == len(replace) - 1:
+            own = underline and bool(search) and bool(_DIVIDER.match(search[-1]))
+        elif at == 0:
+            own = overline or (bool(search) and bool(_DIVIDER.match(search[0])))
+        else:
+            own = (underline or overline) and (line in search or uses_them)
+        if not own:
+            raise Refused(
+                f"a {MARKER_DIVIDER} line (line {at + 1} of its REPLACE part) reads as an extra divider, not a line "
+                f"of the file; give each block exactly one {MARKER_DIVIDER} line, between its SEARCH and REPLACE parts"
+            )
 
 
 def apply_blocks(text: str | None, blocks: Sequence[Block]) -> str | None:

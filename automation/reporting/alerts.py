@@ -32,7 +32,7 @@ def before_run(ledger: Ledger, previous: Ledger, config: Config, now: dt.datetim
             stats = health.model_stats(previous) if previous.month == recap_month else []
             embeds.append(_recap(ledger, closed, now, repository, stats=stats))
         ledger = ledger.with_notified("recap_sent", True).with_notified("recap_said", _figures(closed))
-    elif closed is not None and _recap_outdated(ledger, closed, now):
+    elif closed is not None and _recap_outdated(ledger, closed, now, config.reservation_horizon):
         embeds.append(_recap(ledger, closed, now, repository, corrects=ledger.notified["recap_said"]))
         ledger = ledger.with_notified("recap_corrected", True)
     warned = set(ledger.notified.get("retiring", []))
@@ -66,13 +66,13 @@ def _figures(closed: MonthSummary | None) -> dict[str, int]:
     return {"spent_micro_usd": closed.spent_micro_usd, "executions": closed.executions, "prs_opened": closed.prs_opened}
 
 
-def _recap_outdated(ledger: Ledger, closed: MonthSummary, now: dt.datetime) -> bool:
+def _recap_outdated(ledger: Ledger, closed: MonthSummary, now: dt.datetime, horizon: dt.timedelta) -> bool:
     """True once when runs of the recapped month settled after the recap (their figures differ
     from what it said) and no other run is still in progress (it may be one more late run)."""
     said = ledger.notified.get("recap_said")
     return (
         isinstance(said, dict) and not ledger.notified.get("recap_corrected") and said != _figures(closed)
-        and not any(reservation.live(now) for reservation in ledger.reservations)
+        and not any(reservation.live(now, horizon) for reservation in ledger.reservations)
     )
 
 

@@ -13,7 +13,7 @@ from ..core.prices import MICRO, format_usd
 from ..core.wording import plural
 from ..models import health
 from ..money import budget, estimate, spend
-from ..money.ledger import Ledger, RunRecord
+from ..money.ledger import UNSETTLED, Ledger, RunRecord
 from . import series
 
 
@@ -79,7 +79,13 @@ def status_data(config: Config, ledger: Ledger, now: dt.datetime) -> dict[str, A
              "used_instead": successor if config.on_retirement != "stop" else None}
             for key, price, successor in config.retired
         ],
-        "warnings": config.retirement_warnings(now.date()) + [f"note: {note}" for note in config.retirement_notes()],
+        "warnings": config.retirement_warnings(now.date()) + [f"note: {note}" for note in config.retirement_notes()]
+        + [f"warning: {warning}" for warning in ledger.warnings],
+        "unsettled": _unsettled(ledger),
+        "in_progress": {
+            "runs": sum(r.live(now, config.reservation_horizon) for r in ledger.reservations),
+            "reserved_usd": usd(ledger.reserved_micro_usd(now, config.reservation_horizon)),
+        },
         "history": [
             {"month": entry.month, "spent_usd": usd(entry.spent_micro_usd), "executions": entry.executions,
              "prs_opened": entry.prs_opened}
@@ -88,6 +94,13 @@ def status_data(config: Config, ledger: Ledger, now: dt.datetime) -> dict[str, A
         "health": health.status_data(ledger, config, now),
         "follow_ups": _follow_ups(ledger),
     }
+
+
+def _unsettled(ledger: Ledger) -> dict[str, Any]:
+    """Runs whose reservation expired before they settled, booked at what they may have spent."""
+    runs = [run for run in ledger.runs if run.outcome == UNSETTLED]
+    return {"runs": len(runs), "spent_usd": usd(sum(run.cost_micro_usd for run in runs)),
+            "ids": [run.id for run in runs]}
 
 
 def _money(dollars: float) -> str:
@@ -128,6 +141,12 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
             lines.append(f"  circuit breaker for {provider}: {state.replace('_', '-')}")
     for task in data["health"]["parked_tasks"]:
         lines.append(f"  parked task (edit its text to retry): {task}")
+    unsettled, running = data["unsettled"], data["in_progress"]
+    if unsettled["runs"]:
+        lines.append(f"  never settled: {plural(unsettled['runs'], 'run')} (killed, or its runner lost?), booked at "
+                     f"{format_usd(round(unsettled['spent_usd'] * MICRO), 4)}: their calls, the one in flight at its worst case")
+    if running["runs"]:
+        lines.append(f"  in progress: {plural(running['runs'], 'run')} holding {format_usd(round(running['reserved_usd'] * MICRO), 4)} more")
     lines += [f"  {warning}" for warning in data["warnings"]]
     lines += ["  past months:"] if data["history"] else []
     for entry in data["history"][-3:]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core import untrusted
 from ..repo import edits
 from ..repo.context import estimate_tokens, file_block
 
@@ -24,11 +25,12 @@ CODE_SYSTEM = (
     "why (it becomes the pull request's summary). Then give every edit as a SEARCH/REPLACE block: the file's "
     "path alone on a line, then a fenced block holding a line '<<<<<<< SEARCH', the exact current lines of the "
     "file (copied character for character, with their indentation, and enough of them to match one place "
-    "only), a line '=======', the new lines, and a line '>>>>>>> REPLACE'. Use several small blocks rather "
+    "only), a line '=======', the new lines, and a line '>>>>>>> REPLACE' that closes the block before any "
+    "other text; one '=======' line per block. Use several small blocks rather "
     "than one large one; never repeat a whole file to change a few lines. An empty SEARCH part creates a new "
     "file. To delete a file, write 'DELETE path' alone on a line. Paths are relative to the repository root, "
     "with forward slashes. Never touch .git/, .github/workflows/, the budget ledger, the bot's configuration "
-    "or the tasks file. Do not answer in JSON."
+    "or the tasks file. Do not answer in JSON. " + untrusted.SYSTEM_RULE
 )
 # Room for the reply's framing and rounding in the window: the estimate already over-counts.
 WINDOW_MARGIN_TOKENS = 1_000
@@ -164,14 +166,17 @@ def write_edits(
     root: Path,
     rules: edits.EditRules,
     say: Callable[[str], None],
+    analysis: str = "",
 ) -> edits.EditPlan:
     """Ask once; when part of the reply cannot be used, ask once more for that part only.
 
     ``ask(messages) -> reply text`` makes the paid call (with fallbacks). The repair message
     lists each refused block with the nearest existing lines, not the whole first reply; files
-    that applied are kept. Raises UnusableReplyError when problems remain, or nothing changes.
+    that applied are kept. ``analysis`` is the plan: a new file it names is a path the model may
+    write even without an extension or with spaces. Raises UnusableReplyError when problems
+    remain, or nothing changes.
     """
-    draft = edits.Draft(root=Path(root), rules=rules)
+    draft = edits.Draft(root=Path(root), rules=rules, analysis=analysis)
     problems = draft.take(ask(messages))
     if problems:
         say(f"code: {len(problems)} problem(s) in the reply, asking once for a repair: {problems[0].splitlines()[0]}")

@@ -7,12 +7,18 @@ branch, pushes one new commit on the branch (never a force-push) and replies on 
 the step's cost receipt. Then the run ends (``FollowUpDone``): one follow-up per run, and new
 tasks wait. A PR someone else pushed to, or labelled as taken over, is never pushed to; a PR
 out of attempts is labelled for a human. Both get one reply, and cost nothing.
+
+Requests count only from trusted accounts (``repo/trust.py``). Anyone else's is noted once, for
+free, before anything is reserved: a log line, the ledger's ``notified.untrusted`` list, and
+(``follow_ups.untrusted_reply``) at most one short note on the PR. A PR made for an issue
+(``repo/intake.py``) whose issue was closed or lost its label is left to humans.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import NoReturn
 
@@ -20,11 +26,13 @@ from github.Repository import Repository
 
 from ..core.errors import AutomationError, PolicyStop
 from ..core.redact import redact
-from ..money import reservations, spend
-from ..repo import context, edits, github, gitops, tasks
+from ..money import budget, spend
+from ..money.ledger import Ledger
+from ..repo import context, edits, github, gitops, intake, tasks
+from ..repo.trust import Trust
 from ..reporting import reports
 from . import followups
-from .session import Session
+from .session import Posted, Session
 
 Analyse = Callable[[Session, str, context.RepoContext], str]
 WriteCode = Callable[[Session, str, str, context.RepoContext, Path], edits.EditPlan]
@@ -45,11 +53,18 @@ def first(
     config = session.config
     if not config.follow_ups_enabled:
         return
+    trust = Trust(remote, config)
     for pull in sorted((p for p in pulls if p.state == "open"), key=lambda p: p.number):
         if config.follow_up_needs_human_label in pull.labels:  # work_for says so too; this saves the API calls
             continue
+        gone = intake.issue_gone(remote, config, pull.issue) if pull.issue is not None else None
+        if gone:
+            session.say(f"Follow-up: #{pull.number} is for issue #{pull.issue}, which {gone}; left to humans")
+            continue
         checks = github.checks(remote, pull.head_sha) if pull.head_sha else ()
-        work = followups.work_for(pull, checks, github.comments(remote, pull.number), config, session.ledger)
+        comments = github.comments(remote, pull.number)
+        trusted = _trusted_authors(session, remote, trust, pull, comments)
+        work = followups.work_for(pull, checks, comments, config, session.ledger, trusted)
         if work is None:
             if any(check.state == "pending" for check in checks):
                 session.say(f"Follow-up: #{pull.number} has checks still running; looking again next run")
@@ -63,6 +78,26 @@ def first(
             outcome = _fix(session, remote, decision, analyse, write_code)
             raise FollowUpDone(f"Follow-up on {pull.url} finished ({outcome}); new tasks wait for the next run.", outcome)
         _leave(session, remote, decision)
+
+
+def _trusted_authors(
+    session: Session, remote: Repository, trust: Trust, pull: github.BotPull, comments: tuple[github.Comment, ...]
+) -> set[str]:
+    """The authors of the PR's open requests who may direct the bot; the others' requests are
+    noted once (log, ledger, one short reply at most) and cost nothing."""
+    verdicts = {c.author: trust.check(c.author, c.association) for c in followups.candidates(pull, comments, session.config)}
+    trusted = {login for login, verdict in verdicts.items() if verdict.trusted}
+    noted = session.ledger.notified.get("untrusted", [])
+    ignored = followups.untrusted(pull, comments, session.config, trusted, noted)
+    if not ignored:
+        return trusted
+    for comment in ignored:
+        session.say(f"Follow-up: #{pull.number}: not acting on the {comment.kind} by @{comment.author} "
+                    f"({comment.url}): @{comment.author} {verdicts[comment.author].reason}")
+    session.ledger = session.ledger.with_notified("untrusted", sorted({*noted, *(followups.noted_key(pull, c) for c in ignored)}))
+    if session.config.untrusted_reply and not followups.noted_untrusted_before(pull, comments):
+        session.say(f"Replied: {github.comment(remote, pull.number, followups.untrusted_reply(ignored))[0]}")
+    return trusted
 
 
 def _leave(session: Session, remote: Repository, decision: followups.Decision) -> None:
@@ -89,7 +124,8 @@ def _fix(session: Session, remote: Repository, decision: followups.Decision, ana
     default = gitops.remote_default_branch(repo, env)
     tip = gitops.fetch(repo, pull.head, env)
     assert tip is not None
-    task = _task_text(session, pull, default)
+    listed = _listed_task(session, pull, default)
+    task = listed or pull.title
     session.record = replace(session.record, task=task, kind="follow_up", pull=pull.number, pr_url=pull.url)
     logs = {
         check.name: redact(followups.failure_excerpt(
@@ -99,11 +135,14 @@ def _fix(session: Session, remote: Repository, decision: followups.Decision, ana
     }
     diff = followups.bounded(github.pull_diff(remote, pull.number), config.follow_up_diff_max_chars)
     plan = redact(followups.original_plan(pull.body, PLAN_MAX_CHARS), session.secrets)
-    text = redact(followups.prompt(task, decision, logs, diff, plan, base=default, max_attempts=config.follow_up_max_attempts),
-                  session.secrets)  # comments and reviews included: nothing secret reaches a model
+    asked = followups.prompt(task, decision, logs, diff, plan, base=default, max_attempts=config.follow_up_max_attempts,
+                             task_is_data=listed is None)
+    for removed in asked.removed:
+        session.say(f"Follow-up: hidden text kept from the models: {removed}")
+    text = redact(asked.text, session.secrets)  # comments and reviews included: nothing secret reaches a model
     # Reserved and claimed on the ledger branch like a task, so an overlapping run neither
     # overspends nor works on the same pull request; the prompt's characters bound its tokens.
-    session.reserver.reserve(session.ledger, f"follow-up on {pull.url}", *reservations.estimate(config, len(text)))
+    session.reserver.reserve(session.ledger, f"follow-up on {pull.url}", *budget.run_reservation(config, len(text)))
     private = config.private_paths()
     try:
         with gitops.worktree(repo, tip, env) as tree:
@@ -133,22 +172,28 @@ def _fix(session: Session, remote: Repository, decision: followups.Decision, ana
     return outcome
 
 
-def _task_text(session: Session, pull: github.BotPull, default: str) -> str:
-    """The task the PR is for: the tasks-file item its marker or branch names, else its title."""
+def _listed_task(session: Session, pull: github.BotPull, default: str) -> str | None:
+    """The tasks-file item the PR is for (its marker or branch names it), or None: then its title
+    stands for the task, as outside text (an issue's title, or edited on GitHub)."""
     listed = gitops.remote_file(session.repo, f"origin/{default}", session.config.tasks_file, session.env)
     items = tasks.read_tasks(listed.decode("utf-8")) if listed is not None else []
     prefix = session.config.branch_prefix
-    found = next((t.text for t in items if github.belongs_to(pull, t.text, prefix + tasks.slug(t.text))), None)
-    return found or pull.title
+    return next((t.text for t in items if github.belongs_to(pull, t.text, prefix + tasks.slug(t.text))), None)
 
 
 def _reply(session: Session, remote: Repository, decision: followups.Decision, *, result: str, summary: str, attempt: bool) -> None:
-    config = session.config
-    body = followups.reply(
-        decision, result=github.neutralise_markers(result), summary=github.neutralise_markers(summary),
-        receipt=reports.receipt(session.record, session.ledger, config.monthly_budget_micro_usd) if attempt else "",
-        pull_cost_micro_usd=spend.pull_cost(session.ledger, decision.work.pull.url),
-        max_attempts=config.follow_up_max_attempts, answered=[c.key for c in decision.work.requests], attempt=attempt,
-    )
-    url = github.comment(remote, decision.work.pull.number, redact(body, session.secrets))
+    """Reply on the PR; its figures are corrected after the ledger commit (``Posted``)."""
+    config, record, number = session.config, session.record, decision.work.pull.number
+
+    def body(ledger: Ledger) -> str:
+        return redact(followups.reply(
+            decision, result=github.neutralise_markers(result), summary=github.neutralise_markers(summary),
+            receipt=reports.receipt(record, ledger, config.monthly_budget_micro_usd) if attempt else "",
+            pull_cost_micro_usd=spend.pull_cost(ledger, decision.work.pull.url),
+            max_attempts=config.follow_up_max_attempts, answered=[c.key for c in decision.work.requests], attempt=attempt,
+        ), session.secrets)
+
+    text = body(session.ledger)
+    url, comment_id = github.comment(remote, number, text)
+    session.posted.append(Posted(url, text, body, partial(github.edit_comment, remote, number, comment_id)))
     session.say(f"Replied: {url}")

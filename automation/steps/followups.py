@@ -5,6 +5,10 @@ when a review requests changes, or when a comment mentions the bot's handle. Hum
 commit on the branch by anyone but the bot, or the takeover label, means the bot never pushes
 there. After ``follow_ups.max_attempts`` fix-ups the PR gets the needs-human label.
 
+Only trusted accounts (``repo/trust.py``) direct the bot: the caller says who they are, and
+the requests of anyone else are ignored (:func:`untrusted` lists those not yet noted). Every
+piece of outside text in the prompt is cleaned and fenced as data (``core/untrusted.py``).
+
 What the bot already did on a PR is read back from its own reply comments, each ending in a
 hidden marker ``<!-- ai-orchestration:follow-up {"answered": [...], "attempt": true} -->``;
 only comments by the PR's author (the bot's login) count, and model text in them has its
@@ -18,10 +22,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..core import untrusted as untrusted_text
 from ..core.prices import format_usd
 from ..money.ledger import Ledger
 
@@ -38,6 +43,7 @@ _FAILURE_LINE = re.compile(
 )
 CONTEXT_LINES = 5  # lines kept either side of a failure line
 TAIL_LINES = 20  # the end of a log (exit code, test summary) is always kept
+NOTE_LINKS = 10  # ignored requests linked from the one note about them; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -93,9 +99,13 @@ def notes(pull: BotPull, comments: Sequence[Comment]) -> list[dict[str, Any]]:
     return found
 
 
-def note_marker(answered: Sequence[str], *, attempt: bool) -> str:
-    """The hidden marker a reply ends with: which comments it answers, whether it was a fix-up."""
-    return f"<!-- ai-orchestration:follow-up {json.dumps({'answered': sorted(answered), 'attempt': attempt}, sort_keys=True)} -->"
+def note_marker(answered: Sequence[str], *, attempt: bool, untrusted: bool = False) -> str:
+    """The hidden marker a reply ends with: which comments it answers, whether it was a fix-up,
+    whether it was the note about requests from untrusted accounts."""
+    note: dict[str, Any] = {"answered": sorted(answered), "attempt": attempt}
+    if untrusted:
+        note["untrusted"] = True
+    return f"<!-- ai-orchestration:follow-up {json.dumps(note, sort_keys=True)} -->"
 
 
 def mentions(text: str, handle: str) -> bool:
@@ -108,16 +118,15 @@ def ledger_attempts(ledger: Ledger, pull_number: int) -> int:
     return sum(1 for run in ledger.runs if run.kind == "follow_up" and run.pull == pull_number and run.calls)
 
 
-def work_for(
-    pull: BotPull, checks: Sequence[Check], comments: Sequence[Comment], config: Config, ledger: Ledger
-) -> Work | None:
-    """The work an open PR asks for, or None when it asks for none (green, pending, no checks,
-    nothing unanswered, or already labelled for a human)."""
-    if config.follow_up_needs_human_label in pull.labels:
-        return None
-    own = notes(pull, comments)
-    answered = {key for note in own for key in note.get("answered", []) if isinstance(key, str)}
-    requests = tuple(
+def _answered(own: Sequence[dict[str, Any]]) -> set[str]:
+    return {key for note in own for key in note.get("answered", []) if isinstance(key, str)}
+
+
+def candidates(pull: BotPull, comments: Sequence[Comment], config: Config) -> tuple[Comment, ...]:
+    """The unanswered requests on a PR (reviews requesting changes, mentions of the handle),
+    whoever wrote them: the caller checks their authors before any is acted on."""
+    answered = _answered(notes(pull, comments))
+    return tuple(
         comment for comment in comments
         if comment.key not in answered
         and not (comment.author == pull.author and _NOTE.search(comment.body))
@@ -126,12 +135,57 @@ def work_for(
             or mentions(comment.body, config.follow_up_handle)
         )
     )
+
+
+def work_for(
+    pull: BotPull, checks: Sequence[Check], comments: Sequence[Comment], config: Config, ledger: Ledger,
+    trusted: Container[str],
+) -> Work | None:
+    """The work an open PR asks for, or None when it asks for none (green, pending, no checks,
+    nothing unanswered from a ``trusted`` author (logins), or already labelled for a human)."""
+    if config.follow_up_needs_human_label in pull.labels:
+        return None
+    own = notes(pull, comments)
+    requests = tuple(comment for comment in candidates(pull, comments, config) if comment.author in trusted)
     pending = any(check.state == "pending" for check in checks)
     failed = () if pending else tuple(check for check in checks if check.state == "failed")
     if not failed and not requests:
         return None
     attempts = max(sum(1 for note in own if note.get("attempt") is True), ledger_attempts(ledger, pull.number))
     return Work(pull=pull, failed=failed, requests=requests, attempts=attempts)
+
+
+def noted_key(pull: BotPull, comment: Comment) -> str:
+    """How the ledger's ``notified.untrusted`` list names an ignored request: ``"#7 comment-42"``."""
+    return f"#{pull.number} {comment.key}"
+
+
+def untrusted(
+    pull: BotPull, comments: Sequence[Comment], config: Config, trusted: Container[str], noted: Container[str]
+) -> tuple[Comment, ...]:
+    """Requests from authors not ``trusted`` that were never noted (``noted``: :func:`noted_key`
+    strings from the ledger; a note reply's marker answers them for good)."""
+    return tuple(comment for comment in candidates(pull, comments, config)
+                 if comment.author not in trusted and noted_key(pull, comment) not in noted)
+
+
+def noted_untrusted_before(pull: BotPull, comments: Sequence[Comment]) -> bool:
+    """Whether the bot already left its one note about untrusted requests on this PR."""
+    return any(note.get("untrusted") is True for note in notes(pull, comments))
+
+
+def untrusted_reply(ignored: Sequence[Comment]) -> str:
+    """The one short note on a PR whose requests came from accounts that may not direct the bot:
+    links to them, quoting none, naming no one (no mention pings), and the marker answering them."""
+    links = ", ".join(f"[{comment.kind}]({comment.url})" for comment in ignored[:NOTE_LINKS])
+    if len(ignored) > NOTE_LINKS:
+        links += f" and {len(ignored) - NOTE_LINKS:,} more"
+    return (
+        f"**ai-orchestration** did not act on this pull request's {links}: it takes requests only from "
+        "accounts that can push to this repository or are listed in its `follow_ups.trusted_users`. "
+        "A maintainer can ask for the change instead. (This note is posted once.)\n\n"
+        + note_marker([comment.key for comment in ignored], attempt=False, untrusted=True) + "\n"
+    )
 
 
 def foreign_commits(commits: Sequence[tuple[str, str, str, str]], bot_email: str) -> list[str]:
@@ -191,14 +245,32 @@ def original_plan(body: str | None, max_chars: int) -> str:
     return bounded((match.group(1) if match else text).strip() or "(none)", max_chars)
 
 
+@dataclass(frozen=True)
+class Prompt:
+    """A fix-up's task text, and one line per piece of outside text that had hidden parts removed."""
+
+    text: str
+    removed: tuple[str, ...]
+
+
 def prompt(
-    task: str, decision: Decision, logs: Mapping[str, str], diff: str, plan: str, *, base: str, max_attempts: int
-) -> str:
+    task: str, decision: Decision, logs: Mapping[str, str], diff: str, plan: str, *, base: str, max_attempts: int,
+    task_is_data: bool = False,
+) -> Prompt:
     """The task text the analysis and code steps get for a fix-up: the task, what to fix, the
-    PR's diff and the original plan (all already bounded and redacted by the caller)."""
+    PR's diff and the original plan (all already bounded and redacted by the caller). Check
+    output, logs, requests, the diff, the plan, and the task itself when it is a PR's title
+    (``task_is_data``), go in as cleaned ``<untrusted-data>`` blocks."""
     work = decision.work
+    removed: list[str] = []
+
+    def data(source: str, text: str, *, markdown: bool) -> str:
+        fenced, note = untrusted_text.fenced(source, text, markdown=markdown)
+        removed.extend([note] if note else [])
+        return fenced
+
     parts = [
-        task, "",
+        data("the pull request's title", task, markdown=False) if task_is_data else task, "",
         f"# Follow-up on pull request #{work.pull.number} (attempt {decision.attempt} of {max_attempts})",
         f"The branch `{work.pull.head}` already implements this task; the files below are the branch's. "
         "Fix only what is asked here, with the smallest change on top of the branch; do not redo the work.",
@@ -207,18 +279,18 @@ def prompt(
         parts += ["", "## Failing checks"]
         for check in work.failed:
             parts += ["", f"### {check.name}" + (f" ({check.url})" if check.url else "")]
-            if check.summary:
-                parts.append(check.summary)
-            if logs.get(check.name):
-                parts += ["```text", logs[check.name], "```"]
+            output = "\n".join(part for part in (check.summary, logs.get(check.name, "")) if part)
+            if output:
+                parts.append(data(f"check {check.name}: its summary and log", output, markdown=False))
     if work.requests:
         parts += ["", "## Review feedback to act on"]
         for request in work.requests:
             state = f", {request.state.lower().replace('_', ' ')}" if request.state else ""
-            parts += ["", f"### {request.kind} by @{request.author}{state}", request.body]
-    parts += ["", f"## The pull request's diff against {base}", "```diff", diff or "(empty)", "```",
-              "", "## The original plan", plan]
-    return "\n".join(parts)
+            parts += ["", f"### {request.kind} by @{request.author}{state}",
+                      data(f"{request.kind} by @{request.author}", request.body, markdown=True)]
+    parts += ["", f"## The pull request's diff against {base}", data("the pull request's diff", diff or "(empty)", markdown=False),
+              "", "## The original plan", data("the pull request's description", plan, markdown=True)]
+    return Prompt("\n".join(parts), tuple(removed))
 
 
 def reply(

@@ -12,7 +12,7 @@ route with :meth:`FakeGitHub.fail_next`, and assert on ``fake.requests``.
         repo = github.connect(gh.env(), retries=0)
 
 Routes (relative to the API root, which may carry a GitHub Enterprise ``/api/v3`` prefix):
-``GET /repos/{o}/{r}``, ``GET|POST /repos/{o}/{r}/pulls``, ``GET|PATCH /repos/{o}/{r}/pulls/{n}``,
+``GET /repos/{o}/{r}``, ``GET|POST /repos/{o}/{r}/pulls``, ``GET|PATCH /repos/{o}/{r}/pulls/{n}``, ``GET|PATCH /repos/{o}/{r}/issues/comments/{id}``,
 ``GET /repos/{o}/{r}/issues/{n}``, ``POST /repos/{o}/{r}/issues/{n}/labels``, and for follow-ups
 ``GET /repos/{o}/{r}/commits/{sha}`` with ``/check-runs`` and ``/status`` (seed with
 :meth:`FakeGitHub.add_check_run` and :meth:`FakeGitHub.add_status`),
@@ -21,7 +21,12 @@ Routes (relative to the API root, which may carry a GitHub Enterprise ``/api/v3`
 ``GET /repos/{o}/{r}/pulls/{n}/reviews`` and ``/comments`` (:meth:`FakeGitHub.add_review`),
 ``GET /repos/{o}/{r}/pulls/{n}/commits`` and ``/files`` (read from a real bare repository after
 :meth:`FakeGitHub.follow_remote`),
-``GET|POST /repos/{o}/{r}/issues/{n}/comments`` (:meth:`FakeGitHub.add_comment`). Requests without
+``GET|POST /repos/{o}/{r}/issues/{n}/comments`` (:meth:`FakeGitHub.add_comment`), and for who may
+direct the bot ``GET /repos/{o}/{r}/collaborators/{user}/permission`` (:meth:`FakeGitHub.add_collaborator`;
+anyone else reads the public repository: ``read``), ``GET /repos/{o}/{r}/issues`` (issues and pull
+requests, as GitHub lists them), ``GET /repos/{o}/{r}/issues/{n}`` and ``/events`` (:meth:`FakeGitHub.add_issue`,
+:meth:`FakeGitHub.label_issue`). Every comment, review and issue carries ``author_association``
+(OWNER for the owner, COLLABORATOR for collaborators, else NONE or what ``associations`` says). Requests without
 an ``Authorization`` header get 401 "Requires authentication"; with a token other than
 ``fake.token``, 401 "Bad credentials". The fixture ``fake_github`` is defined here; import it
 into a test module or list this module in ``pytest_plugins``.
@@ -97,6 +102,23 @@ class FakePull:
     user: str = "github-actions[bot]"
 
 
+@dataclass
+class FakeIssue:
+    """One issue (not a pull request) in the fake's state; ``events`` are its issue events as GitHub sends them."""
+
+    number: int
+    title: str
+    body: str | None
+    user: str
+    state: str = "open"
+    labels: list[str] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+# GitHub's roles as the permission endpoint shows them: role_name -> the legacy "permission".
+ROLE_PERMISSIONS = {"admin": "admin", "maintain": "write", "write": "write", "triage": "read", "read": "read"}
+
+
 class _Answer(Exception):
     """Raised by a route to send a response at once (errors, mostly)."""
 
@@ -134,6 +156,9 @@ class FakeGitHub(LoopbackServer):
         self.reviews: list[dict[str, Any]] = []
         self.review_comments: list[dict[str, Any]] = []
         self.comments: list[dict[str, Any]] = []
+        self.issues: list[FakeIssue] = []
+        self.collaborators: dict[str, str] = {}  # login -> role (admin, maintain, write, triage, read)
+        self.associations: dict[str, str] = {}  # login -> author_association, where not OWNER/COLLABORATOR/NONE
         # The head commit of a PR's branch; tests point it at a real remote (default: a hash of the name).
         self.head_sha_of: Callable[[FakePull], str] = lambda pull: pull.head_sha
         self.commits_of: Callable[[FakePull], list[dict[str, Any]]] = lambda pull: []
@@ -279,7 +304,7 @@ class FakeGitHub(LoopbackServer):
                 "id": review_id, "node_id": f"PRR_{review_id}", "user": self._user_json(user), "body": body,
                 "state": state, "html_url": f"https://github.com/{self.full_name}/pull/{number}#pullrequestreview-{review_id}",
                 "pull_request_url": f"{self.url}/repos/{self.full_name}/pulls/{number}",
-                "author_association": "COLLABORATOR", "submitted_at": _stamp(review_id),
+                "author_association": self.association(user), "submitted_at": _stamp(review_id),
                 "commit_id": self.head_sha_of(pull), "_number": number,
             })
             for path, line, text in comments:
@@ -292,7 +317,7 @@ class FakeGitHub(LoopbackServer):
                     "html_url": f"https://github.com/{self.full_name}/pull/{number}#discussion_r{comment_id}",
                     "pull_request_url": f"{self.url}/repos/{self.full_name}/pulls/{number}",
                     "created_at": _stamp(comment_id), "updated_at": _stamp(comment_id),
-                    "author_association": "COLLABORATOR", "_number": number,
+                    "author_association": self.association(user), "_number": number,
                 })
             return review_id
 
@@ -307,15 +332,60 @@ class FakeGitHub(LoopbackServer):
     def _new_comment(self, number: int, user: str, body: str) -> dict[str, Any]:
         comment_id = self._next_id()
         api = f"{self.url}/repos/{self.full_name}"
+        kind = "issues" if any(issue.number == number for issue in self.issues) else "pull"
         comment = {
             "id": comment_id, "node_id": f"IC_{comment_id}", "url": f"{api}/issues/comments/{comment_id}",
-            "html_url": f"https://github.com/{self.full_name}/pull/{number}#issuecomment-{comment_id}",
+            "html_url": f"https://github.com/{self.full_name}/{kind}/{number}#issuecomment-{comment_id}",
             "issue_url": f"{api}/issues/{number}", "body": body, "user": self._user_json(user),
             "created_at": _stamp(comment_id), "updated_at": _stamp(comment_id),
-            "author_association": "NONE" if user == BOT_LOGIN else "COLLABORATOR", "_number": number,
+            "author_association": self.association(user), "_number": number,
         }
         self.comments.append(comment)
         return comment
+
+    def add_collaborator(self, login: str, role: str = "write", association: str = "COLLABORATOR") -> None:
+        """Give ``login`` a role on the repository (admin, maintain, write, triage or read); its
+        ``author_association`` becomes ``association`` (MEMBER for an organisation member)."""
+        assert role in ROLE_PERMISSIONS, role
+        with self._lock:
+            self.collaborators[login] = role
+            self.associations[login] = association
+
+    def association(self, login: str) -> str:
+        """``author_association`` as GitHub computes it for ``login`` on this repository."""
+        if login == self.owner:
+            return "OWNER"
+        return self.associations.get(login, "NONE")
+
+    def add_issue(self, *, title: str, body: str | None = "", user: str = "octo", labels: tuple[str, ...] = (),
+                  labelled_by: str | None = None, state: str = "open") -> FakeIssue:
+        """An issue by ``user``; each label applied by ``labelled_by`` (default: the author, as an issue
+        template does) with a ``labeled`` event."""
+        with self._lock:
+            issue = FakeIssue(number=self._next_number(), title=title, body=body, user=user, state=state)
+            self.issues.append(issue)
+        for label in labels:
+            self.label_issue(issue.number, label, actor=labelled_by or user)
+        return issue
+
+    def label_issue(self, number: int, label: str, *, actor: str, remove: bool = False) -> None:
+        """``actor`` adds (or removes) ``label`` on issue ``number``, recorded as a (un)labeled event."""
+        with self._lock:
+            issue = self.issue(number)
+            if remove:
+                issue.labels = [name for name in issue.labels if name.casefold() != label.casefold()]
+            elif label not in issue.labels:
+                issue.labels.append(label)
+            event_id = self._next_id()
+            issue.events.append({
+                "id": event_id, "node_id": f"LE_{event_id}", "url": f"{self.url}/repos/{self.full_name}/issues/events/{event_id}",
+                "actor": self._user_json(actor), "event": "unlabeled" if remove else "labeled", "commit_id": None,
+                "commit_url": None, "created_at": _stamp(event_id), "label": {"name": label, "color": "ededed"},
+                "performed_via_github_app": None,
+            })
+
+    def issue(self, number: int) -> FakeIssue:
+        return next(issue for issue in self.issues if issue.number == number)
 
     def _user_json(self, login: str, kind: str | None = None) -> dict[str, Any]:
         return {"login": login, "id": int(hashlib.sha1(login.encode()).hexdigest()[:6], 16),
@@ -453,7 +523,7 @@ class FakeGitHub(LoopbackServer):
                 return self._list_pulls(request)
             if request.method == "POST":
                 return 201, self._create_pull(request.json or {}), {}
-        routed = self._follow_up_route(request, repo_path)
+        routed = self._trust_route(request, repo_path) or self._follow_up_route(request, repo_path)
         if routed is not None:
             return routed
         match = re.fullmatch(rf"{re.escape(repo_path)}/(pulls|issues)/(\d+)(/labels)?", request.path)
@@ -473,6 +543,75 @@ class FakeGitHub(LoopbackServer):
         raise _Answer(404, {"message": "Not Found", "documentation_url": DOCS, "status": "404"})
 
     # -- routes ----------------------------------------------------------------------------
+    def _trust_route(self, request: RecordedRequest, repo_path: str) -> tuple[int, Any, Mapping[str, str]] | None:
+        """Collaborator permissions and issues (not pull requests): list, one, its events, its comments."""
+        path, method = request.path, request.method
+        not_found = {"message": "Not Found", "documentation_url": DOCS, "status": "404"}
+        if match := re.fullmatch(rf"{re.escape(repo_path)}/collaborators/([^/]+)/permission", path):
+            if method != "GET":
+                return None
+            login = match.group(1)
+            role = "admin" if login == self.owner else self.collaborators.get(login, "read")  # a public repository
+            user = {**self._user_json(login), "permissions": {
+                "admin": role == "admin", "maintain": role in ("admin", "maintain"), "push": ROLE_PERMISSIONS[role] in ("admin", "write"),
+                "triage": role != "read", "pull": True}, "role_name": role}
+            return 200, {"permission": ROLE_PERMISSIONS[role], "role_name": role, "user": user}, {}
+        if path == f"{repo_path}/issues" and method == "GET":
+            return self._list_issues(request)
+        match = re.fullmatch(rf"{re.escape(repo_path)}/issues/(\d+)(/events|/comments)?", path)
+        issue = next((i for i in self.issues if match and i.number == int(match.group(1))), None)
+        if match is None or issue is None:
+            return None
+        part = match.group(2)
+        if part is None and method == "GET":
+            return 200, self._issue_item_json(issue), {}
+        if part == "/events" and method == "GET":
+            return 200, issue.events, {}
+        if part == "/comments" and method == "GET":
+            return 200, [_public(c) for c in self.comments_on(issue.number)], {}
+        if part == "/comments" and method == "POST":
+            body = (request.json or {}).get("body")
+            if not isinstance(body, str) or not body:
+                raise _Answer(422, self.validation_failed("Body cannot be blank").body)
+            return 201, _public(self._new_comment(issue.number, BOT_LOGIN, body)), {}
+        return 404, not_found, {}
+
+    def _list_issues(self, request: RecordedRequest) -> tuple[int, Any, Mapping[str, str]]:
+        """``GET .../issues``: issues and pull requests (GitHub lists both), filtered by state and labels (all of them)."""
+        query = request.query
+        state = query.get("state", "open")
+        wanted = [name.casefold() for name in query.get("labels", "").split(",") if name]
+        items: list[tuple[int, dict[str, Any]]] = [(i.number, self._issue_item_json(i)) for i in self.issues]
+        items += [(p.number, self._issue_json(p)) for p in self.pulls]
+        chosen = [
+            data for _, data in sorted(items, key=lambda item: item[0], reverse=query.get("direction", "desc") == "desc")
+            if (state == "all" or data["state"] == state)
+            and all(name in {label["name"].casefold() for label in data["labels"]} for name in wanted)
+        ]
+        return self._paginate(request, chosen)
+
+    def _paginate(self, request: RecordedRequest, chosen: list[Any]) -> tuple[int, Any, Mapping[str, str]]:
+        """One page of ``chosen``, with GitHub's ``Link`` header when there are more."""
+        query = request.query
+        per_page = max(1, min(int(query.get("per_page", 30)), self.max_per_page))
+        page = max(1, int(query.get("page", 1)))
+        last = max(1, -(-len(chosen) // per_page))
+        items = chosen[(page - 1) * per_page : page * per_page]
+        headers = {}
+        if last > 1:
+            links = []
+            base = f"{self.url}{request.path}"
+
+            def link(n: int, rel: str) -> str:
+                return f'<{base}?{urlencode({**query, "per_page": per_page, "page": n})}>; rel="{rel}"'
+
+            if page < last:
+                links += [link(page + 1, "next"), link(last, "last")]
+            if page > 1:
+                links += [link(1, "first"), link(page - 1, "prev")]
+            headers["Link"] = ", ".join(links)
+        return 200, items, headers
+
     def _follow_up_route(self, request: RecordedRequest, repo_path: str) -> tuple[int, Any, Mapping[str, str]] | None:
         """Commits, check runs, statuses, job logs, reviews and comments; None for other paths."""
         path, method = request.path, request.method
@@ -509,6 +648,16 @@ class FakeGitHub(LoopbackServer):
             if pull is None or method != "GET":
                 return 404, not_found, {}
             return 200, (self.commits_of if match.group(2) == "commits" else self.files_of)(pull), {}
+        if match := re.fullmatch(rf"{re.escape(repo_path)}/issues/comments/(\d+)", path):
+            found = next((c for c in self.comments if c["id"] == int(match.group(1))), None)
+            if found is None or method not in ("GET", "PATCH"):
+                return 404, not_found, {}
+            if method == "PATCH":
+                body = (request.json or {}).get("body")
+                if not isinstance(body, str) or not body:
+                    raise _Answer(422, self.validation_failed("Body cannot be blank").body)
+                found["body"] = body
+            return 200, _public(found), {}
         if match := re.fullmatch(rf"{re.escape(repo_path)}/(pulls|issues)/(\d+)/(reviews|comments)", path):
             kind, number, part = match.group(1), int(match.group(2)), match.group(3)
             if not any(p.number == number for p in self.pulls):
@@ -536,24 +685,7 @@ class FakeGitHub(LoopbackServer):
         if "base" in query:
             chosen = [p for p in chosen if p.base == query["base"]]
         chosen.sort(key=lambda p: p.number, reverse=True)
-        per_page = max(1, min(int(query.get("per_page", 30)), self.max_per_page))
-        page = max(1, int(query.get("page", 1)))
-        last = max(1, -(-len(chosen) // per_page))
-        items = chosen[(page - 1) * per_page : page * per_page]
-        headers = {}
-        if last > 1:
-            links = []
-            base = f"{self.url}{request.path}"
-
-            def link(n: int, rel: str) -> str:
-                return f'<{base}?{urlencode({**query, "per_page": per_page, "page": n})}>; rel="{rel}"'
-
-            if page < last:
-                links += [link(page + 1, "next"), link(last, "last")]
-            if page > 1:
-                links += [link(1, "first"), link(page - 1, "prev")]
-            headers["Link"] = ", ".join(links)
-        return 200, [self._pull_json(p, full=False) for p in items], headers
+        return self._paginate(request, [self._pull_json(p, full=False) for p in chosen])
 
     def _create_pull(self, data: Mapping[str, Any]) -> Any:
         missing = [name for name in ("head", "base", "title") if not data.get(name)]
@@ -600,7 +732,8 @@ class FakeGitHub(LoopbackServer):
 
     # -- JSON ------------------------------------------------------------------------------
     def _next_number(self) -> int:
-        return max((p.number for p in self.pulls), default=0) + 1
+        """Issues and pull requests share one sequence of numbers, as on GitHub."""
+        return max((item.number for item in [*self.pulls, *self.issues]), default=0) + 1
 
     def _repo_json(self, full_name: str | None = None) -> dict[str, Any]:
         full_name = full_name or self.full_name
@@ -629,7 +762,7 @@ class FakeGitHub(LoopbackServer):
             "stats": {"total": 0, "additions": 0, "deletions": 0}, "files": [],
         }
 
-    def _labels_json(self, pull: FakePull) -> list[dict[str, Any]]:
+    def _labels_json(self, item: FakePull | FakeIssue) -> list[dict[str, Any]]:
         return [
             {
                 "id": i + 1,
@@ -638,7 +771,7 @@ class FakeGitHub(LoopbackServer):
                 "default": False,
                 "url": f"{self.url}/repos/{self.full_name}/labels/{n}",
             }
-            for i, n in enumerate(pull.labels)
+            for i, n in enumerate(item.labels)
         ]
 
     def _pull_json(self, pull: FakePull, *, full: bool) -> dict[str, Any]:
@@ -700,6 +833,23 @@ class FakeGitHub(LoopbackServer):
             "created_at": _TIMESTAMP,
             "updated_at": _TIMESTAMP,
             "closed_at": None if pull.state == "open" else _TIMESTAMP,
+            "author_association": self.association(pull.user),
+        }
+
+    def _issue_item_json(self, issue: FakeIssue) -> dict[str, Any]:
+        """An issue as GitHub renders it (no ``pull_request`` key: that marks the pull requests in a list)."""
+        api = f"{self.url}/repos/{self.full_name}"
+        number = issue.number
+        return {
+            "id": 3000 + number, "node_id": f"I_{number}", "url": f"{api}/issues/{number}", "repository_url": api,
+            "labels_url": f"{api}/issues/{number}/labels{{/name}}", "comments_url": f"{api}/issues/{number}/comments",
+            "events_url": f"{api}/issues/{number}/events", "html_url": f"https://github.com/{self.full_name}/issues/{number}",
+            "number": number, "state": issue.state, "state_reason": None if issue.state == "open" else "completed",
+            "title": issue.title, "body": issue.body, "user": self._user_json(issue.user), "labels": self._labels_json(issue),
+            "assignee": None, "assignees": [], "milestone": None, "locked": False, "active_lock_reason": None,
+            "comments": len(self.comments_on(number)), "created_at": _stamp(number), "updated_at": _stamp(number),
+            "closed_at": None if issue.state == "open" else _stamp(number), "author_association": self.association(issue.user),
+            "timeline_url": f"{api}/issues/{number}/timeline", "performed_via_github_app": None,
         }
 
 
