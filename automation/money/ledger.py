@@ -29,6 +29,10 @@ RESTORE_HINT = "fix it or restore it from git history (git log -p -- {path})"
 SEED_SPENT_KEYS = ("total_spent", "spent_usd", "spent")
 # Notification flags that outlive the month: a retired model's replacement is announced once.
 KEPT_FLAGS = ("retired",)
+# How long into a month last month's run rows stay in the file (``closed_runs``): a run that
+# started before midnight settles after it (its deadline is minutes), and is merged in by id.
+# After this the month is one summary line; its rows stay in the file's git history.
+CLOSED_RUNS_KEPT = dt.timedelta(days=7)
 # The largest whole number the ledger holds: readers such as jq and JavaScript (doubles) keep
 # integers exact only up to 2**53 - 1, and no amount or count comes near it.
 MAX_INTEGER = 2**53 - 1
@@ -36,10 +40,6 @@ MAX_INTEGER = 2**53 - 1
 MAX_DEPTH = 16
 # The outcome (and step) of a run kept for spend the file states beyond its runs (``from_text``).
 UNACCOUNTED = "unaccounted"
-# How long into a month last month's run rows stay in the file (``closed_runs``): a run that
-# started before midnight settles after it (its deadline is minutes), and is merged in by id.
-# After this the month is one summary line; its rows stay in the file's git history.
-CLOSED_RUNS_KEPT = dt.timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,11 +279,11 @@ class Ledger:
     notified: Mapping[str, Any] = field(default_factory=dict)  # per-month notification flags
     health: Mapping[str, Any] = field(default_factory=dict)  # survives rollover (health.py)
     reservations: tuple[Reservation, ...] = ()  # runs in progress (reservations.py); survive rollover
-    # What reading the file found and said it did about it (from_text); never written to the file.
-    warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
     # Last month's runs, kept for CLOSED_RUNS_KEPT so a run that settles after the rollover is
     # merged into last month by id; its ``history`` entry is their summary meanwhile.
     closed_runs: tuple[RunRecord, ...] = ()
+    # What reading the file found and said it did about it (from_text); never written to the file.
+    warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     # ---- derived totals ----
     @property
@@ -535,9 +535,8 @@ def merge(base: Ledger | None, ours: Ledger, theirs: Ledger) -> Ledger:
     if base is not None:
         base = rollover(base, month)
 
-    runs = _merge_runs(base, ours, theirs)
-
-    closed, history = _merge_closed_months(ours, theirs)
+    runs = _merge_runs(base.runs if base is not None else None, ours.runs, theirs.runs)
+    closed, history = _merge_closed_months(base, ours, theirs)
 
     budget = ours.budget_micro_usd
     if base is not None and ours.budget_micro_usd == base.budget_micro_usd:
@@ -562,10 +561,12 @@ def merge(base: Ledger | None, ours: Ledger, theirs: Ledger) -> Ledger:
     return replace(_with_closing_summary(merged), reservations=_merge_reservations(base, ours, theirs, merged.runs))
 
 
-def _merge_closed_months(ours: Ledger, theirs: Ledger) -> tuple[tuple[RunRecord, ...], dict[str, MonthSummary]]:
+def _merge_closed_months(
+    base: Ledger | None, ours: Ledger, theirs: Ledger
+) -> tuple[tuple[RunRecord, ...], dict[str, MonthSummary]]:
     """Last month's rows and every month's summary of two ledgers rolled to the same month.
 
-    Last month is merged run by run (by id; our copy of a run wins) while either side keeps its
+    Last month is merged run by run (by id, the copy ``_merge_runs`` picks) while either side keeps its
     rows. Where one side has rows and the other only a summary line, the rows win when they
     come to more, else the summary (it is then the newer, frozen copy). A month both sides
     keep as a summary takes the larger: a merge never shows less than either copy recorded.
@@ -578,9 +579,8 @@ def _merge_closed_months(ours: Ledger, theirs: Ledger) -> tuple[tuple[RunRecord,
             history[entry.month] = entry
     closing = ours.closing_month
     if ours.closed_runs and theirs.closed_runs:
-        rows = {run.id: run for run in theirs.closed_runs}
-        rows.update({run.id: run for run in ours.closed_runs})
-        return _sorted_runs(rows.values()), history
+        before = base.closed_runs if base is not None and base.closing_month == closing else None
+        return _merge_runs(before, ours.closed_runs, theirs.closed_runs), history
     side, other_side = (ours, theirs) if ours.closed_runs else (theirs, ours)
     if not side.closed_runs:
         return (), history
@@ -591,18 +591,20 @@ def _merge_closed_months(ours: Ledger, theirs: Ledger) -> tuple[tuple[RunRecord,
     return side.closed_runs, history
 
 
-def _merge_runs(base: Ledger | None, ours: Ledger, theirs: Ledger) -> tuple[RunRecord, ...]:
+def _merge_runs(
+    base: Sequence[RunRecord] | None, ours: Sequence[RunRecord], theirs: Sequence[RunRecord]
+) -> tuple[RunRecord, ...]:
     """Every run of both sides, by id, in start order. Of a run both hold: the copy of the side
     that changed it since ``base`` (a run records its own calls; anyone else's copy is older);
     when both changed it, or there is no base, the one further along: finished over running over
     booked ``unsettled``, then more calls (a run's calls only grow); ours on a tie."""
-    before = {run.id: run for run in base.runs} if base is not None else {}
-    runs = {run.id: run for run in theirs.runs}
-    for run in ours.runs:
+    before = {run.id: run for run in base} if base is not None else {}
+    runs = {run.id: run for run in theirs}
+    for run in ours:
         other = runs.get(run.id)
         if other is None or (before.get(run.id) != run and (before.get(run.id) == other or _progress(run) >= _progress(other))):
             runs[run.id] = run
-    return tuple(sorted(runs.values(), key=lambda r: (r.started_at, r.id)))
+    return _sorted_runs(runs.values())
 
 
 def _progress(run: RunRecord) -> tuple[int, int]:
@@ -704,7 +706,7 @@ def from_text(text: str, source: str) -> Ledger:
         raise LedgerError(f"{source}: must hold a JSON object; {hint}")
     data = _upgrade(data, source, hint)
     reader = _Reader(source, hint)
-    ledger = _with_closing_summary(Ledger(
+    ledger = Ledger(
         month=reader.month(data, "month"),
         budget_micro_usd=reader.integer(data, "budget_micro_usd"),
         runs=reader.runs(reader.array(data, "runs", required=True)),
@@ -719,9 +721,9 @@ def from_text(text: str, source: str) -> Ledger:
             reader.reservation(row, f"reservations[{i}]") for i, row in enumerate(reader.array(data, "reservations"))
         ),
         closed_runs=reader.runs(reader.array(data, "closed_runs"), "closed_runs"),
-    ))
+    )
     stated = None if data.get("spent_micro_usd") is None else reader.integer(data, "spent_micro_usd")
-    return _with_stated_spend(ledger, stated, source)
+    return _with_closing_summary(_with_stated_spend(ledger, stated, source))
 
 
 class _Refused(ValueError):
