@@ -204,6 +204,9 @@ class Ledger:
     notified: Mapping[str, Any] = field(default_factory=dict)  # per-month notification flags
     health: Mapping[str, Any] = field(default_factory=dict)  # survives rollover (health.py)
     reservations: tuple[Reservation, ...] = ()  # runs in progress (reservations.py); survive rollover
+    # run id -> micro-dollars: the closed month's runs in the ISO week this month starts in, which
+    # the weekly budget window still counts (windows.py); set by rollover, empty most months
+    week_carried: Mapping[str, int] = field(default_factory=dict)
 
     # ---- derived totals ----
     @property
@@ -304,8 +307,17 @@ def rollover(ledger: Ledger, month: str) -> Ledger:
         notified={"recap_due": closed.month, **{k: ledger.notified[k] for k in KEPT_FLAGS if k in ledger.notified}},
         health=ledger.health,
         reservations=ledger.reservations,
+        week_carried=_week_carried(ledger, month),
     )
     return rolled
+
+
+def _week_carried(closed: Ledger, month: str) -> dict[str, int]:
+    """The runs of ``closed`` that started in the ISO week holding the first day of ``month``
+    (none when ``month`` starts on a Monday or does not follow ``closed`` directly)."""
+    first = dt.datetime.strptime(month, "%Y-%m").replace(tzinfo=dt.timezone.utc)
+    monday = (first - dt.timedelta(days=first.weekday())).strftime(TIME_FORMAT)
+    return {run.id: run.cost_micro_usd for run in closed.runs if run.started_at >= monday and run.cost_micro_usd}
 
 
 # --- merge ------------------------------------------------------------------------------
@@ -353,7 +365,8 @@ def merge(base: Ledger | None, ours: Ledger, theirs: Ledger) -> Ledger:
         notified=notified,
         health=_merge_health(ours.health, theirs.health),
     )
-    return replace(merged, reservations=_merge_reservations(base, ours, theirs, merged.runs))
+    return replace(merged, reservations=_merge_reservations(base, ours, theirs, merged.runs),
+                   week_carried={**theirs.week_carried, **ours.week_carried})
 
 
 def _merge_reservations(
@@ -408,6 +421,8 @@ def to_text(ledger: Ledger) -> str:
         "notified": dict(sorted(ledger.notified.items())),
         "health": ledger.health,
     }
+    if ledger.week_carried:  # only in a month that starts mid-week
+        document["week_carried"] = dict(sorted(ledger.week_carried.items()))
     lines = ["{"]
     items = sorted(document.items()) + [("history", [entry.to_json() for entry in ledger.history])]
     if ledger.reservations:  # only while runs are in progress: a settled ledger reads as before
@@ -452,6 +467,10 @@ def from_text(text: str, source: str) -> Ledger:
         reservations=tuple(
             reader.reservation(row, f"reservations[{i}]") for i, row in enumerate(reader.array(data, "reservations"))
         ),
+        week_carried={
+            run_id: reader.integer(carried, run_id, f"week_carried.{run_id}")
+            for carried in [reader.mapping(data, "week_carried")] for run_id in carried
+        },
     )
 
 

@@ -6,8 +6,10 @@ The protocol (``Reserver``):
 1. Fetch the ledger branch and read its ledger; merge in what this run already knows.
 2. One task, one pull request: stop (exit 0, ``duplicate``) when another run's unexpired
    reservation claims the same task, or a run this one did not know about has opened a PR for it.
-3. ``available = budget - recorded spend of other runs - other runs' unexpired reservations``.
-   Stop for budget (exit 0) when the first call cannot fit; otherwise hold
+3. ``available = budget - recorded spend of other runs - other runs' unexpired reservations``, for
+   every budget window (the month, and the day and ISO week when set: windows.py), the least of
+   them and never more than ``budget.run_usd``. Stop for budget (exit 0) when the run's worst case
+   exceeds the run cap, or the first call cannot fit in a window; otherwise hold
    ``min(estimate of the run's worst case, available)`` until ``now + ledger.reservation_minutes``.
 4. Commit that ledger on top of the fetched tip and push *without force*: git refuses the push
    when the branch moved meanwhile (another run reserved or settled), and the loop starts again
@@ -35,7 +37,7 @@ from ..core.config import Config
 from ..core.errors import PolicyStop, ProtectedBranchError
 from ..core.prices import Usage, format_usd
 from ..repo import gitops
-from . import budget
+from . import budget, windows
 from . import ledger as ledger_module
 from .ledger import TASK_TEXT_KEPT, TIME_FORMAT, Ledger, Reservation
 from .ledger_source import RESCUE_BRANCH
@@ -131,11 +133,8 @@ class Reserver:
         now = self.now()
         if claim:
             self._check_claim(view, task, now)
-        ours = view.run(self.run_id)
-        spent_by_others = view.spent_micro_usd - (ours.cost_micro_usd if ours else 0)
-        available = self.config.monthly_budget_micro_usd - spent_by_others - view.reserved_micro_usd(now, self.run_id)
-        if needed > available:
-            raise budget.BudgetStop(needed, max(0, available))
+            windows.check_run_cap(self.config, wanted)  # the run's worst case, before any call
+        available = windows.available(self.config, view, now, self.run_id, needed)
         expires = now + dt.timedelta(minutes=self.config.reservation_minutes)
         return Reservation(self.run_id, task, min(wanted, available), _stamp(expires))
 

@@ -22,7 +22,7 @@ from ..core.prices import ANTHROPIC, format_usd
 from ..core.redact import mask_commands, redact, secret_values
 from ..core.wording import plural
 from ..models import attempts, health, keys
-from ..money import budget, estimate, ledger_source, reservations, spend
+from ..money import budget, estimate, ledger_source, reservations, spend, windows
 from ..money import ledger as ledger_module
 from ..money.ledger import RunRecord
 from ..repo import context, edits, github, gitops, intake, tasks
@@ -86,9 +86,9 @@ def run(
     notifier.notify(embeds)
     outcome: str = "failed:internal"
     error: AutomationError | None = None
-    needed: int | None = None  # what the call a budget stop refused could have cost
+    refused: budget.BudgetStop | None = None  # the budget stop, for its alert
     try:
-        budget.reserve(session.ledger, config.monthly_budget_micro_usd, config.price(config.analysis_model), 0, config.output_cap(config.analysis_model))
+        windows.check_start(config, session.ledger, now, session.record.id, *reservations.estimate(config, estimate.PROMPT_OVERHEAD_TOKENS))
         remote = github.connect(env)
         pulls = github.bot_pull_requests(remote, config.branch_prefix)
         if task_text is None:  # follow-ups first, unless someone asked for a task by hand
@@ -108,7 +108,7 @@ def run(
         outcome = "pr_opened"
     except PolicyStop as stop:
         session.say(stop.message)
-        outcome, needed = stop.outcome, getattr(stop, "needed_micro_usd", None)
+        outcome, refused = stop.outcome, stop if isinstance(stop, budget.BudgetStop) else None
     except AutomationError as failure:
         error = failure
         outcome = f"failed:{failure.step}"
@@ -116,7 +116,7 @@ def run(
         outcome = "failed:interrupted"
         raise
     finally:
-        _close_run(session, notifier, outcome, error, needed)
+        _close_run(session, notifier, outcome, error, refused)
     if error is not None:
         raise error  # recorded, announced and committed: now the CLI reports it and sets the exit code
     if decide_only:
@@ -493,7 +493,9 @@ def _resume_pushed_branch(
     return None
 
 
-def _close_run(session: Session, notifier: Notifier, outcome: str, error: AutomationError | None, needed: int | None) -> None:
+def _close_run(
+    session: Session, notifier: Notifier, outcome: str, error: AutomationError | None, refused: budget.BudgetStop | None
+) -> None:
     """Record the outcome, commit the ledger, then announce it: runs even when a step failed."""
     if session.record.calls:
         session.save(replace(session.record, outcome=outcome))
@@ -501,7 +503,7 @@ def _close_run(session: Session, notifier: Notifier, outcome: str, error: Automa
     session.ledger, embeds = alerts.after_run(
         session.ledger, session.config, session.record, outcome, getattr(error, "kind", error.step if error else None),
         redact(error.message, session.secrets) if error else None, session.now, session.repository,
-        reports.run_url(session.env), needed, notes=tuple(session.notes),
+        reports.run_url(session.env), refused, notes=tuple(session.notes),
     )
     if outcome != HANDED_OVER:  # the full run writes it
         _write_job_summary(session, outcome, error)
