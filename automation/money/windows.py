@@ -24,6 +24,7 @@ from .ledger import TIME_FORMAT, Ledger
 DAY, WEEK, MONTH = "day", "week", "month"
 CONFIG_KEYS = {DAY: "budget.daily_usd", WEEK: "budget.weekly_usd", MONTH: "budget.monthly_usd"}
 RUN_KEY = "budget.run_usd"
+TITLES = {DAY: "today", WEEK: "this week", MONTH: "this month"}
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,7 @@ class Window:
 
     def describe(self) -> str:
         """``today (2026-12-04: $1.20 spent of $2.00)``: the window and where it stands."""
-        title = {DAY: "today", WEEK: "this week", MONTH: "this month"}[self.name]
-        return f"{title} ({self.label}: {format_usd(self.spent_micro_usd)} spent of {format_usd(self.cap_micro_usd)})"
+        return f"{TITLES[self.name]} ({self.label}: {format_usd(self.spent_micro_usd)} spent of {format_usd(self.cap_micro_usd)})"
 
 
 class WindowStop(BudgetStop):
@@ -167,3 +167,16 @@ def check_start(config: Config, ledger: Ledger, now: dt.datetime, run_id: str, r
     first call fits in no window (the reservation checks both again, on the ledger branch)."""
     check_run_cap(config, run_worst)
     available(config, ledger, now, run_id, first_call_worst)
+
+
+def runs_a_month(config: Config, run_micro_usd: int, month_days: int) -> tuple[int, str]:
+    """(runs of ``run_micro_usd`` each that fit a month of ``month_days`` days in every window,
+    the config key of the window that allows the fewest): ``costs`` sizes its advice on it."""
+    per = max(1, run_micro_usd)
+    limits = {MONTH: config.monthly_budget_micro_usd // per}
+    if config.daily_budget_micro_usd is not None:
+        limits[DAY] = config.daily_budget_micro_usd // per * month_days
+    if config.weekly_budget_micro_usd is not None:  # runs spread evenly: a week's share of the month
+        limits[WEEK] = config.weekly_budget_micro_usd // per * month_days // 7
+    name = min(limits, key=lambda window: (limits[window], window != MONTH))
+    return limits[name], CONFIG_KEYS[name]
