@@ -4,6 +4,7 @@ each computed from the ledger's run rows at a given moment (time is a parameter)
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import replace
 
 import pytest
@@ -151,3 +152,61 @@ def test_windows_are_optional_and_null_turns_one_off() -> None:
     cfg = config("budget:\n  daily_usd: null\n  weekly_usd: 2.5\n")
     assert (cfg.daily_budget_micro_usd, cfg.weekly_budget_micro_usd, cfg.run_budget_micro_usd, cfg.warn_at_percent) == (
         None, 2_500_000, None, 80)
+
+
+def test_status_shows_each_windows_spend_and_costs_follows_the_tightest(tmp_path) -> None:  # noqa: ANN001
+    from tests.test_cli import cli, git_checkout
+
+    repo = git_checkout(tmp_path / "repo")
+    (repo / ".github").mkdir()
+    (repo / ".github" / "ai-orchestration.yml").write_text(
+        "budget:\n  monthly_usd: 15\n  daily_usd: 0.50\n  weekly_usd: 2\n  run_usd: 0.40\n")
+    (repo / "docs").mkdir()
+    (repo / "docs" / "TASKS.md").write_text("- [ ] Add a FAQ\n")
+    ledger = ledger_of("2026-12", run("a", "2026-12-01T10:00:00Z", 1_000_000), run("b", "2026-12-04T09:00:00Z", 300_000))
+    (repo / "token_budget.json").write_text(ledger_module.to_text(ledger))
+    now = dt.datetime(2026, 12, 4, 13, tzinfo=UTC)
+
+    text = cli("status", repo=repo, now=now)
+    assert text.code == 0, text.err
+    assert "  today (2026-12-04): spent $0.30 of $0.50 ($0.20 left; budget.daily_usd), reopens 2026-12-05T00:00:00Z" in text.out
+    assert "  this week (2026-W49): spent $1.30 of $2.00 ($0.70 left; budget.weekly_usd), reopens 2026-12-07T00:00:00Z" in text.out
+    assert "  one run may spend at most $0.40 (budget.run_usd)" in text.out
+    data = json.loads(cli("status", "--json", repo=repo, now=now).out)
+    assert data["windows"][0] == {"window": "day", "key": "budget.daily_usd", "label": "2026-12-04", "cap_usd": 0.5,
+                                  "spent_usd": 0.3, "remaining_usd": 0.2, "reopens_at": "2026-12-05T00:00:00Z"}
+    assert [w["window"] for w in data["windows"]] == ["day", "week", "month"]
+    assert (data["run_cap_usd"], data["warn_at_percent"]) == (0.4, 80)
+
+    costs = cli("costs", repo=repo, now=now).out
+    assert costs.startswith("Cost of one run (budget $15.00 a month, $0.50 a day, $2.00 a week, $0.40 a run)")
+    assert "(budget.weekly_usd allows the fewest)" in costs  # $2 a week is less than $0.50 a day
+    assert "every run stops before its first call" not in costs
+    typical = round(float(next(line for line in costs.splitlines() if line.strip().startswith("total")).split()[1][1:]) * 1e6)
+    runs = int(costs.split("runs a month within the budget: about ")[1].split(" ")[0])
+    assert runs == 2_000_000 // typical * 31 // 7  # a week's share of December, not the month's $15
+    suggested = int(costs.split("cron suggestion: '")[1].split("(")[1].split(" runs")[0].replace(",", ""))
+    assert 0 < suggested <= runs
+
+
+def test_a_weeks_warning_is_not_repeated_when_the_month_changes_within_the_week() -> None:
+    from automation.reporting import alerts
+
+    cfg = config("budget:\n  weekly_usd: 1\n")
+    record = run("mon", "2026-11-30T08:00:00Z", 900_000)
+    november = ledger_of("2026-11", record)
+    november, embeds = alerts.after_run(november, cfg, record, "pr_opened", None, None,
+                                        dt.datetime(2026, 11, 30, 8, tzinfo=UTC), "o/r", None)
+    assert [e["title"] for e in embeds] == ["⚠️ 80% of the week's budget spent"]
+    assert november.notified["warned"] == ["week:2026-W49"]
+
+    december = ledger_module.rollover(november, "2026-12")
+    later = run("dec", "2026-12-02T08:00:00Z", 50_000)
+    december = december.with_run(later)
+    december, embeds = alerts.after_run(december, cfg, later, "failed:analysis", None, None,
+                                        dt.datetime(2026, 12, 2, 8, tzinfo=UTC), "o/r", None)
+    assert [e["title"] for e in embeds if "80%" in e["title"]] == []
+    # the next week: the flag of the closed week is dropped, and a new week starts unwarned
+    december, _ = alerts.after_run(december, cfg, later, "failed:analysis", None, None,
+                                   dt.datetime(2026, 12, 8, tzinfo=UTC), "o/r", None)
+    assert december.notified["warned"] == []

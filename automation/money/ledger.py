@@ -27,8 +27,9 @@ TASK_TEXT_KEPT = 120
 RESTORE_HINT = "fix it or restore it from git history (git log -p -- {path})"
 # Where the seed's format (schema 0) kept the month's spend, in dollars.
 SEED_SPENT_KEYS = ("total_spent", "spent_usd", "spent")
-# Notification flags that outlive the month: a retired model's replacement is announced once.
-KEPT_FLAGS = ("retired",)
+# Notification flags that outlive the month: a retired model's replacement is announced once, and
+# the budget windows warned (a week can span two months; alerts.py drops the flags of closed windows).
+KEPT_FLAGS = ("retired", "warned")
 
 
 @dataclass(frozen=True)

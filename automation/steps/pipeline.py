@@ -588,9 +588,13 @@ def dry_run(
             f"  ({model.assumptions()})",
             f"Budget left in {ledger.month}: {format_usd(left)} of {format_usd(config.monthly_budget_micro_usd)}"
             f" ({reports.progress_bar(ledger.spent_micro_usd, config.monthly_budget_micro_usd)})",
+            *(f"Budget left {window.describe()}: {format_usd(window.left_micro_usd)}"
+              for window in windows.current(config, ledger, now) if window.name != windows.MONTH),
         ]
-        if cost.worst > left:
-            lines.append("The budget would stop this run before its first call (exit 0).")
+        try:
+            windows.check_start(config, ledger, now, "", *reservations.estimate(config, estimate.PROMPT_OVERHEAD_TOKENS))
+        except budget.BudgetStop as stop:
+            lines.append(f"The budget would stop this run before its first call (exit 0): {stop.message}")
         lines += config.retirement_warnings(now.date()) + [f"note: {note}" for note in config.retirement_notes()]
     if config.intake_enabled:
         lines.append(f"Open issues labelled {config.intake_label} by a trusted account are tasks too "
