@@ -101,7 +101,8 @@ def simulate(
         embeds += [embed for embed in after if embed["color"] != discord.COLOURS["run_completed"]]
         if outcome == "budget_stop" and not embeds and not record.calls:
             silent_stops += 1
-            if until_micro_usd is not None:
+            reopens = isinstance(stop, windows.WindowStop) and stop.window is not None and stop.window.name != windows.MONTH
+            if until_micro_usd is not None and not reopens:
                 break  # the target cannot be reached: the budget stops every run from here
             continue
         if outcome == "pr_opened":
