@@ -210,3 +210,21 @@ def test_a_weeks_warning_is_not_repeated_when_the_month_changes_within_the_week(
     december, _ = alerts.after_run(december, cfg, later, "failed:analysis", None, None,
                                    dt.datetime(2026, 12, 8, tzinfo=UTC), "o/r", None)
     assert december.notified["warned"] == []
+
+
+def test_simulate_until_goes_on_past_a_days_stop(tmp_path) -> None:  # noqa: ANN001
+    from tests.test_cli import cli, git_checkout
+
+    repo = git_checkout(tmp_path / "repo")
+    (repo / ".github").mkdir()
+    (repo / ".github" / "ai-orchestration.yml").write_text("budget:\n  daily_usd: 0.30\n")
+    (repo / "docs").mkdir()
+    (repo / "docs" / "TASKS.md").write_text("- [ ] Add a FAQ\n")
+
+    result = cli("simulate", "--until", "1", repo=repo, now=dt.datetime(2026, 12, 1, tzinfo=UTC))
+
+    assert result.code == 0, result.err
+    days = {line.split("(")[1][:10] for line in result.out.splitlines() if line.startswith("run ")}
+    assert len(days) >= 3  # $1 at $0.30 a day takes four days
+    assert result.out.count("🛑 Budget stop: the day is spent") == len(days) - 1
+    assert "budget stop (budget.daily_usd)" in result.out
