@@ -134,3 +134,23 @@ def test_the_warning_at_80_percent_of_a_window_fires_once(world: World, discord:
     assert second.returncode == 0, second.stderr
     assert len(world.created_pulls()) == 2
     assert len(discord.embeds_titled("80%")) == 1  # said once, though the week is still past 80%
+
+
+def test_racing_runs_never_spend_past_the_days_cap(world: World) -> None:
+    from tests.test_run_race import ANALYSIS_COST, CODE_COST, PINNED_MODELS, RACERS, bill_near_the_worst_case, billed, race
+
+    daily = ANALYSIS_COST + CODE_COST + 7_000  # one run fits the day, two would pass it by about $0.165
+    publish(world, {CONFIG: PINNED_MODELS + f"budget:\n  daily_usd: {daily / 1e6}\n"})
+    bill_near_the_worst_case(world)
+    day = bots_now(world).date()
+
+    results = race(world, [["--task", f"Add helper number {index}"] for index in range(RACERS)])
+    if bots_now(world).date() != day:  # the race straddled midnight UTC
+        return
+
+    assert all(result.returncode == 0 for result in results), [result.stderr for result in results]
+    assert 0 < billed(world) <= daily
+    assert len(world.created_pulls()) == 1
+    assert sum("budget stop (budget.daily_usd)" in result.stdout for result in results) == RACERS - 1
+    ledger = world.ledger()
+    assert ledger["spent_micro_usd"] == billed(world) and ledger.get("reservations", []) == []
