@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Callable, Mapping, Sequence, TextIO
@@ -25,6 +26,7 @@ from .core.config import Config, load_config
 from .core.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, AutomationError, UsageError
 from .core.redact import redact, secret_values
 from .money import ledger as ledger_module
+from .money.ledger_source import book_expired, booked_note
 from .repo import tasks
 
 
@@ -147,12 +149,15 @@ def config_path(args: argparse.Namespace, repo: Path) -> Path | None:
 
 
 def _load(args: argparse.Namespace, now: dt.datetime) -> tuple[Config, ledger_module.Ledger, Path]:
+    """The config and the checkout's ledger as a run would count it: expired reservations of
+    runs that never settled booked as spent, what that and reading found kept as ``warnings``."""
     repo = checkout(args.repo)
     config = load_config(config_path(args, repo), repo, now.date())
     ledger_path = repo / config.ledger_path
-    ledger = ledger_module.load(ledger_path, now, config.monthly_budget_micro_usd, root=repo)
-    ledger = ledger_module.rollover(ledger, ledger_module.month_of(now))
-    return config, ledger, ledger_path
+    loaded = ledger_module.load(ledger_path, now, config.monthly_budget_micro_usd, root=repo)
+    booked, runs = book_expired(loaded, config, now)
+    ledger = ledger_module.rollover(booked, ledger_module.month_of(now))
+    return config, replace(ledger, warnings=loaded.warnings + tuple(booked_note(run) for run in runs)), ledger_path
 
 
 def _status(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:

@@ -541,7 +541,22 @@ def test_ledger_reservation_and_start_over_keys() -> None:
     assert (config.ledger_start_fresh, config.reservation_minutes) == ("2026-11", 60)
     assert Config().reservation_minutes == 45 and Config().ledger_start_fresh is None
     assert "ledger.start_fresh must be a month like 2026-11" in problem("ledger:\n  start_fresh: November\n")
-    assert "ledger.reservation_minutes must be at least 15" in problem("ledger:\n  reservation_minutes: 5\n")
+    assert "ledger.reservation_minutes (5) must be at least 30" in problem("ledger:\n  reservation_minutes: 5\n")
+
+
+@pytest.mark.parametrize(
+    ("settings", "least"),
+    [
+        ("ledger:\n  reservation_minutes: 15\nrun:\n  request_timeout_seconds: 1500\n", 30),  # 25-minute deadline
+        ("ledger:\n  reservation_minutes: 45\nrun:\n  deadline_minutes: 55\n", 60),
+    ],
+)
+def test_a_reservation_that_cannot_outlive_the_runs_deadline_is_refused(settings: str, least: int) -> None:
+    message = problem(settings)
+    assert f"must be at least {least}: a reservation must outlive the run" in message
+    assert "run.request_timeout_seconds" in message and "run.deadline_minutes" in message and "clocks" in message
+    assert parse_config(settings.replace("reservation_minutes: 15", "reservation_minutes: 30")
+                        .replace("reservation_minutes: 45", "reservation_minutes: 60"), SOURCE, TODAY)
 
 
 def test_follow_ups_are_on_by_default_and_configurable() -> None:

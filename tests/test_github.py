@@ -321,11 +321,14 @@ def test_comment_and_labels_are_posted_to_the_pull_requests_conversation(fake: F
     fake.add_pull(title="T", head="ai/t")
     repo = connect(fake)
 
-    url = gh.comment(repo, 1, "hello")
+    url, comment_id = gh.comment(repo, 1, "hello")
     gh.add_labels(repo, 1, ["ai-needs-human"])
 
     [posted] = fake.comments_on(1)
-    assert posted["body"] == "hello" and url == posted["html_url"]
+    assert posted["body"] == "hello" and url == posted["html_url"] and comment_id == posted["id"]
+    gh.edit_comment(repo, 1, comment_id, "hello again")
+    gh.edit_pull_body(repo, 1, "a new body")
+    assert [c["body"] for c in fake.comments_on(1)] == ["hello again"] and fake.pull(1).body == "a new body"
     assert fake.pull(1).labels == ["ai-needs-human"]
 
 

@@ -574,3 +574,46 @@ def test_follow_up_runs_round_trip_and_are_not_new_pull_requests() -> None:
     assert again.runs == ledger.runs and again.prs_opened == 1
     with pytest.raises(LedgerError, match=r"runs\[1\].pull must be a whole number"):
         from_text(text.replace('"pull":1', '"pull":"one"'), "token_budget.json")
+
+
+# --- damaged ledgers: refused in one line, or never believed to hold less than they say ----------
+
+SPENT_RUN = to_text(Ledger("2026-11", BUDGET, runs=(run("a", 14_990_000),)))
+
+
+@pytest.mark.parametrize(
+    ("damaged", "expected"),
+    [
+        # a hand-resolved merge conflict that kept both sides' "runs": json would keep the last, empty one
+        (SPENT_RUN.replace('  "runs": [', '  "runs": [],\n  "runs": ['), "the key 'runs' appears twice in one object"),
+        (SPENT_RUN.replace('"budget_micro_usd": 15000000,', '"budget_micro_usd": 15000000, "budget_micro_usd": 1,'),
+         "the key 'budget_micro_usd' appears twice in one object"),
+        (SPENT_RUN.replace(",14990000,", "," + "9" * 5_000 + ","), "holds a number thousands of digits long"),
+        ('{"schema_version": 3, "month": "2026-11", "budget_micro_usd": 1, "runs": [], "notified": '
+         + '{"a": ' * 100_000 + "1" + "}" * 100_001, "nested too deeply to be a ledger"),
+        ('{"schema_version": 3, "month": "2026-11", "budget_micro_usd": 1, "runs": [], "health": '
+         + '{"a": [' * 20 + "1" + "]}" * 20 + "}", "health must be nested at most 16 levels deep"),
+        ('{"schema_version": 3, "month": "2026-11", "budget_micro_usd": NaN, "runs": []}', "holds NaN, which is not a number JSON allows"),
+        ('{"schema_version": 3, "month": "2026-11", "budget_micro_usd": 1' + "0" * 40 + ', "runs": []}',
+         "budget_micro_usd must be at most 9,007,199,254,740,991"),
+    ],
+)
+def test_a_damaged_ledger_is_refused_in_one_line_and_kept(tmp_path: Path, damaged: str, expected: str) -> None:
+    path, message = refused_and_kept(tmp_path, damaged)
+    assert message.startswith(f"{path}: {expected}") and "\n" not in message and len(message) < 400
+
+
+def test_runs_removed_with_the_stated_total_kept_are_never_read_as_less_without_saying_so() -> None:
+    damaged = json.loads(SPENT_RUN)
+    damaged["runs"] = []  # the total says $14.99
+    ledger = from_text(json.dumps(damaged), "main:token_budget.json")
+
+    assert ledger.spent_micro_usd == 14_990_000
+    [kept] = ledger.runs
+    assert (kept.id, kept.outcome) == ("unaccounted-2026-11-1", "unaccounted")
+    [warning] = ledger.warnings
+    assert warning.startswith("main:token_budget.json: spent_micro_usd says $14.99 but the runs add up to $0.00; "
+                              "keeping the $14.99 difference as run 'unaccounted-2026-11-1'")
+    again = from_text(to_text(ledger), "x")  # written back, it reads the same and says nothing more
+    assert again == ledger and again.warnings == ()
+    assert from_text(SPENT_RUN, "x").warnings == ()  # a total the runs add up to is believed silently

@@ -14,6 +14,8 @@ import os
 import re
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +94,13 @@ class World:
         git(other, "add", path, env=self.env)
         git(other, "commit", "-qm", message, env=self.env)
         git(other, "push", "-q", "origin", "main", env=self.env)
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    ends = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < ends, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 @pytest.fixture()

@@ -12,6 +12,9 @@ import datetime as dt
 import json
 import os
 import stat
+import subprocess
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +25,8 @@ from tests import test_run
 from tests.fakes.discord_server import FakeDiscord, fake_discord_fixture  # noqa: F401
 from tests.fakes.github_server import FakeGitHub, fake_github  # noqa: F401
 from tests.fakes.model_servers import fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
-from tests.test_run import World, git
+from tests.spending import PINNED_MODELS, bill_near_the_worst_case, billed, expire_reservations, hold, start, status
+from tests.test_run import World, git, wait_for
 
 world = test_run.world  # the fixture of tests/test_run.py: checkout, bare origin, model and GitHub fakes
 CONFIG = ".github/ai-orchestration.yml"
@@ -379,3 +383,69 @@ def test_what_the_notifier_posts_passes_discords_limits_and_a_rate_limit_is_wait
     assert len(fake_discord.embeds) == 12 and len(fake_discord.messages) >= 2  # split, each within 6000
     assert [request.status for request in fake_discord.requests][0] == 429 and slept == [0.01]
     assert said == []
+
+
+def refuse_pushes_to(world: World, *branches: str, says: str) -> None:
+    """Install a pre-receive hook on origin refusing every push to ``branches`` in its own words
+    (a GitHub Enterprise hook, GH009 push protection, a ruleset's message): not GH006 or GH013."""
+    refs = " ".join(f"refs/heads/{branch}" for branch in branches)
+    hook = world.remote / "hooks" / "pre-receive"
+    hook.write_text(f"#!/bin/sh\nwhile read old new ref; do\n  for refused in {refs}; do\n"
+                    f"    if [ \"$ref\" = \"$refused\" ]; then echo \"error: {says}\" >&2; exit 1; fi\n"
+                    "  done\ndone\nexit 0\n")
+    hook.chmod(0o755)
+
+
+def run_refused_at_the_end(world: World, *branches: str, says: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """A paid run whose ledger push is refused: the refusal starts while its code call runs
+    (a ruleset turned on mid-run), after every earlier push went through."""
+    publish(world, {CONFIG: PINNED_MODELS})
+    bill_near_the_worst_case(world)
+    summary = world.tmp / "summary.md"
+    world.env["GITHUB_STEP_SUMMARY"] = str(summary)
+    release = threading.Event()
+    hold(world.openai, 1, release)
+    bot = start(world, "refused")
+    wait_for(lambda: len(world.openai.generation_requests) == 1, "the code request")
+    refuse_pushes_to(world, *branches, says=says)
+    release.set()
+    out, err = bot.communicate(timeout=120)
+    return subprocess.CompletedProcess(bot.args, bot.returncode, out, err), summary
+
+
+def test_a_ledger_refused_in_any_words_goes_to_the_rescue_branch_and_is_said_everywhere(
+    world: World, discord: FakeDiscord
+) -> None:
+    result, summary = run_refused_at_the_end(world, "main", says="pre-receive hook declined: ledger commits need a ticket")
+
+    assert result.returncode == 1 and "pre-receive hook declined" in result.stderr and "Traceback" not in result.stderr
+    said = "it was committed to branch ai-orchestration/ledger instead, which every run merges back in, so no spend is lost"
+    assert said in result.stdout and said in summary.read_text()
+    [embed] = discord.embeds_titled("failed")
+    assert field(embed, "Step") == "ledger" and said in embed["description"] + json.dumps(embed["fields"])
+    rescued = json.loads(world.remote_file("ai-orchestration/ledger", "token_budget.json"))
+    [run] = rescued["runs"]
+    assert run["outcome"] == "pr_opened" and len(run["calls"]) == 2 and rescued["spent_micro_usd"] == billed(world)
+
+    fresh_checkout(world)
+    second = world.run(env=next_run(world, "4243"))  # the next run counts the refused one, once, from the rescue branch
+
+    assert second.returncode == 1 and "Ledger committed" not in second.stdout
+    rescued = json.loads(world.remote_file("ai-orchestration/ledger", "token_budget.json"))
+    assert [run["outcome"] for run in rescued["runs"]] == ["pr_opened", "pr_opened"]
+    assert rescued["spent_micro_usd"] == billed(world) and "reservations" not in rescued
+
+
+def test_a_ledger_refused_everywhere_is_still_counted_from_its_reservation(world: World, discord: FakeDiscord) -> None:
+    result, summary = run_refused_at_the_end(world, "main", "ai-orchestration/ledger",
+                                             says="GH009: Secrets detected! This push failed.")
+
+    assert result.returncode == 1 and "GH009" in result.stderr and "Traceback" not in result.stderr
+    said = "are on main with its reservation, which every later run books as spent once it expires"
+    assert said in result.stdout and said in summary.read_text()
+    [embed] = discord.embeds_titled("failed")
+    assert said in embed["description"] + json.dumps(embed["fields"])
+    (world.remote / "hooks" / "pre-receive").unlink()  # a human lifts the rule; time passes
+    expire_reservations(world)
+    month = status(world)
+    assert month["unsettled"]["runs"] == 1 and round(month["spent_usd"] * 1_000_000) >= billed(world) > 0

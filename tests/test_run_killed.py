@@ -10,8 +10,8 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
 
 import pytest
 
@@ -21,24 +21,13 @@ from tests import test_run
 from tests.fakes.discord_server import FakeDiscord, fake_discord_fixture  # noqa: F401
 from tests.fakes.github_server import fake_github  # noqa: F401
 from tests.fakes.model_servers import FakeAnthropic, FakeOpenAI, Reply, fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
-from tests.test_run import World
+from tests.test_run import World, wait_for
+from tests.spending import BUDGET, PINNED_MODELS, bill_near_the_worst_case, billed, expire_reservations, hold, start, status
+from tests.test_run_alerts import publish, seeded_ledger
+from tests.test_run_ledger import this_month
 
 world = test_run.world  # the fixture of tests/test_run.py: checkout, bare origin, model and GitHub fakes
 CONFIG = ".github/ai-orchestration.yml"
-
-
-def start(world: World, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "automation", "run", "--repo", str(world.checkout)],
-        cwd=world.tmp, env=env or world.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
-def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
-    ends = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < ends, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 # Code models that never retire, so these tests mean the same under a clock faked months ahead.
@@ -67,7 +56,7 @@ def worst_case(model: str, input_tokens: int, max_tokens: int) -> int:
 def test_a_cancelled_job_still_commits_what_it_spent(world: World, stop: signal.Signals) -> None:
     # The code model holds its request (a slow provider); the job is cancelled meanwhile.
     world.openai.script(Reply(200, FakeOpenAI.completion("{}").body, delay=30))
-    bot = start(world)
+    bot = start(world, None)
     wait_for(lambda: len(world.openai.generation_requests) == 1, "the code request")
     bot.send_signal(stop)
     out, err = bot.communicate(timeout=60)
@@ -89,7 +78,7 @@ def test_a_cancelled_job_still_commits_what_it_spent(world: World, stop: signal.
 def test_the_ledger_is_committed_before_a_slow_discord_is_told(world: World, fake_discord: FakeDiscord) -> None:
     world.env.update(fake_discord.env())
     fake_discord.fail_always(FakeDiscord.rate_limited(45))  # Discord asks for 45 s, again and again
-    bot = start(world)
+    bot = start(world, None)
     try:
         wait_for(lambda: any("Run completed" in json.dumps(r.json) for r in fake_discord.requests), "the run's Discord message")
         # a cancel (or a kill) now must not lose the run: it is already on the remote
@@ -200,3 +189,32 @@ def test_an_unknown_model_is_still_a_model_problem_not_a_missing_endpoint(world:
     assert result.returncode == 0, result.stderr
     assert "count_tokens answered" not in result.stdout
     assert "analysis: claude-sonnet-5-5 failed (bad_request); falling back to claude-haiku-4-5" in result.stdout
+
+
+def test_runs_killed_one_after_another_never_spend_past_the_cap(world: World) -> None:
+    """SIGKILL (a lost runner, an OOM kill) mid-call, again and again, 45 minutes apart: each
+    killed run's spend outlives its reservation, so the month's room is paid for once."""
+    room = 240_000  # one run's first call fits, as in the issue ($0.24 of room)
+    seeded = BUDGET - room
+    publish(world, {"token_budget.json": seeded_ledger(this_month(world), [seeded]), CONFIG: PINNED_MODELS})
+    bill_near_the_worst_case(world)
+    never = threading.Event()  # the code requests are never answered: each run is killed in them
+    for nth in range(1, 4):
+        hold(world.openai, nth, never)
+    outcomes = []
+    for kill in range(3):
+        bot = start(world, f"killed-{kill}", "--task", f"Add helper number {kill}")
+        wait_for(lambda: len(world.openai.generation_requests) > kill or bot.poll() is not None, "a code request")
+        if bot.poll() is None:
+            bot.kill()  # SIGKILL: no handler runs, nothing is committed at the end
+        out, _ = bot.communicate(timeout=60)
+        outcomes.append("budget stop" if "budget stop" in out else "killed")
+        expire_reservations(world)
+    never.set()
+
+    month = status(world)
+    assert outcomes == ["killed", "budget stop", "budget stop"]
+    assert seeded + billed(world) <= BUDGET  # what the providers were asked for fits the month
+    spent = round(month["spent_usd"] * 1_000_000)
+    assert spent >= seeded + billed(world)  # and the ledger holds at least that, booked at the worst case
+    assert month["unsettled"]["runs"] == 1 and spent == seeded + round(month["unsettled"]["spent_usd"] * 1_000_000)

@@ -159,3 +159,40 @@ def test_a_link_committed_on_the_default_branch_after_the_checkout_is_refused_to
     assert result.returncode == 2
     assert "main:token_budget.json: token_budget.json is a symbolic link (mode 120000)" in result.stderr
     assert model_requests(world) == 0
+
+
+def spent_ledger(world: World) -> str:
+    return seeded_ledger(this_month(world), [14_990_000])
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (lambda text: text.replace('  "runs": [', '  "runs": [],\n  "runs": ['), "the key 'runs' appears twice in one object"),
+        (lambda text: text.replace(",14990000,", "," + "9" * 5_000 + ","), "holds a number thousands of digits long"),
+        (lambda text: text.replace('"notified": {}', '"notified": ' + '{"a": ' * 50_000 + "1" + "}" * 50_000),
+         "nested too deeply to be a ledger"),
+    ],
+    ids=["runs-twice", "5000-digits", "deep-nesting"],
+)
+def test_a_damaged_ledger_stops_the_run_in_one_line_before_any_call(world: World, damage, expected: str) -> None:  # noqa: ANN001
+    damaged = damage(spent_ledger(world))
+    publish(world, {"token_budget.json": damaged})
+
+    result = world.run()
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and expected in result.stderr and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr and model_requests(world) == 0
+    assert world.remote_file("main", "token_budget.json") == damaged
+
+
+def test_runs_removed_with_the_total_kept_still_count_and_the_run_says_so(world: World) -> None:
+    damaged = json.loads(spent_ledger(world))
+    damaged["runs"] = []  # a bad hand merge kept the total ($14.99) and lost the runs
+    publish(world, {"token_budget.json": json.dumps(damaged)})
+
+    result = world.run()
+
+    stopped_for_budget(world, result)
+    assert "warning: " in result.stdout and "spent_micro_usd says $14.99 but the runs add up to $0.00" in result.stdout

@@ -7,65 +7,28 @@ overshoot; the ledger on the branch must then hold every call.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import subprocess
 import sys
+import threading
 
+from automation.core.prices import format_usd
 from automation.money.ledger import Reservation
 from tests import test_run
+from tests.fakes.discord_server import FakeDiscord, fake_discord_fixture  # noqa: F401
 from tests.fakes.github_server import fake_github  # noqa: F401
-from tests.fakes.model_servers import fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
-from tests.test_run import World, git
-from tests.test_run_alerts import CONFIG, publish, seeded_ledger
+from tests.fakes.model_servers import FakeModelServer, fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
+from tests.spending import (
+    ANALYSIS_COST, BUDGET, CODE_COST, LONG_AGO, PINNED_MODELS, bill_near_the_worst_case, billed, expire_reservations,
+    finish, hold, race, recorded, start,
+)
+from tests.test_run import World, git, wait_for
+from tests.test_run_alerts import CONFIG, field, publish, seeded_ledger
 from tests.test_run_ledger import this_month
 
 world = test_run.world
 RACERS = 3
-BUDGET = 15_000_000
-# The fakes bill close to each call's worst case (every max_tokens used), as in the issue's report.
-ANALYSIS_USAGE = {"input_tokens": 900, "output_tokens": 16_000}  # 900 x $2/M + 16000 x $10/M (thinking and plan)
-CODE_USAGE = {"prompt_tokens": 2000, "completion_tokens": 16000}  # billed at PINNED_MODELS' gpt-6-luna: CODE_COST
-ANALYSIS_COST = 1_800 + 160_000
-# A code model that never retires, at a cap near what the fake bills, so every figure here holds
-# on any date (gpt-4o-mini would turn into gpt-6-luna, with its larger cap, from 2027-01-14).
-PINNED_MODELS = "models:\n  code: gpt-6-luna\n  code_max_tokens: 16384\n  fallbacks:\n    code: []\n"
-CODE_COST = 200 + 8_000  # 2000 x $0.10/M + 16000 x $0.50/M
-
-
-def race(world: World, argument_lists: list[list[str]]) -> list[subprocess.CompletedProcess[str]]:
-    """Start one run per argument list at once, each from its own fresh clone, all with the same
-    GITHUB_RUN_ID (a re-run of one workflow, or two jobs of one run); wait for all of them."""
-    processes = []
-    for index, arguments in enumerate(argument_lists):
-        checkout = world.tmp / f"racer-{index}"
-        git(world.tmp, "clone", "-q", str(world.remote), str(checkout), env=world.env)
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "automation", "run", "--repo", str(checkout), *arguments],
-            cwd=world.tmp, env=world.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        ))
-    results = []
-    for process in processes:
-        stdout, stderr = process.communicate(timeout=300)
-        results.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
-    return results
-
-
-def billed(world: World) -> int:
-    """What the providers were asked to bill, from the fakes' own request logs."""
-    return len(world.anthropic.generation_requests) * ANALYSIS_COST + len(world.openai.generation_requests) * CODE_COST
-
-
-def bill_near_the_worst_case(world: World) -> None:
-    world.anthropic.usage.update(ANALYSIS_USAGE)
-    world.anthropic.thinking_tokens = 0  # ANALYSIS_USAGE's output already stands for thinking and answer
-    world.openai.reasoning_tokens = 0  # and CODE_USAGE's for reasoning and answer
-    world.openai.usage.update(CODE_USAGE)
-
-
-def recorded(world: World) -> int:
-    return world.ledger()["spent_micro_usd"]
-
-
 def test_racing_runs_on_different_tasks_never_spend_past_the_cap(world: World) -> None:
     room = ANALYSIS_COST + CODE_COST + 7_000  # one run fits, two would pass the cap by about $0.165
     seeded = BUDGET - room
@@ -100,8 +63,14 @@ def test_racing_runs_on_the_same_task_open_one_pull_request(world: World) -> Non
     assert recorded(world) == billed(world) and ledger.get("reservations", []) == []
 
 
-# Far from any clock, the bot's or the test's (the suite also runs under faketime).
-LONG_AGO, FAR_AHEAD = "2000-01-01T00:00:00Z", "2999-01-01T00:00:00Z"
+
+
+def bot_time(world: World, minutes_from_now: float) -> str:
+    """A UTC time as the bot's own process sees it (under faketime the test process may see another)."""
+    code = ("import datetime as d; print((d.datetime.now(d.timezone.utc) + d.timedelta(minutes=%r))"
+            ".strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ'))" % minutes_from_now)
+    return subprocess.run([sys.executable, "-c", code], env=world.env, capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
 def ledger_with(world: World, reservations: list[Reservation]) -> str:
@@ -111,7 +80,8 @@ def ledger_with(world: World, reservations: list[Reservation]) -> str:
 
 
 def test_another_runs_live_reservation_counts_as_spent(world: World) -> None:
-    publish(world, {"token_budget.json": ledger_with(world, [Reservation("crashed-run", "Another task", BUDGET - 10_000, FAR_AHEAD)])})
+    held = Reservation("crashed-run", "Another task", BUDGET - 10_000, bot_time(world, 30))
+    publish(world, {"token_budget.json": ledger_with(world, [held])})
 
     result = world.run()
 
@@ -134,7 +104,7 @@ def test_a_crashed_runs_reservation_expires_and_cannot_block_the_month(world: Wo
 
 
 def test_a_run_claiming_a_task_another_run_holds_stops_before_spending(world: World) -> None:
-    held = Reservation("other-run", "Add a greeting module", 200_000, FAR_AHEAD)
+    held = Reservation("other-run", "Add a greeting module", 200_000, bot_time(world, 30))
     publish(world, {"token_budget.json": ledger_with(world, [held])})
 
     result = world.run()
@@ -160,4 +130,97 @@ def test_the_reservation_is_on_the_branch_before_the_first_paid_call(world: Worl
     assert result.returncode == 0, result.stderr
     [held] = seen[0]["reservations"]
     assert held["task"] == "Add a greeting module" and held["micro_usd"] > 0
+    assert world.ledger().get("reservations", []) == []
+
+
+# --- runs that outlive their reservation, a branch rewritten under a run, figures after a merge -------
+
+
+def test_racers_after_a_run_that_outlived_its_reservation_still_count_what_it_spent(world: World) -> None:
+    room = ANALYSIS_COST + CODE_COST + 70_000  # one run fits, not two
+    seeded = BUDGET - room
+    publish(world, {"token_budget.json": seeded_ledger(this_month(world), [seeded]), CONFIG: PINNED_MODELS})
+    bill_near_the_worst_case(world)
+    release = threading.Event()
+    hold(world.openai, 1, release)  # the slow run's code request: a provider taking its time
+    slow = start(world, "slow", "--task", "Add a slow helper")
+    wait_for(lambda: len(world.openai.generation_requests) == 1, "the slow run's code request")
+    expire_reservations(world)  # its reservation ends while the call still runs
+
+    results = race(world, [["--task", f"Add helper number {index}"] for index in range(5)])
+    release.set()
+    late = finish(slow)
+
+    assert late.returncode == 0 and all(result.returncode == 0 for result in results), [late.stderr] + [r.stderr for r in results]
+    assert all("budget stop" in result.stdout for result in results)
+    assert seeded + billed(world) <= BUDGET  # five racers after the slow run: no overshoot
+    assert recorded(world) == seeded + billed(world) and world.ledger().get("reservations", []) == []
+    assert [pull["title"] for pull in world.created_pulls()] == ["Add a slow helper"]
+
+
+def test_a_ledger_branch_rewritten_under_a_live_run_is_recorded_with_a_warning(world: World) -> None:
+    publish(world, {CONFIG: PINNED_MODELS})
+    before = git(world.remote, "rev-parse", "main", env=world.env).strip()
+    analysed, coded = threading.Event(), threading.Event()
+    hold(world.anthropic, 1, analysed)
+    hold(world.openai, 2, coded)
+    live = start(world, "live", "--task", "Add a live helper")
+    wait_for(lambda: len(world.anthropic.generation_requests) == 1, "the live run's analysis")
+    quick = world.run("--task", "Add a quick helper")  # settles while the live run works
+    analysed.set()
+    wait_for(lambda: len(world.openai.generation_requests) == 2, "the live run's code request")
+    git(world.remote, "update-ref", "refs/heads/main", before, env=world.env)  # someone force-pushes main back
+
+    coded.set()
+    result = finish(live)
+
+    assert quick.returncode == 0 and result.returncode == 0, quick.stderr + result.stderr
+    assert "warning: main was rewritten while this run was working" in result.stdout
+    runs = {run["task"]: run for run in world.ledger()["runs"]}
+    assert runs["Add a quick helper"]["outcome"] == "pr_opened"  # the run the rewrite dropped is recorded again
+    assert runs["Add a live helper"]["outcome"] == "pr_opened" and len(runs["Add a live helper"]["calls"]) == 2
+    assert recorded(world) == sum(call["cost_micro_usd"] for run in runs.values() for call in run["calls"])
+
+
+def test_the_receipt_and_discord_show_the_month_as_committed_after_an_overlapping_run(
+    world: World, fake_discord: FakeDiscord
+) -> None:
+    world.env.update(fake_discord.env())
+    publish(world, {CONFIG: PINNED_MODELS})
+    analysed = threading.Event()
+    hold(world.anthropic, 1, analysed)
+    first = start(world, "first", "--task", "Add a first helper")
+    wait_for(lambda: len(world.anthropic.generation_requests) == 1, "the first run's analysis")
+    second = world.run("--task", "Add a second helper")  # overlaps the first and settles before it
+    analysed.set()
+    result = finish(first)
+
+    assert second.returncode == 0 and result.returncode == 0, second.stderr + result.stderr
+    month = format_usd(recorded(world))  # the ledger the first run committed, after the merge
+    assert month == format_usd(sum(run_cost(run) for run in world.ledger()["runs"]))
+    [pull] = [p for p in world.github.pulls if p.title == "Add a first helper"]
+    assert f"Month to date ({world.ledger()['month']}): {month} of $15.00" in (pull.body or "")
+    [embed] = [e for e in fake_discord.embeds_titled("Run completed") if e["description"] == "Add a first helper"]
+    assert field(embed, "Month to date").startswith(month)
+    assert "Updated the cost receipt on" in result.stdout
+
+
+def run_cost(run: dict) -> int:
+    return sum(call["cost_micro_usd"] for call in run["calls"])
+
+
+def test_a_reservation_dated_year_9999_cannot_hold_the_month(world: World) -> None:
+    data = json.loads(seeded_ledger(this_month(world), []))
+    data["reservations"] = [{"run_id": "crashed-run", "task": "Another task", "micro_usd": BUDGET,  # a whole month,
+                             "expires_at": "9999-12-31T23:59:59Z"}]  # as a version before this one wrote it
+    publish(world, {"token_budget.json": json.dumps(data)})
+
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    assert len(world.created_pulls()) == 1
+    assert "note: run crashed-run never settled" in result.stdout
+    booked = next(run for run in world.ledger()["runs"] if run["id"] == "crashed-run")
+    # believed to have spent no more than one run can: its reservation was not believed past its run's time
+    assert booked["outcome"] == "unsettled" and 0 < run_cost(booked) < 1_000_000
     assert world.ledger().get("reservations", []) == []

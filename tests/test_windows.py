@@ -96,7 +96,7 @@ def test_available_is_the_tightest_window_after_others_spend_and_reservations() 
     cfg = config("budget:\n  monthly_usd: 10\n  daily_usd: 1\n  weekly_usd: 3\n")
     now = dt.datetime(2026, 12, 4, 13, tzinfo=UTC)
     ledger = ledger_of("2026-12", run("other", "2026-12-04T01:00:00Z", 600_000), run("me", "2026-12-04T12:00:00Z", 50_000))
-    ledger = replace(ledger, reservations=(Reservation("third", "t", 100_000, "2026-12-04T14:00:00Z"),))
+    ledger = replace(ledger, reservations=(Reservation("third", "t", 100_000, "2026-12-04T13:30:00Z"),))
     assert windows.available(cfg, ledger, now, "me", 300_000) == 300_000  # $1 - $0.60 - $0.10 held
     with pytest.raises(windows.WindowStop) as caught:
         windows.available(cfg, ledger, now, "me", 300_001)
@@ -106,7 +106,7 @@ def test_available_is_the_tightest_window_after_others_spend_and_reservations() 
         "today (2026-12-04: $0.60 spent of $1.00); the window reopens at 2026-12-05T00:00:00Z"
     )
     # an expired reservation holds nothing back
-    assert windows.available(cfg, ledger, now + dt.timedelta(hours=2), "me", 1) == 400_000
+    assert windows.available(cfg, ledger, now + dt.timedelta(hours=1), "me", 1) == 400_000
 
 
 def test_the_run_cap_bounds_what_a_run_may_hold_and_stops_a_bigger_worst_case() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import math
 import posixpath
 import re
 from dataclasses import dataclass, field, replace
@@ -35,8 +36,11 @@ DEFAULT_CONFIG_PATH = ".github/ai-orchestration.yml"
 # What errors name when the repository has no config file: never a file the user does not have.
 BUILTIN_SOURCE = f"the built-in defaults (this repository has no {DEFAULT_CONFIG_PATH}; create it to change a setting)"
 RETIREMENT_WARNING_DAYS = 30
-# A reservation must outlive the longest paid call (reservations.CALL_WINDOW, 12 minutes) with room to spare.
 MIN_RESERVATION_MINUTES = 15
+# How far two runners' clocks may disagree and a reservation still outlive its run as every
+# runner sees it (reservations.py). A larger disagreement frees a live run's unspent reservation
+# early, never money it spent: an expired reservation is booked at its calls and the call in flight.
+CLOCK_SKEW_MINUTES = 5
 MAX_USD = 1_000_000  # the largest dollar amount (budget, milestone or price) the config accepts
 # Each step speaks one API: analysis the Anthropic Messages API (with its free token count),
 # code OpenAI Chat Completions, answered in SEARCH/REPLACE blocks.
@@ -207,6 +211,12 @@ class Config:
     def _pin_hint(self, key: str, successor: str) -> str:
         """How to make the switch explicit, only when there is a config file to do it in."""
         return f" (set {key}: {successor} in {self.source} to make it explicit)" if self.from_file else ""
+
+    @property
+    def reservation_horizon(self) -> dt.timedelta:
+        """The furthest ahead a reservation may expire and be believed: no run reserves for longer
+        than ``ledger.reservation_minutes``; a clock up to CLOCK_SKEW_MINUTES behind sees that much more."""
+        return dt.timedelta(minutes=self.reservation_minutes + CLOCK_SKEW_MINUTES)
 
     def output_cap(self, model: str) -> int:
         """``max_tokens`` for a call to ``model``: the step's setting, never above the model's limit."""
@@ -585,10 +595,15 @@ def parse_config(text: str, source: str, today: dt.date) -> Config:
 
 def _check_consistency(config: Config, today: dt.date) -> None:
     source = config.source
-    if config.reservation_minutes < MIN_RESERVATION_MINUTES:
+    # A run's requests (run.request_timeout_seconds is cut to the time left) end by its deadline:
+    # a reservation shorter than that, with room for clock skew, could end while a call still runs.
+    outlive = max(MIN_RESERVATION_MINUTES, math.ceil(config.run_deadline_seconds / 60) + CLOCK_SKEW_MINUTES)
+    if config.reservation_minutes < outlive:
         raise ConfigError(
-            f"{source}: ledger.reservation_minutes must be at least {MIN_RESERVATION_MINUTES} (the longest paid call "
-            f"and a margin; got {config.reservation_minutes}); use the job's timeout-minutes or more"
+            f"{source}: ledger.reservation_minutes ({config.reservation_minutes}) must be at least {outlive}: a reservation "
+            f"must outlive the run, whose requests (run.request_timeout_seconds {config.request_timeout_seconds:g}) end by "
+            f"its deadline (run.deadline_minutes {config.run_deadline_seconds / 60:g}), plus {CLOCK_SKEW_MINUTES} minutes "
+            "for runners' clocks to disagree; raise ledger.reservation_minutes or lower run.deadline_minutes"
         )
     if config.ledger_path.casefold() == config.tasks_file.casefold():
         raise ConfigError(f"{source}: ledger.path and tasks.file are both {config.ledger_path!r}; give the ledger its own file")

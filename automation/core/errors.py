@@ -95,7 +95,12 @@ class GitError(AutomationError):
     step = "git"
 
 
-class ProtectedBranchError(GitError):
+class PushRefusedError(GitError):
+    """origin refused a push for good: not because the branch moved, but because of what or who
+    pushed (branch protection, a ruleset, a pre-receive hook, push protection, missing rights)."""
+
+
+class ProtectedBranchError(PushRefusedError):
     """The branch refused the push (GH006 branch protection, GH013 rulesets)."""
 
 

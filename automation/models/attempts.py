@@ -91,12 +91,13 @@ class Call:
 @dataclass(frozen=True)
 class Ledgering:
     """How the loop reads the ledger and books each attempt (``book`` saves at once);
-    ``cover(worst)`` makes the run's shared reservation cover the attempt about to be made."""
+    ``cover(in_flight)`` makes the run's shared reservation cover the attempt about to be made,
+    given as the row it would be booked at if the run stopped mid-request (its worst case)."""
 
     ledger: Callable[[], Ledger]
     budget_micro_usd: int
     book: Callable[[CallRecord], None]
-    cover: Callable[[int], None] = lambda worst: None
+    cover: Callable[[CallRecord], None] = lambda in_flight: None
 
 
 def make_call(
@@ -121,7 +122,7 @@ def make_call(
             if tokens is None:
                 tokens = call.bound(deadline.timeout(timeout, what))
             worst = budget.reserve(ledgering.ledger(), ledgering.budget_micro_usd, price, tokens, call.max_tokens)
-            ledgering.cover(worst)
+            ledgering.cover(_worst_case(call, tokens, worst, 0, "in_flight"))
             reply = call.send(deadline.timeout(timeout, what))
         except ProviderError as error:
             wait = _retry_wait(error, attempt, deadline)

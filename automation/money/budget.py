@@ -12,6 +12,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
+from ..core.config import Config
 from ..core.errors import ConfigError, PolicyStop
 from ..core.prices import Price, Usage
 from .ledger import Ledger
@@ -129,3 +130,16 @@ def run_cost(
         analysis_worst=analysis_price.worst_case_micro_usd(padded_anthropic_count(analysis.input_tokens), analysis_max_tokens),
         code_worst=code_price.worst_case_micro_usd(code.input_tokens, code_max_tokens),
     )
+
+
+def run_reservation(config: Config, prompt_overhead_tokens: int) -> tuple[int, int]:
+    """(worst case of a whole run, worst case of its first call) in micro-dollars, from the
+    config alone: the analysis at a full context, the code call and its one repair request.
+    What a run reserves (reservations.py), and the most a run that never settled is booked at."""
+    cost = run_cost(
+        config.price(config.analysis_model), config.price(config.code_model), config.output_cap(config.analysis_model),
+        config.output_cap(config.code_model), analysis=Usage(input_tokens=config.context_max_tokens + prompt_overhead_tokens),
+        code=Usage(input_tokens=config.code_max_input_tokens),  # the code prompt is built within this bound (coding.py)
+    )
+    first = config.price(config.analysis_model).worst_case_micro_usd(0, config.output_cap(config.analysis_model))
+    return cost.analysis_worst + 2 * cost.code_worst, first

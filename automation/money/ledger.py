@@ -30,6 +30,13 @@ SEED_SPENT_KEYS = ("total_spent", "spent_usd", "spent")
 # Notification flags that outlive the month: a retired model's replacement is announced once, and
 # the budget windows warned (a week can span two months; alerts.py drops the flags of closed windows).
 KEPT_FLAGS = ("retired", "warned")
+# The largest whole number the ledger holds: readers such as jq and JavaScript (doubles) keep
+# integers exact only up to 2**53 - 1, and no amount or count comes near it.
+MAX_INTEGER = 2**53 - 1
+# The deepest the free-form parts (``notified``, ``health``) may nest; the bot writes three levels.
+MAX_DEPTH = 16
+# The outcome (and step) of a run kept for spend the file states beyond its runs (``from_text``).
+UNACCOUNTED = "unaccounted"
 
 
 @dataclass(frozen=True)
@@ -119,22 +126,56 @@ class RunRecord:
         return record
 
 
+# A run's outcome while it works; and the outcome of a run whose reservation expired before it
+# settled (killed, or lost with its runner): booked at what it may have spent (``book_expired``).
+RUNNING = "running"
+UNSETTLED = "unsettled"
+
+
 @dataclass(frozen=True)
 class Reservation:
     """Money a running run holds back from the month (see reservations.py): other runs count it
-    as spent until ``expires_at`` (UTC, like ``2026-11-21T03:47:00Z``) or until the run settles it."""
+    as spent until ``expires_at`` (UTC, like ``2026-11-21T03:47:00Z``) or until the run settles it.
+
+    ``micro_usd`` covers the whole run, its recorded calls included. ``in_flight`` is the call the
+    run has started and not yet recorded, at its worst case (None between calls): the run writes
+    it to the branch before each call, with its calls so far, so a run that never settles has
+    spent at most its recorded calls and that one. ``itemised`` is False for a reservation written
+    by a version that wrote neither (no ``in_flight`` key): all it held may have been spent.
+    """
 
     run_id: str
     task: str
     micro_usd: int
     expires_at: str
+    in_flight: CallRecord | None = None
+    itemised: bool = True
 
-    def live(self, now: dt.datetime) -> bool:
-        return self.expires_at > now.astimezone(dt.timezone.utc).strftime(TIME_FORMAT)
+    def live(self, now: dt.datetime, horizon: dt.timedelta) -> bool:
+        """Unexpired, and no further ahead than ``horizon`` (the longest a run may reserve, clock
+        skew included): a later expiry (a damaged file, a runner's clock years off) is not believed,
+        so it cannot hold the month for good; treated as expired, it is booked like one."""
+        return stamp(now) < self.expires_at <= stamp(now + horizon)
+
+    def unbooked(self, recorded_micro_usd: int, most: int) -> CallRecord | None:
+        """What the run may have spent beyond its ``recorded_micro_usd``, as a call row: the call in
+        flight at its worst case (itemised), else all the reservation held beyond the record; never
+        more than ``most`` (one run's worst case: a reservation holding more is not one a run made)."""
+        if self.itemised:
+            if self.in_flight is None:
+                return None
+            return replace(self.in_flight, outcome=UNSETTLED, cost_micro_usd=min(self.in_flight.cost_micro_usd, most))
+        held = min(self.micro_usd - recorded_micro_usd, most)
+        return CallRecord(UNSETTLED, "unknown", "unknown", Usage(), held, 0, UNSETTLED) if held > 0 else None
 
     def to_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "task": self.task[:TASK_TEXT_KEPT], "micro_usd": self.micro_usd,
-                "expires_at": self.expires_at}
+                "expires_at": self.expires_at, "in_flight": None if self.in_flight is None else self.in_flight.to_row()}
+
+
+def stamp(moment: dt.datetime) -> str:
+    """``moment`` as the ledger writes times: UTC, like ``2026-11-21T03:47:00Z``."""
+    return moment.astimezone(dt.timezone.utc).strftime(TIME_FORMAT)
 
 
 @dataclass(frozen=True)
@@ -208,6 +249,8 @@ class Ledger:
     # run id -> micro-dollars: the closed month's runs in the ISO week this month starts in, which
     # the weekly budget window still counts (windows.py); set by rollover, empty most months
     week_carried: Mapping[str, int] = field(default_factory=dict)
+    # What reading the file found and said it did about it (from_text); never written to the file.
+    warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     # ---- derived totals ----
     @property
@@ -253,18 +296,46 @@ class Ledger:
     def with_notified(self, key: str, value: Any) -> "Ledger":
         return replace(self, notified={**self.notified, key: value})
 
-    def reserved_micro_usd(self, now: dt.datetime, excluding: str = "") -> int:
-        """What unexpired reservations of runs other than ``excluding`` hold back beyond what those
-        runs have already recorded (a reservation covers its whole run, recorded calls included)."""
+    def reserved_micro_usd(self, now: dt.datetime, horizon: dt.timedelta, excluding: str = "") -> int:
+        """What live reservations (``Reservation.live``) of runs other than ``excluding`` hold back
+        beyond what those runs have already recorded (a reservation covers its whole run, recorded
+        calls included). Expired ones count once booked (``book_expired``)."""
         held = 0
         for reservation in self.reservations:
-            if reservation.live(now) and reservation.run_id != excluding:
+            if reservation.live(now, horizon) and reservation.run_id != excluding:
                 recorded = self.run(reservation.run_id)
                 held += max(0, reservation.micro_usd - (recorded.cost_micro_usd if recorded else 0))
         return held
 
     def without_reservation(self, run_id: str) -> "Ledger":
         return replace(self, reservations=tuple(r for r in self.reservations if r.run_id != run_id))
+
+    def book_expired(
+        self, now: dt.datetime, horizon: dt.timedelta, most: int, excluding: str = ""
+    ) -> tuple["Ledger", tuple[RunRecord, ...]]:
+        """Each reservation that is no longer live and whose run never settled, booked as spent: its
+        run's record (outcome ``unsettled``) gains ``Reservation.unbooked`` (at most ``most``) as a
+        call row, and the reservation goes. A run that expired has spent what it may have spent: money, not room.
+        Its real record, if the run is still alive and settles, replaces this one (``merge``), and
+        so may the providers' own figures. ``excluding``: the run asking, alive by definition.
+        Returns the ledger and the runs booked now."""
+        ledger, kept, booked = self, [], []
+        for reservation in self.reservations:
+            if reservation.live(now, horizon) or reservation.run_id == excluding:
+                kept.append(reservation)
+                continue
+            record = ledger.run(reservation.run_id)
+            if record is not None and record.outcome != RUNNING:
+                continue  # settled, or booked already
+            row = reservation.unbooked(record.cost_micro_usd if record is not None else 0, most)
+            if record is None:
+                record = RunRecord(reservation.run_id, stamp(now), reservation.task, RUNNING)
+            if row is None and not record.calls:
+                continue  # reserved, then stopped before its first call: nothing spent
+            unsettled = replace(record, outcome=UNSETTLED, calls=record.calls + ((row,) if row is not None else ()))
+            ledger = ledger.with_run(unsettled)
+            booked.append(unsettled)
+        return replace(ledger, reservations=tuple(kept)), tuple(booked)
 
 
 def new_run_id(run_id: str, attempt: str, now: dt.datetime, nonce: str) -> str:
@@ -327,8 +398,8 @@ def _week_carried(closed: Ledger, month: str) -> dict[str, int]:
 def merge(base: Ledger | None, ours: Ledger, theirs: Ledger) -> Ledger:
     """Three-way merge of two ledgers that diverged from ``base`` (None: no common one).
 
-    No run is lost: runs are keyed by id (our copy wins for a run both sides hold, since
-    this process wrote it last). Sets (milestones, notification flags) are unions, so
+    No run is lost: runs are keyed by id (``_merge_runs`` picks one copy of a run both sides
+    hold). Sets (milestones, notification flags) are unions, so
     nothing is announced twice. Scalars take our value unless we left it as it was in the
     base and they changed it (a human edit).
     """
@@ -338,8 +409,7 @@ def merge(base: Ledger | None, ours: Ledger, theirs: Ledger) -> Ledger:
     if base is not None:
         base = rollover(base, month)
 
-    runs = {run.id: run for run in theirs.runs}
-    runs.update({run.id: run for run in ours.runs})
+    runs = _merge_runs(base, ours, theirs)
 
     history: dict[str, MonthSummary] = {entry.month: entry for entry in theirs.history}
     for entry in ours.history:
@@ -358,7 +428,7 @@ def merge(base: Ledger | None, ours: Ledger, theirs: Ledger) -> Ledger:
     merged = Ledger(
         month=month,
         budget_micro_usd=budget,
-        runs=tuple(sorted(runs.values(), key=lambda r: (r.started_at, r.id))),
+        runs=runs,
         history=tuple(history[m] for m in sorted(history)[-HISTORY_MONTHS_KEPT:]),
         milestones_reached_micro_usd=tuple(
             sorted(set(ours.milestones_reached_micro_usd) | set(theirs.milestones_reached_micro_usd))
@@ -370,15 +440,37 @@ def merge(base: Ledger | None, ours: Ledger, theirs: Ledger) -> Ledger:
                    week_carried={**theirs.week_carried, **ours.week_carried})
 
 
+def _merge_runs(base: Ledger | None, ours: Ledger, theirs: Ledger) -> tuple[RunRecord, ...]:
+    """Every run of both sides, by id, in start order. Of a run both hold: the copy of the side
+    that changed it since ``base`` (a run records its own calls; anyone else's copy is older);
+    when both changed it, or there is no base, the one further along: finished over running over
+    booked ``unsettled``, then more calls (a run's calls only grow); ours on a tie."""
+    before = {run.id: run for run in base.runs} if base is not None else {}
+    runs = {run.id: run for run in theirs.runs}
+    for run in ours.runs:
+        other = runs.get(run.id)
+        if other is None or (before.get(run.id) != run and (before.get(run.id) == other or _progress(run) >= _progress(other))):
+            runs[run.id] = run
+    return tuple(sorted(runs.values(), key=lambda r: (r.started_at, r.id)))
+
+
+def _progress(run: RunRecord) -> tuple[int, int]:
+    return ({UNSETTLED: 0, RUNNING: 1}.get(run.outcome, 2), len(run.calls))
+
+
 def _merge_reservations(
     base: Ledger | None, ours: Ledger, theirs: Ledger, runs: tuple[RunRecord, ...]
 ) -> tuple[Reservation, ...]:
     """Theirs (the branch is where reservations are made and settled), plus ours that are new
-    since ``base``; a reservation whose run has finished (outcome other than "running") is settled."""
+    since ``base``; of two for one run, the later (a run renews its own); a reservation whose run
+    has finished or was booked (outcome other than "running") is settled."""
     known = {r.run_id for r in base.reservations} if base is not None else set()
     kept = {r.run_id: r for r in theirs.reservations}
-    kept.update({r.run_id: r for r in ours.reservations if r.run_id not in known})
-    finished = {run.id for run in runs if run.outcome != "running"}
+    for reservation in ours.reservations:
+        other = kept.get(reservation.run_id)
+        if reservation.run_id not in known and (other is None or reservation.expires_at >= other.expires_at):
+            kept[reservation.run_id] = reservation
+    finished = {run.id for run in runs if run.outcome != RUNNING}
     return tuple(kept[key] for key in sorted(kept) if key not in finished)
 
 
@@ -444,17 +536,18 @@ def to_text(ledger: Ledger) -> str:
 
 
 def from_text(text: str, source: str) -> Ledger:
-    """Parse and validate; any problem raises LedgerError naming the file and the field."""
+    """Parse and validate; any problem raises LedgerError naming the file and the field.
+
+    A spend the file states (``spent_micro_usd``) above what its runs add up to is never
+    believed away: the difference is kept as an ``unaccounted`` run and said in ``warnings``.
+    """
     hint = RESTORE_HINT.format(path=source)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise LedgerError(f"{source}: not valid JSON (line {err.lineno}: {err.msg}); {hint}") from None
+    data = _parse_json(text, source, hint)
     if not isinstance(data, dict):
         raise LedgerError(f"{source}: must hold a JSON object; {hint}")
     data = _upgrade(data, source, hint)
     reader = _Reader(source, hint)
-    return Ledger(
+    ledger = Ledger(
         month=reader.month(data, "month"),
         budget_micro_usd=reader.integer(data, "budget_micro_usd"),
         runs=reader.runs(reader.array(data, "runs", required=True)),
@@ -463,8 +556,8 @@ def from_text(text: str, source: str) -> Ledger:
             reader.integer({"m": m}, "m", f"milestones_reached_micro_usd[{i}]")
             for i, m in enumerate(reader.array(data, "milestones_reached_micro_usd"))
         ),
-        notified=reader.mapping(data, "notified"),
-        health=reader.health(reader.mapping(data, "health")),
+        notified=reader.free_form(reader.mapping(data, "notified"), "notified"),
+        health=reader.health(reader.free_form(reader.mapping(data, "health"), "health")),
         reservations=tuple(
             reader.reservation(row, f"reservations[{i}]") for i, row in enumerate(reader.array(data, "reservations"))
         ),
@@ -473,6 +566,66 @@ def from_text(text: str, source: str) -> Ledger:
             for carried in [reader.mapping(data, "week_carried")] for run_id in carried
         },
     )
+    stated = None if data.get("spent_micro_usd") is None else reader.integer(data, "spent_micro_usd")
+    return _with_stated_spend(ledger, stated, source)
+
+
+class _Refused(ValueError):
+    """A JSON text json.loads would take but a ledger must not hold."""
+
+
+def _parse_json(text: str, source: str, hint: str) -> Any:
+    """json.loads, refusing what it would silently take or crash on: a key twice in one object
+    (a bad hand merge: json keeps the last ``runs`` and drops the other's spend), NaN and
+    Infinity, numbers too long to convert, nesting deeper than the interpreter's stack."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except json.JSONDecodeError as err:
+        raise LedgerError(f"{source}: not valid JSON (line {err.lineno}: {err.msg}); {hint}") from None
+    except _Refused as err:
+        raise LedgerError(f"{source}: {err}; {hint}") from None
+    except ValueError:  # int(): "Exceeds the limit (4300 digits) for integer string conversion"
+        raise LedgerError(f"{source}: holds a number thousands of digits long, which no amount needs; {hint}") from None
+    except RecursionError:
+        raise LedgerError(f"{source}: nested too deeply to be a ledger; {hint}") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    mapping = dict(pairs)
+    if len(mapping) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise _Refused(f"the key {twice!r} appears twice in one object (a hand-resolved merge?); "
+                       "keep one, holding what both held (every run of both)")
+    return mapping
+
+
+def _no_constant(name: str) -> Any:
+    raise _Refused(f"holds {name}, which is not a number JSON allows")
+
+
+def _with_stated_spend(ledger: Ledger, stated: int | None, source: str) -> Ledger:
+    """The ledger, plus an ``unaccounted`` run for what the file says was spent beyond its runs
+    (runs removed by hand or by a bad merge, the total kept): less is never believed silently."""
+    missing = (stated or 0) - ledger.spent_micro_usd
+    if missing <= 0:
+        return ledger
+    number = 1 + sum(run.outcome == UNACCOUNTED for run in ledger.runs)
+    kept = RunRecord(
+        id=f"{UNACCOUNTED}-{ledger.month}-{number}", started_at=f"{ledger.month}-01T00:00:00Z",
+        task="spend the ledger states beyond its runs", outcome=UNACCOUNTED,
+        calls=(CallRecord(UNACCOUNTED, "unknown", "unknown", Usage(), missing, 0, UNACCOUNTED),),
+    )
+    warning = (
+        f"{source}: spent_micro_usd says {_usd(stated or 0)} but the runs add up to {_usd(ledger.spent_micro_usd)}; "
+        f"keeping the {_usd(missing)} difference as run {kept.id!r} (outcome {UNACCOUNTED}). If runs were removed "
+        f"on purpose, remove that run too; else restore them from git history (git log -p -- {source.rpartition(':')[2]})"
+    )
+    return replace(ledger.with_run(kept), warnings=ledger.warnings + (warning,))
+
+
+def _usd(micro_usd: int) -> str:
+    return f"${micro_usd / 1_000_000:,.2f}"
 
 
 def _upgrade_0_to_1(data: dict[str, Any]) -> dict[str, Any]:
@@ -614,6 +767,18 @@ class _Reader:
         value = data.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise self.fail(where or key, "a whole number, zero or more")
+        if value > MAX_INTEGER:
+            raise self.fail(where or key, f"at most {MAX_INTEGER:,} (no amount or count comes near it)")
+        return value
+
+    def free_form(self, value: dict[str, Any], where: str) -> dict[str, Any]:
+        """``value`` when it nests no deeper than MAX_DEPTH (it is written back as it is)."""
+        level: list[Any] = [value]
+        for _ in range(MAX_DEPTH):
+            level = [child for item in level for child in (item.values() if isinstance(item, dict) else item)
+                     if isinstance(child, (dict, list))]
+        if level:
+            raise self.fail(where, f"nested at most {MAX_DEPTH} levels deep")
         return value
 
     def text(self, data: Mapping[str, Any], key: str, where: str, optional: bool = False) -> str | None:
@@ -710,11 +875,14 @@ class _Reader:
             dt.datetime.strptime(expires, TIME_FORMAT)
         except ValueError:
             raise self.fail(f"{where}.expires_at", "a UTC time like 2026-11-21T03:47:00Z") from None
+        in_flight = row.get("in_flight")
         return Reservation(
             run_id=self.text(row, "run_id", f"{where}.run_id") or "",
             task=self.text(row, "task", f"{where}.task") or "",
             micro_usd=self.integer(row, "micro_usd", f"{where}.micro_usd"),
             expires_at=expires,
+            in_flight=None if in_flight is None else self.call(in_flight, f"{where}.in_flight"),
+            itemised="in_flight" in row,
         )
 
     def health(self, health: dict[str, Any]) -> dict[str, Any]:

@@ -21,18 +21,21 @@ from pathlib import Path
 from ..core.config import Config
 from ..core.errors import GitError, LedgerError
 from ..core.prices import format_usd
+from ..core.wording import plural
 from ..repo import gitops
+from . import budget, estimate
 from . import ledger as ledger_module
-from .ledger import Ledger
+from .ledger import UNSETTLED, Ledger, RunRecord
 
 # Where the ledger goes when a protected branch refuses it; every run merges it back in.
 RESCUE_BRANCH = "ai-orchestration/ledger"
 
 
 def read(repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime) -> tuple[Ledger, list[str]]:
-    """The ledger of record merged with the rescue branch's, and lines telling the user where
-    a missing ledger's spend was found. Raises LedgerError (exit 2) for a linked, invalid or
-    unknowable ledger."""
+    """The ledger of record merged with the rescue branch's, expired reservations of runs that
+    never settled booked as spent (``Ledger.book_expired``), and lines telling the user what was
+    found: where a missing ledger's spend was, what a damaged one states beyond its runs, which
+    runs were booked. Raises LedgerError (exit 2) for a linked, invalid or unknowable ledger."""
     notes: list[str] = []
     gitops.require_remote(repo, env)
     ledger_module.check_not_linked(repo / config.ledger_path, repo)  # every paid call saves the file there
@@ -49,9 +52,29 @@ def read(repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime) -
     if primary is None:
         primary = _recover(repo, config, env, now, home, default, notes)
     rescued = branch_ledger(repo, RESCUE_BRANCH, config, env)
+    notes += [f"warning: {warning}" for found in (primary, rescued) if found is not None for warning in found.warnings]
     if rescued is not None:
         primary = rescued if primary is None else ledger_module.merge(None, primary, rescued)
-    return primary or ledger_module.new_ledger(now, config.monthly_budget_micro_usd), notes
+    ledger, booked = book_expired(primary or ledger_module.new_ledger(now, config.monthly_budget_micro_usd), config, now)
+    return ledger, notes + [f"note: {booked_note(run)}" for run in booked]
+
+
+def book_expired(ledger: Ledger, config: Config, now: dt.datetime, excluding: str = "") -> tuple[Ledger, tuple[RunRecord, ...]]:
+    """``Ledger.book_expired`` as configured: reservations believed up to ``config.reservation_horizon``
+    ahead, each run booked at most one run's worst case (what no run of this bot reserves beyond)."""
+    most = budget.run_reservation(config, estimate.PROMPT_OVERHEAD_TOKENS)[0]
+    return ledger.book_expired(now, config.reservation_horizon, most, excluding)
+
+
+def booked_note(run: RunRecord) -> str:
+    """One line for a run ``Ledger.book_expired`` booked."""
+    recorded = sum(call.outcome != UNSETTLED for call in run.calls)
+    in_flight = " and what it had in flight at its worst case" if recorded < len(run.calls) else ""
+    return (
+        f"run {run.id} never settled: its reservation expired (the run was killed, or its runner lost?); "
+        f"booked {format_usd(run.cost_micro_usd, 4)} as spent, {plural(recorded, 'recorded call')}{in_flight} "
+        f"(outcome '{UNSETTLED}'), until something better is known"
+    )
 
 
 def _working_tree(repo: Path, config: Config, now: dt.datetime) -> Ledger | None:

@@ -126,7 +126,7 @@ def available(config: Config, ledger: Ledger, now: dt.datetime, run_id: str, nee
 
     Raises WindowStop naming the window (or the run cap) when ``needed`` micro-dollars do not fit.
     """
-    held = ledger.reserved_micro_usd(now, run_id)
+    held = ledger.reserved_micro_usd(now, config.reservation_horizon, run_id)
     left, window = min(
         ((max(0, window.cap_micro_usd - window.spent_micro_usd - held), window)
          for window in current(config, ledger, now, excluding=run_id)),

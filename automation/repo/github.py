@@ -419,10 +419,24 @@ def pull_diff(repo: Repository, number: int) -> str:
         )
 
 
-def comment(repo: Repository, number: int, body: str) -> str:
-    """Post ``body`` on PR or issue ``number``'s conversation; the new comment's URL."""
+def comment(repo: Repository, number: int, body: str) -> tuple[str, int]:
+    """Post ``body`` on PR or issue ``number``'s conversation; the new comment's (URL, id)."""
     with _api(repo, f"commenting on #{number}"):
-        return repo.get_issue(number).create_comment(body).html_url
+        posted = repo.get_issue(number).create_comment(body)
+        return posted.html_url, posted.id
+
+
+def edit_comment(repo: Repository, number: int, comment_id: int, body: str) -> None:
+    """Replace the text of comment ``comment_id`` on PR ``number``
+    (``PATCH /repos/{o}/{r}/issues/comments/{id}``)."""
+    with _api(repo, f"editing a comment on pull request #{number}"):
+        repo.get_issue(number).get_comment(comment_id).edit(body)
+
+
+def edit_pull_body(repo: Repository, number: int, body: str) -> None:
+    """Replace the body of PR ``number`` (``PATCH /repos/{o}/{r}/pulls/{n}``)."""
+    with _api(repo, f"editing pull request #{number}"):
+        repo.get_pull(number).edit(body=body)
 
 
 def add_labels(repo: Repository, number: int, labels: Sequence[str]) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-from ..core.errors import GitError, ProtectedBranchError
+from ..core.errors import GitError, ProtectedBranchError, PushRefusedError
 from ..core.redact import redact, secret_values
 
 BOT_NAME = "github-actions[bot]"
@@ -408,11 +408,14 @@ def commit_file_with_retry(
 ) -> str:
     """Commit ``render(remote content)`` as ``path`` on origin's ``branch``; the sha now at the branch tip.
 
-    ``render`` gets what is on the remote right now (None if absent) so the caller can merge
-    into it; when another run pushed in between, this fetches and renders again, up to
+    ``render`` gets what is on the remote right now (None if absent, the branch included) so the
+    caller can merge into it; when another run pushed in between, this fetches and renders again, up to
     ``attempts`` times. If the branch is missing and ``create_branch_from`` (a branch on
     origin) is given, the branch is created from that branch's tip. Unchanged content is
     not committed.
+
+    Raises PushRefusedError (ProtectedBranchError for GH006/GH013) when origin refuses the push
+    for any reason but the branch having moved, and GitError when it moved on every attempt.
     """
     if attempts < 1:
         raise GitError("attempts must be at least 1")
@@ -425,7 +428,7 @@ def commit_file_with_retry(
             base = fetch(root, create_branch_from, env, missing_ok=True)
             if base is None:
                 raise GitError(f"cannot create {branch} from {create_branch_from}: {REMOTE} has no such branch")
-        current = remote_file(root, base, path, env)
+        current = None if tip is None else remote_file(root, base, path, env)  # a new branch holds nothing yet
         content = render(current)
         if tip is not None and content == current:
             return tip
@@ -440,8 +443,8 @@ def commit_file_with_retry(
                 f"cannot push {path} to {branch}: the default branch is protected; set `ledger.branch` in "
                 f".github/ai-orchestration.yml to keep {PurePosixPath(path).name} on a dedicated branch"
             )
-        if kind != "stale":
-            raise _push_error(result, branch, env)
+        if kind != "stale":  # a hook, push protection, a ruleset with its own words, missing rights
+            raise PushRefusedError(_push_error(result, branch, env).message)
     raise GitError(
         f"could not commit {path} to {branch}: the branch moved on every one of {attempts} attempts "
         "(other runs pushing at the same time); run again, or serialise runs with a workflow concurrency group"

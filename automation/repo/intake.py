@@ -120,7 +120,7 @@ def announce(remote: Repository, task: tasks.Task, pr_url: str, cost_micro_usd: 
     body = (f"ai-orchestration opened {pr_url} for this issue, for {format_usd(cost_micro_usd, 4)} of model calls. "
             "Merging it closes the issue; close the pull request to turn the work down.")
     try:
-        say(f"Commented on issue #{task.issue}: {github.comment(remote, task.issue, body)}")
+        say(f"Commented on issue #{task.issue}: {github.comment(remote, task.issue, body)[0]}")
     except GitHubError as failure:
         say(f"note: could not comment on issue #{task.issue}: {failure.message}")
 

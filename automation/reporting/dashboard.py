@@ -27,7 +27,7 @@ from ..core.errors import AutomationError
 from ..core.prices import MICRO, format_usd
 from ..core.wording import percent
 from ..models.health import ModelStats
-from ..money.ledger import Ledger
+from ..money.ledger import UNSETTLED, Ledger
 from . import series
 from .reports import status_data
 
@@ -232,7 +232,7 @@ def _runs(ledger: Ledger) -> str:
     for run in reversed(ledger.runs):
         link = (f'<a href="{_e(run.pr_url)}">{_e(run.pr_url.rsplit("/", 1)[-1])}</a>'
                 if run.pr_url and run.pr_url.startswith(("https://", "http://")) else _e(run.pr_url or ""))
-        outcome_class = "ok" if run.outcome == "pr_opened" else "bad" if run.outcome.startswith("failed") else ""
+        outcome_class = "ok" if run.outcome == "pr_opened" else "bad" if run.outcome.startswith(("failed", UNSETTLED)) else ""
         rows.append(f"<tr><td>{_e(run.started_at.replace('T', ' ').rstrip('Z'))}</td><td>{_e(run.task)}</td>"
                     f'<td class="{outcome_class}">{_e(run.outcome)}</td><td class="num">{format_usd(run.cost_micro_usd, 4)}</td>'
                     f"<td>{link}</td></tr>")
@@ -266,10 +266,15 @@ def _attention(status: dict[str, Any]) -> str:
         f'<li data-breaker="{_e(p)}"><strong>{_e(p)}</strong>: {_e(s.replace("_", "-"))}</li>' for p, s in open_ones.items()
     ) or "<li>none: every provider's circuit breaker is closed</li>"
     parked = "".join(f"<li>{_e(task)}</li>" for task in status["health"]["parked_tasks"]) or "<li>none</li>"
+    unsettled = status["unsettled"]
+    never = "".join(f"<li>{_e(run_id)}</li>" for run_id in unsettled["ids"]) or "<li>none</li>"
     return _section("attention",
                     f'<h3>Open circuit breakers</h3><ul id="breakers">{breaker_items}</ul>'
                     f'<h3>Parked tasks</h3><p>Edit a parked task\'s text in the tasks file to retry it.</p>'
-                    f'<ul id="parked">{parked}</ul>')
+                    f'<ul id="parked">{parked}</ul>'
+                    f'<h3>Runs that never settled</h3><p>Killed or lost before their ledger commit: booked at '
+                    f'<strong id="unsettled-usd">{_usd(unsettled["spent_usd"], 4)}</strong>, their calls and the one in '
+                    f'flight at its worst case, until something better is known.</p><ul id="unsettled">{never}</ul>')
 
 
 # --- building blocks ------------------------------------------------------------------------

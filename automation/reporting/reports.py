@@ -12,8 +12,8 @@ from ..core.config import Config
 from ..core.prices import MICRO, format_usd
 from ..core.wording import plural
 from ..models import health
-from ..money import budget, estimate, reservations, spend, windows
-from ..money.ledger import TIME_FORMAT, Ledger, RunRecord
+from ..money import budget, estimate, spend, windows
+from ..money.ledger import TIME_FORMAT, UNSETTLED, Ledger, RunRecord
 from . import series
 
 
@@ -79,7 +79,13 @@ def status_data(config: Config, ledger: Ledger, now: dt.datetime) -> dict[str, A
              "used_instead": successor if config.on_retirement != "stop" else None}
             for key, price, successor in config.retired
         ],
-        "warnings": config.retirement_warnings(now.date()) + [f"note: {note}" for note in config.retirement_notes()],
+        "warnings": config.retirement_warnings(now.date()) + [f"note: {note}" for note in config.retirement_notes()]
+        + [f"warning: {warning}" for warning in ledger.warnings],
+        "unsettled": _unsettled(ledger),
+        "in_progress": {
+            "runs": sum(r.live(now, config.reservation_horizon) for r in ledger.reservations),
+            "reserved_usd": usd(ledger.reserved_micro_usd(now, config.reservation_horizon)),
+        },
         "history": [
             {"month": entry.month, "spent_usd": usd(entry.spent_micro_usd), "executions": entry.executions,
              "prs_opened": entry.prs_opened}
@@ -96,6 +102,13 @@ def status_data(config: Config, ledger: Ledger, now: dt.datetime) -> dict[str, A
         "run_cap_usd": None if config.run_budget_micro_usd is None else usd(config.run_budget_micro_usd),
         "warn_at_percent": config.warn_at_percent,
     }
+
+
+def _unsettled(ledger: Ledger) -> dict[str, Any]:
+    """Runs whose reservation expired before they settled, booked at what they may have spent."""
+    runs = [run for run in ledger.runs if run.outcome == UNSETTLED]
+    return {"runs": len(runs), "spent_usd": usd(sum(run.cost_micro_usd for run in runs)),
+            "ids": [run.id for run in runs]}
 
 
 def _money(dollars: float) -> str:
@@ -143,6 +156,12 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
             lines.append(f"  circuit breaker for {provider}: {state.replace('_', '-')}")
     for task in data["health"]["parked_tasks"]:
         lines.append(f"  parked task (edit its text to retry): {task}")
+    unsettled, running = data["unsettled"], data["in_progress"]
+    if unsettled["runs"]:
+        lines.append(f"  never settled: {plural(unsettled['runs'], 'run')} (killed, or its runner lost?), booked at "
+                     f"{format_usd(round(unsettled['spent_usd'] * MICRO), 4)}: their calls, the one in flight at its worst case")
+    if running["runs"]:
+        lines.append(f"  in progress: {plural(running['runs'], 'run')} holding {format_usd(round(running['reserved_usd'] * MICRO), 4)} more")
     lines += [f"  {warning}" for warning in data["warnings"]]
     lines += ["  past months:"] if data["history"] else []
     for entry in data["history"][-3:]:
@@ -184,7 +203,7 @@ def render_costs(config: Config, now: dt.datetime, model: estimate.RunModel) -> 
         f"  a run every {_hours(plan.interval_hours)} spreads the budget over a {month_hours / 24:.0f}-day month;"
         f" {plan.advice(cost.typical)}",
     ]
-    run_worst = reservations.estimate(config, estimate.PROMPT_OVERHEAD_TOKENS)[0]
+    run_worst = budget.run_reservation(config, estimate.PROMPT_OVERHEAD_TOKENS)[0]
     if config.run_budget_micro_usd is not None and run_worst > config.run_budget_micro_usd:
         lines.append(f"  {windows.RUN_KEY} {format_usd(config.run_budget_micro_usd)} is below what a run reserves "
                      f"({format_usd(run_worst, 4)} at most): every run stops before its first call")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import NoReturn
 
@@ -25,12 +26,13 @@ from github.Repository import Repository
 
 from ..core.errors import AutomationError, PolicyStop
 from ..core.redact import redact
-from ..money import reservations, spend
+from ..money import budget, spend
+from ..money.ledger import Ledger
 from ..repo import context, edits, github, gitops, intake, tasks
 from ..repo.trust import Trust
 from ..reporting import reports
 from . import followups
-from .session import Session
+from .session import Posted, Session
 
 Analyse = Callable[[Session, str, context.RepoContext], str]
 WriteCode = Callable[[Session, str, str, context.RepoContext, Path], edits.EditPlan]
@@ -94,7 +96,7 @@ def _trusted_authors(
                     f"({comment.url}): @{comment.author} {verdicts[comment.author].reason}")
     session.ledger = session.ledger.with_notified("untrusted", sorted({*noted, *(followups.noted_key(pull, c) for c in ignored)}))
     if session.config.untrusted_reply and not followups.noted_untrusted_before(pull, comments):
-        session.say(f"Replied: {github.comment(remote, pull.number, followups.untrusted_reply(ignored))}")
+        session.say(f"Replied: {github.comment(remote, pull.number, followups.untrusted_reply(ignored))[0]}")
     return trusted
 
 
@@ -140,7 +142,7 @@ def _fix(session: Session, remote: Repository, decision: followups.Decision, ana
     text = redact(asked.text, session.secrets)  # comments and reviews included: nothing secret reaches a model
     # Reserved and claimed on the ledger branch like a task, so an overlapping run neither
     # overspends nor works on the same pull request; the prompt's characters bound its tokens.
-    session.reserver.reserve(session.ledger, f"follow-up on {pull.url}", *reservations.estimate(config, len(text)))
+    session.reserver.reserve(session.ledger, f"follow-up on {pull.url}", *budget.run_reservation(config, len(text)))
     private = config.private_paths()
     try:
         with gitops.worktree(repo, tip, env) as tree:
@@ -180,12 +182,18 @@ def _listed_task(session: Session, pull: github.BotPull, default: str) -> str | 
 
 
 def _reply(session: Session, remote: Repository, decision: followups.Decision, *, result: str, summary: str, attempt: bool) -> None:
-    config = session.config
-    body = followups.reply(
-        decision, result=github.neutralise_markers(result), summary=github.neutralise_markers(summary),
-        receipt=reports.receipt(session.record, session.ledger, config.monthly_budget_micro_usd) if attempt else "",
-        pull_cost_micro_usd=spend.pull_cost(session.ledger, decision.work.pull.url),
-        max_attempts=config.follow_up_max_attempts, answered=[c.key for c in decision.work.requests], attempt=attempt,
-    )
-    url = github.comment(remote, decision.work.pull.number, redact(body, session.secrets))
+    """Reply on the PR; its figures are corrected after the ledger commit (``Posted``)."""
+    config, record, number = session.config, session.record, decision.work.pull.number
+
+    def body(ledger: Ledger) -> str:
+        return redact(followups.reply(
+            decision, result=github.neutralise_markers(result), summary=github.neutralise_markers(summary),
+            receipt=reports.receipt(record, ledger, config.monthly_budget_micro_usd) if attempt else "",
+            pull_cost_micro_usd=spend.pull_cost(ledger, decision.work.pull.url),
+            max_attempts=config.follow_up_max_attempts, answered=[c.key for c in decision.work.requests], attempt=attempt,
+        ), session.secrets)
+
+    text = body(session.ledger)
+    url, comment_id = github.comment(remote, number, text)
+    session.posted.append(Posted(url, text, body, partial(github.edit_comment, remote, number, comment_id)))
     session.say(f"Replied: {url}")

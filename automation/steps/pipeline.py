@@ -17,20 +17,20 @@ from typing import TYPE_CHECKING, Callable, Mapping, NoReturn, TextIO, cast
 
 from ..core import untrusted
 from ..core.config import DEFAULT_CONFIG_PATH, Config, load_config
-from ..core.errors import EXIT_OK, AutomationError, PolicyStop, ProtectedBranchError, ProviderError
+from ..core.errors import EXIT_OK, AutomationError, PolicyStop, ProviderError
 from ..core.prices import ANTHROPIC, format_usd
 from ..core.redact import mask_commands, redact, secret_values
 from ..core.wording import plural
 from ..models import attempts, health, keys
 from ..money import budget, estimate, ledger_source, reservations, spend, windows
 from ..money import ledger as ledger_module
-from ..money.ledger import RunRecord
+from ..money.ledger import Ledger, RunRecord
 from ..repo import context, edits, github, gitops, intake, tasks
 from ..repo.trust import Trust
 from ..reporting import alerts, discord, reports
 from ..reporting.discord import Notifier
 from . import coding, followup_run
-from .session import Session
+from .session import Posted, Session
 
 if TYPE_CHECKING:
     import anthropic
@@ -45,8 +45,6 @@ ANALYSIS_SYSTEM = (
     "(every repository path to create, update or delete, each in backticks), and "
     "'## Acceptance criteria' (checks a reviewer can run). Be specific and brief. " + untrusted.SYSTEM_RULE
 )
-LEDGER_PUSH_ATTEMPTS = reservations.RESERVE_ATTEMPTS  # overlapping runs settle on the same branch
-RESCUE_LEDGER_BRANCH = ledger_source.RESCUE_BRANCH
 # The outcome of `run --decide-only` when there is work: the next step installs the SDKs and runs.
 HANDED_OVER = "handed_over"
 # The last line of the bot's task commits: with the task's title as subject, it lets a later
@@ -88,7 +86,7 @@ def run(
     error: AutomationError | None = None
     refused: budget.BudgetStop | None = None  # the budget stop, for its alert
     try:
-        windows.check_start(config, session.ledger, now, session.record.id, *reservations.estimate(config, estimate.PROMPT_OVERHEAD_TOKENS))
+        windows.check_start(config, session.ledger, now, session.record.id, *budget.run_reservation(config, estimate.PROMPT_OVERHEAD_TOKENS))
         remote = github.connect(env)
         pulls = github.bot_pull_requests(remote, config.branch_prefix)
         if task_text is None:  # follow-ups first, unless someone asked for a task by hand
@@ -99,7 +97,7 @@ def run(
         if decide_only:
             _hand_over(session, f"'{task.text}'")
         session.record = replace(session.record, task=task.text)
-        session.reserver.reserve(session.ledger, task.text, *reservations.estimate(config, estimate.PROMPT_OVERHEAD_TOKENS))
+        session.reserver.reserve(session.ledger, task.text, *budget.run_reservation(config, estimate.PROMPT_OVERHEAD_TOKENS))
         if config.notify_run_started:
             notifier.notify([discord.run_started_embed(repository=session.repository, now=now, task=task.text, run_url=reports.run_url(env))])
         pr = _resume_pushed_branch(session, remote, task, pulls) or _new_pull_request(session, remote, task)
@@ -169,7 +167,8 @@ def _open_session(
     record = RunRecord(id=run_id, started_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"), task="")
     started = clock()
     reserver = reservations.Reserver(
-        repo, config, env, run_id, loaded, lambda: now + dt.timedelta(seconds=clock() - started)
+        repo, config, env, run_id, loaded, lambda: now + dt.timedelta(seconds=clock() - started),
+        deadline_at=now + dt.timedelta(seconds=config.run_deadline_seconds),
     )
     session = Session(
         repo=repo, config=config, env=env, now=now, out=out, base_ledger=loaded, ledger=rolled,
@@ -177,8 +176,9 @@ def _open_session(
         deadline=attempts.Deadline.starting_now(clock, config.run_deadline_seconds, config.ledger_commit_seconds),
         repository=env.get("GITHUB_REPOSITORY", repo.name), notes=config.retirement_notes(),
     )
+    reserver.say = session.say
     for note in notes:
-        session.say(note)
+        reserver.tell(note)  # once: a later look at the branch may find the same
     return session
 
 
@@ -243,13 +243,14 @@ def _paid_call(
     session: Session, step: str, model: str, bound: Callable[[float], int], max_tokens: int,
     send: Callable[[float], ModelReply],
 ) -> ModelReply:
-    """Bound the input, then reserve, make and book each attempt (``attempts.make_call``):
-    every attempt is in the ledger and on disk at once, so a crash after a paid call loses nothing."""
+    """Bound the input, then reserve, make and book each attempt (``attempts.make_call``): each
+    attempt is on the ledger branch at its worst case before it starts (``Reserver.cover``), and
+    in the ledger and on disk once made, so a crash after a paid call loses nothing."""
     price = session.config.price(model)
     ledgering = attempts.Ledgering(
         ledger=lambda: session.ledger, budget_micro_usd=session.config.monthly_budget_micro_usd,
         book=lambda call: session.save(replace(session.record, calls=session.record.calls + (call,))),
-        cover=lambda worst: session.reserver.cover(session.ledger, session.record.task, session.record.cost_micro_usd, worst),
+        cover=lambda in_flight: session.reserver.cover(session.ledger, session.record.task, in_flight),
     )
     reply = attempts.make_call(
         attempts.Call(step=step, price=price, max_tokens=max_tokens, bound=bound, send=send), ledgering,
@@ -437,17 +438,26 @@ def _open_pull_request(
     gitops.push(repo, sha, branch, env)
     session.say(f"Pushed {branch}")
     answered = next(c.model for c in reversed(session.record.calls) if c.step == "analysis" and c.outcome == "ok")
-    body = reports.pull_request_body(
+    body = partial(
+        reports.pull_request_body,
         summary=github.neutralise_markers(plan.summary), analysis=github.neutralise_markers(analysis), analysis_model=answered,
         files=[(edit.path, edit.action) for edit in plan.edits], record=session.record,
         refused=tuple(github.neutralise_markers(reason) for reason in plan.refused),
-        ledger=session.ledger, budget_micro_usd=config.monthly_budget_micro_usd, link=reports.run_url(env),
+        budget_micro_usd=config.monthly_budget_micro_usd, link=reports.run_url(env),
         marker=intake.footer(task), notes=tuple(session.notes),
     )
-    pr = github.open_pull_request(
-        remote, title=_title(session, task), body=redact(body, session.secrets), head=branch, base=default,
-        labels=config.pr_labels, draft=config.pr_draft,
-    )
+    return _open_with_receipt(session, remote, task, branch, default, lambda ledger: redact(body(ledger=ledger), session.secrets))
+
+
+def _open_with_receipt(
+    session: Session, remote: Repository, task: tasks.Task, head: str, base: str, body: Callable[[Ledger], str]
+) -> github.BotPull:
+    """Open the PR with ``body(ledger)``, its receipt corrected after the ledger commit (``Posted``)."""
+    config = session.config
+    text = body(session.ledger)
+    pr = github.open_pull_request(remote, title=_title(session, task), body=text, head=head, base=base,
+                                  labels=config.pr_labels, draft=config.pr_draft)
+    session.posted.append(Posted(pr.url, text, body, partial(github.edit_pull_body, remote, pr.number)))
     session.say(f"Opened {pr.url}")
     return pr
 
@@ -480,38 +490,112 @@ def _resume_pushed_branch(
         gitops.fetch(repo, default, env)
         paid = next((run for run in reversed(session.ledger.runs)
                      if run.task == session.record.task[: ledger_module.TASK_TEXT_KEPT] and run.outcome.startswith("failed:")), None)
-        body = reports.resumed_pull_request_body(
+        body = partial(
+            reports.resumed_pull_request_body,
             summary=github.neutralise_markers(rest.removesuffix(OPENED_BY).strip()),
-            files=gitops.changed_files(repo, tip, env), record=paid, ledger=session.ledger,
+            files=gitops.changed_files(repo, tip, env), record=paid,
             budget_micro_usd=config.monthly_budget_micro_usd, link=reports.run_url(env), marker=intake.footer(task),
         )
         session.say(f"Found {branch}, pushed by an earlier run whose pull request was not opened; opening it now")
-        pr = github.open_pull_request(remote, title=_title(session, task), body=redact(body, session.secrets), head=branch,
-                                      base=default, labels=config.pr_labels, draft=config.pr_draft)
-        session.say(f"Opened {pr.url}")
-        return pr
+        return _open_with_receipt(session, remote, task, branch, default,
+                                  lambda ledger: redact(body(ledger=ledger), session.secrets))
     return None
 
 
 def _close_run(
     session: Session, notifier: Notifier, outcome: str, error: AutomationError | None, refused: budget.BudgetStop | None
 ) -> None:
-    """Record the outcome, commit the ledger, then announce it: runs even when a step failed."""
+    """Record the outcome and commit the ledger, then report the run from the ledger as committed
+    (merged with what overlapping runs committed): the job summary, Discord, and the receipts
+    already posted on GitHub. Runs even when a step failed. A ledger that could not reach its
+    branch is said in all three, and fails the run once reported."""
     if session.record.calls:
         session.save(replace(session.record, outcome=outcome))
     session.ledger = health.after_run(session.ledger, session.record, session.record.task, outcome, session.config, session.now)
-    session.ledger, embeds = alerts.after_run(
-        session.ledger, session.config, session.record, outcome, getattr(error, "kind", error.step if error else None),
-        redact(error.message, session.secrets) if error else None, session.now, session.repository,
-        reports.run_url(session.env), refused, notes=tuple(session.notes),
+    announce = partial(
+        alerts.after_run, config=session.config, record=session.record, outcome=outcome,
+        error_kind=getattr(error, "kind", error.step if error else None),
+        error_message=redact(error.message, session.secrets) if error else None, now=session.now,
+        repository=session.repository, run_url=reports.run_url(session.env), stop=refused, notes=tuple(session.notes),
     )
-    if outcome != HANDED_OVER:  # the full run writes it
-        _write_job_summary(session, outcome, error)
+    ledger, embeds = announce(session.ledger)
+    failure: AutomationError | None = None
+    rescued = False
     try:
-        if session.ledger != session.base_ledger or session.reserver.held is not None:
-            _commit_ledger(session)
-    finally:  # Discord last: a slow webhook (a 429 asking for a minute) must not hold the ledger back
-        notifier.notify(embeds)
+        if ledger != session.base_ledger or session.reserver.held is not None:
+            ledger, embeds, failure = _commit_ledger(session, announce)
+            rescued = failure is not None
+    except AutomationError as unrecorded:
+        failure = unrecorded
+        raise
+    finally:
+        session.ledger = ledger
+        if failure is not None:
+            where = _ledger_elsewhere(session, failure, rescued)
+            session.say(where)
+            session.notes.append(where)
+            embeds.append(discord.run_failed_embed(
+                repository=session.repository, now=session.now, step="ledger", error_kind="ledger_refused", message=where,
+                run_url=reports.run_url(session.env), task=session.record.task or None, secrets=session.secrets,
+            ))
+        if outcome != HANDED_OVER:  # the full run writes it
+            _write_job_summary(session, outcome, error)
+        notifier.notify(embeds)  # Discord last: a slow webhook (a 429 asking for a minute) must not hold the ledger back
+    _correct_posted(session)
+    if failure is not None:
+        raise failure
+
+
+def _commit_ledger(
+    session: Session, announce: Callable[[Ledger], tuple[Ledger, list[alerts.Embed]]]
+) -> tuple[Ledger, list[alerts.Embed], AutomationError | None]:
+    """Commit the ledger to its branch, merged with what other runs committed meanwhile, the run's
+    alerts decided on that merge; refused there, to the rescue branch. Returns the ledger as
+    committed, the alerts, and the refusal when it went to the rescue branch. Raises GitError
+    when neither branch takes it."""
+    path = session.repo / session.config.ledger_path
+    ledger_module.save(session.ledger, path)
+    said: list[list[alerts.Embed]] = []
+
+    def finish(view: Ledger) -> Ledger:
+        committed, embeds = announce(view)
+        said.append(embeds)
+        return committed
+
+    message = f"ai-orchestration: ledger for run {session.record.id} ({format_usd(session.record.cost_micro_usd, 4)})"
+    settled = session.reserver.settle(session.ledger, finish, message)
+    ledger_module.save(settled.ledger, path)  # the checkout holds what was committed
+    if settled.refused is None:
+        session.say(f"Ledger committed to {settled.branch}")
+    return settled.ledger, said[-1], settled.refused
+
+
+def _ledger_elsewhere(session: Session, failure: AutomationError, rescued: bool) -> str:
+    """Where the run's spend is when its ledger did not reach its branch, in one line for the
+    log, the job summary and Discord."""
+    if rescued:
+        return (f"The ledger could not go to its branch ({failure.message}); it was committed to branch "
+                f"{ledger_source.RESCUE_BRANCH} instead, which every run merges back in, so no spend is lost.")
+    held = session.reserver.held
+    if held is None or not session.record.calls:
+        return f"The ledger could not be committed ({failure.message}); this run called no model, so nothing is lost."
+    return (f"The ledger could not be committed ({failure.message}). This run's calls up to the last one it started "
+            f"(that one at its worst case) are on {session.reserver.branch} with its reservation, which every later run "
+            f"books as spent once it expires ({held.expires_at}).")
+
+
+def _correct_posted(session: Session) -> None:
+    """Receipts already on GitHub, rendered again from the ledger as committed; updated where they differ."""
+    for posted in session.posted:
+        text = posted.render(session.ledger)
+        if text == posted.text:
+            continue
+        try:
+            posted.update(text)
+        except AutomationError as failed:
+            session.say(f"warning: could not update the cost receipt on {posted.where} to the month as committed: {failed.message}")
+        else:
+            session.say(f"Updated the cost receipt on {posted.where} to the month as committed")
 
 
 def _write_job_summary(session: Session, outcome: str, error: AutomationError | None) -> None:
@@ -529,35 +613,6 @@ def _write_summary(env: Mapping[str, str], text: str) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as summary:
             summary.write(redact(text, secret_values(env)))
-
-
-def _commit_ledger(session: Session) -> None:
-    """Commit the ledger to its branch; if the branch moved, merge and retry."""
-    config, repo, env = session.config, session.repo, session.env
-    ledger_module.save(session.ledger, repo / config.ledger_path)
-    default = gitops.remote_default_branch(repo, env)
-    target = config.ledger_branch or default
-
-    def render(remote_text: bytes | None) -> bytes:
-        theirs = session.base_ledger if remote_text is None else ledger_module.from_text(remote_text.decode("utf-8"), f"{target}:{config.ledger_path}")
-        merged = session.reserver.settle(ledger_module.merge(session.base_ledger, session.ledger, theirs))
-        return ledger_module.to_text(merged).encode("utf-8")
-
-    message = f"ai-orchestration: ledger for run {session.record.id} ({format_usd(session.record.cost_micro_usd, 4)})"
-    try:
-        gitops.commit_file_with_retry(
-            repo, target, config.ledger_path, render, message,
-            attempts=LEDGER_PUSH_ATTEMPTS, env=env, create_branch_from=default if config.ledger_branch else None,
-        )
-    except ProtectedBranchError:
-        # Never lose what was spent: keep the ledger where every later run reads it back in.
-        gitops.commit_file_with_retry(
-            repo, RESCUE_LEDGER_BRANCH, config.ledger_path, render, message,
-            attempts=LEDGER_PUSH_ATTEMPTS, env=env, create_branch_from=default,
-        )
-        session.say(f"The ledger was kept on branch {RESCUE_LEDGER_BRANCH}; later runs merge it back in, so no spend is lost.")
-        raise
-    session.say(f"Ledger committed to {target}")
 
 
 def dry_run(
@@ -592,7 +647,7 @@ def dry_run(
               for window in windows.current(config, ledger, now) if window.name != windows.MONTH),
         ]
         try:
-            windows.check_start(config, ledger, now, "", *reservations.estimate(config, estimate.PROMPT_OVERHEAD_TOKENS))
+            windows.check_start(config, ledger, now, "", *budget.run_reservation(config, estimate.PROMPT_OVERHEAD_TOKENS))
         except budget.BudgetStop as stop:
             lines.append(f"The budget would stop this run before its first call (exit 0): {stop.message}")
         lines += config.retirement_warnings(now.date()) + [f"note: {note}" for note in config.retirement_notes()]

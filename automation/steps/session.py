@@ -20,6 +20,18 @@ from ..money import reservations
 from ..money.ledger import Ledger, RunRecord
 
 
+@dataclass(frozen=True)
+class Posted:
+    """Text with the month's figures already shown on GitHub (a PR body, a reply) at ``where``:
+    after the ledger commit it is rendered again from the ledger as committed and, when that
+    differs (a run that overlapped this one settled first), ``update`` replaces it."""
+
+    where: str
+    text: str
+    render: Callable[[Ledger], str]
+    update: Callable[[str], None]
+
+
 @dataclass
 class Session:
     """What one run holds: settings, clients, and the ledger as it grows call by call."""
@@ -42,6 +54,7 @@ class Session:
     openai_client: object = None
     # What the run had to work around, said in the log, the PR body and Discord.
     notes: list[str] = field(default_factory=list)
+    posted: list[Posted] = field(default_factory=list)
 
     def say(self, line: str) -> None:
         self.out.write(redact(line, self.secrets) + "\n")

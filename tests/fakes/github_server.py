@@ -12,7 +12,7 @@ route with :meth:`FakeGitHub.fail_next`, and assert on ``fake.requests``.
         repo = github.connect(gh.env(), retries=0)
 
 Routes (relative to the API root, which may carry a GitHub Enterprise ``/api/v3`` prefix):
-``GET /repos/{o}/{r}``, ``GET|POST /repos/{o}/{r}/pulls``, ``GET|PATCH /repos/{o}/{r}/pulls/{n}``,
+``GET /repos/{o}/{r}``, ``GET|POST /repos/{o}/{r}/pulls``, ``GET|PATCH /repos/{o}/{r}/pulls/{n}``, ``GET|PATCH /repos/{o}/{r}/issues/comments/{id}``,
 ``GET /repos/{o}/{r}/issues/{n}``, ``POST /repos/{o}/{r}/issues/{n}/labels``, and for follow-ups
 ``GET /repos/{o}/{r}/commits/{sha}`` with ``/check-runs`` and ``/status`` (seed with
 :meth:`FakeGitHub.add_check_run` and :meth:`FakeGitHub.add_status`),
@@ -648,6 +648,16 @@ class FakeGitHub(LoopbackServer):
             if pull is None or method != "GET":
                 return 404, not_found, {}
             return 200, (self.commits_of if match.group(2) == "commits" else self.files_of)(pull), {}
+        if match := re.fullmatch(rf"{re.escape(repo_path)}/issues/comments/(\d+)", path):
+            found = next((c for c in self.comments if c["id"] == int(match.group(1))), None)
+            if found is None or method not in ("GET", "PATCH"):
+                return 404, not_found, {}
+            if method == "PATCH":
+                body = (request.json or {}).get("body")
+                if not isinstance(body, str) or not body:
+                    raise _Answer(422, self.validation_failed("Body cannot be blank").body)
+                found["body"] = body
+            return 200, _public(found), {}
         if match := re.fullmatch(rf"{re.escape(repo_path)}/(pulls|issues)/(\d+)/(reviews|comments)", path):
             kind, number, part = match.group(1), int(match.group(2)), match.group(3)
             if not any(p.number == number for p in self.pulls):

@@ -67,6 +67,7 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
     path: str | None = None
     delay: float = 0.0  # seconds the fake holds the request before answering (a slow provider)
+    release: threading.Event | None = None  # or: held until the test sets it (at most two minutes)
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,8 @@ class FakeModelServer(LoopbackServer):
     def _send(handler: BaseHTTPRequestHandler, reply: Reply) -> None:
         if reply.delay:
             time.sleep(reply.delay)
+        if reply.release is not None:
+            reply.release.wait(timeout=120)
         body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
         handler.send_response(reply.status)
         handler.send_header("content-type", "application/json")
