@@ -596,11 +596,13 @@ def test_simulate_posts_each_milestone_and_the_budget_alert_once_a_month(repo: P
         {
             ("2026-11", "💰 Milestone: $5 reached"): 1,
             ("2026-11", "💰 Milestone: $10 reached"): 1,
+            ("2026-11", "⚠️ 80% of the month's budget spent"): 1,  # budget.warn_at_percent, once a month
             # $15 is never reached (spend stops short of the cap): the budget-exhausted alert says so instead
             ("2026-11", "🛑 Budget exhausted"): 1,
             ("2026-12", "📊 Monthly recap: 2026-11"): 1,
             ("2026-12", "💰 Milestone: $5 reached"): 1,
             ("2026-12", "💰 Milestone: $10 reached"): 1,
+            ("2026-12", "⚠️ 80% of the month's budget spent"): 1,
             ("2026-12", "🛑 Budget exhausted"): 1,
             # from 15 December the default code model is within 30 days of the OpenAI shutdown (its default
             # fallback too, but nobody chose it: it is replaced without a word)

@@ -58,6 +58,11 @@ class Config:
 
     source: str = DEFAULT_CONFIG_PATH
     monthly_budget_micro_usd: int = 15_000_000
+    # Optional windows beside the month (money/windows.py): the UTC day, the ISO week, one run.
+    daily_budget_micro_usd: int | None = None
+    weekly_budget_micro_usd: int | None = None
+    run_budget_micro_usd: int | None = None
+    warn_at_percent: int = 80  # one Discord alert per window as its spend reaches this share of its cap
     milestones_micro_usd: tuple[int, ...] = (5_000_000, 10_000_000, 15_000_000)
     tasks_file: str = "docs/TASKS.md"
     max_open_prs: int = 5
@@ -280,6 +285,17 @@ def _positive_usd(key: str, value: Any) -> int:
     return micro
 
 
+def _optional_usd(key: str, value: Any) -> int | None:
+    """A positive dollar amount, or null (the window is off)."""
+    return None if value is None else _positive_usd(key, value)
+
+
+def _percent(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 100:
+        raise _TypeProblem(f"{key} must be a whole number from 1 to 100 (got {value!r})")
+    return value
+
+
 def _usd_list(key: str, value: Any) -> tuple[int, ...]:
     if not isinstance(value, list):
         raise _TypeProblem(f"{key} must be a list of dollar amounts, like [5, 10, 15]")
@@ -424,6 +440,10 @@ SCHEMA: dict[str, tuple[str, Validator]] = {
     "enabled": ("enabled", _bool),
     "budget.monthly_usd": ("monthly_budget_micro_usd", _positive_usd),
     "budget.milestones_usd": ("milestones_micro_usd", _usd_list),
+    "budget.daily_usd": ("daily_budget_micro_usd", _optional_usd),
+    "budget.weekly_usd": ("weekly_budget_micro_usd", _optional_usd),
+    "budget.run_usd": ("run_budget_micro_usd", _optional_usd),
+    "budget.warn_at_percent": ("warn_at_percent", _percent),
     "tasks.file": ("tasks_file", _relative_path),
     "pull_requests.max_open": ("max_open_prs", _positive_int),
     "pull_requests.labels": ("pr_labels", _text_list),

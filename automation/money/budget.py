@@ -26,9 +26,9 @@ class BudgetStop(PolicyStop):
 
     outcome = "budget_stop"
 
-    def __init__(self, needed_micro_usd: int, remaining_micro_usd: int) -> None:
+    def __init__(self, needed_micro_usd: int, remaining_micro_usd: int, message: str | None = None) -> None:
         super().__init__(
-            f"budget stop: the next call may cost up to ${needed_micro_usd / 1e6:.6f} "
+            message or f"budget stop: the next call may cost up to ${needed_micro_usd / 1e6:.6f} "
             f"but only ${remaining_micro_usd / 1e6:.6f} is left this month"
         )
         self.needed_micro_usd = needed_micro_usd

@@ -108,10 +108,10 @@ class Cadence:
         )
 
 
-def cadence(typical_micro_usd: int, budget_micro_usd: int, month_hours: float) -> Cadence:
-    """The cron that spends at most the budget at the typical cost: as many runs a day as the
-    month's share allows, at evenly spread hours (or one run every few days)."""
-    runs = budget_micro_usd // max(1, typical_micro_usd)
+def cadence(runs: int, month_hours: float) -> Cadence:
+    """The cron that makes at most ``runs`` runs in the month (what the budget and its windows pay
+    for at the typical cost, ``windows.runs_a_month``): as many runs a day as that allows, at
+    evenly spread hours (or one run every few days)."""
     interval = month_hours / runs if runs else month_hours
     days = month_hours / 24
     if not runs:

@@ -7,8 +7,10 @@ The protocol (``Reserver``):
    every expired reservation whose run never settled as spent (``Ledger.book_expired``).
 2. One task, one pull request: stop (exit 0, ``duplicate``) when another run's live
    reservation claims the same task, or a run this one did not know about has opened a PR for it.
-3. ``available = budget - recorded spend of other runs - other runs' live reservations``.
-   Stop for budget (exit 0) when what is needed cannot fit; otherwise hold
+3. ``available = budget - recorded spend of other runs - other runs' live reservations``, for
+   every budget window (the month, and the day and ISO week when set: windows.py), the least of
+   them and never more than ``budget.run_usd``. Stop for budget (exit 0) when the run's worst case
+   exceeds the run cap, or what is needed cannot fit in a window; otherwise hold
    ``min(what the run wants, available)`` until ``now + ledger.reservation_minutes``, never past
    the run's deadline plus the clock skew allowed.
 4. Commit that ledger on top of the fetched tip and push *without force*: git refuses the push
@@ -42,7 +44,7 @@ from ..core.config import CLOCK_SKEW_MINUTES, Config
 from ..core.errors import AutomationError, GitError, LedgerError, PolicyStop, PushRefusedError
 from ..core.prices import format_usd
 from ..repo import gitops
-from . import budget
+from . import windows
 from . import ledger as ledger_module
 from .ledger import TASK_TEXT_KEPT, UNSETTLED, CallRecord, Ledger, Reservation
 from . import ledger_source
@@ -219,12 +221,8 @@ class Reserver:
         now = self.now()
         if claim:
             self._check_claim(view, task, now)
-        ours = view.run(self.run_id)
-        spent_by_others = view.spent_micro_usd - (ours.cost_micro_usd if ours else 0)
-        available = (self.config.monthly_budget_micro_usd - spent_by_others
-                     - view.reserved_micro_usd(now, self.config.reservation_horizon, self.run_id))
-        if needed > available:
-            raise budget.BudgetStop(needed, max(0, available))
+            windows.check_run_cap(self.config, wanted)  # the run's worst case, before any call
+        available = windows.available(self.config, view, now, self.run_id, needed)
         expires = now + dt.timedelta(minutes=self.config.reservation_minutes)
         if self.deadline_at is not None:  # never longer than the run can last
             expires = min(expires, self.deadline_at + dt.timedelta(minutes=CLOCK_SKEW_MINUTES))

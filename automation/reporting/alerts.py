@@ -14,7 +14,7 @@ from typing import Any
 
 from ..core.config import Config
 from ..models import health
-from ..money import budget, estimate, spend
+from ..money import budget, spend, windows
 from ..money.ledger import Ledger, MonthSummary, RunRecord
 from ..repo.checks import FAILED, Verification
 from . import discord
@@ -105,13 +105,15 @@ def after_run(
     now: dt.datetime,
     repository: str,
     run_url: str | None,
-    needed_micro_usd: int | None = None,
+    stop: budget.BudgetStop | None = None,
     notes: tuple[str, ...] = (),
     checks: Verification | None = None,
 ) -> tuple[Ledger, list[Embed]]:
-    """The run's own alert, then each milestone crossed and the budget-exhausted alert, once each.
+    """The run's own alert, then each milestone crossed, each budget window past
+    ``budget.warn_at_percent`` and the budget stop's alert, once each.
 
-    ``needed_micro_usd``: what the call the budget refused could have cost, for that alert.
+    ``stop``: the budget stop that ended the run, if one did (what the refused call could have
+    cost, and which window refused it).
     """
     cap = config.monthly_budget_micro_usd
     pace = budget.pace(ledger, cap, now)
@@ -141,7 +143,8 @@ def after_run(
                 task=record.task or None, checks=checks_line(checks),
             )
         )
-    stopped = outcome == "budget_stop"
+    ledger, warnings = _window_warnings(ledger, config, now, repository)
+    embeds += warnings
     crossed = budget.newly_reached_milestones(ledger, config.milestones_micro_usd)
     for milestone in crossed:
         embeds.append(
@@ -155,9 +158,40 @@ def after_run(
             ledger,
             milestones_reached_micro_usd=tuple(sorted(set(ledger.milestones_reached_micro_usd) | set(crossed))),
         )
-    if stopped and not ledger.notified.get("budget_exhausted"):
-        embeds.append(discord.budget_exhausted_embed(repository=repository, now=now, month_spent_micro=ledger.spent_micro_usd,
-                                                     budget_micro=cap, needed_micro=needed_micro_usd,
-                                                     run_worst_micro=budget.run_reservation(config, estimate.PROMPT_OVERHEAD_TOKENS)[0]))
-        ledger = ledger.with_notified("budget_exhausted", True)
+    if stop is not None:
+        ledger, said = _stop_alert(ledger, stop, cap, now, repository)
+        embeds += said
     return ledger, embeds
+
+
+def _window_warnings(ledger: Ledger, config: Config, now: dt.datetime, repository: str) -> tuple[Ledger, list[Embed]]:
+    """One alert per budget window as its spend reaches ``budget.warn_at_percent``; the flags
+    (``notified.warned``) outlive the month for the week that straddles it, and are pruned to
+    the windows still open."""
+    crossed = windows.crossed(config, ledger, now)
+    embeds = [discord.budget_warning_embed(repository=repository, now=now, window=window, percent=config.warn_at_percent)
+              for window in crossed]
+    open_flags = {windows.warn_flag(window) for window in windows.current(config, ledger, now)}
+    flags = sorted(open_flags & (set(ledger.notified.get("warned", [])) | {windows.warn_flag(w) for w in crossed}))
+    if flags != list(ledger.notified.get("warned", [])):
+        ledger = ledger.with_notified("warned", flags)
+    return ledger, embeds
+
+
+def _stop_alert(ledger: Ledger, stop: budget.BudgetStop, cap: int, now: dt.datetime, repository: str) -> tuple[Ledger, list[Embed]]:
+    """The budget stop's alert, once per window: the month's budget exhausted, the day's or the
+    week's cap reached (until it reopens), or the run cap (once a month: it stops every run)."""
+    window = stop.window if isinstance(stop, windows.WindowStop) else None
+    if not isinstance(stop, windows.WindowStop) or (window is not None and window.name == windows.MONTH):
+        if ledger.notified.get("budget_exhausted"):
+            return ledger, []
+        embed = discord.budget_exhausted_embed(repository=repository, now=now, month_spent_micro=ledger.spent_micro_usd,
+                                               budget_micro=cap, needed_micro=stop.needed_micro_usd)
+        return ledger.with_notified("budget_exhausted", True), [embed]
+    flag = "run" if window is None else windows.warn_flag(window)
+    said = list(ledger.notified.get("stopped", []))
+    if flag in said:
+        return ledger, []
+    embed = discord.budget_window_stop_embed(repository=repository, now=now, message=stop.message, window=window)
+    return ledger.with_notified("stopped", sorted({*said, flag})), [embed]
+

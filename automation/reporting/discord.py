@@ -22,12 +22,15 @@ import requests
 from ..core.prices import format_usd
 from ..core.redact import MASK, redact, redact_tree, secret_values
 from ..core.wording import plural
+from ..money.windows import Window
 from .reports import progress_bar, spent_usd
 
 __all__ = [
     "COLOURS",
     "Notifier",
     "budget_exhausted_embed",
+    "budget_warning_embed",
+    "budget_window_stop_embed",
     "fit_embed",
     "fit_message",
     "milestone_embed",
@@ -62,6 +65,7 @@ COLOURS: dict[str, int] = {
     "run_failed": 0xE74C3C,  # red
     "model_retiring": 0x9B59B6,  # purple
     "run_started": 0x95A5A6,  # grey
+    "budget_warning": 0xF1C40F,  # gold, like a milestone
 }
 
 MAX_RETRY_AFTER_SECONDS = 60.0  # a longer rate limit is not worth holding a CI job for
@@ -373,6 +377,38 @@ def budget_exhausted_embed(
             ("Month to date", _month_to_date(month_spent_micro, budget_micro), False),
             ("Resets", f"{reset:%Y-%m-%d} 00:00 UTC", True),
         ],
+        repository=repository,
+        now=now,
+    )
+
+
+def budget_warning_embed(*, repository: str, now: dt.datetime, window: Window, percent: int) -> dict[str, Any]:
+    """A budget window's spend has reached ``budget.warn_at_percent`` of its cap (said once per window)."""
+    return _embed(
+        "budget_warning",
+        title=f"⚠️ {percent}% of the {window.name}'s budget spent",
+        description=f"Spend {window.describe()} has reached {percent}% of {window.key}; runs stop when the next "
+        f"call no longer fits, until the window reopens.",
+        fields=[
+            (window.label, _month_to_date(window.spent_micro_usd, window.cap_micro_usd), False),
+            ("Reopens", f"{_utc(window.reopens_at):%Y-%m-%d %H:%M} UTC", True),
+        ],
+        repository=repository,
+        now=now,
+    )
+
+
+def budget_window_stop_embed(*, repository: str, now: dt.datetime, message: str, window: Window | None) -> dict[str, Any]:
+    """A run stopped by the day's or week's cap, or by the run cap (``message`` says which and why)."""
+    fields = [] if window is None else [
+        (window.label, _month_to_date(window.spent_micro_usd, window.cap_micro_usd), False),
+        ("Reopens", f"{_utc(window.reopens_at):%Y-%m-%d %H:%M} UTC", True),
+    ]
+    return _embed(
+        "budget_exhausted",
+        title=f"🛑 Budget stop: {'the run cap' if window is None else f'the {window.name} is spent'}",
+        description=message,
+        fields=fields,
         repository=repository,
         now=now,
     )

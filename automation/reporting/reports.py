@@ -12,8 +12,8 @@ from ..core.config import Config
 from ..core.prices import MICRO, format_usd
 from ..core.wording import plural
 from ..models import health
-from ..money import budget, estimate, spend
-from ..money.ledger import UNSETTLED, Ledger, RunRecord
+from ..money import budget, estimate, spend, windows
+from ..money.ledger import TIME_FORMAT, UNSETTLED, Ledger, RunRecord
 from ..repo.checks import FAILED, PASSED, PRE_EXISTING, Verification
 from ..repo.context import _fence_for
 from . import model_text, series
@@ -98,6 +98,14 @@ def status_data(config: Config, ledger: Ledger, now: dt.datetime, paused: str | 
         "health": health.status_data(ledger, config, now),
         "follow_ups": _follow_ups(ledger),
         "checks": _checks(ledger),
+        "windows": [
+            {"window": window.name, "key": window.key, "label": window.label, "cap_usd": usd(window.cap_micro_usd),
+             "spent_usd": usd(window.spent_micro_usd), "remaining_usd": usd(window.left_micro_usd),
+             "reopens_at": window.reopens_at.strftime(TIME_FORMAT)}
+            for window in windows.current(config, ledger, now)
+        ],
+        "run_cap_usd": None if config.run_budget_micro_usd is None else usd(config.run_budget_micro_usd),
+        "warn_at_percent": config.warn_at_percent,
     }
 
 
@@ -156,6 +164,13 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
         lines.append(f"  checks: {plural(checked['runs'], 'run')} checked ({checked['passed']} passed, {checked['failed']} failed, "
                      f"{plural(checked['repairs'], 'repair')}); pull requests opened with the checks passing: "
                      f"{checked['pull_requests_passed']}, failing: {checked['pull_requests_failed']}")
+    for window in data["windows"]:
+        if window["window"] != windows.MONTH:  # the month has the lines above
+            lines.append(f"  {windows.TITLES[window['window']]} ({window['label']}): spent {_money(window['spent_usd'])} of "
+                         f"{_money(window['cap_usd'])} ({_money(window['remaining_usd'])} left; {window['key']}), "
+                         f"reopens {window['reopens_at']}")
+    if data["run_cap_usd"] is not None:
+        lines.append(f"  one run may spend at most {_money(data['run_cap_usd'])} ({windows.RUN_KEY})")
     reached = ", ".join(map(_money, data["milestones_reached"])) or "none yet"
     lines.append(f"  milestones reached: {reached} (of {', '.join(map(_money, data['milestones_usd']))})")
     lines += [f"  {line}" for line in health.render_stats(health.model_stats(ledger))]
@@ -194,24 +209,41 @@ def render_costs(config: Config, now: dt.datetime, model: estimate.RunModel) -> 
     cap = config.monthly_budget_micro_usd
     start, end = budget.month_bounds(now.strftime("%Y-%m"))
     month_hours = (end - start).total_seconds() / 3600
-    plan = estimate.cadence(cost.typical, cap, month_hours)
+    days = round(month_hours / 24)
+    typical_runs, binding = windows.runs_a_month(config, cost.typical, days)
+    worst_runs, _ = windows.runs_a_month(config, worst.run, days)
+    plan = estimate.cadence(typical_runs, month_hours)
     code_worst = budget.CODE_CALLS * worst.code
+    caps = [f"{format_usd(cap)} a month"] + [
+        f"{format_usd(amount)} a {name}" for name, amount in (
+            ("day", config.daily_budget_micro_usd), ("week", config.weekly_budget_micro_usd), ("run", config.run_budget_micro_usd))
+        if amount is not None
+    ]
     lines = [
-        f"Cost of one run (budget {format_usd(cap)} a month)",
+        f"Cost of one run (budget {', '.join(caps)})",
         f"  {'step':<10}{'model':<22}{'typical':>12}{'worst case':>14}",
         f"  {'analysis':<10}{analysis.model:<22}{format_usd(cost.analysis_typical, 4):>12}{format_usd(worst.analysis, 4):>14}",
         f"  {'code':<10}{code.model:<22}{format_usd(cost.code_typical, 4):>12}{format_usd(code_worst, 4):>14}",
         f"  {'total':<32}{format_usd(cost.typical, 4):>12}{format_usd(worst.run, 4):>14}",
         "",
         f"  {model.assumptions()}; {worst.describe(config)}",
-        f"  runs a month within the budget: about {plan.runs:,} typical, at least {cap // worst.run:,} even at worst case",
+        f"  runs a month within the budget: about {plan.runs:,} typical, at least {worst_runs:,} even at worst case"
+        + (f" ({binding} allows the fewest)" if binding != windows.CONFIG_KEYS[windows.MONTH] else ""),
         f"  pull requests a month: at most one a run, so up to {plan.runs:,}",
         f"  a run every {_hours(plan.interval_hours)} spreads the budget over a {month_hours / 24:.0f}-day month;"
         f" {plan.advice(cost.typical)}",
     ]
+    if config.run_budget_micro_usd is not None and worst.run > config.run_budget_micro_usd:
+        lines.append(f"  {windows.RUN_KEY} {format_usd(config.run_budget_micro_usd)} is below what a run reserves "
+                     f"({format_usd(worst.run, 4)} at most): every run stops before its first call")
     sure = estimate.reachable_spend(config)
     for milestone in config.milestones_micro_usd:
-        lines.append(f"  {_milestone_promise(milestone, cap, sure, worst.run, cost.typical, plan.interval_hours, month_hours)}")
+        runs_needed = -(-milestone // cost.typical)
+        if runs_needed > plan.runs and binding != windows.CONFIG_KEYS[windows.MONTH]:
+            lines.append(f"  {format_usd(milestone)} milestone: after about {plural(runs_needed, 'run')}, "
+                         "more than the budget's windows allow this month")
+        else:
+            lines.append(f"  {_milestone_promise(milestone, cap, sure, worst.run, cost.typical, plan.interval_hours, month_hours)}")
     lines += [f"  {warning}" for warning in config.retirement_warnings(now.date())]
     lines += [f"  note: {note}" for note in config.retirement_notes()]
     return "\n".join(lines)

@@ -22,7 +22,7 @@ from ..core.prices import ANTHROPIC, format_usd
 from ..core.redact import mask_commands, redact, secret_values
 from ..core.wording import plural
 from ..models import attempts, health, keys
-from ..money import budget, estimate, ledger_source, reservations, spend
+from ..money import budget, estimate, ledger_source, reservations, spend, windows
 from ..money import ledger as ledger_module
 from ..money.ledger import Ledger, RunRecord
 from ..repo import context, edits, github, gitops, intake, tasks
@@ -87,9 +87,9 @@ def run(
     notifier.notify(embeds)
     outcome: str = "failed:internal"
     error: AutomationError | None = None
-    needed: int | None = None  # what the call a budget stop refused could have cost
+    refused: budget.BudgetStop | None = None  # the budget stop, for its alert
     try:
-        budget.reserve(session.ledger, config.monthly_budget_micro_usd, config.price(config.analysis_model), 0, config.output_cap(config.analysis_model))
+        windows.check_start(config, session.ledger, now, session.record.id, *budget.run_reservation(config, estimate.PROMPT_OVERHEAD_TOKENS))
         remote = github.connect(env)
         pulls = github.bot_pull_requests(remote, config.branch_prefix)
         if task_text is None:  # follow-ups first, unless someone asked for a task by hand
@@ -111,7 +111,7 @@ def run(
         outcome = "pr_opened"
     except PolicyStop as stop:
         session.say(stop.message)
-        outcome, needed = stop.outcome, getattr(stop, "needed_micro_usd", None)
+        outcome, refused = stop.outcome, stop if isinstance(stop, budget.BudgetStop) else None
     except AutomationError as failure:
         error = failure
         outcome = f"failed:{failure.step}"
@@ -119,7 +119,7 @@ def run(
         outcome = "failed:interrupted"
         raise
     finally:
-        _close_run(session, notifier, outcome, error, needed)
+        _close_run(session, notifier, outcome, error, refused)
     if error is not None:
         raise error  # recorded, announced and committed: now the CLI reports it and sets the exit code
     if decide_only:
@@ -543,7 +543,9 @@ def _resume_pushed_branch(
     return None
 
 
-def _close_run(session: Session, notifier: Notifier, outcome: str, error: AutomationError | None, needed: int | None) -> None:
+def _close_run(
+    session: Session, notifier: Notifier, outcome: str, error: AutomationError | None, refused: budget.BudgetStop | None
+) -> None:
     """Record the outcome and commit the ledger, then report the run from the ledger as committed
     (merged with what overlapping runs committed): the job summary, Discord, and the receipts
     already posted on GitHub. Runs even when a step failed. A ledger that could not reach its
@@ -555,7 +557,7 @@ def _close_run(session: Session, notifier: Notifier, outcome: str, error: Automa
         alerts.after_run, config=session.config, record=session.record, outcome=outcome,
         error_kind=getattr(error, "kind", error.step if error else None),
         error_message=redact(error.message, session.secrets) if error else None, now=session.now,
-        repository=session.repository, run_url=reports.run_url(session.env), needed_micro_usd=needed, notes=tuple(session.notes),
+        repository=session.repository, run_url=reports.run_url(session.env), stop=refused, notes=tuple(session.notes),
         checks=session.checks.result,
     )
     ledger, embeds = announce(session.ledger)
@@ -701,11 +703,16 @@ def dry_run(
             f"  ({model.assumptions()})",
             f"Budget left in {ledger.month}: {format_usd(left)} of {format_usd(config.monthly_budget_micro_usd)}"
             f" ({reports.progress_bar(ledger.spent_micro_usd, config.monthly_budget_micro_usd)})",
+            *(f"Budget left {window.describe()}: {format_usd(window.left_micro_usd)}"
+              for window in windows.current(config, ledger, now) if window.name != windows.MONTH),
         ]
-        if first > left:
-            lines.append("The budget would stop this run before its first call (exit 0).")
-        elif worst > left:
-            lines.append("Less than its worst case is left: the run would start, but the budget may stop it before a later call.")
+        try:
+            windows.check_start(config, ledger, now, "", *budget.run_reservation(config, estimate.PROMPT_OVERHEAD_TOKENS))
+        except budget.BudgetStop as stop:
+            lines.append(f"The budget would stop this run before its first call (exit 0): {stop.message}")
+        else:
+            if worst > left:
+                lines.append("Less than its worst case is left: the run would start, but the budget may stop it before a later call.")
         lines += verify.describe(repo, config, env)
         lines += config.retirement_warnings(now.date()) + [f"note: {note}" for note in config.retirement_notes()]
         if show_prompt:

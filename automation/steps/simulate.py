@@ -14,7 +14,7 @@ from typing import Iterator
 from ..core.config import Config
 from ..core.prices import Usage, format_usd
 from ..core.wording import plural
-from ..money import budget
+from ..money import budget, windows
 from ..money import ledger as ledger_module
 from ..money import estimate
 from ..money.estimate import PROMPT_OVERHEAD_TOKENS, RunModel
@@ -35,12 +35,12 @@ def _jitter(usage: Usage, rng: random.Random, max_input_tokens: int) -> Usage:
 
 
 def _simulated_run(
-    ledger: Ledger, config: Config, record: RunRecord, model: RunModel, rng: random.Random
-) -> tuple[Ledger, RunRecord, str, int | None]:
+    ledger: Ledger, config: Config, record: RunRecord, model: RunModel, rng: random.Random, moment: dt.datetime
+) -> tuple[Ledger, RunRecord, str, budget.BudgetStop | None]:
     """Reserve and charge the two calls of a run exactly as `run` does.
 
-    Returns the outcome too: "budget_stop" when a reservation fails (with what the refused
-    call needed); like `run`, a run stopped between its two calls keeps (and is charged for)
+    Returns the outcome too: "budget_stop" when a reservation fails, in the month or any other
+    budget window (with the stop, for its alert); like `run`, a run stopped between its two calls keeps (and is charged for)
     the call it made.
     """
     steps = (
@@ -53,9 +53,10 @@ def _simulated_run(
         usage = _jitter(typical, rng, max_input)
         usage = replace(usage, output_tokens=min(usage.output_tokens, max_tokens))
         try:
-            budget.reserve(ledger, config.monthly_budget_micro_usd, price, budget.padded_anthropic_count(usage.input_tokens), max_tokens)
+            worst = budget.reserve(ledger, config.monthly_budget_micro_usd, price, budget.padded_anthropic_count(usage.input_tokens), max_tokens)
+            windows.available(config, ledger, moment, record.id, record.cost_micro_usd + worst)
         except budget.BudgetStop as stop:
-            return ledger, record, "budget_stop", stop.needed_micro_usd
+            return ledger, record, "budget_stop", stop
         call = CallRecord(step=step, model=price.model, provider=price.provider, usage=usage,
                           cost_micro_usd=price.cost_micro_usd(usage), latency_ms=0)
         record = replace(record, calls=record.calls + (call,))
@@ -95,15 +96,16 @@ def simulate(
         ledger, embeds = alerts.before_run(ledger, previous, config, moment, REPOSITORY)
         record = RunRecord(id=f"simulated-{index}", started_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
                            task=f"simulated task {index}", pr_url=f"https://example.invalid/pull/{index}")
-        ledger, record, outcome, needed = _simulated_run(ledger, config, record, model, rng)
+        ledger, record, outcome, stop = _simulated_run(ledger, config, record, model, rng, moment)
         if record.calls:  # as `run` records it; a run stopped between its calls opened no PR
             record = replace(record, outcome=outcome, pr_url=record.pr_url if outcome == "pr_opened" else None)
             ledger = ledger.with_run(record)
-        ledger, after = alerts.after_run(ledger, config, record, outcome, None, None, moment, REPOSITORY, None, needed)
+        ledger, after = alerts.after_run(ledger, config, record, outcome, None, None, moment, REPOSITORY, None, stop)
         embeds += [embed for embed in after if embed["color"] != discord.COLOURS["run_completed"]]
         if outcome == "budget_stop" and not embeds and not record.calls:
             silent_stops += 1
-            if until_micro_usd is not None:
+            reopens = isinstance(stop, windows.WindowStop) and stop.window is not None and stop.window.name != windows.MONTH
+            if until_micro_usd is not None and not reopens:
                 break  # the target cannot be reached: the budget stops every run from here
             continue
         if outcome == "pr_opened":
