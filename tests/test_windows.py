@@ -136,11 +136,11 @@ def test_runs_a_month_follows_the_tightest_window() -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("budget:\n  daily_usd: 0\n", "cfg.yml: budget.daily_usd must be greater than zero (got 0)"),
-    ("budget:\n  weekly_usd: lots\n", "cfg.yml: budget.weekly_usd must be an amount in US dollars, like 15.00"),
-    ("budget:\n  run_usd: -1\n", "cfg.yml: budget.run_usd must be greater than zero (got -1)"),
-    ("budget:\n  warn_at_percent: 0\n", "cfg.yml: budget.warn_at_percent must be a whole number from 1 to 100 (got 0)"),
-    ("budget:\n  warn_at_percent: 80.5\n", "cfg.yml: budget.warn_at_percent must be a whole number from 1 to 100 (got 80.5)"),
+    ("budget:\n  daily_usd: 0\n", "cfg.yml: line 2: budget.daily_usd must be greater than zero (got 0)"),
+    ("budget:\n  weekly_usd: lots\n", "cfg.yml: line 2: budget.weekly_usd must be an amount in US dollars, like 15.00"),
+    ("budget:\n  run_usd: -1\n", "cfg.yml: line 2: budget.run_usd must be greater than zero (got -1)"),
+    ("budget:\n  warn_at_percent: 0\n", "cfg.yml: line 2: budget.warn_at_percent must be a whole number from 1 to 100 (got 0)"),
+    ("budget:\n  warn_at_percent: 80.5\n", "cfg.yml: line 2: budget.warn_at_percent must be a whole number from 1 to 100 (got 80.5)"),
 ])
 def test_bad_window_settings_are_one_line_naming_the_key(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
