@@ -20,7 +20,7 @@ import pytest
 from automation.cli import main
 from automation.core.prices import format_usd
 from automation.money import budget
-from automation.money.ledger import RunRecord
+from automation.money.ledger import Reservation, RunRecord
 from automation.reporting import dashboard, reports, series
 from tests import sample_ledgers
 
@@ -134,6 +134,28 @@ def test_breakers_and_parked_tasks_are_listed(year_repo: Path, tmp_path: Path) -
             '14:00 UTC, then one probe call decides whether it closes</li>') in attention
     assert "openai" not in attention  # closed breakers are not news
     assert "<li>Rewrite the &lt;parser&gt; &amp; keep it fast</li>" in attention
+
+
+def test_a_run_that_never_settled_is_booked_and_marked_in_status_and_on_the_page(tmp_path: Path) -> None:
+    ledger = sample_ledgers.month("2026-11", 4)
+    killed = replace(ledger.runs[-1], id="4242-1-killed", outcome="running")
+    in_flight = replace(killed.calls[-1], outcome="in_flight", cost_micro_usd=8_392)
+    expired = Reservation(killed.id, killed.task, 290_000, "2026-11-21T09:30:00Z", in_flight)  # NOW is 10:00
+    repo = sample_ledgers.write_repo(tmp_path / "repo", replace(ledger.with_run(killed), reservations=(expired,)))
+
+    data = status(repo)
+    page = build(repo, tmp_path / "site")
+    code, text, _ = cli("status", "--repo", str(repo))
+
+    assert data["unsettled"] == {"runs": 1, "spent_usd": round((killed.cost_micro_usd + 8_392) / 1e6, 6), "ids": [killed.id]}
+    # its calls, and the one in flight at its worst case
+    assert round(data["spent_usd"] * 1e6) == ledger.spent_micro_usd + killed.cost_micro_usd + 8_392
+    assert any(f"run {killed.id} never settled" in warning for warning in data["warnings"])
+    assert "never settled: 1 run (killed, or its runner lost?)" in text
+    attention = page.split('<section id="attention"')[1]
+    assert f'<ul id="unsettled"><li>{killed.id}</li></ul>' in attention
+    runs = page.split('id="runs-table"')[1].split("</table>")[0]
+    assert '<td class="bad">unsettled</td>' in runs
 
 
 def test_a_pace_over_budget_names_the_day(tmp_path: Path) -> None:
