@@ -28,13 +28,14 @@ SIZE_LIMIT = 300_000
 
 
 def year_of_ledgers() -> ledger_module.Ledger:
-    """Twelve months of 480 runs (two calls each), rolled over month by month."""
+    """Twelve months of 480 runs (two calls each), rolled over month by month; each month is saved
+    whole, so past its first week (``ledger.CLOSED_RUNS_KEPT``): last month is one summary line."""
     table = PriceTable.builtin()
     sonnet, mini = table.find("claude-sonnet-5-5"), table.find("gpt-4o-mini")
     assert sonnet and mini
     ledger = ledger_module.new_ledger(dt.datetime(2025, 12, 1, tzinfo=dt.timezone.utc), 15_000_000)
     for month in range(1, 13):
-        ledger = ledger_module.rollover(ledger, f"2026-{month:02d}")
+        ledger = ledger_module.as_of(ledger, dt.datetime(2026, month, 28, tzinfo=dt.timezone.utc))
         runs = []
         for index in range(RUNS_PER_MONTH):
             analysis = Usage(input_tokens=19_000 + index, output_tokens=1_900)

@@ -616,8 +616,10 @@ def _merge_runs(
     runs = {run.id: run for run in theirs}
     for run in ours:
         other = runs.get(run.id)
-        if other is None or (before.get(run.id) != run and (before.get(run.id) == other or _progress(run) >= _progress(other))):
-            runs[run.id] = run
+        if other is None or run == other or (
+            before.get(run.id) != run and (before.get(run.id) == other or _progress(run) >= _progress(other))
+        ):
+            runs[run.id] = run  # an equal copy too: the merged ledger shares our records, theirs are let go
     return _sorted_runs(runs.values())
 
 
