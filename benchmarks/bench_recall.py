@@ -173,6 +173,18 @@ def excerpt_lines(excerpt: str) -> set[int]:
     return carried
 
 
+def map_paths(map_text: str) -> set[str]:
+    """The paths the map lists: a folder's line ('a/b/'), then its files indented ('  c.py (1.2 KB)'); top-level files unindented."""
+    paths: set[str] = set()
+    folder = ""
+    for line in map_text.splitlines()[1:]:
+        if line.endswith("/") and not line.startswith(" "):
+            folder = line
+        elif " (" in line:
+            paths.add((folder if line.startswith("  ") else "") + line.strip().split(" (", 1)[0])
+    return paths
+
+
 def hunks_found(hunks: Sequence[Hunk], whole: set[str], excerpts: dict[str, set[int]]) -> int:
     """How many hunks have all their old lines in the prompt (an insertion: the line before, or the first)."""
     found = 0
@@ -233,7 +245,7 @@ def measure(case: Case, cache: Path, cap: int, trace_memory: bool) -> Result:
         tracemalloc.stop()
     whole = sum(target in ctx.files for target in case.targets)
     excerpt = sum(target in ctx.excerpts for target in case.targets)
-    listed = set(re.findall(r"^(\S+) \(", ctx.map_text, re.MULTILINE))
+    listed = map_paths(ctx.map_text)
     in_map = sum(target in listed or target in ctx.files for target in case.targets)
     ranking = bm25_ranking(case, tree, cache)
     hunks = real_hunks(case, cache)

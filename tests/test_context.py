@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from automation.core.errors import GitError
 from automation.repo.context import (
+    MAP_SHARE,
     RepoContext,
     build_context,
     describe,
@@ -63,11 +65,11 @@ def test_map_lists_files_with_sizes_and_outlines_of_files_not_sent(tmp_path: Pat
     big = "def checkout(cart):\n    return sum(cart)\n\n\nclass Basket:\n    def add(self):\n        pass\n" + "# padding\n" * 4_000
     js = "export function render(root) {}\nclass Widget {}\n" + "// padding\n" * 4_000
     ctx = build_context(_git_repo(tmp_path, {**BASIC, "shop/checkout.py": big, "web/app.js": js}), "tidy up", 10_000)
-    assert ctx.map_text.startswith("## Repository map (7 files)\n")
-    assert "shop/checkout.py (" in ctx.map_text and "shop/checkout.py" not in ctx.files
-    assert "def checkout, class Basket\n" in ctx.map_text  # top-level definitions only
-    assert "function render, class Widget" in ctx.map_text
-    assert "shop/inventory.py (36 B)\n" in ctx.map_text and "shop/inventory.py" in ctx.files  # sent whole: no outline
+    assert ctx.map_text.startswith("## Repository map (7 files)\nREADME.md (25 B)\ndocs/\n  TASKS.md (38 B)\nshop/\n  checkout.py (39.1 KB)")
+    assert "shop/checkout.py" not in ctx.files and "shop/checkout.py" not in ctx.excerpts  # no word of the task: no part of it
+    assert "  checkout.py (39.1 KB): def checkout, class Basket\n" in ctx.map_text  # top-level definitions only
+    assert "web/\n  app.js (43.0 KB): function render, class Widget\n" in ctx.map_text
+    assert "  inventory.py (36 B)\n" in ctx.map_text and "shop/inventory.py" in ctx.files  # sent whole: no outline
     assert "… " not in ctx.map_text
 
 
@@ -140,7 +142,7 @@ def test_cap_is_respected_with_a_tiny_cap_and_huge_files(tmp_path: Path) -> None
     assert ctx.map_text.rstrip().splitlines()[-1].startswith("… ")
     assert ctx.map_text.rstrip().endswith("more files")
     listing = [line for line in ctx.map_text.splitlines()[1:-1] if ": " not in line]
-    assert estimate_tokens("".join(line + "\n" for line in listing)) <= 5_000 * 0.4  # outlines only fill room left over
+    assert estimate_tokens("".join(line + "\n" for line in listing)) <= 5_000 * MAP_SHARE  # outlines only fill room left over
 
 
 def test_file_over_the_size_limit_is_skipped(tmp_path: Path) -> None:
@@ -148,7 +150,7 @@ def test_file_over_the_size_limit_is_skipped(tmp_path: Path) -> None:
     ctx = build_context(root, "Look at data/big.py", 1_000_000)
     assert ctx.files == {}
     assert ctx.skipped == ["data/big.py"]
-    assert "data/big.py (" in ctx.map_text  # still on the map, so the model knows it exists
+    assert "data/\n  big.py (244.1 KB)\n" in ctx.map_text  # still on the map, so the model knows it exists
 
 
 def test_binary_files_are_skipped(tmp_path: Path) -> None:
@@ -354,8 +356,82 @@ def test_a_relevant_file_too_large_for_the_room_is_sent_as_an_excerpt(tmp_path: 
     assert "shop/core.py" not in ctx.files
     excerpt = ctx.excerpts["shop/core.py"]
     assert "def apply_refund(order):\n    return order.total * -1\n" in excerpt
-    assert "left out\n" in excerpt and len(excerpt) < len(core) // 4
-    assert ctx.reasons["shop/core.py"] == "named in the task; too large, excerpt"
+    assert "left out\n" in excerpt and len(excerpt) < len(core) // 2
+    assert _carried(excerpt, core)  # every line shown is the file's line at the number the gap marks give
+    assert ctx.reasons["shop/core.py"] == "named in the task; excerpt"
     text = render_context(ctx)
     assert "\n### shop/core.py (excerpt: " in text and ctx.tokens == estimate_tokens(text) <= 8_000
     assert "  shop/core.py (" in describe(ctx)
+
+
+def _carried(excerpt: str, text: str) -> bool:
+    """Whether each line of ``excerpt`` is the line of ``text`` its gap marks say it is (1-based numbers)."""
+    lines = text.split("\n")
+    number = 1
+    for line in excerpt.splitlines():
+        gap = re.fullmatch(r"… lines (\d+)-(\d+) left out", line)
+        if gap:
+            if int(gap.group(1)) != number:
+                return False
+            number = int(gap.group(2)) + 1
+        elif lines[number - 1] != line:
+            return False
+        else:
+            number += 1
+    return number == len(lines) + (0 if text.endswith("\n") else 1)
+
+
+LEDGER_CLASS = (
+    '"""Money kept per account."""\n\nimport decimal\n\n\nclass Ledger:\n    """Accounts and their entries."""\n\n'
+    + "".join(f"    def report_{i}(self, account):\n        total = sum(self.entries[account])\n        return total * {i}\n\n" for i in range(600))
+    + '    @staticmethod\n    def apply_late_fee(balance, days_late):\n        """A fee for paying late.\n\n'
+    + '        class Fee: not a definition, a docstring\n        """\n'
+    + "        return balance * decimal.Decimal('0.01') * days_late\n\n"
+    + "".join(f"    def audit_{i}(self, account):\n        return self.entries[account][-{i + 1}]\n\n" for i in range(600))
+    + "\nDEFAULT_LEDGER = Ledger()\n"
+)
+
+
+def test_a_large_file_gives_the_function_the_task_is_about_with_the_class_it_is_in(tmp_path: Path) -> None:
+    root = _git_repo(tmp_path, {**BASIC, "bank/ledger.py": LEDGER_CLASS})
+    ctx = build_context(root, "Cap the late fee at ten days", 4_000)
+    excerpt = ctx.excerpts["bank/ledger.py"]
+    method = LEDGER_CLASS[LEDGER_CLASS.index("    @staticmethod") : LEDGER_CLASS.index("    def audit_0")]
+    assert method.rstrip("\n") in excerpt  # the whole method, its decorator and docstring
+    assert "\nclass Ledger:\n" in excerpt and excerpt.index("class Ledger:") < excerpt.index("def apply_late_fee")
+    assert "left out\n" in excerpt and len(excerpt) < len(LEDGER_CLASS) // 4 and _carried(excerpt, LEDGER_CLASS)
+    assert ctx.reasons["bank/ledger.py"].endswith("; excerpt") and ctx.tokens == estimate_tokens(render_context(ctx)) <= 4_000
+
+
+def test_the_room_goes_to_the_best_parts_of_several_files_not_one_file_whole(tmp_path: Path) -> None:
+    """Two large files share the task's words: each gives its relevant function, rather than the first filling the room."""
+    other = LEDGER_CLASS.replace("apply_late_fee", "schedule_late_fee_reminder").replace("class Ledger", "class Reminders")
+    root = _git_repo(tmp_path, {**BASIC, "bank/ledger.py": LEDGER_CLASS, "bank/reminders.py": other})
+    ctx = build_context(root, "Cap the late fee at ten days", 8_000)
+    assert "def apply_late_fee(" in ctx.excerpts["bank/ledger.py"]
+    assert "def schedule_late_fee_reminder(" in ctx.excerpts["bank/reminders.py"]
+
+
+def test_a_linter_message_named_in_the_task_finds_the_checker_that_emits_it(tmp_path: Path) -> None:
+    checker = "MSGS = {'W0601': ('Using variable before assignment', 'used-before-assignment', 'Emitted when...')}\n"
+    root = _git_repo(tmp_path, {
+        **BASIC,
+        "lint/checkers/variables.py": checker + "def visit_name(node):\n    return node\n",
+        "lint/checkers/assignment.py": "def check_assignment(node):\n    # assignment before use, assignment after use\n    return node\n",
+        "lint/utils/before.py": "def before(node, assignment):\n    return node.used\n",
+    })
+    ctx = build_context(root, "Fix `used-before-assignment` false negative for nonlocals", 200)
+    assert next(iter(ctx.files)) == "lint/checkers/variables.py"
+
+
+def test_translation_catalogs_and_lock_files_come_after_source(tmp_path: Path) -> None:
+    catalog = 'msgid "coverage"\nmsgstr "Abdeckung"\nmsgid "module contents not found"\nmsgstr ""\n' * 30
+    files: dict[str, str | bytes] = {f"app/locale/{lang}/LC_MESSAGES/app.po": catalog for lang in ("de", "fr", "it")}
+    files["app/locale/de/LC_MESSAGES/app.js"] = 'Documentation.addTranslations({"module contents not found": "coverage"});\n' * 20
+    files["poetry.lock"] = '[[package]]\nname = "coverage"\ncontents = "module not found"\n' * 20
+    files["app/ext/coverage.py"] = "def report(module):\n    contents = module.contents\n    return contents\n"
+    root = _git_repo(tmp_path, files)
+    ctx = build_context(root, "Fix a crash in the coverage extension when module contents are not found", 10_000)
+    assert next(iter(ctx.files)) == "app/ext/coverage.py"
+    ctx = build_context(root, "Update the German translation of the coverage messages", 10_000)
+    assert next(iter(ctx.files)).startswith("app/locale/")

@@ -38,21 +38,22 @@ from pathlib import Path, PurePosixPath
 
 from ..core import secret_scan
 from ..core.errors import GitError
+from . import excerpts
 
 LEDGER_NAME = "token_budget.json"
 MAX_FILE_BYTES = 200_000
 BINARY_SNIFF_BYTES = 8192
-MAP_SHARE = 0.4
+MAP_SHARE = 0.25
 OUTLINE_NAMES_PER_FILE = 12
 DESCRIBED_SKIPPED = 10  # the dry run names this many held-back files
-EXCERPT_SHARE = 0.25  # a relevant file too large for the room left is sent as an excerpt of at most this share of the cap
-EXCERPT_TOP_RANKS = 3  # besides files the task names, only the best-ranked get an excerpt: each costs room
-EXCERPT_CONTEXT_LINES = 3  # lines kept on each side of a line that holds a word of the task
-EXCERPT_MIN_BYTES = 2_000  # below this, an excerpt shows too little to be worth its room
-EXCERPT_NOTE = " (excerpt: its definitions and the lines around the task's words; gaps marked)"
+RANK_DECAY = 3.0  # a file's chance of holding the change falls as (rank + 1) ** -RANK_DECAY ...
+SCORE_SLOPE = 0.0  # ... and as exp(SCORE_SLOPE * (score / best score - 1))
+CANDIDATES = 50  # the best-ranked files that may give excerpts (repo/excerpts.py); the rest go whole or not at all
+EXCERPT_NOTE = " (excerpt: the parts most relevant to the task; gaps marked)"
 BYTES_PER_TOKEN = 3
 PATH_WEIGHT = 5  # a path word counts as this many content words
 DEFINITION_WEIGHT = 3  # a name defined here (def, class, function...) counts as this many
+NAME_WEIGHT = 3  # an occurrence of a name the task gives (identifier, hyphenated message name) counts as this many words
 BM25_K1 = 1.2  # Okapi BM25's usual parameters (Robertson & Zaragoza 2009; Lucene's defaults)
 BM25_B = 0.75
 
@@ -103,6 +104,10 @@ PROSE_SUFFIXES = frozenset([".md", ".rst", ".txt", ".adoc", ".markdown"])
 DOC_DIRS = frozenset(["docs", "doc", "documentation", "examples", "example", "changelog.d", "newsfragments", "changes"])
 DOC_NAMES = ("readme", "changelog", "changes", "history", "news", "authors", "contributing", "license", "code_of_conduct")
 TEST_DIRS = frozenset(["test", "tests", "testing", "testsuite", "spec", "specs", "__tests__"])
+# Files a tool writes or keeps (translation catalogs, lock files, minified or mapped output): hardly ever edited by hand.
+DATA_DIRS = frozenset(["locale", "locales", "l10n"])
+DATA_SUFFIXES = (".po", ".pot", ".mo", ".lock", ".min.js", ".min.css", ".map", ".svg")
+DATA_NAMES = frozenset(["package-lock.json", "npm-shrinkwrap.json", "pnpm-lock.yaml", "go.sum"])
 STOPWORDS = frozenset(
     [
         "the", "and", "for", "with", "that", "this", "from", "into", "when", "then", "than", "should", "would",
@@ -112,7 +117,11 @@ STOPWORDS = frozenset(
         "add", "adds", "added", "make", "makes", "use", "uses", "using", "used", "support", "supports", "allow",
         "allows", "fix", "fixes", "fixed", "implement", "create", "update", "remove", "change", "changes",
         "instead", "about", "after", "before", "over", "under", "via", "per", "out", "get", "set", "don",
-        "doesn", "isn", "now", "see", "refs", "ref", "closes", "issue", "pr"
+        "doesn", "isn", "now", "see", "refs", "ref", "closes", "issue", "pr", "to", "as", "is", "on", "in", "be",
+        "of", "an", "or", "if", "by", "at", "it", "we", "so", "do", "up", "but", "too", "does", "did", "being",
+        "these", "those", "where", "while", "because", "until", "again", "once", "between", "through", "during",
+        "well", "cannot", "can't", "my", "me", "you", "he", "she", "his", "her", "him", "us", "off", "such", "both",
+        "same", "own", "yet", "nor", "few", "whether", "within", "without", "upon", "onto", "like", "unless"
     ]
 )
 
@@ -124,9 +133,10 @@ _OTHER_DEFINITION = re.compile(
     re.MULTILINE,
 )
 _ALNUM = re.compile(r"[A-Za-z0-9]+")
-_TOP_DEFINITION = re.compile(r"(?:export[ \t]+)?(?:async[ \t]+)?(?:def|class|function|fn|func|interface|struct|enum|trait|type|module)[ \t]")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+_HYPHENATED = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+")
+NAME_KEY = "="  # counts of a name the task gives are kept under "=" + name, apart from words
 _TASK_EDGE = "\"'`()[]{}<>,;:!?*"
 
 
@@ -332,22 +342,28 @@ class _Words:
         return kept
 
 
-def _task_tokens(task: str) -> list[str]:
-    """The task split on whitespace, surrounding quotes and punctuation removed: linear in its length."""
-    tokens = (raw.strip(_TASK_EDGE).rstrip(".") for raw in task.split())
-    return [token for token in tokens if token]
+def _task_tokens(task: str) -> list[tuple[str, str]]:
+    """(raw, bare) tokens of the task split on whitespace, the bare one without surrounding quotes and punctuation: linear in its length."""
+    pairs = ((raw, raw.strip(_TASK_EDGE).rstrip(".")) for raw in task.split())
+    return [(raw, token) for raw, token in pairs if token]
 
 
 def _task_terms(task: str) -> tuple[set[str], set[str], set[str]]:
-    """(paths or file names mentioned, identifiers named, query words) of the task, lowercased."""
+    """(paths or file names mentioned, names, query words) of the task, lowercased.
+
+    Names are identifiers (``prepare_cookies``, ``HTTPError``) and hyphenated names such as a
+    linter's message (``used-before-assignment``: two hyphens, or one inside quotes or brackets).
+    """
     mentions: set[str] = set()
     identifiers: set[str] = set()
-    for token in _task_tokens(task):
+    for raw, token in _task_tokens(task):
         if "/" in token or "." in token.strip("."):
             mentions.add(token.strip("./").lower())
         for name in _WORD.findall(token):
             if "_" in name.strip("_") or re.search(r"[a-z][A-Z]|[A-Z]{2}[a-z]", name):
                 identifiers.add(name.lower())
+        if _HYPHENATED.fullmatch(token) and (token.count("-") >= 2 or raw[0] in _TASK_EDGE):
+            identifiers.add(token.lower())
     query = {word for word in _Words().split(task) if len(word) >= 2 and word not in STOPWORDS and not word.isdigit()}
     return mentions, identifiers, query
 
@@ -378,12 +394,18 @@ def _is_doc(path: str) -> bool:
     )
 
 
-def _demoted_kinds(task: str) -> tuple[bool, bool]:
-    """(demote tests, demote docs): each unless the task is about them ('add a test', 'fix the docs')."""
+def _is_data(path: str) -> bool:
+    parts = path.lower().split("/")
+    return any(part in DATA_DIRS for part in parts[:-1]) or parts[-1].endswith(DATA_SUFFIXES) or parts[-1] in DATA_NAMES
+
+
+def _demoted_kinds(task: str) -> tuple[bool, bool, bool]:
+    """(demote tests, docs, data): each unless the task is about them ('add a test', 'fix the docs', 'translations')."""
     split = {piece.lower() for piece in _CAMEL.findall(task)}
     about_tests = any(word.startswith("test") for word in split)
     about_docs = any(word.startswith(("doc", "readme", "changelog", "example", "tutorial")) and word != "docstring" for word in split)
-    return not about_tests, not about_docs
+    about_data = any(word.startswith(("translat", "locale", "i18n", "l10n", "gettext", "lock", "depend", "svg", "minif")) for word in split)
+    return not about_tests, not about_docs, not about_data
 
 
 def _definitions(path: str, text: str) -> list[tuple[str, str, str]]:
@@ -429,8 +451,14 @@ def _outline(entry: _Entry) -> list[tuple[str, str]]:
     return [(kind, name) for indent, kind, name in _definitions(entry.path, entry.text or "") if not indent]
 
 
+def _folder(path: str) -> str:
+    """'a/b/c.py' -> 'a/b/', '' at the top."""
+    return path[: path.rfind("/") + 1]
+
+
 def _map_line(entry: _Entry, with_outline: bool) -> str:
-    line = f"{entry.path} ({_human_size(entry.size)})"
+    """A file's map line, under its folder's line (indented), or unindented at the top."""
+    line = f"{'  ' if '/' in entry.path else ''}{_name(entry.path)} ({_human_size(entry.size)})"
     outline = _outline(entry) if with_outline else []
     if outline:
         line += f": {_outline_text(outline)}"
@@ -456,8 +484,8 @@ def _collect(root: Path, exclude: Sequence[str]) -> tuple[list[_Entry], list[str
     return entries, private
 
 
-def _bm25(entries: list[_Entry], query: set[str]) -> None:
-    """Okapi BM25 of ``query`` over the entries' weighted counts, into ``entry.score``.
+def _bm25(entries: list[_Entry]) -> dict[str, float]:
+    """Okapi BM25 of the task's terms over the entries' weighted counts, into ``entry.score``; each term's idf.
 
     idf = ln(1 + (N - n + 0.5) / (n + 0.5)) (Lucene's, never negative); tf saturates with k1
     and is normalised by length with b. Only the query's words are counted, which is what
@@ -465,30 +493,55 @@ def _bm25(entries: list[_Entry], query: set[str]) -> None:
     tokenises every word of every file in Python: seconds on 2,000 files).
     """
     if not entries:
-        return
+        return {}
     average = sum(entry.length for entry in entries) / len(entries) or 1.0
-    frequency = Counter(word for entry in entries for word in entry.counts)
-    idf = {word: math.log(1 + (len(entries) - n + 0.5) / (n + 0.5)) for word, n in frequency.items()}
+    idf = excerpts.idf_of(Counter(word for entry in entries for word in entry.counts), len(entries))
     for entry in entries:
         norm = BM25_K1 * (1 - BM25_B + BM25_B * entry.length / average)
         entry.score = sum(idf[word] * tf * (BM25_K1 + 1) / (tf + norm) for word, tf in entry.counts.items())
+    return idf
 
 
-def _rank(root: Path, entries: list[_Entry], task: str) -> tuple[set[str], _Words]:
+class _Terms:
+    """What the task gives to match: paths it mentions, names, and words (see :func:`_task_terms`)."""
+
+    def __init__(self, task: str) -> None:
+        self.mentions, self.names, query = _task_terms(task)
+        self.words = _Words(query)
+        # Lowercased text holding none of these holds none of the task's words in any case or plural.
+        self.roots = {term[:-1] if term.endswith("y") and len(term) > 3 else term for term in query | self.names}
+
+    def counts(self, text: str, lowered: str = "") -> Counter[str]:
+        """How often each word of the task occurs in ``text``, and each name (under NAME_KEY + name, weighted)."""
+        counts = self.words.counts(text)
+        lowered = lowered or text.lower()
+        for name in self.names:
+            if name in lowered:
+                counts[NAME_KEY + name] = NAME_WEIGHT * lowered.count(name)
+        return counts
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    """What ranking found: the paths unsendable (binary or too large), the task's terms, each term's idf."""
+
+    unsendable: set[str]
+    terms: _Terms
+    idf: dict[str, float]
+
+
+def _rank(root: Path, entries: list[_Entry], task: str) -> _Ranked:
     """Read and score every sendable entry, then sort ``entries`` best first.
-
-    Returns the paths found unsendable (binary or too large), and the task's words.
     """
-    mentions, identifiers, query = _task_terms(task)
-    words = _Words(query)
-    # Lowercased text holding none of these holds none of the task's words in any case or
-    # plural: such a file is read but not tokenised (most files, for most tasks).
-    roots = {term[:-1] if term.endswith("y") and len(term) > 3 else term for term in query | identifiers}
-    demote_tests, demote_docs = _demoted_kinds(task)
+    terms = _Terms(task)
+    words = terms.words
+    demote_tests, demote_docs, demote_data = _demoted_kinds(task)
     unsendable: set[str] = set()
     for entry in entries:
-        entry.named = _is_named(entry.path, mentions)
-        entry.demoted = (demote_tests and _is_test(entry.path)) or (demote_docs and _is_doc(entry.path))
+        entry.named = _is_named(entry.path, terms.mentions)
+        entry.demoted = (
+            (demote_tests and _is_test(entry.path)) or (demote_docs and _is_doc(entry.path)) or (demote_data and _is_data(entry.path))
+        )
         path_counts = words.counts(entry.path)
         if entry.size > MAX_FILE_BYTES or _suffix(entry.path) in BINARY_SUFFIXES:
             unsendable.add(entry.path)
@@ -504,10 +557,10 @@ def _rank(root: Path, entries: list[_Entry], task: str) -> tuple[set[str], _Word
         lowered = text.lower()
         content_counts: Counter[str] = Counter()
         defined_counts: Counter[str] = Counter()
-        if any(root in lowered for root in roots):
+        if any(root in lowered for root in terms.roots):  # else read but not tokenised (most files, for most tasks)
             definitions = _definitions(entry.path, text)
-            entry.defines = next((name for _, _, name in definitions if name.lower() in identifiers), "")
-            content_counts = words.counts(text)
+            entry.defines = next((name for _, _, name in definitions if name.lower() in terms.names), "")
+            content_counts = terms.counts(text, lowered)
             defined_counts = words.counts(" ".join(name for _, _, name in definitions))
         counts: Counter[str] = Counter(content_counts)
         for word, count in path_counts.items():
@@ -515,9 +568,9 @@ def _rank(root: Path, entries: list[_Entry], task: str) -> tuple[set[str], _Word
         for word, count in defined_counts.items():
             counts[word] += DEFINITION_WEIGHT * count
         entry.counts = dict(counts)
-    _bm25(entries, query)
+    idf = _bm25(entries)
     entries.sort(key=_rank_key)
-    return unsendable, words
+    return _Ranked(unsendable, terms, idf)
 
 
 def _rank_key(entry: _Entry) -> tuple[bool, bool, bool, float, int, str]:
@@ -535,16 +588,31 @@ def _reason(entry: _Entry) -> str:
 
 
 def _plain_map(entries: list[_Entry], budget: int) -> list[_Entry]:
-    """The entries (best first) whose plain map line fits in ``budget`` bytes with the header and trailer."""
+    """The entries (best first) whose plain map line, and their folder's line, fit in ``budget`` bytes with the header and trailer."""
     total = len(entries)
     room = budget - len(_map_header(total).encode("utf-8")) - len(_map_trailer(total, 0).encode("utf-8"))
     listed: list[_Entry] = []
+    folders: set[str] = {""}
     for entry in entries:
-        size = len(_map_line(entry, False).encode("utf-8"))
+        folder = _folder(entry.path)
+        size = len(_map_line(entry, False).encode("utf-8")) + (0 if folder in folders else len(folder.encode("utf-8")) + 1)
         if size <= room:
             listed.append(entry)
+            folders.add(folder)
             room -= size
     return listed if room >= 0 else []
+
+
+def _map_body(lines: dict[str, str]) -> str:
+    """The map's lines by folder: top-level files first, then each folder's line and its files' lines."""
+    parts: list[str] = []
+    current = ""
+    for path in sorted(lines, key=lambda path: (_folder(path), path)):
+        if _folder(path) != current:
+            current = _folder(path)
+            parts.append(current + "\n")
+        parts.append(lines[path])
+    return "".join(parts)
 
 
 def _map_header(total: int) -> str:
@@ -555,53 +623,28 @@ def _map_trailer(total: int, listed: int) -> str:
     return f"… {total - listed} more files\n" if listed < total else ""
 
 
-def _gap(first: int, last: int) -> str:
-    return f"… lines {first + 1}-{last + 1} left out\n"
+def _chance(entry: _Entry, rank: int, best: float) -> float:
+    """A file's chance of holding the change relative to the best file's: falling with its rank and its score's distance to the best."""
+    if entry.named or entry.defines:
+        return 1.0
+    return (rank + 1) ** -RANK_DECAY * math.exp(SCORE_SLOPE * (min(entry.score / best, 1.0) - 1) if best > 0 else 0.0)
 
 
-def _excerpt(entry: _Entry, words: _Words, budget: int) -> str | None:
-    """The definition lines of a large file and the lines around the task's words, in file order.
-
-    Windows are added best first (most task words, then top-level definitions) while the
-    block fits ``budget`` bytes; None when not even EXCERPT_MIN_BYTES of it would fit.
-    """
-    if entry.text is None or budget < EXCERPT_MIN_BYTES:
-        return None
-    lines = entry.text.splitlines(keepends=True)
-    windows: list[tuple[int, int, int]] = []  # (priority, first, last); lower priority first
-    for index, line in enumerate(lines):
-        hits = sum(words.counts(line).values())
-        if hits:
-            windows.append((-hits, max(0, index - EXCERPT_CONTEXT_LINES), min(len(lines) - 1, index + EXCERPT_CONTEXT_LINES)))
-        elif _TOP_DEFINITION.match(line):
-            windows.append((0, index, index))
-    windows.sort()
-    # An upper bound of the block's size, kept as windows are added: the lines, one gap mark
-    # per window and one more, the heading and the fences.
-    gap_bytes = len(_gap(len(lines), len(lines)).encode("utf-8"))
-    size = len(file_block(entry.path, "", EXCERPT_NOTE).encode("utf-8")) + 2 * len(_fence_for(entry.text)) + gap_bytes
-    chosen: set[int] = set()
-    for _, first, last in windows:
-        new = [index for index in range(first, last + 1) if index not in chosen]
-        added = sum(len(lines[index].encode("utf-8")) + 1 for index in new) + gap_bytes
-        if new and size + added <= budget:
-            chosen.update(new)
-            size += added
-    excerpt = _render_excerpt(lines, chosen)
-    return excerpt if chosen and len(excerpt.encode("utf-8")) >= EXCERPT_MIN_BYTES // 2 else None
-
-
-def _render_excerpt(lines: list[str], chosen: set[int]) -> str:
-    parts: list[str] = []
-    previous = -1
-    for index in sorted(chosen):
-        if index > previous + 1:
-            parts.append(_gap(previous + 1, index - 1))
-        parts.append(lines[index] if lines[index].endswith("\n") else lines[index] + "\n")
-        previous = index
-    if previous < len(lines) - 1:
-        parts.append(_gap(previous + 1, len(lines) - 1))
-    return "".join(parts)
+def _candidate(entry: _Entry, rank: int, ranked: _Ranked, best: float) -> excerpts.Candidate:
+    """A ranked file cut into units scored against the task, with the bytes its block costs."""
+    text = entry.text or ""
+    lines = excerpts.split_lines(text)
+    fence = _fence_for(text)
+    gap_bytes = len(excerpts.gap(len(lines), len(lines)).encode("utf-8"))
+    relevant = entry.named or entry.defines or entry.score > 0  # else a part is as good as any: whole or nothing
+    candidate = excerpts.Candidate(
+        path=entry.path, chance=_chance(entry, rank, best), lines=lines, units=excerpts.cut_units(entry.path, lines, whole=not relevant),
+        whole_bytes=len(file_block(entry.path, text).encode("utf-8")),
+        excerpt_bytes=len(file_block(entry.path, "", EXCERPT_NOTE).encode("utf-8")) + 2 * len(fence) + gap_bytes + 1,
+        gap_bytes=gap_bytes,
+    )
+    excerpts.score_units(candidate, ranked.terms.counts, ranked.idf)
+    return candidate
 
 
 def build_context(root: Path, task: str, max_tokens: int, exclude: Sequence[str] = ()) -> RepoContext:
@@ -612,7 +655,7 @@ def build_context(root: Path, task: str, max_tokens: int, exclude: Sequence[str]
     root = Path(root)
     cap = max(max_tokens, 0) * BYTES_PER_TOKEN
     entries, private = _collect(root, exclude)
-    unsendable, words = _rank(root, entries, task)
+    ranked = _rank(root, entries, task)
     total = len(entries)
     header, trailer_reserve = _map_header(total), len(_map_trailer(total, 0).encode("utf-8"))
     if len(header.encode("utf-8")) + trailer_reserve > int(cap * MAP_SHARE):
@@ -620,48 +663,53 @@ def build_context(root: Path, task: str, max_tokens: int, exclude: Sequence[str]
     listed = _plain_map(entries, int(cap * MAP_SHARE)) if header else []
     lines = {entry.path: _map_line(entry, False) for entry in listed}
     room = cap - len(header.encode("utf-8")) - len(_map_trailer(total, len(listed)).encode("utf-8"))
-    room -= sum(len(line.encode("utf-8")) for line in lines.values())
+    room -= len(_map_body(lines).encode("utf-8"))
+    sendable = [entry for entry in entries if entry.text is not None]
+    best = max((entry.score for entry in sendable if not entry.demoted), default=0.0)
+    candidates = [_candidate(entry, rank, ranked, best) for rank, entry in enumerate(sendable[:CANDIDATES])]
+    excerpts.pack(candidates, room)
     files: dict[str, str] = {}
-    excerpts: dict[str, str] = {}
+    parts: dict[str, str] = {}
     reasons: dict[str, str] = {}
-    for rank, entry in enumerate(entries):
-        if entry.text is None:
-            continue
-        size = len(file_block(entry.path, entry.text).encode("utf-8"))
+    for candidate, entry in zip(candidates, sendable):
+        chosen = excerpts.chosen_lines(candidate) if candidate.chosen else set()
+        if chosen is None:
+            files[entry.path], reasons[entry.path] = entry.text or "", _reason(entry)
+            room -= len(file_block(entry.path, entry.text or "").encode("utf-8"))
+        elif chosen:
+            parts[entry.path], reasons[entry.path] = excerpts.render(candidate.lines, chosen), f"{_reason(entry)}; excerpt"
+            room -= len(file_block(entry.path, parts[entry.path], EXCERPT_NOTE).encode("utf-8"))
+    for entry in sendable[CANDIDATES:]:  # room left: whole files, best first
+        size = len(file_block(entry.path, entry.text or "").encode("utf-8"))
         if size <= room:
-            files[entry.path], reasons[entry.path] = entry.text, _reason(entry)
+            files[entry.path], reasons[entry.path] = entry.text or "", _reason(entry)
             room -= size
-        elif not entry.demoted and (entry.named or entry.defines or (rank < EXCERPT_TOP_RANKS and entry.score > 0)):
-            excerpt = _excerpt(entry, words, min(room, int(cap * EXCERPT_SHARE)))
-            if excerpt is not None:
-                excerpts[entry.path], reasons[entry.path] = excerpt, f"{_reason(entry)}; too large, excerpt"
-                room -= len(file_block(entry.path, excerpt, EXCERPT_NOTE).encode("utf-8"))
     for entry in listed:  # the room left shows what the files not sent define
-        if entry.path not in files and entry.path not in excerpts and entry.text:
+        if entry.path not in files and entry.path not in parts and entry.text:
             line = _map_line(entry, True)
             extra = len(line.encode("utf-8")) - len(lines[entry.path].encode("utf-8"))
             if 0 < extra <= room:
                 lines[entry.path] = line
                 room -= extra
-    map_text = header + "".join(sorted(lines.values())) + (_map_trailer(total, len(listed)) if header else "")
-    skipped = sorted(private + [path for path in unsendable if path not in files])
-    ctx = RepoContext(map_text=map_text, files=files, tokens=0, skipped=skipped, reasons=reasons, excerpts=excerpts,
-                      masked=_mask_secrets(entries, files, excerpts))
+    map_text = header + _map_body(lines) + (_map_trailer(total, len(listed)) if header else "")
+    skipped = sorted(private + [path for path in ranked.unsendable if path not in files])
+    ctx = RepoContext(map_text=map_text, files=files, tokens=0, skipped=skipped, reasons=reasons, excerpts=parts,
+                      masked=_mask_secrets(entries, files, parts))
     return replace(ctx, tokens=estimate_tokens(render_context(ctx)))
 
 
-def _mask_secrets(entries: list[_Entry], files: dict[str, str], excerpts: dict[str, str]) -> dict[str, str]:
+def _mask_secrets(entries: list[_Entry], files: dict[str, str], parts: dict[str, str]) -> dict[str, str]:
     """Scan each file chosen (whole, even when only an excerpt goes) and mask its secrets in
-    place, in ``files`` and ``excerpts``; returns what was masked per path. Masks are as long as
+    place, in ``files`` and ``parts`` (the excerpts); returns what was masked per path. Masks are as long as
     what they hide, so the rendered context keeps the size it was measured at."""
     masked: dict[str, str] = {}
     for entry in entries:
-        if entry.text is None or (entry.path not in files and entry.path not in excerpts):
+        if entry.text is None or (entry.path not in files and entry.path not in parts):
             continue
         found = secret_scan.scan(entry.text, entry.path)
         if found:
             masked[entry.path] = secret_scan.summary(found)
-            for chosen in (files, excerpts):
+            for chosen in (files, parts):
                 if entry.path in chosen:
                     chosen[entry.path] = secret_scan.mask(chosen[entry.path], found, entry.text)
     return masked

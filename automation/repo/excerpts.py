@@ -1,0 +1,205 @@
+"""The regions of the best-ranked files a task most likely touches, packed into the room the map leaves.
+
+A file is cut into units at its definitions (Python: ``def``/``class`` lines with their
+decorators, and module-level code after an indented block; other languages: their definition
+lines), and a file under :data:`WHOLE_BYTES` is one unit. Each unit's worth is the chance the
+change lies in it: the file's chance, by its rank (``(rank + 1) ** -RANK_DECAY``), times the
+unit's share of it, mixing its share of the file's bytes (a change can lie anywhere) with its
+share of the file's relevance (Okapi BM25 of the task's words over the file's units, plus the
+identifiers the task names). Units are taken by worth per byte while they fit, so a small
+relevant file goes whole, a large one gives its relevant functions first, and room left goes
+to the rest of the best files. A file whose units all fit is sent whole.
+
+Measured by ``benchmarks/bench_recall.py`` (hunk recall: the real change's lines in the prompt).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+WHOLE_BYTES = 6_000  # a file this small is one unit: cut finer, it reads worse and saves little
+PIECE_BYTES = 2_000  # a unit grown past this (a long function, prose) is cut after its next blank line
+RELEVANCE_SHARE = 0.7  # a unit's share of its file's chance: this much by relevance, the rest by bytes
+BM25_K1 = 1.2  # Okapi BM25's usual parameters (Robertson & Zaragoza 2009; Lucene's defaults)
+BM25_B = 0.75
+
+_PY_UNIT = re.compile(r"[ \t]*(?:@|(?:async[ \t]+)?def[ \t]|class[ \t])")
+_OTHER_UNIT = re.compile(
+    r"[ \t]*(?:export[ \t]+)?(?:default[ \t]+)?(?:pub(?:\([^)\n]*\))?[ \t]+)?(?:async[ \t]+)?"
+    r"(?:(?:public|private|protected|static|abstract|final|override|internal)[ \t]+)*"
+    r"(?:function|class|def|fn|func|interface|struct|enum|trait|type|module|impl)[ \t]"
+)
+_CLOSERS = (")", "]", "}", "#", "//", "/*", "*")
+
+
+@dataclass
+class Unit:
+    """Lines ``first`` .. ``last`` (0-based, inclusive) of a file, ``size`` bytes, and its relevance to the task."""
+
+    first: int
+    last: int
+    size: int
+    relevance: float = 0.0
+    parents: tuple[int, ...] = ()  # the lines defining what it is inside (its class, its function), sent with it
+
+
+@dataclass
+class Candidate:
+    """A ranked file that may give units: its lines (each ending in a newline but maybe the last) and its units."""
+
+    path: str
+    chance: float  # of holding the change, relative to the best file's
+    lines: list[str]
+    units: list[Unit]
+    whole_bytes: int  # its block sent whole
+    excerpt_bytes: int  # an excerpt block's heading, fences and one gap mark: an upper bound
+    gap_bytes: int  # one gap mark, at most
+    chosen: set[int] = field(default_factory=set)  # indexes into ``units``
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines as git counts them (split on newlines only, unlike ``str.splitlines``), each keeping its newline."""
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
+def cut_units(path: str, lines: Sequence[str], whole: bool = False) -> list[Unit]:
+    """The file's units, covering every line once, in file order; one unit when ``whole`` or for a small file.
+
+    Cut at definitions (see the module's docstring), and a unit grown past PIECE_BYTES after its
+    next blank line; each unit knows the definition lines it is inside (sent with it).
+    """
+    sizes = [len(line.encode("utf-8")) for line in lines]
+    total = sum(sizes)
+    if whole or total <= WHOLE_BYTES:
+        return [Unit(0, len(lines) - 1, total)] if lines else []
+    python = path.endswith((".py", ".pyi"))
+    boundary = _PY_UNIT if python else _OTHER_UNIT
+    starts = [0]
+    parents: dict[int, tuple[int, ...]] = {0: ()}
+    open_definitions: list[tuple[int, int]] = []  # (indentation, line) of the definitions the scan is inside
+    # module-level code after an indented block starts a unit; a decorator's lines stay with what it decorates
+    after_decorator = previous_indented = in_string = False
+    piece = 0  # bytes since the last start
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        start = False
+        was_in_string = in_string
+        if python and (line.count('"""') + line.count("'''")) % 2:
+            in_string = not in_string  # a docstring's lines are text: no definition starts there
+        if not stripped or was_in_string:
+            pass
+        elif boundary.match(line):
+            start = index > 0 and not after_decorator
+            after_decorator = stripped.startswith("@")
+            if not after_decorator:
+                indent = len(line) - len(line.lstrip())
+                while open_definitions and open_definitions[-1][0] >= indent:
+                    open_definitions.pop()
+                open_definitions.append((indent, index))
+        else:
+            top = not line[0].isspace()
+            start = python and top and previous_indented and not stripped.startswith(_CLOSERS) and not after_decorator
+            if top:
+                open_definitions.clear()
+        if not start and piece >= PIECE_BYTES and stripped and not lines[index - 1].strip():
+            start = True  # a long unit, cut after a blank line
+        if start:
+            starts.append(index)
+            indent = len(line) - len(line.lstrip())
+            parents[index] = tuple(at for depth, at in open_definitions if depth < indent and at < index)
+            piece = 0
+        piece += sizes[index]
+        if stripped:
+            previous_indented = line[0].isspace()
+    ends = starts[1:] + [len(lines)]
+    return [Unit(first, end - 1, sum(sizes[first:end]), parents=parents[first]) for first, end in zip(starts, ends) if end > first]
+
+
+def score_units(candidate: Candidate, counts: Callable[[str], Mapping[str, float]], idf: Mapping[str, float]) -> None:
+    """Each unit's relevance: Okapi BM25 of the task's terms (``counts`` of a text) over the file's units."""
+    units = candidate.units
+    if len(units) < 2:
+        return
+    average = sum(unit.size for unit in units) / len(units) or 1.0
+    for unit in units:
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * unit.size / average)
+        terms = counts("".join(candidate.lines[unit.first : unit.last + 1]))
+        unit.relevance = sum(idf.get(term, 0.0) * tf * (BM25_K1 + 1) / (tf + norm) for term, tf in terms.items())
+
+
+def pack(candidates: Sequence[Candidate], room: int) -> int:
+    """Choose units (into each ``candidate.chosen``) by worth per byte while they fit ``room`` bytes; the room left.
+
+    A file's cost is its excerpt block's (heading, fences, the units and one gap mark each) or,
+    when that is no less, its whole block's: so the room is an upper bound of the rendered size.
+    """
+    offers: list[tuple[float, int, int]] = []  # (-worth per byte, candidate, unit)
+    for number, candidate in enumerate(candidates):
+        chance = candidate.chance
+        total_size = sum(unit.size for unit in candidate.units) or 1
+        total_relevance = sum(unit.relevance for unit in candidate.units)
+        for index, unit in enumerate(candidate.units):
+            share = unit.size / total_size
+            if total_relevance > 0:
+                share = (1 - RELEVANCE_SHARE) * share + RELEVANCE_SHARE * unit.relevance / total_relevance
+            offers.append((-chance * share / _cost(candidate, unit), number, index))
+    offers.sort()
+    spent = [0] * len(candidates)
+    for _, number, index in offers:
+        candidate = candidates[number]
+        unit = candidate.units[index]
+        excerpt = candidate.excerpt_bytes + sum(_cost(candidate, candidate.units[i]) for i in candidate.chosen)
+        cost = min(excerpt + _cost(candidate, unit), candidate.whole_bytes)
+        if cost - spent[number] <= room:
+            candidate.chosen.add(index)
+            room -= cost - spent[number]
+            spent[number] = cost
+    return room
+
+
+def _cost(candidate: Candidate, unit: Unit) -> int:
+    """An upper bound of the bytes a unit adds to an excerpt: its lines, its parents' lines, a gap mark for each."""
+    return unit.size + candidate.gap_bytes + sum(len(candidate.lines[line].encode("utf-8")) + candidate.gap_bytes for line in unit.parents)
+
+
+def chosen_lines(candidate: Candidate) -> set[int] | None:
+    """The 0-based line numbers chosen (with their parents' lines), or None when every unit was (the file goes whole)."""
+    if len(candidate.chosen) == len(candidate.units):
+        return None
+    lines: set[int] = set()
+    for index in candidate.chosen:
+        unit = candidate.units[index]
+        lines.update(range(unit.first, unit.last + 1))
+        lines.update(unit.parents)
+    return lines
+
+
+def gap(first: int, last: int) -> str:
+    """The mark standing for lines ``first`` .. ``last`` (0-based) left out; shown 1-based."""
+    return f"… lines {first + 1}-{last + 1} left out\n"
+
+
+def render(lines: Sequence[str], chosen: set[int]) -> str:
+    """The chosen lines in file order, each run of lines left out replaced by its gap mark."""
+    parts: list[str] = []
+    previous = -1
+    for index in sorted(chosen):
+        if index > previous + 1:
+            parts.append(gap(previous + 1, index - 1))
+        parts.append(lines[index] if lines[index].endswith("\n") else lines[index] + "\n")
+        previous = index
+    if previous < len(lines) - 1:
+        parts.append(gap(previous + 1, len(lines) - 1))
+    return "".join(parts)
+
+
+def idf_of(document_frequency: Mapping[str, int], documents: int) -> dict[str, float]:
+    """Lucene's BM25 idf, ln(1 + (N - n + 0.5) / (n + 0.5)): never negative."""
+    return {word: math.log(1 + (documents - n + 0.5) / (n + 0.5)) for word, n in document_frequency.items()}
