@@ -155,7 +155,7 @@ def test_a_run_that_never_settled_is_booked_and_marked_in_status_and_on_the_page
     attention = page.split('<section id="attention"')[1]
     assert f'<ul id="unsettled"><li>{killed.id}</li></ul>' in attention
     runs = page.split('id="runs-table"')[1].split("</table>")[0]
-    assert '<td class="bad">unsettled</td>' in runs
+    assert '<td data-label="Outcome" data-outcome="unsettled" class="bad">never settled (stopped before its ledger commit)</td>' in runs
 
 
 def test_a_pace_over_budget_names_the_day(tmp_path: Path) -> None:
