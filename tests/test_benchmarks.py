@@ -42,8 +42,10 @@ def test_bench_run_figures_are_coherent() -> None:
     assert figures["run_cpu"] > figures["run_imports_cpu"] > figures["bare_cpu"]
     assert figures["run_cpu"] > figures["noop_cpu"]
     assert figures["sdks_cpu"] > figures["status_imports_cpu"]
-    # GitHub pacing only adds waiting
-    assert figures["run_wall"] > figures["unpaced_wall"]
+    # with pacing off too, a run lasts longer than its model calls (paced minus unpaced is a
+    # difference of wall times: one round on a busy machine cannot order them, the bench's medians can)
+    assert figures["unpaced_model_seconds"] < figures["unpaced_wall"]
+    assert figures["pacing_wall"] >= 0
     assert 10 < figures["run_rss_mib"] < 1024
     assert figures["github_requests"] >= 2 and 1 <= figures["github_writes"] <= figures["github_requests"]
     assert "where a run's time goes" in out

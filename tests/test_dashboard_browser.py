@@ -289,7 +289,7 @@ def test_on_a_phone_charts_titles_text_and_the_runs_table_fit_and_read(browser: 
     # every cell of the runs table, cost and pull request included, is on screen without scrolling sideways
     cells = page.eval_on_selector_all("#runs-table tbody tr:first-child td", """cells => cells.map(c => {
         const box = c.getBoundingClientRect(); return [c.dataset.label, box.left, box.right, c.innerText]; })""")
-    assert [label for label, *_ in cells] == ["Started", "Task", "Outcome", "Cost", "Pull request"]
+    assert [label for label, *_ in cells] == ["Started", "Task", "Outcome", "Checks", "Cost", "Pull request"]
     for label, left, right, text in cells:
         assert 0 <= left and right <= width, (label, left, right)
     outcomes = page.eval_on_selector_all("#runs-table td[data-outcome]", "cells => cells.map(c => c.innerText)")

@@ -37,6 +37,10 @@ def on_remote(origin: Path, env: dict[str, str]) -> Ledger:
     return ledger_module.from_text(text, "main:token_budget.json")
 
 
+def summarise_spent(runs: tuple[RunRecord, ...]) -> int:
+    return sum(call.cost_micro_usd for run in runs for call in run.calls)
+
+
 def held_by(ledger: Ledger, run_id: str) -> int:
     return next(r.micro_usd for r in ledger.reservations if r.run_id == run_id)
 
@@ -185,6 +189,18 @@ def test_an_expired_reservation_is_booked_at_the_calls_and_the_one_in_flight() -
     assert [c.outcome for c in record.calls] == ["ok", "unsettled"] and record.calls[1].usage.output_tokens == 16_384
     assert booked.spent_micro_usd == 168_000  # not the 290 000 held, not the 160 000 recorded
     assert booked.book_expired(START, HORIZON, MOST) == (booked, ())  # once
+
+
+def test_a_run_killed_across_the_month_boundary_is_booked_in_the_month_it_started_once() -> None:
+    november = replace(spent("killed", 160_000), started_at="2027-05-31T23:50:00Z")
+    rolled = Ledger("2027-06", 1_000_000, closed_runs=(november,),
+                    reservations=(Reservation("killed", "t", 290_000, EXPIRED, call(8_000)),))
+
+    booked, runs = rolled.book_expired(START, HORIZON, MOST)
+
+    assert booked.runs == () and [r.id for r in booked.closed_runs] == ["killed"]  # not a second copy in June
+    assert booked.closed_runs[0].outcome == "unsettled" and runs == booked.closed_runs
+    assert summarise_spent(booked.closed_runs) == 168_000  # its call and the one in flight, booked once
 
 
 def test_a_reservation_from_before_itemising_is_booked_at_all_it_held_up_to_one_runs_worst_case() -> None:

@@ -174,10 +174,11 @@ def test_a_model_written_test_finds_no_secret_no_credential_and_no_network_and_n
     configure(world, {})
     # actions/checkout keeps the push token in the checkout's git config
     git(world.checkout, "config", "http.https://github.example/.extraheader", f"AUTHORIZATION: basic {world.env['GITHUB_TOKEN']}")
-    hunted = {name: world.env[name][::-1] for name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GITHUB_TOKEN", "DISCORD_WEBHOOK_URL")}
+    # reversed, and without their variables' names, so the edit checks' secret scan lets the probe through
+    hunted = [world.env[name][::-1] for name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GITHUB_TOKEN", "DISCORD_WEBHOOK_URL")]
     probe = f'''import glob, os, socket, unittest
 
-HUNTED = {{name: value[::-1] for name, value in {hunted!r}.items()}}
+HUNTED = [value[::-1] for value in {hunted!r}]
 
 
 class Probe(unittest.TestCase):
@@ -194,7 +195,7 @@ class Probe(unittest.TestCase):
                 places[path] = open(path, "rb").read().decode("utf-8", "replace")
             except OSError:
                 pass
-        found = sorted({{name for name, value in HUNTED.items() for text in places.values() if value in text}})
+        found = sorted({{index for index, value in enumerate(HUNTED) for text in places.values() if value in text}})
         header = any("extraheader" in text for text in places.values())
         try:
             with socket.create_connection(("127.0.0.1", {world.github.port}), timeout=3) as connection:
@@ -220,7 +221,6 @@ class Probe(unittest.TestCase):
 
     assert result.returncode == 0, result.stderr
     asked = world.openai.generation_requests[1].json["messages"][-1]["content"]
-    print(asked)
     assert "PROBE found=[] extraheader=False network=blocked" in asked
     assert "checkout=refused" in asked  # hidden here (under /tmp); read-only elsewhere (tests/test_sandbox.py)
     processes = int(asked.split("processes=")[1].split()[0])

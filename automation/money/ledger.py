@@ -341,7 +341,9 @@ class Ledger:
         return replace(kept, history=history)
 
     def run(self, run_id: str) -> RunRecord | None:
-        return next((run for run in self.runs if run.id == run_id), None)
+        """This month's run ``run_id``, or last month's while its rows are kept (``closed_runs``):
+        a run that started before the rollover is still settled or booked by id."""
+        return next((run for run in (*self.runs, *self.closed_runs) if run.id == run_id), None)
 
     def with_notified(self, key: str, value: Any) -> "Ledger":
         return replace(self, notified={**self.notified, key: value})

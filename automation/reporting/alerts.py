@@ -14,7 +14,7 @@ from typing import Any
 
 from ..core.config import Config
 from ..models import health
-from ..money import budget, spend, windows
+from ..money import budget, estimate, spend, windows
 from ..money.ledger import Ledger, MonthSummary, RunRecord
 from ..repo.checks import FAILED, Verification
 from . import discord
@@ -159,7 +159,7 @@ def after_run(
             milestones_reached_micro_usd=tuple(sorted(set(ledger.milestones_reached_micro_usd) | set(crossed))),
         )
     if stop is not None:
-        ledger, said = _stop_alert(ledger, stop, cap, now, repository)
+        ledger, said = _stop_alert(ledger, config, stop, now, repository)
         embeds += said
     return ledger, embeds
 
@@ -178,15 +178,18 @@ def _window_warnings(ledger: Ledger, config: Config, now: dt.datetime, repositor
     return ledger, embeds
 
 
-def _stop_alert(ledger: Ledger, stop: budget.BudgetStop, cap: int, now: dt.datetime, repository: str) -> tuple[Ledger, list[Embed]]:
+def _stop_alert(ledger: Ledger, config: Config, stop: budget.BudgetStop, now: dt.datetime,
+                repository: str) -> tuple[Ledger, list[Embed]]:
     """The budget stop's alert, once per window: the month's budget exhausted, the day's or the
     week's cap reached (until it reopens), or the run cap (once a month: it stops every run)."""
     window = stop.window if isinstance(stop, windows.WindowStop) else None
     if not isinstance(stop, windows.WindowStop) or (window is not None and window.name == windows.MONTH):
         if ledger.notified.get("budget_exhausted"):
             return ledger, []
-        embed = discord.budget_exhausted_embed(repository=repository, now=now, month_spent_micro=ledger.spent_micro_usd,
-                                               budget_micro=cap, needed_micro=stop.needed_micro_usd)
+        embed = discord.budget_exhausted_embed(
+            repository=repository, now=now, month_spent_micro=ledger.spent_micro_usd, budget_micro=config.monthly_budget_micro_usd,
+            needed_micro=stop.needed_micro_usd,
+            run_worst_micro=budget.run_reservation(config, estimate.PROMPT_OVERHEAD_TOKENS)[0])
         return ledger.with_notified("budget_exhausted", True), [embed]
     flag = "run" if window is None else windows.warn_flag(window)
     said = list(ledger.notified.get("stopped", []))
