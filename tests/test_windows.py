@@ -69,27 +69,21 @@ def test_the_week_a_month_starts_in_counts_the_closed_months_runs_of_that_week()
         run("old", "2026-11-29T23:00:00Z", 50_000),  # Sunday: the week before
         run("mon", "2026-11-30T08:00:00Z", 300_000),  # Monday of the week holding 1 December
     )
-    december = ledger_module.rollover(november, "2026-12")
-    assert december.runs == () and december.week_carried == {"mon": 300_000}
-    december = december.with_run(run("dec", "2026-12-02T08:00:00Z", 200_000))
+    december = ledger_module.rollover(november, "2026-12").with_run(run("dec", "2026-12-02T08:00:00Z", 200_000))
+    assert [r.id for r in december.runs] == ["dec"]
     [week, _] = windows.current(cfg, december, dt.datetime(2026, 12, 3, tzinfo=UTC))
-    assert week.spent_micro_usd == 500_000
+    assert week.spent_micro_usd == 500_000  # Monday's November run and December's, not the week before
     [next_week, _] = windows.current(cfg, december, dt.datetime(2026, 12, 8, tzinfo=UTC))
-    assert next_week.spent_micro_usd == 0  # the carried runs belong to the first week only
-    # the carry survives the file and a merge with a ledger that has not rolled over yet
-    assert ledger_module.from_text(ledger_module.to_text(december), "t").week_carried == {"mon": 300_000}
+    assert next_week.spent_micro_usd == 0  # last month's runs belong to the first week only
+    # as read from the file, and after a merge with a ledger that has not rolled over yet
+    again = ledger_module.from_text(ledger_module.to_text(december), "t")
+    assert windows.current(cfg, again, dt.datetime(2026, 12, 3, tzinfo=UTC))[0].spent_micro_usd == 500_000
     merged = ledger_module.merge(None, november.with_run(run("late", "2026-11-30T22:00:00Z", 1)), december)
-    assert merged.week_carried == {"mon": 300_000, "late": 1}
-    # a month starting on a Monday, or after a skipped month, carries nothing
-    assert ledger_module.rollover(ledger_of("2027-01", run("x", "2027-01-31T08:00:00Z", 5)), "2027-02").week_carried == {}
-    assert ledger_module.rollover(ledger_of("2027-03", run("y", "2027-03-29T00:00:00Z", 5)), "2027-04").week_carried == {"y": 5}
-    assert ledger_module.rollover(november, "2027-01").week_carried == {}
-
-
-def test_a_bad_week_carried_entry_names_the_field() -> None:
-    text = ledger_module.to_text(replace(ledger_of("2026-12"), week_carried={"r": 5}))
-    with pytest.raises(Exception, match=r"week_carried\.r must be a whole number"):
-        ledger_module.from_text(text.replace('"r": 5', '"r": -5'), "token_budget.json")
+    assert windows.current(cfg, merged, dt.datetime(2026, 12, 3, tzinfo=UTC))[0].spent_micro_usd == 500_001
+    # the longest such week ends on the 7th, when last month's rows are still kept
+    sunday_start = ledger_module.rollover(ledger_of("2027-07", run("j", "2027-07-26T08:00:00Z", 5)), "2027-08")
+    assert windows.current(cfg, ledger_module.as_of(sunday_start, dt.datetime(2027, 8, 1, 23, tzinfo=UTC)),
+                           dt.datetime(2027, 8, 1, 23, tzinfo=UTC))[0].spent_micro_usd == 5
 
 
 def test_available_is_the_tightest_window_after_others_spend_and_reservations() -> None:

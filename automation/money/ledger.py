@@ -285,7 +285,6 @@ class Ledger:
     closed_runs: tuple[RunRecord, ...] = ()
     # run id -> micro-dollars: the closed month's runs in the ISO week this month starts in, which
     # the weekly budget window still counts (windows.py); set by rollover, empty most months
-    week_carried: Mapping[str, int] = field(default_factory=dict)
     # What reading the file found and said it did about it (from_text); never written to the file.
     warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
@@ -506,7 +505,6 @@ def rollover(ledger: Ledger, month: str) -> Ledger:
         milestones_reached_micro_usd=() if rolled else ledger.milestones_reached_micro_usd,
         notified={"recap_due": ledger.month, **{k: ledger.notified[k] for k in KEPT_FLAGS if k in ledger.notified}}
         if rolled else ledger.notified,
-        week_carried=_week_carried(replace(ledger, runs=closed), month) if rolled else ledger.week_carried,
     )
 
 
@@ -523,14 +521,6 @@ def as_of(ledger: Ledger, now: dt.datetime) -> Ledger:
     """The ledger as a command at ``now`` (UTC) reads it: rolled over to ``now``'s month, last
     month's rows dropped after CLOSED_RUNS_KEPT."""
     return freeze(rollover(ledger, month_of(now)), now)
-
-
-def _week_carried(closed: Ledger, month: str) -> dict[str, int]:
-    """The runs of ``closed`` that started in the ISO week holding the first day of ``month``
-    (none when ``month`` starts on a Monday or does not follow ``closed`` directly)."""
-    first = dt.datetime.strptime(month, "%Y-%m").replace(tzinfo=dt.timezone.utc)
-    monday = (first - dt.timedelta(days=first.weekday())).strftime(TIME_FORMAT)
-    return {run.id: run.cost_micro_usd for run in closed.runs if run.started_at >= monday and run.cost_micro_usd}
 
 
 # --- merge ------------------------------------------------------------------------------
@@ -573,8 +563,7 @@ def merge(base: Ledger | None, ours: Ledger, theirs: Ledger) -> Ledger:
         notified=notified,
         health=_merge_health(ours.health, theirs.health),
     )
-    return replace(_with_closing_summary(merged), reservations=_merge_reservations(base, ours, theirs, merged.runs),
-                   week_carried={**theirs.week_carried, **ours.week_carried})
+    return replace(_with_closing_summary(merged), reservations=_merge_reservations(base, ours, theirs, merged.runs))
 
 
 def _merge_closed_months(
@@ -685,8 +674,6 @@ def to_text(ledger: Ledger) -> str:
         "notified": dict(sorted(ledger.notified.items())),
         "health": ledger.health,
     }
-    if ledger.week_carried:  # only in a month that starts mid-week
-        document["week_carried"] = dict(sorted(ledger.week_carried.items()))
     rows: list[tuple[str, Sequence[Any]]] = [("history", ledger.history)]
     if ledger.closed_runs:  # last month's runs, for CLOSED_RUNS_KEPT into this month
         rows.append(("closed_runs", ledger.closed_runs))
@@ -741,10 +728,6 @@ def from_text(text: str, source: str) -> Ledger:
             reader.reservation(row, f"reservations[{i}]") for i, row in enumerate(reader.array(data, "reservations"))
         ),
         closed_runs=reader.runs(reader.array(data, "closed_runs"), "closed_runs"),
-        week_carried={
-            run_id: reader.integer(carried, run_id, f"week_carried.{run_id}")
-            for carried in [reader.mapping(data, "week_carried")] for run_id in carried
-        },
     )
     stated = None if data.get("spent_micro_usd") is None else reader.integer(data, "spent_micro_usd")
     return _with_closing_summary(_with_stated_spend(ledger, stated, source))

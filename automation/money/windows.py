@@ -3,9 +3,9 @@
 ``budget.monthly_usd`` always applies; ``budget.daily_usd``, ``budget.weekly_usd`` and
 ``budget.run_usd`` only when set. A window's spend is the sum of the ledger's run rows whose
 ``started_at`` falls in it (a run is counted whole in the window it started in). The month's
-ledger holds only the month's runs, so the ISO week the month starts in also counts the
-closed month's runs of that week, which ``ledger.rollover`` keeps as ``week_carried``
-(run id -> micro-dollars).
+ledger's ``runs`` are the month's, so the ISO week the month starts in also counts the closed
+month's runs of that week from ``closed_runs`` (kept for the first seven days of a month: the
+longest such a week can reach into it).
 
 Every reservation (reservations.py) checks all of them: what a run may hold is the least that
 any window has left, and never more than the run cap.
@@ -94,14 +94,11 @@ def caps(config: Config) -> dict[str, int]:
 
 
 def spent_between(ledger: Ledger, start: dt.datetime, end: dt.datetime, excluding: str = "") -> int:
-    """Micro-dollars of the runs (other than ``excluding``) that started in ``[start, end)``, with
-    the closed month's runs of the week the ledger's month starts in (``week_carried``)."""
+    """Micro-dollars of the runs (other than ``excluding``) that started in ``[start, end)``: this
+    month's, and the closed month's while the ledger keeps them (only a week reaches back that far)."""
     first, last = start.strftime(TIME_FORMAT), end.strftime(TIME_FORMAT)
-    spent = sum(run.cost_micro_usd for run in ledger.runs if run.id != excluding and first <= run.started_at < last)
-    month_start = month_bounds(ledger.month)[0]
-    if start < month_start < end:  # only a week reaches back into the closed month
-        spent += sum(cost for run_id, cost in ledger.week_carried.items() if run_id != excluding)
-    return spent
+    return sum(run.cost_micro_usd for run in (*ledger.runs, *ledger.closed_runs)
+               if run.id != excluding and first <= run.started_at < last)
 
 
 def current(config: Config, ledger: Ledger, now: dt.datetime, excluding: str = "") -> list[Window]:
