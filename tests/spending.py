@@ -14,7 +14,7 @@ import sys
 import threading
 
 from tests.fakes.model_servers import FakeModelServer
-from tests.test_run import World, git
+from tests.test_run import World, bot, git
 
 BUDGET = 15_000_000
 # The fakes bill close to each call's worst case (every max_tokens used), as in the issue's report.
@@ -30,10 +30,11 @@ CODE_COST = 200 + 8_000  # 2000 x $0.10/M + 16000 x $0.50/M
 LONG_AGO = "2000-01-01T00:00:00Z"
 
 
-def race(world: World, argument_lists: list[list[str]]) -> list[subprocess.CompletedProcess[str]]:
+def race(world: World, argument_lists: list[list[str]], now: str | None = None) -> list[subprocess.CompletedProcess[str]]:
     """Start one run per argument list at once, each from its own fresh clone, all with the same
-    GITHUB_RUN_ID (a re-run of one workflow, or two jobs of one run); wait for all of them."""
-    processes = [start(world, f"racer-{index}", *arguments) for index, arguments in enumerate(argument_lists)]
+    GITHUB_RUN_ID (a re-run of one workflow, or two jobs of one run); wait for all of them.
+    ``now``: their start time instead of the machine's clock."""
+    processes = [start(world, f"racer-{index}", *arguments, now=now) for index, arguments in enumerate(argument_lists)]
     return [finish(process) for process in processes]
 
 
@@ -68,14 +69,14 @@ def hold(server: FakeModelServer, nth: int, release: threading.Event) -> None:
     server.default_reply = reply  # type: ignore[method-assign]
 
 
-def start(world: World, name: str | None, *arguments: str) -> subprocess.Popen[str]:
+def start(world: World, name: str | None, *arguments: str, now: str | None = None) -> subprocess.Popen[str]:
     """A run in a fresh clone called ``name`` (its own Actions job), or in the world's checkout
-    when ``name`` is None; not waited for."""
+    when ``name`` is None, started at ``now`` or the machine's time; not waited for."""
     checkout = world.checkout
     if name is not None:
         checkout = world.tmp / name
         git(world.tmp, "clone", "-q", str(world.remote), str(checkout), env=world.env)
-    return subprocess.Popen([sys.executable, "-m", "automation", "run", "--repo", str(checkout), *arguments],
+    return subprocess.Popen([*bot(now), "run", "--repo", str(checkout), *arguments],
                             cwd=world.tmp, env=world.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

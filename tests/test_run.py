@@ -27,6 +27,14 @@ from tests.fakes.model_servers import FakeAnthropic, FakeOpenAI, fake_anthropic_
 from tests.secret_samples import assignment, samples
 
 ROOT = Path(__file__).resolve().parent.parent
+# `python -c BOT_AT <ISO time> <command> ...`: the bot started at that time (``cli.main``'s ``now``),
+# so a test of days and weeks never depends on the machine's clock.
+BOT_AT = "import datetime, sys; from automation.cli import main; sys.exit(main(sys.argv[2:], now=datetime.datetime.fromisoformat(sys.argv[1])))"
+
+
+def bot(now: str | None = None) -> list[str]:
+    """The command that starts the bot: at the machine's time, or at ``now`` (ISO 8601, UTC)."""
+    return [sys.executable, "-m", "automation"] if now is None else [sys.executable, "-c", BOT_AT, now]
 TASKS = """# Tasks
 
 ## Now
@@ -58,9 +66,10 @@ class World:
     openai: FakeOpenAI
     github: FakeGitHub
 
-    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, env: dict[str, str] | None = None, now: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`run` in the world's checkout; ``now``: its start time instead of the machine's clock."""
         return subprocess.run(
-            [sys.executable, "-m", "automation", "run", "--repo", str(self.checkout), *args],
+            [*bot(now), "run", "--repo", str(self.checkout), *args],
             cwd=self.tmp, env=env or self.env, capture_output=True, text=True, timeout=120,
         )
 

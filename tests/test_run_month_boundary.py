@@ -20,11 +20,10 @@ from tests import test_run
 from tests.fakes.discord_server import FakeDiscord, fake_discord_fixture  # noqa: F401
 from tests.fakes.github_server import fake_github  # noqa: F401
 from tests.fakes.model_servers import fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
-from tests.test_run import World, git
+from tests.test_run import World, bot, git
 from tests.test_run_alerts import field, publish, seeded_ledger
 
 world = test_run.world
-RUN_AT = "import datetime, sys; from automation.cli import main; sys.exit(main(sys.argv[2:], now=datetime.datetime.fromisoformat(sys.argv[1])))"
 
 
 @pytest.fixture()
@@ -38,7 +37,7 @@ def start(world: World, name: str, now: str, *arguments: str) -> subprocess.Pope
     checkout = world.tmp / name
     git(world.tmp, "clone", "-q", str(world.remote), str(checkout), env=world.env)
     return subprocess.Popen(
-        [sys.executable, "-c", RUN_AT, now, "run", "--repo", str(checkout), *arguments],
+        [*bot(now), "run", "--repo", str(checkout), *arguments],
         cwd=world.tmp, env={**world.env, "GITHUB_RUN_ID": name}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 

@@ -1,7 +1,7 @@
 """Budget windows end to end: the day's cap, the run cap and the early warning, with real
 `python -m automation run` processes in the world of tests/test_run.py (bare `origin`, loopback
-Anthropic, OpenAI, GitHub and Discord). Days come from the bot's own clock: "the next day" is
-the ledger on the remote with its runs a day further back, as the next day's run reads it.
+Anthropic, OpenAI, GitHub and Discord). Each run is started at a given time (``World.run``'s
+``now``), so the days and weeks here never depend on the machine's clock.
 
 A run here costs $0.016 (analysis $0.0154, code $0.0006); with ``models.analysis_max_tokens``
 2000 its first call's worst case is $0.02 and its code call's about $0.01.
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -30,36 +28,25 @@ world = test_run.world
 SMALL_FIRST_CALL = "models:\n  analysis_max_tokens: 2000\n"
 
 
-def bots_now(world: World) -> dt.datetime:
-    """The time the bot's own process sees (under faketime the test process may see another)."""
-    code = "import datetime as d; print(d.datetime.now(d.timezone.utc).isoformat())"
-    out = subprocess.run([sys.executable, "-c", code], env=world.env, capture_output=True, text=True, check=True).stdout
-    return dt.datetime.fromisoformat(out.strip())
-
-
 def model_requests(world: World) -> int:
     return len(world.anthropic.generation_requests) + len(world.openai.generation_requests)
 
 
-def a_day_earlier(world: World) -> None:
-    """The remote ledger as the next day's run finds it: every run started a day before."""
-    data = json.loads(world.remote_file("main", "token_budget.json") or "")
-    for run in data["runs"]:
-        started = dt.datetime.strptime(run["started_at"], ledger_module.TIME_FORMAT) - dt.timedelta(days=1)
-        run["started_at"] = started.strftime(ledger_module.TIME_FORMAT)
-    publish(world, {"token_budget.json": json.dumps(data, indent=2) + "\n"})
+DAY = dt.date(2026, 12, 9)  # a Wednesday, before the default code model retires (the figures below are its)
+
+
+def at(hour: int, minute: int = 0, day: dt.date = DAY) -> str:
+    return dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=dt.timezone.utc).isoformat()
 
 
 def test_a_daily_cap_stops_the_days_third_run_and_the_next_days_first_run_proceeds(world: World) -> None:
     publish(world, {CONFIG: "budget:\n  daily_usd: 0.05\n" + SMALL_FIRST_CALL})
-    day = bots_now(world).date()
+    day = DAY
 
     results = []
     for index in range(3):
-        results.append(world.run(env=next_run(world, f"50{index}")))
+        results.append(world.run(env=next_run(world, f"50{index}"), now=at(10, 5 * index)))
         fresh_checkout(world)
-    if bots_now(world).date() != day:  # the cap reopened between the runs: nothing to assert about one day
-        pytest.skip("the runs straddled midnight UTC")
 
     assert [result.returncode for result in results] == [0, 0, 0], [result.stderr for result in results]
     ledger = world.ledger()
@@ -73,8 +60,7 @@ def test_a_daily_cap_stops_the_days_third_run_and_the_next_days_first_run_procee
     ) in stop, stop
     requests = model_requests(world)
 
-    a_day_earlier(world)
-    following = world.run(env=next_run(world, "510"))
+    following = world.run(env=next_run(world, "510"), now=at(0, 1, DAY + dt.timedelta(days=1)))
 
     assert following.returncode == 0, following.stderr
     assert "budget stop" not in following.stdout
@@ -86,7 +72,7 @@ def test_a_daily_cap_stops_the_days_third_run_and_the_next_days_first_run_procee
 def test_a_run_cap_stops_a_run_whose_worst_case_exceeds_it_before_any_call(world: World, discord: FakeDiscord) -> None:
     publish(world, {CONFIG: "budget:\n  run_usd: 0.10\n"})  # a run's worst case is $0.285862 by default
 
-    first = world.run()
+    first = world.run(now=at(10))
 
     assert first.returncode == 0, first.stderr
     assert (
@@ -98,21 +84,21 @@ def test_a_run_cap_stops_a_run_whose_worst_case_exceeds_it_before_any_call(world
     assert "budget.run_usd" in alert["description"]
 
     fresh_checkout(world)
-    second = world.run(env=next_run(world, "520"))
+    second = world.run(env=next_run(world, "520"), now=at(11))
 
     assert second.returncode == 0 and "budget stop (budget.run_usd)" in second.stdout
     assert model_requests(world) == 0
     assert len(discord.embeds_titled("Budget stop")) == 1  # said once
 
     publish(world, {CONFIG: "budget:\n  run_usd: 0.30\n"})
-    third = world.run(env=next_run(world, "521"))
+    third = world.run(env=next_run(world, "521"), now=at(12))
 
     assert third.returncode == 0, third.stderr
     assert [run["outcome"] for run in world.ledger()["runs"]] == ["pr_opened"]
 
 
 def test_the_warning_at_80_percent_of_a_window_fires_once(world: World, discord: FakeDiscord) -> None:
-    now = bots_now(world)
+    now = dt.datetime.fromisoformat(at(9))
     earlier = RunRecord(
         id="seed-0", started_at=now.strftime(ledger_module.TIME_FORMAT), task="Earlier task", outcome="pr_opened",
         pr_url="https://github.com/octo/repo/pull/900",
@@ -122,7 +108,7 @@ def test_the_warning_at_80_percent_of_a_window_fires_once(world: World, discord:
     publish(world, {CONFIG: "budget:\n  weekly_usd: 1.00\n", "token_budget.json": ledger_module.to_text(seeded)})
     year, week, _ = now.isocalendar()
 
-    first = world.run()  # $0.79 + $0.016: past 80% of the week's $1.00
+    first = world.run(now=at(10))  # $0.79 + $0.016: past 80% of the week's $1.00
 
     assert first.returncode == 0, first.stderr
     [warning] = discord.embeds_titled("80% of the week's budget spent")
@@ -131,7 +117,7 @@ def test_the_warning_at_80_percent_of_a_window_fires_once(world: World, discord:
     assert world.ledger()["notified"]["warned"] == [f"week:{year}-W{week:02d}"]
 
     fresh_checkout(world)
-    second = world.run(env=next_run(world, "530"))
+    second = world.run(env=next_run(world, "530"), now=at(11))
 
     assert second.returncode == 0, second.stderr
     assert len(world.created_pulls()) == 2
@@ -144,11 +130,7 @@ def test_racing_runs_never_spend_past_the_days_cap(world: World) -> None:
     daily = ANALYSIS_COST + CODE_COST + 7_000  # one run fits the day, two would pass it by about $0.165
     publish(world, {CONFIG: PINNED_MODELS + f"budget:\n  daily_usd: {daily / 1e6}\n"})
     bill_near_the_worst_case(world)
-    day = bots_now(world).date()
-
-    results = race(world, [["--task", f"Add helper number {index}"] for index in range(RACERS)])
-    if bots_now(world).date() != day:
-        pytest.skip("the race straddled midnight UTC")
+    results = race(world, [["--task", f"Add helper number {index}"] for index in range(RACERS)], now=at(10))
 
     assert all(result.returncode == 0 for result in results), [result.stderr for result in results]
     assert 0 < billed(world) <= daily
