@@ -22,7 +22,7 @@ from .windows import Share
 # The settings the shared ledger's config decides for every repository that shares it.
 BUDGET_FIELDS = (
     "monthly_budget_micro_usd", "daily_budget_micro_usd", "weekly_budget_micro_usd", "run_budget_micro_usd",
-    "warn_at_percent", "milestones_micro_usd",
+    "warn_at_percent", "milestones_micro_usd", "repository_shares",
 )
 
 
