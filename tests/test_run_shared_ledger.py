@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests import test_run
+from tests.fakes.discord_server import FakeDiscord, fake_discord_fixture  # noqa: F401
 from tests.fakes.git_http import READ, WRITE, FakeGitHost
 from tests.fakes.github_server import FakeGitHub, fake_github  # noqa: F401
 from tests.fakes.model_servers import fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
@@ -154,16 +155,21 @@ def test_two_repositories_racing_on_one_shared_ledger_stay_within_the_cap_and_ea
     assert [seen[0]["organisation"]["repository"], seen[1]["organisation"]["repository"]] == ["octo/repo", "octo/site"]
 
 
-def test_a_repository_past_its_share_stops_before_any_call_while_another_runs(organisation: Organisation) -> None:
+def test_a_repository_past_its_share_stops_before_any_call_while_another_runs(
+    organisation: Organisation, fake_discord: FakeDiscord,
+) -> None:
     world = organisation.world
     ledger_repository(world, organisation.ledger, shares(5, 0.05, 1))  # $0.05: less than one analysis call
     share_ledger(organisation, str(organisation.ledger))
 
-    stopped = finish(organisation.start("octo/repo", "repo-run"))
+    stopped = finish(organisation.start("octo/repo", "repo-run", env={**world.env, **fake_discord.env()}))
     assert stopped.returncode == 0, stopped.stderr
     assert f"budget stop (budget.repositories.octo/repo.monthly_usd of {organisation.ledger})" in stopped.stdout
     assert "this month for octo/repo" in stopped.stdout
     assert world.anthropic.generation_requests == []
+    [alert] = fake_discord.embeds_titled("Budget stop")
+    assert alert["title"] == "🛑 Budget stop: octo/repo's share is spent"  # not the organisation's budget
+    assert alert["footer"]["text"].startswith("octo/repo · ")
 
     ran = finish(organisation.start("octo/site", "site-run"))
     assert ran.returncode == 0, ran.stderr

@@ -26,6 +26,7 @@ from .ledger import TIME_FORMAT, Ledger
 DAY, WEEK, MONTH = "day", "week", "month"
 CONFIG_KEYS = {DAY: "budget.daily_usd", WEEK: "budget.weekly_usd", MONTH: "budget.monthly_usd"}
 RUN_KEY = "budget.run_usd"
+SHARE_KEY_PREFIX = "budget.repositories."
 TITLES = {DAY: "today", WEEK: "this week", MONTH: "this month"}
 
 
@@ -46,6 +47,11 @@ class Window:
     @property
     def key(self) -> str:
         return self.config_key or CONFIG_KEYS[self.name]
+
+    @property
+    def is_share(self) -> bool:
+        """A repository's share of a shared ledger's budget (``Share.window``), not a window of the whole ledger."""
+        return self.config_key.startswith(SHARE_KEY_PREFIX)
 
     @property
     def left_micro_usd(self) -> int:
@@ -80,7 +86,7 @@ class Share:
         label, start, end = bounds(MONTH, now)
         spent = sum(run.cost_micro_usd for run in own.runs if run.id != excluding)
         return Window(MONTH, label, self.monthly_micro_usd, spent, start, end, scope=self.repository,
-                      config_key=f"budget.repositories.{self.repository}.monthly_usd of {self.ledger}")
+                      config_key=f"{SHARE_KEY_PREFIX}{self.repository}.monthly_usd of {self.ledger}")
 
 
 class WindowStop(BudgetStop):
@@ -194,7 +200,8 @@ def crossed(config: Config, ledger: Ledger, now: dt.datetime) -> list[Window]:
 
 
 def warn_flag(window: Window) -> str:
-    return f"{window.name}:{window.label}"
+    """How the ledger's ``notified`` lists remember a window (a share's names its repository)."""
+    return f"{window.name}:{window.label}" + (f":{window.scope}" if window.is_share else "")
 
 
 def check_start(

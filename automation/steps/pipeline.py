@@ -688,6 +688,10 @@ def dry_run(
     pending = tasks.read_tasks(tasks.load(repo, config.tasks_file))
     task = tasks.Task(tasks.task_text(task_text), 0) if task_text is not None else (pending[0] if pending else None)
     lines = ["Dry run: no keys, no network, nothing written."]
+    if config.ledger_repository is not None:
+        lines.append(f"The ledger is shared through {config.ledger_repository} (ledger.repository), whose own config sets the "
+                     "budget; the dry run does not fetch it, so the budget lines below are this checkout's: "
+                     "`status` shows the organisation's month.")
     prompt: list[str] = []  # with show_prompt, the analysis request, last
     paused = config.paused_by(env)
     if paused:
