@@ -5,7 +5,7 @@ Run: python benchmarks/bench_shared_ledger.py [--repositories M] [--runs N] [--q
 
 Sets up M repositories (each a bare remote and its own loopback fake GitHub), one shared
 ledger repository whose own config sets the organisation's cap at about half of what the M x N
-runs would cost (each repository's share at a third of the organisation's), and one pair of
+runs would cost (each repository's share at 1.5 times an even split of it, so both bind), and one pair of
 loopback model fakes billing close to each call's worst case (tests/spending.py). Then it starts
 all M x N real `python -m automation run` processes at once, each in its own fresh clone, as
 a cron minute shared by M repositories would, and reports:
@@ -56,6 +56,7 @@ ANALYSIS = (
     "## Acceptance criteria\n- greet('Ada') returns 'Hello, Ada!'"
 )
 RUN_COST = ANALYSIS_COST + CODE_COST  # what one run that opens its pull request is billed
+ROOM_FOR_ONE_RUN = 250_000  # a run's calls at their worst case (about $0.19) fit in this
 LEDGER_FILE = "token_budget.json"
 # The same CLI with the reservation and the ledger pushes timed (a JSON file per process).
 TIMED = r"""
@@ -144,8 +145,8 @@ def dt_replace(ledger: ledger_module.Ledger, runs: tuple[RunRecord, ...]) -> led
 def measure(repositories: int, runs_each: int) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-shared-ledger-"))
     total = repositories * runs_each
-    org_cap = max(RUN_COST, total * RUN_COST // 2)
-    share = max(RUN_COST, org_cap // 3)
+    org_cap = max(2 * ROOM_FOR_ONE_RUN, total * RUN_COST // 2)
+    share = max(ROOM_FOR_ONE_RUN, org_cap * 3 // (2 * repositories))
     names = [f"octo/app-{index}" for index in range(repositories)]
     gitconfig = tmp / "gitconfig"
     gitconfig.write_text("[user]\n\tname = Bench\n\temail = bench@example.com\n[init]\n\tdefaultBranch = main\n")
@@ -196,6 +197,7 @@ def measure(repositories: int, runs_each: int) -> dict[str, float]:
         billed = len(anthropic.generation_requests) * ANALYSIS_COST + len(openai.generation_requests) * CODE_COST
         by_repository = {name: sum(run.cost_micro_usd for run in ledger.runs if run.repository == name) for name in names}
         recorded_runs = len(ledger.runs)
+        empty_bytes = len(ledger_module.to_text(dt_replace(ledger, ())).encode("utf-8"))  # what is not the runs
         commits = int(git(ledger_repo, "rev-list", "--count", "main", env=base_env).strip()) - 1
         git(ledger_repo, "gc", "-q", env=base_env)
         objects_growth = objects_bytes(ledger_repo, base_env) - objects_before
@@ -217,7 +219,7 @@ def measure(repositories: int, runs_each: int) -> dict[str, float]:
             "push_retries_per_run": sum(run["stale"] for run in stats) / max(1, len(stats)),
             "recorded_runs": recorded_runs, "ledger_commits": commits,
             "ledger_bytes": len(text.encode("utf-8")),
-            "ledger_bytes_per_1000_runs": len(text.encode("utf-8")) * 1000 / max(1, recorded_runs),
+            "ledger_bytes_per_1000_runs": (len(text.encode("utf-8")) - empty_bytes) * 1000 / max(1, recorded_runs),
             "synthetic_1000_runs_bytes": synthetic_bytes, "parse_1000_runs_ms": parse_ms,
             "git_objects_bytes_per_1000_runs": objects_growth * 1000 / max(1, recorded_runs),
         }
