@@ -16,7 +16,8 @@ a cron minute shared by M repositories would, and reports:
   while other runs moved the branch), p50/p95; and the same for ``Reserver.cover`` (before
   every paid call);
 - push retries: pushes to the shared ledger refused because the branch moved, per run;
-- runs that failed (exit 1) and why, e.g. the branch moving on every attempt;
+- runs that failed (exit 1) and why, e.g. the branch moving on every attempt, and the
+  reservations they left (booked as spent once they expire: the cap still holds);
 - growth: the ledger file's bytes per 1,000 runs (from this race, and from a synthetic month
   of 1,000 two-call runs written by the bot's own ``ledger.to_text``), the ledger repository's
   git objects per 1,000 runs, and how long the bot takes to parse a 1,000-run ledger.
@@ -172,6 +173,7 @@ def measure(repositories: int, runs_each: int) -> dict[str, float]:
             seed_repository(tmp, remote, {"docs/TASKS.md": TASKS, "app/__init__.py": "", "README.md": "# Demo\n",
                                           ".github/ai-orchestration.yml": config}, base_env)
             remotes.append(remote)
+        git(ledger_repo, "gc", "-q", env=base_env)
         objects_before = objects_bytes(ledger_repo, base_env)
         jobs = []
         for index in range(total):
@@ -188,7 +190,7 @@ def measure(repositories: int, runs_each: int) -> dict[str, float]:
         outputs = [process.communicate(timeout=1800) for process in processes]
         wall = time.perf_counter() - started
         codes = [process.returncode for process in processes]
-        failures = [err.strip().splitlines()[-1] if err.strip() else f"exit {code}"
+        failures = [err.strip().splitlines()[-1][:160] if err.strip() else f"exit {code}"
                     for code, (_, err) in zip(codes, outputs) if code != 0]
         stats = [json.loads((tmp / f"stats-{index}.json").read_text()) for index in range(total)
                  if (tmp / f"stats-{index}.json").exists()]
@@ -218,6 +220,8 @@ def measure(repositories: int, runs_each: int) -> dict[str, float]:
             "ledger_pushes": sum(run["pushes"] for run in stats), "push_retries": sum(run["stale"] for run in stats),
             "push_retries_per_run": sum(run["stale"] for run in stats) / max(1, len(stats)),
             "recorded_runs": recorded_runs, "ledger_commits": commits,
+            "reservations_left": len(ledger.reservations),  # runs that could not settle: booked once they expire
+            "held_usd": sum(held.micro_usd for held in ledger.reservations) / 1e6,
             "ledger_bytes": len(text.encode("utf-8")),
             "ledger_bytes_per_1000_runs": (len(text.encode("utf-8")) - empty_bytes) * 1000 / max(1, recorded_runs),
             "synthetic_1000_runs_bytes": synthetic_bytes, "parse_1000_runs_ms": parse_ms,
@@ -243,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  organisation cap ${f['org_cap_usd']:.2f}, each share ${f['share_usd']:.2f}: billed ${f['billed_usd']:.4f}, "
           f"recorded ${f['recorded_usd']:.4f}; overshoot ${f['overshoot_usd']:.4f} (cap), ${f['share_overshoot_usd']:.4f} (shares)")
     print(f"  {f['pull_requests']} pull requests, {f['budget_stops']} budget stops, {f['failed_runs']} failed runs"
-          + (f" ({'; '.join(f['failures'])})" if f["failures"] else ""))
+          + (f" ({'; '.join(f['failures'])})" if f["failures"] else "")
+          + (f"; {f['reservations_left']} reservations left unsettled, holding ${f['held_usd']:.4f} until they expire"
+             if f["reservations_left"] else ""))
     print(f"  reservation latency: p50 {f['reserve_p50_s']:.2f} s, p95 {f['reserve_p95_s']:.2f} s; "
           f"before each call: p50 {f['cover_p50_s']:.2f} s, p95 {f['cover_p95_s']:.2f} s")
     print(f"  ledger pushes: {f['ledger_pushes']}, retried because the branch moved: {f['push_retries']} "

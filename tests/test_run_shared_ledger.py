@@ -142,7 +142,8 @@ def test_two_repositories_racing_on_one_shared_ledger_stay_within_the_cap_and_ea
     assert all(run["repository"] in ("octo/repo", "octo/site") for run in ledger["runs"])
     stops = [line for result in results for line in result.stdout.splitlines() if "budget stop" in line]
     assert stops and all(f"of {organisation.ledger}" in line for line in stops), stops  # the shared budget's keys
-    assert LEDGER not in (world.remote_file("main", LEDGER) or "")  # nothing went to either repository's own ledger
+    for remote in (world.remote, organisation.site_remote):  # nothing went to either repository's own ledger
+        assert subprocess.run(["git", "cat-file", "-e", f"main:{LEDGER}"], cwd=remote).returncode != 0
 
     seen = [organisation.status(repository) for repository in ("octo/repo", "octo/site")]
     assert seen[0]["spent_usd"] == seen[1]["spent_usd"] == ledger["spent_micro_usd"] / 1e6

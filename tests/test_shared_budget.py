@@ -109,3 +109,61 @@ def test_status_shows_the_organisation_and_each_repository() -> None:
     assert 'ai_orchestration_repository_share_usd{repository="octo/app"} 0.5' in exposed
     assert 'repository_share_usd{repository="octo/other"}' not in exposed
     assert reports.status_data(cfg, ledger, NOW)["organisation"] is None  # a repository's own ledger
+
+
+def test_the_dashboard_shows_each_repository_of_a_shared_ledger() -> None:
+    from automation.reporting import dashboard
+
+    cfg = config(ORG)
+    ledger = Ledger("2026-12", 1_000_000, runs=(run("a", "2026-12-04T01:00:00Z", 120_000, "octo/app"),
+                                                run("s", "2026-12-01T01:00:00Z", 80_000, "octo/site")))
+    page = dashboard.render(cfg, ledger, NOW, repository="octo/app", share=windows.Share("octo/app", "octo/ai-budget", 500_000))
+    table = page[page.index('<div id="organisation">'):]
+    table = table[:table.index("</div>")]
+    assert "shared through octo/ai-budget: $0.20 of $1.00 spent this month by every repository" in table
+    assert "<td>octo/app</td><td>$0.12</td><td>$0.50</td><td>$0.12</td><td>$0.12</td><td>1</td>" in table
+    assert "<td>octo/site</td><td>$0.08</td><td>$0.25</td><td>$0.00</td><td>$0.08</td><td>1</td>" in table
+    assert 'id="organisation"' not in dashboard.render(cfg, ledger, NOW)
+
+
+def test_a_branch_that_moved_since_the_fetch_is_not_taken_for_a_refused_token(tmp_path) -> None:  # noqa: ANN001
+    import os
+    import subprocess
+
+    from automation.repo import gitops
+
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1",
+           "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@a", "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@a"}
+
+    def git(cwd, *args: str) -> None:  # noqa: ANN001
+        subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
+
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", "ledger.git")
+    for name in ("first", "second"):
+        git(tmp_path, "clone", "-q", "ledger.git", name)
+    git(tmp_path / "first", "commit", "-q", "--allow-empty", "-m", "one")
+    git(tmp_path / "first", "push", "-q", "origin", "HEAD:main")
+    gitops.fetch(tmp_path / "second", "main", env)
+    git(tmp_path / "first", "commit", "-q", "--allow-empty", "-m", "another run's reservation")
+    git(tmp_path / "first", "push", "-q", "origin", "HEAD:main")
+    assert gitops.push_refusal(tmp_path / "second", "main", env) is None  # reached the branch: allowed
+
+    waits: list[int] = []
+    contents = iter([b"a", b"b"])
+
+    def render(_: bytes | None) -> bytes:
+        if not waits and len(list(tmp_path.glob("moved"))) == 0:  # another run pushes in between, once
+            (tmp_path / "moved").touch()
+            git(tmp_path / "first", "commit", "-q", "--allow-empty", "-m", "a race")
+            git(tmp_path / "first", "push", "-q", "origin", "HEAD:main")
+        return next(contents)
+
+    gitops.commit_file_with_retry(tmp_path / "second", "main", "token_budget.json", render, "m", env=env, pause=waits.append)
+    assert waits == [0]  # backed off once before the second attempt
+
+
+def test_backoff_is_full_jitter_growing_to_a_cap() -> None:
+    from automation.money.reservations import BACKOFF_CAP_SECONDS, backoff_seconds
+
+    assert backoff_seconds(0, 0.0) == 0 and backoff_seconds(0, 0.999) < 0.25
+    assert backoff_seconds(3, 0.5) == 1.0 and backoff_seconds(30, 0.999) < BACKOFF_CAP_SECONDS

@@ -52,6 +52,16 @@ from .ledger_source import RESCUE_BRANCH, booked_note
 
 # Pushes per reservation: with N runs racing, each round lets at least one of them through.
 RESERVE_ATTEMPTS = 12
+# Between attempts, "full jitter" (Brooker, "Exponential Backoff And Jitter", AWS Architecture
+# Blog, 2015): a uniform wait up to min(cap, base x 2^attempt) seconds, so runs that collided
+# (many repositories' crons in the same minute on one shared ledger) spread out.
+BACKOFF_BASE_SECONDS = 0.25
+BACKOFF_CAP_SECONDS = 4.0
+
+
+def backoff_seconds(attempt: int, draw: float) -> float:
+    """Seconds to wait before retry ``attempt`` (from 0); ``draw`` is uniform in [0, 1)."""
+    return draw * min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
 
 
 @dataclass
@@ -88,6 +98,8 @@ class Reserver:
     # and its share of the organisation's budget (windows.Share), checked beside the organisation's.
     repository: str = ""
     share: windows.Share | None = None
+    # Called with the attempt number (from 0) before a compare-and-swap tries again (backoff_seconds).
+    pause: Callable[[int], None] | None = None
 
     def reserve(self, known: Ledger, task: str, wanted: int, needed: int) -> None:
         """Hold up to ``wanted`` micro-dollars (at least ``needed``) for the run and claim ``task``.
@@ -152,7 +164,7 @@ class Reserver:
 
             gitops.commit_file_with_retry(
                 self.repo, branch, self.config.ledger_path, render, message, attempts=RESERVE_ATTEMPTS, env=self.env,
-                create_branch_from=default if branch != default else None,
+                create_branch_from=default if branch != default else None, pause=self.pause,
             )
             self.committed[branch] = written[branch]
 

@@ -8,6 +8,7 @@ the ledger (and saved to disk) after every paid call, and the ledger is committe
 from __future__ import annotations
 
 import datetime as dt
+import random
 import re
 import time
 from dataclasses import replace
@@ -216,6 +217,8 @@ def _open_session(
         repository=home.repository, notes=config.retirement_notes(), ledger_root=home.root,
     )
     reserver.say = session.say
+    draws = random.Random(nonce())  # apart from every other run's
+    reserver.pause = lambda attempt: session.sleep(reservations.backoff_seconds(attempt, draws.random()))
     for note in [*shared_notes, *notes]:
         reserver.tell(note)  # once: a later look at the branch may find the same
     return session
