@@ -1,14 +1,15 @@
 """One ledger shared by many repositories (``ledger.repository``): does the cap hold, and how
 fast is the compare-and-swap when every repository's runs push to the same branch at once?
 
-Run: python benchmarks/bench_shared_ledger.py [--repositories M] [--runs N] [--quick] [--json]
+Run: python benchmarks/bench_shared_ledger.py [--repositories M] [--runs N] [--spread S] [--quick] [--json]
 
 Sets up M repositories (each a bare remote and its own loopback fake GitHub), one shared
 ledger repository whose own config sets the organisation's cap at about half of what the M x N
 runs would cost (each repository's share at 1.5 times an even split of it, so both bind), and one pair of
 loopback model fakes billing close to each call's worst case (tests/spending.py). Then it starts
 all M x N real `python -m automation run` processes at once, each in its own fresh clone, as
-a cron minute shared by M repositories would, and reports:
+a cron minute shared by M repositories would (or evenly over ``--spread`` seconds, as staggered
+cron minutes would), and reports:
 
 - overshoot: what the providers billed (counted at the fakes) beyond the organisation's cap,
   and beyond each repository's share (from the shared ledger's rows): must be 0;
@@ -143,7 +144,7 @@ def dt_replace(ledger: ledger_module.Ledger, runs: tuple[RunRecord, ...]) -> led
     return replace(ledger, runs=runs)
 
 
-def measure(repositories: int, runs_each: int) -> dict[str, float]:
+def measure(repositories: int, runs_each: int, spread: float = 0.0) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-shared-ledger-"))
     total = repositories * runs_each
     org_cap = max(2 * ROOM_FOR_ONE_RUN, total * RUN_COST // 2)
@@ -173,7 +174,7 @@ def measure(repositories: int, runs_each: int) -> dict[str, float]:
             seed_repository(tmp, remote, {"docs/TASKS.md": TASKS, "app/__init__.py": "", "README.md": "# Demo\n",
                                           ".github/ai-orchestration.yml": config}, base_env)
             remotes.append(remote)
-        git(ledger_repo, "gc", "-q", env=base_env)
+        git(ledger_repo, "gc", "-q", "--prune=now", env=base_env)
         objects_before = objects_bytes(ledger_repo, base_env)
         jobs = []
         for index in range(total):
@@ -184,9 +185,11 @@ def measure(repositories: int, runs_each: int) -> dict[str, float]:
                    "BENCH_STATS": str(tmp / f"stats-{index}.json")}
             jobs.append((index, checkout, env, f"Add helper {run_index}"))
         started = time.perf_counter()
-        processes = [subprocess.Popen([sys.executable, "-c", TIMED, "run", "--repo", str(checkout), "--task", task],
-                                      cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                     for _, checkout, env, task in jobs]
+        processes = []
+        for index, checkout, env, task in jobs:  # evenly over ``spread`` seconds (0: all at once)
+            time.sleep(max(0.0, started + spread * index / total - time.perf_counter()))
+            processes.append(subprocess.Popen([sys.executable, "-c", TIMED, "run", "--repo", str(checkout), "--task", task],
+                                              cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         outputs = [process.communicate(timeout=1800) for process in processes]
         wall = time.perf_counter() - started
         codes = [process.returncode for process in processes]
@@ -201,13 +204,13 @@ def measure(repositories: int, runs_each: int) -> dict[str, float]:
         recorded_runs = len(ledger.runs)
         empty_bytes = len(ledger_module.to_text(dt_replace(ledger, ())).encode("utf-8"))  # what is not the runs
         commits = int(git(ledger_repo, "rev-list", "--count", "main", env=base_env).strip()) - 1
-        git(ledger_repo, "gc", "-q", env=base_env)
+        git(ledger_repo, "gc", "-q", "--prune=now", env=base_env)  # what the history keeps, packed as GitHub does
         objects_growth = objects_bytes(ledger_repo, base_env) - objects_before
         synthetic_bytes, parse_ms = synthetic_growth()
         reserve = [s for run in stats for s in run["reserve_s"]]
         cover = [s for run in stats for s in run["cover_s"]]
         return {
-            "repositories": repositories, "runs": total, "wall_s": wall,
+            "repositories": repositories, "runs": total, "wall_s": wall, "spread_s": spread,
             "org_cap_usd": org_cap / 1e6, "share_usd": share / 1e6, "billed_usd": billed / 1e6,
             "recorded_usd": ledger.spent_micro_usd / 1e6,
             "overshoot_usd": max(0, billed - org_cap) / 1e6,
@@ -237,13 +240,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repositories", type=int, default=10, help="repositories sharing the ledger (default 10)")
     parser.add_argument("--runs", type=int, default=5, help="runs of each repository, all started at once (default 5)")
+    parser.add_argument("--spread", type=float, default=0.0,
+                        help="start the runs evenly over this many seconds (default 0: all at once, the worst case)")
     parser.add_argument("--quick", action="store_true", help="2 repositories x 2 runs: the suite's smoke run")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     args = parser.parse_args(argv)
     repositories, runs = (2, 2) if args.quick else (args.repositories, args.runs)
-    f = measure(repositories, runs)
-    print(f"{f['runs']} runs from {f['repositories']} repositories, all started at once, on one shared ledger "
-          f"({f['wall_s']:.1f} s wall):")
+    f = measure(repositories, runs, 0.0 if args.quick else args.spread)
+    when = f"started over {f['spread_s']:g} s" if f["spread_s"] else "all started at once"
+    print(f"{f['runs']} runs from {f['repositories']} repositories, {when}, on one shared ledger ({f['wall_s']:.1f} s wall):")
     print(f"  organisation cap ${f['org_cap_usd']:.2f}, each share ${f['share_usd']:.2f}: billed ${f['billed_usd']:.4f}, "
           f"recorded ${f['recorded_usd']:.4f}; overshoot ${f['overshoot_usd']:.4f} (cap), ${f['share_overshoot_usd']:.4f} (shares)")
     print(f"  {f['pull_requests']} pull requests, {f['budget_stops']} budget stops, {f['failed_runs']} failed runs"
