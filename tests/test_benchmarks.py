@@ -110,7 +110,7 @@ def test_bench_history_figures_are_coherent() -> None:
 def test_bench_shared_ledger_figures_are_coherent() -> None:
     out = bench("bench_shared_ledger.py", "--quick", "--json")
     f = json.loads(out.splitlines()[-1])
-    assert (f["repositories"], f["runs"]) == (2, 2)
+    assert (f["repositories"], f["runs"]) == (2, 4)
     assert f["overshoot_usd"] == 0 and f["share_overshoot_usd"] == 0  # the cap and every share held
     assert 0 < f["billed_usd"] == f["recorded_usd"] <= f["org_cap_usd"]  # every billed call is in the shared ledger
     assert f["failed_runs"] == 0, f["failures"]

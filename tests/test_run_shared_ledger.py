@@ -61,8 +61,8 @@ class Organisation:
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
 
-    def shared_ledger(self) -> dict:
-        text = subprocess.run(["git", "show", f"main:{LEDGER}"], cwd=self.ledger, capture_output=True, text=True,
+    def shared_ledger(self, branch: str = "main") -> dict:
+        text = subprocess.run(["git", "show", f"{branch}:{LEDGER}"], cwd=self.ledger, capture_output=True, text=True,
                               check=True).stdout
         return json.loads(text)
 
@@ -106,9 +106,9 @@ def organisation(world: World) -> Iterator[Organisation]:
         yield Organisation(world, world.tmp / "org" / "ledger.git", site_remote, {**world.env, **site_github.env()})
 
 
-def share_ledger(organisation: Organisation, spec: str) -> None:
-    """Both repositories name ``spec`` as their ledger."""
-    config = f"{PINNED_MODELS}ledger:\n  repository: {spec}\n"
+def share_ledger(organisation: Organisation, spec: str, branch: str | None = None) -> None:
+    """Both repositories name ``spec`` as their ledger (on ``branch`` there, else its default branch)."""
+    config = f"{PINNED_MODELS}ledger:\n  repository: {spec}\n" + (f"  branch: {branch}\n" if branch else "")
     for repository in ("octo/repo", "octo/site"):
         commit_files(organisation.world, organisation.remote(repository), {CONFIG: config})
 
@@ -161,7 +161,7 @@ def test_a_repository_past_its_share_stops_before_any_call_while_another_runs(
 ) -> None:
     world = organisation.world
     ledger_repository(world, organisation.ledger, shares(5, 0.05, 1))  # $0.05: less than one analysis call
-    share_ledger(organisation, str(organisation.ledger))
+    share_ledger(organisation, str(organisation.ledger), branch="budget")  # a branch the first run creates there
 
     stopped = finish(organisation.start("octo/repo", "repo-run", env={**world.env, **fake_discord.env()}))
     assert stopped.returncode == 0, stopped.stderr
@@ -174,7 +174,7 @@ def test_a_repository_past_its_share_stops_before_any_call_while_another_runs(
 
     ran = finish(organisation.start("octo/site", "site-run"))
     assert ran.returncode == 0, ran.stderr
-    [run] = organisation.shared_ledger()["runs"]
+    [run] = organisation.shared_ledger("budget")["runs"]
     assert run["repository"] == "octo/site" and run["outcome"] == "pr_opened"
     text = subprocess.run([sys.executable, "-m", "automation", "status", "--repo", str(world.tmp / "repo-run")],
                           cwd=world.tmp, env=world.env, capture_output=True, text=True, timeout=60)

@@ -89,6 +89,8 @@ def check_push(home: LedgerHome, branch: str) -> None:
     run's push (a read-only or wrong token), naming the variable and the right to give it."""
     if home.shared is None:
         return
+    if gitops.known_remote_tip(home.root, branch, home.env) is None:  # a ledger.branch the first run creates
+        branch = gitops.remote_default_branch(home.root, home.env)
     refused = gitops.push_refusal(home.root, branch, home.env)
     if refused is not None:
         raise LedgerAccessError(
