@@ -273,9 +273,12 @@ def _reconcile(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetim
     month = args.month or ledger_module.month_of(now)
     if month > ledger_module.month_of(now):
         raise UsageError(f"reconcile: --month {month} has not begun yet")
+    from .repo import ledger_remote
+
     repo = checkout(args.repo)
     config = load_config(config_path(args, repo), repo, now.date())
-    loaded, notes = ledger_source.read(repo, config, env, now)
+    home = ledger_remote.open_home(repo, config, env, writing=args.apply)  # a shared ledger: reconciled there
+    loaded, notes = ledger_source.read(home.root, config, home.env, now)
     for note in notes:
         out.write(f"note: {note}\n")
     for provider, variable in usage_reports.ADMIN_KEY_VARIABLES.items():
@@ -288,7 +291,7 @@ def _reconcile(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetim
                   for row in usage_reports.Reader(provider, key, env, session, config.prices, scopes[provider]).billed(start, end)]
     compared = reconcile.compare(ledger_module.as_of(loaded, now), month, billed, keys)
     rows = reconcile.adjustments(compared) if args.apply else ()
-    branch = reconcile.record(repo, config, env, loaded, compared, rows, now) if args.apply else None
+    branch = reconcile.record(home.root, config, home.env, loaded, compared, rows, now) if args.apply else None
     out.write(reconcile.render(compared, applied=bool(rows)) + "\n")
     if branch is not None:
         out.write(f"Ledger committed to {branch}\n")
