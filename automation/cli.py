@@ -27,6 +27,7 @@ from .core.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, AutomationError, Us
 from .core.redact import redact, secret_values
 from .money import ledger as ledger_module
 from .money.ledger_source import book_expired, booked_note, committed_locally, prefer_committed
+from .money.windows import Share
 from .repo import tasks
 
 
@@ -183,13 +184,23 @@ def config_path(args: argparse.Namespace, repo: Path) -> Path | None:
     return path if path.is_absolute() else repo / path
 
 
-def _load(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime) -> tuple[Config, ledger_module.Ledger, Path]:
+def _load(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime) -> tuple[Config, ledger_module.Ledger, Share | None]:
     """The config and the checkout's ledger as a run would count it: merged with what the checkout
     last saw of the committed one (no network, so a local run's spend shows before a `git pull`),
     expired reservations of runs that never settled booked as spent, what that and reading found
-    kept as ``warnings``."""
+    kept as ``warnings``. A shared ledger (``ledger.repository``) is fetched, with its budget and
+    this repository's share in it."""
     repo = checkout(args.repo)
     config = load_config(config_path(args, repo), repo, now.date())
+    if config.ledger_repository is not None:
+        from .money import ledger_source, shared_budget
+        from .repo import ledger_remote
+
+        home = ledger_remote.open_home(repo, config, env, writing=False)
+        config, share, notes = shared_budget.apply(config, home, now.date())
+        shared, read_notes = ledger_source.read(home.root, config, home.env, now)
+        said = tuple(note.removeprefix("note: ") for note in [*notes, *read_notes])
+        return config, replace(ledger_module.as_of(shared, now), warnings=shared.warnings + said), share
     ledger_path = repo / config.ledger_path
     loaded = ledger_module.load(ledger_path, now, config.monthly_budget_micro_usd, root=repo)
     committed = committed_locally(repo, config, env)
@@ -197,14 +208,14 @@ def _load(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime) ->
         loaded = replace(prefer_committed(committed, loaded), warnings=loaded.warnings)
     booked, runs = book_expired(loaded, config, now)
     ledger = ledger_module.as_of(booked, now)
-    return config, replace(ledger, warnings=loaded.warnings + tuple(booked_note(run) for run in runs)), ledger_path
+    return config, replace(ledger, warnings=loaded.warnings + tuple(booked_note(run) for run in runs)), None
 
 
 def _status(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
     from .reporting.reports import render_status, status_data
 
-    config, ledger, _ = _load(args, env, now)
-    data = status_data(config, ledger, now, config.paused_by(env))
+    config, ledger, share = _load(args, env, now)
+    data = status_data(config, ledger, now, config.paused_by(env), share)
     if args.format == "json":
         out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
     elif args.format in ("openmetrics", "prometheus"):
@@ -219,8 +230,8 @@ def _status(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, 
 def _dashboard(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetime, out: TextIO) -> int:
     from .reporting.dashboard import build
 
-    config, ledger, _ = _load(args, env, now)
-    page = build(config, ledger, now, args.out.resolve(), repository=env.get("GITHUB_REPOSITORY") or None)
+    config, ledger, share = _load(args, env, now)
+    page = build(config, ledger, now, args.out.resolve(), repository=env.get("GITHUB_REPOSITORY") or None, share=share)
     out.write(f"Dashboard written to {page}\n")
     return EXIT_OK
 
@@ -262,9 +273,12 @@ def _reconcile(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetim
     month = args.month or ledger_module.month_of(now)
     if month > ledger_module.month_of(now):
         raise UsageError(f"reconcile: --month {month} has not begun yet")
+    from .repo import ledger_remote
+
     repo = checkout(args.repo)
     config = load_config(config_path(args, repo), repo, now.date())
-    loaded, notes = ledger_source.read(repo, config, env, now)
+    home = ledger_remote.open_home(repo, config, env, writing=args.apply)  # a shared ledger: reconciled there
+    loaded, notes = ledger_source.read(home.root, config, home.env, now)
     for note in notes:
         out.write(f"note: {note}\n")
     for provider, variable in usage_reports.ADMIN_KEY_VARIABLES.items():
@@ -277,7 +291,7 @@ def _reconcile(args: argparse.Namespace, env: Mapping[str, str], now: dt.datetim
                   for row in usage_reports.Reader(provider, key, env, session, config.prices, scopes[provider]).billed(start, end)]
     compared = reconcile.compare(ledger_module.as_of(loaded, now), month, billed, keys)
     rows = reconcile.adjustments(compared) if args.apply else ()
-    branch = reconcile.record(repo, config, env, loaded, compared, rows, now) if args.apply else None
+    branch = reconcile.record(home.root, config, home.env, loaded, compared, rows, now) if args.apply else None
     out.write(reconcile.render(compared, applied=bool(rows)) + "\n")
     if branch is not None:
         out.write(f"Ledger committed to {branch}\n")

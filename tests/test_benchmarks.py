@@ -107,3 +107,19 @@ def test_bench_history_figures_are_coherent() -> None:
     assert all(float(value) > 0 for value in (kept[2], kept[3], one_list[2], one_list[4], one_list[5], one_list[8]))
     assert 50 < int(one_list[6]) < 2048  # a whole Python process with the SDKs, not a runaway
     assert lines[3].startswith("targets for the kept file:") and lines[3].endswith(": met")
+
+
+def test_bench_shared_ledger_figures_are_coherent() -> None:
+    out = bench("bench_shared_ledger.py", "--quick", "--json")
+    f = json.loads(out.splitlines()[-1])
+    assert (f["repositories"], f["runs"]) == (2, 4)
+    assert f["overshoot_usd"] == 0 and f["share_overshoot_usd"] == 0  # the cap and every share held
+    assert 0 < f["billed_usd"] == f["recorded_usd"] <= f["org_cap_usd"]  # every billed call is in the shared ledger
+    assert f["failed_runs"] == 0, f["failures"]
+    assert f["pull_requests"] >= 1 and f["pull_requests"] + f["budget_stops"] == f["runs"]
+    assert 0 < f["reserve_p50_s"] <= f["reserve_p95_s"] < 120 and 0 < f["cover_p50_s"] <= f["cover_p95_s"] < 120
+    assert f["ledger_pushes"] >= f["recorded_runs"] * 2 and 0 <= f["push_retries"] < f["ledger_pushes"]
+    assert f["ledger_commits"] >= f["recorded_runs"] >= f["pull_requests"]
+    assert 100_000 < f["synthetic_1000_runs_bytes"] < 2_000_000 and 0 < f["parse_1000_runs_ms"] < 10_000
+    assert 0 < f["ledger_bytes_per_1000_runs"] < 10_000_000 and f["git_objects_bytes_per_1000_runs"] > 0
+    assert "reservation latency: p50" in out

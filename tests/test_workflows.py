@@ -272,6 +272,7 @@ def test_bot_workflow_reads_inputs_and_secrets_through_env() -> None:
     workflow = load(BOT_WORKFLOW)
     checkout = step_named(workflow, "Check out")
     token = "${{ secrets.AI_ORCHESTRATION_TOKEN || secrets.GITHUB_TOKEN }}"
+    ledger_token = "${{ secrets.AI_ORCHESTRATION_LEDGER_TOKEN }}"
     assert checkout["with"]["token"] == token, "the optional PAT must also be what pushes"
     assert checkout["with"]["persist-credentials"] is True, "the bot pushes with the checkout's credentials"
     assert checkout["with"]["fetch-depth"] == 1, "one commit: the bot never needs the history"
@@ -282,6 +283,7 @@ def test_bot_workflow_reads_inputs_and_secrets_through_env() -> None:
         "DRY_RUN": "${{ inputs.dry_run }}",  # the inputs context keeps booleans boolean
         "DISCORD_WEBHOOK_URL": "${{ secrets.DISCORD_WEBHOOK_URL }}",
         "GITHUB_TOKEN": token,
+        "AI_ORCHESTRATION_LEDGER_TOKEN": ledger_token,  # a shared ledger's token is checked before any work
         "AI_ORCHESTRATION_PAUSED": "${{ vars.AI_ORCHESTRATION_PAUSED }}",
     }, "the deciding step gets no model keys"
     env = step_named(workflow, "Run the bot")["env"]
@@ -291,8 +293,10 @@ def test_bot_workflow_reads_inputs_and_secrets_through_env() -> None:
         "OPENAI_API_KEY": "${{ secrets.OPENAI_API_KEY }}",
         "DISCORD_WEBHOOK_URL": "${{ secrets.DISCORD_WEBHOOK_URL }}",
         "GITHUB_TOKEN": token,
+        "AI_ORCHESTRATION_LEDGER_TOKEN": ledger_token,
         "AI_ORCHESTRATION_PAUSED": "${{ vars.AI_ORCHESTRATION_PAUSED }}",
     }
+    assert step_named(workflow, "Build the dashboard")["env"] == {"AI_ORCHESTRATION_LEDGER_TOKEN": ledger_token}
     assert "github.event.inputs" not in BOT_WORKFLOW.read_text(encoding="utf-8")
 
 
@@ -434,7 +438,7 @@ def test_action_inputs_mirror_the_workflow() -> None:
     assert action["runs"]["using"] == "composite"
     assert set(action["inputs"]) == {
         "task", "dry-run", "config", "anthropic-api-key", "openai-api-key", "discord-webhook-url",
-        "github-token", "paused", "python-version",
+        "github-token", "ledger-token", "paused", "python-version",
     }
     assert action["inputs"]["github-token"]["default"] == "${{ github.token }}"
     for name, spec in action["inputs"].items():
@@ -451,8 +455,9 @@ def test_action_masks_secrets_installs_from_its_own_path_and_runs_on_the_workspa
     assert "::add-mask::" in mask["run"]
     assert set(mask["env"].values()) >= {
         "${{ inputs.anthropic-api-key }}", "${{ inputs.openai-api-key }}",
-        "${{ inputs.discord-webhook-url }}", "${{ inputs.github-token }}",
+        "${{ inputs.discord-webhook-url }}", "${{ inputs.github-token }}", "${{ inputs.ledger-token }}",
     }
+    assert '"$AI_ORCHESTRATION_LEDGER_TOKEN"' in mask["run"]
     names = [step.get("name") for _, step in steps_of(action)]
     assert names.index("Mask secrets") == 0, "mask before anything can print a secret"
 

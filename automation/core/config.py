@@ -71,6 +71,11 @@ class Config:
     branch_prefix: str = "ai/"
     ledger_path: str = "token_budget.json"
     ledger_branch: str | None = None
+    # Another repository holding the ledger, shared by every repository naming it (money/shared_budget.py):
+    # ``owner/name`` on the same GitHub host, or a git URL; None: this repository's own ledger.
+    ledger_repository: str | None = None
+    # In a shared ledger's own config: repository (``owner/name``) -> its monthly share in micro-dollars.
+    repository_shares: tuple[tuple[str, int], ...] = ()
     ledger_start_fresh: str | None = None  # "YYYY-MM": that month may start at $0 without its ledger
     reservation_minutes: int = 45  # how long a run's reservation holds money back (reservations.py)
     analysis_model: str = "claude-sonnet-5-5"
@@ -412,6 +417,33 @@ def _optional_text(key: str, value: Any) -> str | None:
     return None if value is None else _text(key, value)
 
 
+REPOSITORY_NAME = re.compile(r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+")
+
+
+def _ledger_repository(key: str, value: Any) -> str | None:
+    """``owner/name`` (on the same GitHub host), a git URL, or a path to a repository (tests)."""
+    text = _optional_text(key, value)
+    if text is not None and (text.startswith("-") or any(c.isspace() for c in text)):
+        raise _TypeProblem(f"{key} must be owner/name or a git URL (got {value!r})")
+    return text
+
+
+def _repository_shares(key: str, value: Any) -> tuple[tuple[str, int], ...]:
+    """``{owner/name: {monthly_usd: 5}}``: each repository's monthly share of the organisation's budget."""
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise _TypeProblem(f"{key} must be a mapping like {{octo/app: {{monthly_usd: 5}}}}")
+    shares = []
+    for name, share in value.items():
+        if not isinstance(name, str) or not REPOSITORY_NAME.fullmatch(name):
+            raise _TypeProblem(f"{key}: {name!r} must be a repository as owner/name")
+        if not isinstance(share, Mapping) or set(share) != {"monthly_usd"}:
+            raise _TypeProblem(f"{key}.{name} must be a mapping with monthly_usd only, like {{monthly_usd: 5}}")
+        shares.append((name.casefold(), _positive_usd(f"{key}.{name}.monthly_usd", share["monthly_usd"])))
+    return tuple(sorted(shares))
+
+
 def _choice(*allowed: str) -> Validator:
     """A validator for one of ``allowed`` (the message lists them)."""
 
@@ -444,6 +476,7 @@ SCHEMA: dict[str, tuple[str, Validator]] = {
     "budget.weekly_usd": ("weekly_budget_micro_usd", _optional_usd),
     "budget.run_usd": ("run_budget_micro_usd", _optional_usd),
     "budget.warn_at_percent": ("warn_at_percent", _percent),
+    "budget.repositories": ("repository_shares", _repository_shares),
     "tasks.file": ("tasks_file", _relative_path),
     "pull_requests.max_open": ("max_open_prs", _positive_int),
     "pull_requests.labels": ("pr_labels", _text_list),
@@ -451,6 +484,7 @@ SCHEMA: dict[str, tuple[str, Validator]] = {
     "pull_requests.branch_prefix": ("branch_prefix", _text),
     "ledger.path": ("ledger_path", _relative_path),
     "ledger.branch": ("ledger_branch", _optional_text),
+    "ledger.repository": ("ledger_repository", _ledger_repository),
     "ledger.start_fresh": ("ledger_start_fresh", _optional_month),
     "ledger.reservation_minutes": ("reservation_minutes", _positive_int),
     "models.analysis": ("analysis_model", _text),

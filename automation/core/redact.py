@@ -12,6 +12,7 @@ SECRET_VARIABLES = (
     "GITHUB_TOKEN",
     "GH_TOKEN",
     "AI_ORCHESTRATION_TOKEN",
+    "AI_ORCHESTRATION_LEDGER_TOKEN",
     "DISCORD_WEBHOOK_URL",
 )
 # Other variables whose name says they hold a secret (AWS_SECRET_ACCESS_KEY, NPM_TOKEN, DB_PASSWORD...).

@@ -136,6 +136,7 @@ class RunRecord:
     # "adjustment": what a provider billed that the ledger lacked (reconcile.py), not a run of the bot
     pull: int | None = None  # the PR number a follow-up worked on
     checks: ChecksRecord | None = None  # None: no checks ran (verify.commands unset, or the run ended first)
+    repository: str = ""  # owner/name of the run's repository, in a shared ledger; "": the ledger's own
 
     @property
     def cost_micro_usd(self) -> int:
@@ -157,6 +158,8 @@ class RunRecord:
             record["pull"] = self.pull
         if self.checks is not None:
             record["checks"] = self.checks.to_json()
+        if self.repository:
+            record["repository"] = self.repository
         return record
 
 
@@ -184,6 +187,7 @@ class Reservation:
     expires_at: str
     in_flight: CallRecord | None = None
     itemised: bool = True
+    repository: str = ""  # as ``RunRecord.repository``
 
     def live(self, now: dt.datetime, horizon: dt.timedelta) -> bool:
         """Unexpired, and no further ahead than ``horizon`` (the longest a run may reserve, clock
@@ -203,8 +207,9 @@ class Reservation:
         return CallRecord(UNSETTLED, "unknown", "unknown", Usage(), held, 0, UNSETTLED) if held > 0 else None
 
     def to_json(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "task": self.task[:TASK_TEXT_KEPT], "micro_usd": self.micro_usd,
+        data = {"run_id": self.run_id, "task": self.task[:TASK_TEXT_KEPT], "micro_usd": self.micro_usd,
                 "expires_at": self.expires_at, "in_flight": None if self.in_flight is None else self.in_flight.to_row()}
+        return {**data, "repository": self.repository} if self.repository else data
 
 
 def stamp(moment: dt.datetime) -> str:
@@ -358,6 +363,15 @@ class Ledger:
                 held += max(0, reservation.micro_usd - (recorded.cost_micro_usd if recorded else 0))
         return held
 
+    def of_repository(self, name: str, own: str) -> "Ledger":
+        """The runs and reservations of repository ``name`` (owner/name, any case) in a shared
+        ledger; a row naming none belongs to ``own``, the repository whose ledger it was."""
+        def mine(repository: str) -> bool:
+            return (repository or own).casefold() == name.casefold()
+
+        return replace(self, runs=tuple(r for r in self.runs if mine(r.repository)),
+                       reservations=tuple(r for r in self.reservations if mine(r.repository)))
+
     def without_reservation(self, run_id: str) -> "Ledger":
         return replace(self, reservations=tuple(r for r in self.reservations if r.run_id != run_id))
 
@@ -380,7 +394,7 @@ class Ledger:
                 continue  # settled, or booked already
             row = reservation.unbooked(record.cost_micro_usd if record is not None else 0, most)
             if record is None:
-                record = RunRecord(reservation.run_id, stamp(now), reservation.task, RUNNING)
+                record = RunRecord(reservation.run_id, stamp(now), reservation.task, RUNNING, repository=reservation.repository)
             if row is None and not record.calls:
                 continue  # reserved, then stopped before its first call: nothing spent
             unsettled = replace(record, outcome=UNSETTLED, calls=record.calls + ((row,) if row is not None else ()))
@@ -1008,6 +1022,7 @@ class _Reader:
             kind=self.text(row, "kind", f"{where}.kind", optional=True) or "task",
             pull=None if row.get("pull") is None else self.integer(row, "pull", f"{where}.pull"),
             checks=None if row.get("checks") is None else self.checks(row["checks"], f"{where}.checks"),
+            repository=self.text(row, "repository", f"{where}.repository", optional=True) or "",
         )
 
     def checks(self, row: Any, where: str) -> ChecksRecord:
@@ -1062,6 +1077,7 @@ class _Reader:
             expires_at=expires,
             in_flight=None if in_flight is None else self.call(in_flight, f"{where}.in_flight"),
             itemised="in_flight" in row,
+            repository=self.text(row, "repository", f"{where}.repository", optional=True) or "",
         )
 
     def health(self, health: dict[str, Any]) -> dict[str, Any]:

@@ -52,6 +52,16 @@ from .ledger_source import RESCUE_BRANCH, booked_note
 
 # Pushes per reservation: with N runs racing, each round lets at least one of them through.
 RESERVE_ATTEMPTS = 12
+# Between attempts, "full jitter" (Brooker, "Exponential Backoff And Jitter", AWS Architecture
+# Blog, 2015): a uniform wait up to min(cap, base x 2^attempt) seconds, so runs that collided
+# (many repositories' crons in the same minute on one shared ledger) spread out.
+BACKOFF_BASE_SECONDS = 0.25
+BACKOFF_CAP_SECONDS = 4.0
+
+
+def backoff_seconds(attempt: int, draw: float) -> float:
+    """Seconds to wait before retry ``attempt`` (from 0); ``draw`` is uniform in [0, 1)."""
+    return draw * min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
 
 
 @dataclass
@@ -84,6 +94,12 @@ class Reserver:
     # reservation since was rewritten, and the runs this run saw there are kept.
     committed: dict[str, Ledger] = field(default_factory=dict)
     said: set[str] = field(default_factory=set)  # what ``tell`` said
+    # In a ledger shared by several repositories: this repository (owner/name, on its reservations)
+    # and its share of the organisation's budget (windows.Share), checked beside the organisation's.
+    repository: str = ""
+    share: windows.Share | None = None
+    # Called with the attempt number (from 0) before a compare-and-swap tries again (backoff_seconds).
+    pause: Callable[[int], None] | None = None
 
     def reserve(self, known: Ledger, task: str, wanted: int, needed: int) -> None:
         """Hold up to ``wanted`` micro-dollars (at least ``needed``) for the run and claim ``task``.
@@ -148,7 +164,7 @@ class Reserver:
 
             gitops.commit_file_with_retry(
                 self.repo, branch, self.config.ledger_path, render, message, attempts=RESERVE_ATTEMPTS, env=self.env,
-                create_branch_from=default if branch != default else None,
+                create_branch_from=default if branch != default else None, pause=self.pause,
             )
             self.committed[branch] = written[branch]
 
@@ -222,15 +238,18 @@ class Reserver:
         if claim:
             self._check_claim(view, task, now)
             windows.check_run_cap(self.config, wanted)  # the run's worst case, before any call
-        available = windows.available(self.config, view, now, self.run_id, needed)
+        available = windows.available(self.config, view, now, self.run_id, needed, self.share)
         expires = now + dt.timedelta(minutes=self.config.reservation_minutes)
         if self.deadline_at is not None:  # never longer than the run can last
             expires = min(expires, self.deadline_at + dt.timedelta(minutes=CLOCK_SKEW_MINUTES))
-        return Reservation(self.run_id, task, min(wanted, available), ledger_module.stamp(expires), in_flight)
+        return Reservation(self.run_id, task, min(wanted, available), ledger_module.stamp(expires), in_flight,
+                           repository=self.repository)
 
     def _check_claim(self, view: Ledger, task: str, now: dt.datetime) -> None:
-        """One task, one pull request, even when two runs picked the same task at once."""
+        """One task, one pull request, even when two runs picked the same task at once (in a
+        shared ledger, two runs of this repository: another repository's task is another task)."""
         kept = task[:TASK_TEXT_KEPT]
+        view = view.of_repository(self.repository, self.repository) if self.repository else view
         for other in view.reservations:
             if other.run_id != self.run_id and other.live(now, self.config.reservation_horizon) and other.task[:TASK_TEXT_KEPT] == kept:
                 raise PolicyStop(

@@ -8,13 +8,15 @@ month's runs of that week from ``closed_runs`` (kept for the first seven days of
 longest such a week can reach into it).
 
 Every reservation (reservations.py) checks all of them: what a run may hold is the least that
-any window has left, and never more than the run cap.
+any window has left, and never more than the run cap. In a ledger shared by several
+repositories (``ledger.repository``) the windows are the organisation's, over every
+repository's runs, and a repository's ``Share`` is one more month window over its own runs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..core.config import Config
 from ..core.prices import format_usd
@@ -24,6 +26,7 @@ from .ledger import TIME_FORMAT, Ledger
 DAY, WEEK, MONTH = "day", "week", "month"
 CONFIG_KEYS = {DAY: "budget.daily_usd", WEEK: "budget.weekly_usd", MONTH: "budget.monthly_usd"}
 RUN_KEY = "budget.run_usd"
+SHARE_KEY_PREFIX = "budget.repositories."
 TITLES = {DAY: "today", WEEK: "this week", MONTH: "this month"}
 
 
@@ -38,10 +41,17 @@ class Window:
     spent_micro_usd: int
     start: dt.datetime
     reopens_at: dt.datetime
+    scope: str = ""  # whose spend, when not the whole ledger's: a repository in a shared ledger
+    config_key: str = ""  # the setting a stop names, when not CONFIG_KEYS[name]
 
     @property
     def key(self) -> str:
-        return CONFIG_KEYS[self.name]
+        return self.config_key or CONFIG_KEYS[self.name]
+
+    @property
+    def is_share(self) -> bool:
+        """A repository's share of a shared ledger's budget (``Share.window``), not a window of the whole ledger."""
+        return self.config_key.startswith(SHARE_KEY_PREFIX)
 
     @property
     def left_micro_usd(self) -> int:
@@ -49,7 +59,34 @@ class Window:
 
     def describe(self) -> str:
         """``today (2026-12-04: $1.20 spent of $2.00)``: the window and where it stands."""
-        return f"{TITLES[self.name]} ({self.label}: {format_usd(self.spent_micro_usd)} spent of {format_usd(self.cap_micro_usd)})"
+        whose = f" for {self.scope}" if self.scope else ""
+        return (f"{TITLES[self.name]}{whose} ({self.label}: {format_usd(self.spent_micro_usd)} spent of "
+                f"{format_usd(self.cap_micro_usd)})")
+
+
+@dataclass(frozen=True)
+class Share:
+    """This repository in a shared ledger: ``repository`` (owner/name), the shared ledger's
+    ``ledger.repository`` (for messages) and its monthly share in micro-dollars from the shared
+    ledger's ``budget.repositories`` (None: no share of its own, only the organisation's cap)."""
+
+    repository: str
+    ledger: str
+    monthly_micro_usd: int | None
+
+    def organisation(self, window: Window) -> Window:
+        """An organisation window (every repository's runs), named as the shared ledger's setting."""
+        return replace(window, scope=f"the organisation ({self.ledger})", config_key=f"{window.key} of {self.ledger}")
+
+    def window(self, ledger: Ledger, now: dt.datetime, excluding: str = "") -> Window | None:
+        """The month window over this repository's runs, when it has a share."""
+        if self.monthly_micro_usd is None:
+            return None
+        own = ledger.of_repository(self.repository, self.repository)
+        label, start, end = bounds(MONTH, now)
+        spent = sum(run.cost_micro_usd for run in own.runs if run.id != excluding)
+        return Window(MONTH, label, self.monthly_micro_usd, spent, start, end, scope=self.repository,
+                      config_key=f"{SHARE_KEY_PREFIX}{self.repository}.monthly_usd of {self.ledger}")
 
 
 class WindowStop(BudgetStop):
@@ -117,18 +154,22 @@ def current(config: Config, ledger: Ledger, now: dt.datetime, excluding: str = "
     return windows
 
 
-def available(config: Config, ledger: Ledger, now: dt.datetime, run_id: str, needed: int) -> int:
+def available(config: Config, ledger: Ledger, now: dt.datetime, run_id: str, needed: int, share: Share | None = None) -> int:
     """What run ``run_id`` may hold now: the least any window has left after other runs' spend and
-    unexpired reservations, never more than ``budget.run_usd``.
+    unexpired reservations, never more than ``budget.run_usd``; with a ``share``, within the
+    repository's share too (its own runs and reservations).
 
     Raises WindowStop naming the window (or the run cap) when ``needed`` micro-dollars do not fit.
     """
-    held = ledger.reserved_micro_usd(now, config.reservation_horizon, run_id)
-    left, window = min(
-        ((max(0, window.cap_micro_usd - window.spent_micro_usd - held), window)
-         for window in current(config, ledger, now, excluding=run_id)),
-        key=lambda pair: pair[0],  # the first (tightest reopening) on a tie
-    )
+    horizon = config.reservation_horizon
+    held = ledger.reserved_micro_usd(now, horizon, run_id)
+    room = [(max(0, window.cap_micro_usd - window.spent_micro_usd - held), window if share is None else share.organisation(window))
+            for window in current(config, ledger, now, excluding=run_id)]
+    own = share.window(ledger, now, run_id) if share is not None else None
+    if share is not None and own is not None:
+        held_own = ledger.of_repository(share.repository, share.repository).reserved_micro_usd(now, horizon, run_id)
+        room.append((max(0, own.cap_micro_usd - own.spent_micro_usd - held_own), own))
+    left, window = min(room, key=lambda pair: pair[0])  # the first (tightest reopening) on a tie
     run_cap = config.run_budget_micro_usd
     if run_cap is not None and needed > run_cap:
         raise WindowStop(needed, run_cap, None)
@@ -156,14 +197,18 @@ def crossed(config: Config, ledger: Ledger, now: dt.datetime) -> list[Window]:
 
 
 def warn_flag(window: Window) -> str:
-    return f"{window.name}:{window.label}"
+    """How the ledger's ``notified`` lists remember a window (a share's names its repository)."""
+    return f"{window.name}:{window.label}" + (f":{window.scope}" if window.is_share else "")
 
 
-def check_start(config: Config, ledger: Ledger, now: dt.datetime, run_id: str, run_worst: int, first_call_worst: int) -> None:
+def check_start(
+    config: Config, ledger: Ledger, now: dt.datetime, run_id: str, run_worst: int, first_call_worst: int,
+    share: Share | None = None,
+) -> None:
     """Before a run does anything: WindowStop when its worst case exceeds the run cap, or its
     first call fits in no window (the reservation checks both again, on the ledger branch)."""
     check_run_cap(config, run_worst)
-    available(config, ledger, now, run_id, first_call_worst)
+    available(config, ledger, now, run_id, first_call_worst, share)
 
 
 def runs_a_month(config: Config, run_micro_usd: int, month_days: int) -> tuple[int, str]:

@@ -459,12 +459,14 @@ def commit_file_with_retry(
     create_branch_from: str | None = None,
     author_name: str = BOT_NAME,
     author_email: str = BOT_EMAIL,
+    pause: Callable[[int], None] | None = None,
 ) -> str:
     """Commit ``render(remote content)`` as ``path`` on origin's ``branch``; the sha now at the branch tip.
 
     ``render`` gets what is on the remote right now (None if absent, the branch included) so the
     caller can merge into it; when another run pushed in between, this fetches and renders again, up to
-    ``attempts`` times. If the branch is missing and ``create_branch_from`` (a branch on
+    ``attempts`` times, after ``pause(attempt)`` (from 0) when given: racing writers that back off
+    apart stop colliding. If the branch is missing and ``create_branch_from`` (a branch on
     origin) is given, the branch is created from that branch's tip. Unchanged content is
     not committed.
 
@@ -473,7 +475,9 @@ def commit_file_with_retry(
     """
     if attempts < 1:
         raise GitError("attempts must be at least 1")
-    for _ in range(attempts):
+    for attempt in range(attempts):
+        if attempt and pause is not None:
+            pause(attempt - 1)
         tip = fetch(root, branch, env, missing_ok=True)
         base = tip
         if base is None:
@@ -503,3 +507,34 @@ def commit_file_with_retry(
         f"could not commit {path} to {branch}: the branch moved on every one of {attempts} attempts "
         "(other runs pushing at the same time); run again, or serialise runs with a workflow concurrency group"
     )
+
+
+def remote_clone_dir(root: Path, name: str, url: str, env: Mapping[str, str] | None) -> Path:
+    """A git directory inside ``root``'s own git directory (never in its work tree, never
+    committed) whose ``origin`` is ``url``: where the bot fetches and pushes a ledger kept in
+    another repository. Created on first use; its ``origin`` follows ``url``."""
+    common = _git(root, ["rev-parse", "--path-format=absolute", "--git-common-dir"], env, "find the git directory").decode().strip()
+    path = Path(common) / "ai-orchestration" / name
+    if not (path / ".git").is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        _git(path, ["init", "--quiet"], env, f"create {path}")
+    if _run(path, ["remote", "get-url", REMOTE], env).returncode == 0:
+        _git(path, ["remote", "set-url", REMOTE, url], env, f"point {path} at the shared ledger")
+    else:
+        _git(path, ["remote", "add", REMOTE, url], env, f"point {path} at the shared ledger")
+    return path
+
+
+def push_refusal(root: Path, branch: str, env: Mapping[str, str] | None) -> str | None:
+    """Whether origin lets these credentials push ``branch``: a dry-run push of its fetched tip
+    to itself (git asks for the push service, so a read-only or missing credential is refused,
+    and nothing is sent). None when allowed (a branch that moved since the fetch was reached, so
+    the credentials passed), else git's one-line reason."""
+    _check_branch(branch)
+    tip = known_remote_tip(root, branch, env)
+    if tip is None:
+        raise GitError(f"{branch} was not fetched from {REMOTE}; fetch it first")
+    result = _run(root, ["push", "--dry-run", "--quiet", REMOTE, f"{tip}:refs/heads/{branch}"], env)
+    if result.returncode == 0 or _rejection(result) == "stale":
+        return None
+    return _summary(result.stderr.decode("utf-8", "replace"), env)

@@ -181,9 +181,10 @@ def _window_warnings(ledger: Ledger, config: Config, now: dt.datetime, repositor
 def _stop_alert(ledger: Ledger, config: Config, stop: budget.BudgetStop, now: dt.datetime,
                 repository: str) -> tuple[Ledger, list[Embed]]:
     """The budget stop's alert, once per window: the month's budget exhausted, the day's or the
-    week's cap reached (until it reopens), or the run cap (once a month: it stops every run)."""
+    week's cap reached (until it reopens), a repository's share of a shared ledger spent, or the
+    run cap (once a month: it stops every run)."""
     window = stop.window if isinstance(stop, windows.WindowStop) else None
-    if not isinstance(stop, windows.WindowStop) or (window is not None and window.name == windows.MONTH):
+    if not isinstance(stop, windows.WindowStop) or (window is not None and window.name == windows.MONTH and not window.is_share):
         if ledger.notified.get("budget_exhausted"):
             return ledger, []
         embed = discord.budget_exhausted_embed(

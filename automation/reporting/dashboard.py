@@ -39,6 +39,7 @@ from ..models.health import ModelStats, probe_at
 from ..money.ledger import UNSETTLED, Ledger
 from . import series
 from .reports import status_data
+from ..money.windows import Share
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with any colour vision.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
@@ -65,13 +66,13 @@ class DashboardError(AutomationError):
 
 
 def build(config: Config, ledger: Ledger, now: dt.datetime, out_dir: Path, *, repository: str | None = None,
-          timeout_s: float = BUILD_TIMEOUT_S) -> Path:
+          timeout_s: float = BUILD_TIMEOUT_S, share: Share | None = None) -> Path:
     """Write ``out_dir/index.html`` (creating the directory) and return its path; an earlier
     page is left as it was when this one cannot be drawn within ``timeout_s`` seconds.
 
     Raises DashboardError naming the path when it cannot be written, or the time limit when it overran.
     """
-    page = _render_within(timeout_s, config, ledger, now, repository)
+    page = _render_within(timeout_s, config, ledger, now, repository, share)
     target = out_dir / "index.html"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -82,14 +83,16 @@ def build(config: Config, ledger: Ledger, now: dt.datetime, out_dir: Path, *, re
     return target
 
 
-def _render_within(timeout_s: float, config: Config, ledger: Ledger, now: dt.datetime, repository: str | None) -> str:
+def _render_within(
+    timeout_s: float, config: Config, ledger: Ledger, now: dt.datetime, repository: str | None, share: Share | None,
+) -> str:
     """``render`` in a forked child killed after ``timeout_s``: pygal's layout loops are not ours
     to bound, and a thread cannot be stopped. Where there is no fork (Windows), in this process."""
     if "fork" not in multiprocessing.get_all_start_methods():
-        return render(config, ledger, now, repository=repository)
+        return render(config, ledger, now, repository=repository, share=share)
     fork = multiprocessing.get_context("fork")
     receiver, sender = fork.Pipe(duplex=False)
-    child = fork.Process(target=_render_into, args=(sender, config, ledger, now, repository), daemon=True)
+    child = fork.Process(target=_render_into, args=(sender, config, ledger, now, repository, share), daemon=True)
     child.start()
     sender.close()
     try:
@@ -109,16 +112,20 @@ def _render_within(timeout_s: float, config: Config, ledger: Ledger, now: dt.dat
     return str(value)
 
 
-def _render_into(sender: Any, config: Config, ledger: Ledger, now: dt.datetime, repository: str | None) -> None:
+def _render_into(
+    sender: Any, config: Config, ledger: Ledger, now: dt.datetime, repository: str | None, share: Share | None,
+) -> None:
     try:
-        sender.send(("page", render(config, ledger, now, repository=repository)))
+        sender.send(("page", render(config, ledger, now, repository=repository, share=share)))
     except Exception as error:  # noqa: BLE001 - handed to the parent, which raises it
         sender.send(("error", error))
 
 
-def render(config: Config, ledger: Ledger, now: dt.datetime, *, repository: str | None = None) -> str:
-    """The whole page as a string."""
-    status = status_data(config, ledger, now)
+def render(config: Config, ledger: Ledger, now: dt.datetime, *, repository: str | None = None,
+           share: Share | None = None) -> str:
+    """The whole page as a string; with ``share`` (a shared ledger), the organisation's figures
+    and a table of each repository's."""
+    status = status_data(config, ledger, now, share=share)
     title = f"ai-orchestration · {repository}" if repository else "ai-orchestration"
     parts = [
         _month(status, ledger, config, now),
@@ -160,6 +167,7 @@ def _month(status: dict[str, Any], ledger: Ledger, config: Config, now: dt.datet
         ("executions", "Runs", str(status["executions"])),
         ("prs_opened", "Pull requests", str(status["prs_opened"])),
     ])
+    figures += _organisation(status["organisation"])
     if not ledger.runs:  # nothing to draw: a $0 line says nothing, what to do next does
         return _section("month", f"{figures}{_first_time_hint(ledger.month)}")
     labels = [str(day.day) for day in burn.days]
@@ -179,6 +187,18 @@ def _month(status: dict[str, Any], ledger: Ledger, config: Config, now: dt.datet
     pace_text = (f"At this pace the budget runs out on {runs_out}." if runs_out
                  else "At this pace the budget lasts the month.")
     return _section("month", f"{figures}{_figure('burn-up', chart, pace_text, table)}")
+
+
+def _organisation(organisation: dict[str, Any] | None) -> str:
+    """A shared ledger's repositories: each one's spend by window and its share."""
+    if organisation is None:
+        return ""
+    rows = [[entry["repository"], _usd(entry["spent_usd"]), "none" if entry["share_usd"] is None else _usd(entry["share_usd"]),
+             _usd(entry["today_usd"]), _usd(entry["week_usd"]), str(entry["executions"])]
+            for entry in organisation["repositories"]]
+    caption = (f"The organisation's budget is shared through {organisation['ledger_repository']}: "
+               f"{_usd(organisation['spent_usd'])} of {_usd(organisation['budget_usd'])} spent this month by every repository.")
+    return f'<div id="organisation">{_table(["Repository", "This month", "Share", "Today", "This week", "Runs"], rows, caption)}</div>'
 
 
 def _first_time_hint(month: str) -> str:

@@ -398,15 +398,22 @@ def budget_warning_embed(*, repository: str, now: dt.datetime, window: Window, p
     )
 
 
+def _stopped_by(window: Window | None) -> str:
+    if window is None:
+        return "the run cap"
+    return f"{window.scope}'s share is spent" if window.is_share else f"the {window.name} is spent"
+
+
 def budget_window_stop_embed(*, repository: str, now: dt.datetime, message: str, window: Window | None) -> dict[str, Any]:
-    """A run stopped by the day's or week's cap, or by the run cap (``message`` says which and why)."""
+    """A run stopped by the day's or week's cap, a repository's share of a shared ledger, or the
+    run cap (``message`` says which and why)."""
     fields = [] if window is None else [
         (window.label, _month_to_date(window.spent_micro_usd, window.cap_micro_usd), False),
         ("Reopens", f"{_utc(window.reopens_at):%Y-%m-%d %H:%M} UTC", True),
     ]
     return _embed(
         "budget_exhausted",
-        title=f"🛑 Budget stop: {'the run cap' if window is None else f'the {window.name} is spent'}",
+        title=f"🛑 Budget stop: {_stopped_by(window)}",
         description=message,
         fields=fields,
         repository=repository,

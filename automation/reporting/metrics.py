@@ -17,6 +17,10 @@ Families (every one a gauge unless said; dollars are USD, latencies seconds):
   ai_orchestration_parked_tasks
   ai_orchestration_checked_runs, ai_orchestration_checked_pull_requests  {month, result="passed"|"failed"}
   ai_orchestration_check_repairs  {month}
+  ai_orchestration_window_spent_usd, _window_budget_usd  {window="day"|"week"|"month", label}
+  with a shared ledger (ledger.repository), where the figures above are the organisation's:
+  ai_orchestration_repository_spent_usd  {repository, window="day"|"week"|"month"}
+  ai_orchestration_repository_share_usd  {repository}  (only repositories given a share)
 """
 
 from __future__ import annotations
@@ -95,6 +99,20 @@ class _StatusCollector(Collector):
                      ["month", "result"], [([status["month"], result], checks[f"pull_requests_{result}"]) for result in results])
         yield _gauge("check_repairs", "Repair requests made from the checks' failures.", "", ["month"],
                      [(month, checks["repairs"])])
+        budget_windows = status["windows"]
+        yield _gauge("window_spent_usd", "Spent in each budget window that has a cap.", "usd", ["window", "label"],
+                     [([w["window"], w["label"]], w["spent_usd"]) for w in budget_windows])
+        yield _gauge("window_budget_usd", "The cap of each budget window.", "usd", ["window", "label"],
+                     [([w["window"], w["label"]], w["cap_usd"]) for w in budget_windows])
+        organisation = status["organisation"]
+        if organisation is not None:
+            repositories = organisation["repositories"]
+            yield _gauge("repository_spent_usd", "Each repository's spend in the shared ledger, by window.", "usd",
+                         ["repository", "window"],
+                         [([r["repository"], window], r[key]) for r in repositories
+                          for window, key in (("day", "today_usd"), ("week", "week_usd"), ("month", "spent_usd"))])
+            yield _gauge("repository_share_usd", "Each repository's monthly share of the organisation's budget.", "usd",
+                         ["repository"], [([r["repository"]], r["share_usd"]) for r in repositories if r["share_usd"] is not None])
 
 
 def _gauge(name: str, help_text: str, unit: str, labels: list[str],

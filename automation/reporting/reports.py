@@ -49,9 +49,12 @@ def spent_usd(spent_micro_usd: int, budget_micro_usd: int) -> str:
     return format_usd(spent_micro_usd, 4) if hides else cents
 
 
-def status_data(config: Config, ledger: Ledger, now: dt.datetime, paused: str | None = None) -> dict[str, Any]:
+def status_data(
+    config: Config, ledger: Ledger, now: dt.datetime, paused: str | None = None, share: windows.Share | None = None,
+) -> dict[str, Any]:
     """Everything `status --json` prints; keys are part of the interface. ``paused``: why runs
-    are paused (``Config.paused_by``), or None."""
+    are paused (``Config.paused_by``), or None. ``share``: this repository in a shared ledger,
+    whose figures are then the organisation's, with each repository's under ``organisation``."""
     cap = config.monthly_budget_micro_usd
     spent = ledger.spent_micro_usd
     month_pace = budget.pace(ledger, cap, now)
@@ -106,7 +109,44 @@ def status_data(config: Config, ledger: Ledger, now: dt.datetime, paused: str | 
         ],
         "run_cap_usd": None if config.run_budget_micro_usd is None else usd(config.run_budget_micro_usd),
         "warn_at_percent": config.warn_at_percent,
+        "organisation": None if share is None else _organisation(config, ledger, now, share),
     }
+
+
+def _organisation(config: Config, ledger: Ledger, now: dt.datetime, share: windows.Share) -> dict[str, Any]:
+    """A shared ledger: where it is, this repository, and each repository's spend in the UTC day,
+    ISO week and month with its share (``budget.repositories``; None: none set). A row naming no
+    repository counts as this one's (it predates shared ledgers)."""
+    shares = dict(config.repository_shares)
+    names = sorted({(run.repository or share.repository).casefold() for run in ledger.runs} | set(shares)
+                   | {share.repository.casefold()})
+    repositories = []
+    for name in names:
+        own = ledger.of_repository(name, share.repository)
+        spent = {window: windows.spent_between(own, *windows.bounds(window, now)[1:]) for window in (windows.DAY, windows.WEEK)}
+        repositories.append({
+            "repository": name, "share_usd": usd(shares[name]) if name in shares else None,
+            "spent_usd": usd(own.spent_micro_usd), "today_usd": usd(spent[windows.DAY]), "week_usd": usd(spent[windows.WEEK]),
+            "executions": own.executions, "prs_opened": own.prs_opened,
+            "reserved_usd": usd(own.reserved_micro_usd(now, config.reservation_horizon)),
+        })
+    return {"ledger_repository": share.ledger, "repository": share.repository.casefold(),
+            "budget_usd": usd(config.monthly_budget_micro_usd), "spent_usd": usd(ledger.spent_micro_usd),
+            "repositories": repositories}
+
+
+def _organisation_lines(organisation: dict[str, Any] | None) -> list[str]:
+    """A shared ledger's repositories, one line each, this one marked."""
+    if organisation is None:
+        return []
+    lines = [f"  organisation budget, shared through {organisation['ledger_repository']}: spent "
+             f"{_money(organisation['spent_usd'])} of {_money(organisation['budget_usd'])} by every repository"]
+    for entry in organisation["repositories"]:
+        share = f" of its {_money(entry['share_usd'])} share" if entry["share_usd"] is not None else " (no share of its own)"
+        this = " (this repository)" if entry["repository"] == organisation["repository"] else ""
+        lines.append(f"    {entry['repository']}{this}: {_money(entry['spent_usd'])}{share}, today {_money(entry['today_usd'])}, "
+                     f"this week {_money(entry['week_usd'])}, {plural(entry['executions'], 'run')}")
+    return lines
 
 
 def _unsettled(ledger: Ledger) -> dict[str, Any]:
@@ -171,6 +211,7 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
                          f"reopens {window['reopens_at']}")
     if data["run_cap_usd"] is not None:
         lines.append(f"  one run may spend at most {_money(data['run_cap_usd'])} ({windows.RUN_KEY})")
+    lines += _organisation_lines(data["organisation"])
     reached = ", ".join(map(_money, data["milestones_reached"])) or "none yet"
     lines.append(f"  milestones reached: {reached} (of {', '.join(map(_money, data['milestones_usd']))})")
     lines += [f"  {line}" for line in health.render_stats(health.model_stats(ledger))]

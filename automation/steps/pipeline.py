@@ -8,6 +8,7 @@ the ledger (and saved to disk) after every paid call, and the ledger is committe
 from __future__ import annotations
 
 import datetime as dt
+import random
 import re
 import time
 from dataclasses import replace
@@ -22,10 +23,10 @@ from ..core.prices import ANTHROPIC, format_usd
 from ..core.redact import mask_commands, redact, secret_values
 from ..core.wording import plural
 from ..models import attempts, health, keys
-from ..money import budget, estimate, ledger_source, reservations, spend, windows
+from ..money import budget, estimate, ledger_source, reservations, shared_budget, spend, windows
 from ..money import ledger as ledger_module
 from ..money.ledger import Ledger, RunRecord
-from ..repo import context, edits, github, gitops, intake, tasks
+from ..repo import context, edits, github, gitops, intake, ledger_remote, tasks
 from ..repo.trust import Trust
 from ..reporting import alerts, discord, reports
 from ..reporting.discord import Notifier
@@ -80,6 +81,7 @@ def run(
     if not decide_only:  # the deciding step is given no model keys
         keys.require_keys(env, {config.price(model).provider for model in config.configured_models().values()})
     session = _open_session(repo, config, env, now, out, clock, nonce)
+    config = session.config  # with a shared ledger, its budget
     notifier = Notifier(env.get("DISCORD_WEBHOOK_URL"), log=session.say, secrets=session.secrets)
     for warning in config.retirement_warnings(now.date()) + [f"note: {n}" for n in session.notes]:
         session.say(warning)
@@ -89,7 +91,8 @@ def run(
     error: AutomationError | None = None
     refused: budget.BudgetStop | None = None  # the budget stop, for its alert
     try:
-        windows.check_start(config, session.ledger, now, session.record.id, *budget.run_reservation(config, estimate.PROMPT_OVERHEAD_TOKENS))
+        windows.check_start(config, session.ledger, now, session.record.id,
+                            *budget.run_reservation(config, estimate.PROMPT_OVERHEAD_TOKENS), share=session.reserver.share)
         remote = github.connect(env)
         pulls = github.bot_pull_requests(remote, config.branch_prefix)
         if task_text is None:  # follow-ups first, unless someone asked for a task by hand
@@ -193,24 +196,30 @@ def _open_session(
     repo: Path, config: Config, env: Mapping[str, str], now: dt.datetime, out: TextIO, clock: Callable[[], float],
     nonce: Callable[[], str],
 ) -> Session:
-    loaded, notes = ledger_source.read(repo, config, env, now)
+    home = ledger_remote.open_home(repo, config, env, writing=True)  # a shared ledger's token, before anything
+    config, share, shared_notes = shared_budget.apply(config, home, now.date())
+    loaded, notes = ledger_source.read(home.root, config, home.env, now)
+    ledger_remote.check_push(home, config.ledger_branch or gitops.remote_default_branch(home.root, home.env))
     rolled = ledger_module.as_of(loaded, now)
     rolled = replace(rolled, budget_micro_usd=config.monthly_budget_micro_usd)
     run_id = ledger_module.new_run_id(env.get("GITHUB_RUN_ID", "local"), env.get("GITHUB_RUN_ATTEMPT", "1"), now, nonce())
-    record = RunRecord(id=run_id, started_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"), task="")
+    named = home.repository if home.shared else ""  # rows of a shared ledger name their repository
+    record = RunRecord(id=run_id, started_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"), task="", repository=named)
     started = clock()
     reserver = reservations.Reserver(
-        repo, config, env, run_id, loaded, lambda: now + dt.timedelta(seconds=clock() - started),
-        deadline_at=now + dt.timedelta(seconds=config.run_deadline_seconds),
+        home.root, config, home.env, run_id, loaded, lambda: now + dt.timedelta(seconds=clock() - started),
+        deadline_at=now + dt.timedelta(seconds=config.run_deadline_seconds), repository=named, share=share,
     )
     session = Session(
         repo=repo, config=config, env=env, now=now, out=out, base_ledger=loaded, ledger=rolled,
         record=record, clock=clock, secrets=secret_values(env), reserver=reserver,
         deadline=attempts.Deadline.starting_now(clock, config.run_deadline_seconds, config.ledger_commit_seconds),
-        repository=env.get("GITHUB_REPOSITORY", repo.name), notes=config.retirement_notes(),
+        repository=home.repository, notes=config.retirement_notes(), ledger_root=home.root,
     )
     reserver.say = session.say
-    for note in notes:
+    draws = random.Random(nonce())  # apart from every other run's
+    reserver.pause = lambda attempt: session.sleep(reservations.backoff_seconds(attempt, draws.random()))
+    for note in [*shared_notes, *notes]:
         reserver.tell(note)  # once: a later look at the branch may find the same
     return session
 
@@ -597,7 +606,7 @@ def _commit_ledger(
     alerts decided on that merge; refused there, to the rescue branch. Returns the ledger as
     committed, the alerts, and the refusal when it went to the rescue branch. Raises GitError
     when neither branch takes it."""
-    path = session.repo / session.config.ledger_path
+    path = session.ledger_file
     ledger_module.save(session.ledger, path)
     said: list[list[alerts.Embed]] = []
 
@@ -647,6 +656,8 @@ def _leave_checkout_pullable(session: Session) -> None:
     checked-out commit has it: an untracked or changed copy would make the next `git pull`
     abort. In Actions the copy stays for the dashboard step, and the checkout is thrown away."""
     path = session.config.ledger_path
+    if session.ledger_root not in (None, session.repo):
+        return  # a shared ledger's copy lives in this checkout's .git, not its work tree
     if session.env.get("GITHUB_ACTIONS") != "true" and gitops.restore_to_head(session.repo, path, session.env):
         session.say(f"{path} in this checkout is left as it was: `git pull` brings the committed one")
 
@@ -680,6 +691,10 @@ def dry_run(
     pending = tasks.read_tasks(tasks.load(repo, config.tasks_file))
     task = tasks.Task(tasks.task_text(task_text), 0) if task_text is not None else (pending[0] if pending else None)
     lines = ["Dry run: no keys, no network, nothing written."]
+    if config.ledger_repository is not None:
+        lines.append(f"The ledger is shared through {config.ledger_repository} (ledger.repository), whose own config sets the "
+                     "budget; the dry run does not fetch it, so the budget lines below are this checkout's: "
+                     "`status` shows the organisation's month.")
     prompt: list[str] = []  # with show_prompt, the analysis request, last
     paused = config.paused_by(env)
     if paused:

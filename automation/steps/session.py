@@ -51,6 +51,7 @@ class Session:
     deadline: attempts.Deadline
     sleep: Callable[[float], None] = time.sleep
     repository: str = "local"
+    ledger_root: Path | None = None  # the checkout holding the ledger's home (ledger_remote.LedgerHome), when not ``repo``
     anthropic_client: object = None
     openai_client: object = None
     # What the run had to work around, said in the log, the PR body and Discord.
@@ -67,4 +68,9 @@ class Session:
         """Keep the run in the ledger and on disk at once: a crash after a paid call loses nothing."""
         self.record = record
         self.ledger = self.ledger.with_run(record)
-        ledger_module.save(self.ledger, self.repo / self.config.ledger_path)
+        ledger_module.save(self.ledger, self.ledger_file)
+
+    @property
+    def ledger_file(self) -> Path:
+        """The run's copy of the ledger on disk: in this checkout, or in the shared ledger's."""
+        return (self.ledger_root or self.repo) / self.config.ledger_path
