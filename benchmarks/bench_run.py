@@ -39,6 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.faked_clock import faked_clock_env  # noqa: E402
 from tests.fakes.discord_server import FakeDiscord  # noqa: E402
 from tests.fakes.github_server import FakeGitHub  # noqa: E402
 from tests.fakes.model_servers import FakeAnthropic, FakeOpenAI  # noqa: E402
@@ -82,6 +83,7 @@ class World:
             "PATH": os.environ["PATH"], "HOME": str(tmp), "PYTHONPATH": str(ROOT),
             "GIT_CONFIG_GLOBAL": str(gitconfig), "GIT_CONFIG_NOSYSTEM": "1",
             "GITHUB_SERVER_URL": "https://github.example", "GITHUB_RUN_ATTEMPT": "1",
+            **faked_clock_env(),  # the bot sees the benchmark's clock, faked or not
         }
         for fake in fakes.values():
             self.env.update(fake.env())  # type: ignore[attr-defined]

@@ -18,13 +18,14 @@ from automation.cli import main
 from tests import test_run
 from tests.fakes.github_server import fake_github  # noqa: F401
 from tests.fakes.model_servers import fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
-from tests.test_run import World, git
+from tests.test_run import World, bot, git
 
 world = test_run.world
 
 
-def command(world: World, *argv: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "automation", *argv, "--repo", str(world.checkout)],
+def command(world: World, *argv: str, now: str | None = None) -> str:
+    """The bot's output for ``argv`` in the world's checkout, started at ``now`` or the machine's time."""
+    result = subprocess.run([*bot(now), *argv, "--repo", str(world.checkout)],
                             cwd=world.tmp, env=world.env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -58,10 +59,10 @@ def test_the_log_says_task_reservation_and_context_before_the_first_call_and_one
 def test_simulate_s_budget_alert_states_the_same_worst_case(world: World) -> None:
     (world.checkout / ".github").mkdir()
     (world.checkout / ".github" / "ai-orchestration.yml").write_text("budget:\n  monthly_usd: 5\n", encoding="utf-8")
-    worst = re.search(r"^  total +\$[\d.]+ +(\$[\d.]+)$", command(world, "costs"), re.MULTILINE)
+    month_start = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)  # a whole month of runs every 3 hours
+    worst = re.search(r"^  total +\$[\d.]+ +(\$[\d.]+)$", command(world, "costs", now=month_start.isoformat()), re.MULTILINE)
     assert worst is not None
     out, err = io.StringIO(), io.StringIO()
-    month_start = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)  # a whole month of runs every 3 hours
     assert main(["simulate", "--runs", "240", "--repo", str(world.checkout)], env={}, now=month_start, out=out, err=err) == 0
     assert f"The next run could cost up to {worst.group(1)} (its worst case)" in out.getvalue()
 

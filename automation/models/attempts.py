@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -39,6 +40,7 @@ MIN_ATTEMPT_SECONDS = 5.0  # an attempt with less time than this left is not sta
 FIRST_BACKOFF_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 8.0
 PROGRESS_SECONDS = 30.0  # how often a call still waiting for its reply says so in the log
+TICK_SECONDS = 0.25  # the still-waiting ticker's sleep: the most a call's end waits for it
 
 
 class DeadlineReached(AutomationError):
@@ -159,14 +161,22 @@ def make_call(
 @contextlib.contextmanager
 def _still_waiting(say: Callable[[str], None], what: str, every: float) -> Iterator[None]:
     """Say ``what (N s)`` every ``every`` seconds until the block ends: a reply can take minutes,
-    and a silent log looks like a hung job."""
+    and a silent log looks like a hung job. Time is counted in short relative sleeps, not read
+    from a clock or a timed wait, so a stopped or shifted clock (libfaketime) cannot silence it;
+    the block's end waits at most one short sleep for the ticker."""
     done = threading.Event()
+    step = min(every, TICK_SECONDS)
 
     def tick() -> None:
-        waited = 0.0
-        while not done.wait(every):
-            waited += every
-            say(f"{what} ({waited:.0f} s)")
+        waited = since = 0.0
+        while True:
+            time.sleep(step)
+            if done.is_set():
+                return
+            waited, since = waited + step, since + step
+            if since >= every - 1e-9:
+                say(f"{what} ({waited:.0f} s)")
+                since = 0.0
 
     ticker = threading.Thread(target=tick, name="still-waiting", daemon=True)
     ticker.start()
