@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 from ..core.errors import LedgerError
 from ..core.prices import Usage
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: pull-request outcomes (``pulls``), runs' task kind and experiment arm
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 HISTORY_MONTHS_KEPT = 36
 TASK_TEXT_KEPT = 120
@@ -96,6 +96,8 @@ class RunRecord:
     calls: tuple[CallRecord, ...] = ()
     kind: str = "task"  # "task": a new task's run; "follow_up": a run that worked on an open PR
     pull: int | None = None  # the PR number a follow-up worked on
+    task_kind: str = ""  # the task's kind (tasks.task_kind): its heading, ``kind:`` prefix or label
+    arm: str = ""  # the ``models.experiment`` arm the run used, like "code=gpt-4o-mini"
 
     @property
     def cost_micro_usd(self) -> int:
@@ -115,6 +117,10 @@ class RunRecord:
             record["kind"] = self.kind
         if self.pull is not None:
             record["pull"] = self.pull
+        if self.task_kind:
+            record["task_kind"] = self.task_kind
+        if self.arm:
+            record["arm"] = self.arm
         return record
 
 
@@ -204,6 +210,7 @@ class Ledger:
     notified: Mapping[str, Any] = field(default_factory=dict)  # per-month notification flags
     health: Mapping[str, Any] = field(default_factory=dict)  # survives rollover (health.py)
     reservations: tuple[Reservation, ...] = ()  # runs in progress (reservations.py); survive rollover
+    pulls: tuple[PullOutcome, ...] = ()  # the bot's PRs and their fate (money/outcomes.py); survive rollover
 
     # ---- derived totals ----
     @property
@@ -304,8 +311,169 @@ def rollover(ledger: Ledger, month: str) -> Ledger:
         notified={"recap_due": closed.month, **{k: ledger.notified[k] for k in KEPT_FLAGS if k in ledger.notified}},
         health=ledger.health,
         reservations=ledger.reservations,
+        pulls=close_pulls(ledger.pulls, ledger.runs, ledger.month),
     )
     return rolled
+
+
+# --- pull-request outcomes (schema 4) ---------------------------------------------------
+# What the money bought: each of the bot's PRs, its fate as GitHub last showed it
+# (money/outcomes.py reads it) and what was spent on it. This month's spend, follow-ups, models
+# and task kind are read from the runs whenever asked (``with_runs``); a month's share is
+# written into the record only when the month closes (``close_pulls``, from ``rollover``),
+# so the totals are never stored twice and a merge of two ledgers cannot double-count.
+
+PULL_STATES = ("open", "merged", "closed")
+# Records kept as a month closes: the newest, opened within the last year (25 PRs a month for a year).
+PULLS_KEPT = 300
+PULLS_MONTHS_KEPT = 12
+
+
+@dataclass(frozen=True)
+class PullOutcome:
+    """One bot PR. Times are UTC like ``2026-11-21T03:17:00Z``; ``spent`` is micro-dollars and
+    ``follow_ups`` run counts per closed month (``"2026-11"``); ``None`` where not read yet."""
+
+    url: str
+    number: int
+    task: str
+    opened_at: str
+    state: str = "open"  # "open" | "merged" | "closed" (closed unmerged)
+    decided_at: str | None = None  # when it was merged or closed
+    seen_at: str | None = None  # when GitHub last showed it (None: known from the runs only)
+    head_sha: str = ""  # the head whose commits were read (``humans_pushed``, the lines)
+    humans_pushed: bool | None = None
+    lines_changed: int | None = None  # lines the bot added or removed
+    lines_survived: int | None = None  # of those, the ones still in the merged change
+    task_kind: str = ""
+    analysis_model: str = ""
+    code_model: str = ""
+    arm: str = ""
+    spent: Mapping[str, int] = field(default_factory=dict)
+    follow_ups: Mapping[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        record = {
+            "url": self.url, "number": self.number, "task": self.task[:TASK_TEXT_KEPT], "opened_at": self.opened_at,
+            "state": self.state, "decided_at": self.decided_at, "seen_at": self.seen_at, "head_sha": self.head_sha,
+            "humans_pushed": self.humans_pushed, "lines_changed": self.lines_changed,
+            "lines_survived": self.lines_survived, "task_kind": self.task_kind, "analysis_model": self.analysis_model,
+            "code_model": self.code_model, "arm": self.arm, "spent": dict(sorted(self.spent.items())),
+            "follow_ups": dict(sorted(self.follow_ups.items())),
+        }
+        return {key: value for key, value in record.items() if value not in (None, "", {})}
+
+
+def pull_number(url: str) -> int:
+    """The number at the end of a PR's URL (``.../pull/7``), 0 when it has none."""
+    tail = url.rstrip("/").rsplit("/", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def with_runs(pulls: tuple[PullOutcome, ...], runs: tuple[RunRecord, ...], month: str) -> tuple[PullOutcome, ...]:
+    """``pulls`` with ``month``'s ``runs`` folded in: each PR's spend and follow-ups that month,
+    its models, kind and arm from the run that opened it; a PR known only from a run is added.
+
+    A run counts toward the PR in its ``pr_url`` (the opening run, follow-ups, repairs); a task
+    run that opened none (a failed attempt) toward the first PR for the same task opened after
+    it started. Spend that bought no PR is in no record.
+    """
+    records = {pull.url: pull for pull in pulls}
+    for run in runs:
+        if run.pr_url and run.pr_url not in records:
+            records[run.pr_url] = PullOutcome(url=run.pr_url, number=run.pull or pull_number(run.pr_url),
+                                              task=run.task, opened_at=run.started_at)
+    spent: dict[str, int] = {}
+    follow_ups: dict[str, int] = {}
+    for run in runs:
+        url = run.pr_url or _next_pull_for(records.values(), run)
+        if url is None:
+            continue
+        spent[url] = spent.get(url, 0) + run.cost_micro_usd
+        follow_ups[url] = follow_ups.get(url, 0) + (run.kind == "follow_up")
+        record = records[url]
+        if run.kind == "task" and run.pr_url and not record.code_model:
+            answered = {call.step: call.model for call in run.calls if call.outcome == "ok"}
+            records[url] = replace(record, analysis_model=answered.get("analysis", ""), code_model=answered.get("code", ""),
+                                   task_kind=record.task_kind or run.task_kind, arm=run.arm)
+    return tuple(sorted(
+        (replace(record, spent={**record.spent, month: spent[url]} if url in spent else record.spent,
+                 follow_ups={**record.follow_ups, month: follow_ups[url]} if follow_ups.get(url) else record.follow_ups)
+         for url, record in records.items()),
+        key=lambda pull: (pull.opened_at, pull.url),
+    ))
+
+
+def _next_pull_for(pulls: Any, run: RunRecord) -> str | None:
+    if run.kind != "task":
+        return None
+    later = [pull for pull in pulls if pull.task == run.task[:TASK_TEXT_KEPT] and pull.opened_at >= run.started_at]
+    return min(later, key=lambda pull: pull.opened_at).url if later else None
+
+
+def close_pulls(pulls: tuple[PullOutcome, ...], runs: tuple[RunRecord, ...], month: str) -> tuple[PullOutcome, ...]:
+    """The records as a month closes: its runs folded in for good; kept are the newest
+    ``PULLS_KEPT`` opened within ``PULLS_MONTHS_KEPT`` months of it (the ledger stays small)."""
+    year, number = map(int, month.split("-"))
+    oldest = f"{year - PULLS_MONTHS_KEPT // 12:04d}-{number:02d}"
+    return tuple(pull for pull in with_runs(pulls, runs, month) if pull.opened_at[:7] >= oldest)[-PULLS_KEPT:]
+
+
+def merge_pulls(ours: tuple[PullOutcome, ...], theirs: tuple[PullOutcome, ...]) -> tuple[PullOutcome, ...]:
+    """By URL: the side GitHub was read on last wins (ours on a tie); spend and follow-ups of
+    closed months are unions (the same month's figure is the same on both sides)."""
+    merged = {pull.url: pull for pull in theirs}
+    for pull in ours:
+        other = merged.get(pull.url)
+        if other is None:
+            merged[pull.url] = pull
+            continue
+        newest = pull if (pull.seen_at or "") >= (other.seen_at or "") else other
+        merged[pull.url] = replace(
+            newest, spent={**other.spent, **pull.spent}, follow_ups={**other.follow_ups, **pull.follow_ups},
+            analysis_model=newest.analysis_model or pull.analysis_model or other.analysis_model,
+            code_model=newest.code_model or pull.code_model or other.code_model,
+            task_kind=newest.task_kind or pull.task_kind or other.task_kind, arm=newest.arm or pull.arm or other.arm,
+        )
+    return tuple(sorted(merged.values(), key=lambda pull: (pull.opened_at, pull.url)))
+
+
+def _read_pull(reader: "_Reader", row: Any, where: str) -> PullOutcome:
+    row = reader.obj(row, where)
+    state = reader.text(row, "state", f"{where}.state") or ""
+    if state not in PULL_STATES:
+        raise reader.fail(f"{where}.state", f"one of {', '.join(PULL_STATES)}")
+    humans = row.get("humans_pushed")
+    if humans is not None and not isinstance(humans, bool):
+        raise reader.fail(f"{where}.humans_pushed", "true, false or missing")
+
+    def optional_int(key: str) -> int | None:
+        return None if row.get(key) is None else reader.integer(row, key, f"{where}.{key}")
+
+    def by_month(key: str) -> dict[str, int]:
+        found = reader.mapping(row, key, f"{where}.{key}")
+        for month in found:
+            reader.month({"m": month}, "m", f"{where}.{key} key {month!r}")
+            reader.integer(found, month, f"{where}.{key}.{month}")
+        return found
+
+    return PullOutcome(
+        url=reader.text(row, "url", f"{where}.url") or "",
+        number=reader.integer(row, "number", f"{where}.number"),
+        task=reader.text(row, "task", f"{where}.task") or "",
+        opened_at=reader.text(row, "opened_at", f"{where}.opened_at") or "",
+        state=state,
+        decided_at=reader.text(row, "decided_at", f"{where}.decided_at", optional=True),
+        seen_at=reader.text(row, "seen_at", f"{where}.seen_at", optional=True),
+        head_sha=reader.text(row, "head_sha", f"{where}.head_sha", optional=True) or "",
+        humans_pushed=humans,
+        lines_changed=optional_int("lines_changed"),
+        lines_survived=optional_int("lines_survived"),
+        **{key: reader.text(row, key, f"{where}.{key}", optional=True) or ""
+           for key in ("task_kind", "analysis_model", "code_model", "arm")},
+        spent=by_month("spent"),
+        follow_ups=by_month("follow_ups"),
+    )
 
 
 # --- merge ------------------------------------------------------------------------------
@@ -352,6 +520,7 @@ def merge(base: Ledger | None, ours: Ledger, theirs: Ledger) -> Ledger:
         ),
         notified=notified,
         health=_merge_health(ours.health, theirs.health),
+        pulls=merge_pulls(ours.pulls, theirs.pulls),
     )
     return replace(merged, reservations=_merge_reservations(base, ours, theirs, merged.runs))
 
@@ -410,12 +579,14 @@ def to_text(ledger: Ledger) -> str:
     }
     lines = ["{"]
     items = sorted(document.items()) + [("history", [entry.to_json() for entry in ledger.history])]
+    if ledger.pulls:  # once the bot has pull requests on record
+        items.append(("pulls", [pull.to_json() for pull in ledger.pulls]))
     if ledger.reservations:  # only while runs are in progress: a settled ledger reads as before
         items.append(("reservations", [reservation.to_json() for reservation in ledger.reservations]))
     items.append(("runs", [run.to_json() for run in ledger.runs]))
     for index, (key, value) in enumerate(items):
         comma = "," if index < len(items) - 1 else ""
-        if key in ("history", "reservations", "runs"):
+        if key in ("history", "pulls", "reservations", "runs"):
             rows = [json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":")) for row in value]
             body = ",\n    ".join(rows)
             lines.append(f'  "{key}": [\n    {body}\n  ]{comma}' if rows else f'  "{key}": []{comma}')
@@ -452,6 +623,7 @@ def from_text(text: str, source: str) -> Ledger:
         reservations=tuple(
             reader.reservation(row, f"reservations[{i}]") for i, row in enumerate(reader.array(data, "reservations"))
         ),
+        pulls=tuple(_read_pull(reader, row, f"pulls[{i}]") for i, row in enumerate(reader.array(data, "pulls"))),
     )
 
 
@@ -552,9 +724,16 @@ def _upgrade_2_to_3(data: dict[str, Any]) -> dict[str, Any]:
     return upgraded
 
 
+def _upgrade_3_to_4(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 4 adds ``pulls`` (the bot's PRs and their fate) and a run's optional ``task_kind``
+    and ``arm``: a version 3 ledger has none on record yet, and this month's PRs are read back
+    from its runs (``money/outcomes.py``), so nothing is lost."""
+    return {**data, "schema_version": 4}
+
+
 # schema version N -> the step that turns it into N + 1; old ledgers keep loading.
 UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    0: _upgrade_0_to_1, 1: _upgrade_1_to_2, 2: _upgrade_2_to_3,
+    0: _upgrade_0_to_1, 1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _upgrade_3_to_4,
 }
 
 
@@ -659,6 +838,8 @@ class _Reader:
             calls=tuple(self.call(c, f"{where}.calls[{i}]") for i, c in enumerate(rows)),
             kind=self.text(row, "kind", f"{where}.kind", optional=True) or "task",
             pull=None if row.get("pull") is None else self.integer(row, "pull", f"{where}.pull"),
+            task_kind=self.text(row, "task_kind", f"{where}.task_kind", optional=True) or "",
+            arm=self.text(row, "arm", f"{where}.arm", optional=True) or "",
         )
 
     def call(self, row: Any, where: str) -> CallRecord:

@@ -17,6 +17,7 @@ from ..models import health
 from ..money import budget, spend
 from ..money.ledger import Ledger, RunRecord
 from . import discord
+from . import outcomes as outcome_report
 
 Embed = dict[str, Any]
 
@@ -37,6 +38,7 @@ def before_run(ledger: Ledger, previous: Ledger, config: Config, now: dt.datetim
                     cost_by_model={name: totals.spent_micro_usd for name, totals in closed.models.items()},
                     parked_tasks=sorted(health.parked_tasks(ledger).values()),
                     provider_stats="\n".join(health.render_stats(stats)),
+                    bought=outcome_report.month_headline(ledger, closed.month),
                 )
             )
         ledger = ledger.with_notified("recap_sent", True)

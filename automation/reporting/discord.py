@@ -359,14 +359,17 @@ def monthly_recap_embed(
     cost_by_model: Mapping[str, int],
     parked_tasks: Sequence[str] = (),
     provider_stats: str = "",
+    bought: str = "",
 ) -> dict[str, Any]:
-    """Last month in one card: spend, runs, PRs, cost per PR and per model."""
+    """Last month in one card: spend, runs, PRs, cost per PR and per model, and what its PRs
+    came to (``bought``: "12 merged of 19, $0.41 per merged PR")."""
     by_model = sorted(cost_by_model.items(), key=lambda item: (-item[1], item[0]))
     fields = [
         ("Spent", _month_to_date(spent_micro, budget_micro), False),
         ("Runs", str(runs), True),
         ("PRs", str(prs), True),
         ("Cost per PR", _money(spent_micro // prs) if prs else EMPTY, True),
+        ("What the money bought", bought or EMPTY, False),
         ("Cost by model", "\n".join(f"{model}: {_money(cost)}" for model, cost in by_model) or EMPTY, False),
     ]
     if parked_tasks:

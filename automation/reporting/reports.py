@@ -14,6 +14,7 @@ from ..core.wording import plural
 from ..models import health
 from ..money import budget, estimate, spend
 from ..money.ledger import Ledger, RunRecord
+from . import outcomes as outcome_report
 from . import series
 
 
@@ -87,6 +88,7 @@ def status_data(config: Config, ledger: Ledger, now: dt.datetime) -> dict[str, A
         ],
         "health": health.status_data(ledger, config, now),
         "follow_ups": _follow_ups(ledger),
+        **outcome_report.status_data(config, ledger),
     }
 
 
@@ -116,6 +118,7 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
         lines.insert(3, f"  new tasks: {plural(follow['new_task_runs'], 'run')}; follow-ups: {plural(follow['runs'], 'run')} on "
                         f"{plural(follow['pull_requests'], 'pull request')} ({plural(follow['pushed'], 'fix', 'fixes')} pushed), "
                         f"{format_usd(round(follow['spent_usd'] * MICRO), 4)}")
+    lines += [f"  {line}" for line in outcome_report.render(data)]
     reached = ", ".join(map(_money, data["milestones_reached"])) or "none yet"
     lines.append(f"  milestones reached: {reached} (of {', '.join(map(_money, data['milestones_usd']))})")
     lines += [f"  {line}" for line in health.render_stats(health.model_stats(ledger))]
