@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -36,7 +36,7 @@ UNKNOWN = "unknown"  # a PR's model pair or kind where no run recorded it (opene
 
 
 def update(
-    ledger: Ledger, pulls: Iterable[BotPull], now: dt.datetime, *, max_reads: int,
+    ledger: Ledger, pulls: Sequence[BotPull], now: dt.datetime, *, max_reads: int,
     read: Callable[[BotPull], tuple[Details, int]],
 ) -> tuple[Ledger, int]:
     """The ledger with the fate of the bot's PRs of this month and last (and any still open on
@@ -64,8 +64,7 @@ def update(
         if fresh != known:
             changed[pull.url] = replace(fresh, seen_at=stamp)
     records.update(changed)
-    due = sorted((pull for pull in pulls if pull.url in records and records[pull.url].head_sha != pull.head_sha
-                  and (pull.created_at[:7] >= since or records[pull.url].state != "open" or pull.state == "open")),
+    due = sorted((pull for pull in pulls if pull.url in records and records[pull.url].head_sha != pull.head_sha),
                  key=lambda pull: (pull.state == "open", pull.created_at, pull.number))
     requests = 0
     for pull in due[:max_reads]:
