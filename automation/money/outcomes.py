@@ -23,10 +23,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..repo import tasks
-from ..repo.github import BotPull
 from .ledger import TASK_TEXT_KEPT, TIME_FORMAT, Ledger, PullOutcome, with_runs
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # PyGithub takes a while to import: `status` never loads it
+    from ..repo.github import BotPull
     from ..repo.outcomes import Details
 
 UNKNOWN = "unknown"  # a PR's model pair or kind where no run recorded it (opened before schema 4)
