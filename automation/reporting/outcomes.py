@@ -109,5 +109,5 @@ def render(data: Mapping[str, Any]) -> list[str]:
 
 def _group(group: Mapping[str, Any]) -> str:
     decided = group["prs_merged"] + group["prs_closed_unmerged"]
-    return (f"{headline(group)} ({_rate(group['merge_rate'])} of {plural(decided, 'decided PR')}, "
-            f"{group['prs_open']} open)")
+    verdicts = f"{_rate(group['merge_rate'])} of {plural(decided, 'decided PR')}" if decided else "none decided yet"
+    return f"{headline(group)} ({verdicts}, {group['prs_open']} open)"
