@@ -66,6 +66,7 @@ def month_ledger() -> Ledger:
         follow_up("r3", "2026-11-03T02:00:00Z", 1, 500),
         task_run("r4", "2026-11-04T02:00:00Z", "Task B", 2_000, pr=2, kind="docs"),
         task_run("r5", "2026-11-05T02:00:00Z", "Task C", 700),  # bought nothing (yet)
+        follow_up("r6", "2026-11-06T02:00:00Z", 9, 300),  # on a PR opened before PRs were recorded
     ):
         ledger = ledger.with_run(run)
     return ledger
@@ -76,7 +77,7 @@ def month_ledger() -> Ledger:
 
 def test_a_pull_request_costs_its_runs_its_follow_ups_and_the_failed_attempts_before_it() -> None:
     pulls = {pull.number: pull for pull in outcomes.on_record(month_ledger())}
-    assert set(pulls) == {1, 2}  # known from the runs alone, before GitHub was read
+    assert set(pulls) == {1, 2}  # known from the runs alone, before GitHub was read; #9 is not this month's
     assert (outcomes.cost(pulls[1]), dict(pulls[1].follow_ups)) == (1_000 + 3_000 + 500, {"2026-11": 1})
     assert outcomes.cost(pulls[2]) == 2_000
     assert (pulls[1].analysis_model, pulls[1].code_model, pulls[1].task_kind) == ("claude-sonnet-5-5", "gpt-4o-mini", "features")
@@ -169,7 +170,7 @@ def one_run(fake: FakeGitHub, repo: Any, ledger: Ledger, max_reads: int = 3) -> 
     before = len(fake.requests)
     pulls = gh.bot_pull_requests(repo)
     ledger, _ = outcomes.update(ledger, pulls, NOW, max_reads=max_reads,
-                                read=partial(pull_outcomes.read, repo, bot_email=BOT_EMAIL))
+                                read=partial(pull_outcomes.read, repo, bot_email=BOT_EMAIL), say=print)
     kinds = Counter(request.path.rsplit("/", 1)[-1] if "/pulls/" in request.path else "list"
                     for request in fake.requests[before:])
     return ledger, kinds
@@ -201,6 +202,22 @@ def test_two_hundred_bot_pull_requests_cost_a_few_requests_per_run() -> None:
     assert (data.merged, data.closed, data.open) == (102, 50, 48)
     assert data.lines_changed == data.lines_survived == 102 * 4
     assert data.median_hours_to_merge == 2.0
+
+
+def test_a_failed_read_leaves_the_rest_to_a_later_run_and_never_stops_the_run() -> None:
+    with FakeGitHub() as fake:
+        repo = gh.connect(fake.env(), FAST)
+        seed(fake, 4)
+        fake.fail_next("GET", "/repos/octo/repo/pulls/*/commits", FakeGitHub.bad_credentials())
+        said: list[str] = []
+        ledger, requests = outcomes.update(new_ledger(NOW, 1), gh.bot_pull_requests(repo), NOW, max_reads=3,
+                                           read=partial(pull_outcomes.read, repo, bot_email=BOT_EMAIL), say=said.append)
+        # the list's facts are kept; the PR whose commits GitHub refused, and those after it, wait
+        assert [(p.number, p.state, p.head_sha) for p in ledger.pulls] == [
+            (4, "closed", ""), (3, "merged", ""), (2, "merged", ""), (1, "open", "")]
+        assert requests == 0 and len(said) == 1
+        assert said[0].startswith("note: what became of #4 is read by a later run (GitHub rejected the token (401)")
+        assert fake.token not in said[0]
 
 
 # --- task kinds, settings and the experiment ----------------------------------------------

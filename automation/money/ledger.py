@@ -376,18 +376,19 @@ def with_runs(pulls: tuple[PullOutcome, ...], runs: tuple[RunRecord, ...], month
 
     A run counts toward the PR in its ``pr_url`` (the opening run, follow-ups, repairs); a task
     run that opened none (a failed attempt) toward the first PR for the same task opened after
-    it started. Spend that bought no PR is in no record.
+    it started. Spend that bought no PR is in no record, nor is a follow-up's on a PR no task run
+    of the ledger opened (one opened before PRs were recorded).
     """
     records = {pull.url: pull for pull in pulls}
     for run in runs:
-        if run.pr_url and run.pr_url not in records:
-            records[run.pr_url] = PullOutcome(url=run.pr_url, number=run.pull or pull_number(run.pr_url),
-                                              task=run.task, opened_at=run.started_at)
+        if run.kind == "task" and run.pr_url and run.pr_url not in records:  # the run that opened it
+            records[run.pr_url] = PullOutcome(url=run.pr_url, number=pull_number(run.pr_url), task=run.task,
+                                              opened_at=run.started_at)
     spent: dict[str, int] = {}
     follow_ups: dict[str, int] = {}
     for run in runs:
         url = run.pr_url or _next_pull_for(records.values(), run)
-        if url is None:
+        if url is None or url not in records:  # a follow-up on a PR opened before it was on record
             continue
         spent[url] = spent.get(url, 0) + run.cost_micro_usd
         follow_ups[url] = follow_ups.get(url, 0) + (run.kind == "follow_up")

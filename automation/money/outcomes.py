@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from ..core.errors import GitHubError
 from ..repo import tasks
 from .ledger import TASK_TEXT_KEPT, TIME_FORMAT, Ledger, PullOutcome, with_runs
 
@@ -37,7 +38,7 @@ UNKNOWN = "unknown"  # a PR's model pair or kind where no run recorded it (opene
 
 def update(
     ledger: Ledger, pulls: Sequence[BotPull], now: dt.datetime, *, max_reads: int,
-    read: Callable[[BotPull], tuple[Details, int]],
+    read: Callable[[BotPull], tuple[Details, int]], say: Callable[[str], None],
 ) -> tuple[Ledger, int]:
     """The ledger with the fate of the bot's PRs of this month and last (and any still open on
     record) as ``pulls`` show them, and the number of API requests ``read`` made.
@@ -45,7 +46,8 @@ def update(
     ``pulls`` is the list the run already read (no request here); ``read`` fetches one PR's
     commits and lines (``repo.outcomes.read``) and is called for at most ``max_reads`` PRs whose
     head or state changed since they were last read, decided ones first, oldest first. The
-    others keep their old details until a later run reads them.
+    others keep their old details until a later run reads them. When GitHub fails a read, ``say``
+    gets one line and the rest wait too: what a PR became of never stops the run's own work.
     """
     since = _previous_month(now)
     records = {pull.url: pull for pull in ledger.pulls}
@@ -68,7 +70,11 @@ def update(
                  key=lambda pull: (pull.state == "open", pull.created_at, pull.number))
     requests = 0
     for pull in due[:max_reads]:
-        details, used = read(pull)
+        try:
+            details, used = read(pull)
+        except GitHubError as error:
+            say(f"note: what became of #{pull.number} is read by a later run ({error.message})")
+            break
         requests += used
         records[pull.url] = replace(records[pull.url], head_sha=details.head_sha, humans_pushed=details.humans_pushed,
                                     lines_changed=details.lines_changed, lines_survived=details.lines_survived,

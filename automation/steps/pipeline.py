@@ -191,7 +191,7 @@ def _record_outcomes(session: Session, remote: Repository, pulls: list[github.Bo
     run already read, plus a few requests for PRs that changed."""
     session.ledger, requests = outcomes.update(
         session.ledger, pulls, session.now, max_reads=session.config.outcome_reads_per_run,
-        read=partial(pull_outcomes.read, remote, bot_email=gitops.BOT_EMAIL),
+        read=partial(pull_outcomes.read, remote, bot_email=gitops.BOT_EMAIL), say=session.say,
     )
     if requests:
         session.say(f"Pull request outcomes: {plural(requests, 'request')} to GitHub for the PRs that changed")
