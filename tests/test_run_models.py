@@ -243,6 +243,6 @@ def test_a_faked_clock_is_passed_to_the_bot() -> None:
 def test_the_ledger_of_a_thinking_run_explains_its_columns(world: World) -> None:
     assert world.run().returncode == 0
     data = json.loads(world.remote_file("main", "token_budget.json") or "{}")
-    assert data["schema_version"] == 3
+    assert data["schema_version"] == 4
     assert data["call_columns"][:5] == ["step", "model", "input", "output", "reasoning"]
     assert data["models"]["claude-sonnet-5-5"]["reasoning_tokens"] == 1_000  # the fake's 2,000 at high, halved

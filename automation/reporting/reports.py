@@ -17,6 +17,7 @@ from ..money.ledger import TIME_FORMAT, UNSETTLED, Ledger, RunRecord
 from ..repo.checks import FAILED, PASSED, PRE_EXISTING, Verification
 from ..repo.context import _fence_for
 from . import model_text, series
+from . import outcomes as outcome_report
 
 
 def usd(micro_usd: int) -> float:
@@ -106,6 +107,7 @@ def status_data(config: Config, ledger: Ledger, now: dt.datetime, paused: str | 
         ],
         "run_cap_usd": None if config.run_budget_micro_usd is None else usd(config.run_budget_micro_usd),
         "warn_at_percent": config.warn_at_percent,
+        **outcome_report.status_data(config, ledger),
     }
 
 
@@ -171,6 +173,7 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
                          f"reopens {window['reopens_at']}")
     if data["run_cap_usd"] is not None:
         lines.append(f"  one run may spend at most {_money(data['run_cap_usd'])} ({windows.RUN_KEY})")
+    lines += [f"  {line}" for line in outcome_report.render(data)]
     reached = ", ".join(map(_money, data["milestones_reached"])) or "none yet"
     lines.append(f"  milestones reached: {reached} (of {', '.join(map(_money, data['milestones_usd']))})")
     lines += [f"  {line}" for line in health.render_stats(health.model_stats(ledger))]
