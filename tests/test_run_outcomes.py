@@ -20,8 +20,9 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from automation.cli import main
 from automation.core.config import load_config
 from automation.core.prices import format_usd
-from automation.money.ledger import from_text, rollover
+from automation.money.ledger import CLOSED_RUNS_KEPT, as_of, from_text, pull_number, rollover
 from automation.reporting import alerts
+from automation.reporting import outcomes as outcome_report
 from tests.fakes.discord_server import FakeDiscord, fake_discord_fixture  # noqa: F401
 from tests.fakes.github_server import FakeGitHub, fake_github  # noqa: F401
 from tests.fakes.model_servers import FakeOpenAI, fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
@@ -111,7 +112,7 @@ def test_outcomes_reach_status_metrics_dashboard_and_recap(world: World, tmp_pat
     failed_run = next(run for run in runs if run["outcome"].startswith("failed"))
     assert failed_run["task"] == titles[2] and cost[2] > sum(c["cost_micro_usd"] for c in failed_run["calls"]) > 0
     per_merged = (cost[1] + cost[2] + cost[3]) // 2
-    records = {pull["number"]: pull for pull in ledger["pulls"]}
+    records = {pull_number(pull["url"]): pull for pull in ledger["pulls"]}
     assert {n: (r["state"], r.get("humans_pushed")) for n, r in records.items()} == {
         1: ("merged", False), 2: ("merged", True), 3: ("closed", False)}  # PR 4 is read by the next run
     # PR 1: greeting.py's two lines and the tick (one line out, one in); PR 2: six lines of
@@ -171,8 +172,7 @@ def test_outcomes_reach_status_metrics_dashboard_and_recap(world: World, tmp_pat
             "<td>4 h</td>") in html.unescape(kind_chart[0])
 
     # the first run of next month owes the recap: what last month's PRs came to
-    text = (world.checkout / "token_budget.json").read_text(encoding="utf-8")
-    closed = from_text(text, "token_budget.json")
+    closed = from_text(world.remote_file("main", "token_budget.json") or "", "token_budget.json")
     next_month = (now.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
     rolled = rollover(closed, next_month.strftime("%Y-%m"))
     config = load_config(None, world.checkout, now.date())
@@ -180,8 +180,11 @@ def test_outcomes_reach_status_metrics_dashboard_and_recap(world: World, tmp_pat
     [recap] = [embed for embed in embeds if embed["title"].startswith("📊 Monthly recap")]
     fields = {field["name"]: field["value"] for field in recap["fields"]}
     assert fields["What the money bought"] == f"2 merged of 4, {format_usd(per_merged)} per merged PR"
-    # the closed month's spend is in each record now, so nothing changes when its runs are gone
-    assert {pull.url: sum(pull.spent.values()) for pull in rolled.pulls} == {urls[n]: cost[n] for n in urls}
+    # a week on, the closed month's rows go and its spend is in each record: nothing changes
+    frozen = as_of(rolled, next_month + CLOSED_RUNS_KEPT)
+    assert frozen.closed_runs == () and frozen.runs == ()
+    assert {pull.url: sum(pull.spent.values()) for pull in frozen.pulls} == {urls[n]: cost[n] for n in urls}
+    assert outcome_report.month_headline(frozen, closed.month) == fields["What the money bought"]
 
 
 EXPERIMENT = """models:
