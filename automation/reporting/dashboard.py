@@ -254,9 +254,10 @@ def _outcomes(status: dict[str, Any]) -> str:
                               "each was opened (as GitHub last showed them).", month_table)]
     for key, title, column in (("by_model", "model pair (analysis × code)", "Models"), ("by_kind", "task kind", "Kind")):
         groups = status[key]
-        chart = _chart(
+        costs = [g["cost_per_merged_pr_usd"] for g in groups.values()]
+        chart = _chart(  # no bar before a PR merged: the chart says so rather than draw an empty frame
             pygal.HorizontalBar, f"Cost per merged PR by {title}", list(groups),
-            [("Cost per merged PR", [g["cost_per_merged_pr_usd"] for g in groups.values()], {})], x_title="USD",
+            [("Cost per merged PR", costs, {})] if any(cost is not None for cost in costs) else [], x_title="USD",
         )
         table = _table([column, *OUTCOME_HEAD], [[name, *_outcome_cells(g)] for name, g in groups.items()])
         parts.append(_figure(f"cost-per-merged-{key.removeprefix('by_')}", chart,
@@ -569,7 +570,7 @@ header,main,footer{padding:0 .5rem}section{padding:.75rem;margin:.75rem 0}
 #runs-table tr{border-bottom:1px solid var(--line);padding:.4rem 0}
 #runs-table td{border:0;padding:.1rem 0;display:flex;gap:.75rem;text-align:left;white-space:normal}
 #runs-table caption{display:block}#runs-table td::before{content:attr(data-label);color:var(--muted);font-weight:400;flex:0 0 6.5rem}
-details table{display:block;overflow-x:auto}
+details table,#outcomes table{display:block;overflow-x:auto}
 }
 details summary{cursor:pointer;color:#0050a0}table{border-collapse:collapse;width:100%;font-size:.9rem;margin:.5rem 0}
 caption{text-align:left;color:var(--muted)}th,td{border-bottom:1px solid var(--line);padding:.3rem .5rem;text-align:left;vertical-align:top}
