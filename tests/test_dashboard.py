@@ -96,6 +96,15 @@ def test_every_chart_is_an_svg_with_its_table(year_repo: Path, tmp_path: Path) -
     assert len(ids) == len(charts), "chart ids must be unique on the page"
 
 
+def test_pull_requests_over_time_are_counted_in_prs_not_dollars(tmp_path: Path) -> None:
+    repo = sample_ledgers.write_repo(tmp_path / "repo", sample_ledgers.with_outcomes(sample_ledgers.month("2026-11", 40)))
+    page = build(repo, tmp_path / "site")
+    chart = re.search(r'<figure id="chart-outcomes-by-month" class="chart">(.*?)</figure>', page, re.S)
+    assert chart and 'class="series' in chart[1]
+    svg = chart[1].split("<details>")[0]
+    assert "$" not in svg and re.search(r">\d+ PRs<", svg), "the axis counts pull requests"
+
+
 def test_headline_figures_are_the_status_figures(year_repo: Path, tmp_path: Path) -> None:
     page = build(year_repo, tmp_path / "site")
     data = status(year_repo)

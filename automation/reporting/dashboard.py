@@ -247,17 +247,16 @@ def _outcomes(status: dict[str, Any]) -> str:
         pygal.StackedBar, "Pull requests by the month they were opened", [m["month"] for m in months],
         [(name, [m[key] for m in months], {}) for name, key in
          (("Merged", "prs_merged"), ("Closed unmerged", "prs_closed_unmerged"), ("Open", "prs_open"))],
-        y_title="pull requests", x_label_rotation=-30,
+        y_title="pull requests", x_label_rotation=-30, value_suffix=" PRs",
     )
     month_table = _table(["Month", *OUTCOME_HEAD], [[m["month"], *_outcome_cells(m)] for m in months])
     parts = [figures, _figure("outcomes-by-month", over_time, "What became of the bot's pull requests, by the month "
                               "each was opened (as GitHub last showed them).", month_table)]
     for key, title, column in (("by_model", "model pair (analysis × code)", "Models"), ("by_kind", "task kind", "Kind")):
         groups = status[key]
-        costs = [g["cost_per_merged_pr_usd"] for g in groups.values()]
-        chart = _chart(  # no bar before a PR merged: the chart says so rather than draw an empty frame
+        chart = _chart(
             pygal.HorizontalBar, f"Cost per merged PR by {title}", list(groups),
-            [("Cost per merged PR", costs, {})] if any(cost is not None for cost in costs) else [], x_title="USD",
+            [("Cost per merged PR", [g["cost_per_merged_pr_usd"] for g in groups.values()], {})], x_title="USD",
         )
         table = _table([column, *OUTCOME_HEAD], [[name, *_outcome_cells(g)] for name, g in groups.items()])
         parts.append(_figure(f"cost-per-merged-{key.removeprefix('by_')}", chart,
