@@ -77,6 +77,21 @@ def with_health(ledger: Ledger, opened_at: str) -> Ledger:
     })
 
 
+def with_outcomes(ledger: Ledger) -> Ledger:
+    """What became of the month's PRs, as a run reads GitHub: in turn open, merged after 3 h,
+    merged after 30 h, closed unmerged after a day (so every outcome chart has bars)."""
+    pulls = []
+    for index, run in enumerate(run for run in ledger.runs if run.pr_url):
+        opened = dt.datetime.strptime(run.started_at, STAMP)
+        state, hours = (("open", 0), ("merged", 3), ("merged", 30), ("closed", 24))[index % 4]
+        pulls.append(ledger_module.PullOutcome(
+            url=run.pr_url or "", number=ledger_module.pull_number(run.pr_url or ""), task=run.task, opened_at=run.started_at,
+            state=state, decided_at=None if state == "open" else (opened + dt.timedelta(hours=hours)).strftime(STAMP),
+            seen_at=run.started_at, task_kind=("features", "docs")[index % 2],
+        ))
+    return replace(ledger, pulls=tuple(pulls))
+
+
 def year(last_month: str, runs_per_month: int, *, seed: int = 7) -> Ledger:
     """Twelve months ending in ``last_month``: eleven closed into history by the real rollover."""
     year_, number = (int(part) for part in last_month.split("-"))

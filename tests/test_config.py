@@ -127,7 +127,7 @@ def test_unknown_key_far_from_everything_lists_the_valid_keys() -> None:
     message = problem("zzzzzz: 1\n")
     # a misspelt top-level key is compared with the sections, not with all forty keys
     assert message == (f"{SOURCE}: line 1: unknown key 'zzzzzz'; valid keys: budget, context, edits, enabled, "
-                       "follow_ups, health, intake, ledger, models, notifications, prices, pull_requests, run, tasks, verify")
+                       "follow_ups, health, intake, ledger, models, notifications, outcomes, prices, pull_requests, run, tasks, verify")
     nested = problem("models:\n  zzzzzz: 1\n")
     assert nested.startswith(f"{SOURCE}: line 2: unknown key 'models.zzzzzz'; valid keys: models.analysis, ")
     assert "budget" not in nested, "only the keys of the section it is in"

@@ -78,8 +78,10 @@ def test_one_self_contained_page_with_every_section(year_repo: Path, tmp_path: P
 def test_every_chart_is_an_svg_with_its_table(year_repo: Path, tmp_path: Path) -> None:
     page = build(year_repo, tmp_path / "site")
     charts = re.findall(r'<figure id="chart-([a-z0-9-]+)" class="chart">(.*?)</figure>', page, re.S)
-    # burn-up, unit costs, by model, by step, success rate, latency of each of 3 models, months
-    assert [key for key, _ in charts] == ["burn-up", "unit-costs", "by-model", "by-step", "success-rate",
+    # burn-up, unit costs, PR outcomes (by month, cost per merged PR by model pair and by kind),
+    # by model, by step, success rate, latency of each of 3 models, months
+    assert [key for key, _ in charts] == ["burn-up", "unit-costs", "outcomes-by-month", "cost-per-merged-model",
+                                          "cost-per-merged-kind", "by-model", "by-step", "success-rate",
                                           "latency-0", "latency-1", "latency-2", "months"]
     ids = set()
     for key, body in charts:
@@ -87,8 +89,20 @@ def test_every_chart_is_an_svg_with_its_table(year_repo: Path, tmp_path: Path) -
         assert svg, key
         ids.add(svg[2])
         assert "<table>" in body and "<tbody><tr>" in body, f"{key}: no table behind the chart"
-        assert 'class="series' in body, f"{key}: no series drawn"
+        if key.startswith("cost-per-merged-"):  # the sample ledger's PRs are all still open
+            assert 'class="no_data">Nothing to draw yet' in body, key
+        else:
+            assert 'class="series' in body, f"{key}: no series drawn"
     assert len(ids) == len(charts), "chart ids must be unique on the page"
+
+
+def test_pull_requests_over_time_are_counted_in_prs_not_dollars(tmp_path: Path) -> None:
+    repo = sample_ledgers.write_repo(tmp_path / "repo", sample_ledgers.with_outcomes(sample_ledgers.month("2026-11", 40)))
+    page = build(repo, tmp_path / "site")
+    chart = re.search(r'<figure id="chart-outcomes-by-month" class="chart">(.*?)</figure>', page, re.S)
+    assert chart and 'class="series' in chart[1]
+    svg = chart[1].split("<details>")[0]
+    assert "$" not in svg and re.search(r">\d+ PRs<", svg), "the axis counts pull requests"
 
 
 def test_headline_figures_are_the_status_figures(year_repo: Path, tmp_path: Path) -> None:
@@ -177,8 +191,9 @@ def test_a_new_month_with_no_runs_builds(tmp_path: Path) -> None:
     assert "No runs this month yet." in page and "No model was called this month." in page
     # an empty chart says so in a line of text the size of the page's, not pygal's 64-pixel "No data"
     assert "No data" not in page
-    # cost per run, by model, by step: each drawn for a screen and for a phone
-    assert page.count('class="no_data">Nothing to draw yet') == 2 * 3
+    # cost per run, PRs by month, cost per merged PR by model pair and by kind, by model, by step:
+    # each drawn for a screen and for a phone
+    assert page.count('class="no_data">Nothing to draw yet') == 2 * 6
 
 
 def test_an_unwritable_out_dir_is_one_line_and_exit_1(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,14 +23,14 @@ import pytest
 
 from automation.cli import main
 from automation.core.prices import format_usd
-from automation.money.ledger import TASK_TEXT_KEPT
+from automation.money.ledger import TASK_TEXT_KEPT, Ledger
 from tests import sample_ledgers
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.timezone.utc)
-SECTIONS = ("month", "unit-costs", "breakdown", "providers", "runs", "history", "attention")
+SECTIONS = ("month", "unit-costs", "outcomes", "breakdown", "providers", "runs", "history", "attention")
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
@@ -86,8 +87,9 @@ def site(tmp_path: Path, ledger: Any) -> tuple[str, dict[str, Any]]:
 
 
 LEDGERS = {
-    "month": lambda: sample_ledgers.month("2026-11", 120),
-    "year": lambda: sample_ledgers.with_health(sample_ledgers.year("2026-11", 150), opened_at="2026-11-21T08:00:00Z"),
+    "month": lambda: sample_ledgers.with_outcomes(sample_ledgers.month("2026-11", 120)),
+    "year": lambda: sample_ledgers.with_outcomes(
+        sample_ledgers.with_health(sample_ledgers.year("2026-11", 150), opened_at="2026-11-21T08:00:00Z")),
 }
 
 
@@ -148,12 +150,21 @@ def test_the_page_as_a_browser_shows_it(browser: Any, tmp_path: Path, name: str)
     page.close()
 
 
-def test_the_page_fits_a_phone(browser: Any, tmp_path: Path) -> None:
-    url, _ = site(tmp_path, LEDGERS["year"]())
+def with_experiment(ledger: Ledger) -> Ledger:
+    """The runs taken in turn by two experiment arms, of two task kinds: the outcome tables at
+    their widest (the experiment's table stands outside a chart's details)."""
+    arms, kinds = ("code=gpt-4o-mini", "code=gpt-4.1-mini"), ("features", "documentation and examples")
+    return replace(ledger, runs=tuple(replace(run, arm=arms[i % 2], task_kind=kinds[i % 2]) for i, run in enumerate(ledger.runs)))
+
+
+@pytest.mark.parametrize("name", ["year", "experiment"])
+def test_the_page_fits_a_phone(browser: Any, tmp_path: Path, name: str) -> None:
+    url, _ = site(tmp_path, with_experiment(LEDGERS["year"]()) if name == "experiment" else LEDGERS["year"]())
     visit = Visit(browser, url, width=390)
     overflow = visit.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px on a phone"
-    visit.page.locator("#month").screenshot(path=str(artifacts() / "phone-month.png"))
+    visit.page.locator("#month").screenshot(path=str(artifacts() / f"phone-{name}-month.png"))
+    visit.page.locator("#outcomes").screenshot(path=str(artifacts() / f"phone-{name}-outcomes.png"))
     assert visit.problems == []
     visit.page.close()
 
@@ -167,7 +178,7 @@ def test_the_page_served_over_http_as_pages_serves_it(browser: Any, tmp_path: Pa
     thread.start()
     try:
         visit = Visit(browser, f"http://127.0.0.1:{server.server_address[1]}/")
-        assert visit.page.locator("figure.chart .wide svg").count() == 9
+        assert visit.page.locator("figure.chart .wide svg").count() == 12
         assert visit.page.title() == "ai-orchestration · 2026-11"
         assert visit.problems == []
         visit.page.close()

@@ -9,6 +9,7 @@ import pytest
 from automation.core.config import Config
 from automation.core.prices import Usage
 from automation.money.ledger import CallRecord, Ledger, RunRecord
+from automation.repo import github
 from automation.repo.github import BotPull, Check, Comment, neutralise_markers
 from automation.steps import followups
 
@@ -142,8 +143,8 @@ def test_foreign_commits_are_any_the_bot_did_not_both_author_and_commit() -> Non
     bot = "41898282+github-actions[bot]@users.noreply.github.com"
     commits = [("a" * 40, "github-actions[bot]", bot, bot), ("b" * 40, "Ada", "ada@example.com", "ada@example.com"),
                ("c" * 40, "Ada", "ada@example.com", "noreply@github.com"), ("d" * 40, "github-actions[bot]", bot, "noreply@github.com")]
-    assert followups.foreign_commits(commits, bot) == ["bbbbbbb by Ada", "ccccccc by Ada", "ddddddd by github-actions[bot]"]
-    assert followups.foreign_commits(commits[:1], bot) == []
+    assert github.foreign_commits(commits, bot) == ["bbbbbbb by Ada", "ccccccc by Ada", "ddddddd by github-actions[bot]"]
+    assert github.foreign_commits(commits[:1], bot) == []
 
 
 # --- who may direct the bot, and outside text kept as data ------------------------------------

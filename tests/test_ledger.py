@@ -14,6 +14,7 @@ from automation.core.prices import PriceTable, Usage
 from automation.money import ledger as ledger_module
 from automation.money.ledger import (
     CallRecord,
+    PULLS_KEPT,
     Ledger,
     ModelTotals,
     MonthSummary,
@@ -106,7 +107,7 @@ SAMPLE_TEXT = """{
   },
   "prs_opened": 1,
   "remaining_micro_usd": 14939089,
-  "schema_version": 3,
+  "schema_version": 4,
   "spent_micro_usd": 60911,
   "history": [
     {"budget_micro_usd":15000000,"executions":1,"models":{"gpt-4o":{"cached_tokens":0,"calls":1,"input_tokens":2,"output_tokens":3,"reasoning_tokens":0,"spent_micro_usd":1000000}},"month":"2026-10","prs_opened":0,"spent_micro_usd":1000000}
@@ -117,9 +118,12 @@ SAMPLE_TEXT = """{
 }
 """
 
+# The same ledger as schema version 3 wrote it: no PR outcomes yet (none are on record in it).
+SAMPLE_TEXT_V3 = SAMPLE_TEXT.replace('"schema_version": 4', '"schema_version": 3')
+
 # The same ledger as schema version 2 wrote it: no reasoning column, no reasoning_tokens totals.
 SAMPLE_TEXT_V2 = (
-    SAMPLE_TEXT.replace('"output", "reasoning", ', '"output", ')
+    SAMPLE_TEXT_V3.replace('"output", "reasoning", ', '"output", ')
     .replace('      "reasoning_tokens": 0,\n', "")
     .replace('"reasoning_tokens":0,', "")
     .replace('"schema_version": 3', '"schema_version": 2')
@@ -355,11 +359,11 @@ def test_a_ledger_that_is_not_utf8_is_refused_and_kept(tmp_path: Path) -> None:
 
 def test_a_newer_schema_is_refused_and_kept(tmp_path: Path) -> None:
     path = tmp_path / "token_budget.json"
-    newer = SAMPLE_TEXT.replace('"schema_version": 3', '"schema_version": 4')
+    newer = SAMPLE_TEXT.replace('"schema_version": 4', '"schema_version": 5')
     path.write_text(newer, encoding="utf-8")
     with pytest.raises(LedgerError) as caught:
         load_then_save(path)
-    assert str(caught.value) == f"{path}: schema_version 4 is newer than this bot understands (3); upgrade ai-orchestration"
+    assert str(caught.value) == f"{path}: schema_version 5 is newer than this bot understands (4); upgrade ai-orchestration"
     assert caught.value.exit_code == EXIT_INVALID
     assert path.read_text(encoding="utf-8") == newer
 
@@ -371,7 +375,7 @@ def test_a_version_0_ledger_is_upgraded(tmp_path: Path) -> None:
     assert (ledger.month, ledger.budget_micro_usd, ledger.spent_micro_usd, ledger.executions) == ("2026-11", 15_000_000, 1_250_000, 1)
     save(ledger, path)
     saved = json.loads(path.read_text(encoding="utf-8"))
-    assert (saved["schema_version"], saved["spent_micro_usd"], saved["remaining_micro_usd"]) == (3, 1_250_000, 13_750_000)
+    assert (saved["schema_version"], saved["spent_micro_usd"], saved["remaining_micro_usd"]) == (4, 1_250_000, 13_750_000)
     assert saved["runs"][0]["calls"][0][-1] == "unknown"  # the provider column
     assert load(path, NOW, 99) == ledger  # and the upgraded file loads as itself
     # nothing spent yet: no imported run at all
@@ -544,7 +548,8 @@ def test_merge_keeps_health_from_both_sides() -> None:
 
 
 def test_a_year_at_480_runs_a_month_stays_under_300_kb(tmp_path: Path) -> None:
-    """Saved at its largest each month: a week in, last month's rows and this week's side by side."""
+    """Saved at its largest each month: a week in, last month's rows and this week's side by side
+    (with the newest 300 PR records, that peak is allowed 330 KB), and at each month's end."""
     table = PriceTable.builtin()
     sonnet, mini = table.find("claude-sonnet-5-5"), table.find("gpt-4o-mini")
     assert sonnet and mini
@@ -576,19 +581,21 @@ def test_a_year_at_480_runs_a_month_stays_under_300_kb(tmp_path: Path) -> None:
                 )
             )
         save(ledger, path)
-        largest = max(largest, path.stat().st_size)
+        month_end = path.stat().st_size
+        assert month_end < 300_000, f"the ledger at the end of month {month} is {month_end:,} bytes"
     text = path.read_text(encoding="utf-8")
     assert len(ledger.history) == 12 and ledger.executions == 480  # 2025-12 (empty) to 2026-11
-    assert len(text.splitlines()) < 480 + 12 + 60  # one line per run and per month
-    assert largest < 300_000, f"a year of ledger is {largest:,} bytes"
-    print(f"largest ledger over the year: {largest:,} bytes")
+    assert len(ledger.pulls) == PULLS_KEPT  # the newest PRs' outcomes, one line each
+    assert len(text.splitlines()) < 480 + 12 + PULLS_KEPT + 60  # one line per run, per month and per PR
+    assert largest < 330_000, f"a year of ledger peaks at {largest:,} bytes"
+    print(f"largest ledger over the year: {largest:,} bytes; at the year's end: {month_end:,} bytes")
     assert from_text(text, "x") == ledger
 
 
 @pytest.mark.parametrize(
     ("damaged", "expected"),
     [
-        (SAMPLE_TEXT.replace('  "schema_version": 3,\n', ""), "schema_version is missing"),
+        (SAMPLE_TEXT.replace('  "schema_version": 4,\n', ""), "schema_version is missing"),
         ('{"month": "2026-11", "budget_micro_usd": 15000000, "runs": []}', "schema_version is missing"),
         ('{"schema_version": 2, "month": "2026-11", "budget_micro_usd": 15000000}', "runs is missing"),
         ('{"schema_version": 2, "month": "2026-11", "budget_micro_usd": 1, "runs": [{"id": "a", "started_at": "t", '

@@ -21,6 +21,7 @@ from tests.faked_clock import faked_clock_env
 from tests.fakes.discord_server import FakeDiscord, fake_discord_fixture  # noqa: F401
 from tests.fakes.github_server import fake_github  # noqa: F401
 from tests.fakes.model_servers import FakeAnthropic, fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
+from tests.markdown_render import visible_text
 from tests.test_run import World
 
 world = test_run.world  # the fixture of tests/test_run.py: checkout, bare origin, model and GitHub fakes
@@ -172,7 +173,7 @@ def test_a_paused_analysis_never_becomes_a_pull_request(world: World, discord: F
     assert [call["outcome"] for call in run["calls"]] == ["unfinished", "unfinished"]
     assert all(call["cost_micro_usd"] > 0 for call in run["calls"])  # billed, and booked
     [failed] = [embed for embed in discord.embeds if "failed" in embed["title"].lower()]
-    assert "pause_turn" in failed["description"].replace("\\_", "_")  # Discord shows an escaped _ as _
+    assert "(stop_reason pause_turn)" in visible_text(failed["description"])  # as Discord shows its Markdown
 
 
 def test_a_reply_that_filled_the_context_window_falls_back_without_a_doubled_cap(world: World) -> None:
@@ -243,6 +244,6 @@ def test_a_faked_clock_is_passed_to_the_bot() -> None:
 def test_the_ledger_of_a_thinking_run_explains_its_columns(world: World) -> None:
     assert world.run().returncode == 0
     data = json.loads(world.remote_file("main", "token_budget.json") or "{}")
-    assert data["schema_version"] == 3
+    assert data["schema_version"] == 4
     assert data["call_columns"][:5] == ["step", "model", "input", "output", "reasoning"]
     assert data["models"]["claude-sonnet-5-5"]["reasoning_tokens"] == 1_000  # the fake's 2,000 at high, halved

@@ -127,6 +127,11 @@ class Config:
     verify_max_repairs: int = 1
     verify_sandbox: str = "required"  # or "best_effort"
     verify_env: tuple[str, ...] = ()  # extra variables the checks may see (never secret ones)
+    # Two code models, or two analysis efforts, taken in turn by new-task runs (models/experiment.py).
+    experiment_code_models: tuple[str, ...] = ()
+    experiment_analysis_efforts: tuple[str, ...] = ()
+    # PRs whose commits and lines a run reads at most (money/outcomes.py): 1 to 3 requests each.
+    outcome_reads_per_run: int = 3
     prices: PriceTable = field(default_factory=PriceTable.builtin)
     from_file: bool = False  # False: the defaults, with no config file in the repository
     chosen: frozenset[str] = frozenset()  # the dotted keys the config file sets
@@ -163,6 +168,8 @@ class Config:
             models[f"models.fallbacks.analysis[{index}]"] = name
         for index, name in enumerate(self.code_fallbacks):
             models[f"models.fallbacks.code[{index}]"] = name
+        for index, name in enumerate(self.experiment_code_models):
+            models[f"models.experiment.code[{index}]"] = name
         return models
 
     def retiring_models(self, today: dt.date) -> list[tuple[str, Price, int]]:
@@ -222,6 +229,7 @@ class Config:
             code_model=code,
             analysis_fallbacks=tuple(m for m in dict.fromkeys(map(swap, self.analysis_fallbacks)) if m != analysis),
             code_fallbacks=tuple(m for m in dict.fromkeys(map(swap, self.code_fallbacks)) if m != code),
+            experiment_code_models=tuple(map(swap, self.experiment_code_models)),
             retired=tuple(retired),
         )
 
@@ -467,6 +475,23 @@ def _path_list(key: str, value: Any) -> tuple[str, ...]:
     return tuple(_relative_path(f"{key}[{i}]", item) for i, item in enumerate(value))
 
 
+def _pair(item: Validator) -> Validator:
+    """A validator for two different values, each checked by ``item`` (an experiment's two arms),
+    or an empty list (no experiment)."""
+
+    def validate(key: str, value: Any) -> tuple[Any, ...]:
+        if value is None or value == []:
+            return ()
+        if not isinstance(value, list) or len(value) != 2:
+            raise _TypeProblem(f"{key} must be a list of two values to compare, like [a, b], or [] (got {value!r})")
+        pair = tuple(item(f"{key}[{i}]", entry) for i, entry in enumerate(value))
+        if pair[0] == pair[1]:
+            raise _TypeProblem(f"{key} must name two different values (got {pair[0]!r} twice)")
+        return pair
+
+    return validate
+
+
 # dotted key -> (Config field, validator)
 SCHEMA: dict[str, tuple[str, Validator]] = {
     "enabled": ("enabled", _bool),
@@ -529,6 +554,9 @@ SCHEMA: dict[str, tuple[str, Validator]] = {
     "verify.max_repairs": ("verify_max_repairs", _non_negative_int),
     "verify.sandbox": ("verify_sandbox", _choice("required", "best_effort")),
     "verify.env": ("verify_env", _variable_names),
+    "models.experiment.code": ("experiment_code_models", _pair(_text)),
+    "models.experiment.analysis_effort": ("experiment_analysis_efforts", _pair(_choice(*CLAUDE_5_EFFORTS))),
+    "outcomes.max_reads_per_run": ("outcome_reads_per_run", _positive_int),
 }
 PRICE_FIELDS = ("provider", "input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 
@@ -749,6 +777,8 @@ def _check_consistency(config: Config, today: dt.date) -> None:
             f"{source}: run.ledger_commit_seconds ({config.ledger_commit_seconds:g}) must be less than "
             f"run.deadline_minutes ({config.run_deadline_seconds / 60:g} minutes)"
         )
+    if config.experiment_code_models and config.experiment_analysis_efforts:
+        raise ConfigError(f"{source}: models.experiment compares one thing at a time: set code or analysis_effort, not both")
     over = [m for m in config.milestones_micro_usd if m > config.monthly_budget_micro_usd]
     if over:
         raise ConfigError(
@@ -763,7 +793,7 @@ def _check_consistency(config: Config, today: dt.date) -> None:
                 f"{source}: {key}: no price is known for model '{model}'{_suggest(model, config.prices.known_models())}"
                 f" (or add it under 'prices')"
             )
-        step = "code" if key.startswith(("models.code", "models.fallbacks.code")) else "analysis"
+        step = "code" if key.startswith(("models.code", "models.fallbacks.code", "models.experiment.code")) else "analysis"
         # the model itself, and from its retirement date the successor a run would use instead
         for name in dict.fromkeys((model, config.prices.in_service(model, today))):
             used = config.prices.find(name)

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from ..core.errors import LedgerError
 from ..core.prices import Usage
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: pull-request outcomes (``pulls``), runs' task kind and experiment arm
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 HISTORY_MONTHS_KEPT = 36
 TASK_TEXT_KEPT = 120
@@ -137,6 +137,8 @@ class RunRecord:
     pull: int | None = None  # the PR number a follow-up worked on
     checks: ChecksRecord | None = None  # None: no checks ran (verify.commands unset, or the run ended first)
     repository: str = ""  # owner/name of the run's repository, in a shared ledger; "": the ledger's own
+    task_kind: str = ""  # the task's kind (tasks.task_kind): its heading, ``kind:`` prefix or label
+    arm: str = ""  # the ``models.experiment`` arm the run used, like "code=gpt-4o-mini"
 
     @property
     def cost_micro_usd(self) -> int:
@@ -160,6 +162,10 @@ class RunRecord:
             record["checks"] = self.checks.to_json()
         if self.repository:
             record["repository"] = self.repository
+        if self.task_kind:
+            record["task_kind"] = self.task_kind
+        if self.arm:
+            record["arm"] = self.arm
         return record
 
 
@@ -288,10 +294,9 @@ class Ledger:
     # Last month's runs, kept for CLOSED_RUNS_KEPT so a run that settles after the rollover is
     # merged into last month by id; its ``history`` entry is their summary meanwhile.
     closed_runs: tuple[RunRecord, ...] = ()
-    # run id -> micro-dollars: the closed month's runs in the ISO week this month starts in, which
-    # the weekly budget window still counts (windows.py); set by rollover, empty most months
     # What reading the file found and said it did about it (from_text); never written to the file.
     warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    pulls: tuple[PullOutcome, ...] = ()  # the bot's PRs and their fate (money/outcomes.py); survive rollover
 
     # ---- derived totals ----
     @property
@@ -509,12 +514,16 @@ def rollover(ledger: Ledger, month: str) -> Ledger:
             history[when] = summary  # never less than a summary already kept (a file from elsewhere)
     current = _sorted_runs(run for when, runs in by_month.items() if when >= month for run in runs.values())
     closed = _sorted_runs(by_month.get(closing, {}).values())
+    pulls = ledger.pulls
+    for when in sorted(when for when in by_month if when < closing):  # months now kept as summaries only
+        pulls = close_pulls(pulls, _sorted_runs(by_month[when].values()), when)
     rolled = ledger.month < month
     return replace(
         ledger,
         month=month,
         runs=current,
         closed_runs=closed,
+        pulls=pulls,
         history=tuple(history[m] for m in sorted(history)[-HISTORY_MONTHS_KEPT:]),
         milestones_reached_micro_usd=() if rolled else ledger.milestones_reached_micro_usd,
         notified={"recap_due": ledger.month, **{k: ledger.notified[k] for k in KEPT_FLAGS if k in ledger.notified}}
@@ -524,17 +533,191 @@ def rollover(ledger: Ledger, month: str) -> Ledger:
 
 def freeze(ledger: Ledger, now: dt.datetime) -> Ledger:
     """Last month as one summary line once CLOSED_RUNS_KEPT of this month has passed: late runs
-    have long settled by then, and the file stays one month of rows long."""
+    have long settled by then, and the file stays one month of rows long. Its runs' share of
+    each PR's spend goes into the PR records (``close_pulls``) as the rows go."""
     if not ledger.closed_runs:
         return ledger
     start = dt.datetime.strptime(f"{ledger.month}-01", "%Y-%m-%d").replace(tzinfo=dt.timezone.utc)
-    return ledger if now < start + CLOSED_RUNS_KEPT else replace(ledger, closed_runs=())
+    if now < start + CLOSED_RUNS_KEPT:
+        return ledger
+    return replace(ledger, closed_runs=(), pulls=close_pulls(ledger.pulls, ledger.closed_runs, ledger.closing_month))
 
 
 def as_of(ledger: Ledger, now: dt.datetime) -> Ledger:
     """The ledger as a command at ``now`` (UTC) reads it: rolled over to ``now``'s month, last
     month's rows dropped after CLOSED_RUNS_KEPT."""
     return freeze(rollover(ledger, month_of(now)), now)
+
+
+# --- pull-request outcomes (schema 4) ---------------------------------------------------
+# What the money bought: each of the bot's PRs, its fate as GitHub last showed it
+# (money/outcomes.py reads it) and what was spent on it. The spend, follow-ups, models and task
+# kind of the months whose runs the ledger keeps as rows (this month's ``runs``, last month's
+# ``closed_runs``) are read from those rows whenever asked (``with_runs``); a month's share is
+# written into the record only when its rows go (``close_pulls``, from ``freeze`` and
+# ``rollover``), so the totals are never stored twice, and a month's figure from rows replaces
+# any stored one, so a merge of two ledgers cannot double-count.
+
+PULL_STATES = ("open", "merged", "closed")
+# Records kept as a month closes: the newest, opened within the last year (25 PRs a month for a year).
+PULLS_KEPT = 300
+PULLS_MONTHS_KEPT = 12
+
+
+@dataclass(frozen=True)
+class PullOutcome:
+    """One bot PR. Times are UTC like ``2026-11-21T03:17:00Z``; ``spent`` is micro-dollars and
+    ``follow_ups`` run counts per closed month (``"2026-11"``); ``None`` where not read yet."""
+
+    url: str
+    number: int
+    task: str
+    opened_at: str
+    state: str = "open"  # "open" | "merged" | "closed" (closed unmerged)
+    decided_at: str | None = None  # when it was merged or closed
+    seen_at: str | None = None  # when GitHub last showed it (None: known from the runs only)
+    head_sha: str = ""  # the head whose commits were read (``humans_pushed``, the lines)
+    humans_pushed: bool | None = None
+    lines_changed: int | None = None  # lines the bot added or removed
+    lines_survived: int | None = None  # of those, the ones still in the merged change
+    task_kind: str = ""
+    analysis_model: str = ""
+    code_model: str = ""
+    arm: str = ""
+    spent: Mapping[str, int] = field(default_factory=dict)
+    follow_ups: Mapping[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        record = {
+            "url": self.url, "number": self.number, "task": self.task[:TASK_TEXT_KEPT], "opened_at": self.opened_at,
+            "state": self.state, "decided_at": self.decided_at, "seen_at": self.seen_at, "head_sha": self.head_sha,
+            "humans_pushed": self.humans_pushed, "lines_changed": self.lines_changed,
+            "lines_survived": self.lines_survived, "task_kind": self.task_kind, "analysis_model": self.analysis_model,
+            "code_model": self.code_model, "arm": self.arm, "spent": dict(sorted(self.spent.items())),
+            "follow_ups": dict(sorted(self.follow_ups.items())),
+        }
+        if self.number == pull_number(self.url):  # read back from the URL
+            del record["number"]
+        return {key: value for key, value in record.items() if value not in (None, "", {})}
+
+
+def pull_number(url: str) -> int:
+    """The number at the end of a PR's URL (``.../pull/7``), 0 when it has none."""
+    tail = url.rstrip("/").rsplit("/", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def with_runs(pulls: tuple[PullOutcome, ...], runs: tuple[RunRecord, ...], month: str) -> tuple[PullOutcome, ...]:
+    """``pulls`` with ``month``'s ``runs`` folded in: each PR's spend and follow-ups that month,
+    its models, kind and arm from the run that opened it; a PR known only from a run is added.
+
+    A run counts toward the PR in its ``pr_url`` (the opening run, follow-ups, repairs); a task
+    run that opened none (a failed attempt) toward the first PR for the same task opened after
+    it started. Spend that bought no PR is in no record, nor is a follow-up's on a PR no task run
+    of the ledger opened (one opened before PRs were recorded).
+    """
+    records = {pull.url: pull for pull in pulls}
+    for run in runs:
+        if run.kind == "task" and run.pr_url and run.pr_url not in records:  # the run that opened it
+            records[run.pr_url] = PullOutcome(url=run.pr_url, number=pull_number(run.pr_url), task=run.task,
+                                              opened_at=run.started_at)
+    spent: dict[str, int] = {}
+    follow_ups: dict[str, int] = {}
+    for run in runs:
+        url = run.pr_url or _next_pull_for(records.values(), run)
+        if url is None or url not in records:  # a follow-up on a PR opened before it was on record
+            continue
+        spent[url] = spent.get(url, 0) + run.cost_micro_usd
+        follow_ups[url] = follow_ups.get(url, 0) + (run.kind == "follow_up")
+        record = records[url]
+        if run.kind == "task" and run.pr_url and not record.code_model:
+            answered = {call.step: call.model for call in run.calls if call.outcome == "ok"}
+            records[url] = replace(record, analysis_model=answered.get("analysis", ""), code_model=answered.get("code", ""),
+                                   task_kind=record.task_kind or run.task_kind, arm=run.arm)
+    return tuple(sorted(
+        (replace(record, spent={**record.spent, month: spent[url]} if url in spent else record.spent,
+                 follow_ups={**record.follow_ups, month: follow_ups[url]} if follow_ups.get(url) else record.follow_ups)
+         for url, record in records.items()),
+        key=lambda pull: (pull.opened_at, pull.url),
+    ))
+
+
+def _next_pull_for(pulls: Any, run: RunRecord) -> str | None:
+    if run.kind != "task":
+        return None
+    later = [pull for pull in pulls if pull.task == run.task[:TASK_TEXT_KEPT] and pull.opened_at >= run.started_at]
+    return min(later, key=lambda pull: pull.opened_at).url if later else None
+
+
+def close_pulls(pulls: tuple[PullOutcome, ...], runs: tuple[RunRecord, ...], month: str) -> tuple[PullOutcome, ...]:
+    """The records as a month's rows go: its runs folded in for good; kept are the newest
+    ``PULLS_KEPT`` opened within ``PULLS_MONTHS_KEPT`` months of it (the ledger stays small).
+    A PR opened by then keeps no task text: it only tied failed attempts kept as rows to it,
+    and every later run started after the PR opened (the URL names the PR)."""
+    year, number = map(int, month.split("-"))
+    oldest = f"{year - PULLS_MONTHS_KEPT // 12:04d}-{number:02d}"
+    return tuple(
+        replace(pull, task="") if pull.opened_at[:7] <= month else pull
+        for pull in with_runs(pulls, runs, month) if pull.opened_at[:7] >= oldest
+    )[-PULLS_KEPT:]
+
+
+def merge_pulls(ours: tuple[PullOutcome, ...], theirs: tuple[PullOutcome, ...]) -> tuple[PullOutcome, ...]:
+    """By URL: the side GitHub was read on last wins (ours on a tie); spend and follow-ups of
+    closed months are unions (the same month's figure is the same on both sides)."""
+    merged = {pull.url: pull for pull in theirs}
+    for pull in ours:
+        other = merged.get(pull.url)
+        if other is None:
+            merged[pull.url] = pull
+            continue
+        newest = pull if (pull.seen_at or "") >= (other.seen_at or "") else other
+        merged[pull.url] = replace(
+            newest, spent={**other.spent, **pull.spent}, follow_ups={**other.follow_ups, **pull.follow_ups},
+            analysis_model=newest.analysis_model or pull.analysis_model or other.analysis_model,
+            code_model=newest.code_model or pull.code_model or other.code_model,
+            task_kind=newest.task_kind or pull.task_kind or other.task_kind, arm=newest.arm or pull.arm or other.arm,
+        )
+    return tuple(sorted(merged.values(), key=lambda pull: (pull.opened_at, pull.url)))
+
+
+def _read_pull(reader: "_Reader", row: Any, where: str) -> PullOutcome:
+    row = reader.obj(row, where)
+    state = reader.text(row, "state", f"{where}.state") or ""
+    if state not in PULL_STATES:
+        raise reader.fail(f"{where}.state", f"one of {', '.join(PULL_STATES)}")
+    humans = row.get("humans_pushed")
+    if humans is not None and not isinstance(humans, bool):
+        raise reader.fail(f"{where}.humans_pushed", "true, false or missing")
+
+    def optional_int(key: str) -> int | None:
+        return None if row.get(key) is None else reader.integer(row, key, f"{where}.{key}")
+
+    def by_month(key: str) -> dict[str, int]:
+        found = reader.mapping(row, key, f"{where}.{key}")
+        for month in found:
+            reader.month({"m": month}, "m", f"{where}.{key} key {month!r}")
+            reader.integer(found, month, f"{where}.{key}.{month}")
+        return found
+
+    url = reader.text(row, "url", f"{where}.url") or ""
+    return PullOutcome(
+        url=url,
+        number=pull_number(url) if row.get("number") is None else reader.integer(row, "number", f"{where}.number"),
+        task=reader.text(row, "task", f"{where}.task", optional=True) or "",
+        opened_at=reader.text(row, "opened_at", f"{where}.opened_at") or "",
+        state=state,
+        decided_at=reader.text(row, "decided_at", f"{where}.decided_at", optional=True),
+        seen_at=reader.text(row, "seen_at", f"{where}.seen_at", optional=True),
+        head_sha=reader.text(row, "head_sha", f"{where}.head_sha", optional=True) or "",
+        humans_pushed=humans,
+        lines_changed=optional_int("lines_changed"),
+        lines_survived=optional_int("lines_survived"),
+        **{key: reader.text(row, key, f"{where}.{key}", optional=True) or ""
+           for key in ("task_kind", "analysis_model", "code_model", "arm")},
+        spent=by_month("spent"),
+        follow_ups=by_month("follow_ups"),
+    )
 
 
 # --- merge ------------------------------------------------------------------------------
@@ -576,6 +759,7 @@ def merge(base: Ledger | None, ours: Ledger, theirs: Ledger) -> Ledger:
         ),
         notified=notified,
         health=_merge_health(ours.health, theirs.health),
+        pulls=merge_pulls(ours.pulls, theirs.pulls),
     )
     return replace(_with_closing_summary(merged), reservations=_merge_reservations(base, ours, theirs, merged.runs))
 
@@ -691,6 +875,8 @@ def to_text(ledger: Ledger) -> str:
     rows: list[tuple[str, Sequence[Any]]] = [("history", ledger.history)]
     if ledger.closed_runs:  # last month's runs, for CLOSED_RUNS_KEPT into this month
         rows.append(("closed_runs", ledger.closed_runs))
+    if ledger.pulls:  # once the bot has pull requests on record
+        rows.append(("pulls", ledger.pulls))
     if ledger.reservations:  # only while runs are in progress: a settled ledger reads as before
         rows.append(("reservations", ledger.reservations))
     rows.append(("runs", ledger.runs))
@@ -742,6 +928,7 @@ def from_text(text: str, source: str) -> Ledger:
             reader.reservation(row, f"reservations[{i}]") for i, row in enumerate(reader.array(data, "reservations"))
         ),
         closed_runs=reader.runs(reader.array(data, "closed_runs"), "closed_runs"),
+        pulls=tuple(_read_pull(reader, row, f"pulls[{i}]") for i, row in enumerate(reader.array(data, "pulls"))),
     )
     stated = None if data.get("spent_micro_usd") is None else reader.integer(data, "spent_micro_usd")
     return _with_closing_summary(_with_stated_spend(ledger, stated, source))
@@ -902,9 +1089,18 @@ def _upgrade_2_to_3(data: dict[str, Any]) -> dict[str, Any]:
     return upgraded
 
 
+def _upgrade_3_to_4(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 4 adds ``pulls`` (the bot's PRs and their fate) and a run's optional ``task_kind``
+    and ``arm``: a version 3 ledger has none on record yet, and the PRs of the months it keeps as
+    rows (``runs``, ``closed_runs``) are read back from those runs (``money/outcomes.py``), so
+    nothing is lost. ``closed_runs``, a run's ``checks`` and ``repository`` came within
+    version 3 (an older bot ignores them), so this is the one step after 2 -> 3."""
+    return {**data, "schema_version": 4}
+
+
 # schema version N -> the step that turns it into N + 1; old ledgers keep loading.
 UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    0: _upgrade_0_to_1, 1: _upgrade_1_to_2, 2: _upgrade_2_to_3,
+    0: _upgrade_0_to_1, 1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _upgrade_3_to_4,
 }
 
 
@@ -1023,6 +1219,8 @@ class _Reader:
             pull=None if row.get("pull") is None else self.integer(row, "pull", f"{where}.pull"),
             checks=None if row.get("checks") is None else self.checks(row["checks"], f"{where}.checks"),
             repository=self.text(row, "repository", f"{where}.repository", optional=True) or "",
+            task_kind=self.text(row, "task_kind", f"{where}.task_kind", optional=True) or "",
+            arm=self.text(row, "arm", f"{where}.arm", optional=True) or "",
         )
 
     def checks(self, row: Any, where: str) -> ChecksRecord:

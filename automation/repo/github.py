@@ -65,6 +65,9 @@ class BotPull:
     author: str = ""  # login that opened the PR: the bot's identity on GitHub
     body: str = ""
     issue: int | None = None  # the labelled issue it works on (its marker), for a task from an issue
+    created_at: str = ""  # UTC like 2026-11-21T03:17:00Z
+    closed_at: str = ""  # "" while open; merged_at too for a merged PR
+    merged_at: str = ""
 
 
 def task_hash(task_text: str) -> str:
@@ -268,6 +271,9 @@ def _bot_pull(pr: PullRequest) -> BotPull:
         author=pr.user.login if pr.user is not None else "",
         body=pr.body or "",
         issue=parse_issue(pr.body),
+        created_at=_iso(pr.created_at),
+        closed_at=_iso(pr.closed_at),
+        merged_at=_iso(pr.merged_at),
     )
 
 
@@ -407,6 +413,12 @@ def pull_commits(repo: Repository, number: int) -> tuple[tuple[str, str, str, st
             (c.sha, c.commit.author.name or "", c.commit.author.email or "", c.commit.committer.email or "")
             for c in repo.get_pull(number).get_commits()
         )
+
+
+def foreign_commits(commits: Sequence[tuple[str, str, str, str]], bot_email: str) -> list[str]:
+    """"<short sha> by <name>" for each commit (sha, author name, author email, committer email)
+    the bot did not both author and commit: a human's push, an edit in the web UI, "Update branch"."""
+    return [f"{sha[:7]} by {name}" for sha, name, author, committer in commits if author != bot_email or committer != bot_email]
 
 
 def pull_diff(repo: Repository, number: int) -> str:

@@ -76,7 +76,8 @@ def _task(issue: github.Issue, labeller: str) -> IssueTask:
     title, body = untrusted.clean(issue.title, markdown=False), untrusted.clean(issue.body, markdown=True)
     words = " ".join(title.text.split())
     return IssueTask(
-        text=f"{words or 'Untitled'} (issue #{issue.number})", line=0, issue=issue.number, url=issue.url,
+        text=f"{words or 'Untitled'} (issue #{issue.number})", line=0, kind=tasks.task_kind(words, "", issue.labels),
+        issue=issue.number, url=issue.url,
         author=issue.author, labeller=labeller, title=words, body=body.text.strip(),
         removed=tuple(f"{part}: removed {', '.join(cleaned.removed)}"
                       for part, cleaned in (("title", title), ("body", body)) if cleaned.removed),

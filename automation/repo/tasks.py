@@ -19,7 +19,8 @@ import hashlib
 import os
 import re
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from markdown_it import MarkdownIt
@@ -52,6 +53,7 @@ class Task:
     text: str
     line: int
     steps: tuple[str, ...] = ()
+    kind: str = field(default="", compare=False)  # what kind of work it is (``task_kind``), for the outcome figures
 
     @property
     def brief(self) -> str:
@@ -71,6 +73,7 @@ class _Item:
     boxes: list[int]  # 0-based lines of the unticked boxes of its sub-steps
     steps: list[str]
     nested: bool  # inside another checklist item: a sub-step, not a task
+    heading: str = ""  # the text of the nearest heading above it
 
 
 def _split_lines(markdown: str) -> list[str]:
@@ -84,10 +87,14 @@ def _items(markdown: str) -> list[_Item]:
     tokens = _PARSER.parse(markdown.removeprefix("\ufeff"))
     found: list[_Item] = []
     stack: list[_Item | None] = []  # one entry per open list item; None for a plain item
+    heading = ""
     for index, token in enumerate(tokens):
+        if token.type == "heading_open" and not stack and index + 1 < len(tokens):
+            heading = " ".join(tokens[index + 1].content.split())
         if token.type == "list_item_open":
             stack.append(_checklist_item(tokens, index, nested=any(stack)))
             if stack[-1] is not None:
+                stack[-1].heading = heading
                 found.append(stack[-1])  # type: ignore[arg-type]
         elif token.type == "list_item_close":
             stack.pop()
@@ -138,10 +145,24 @@ def read_tasks(markdown: str) -> list[Task]:
     """Every unticked top-level checklist item in file order; ticked items, prose, code and
     HTML blocks are ignored, and nested unticked items become the ``steps`` of their task."""
     return [
-        Task(text=item.text, line=item.line + 1, steps=tuple(item.steps))
+        Task(text=item.text, line=item.line + 1, steps=tuple(item.steps), kind=task_kind(item.text, item.heading))
         for item in _items(markdown)
         if not item.ticked and not item.nested
     ]
+
+
+_KIND = re.compile(r"kind:\s*([\w-]{1,40})", re.IGNORECASE)
+
+
+def task_kind(text: str, heading: str = "", labels: Sequence[str] = ()) -> str:
+    """What kind of work a task is, for the outcome figures, lower-cased: a ``kind:<name>`` label
+    (on the issue or PR), else a ``kind:<name>`` at the start of the task's text, else the heading
+    the task sits under in the tasks file; "" when there is none of them."""
+    for candidate in (*labels, text):
+        match = _KIND.match(candidate.strip())
+        if match:
+            return match.group(1).casefold()
+    return " ".join(heading.split()).casefold()
 
 
 def tick(markdown: str, task: Task) -> str:

@@ -18,6 +18,7 @@ from ..money import budget, estimate, spend, windows
 from ..money.ledger import Ledger, MonthSummary, RunRecord
 from ..repo.checks import FAILED, Verification
 from . import discord
+from . import outcomes as outcome_report
 
 Embed = dict[str, Any]
 
@@ -85,6 +86,7 @@ def _recap(ledger: Ledger, closed: MonthSummary, now: dt.datetime, repository: s
         cost_by_model={name: totals.spent_micro_usd for name, totals in closed.models.items()},
         parked_tasks=sorted(health.parked_tasks(ledger).values()),
         provider_stats="\n".join(health.render_stats(stats or [])), corrects=corrects,
+        bought=outcome_report.month_headline(ledger, closed.month),
     )
 
 

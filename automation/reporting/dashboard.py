@@ -47,7 +47,8 @@ BURN_UP_COLOURS = ("#0072B2", "#D55E00", "#000000")  # spent, pace, budget
 DOTTED = {"stroke_style": {"dasharray": "3, 4", "width": 3}}
 DASHED = {"stroke_style": {"dasharray": "9, 5"}}
 SECTIONS = (
-    ("month", "This month"), ("unit-costs", "Cost per run and per PR"), ("breakdown", "Spend by model and step"),
+    ("month", "This month"), ("unit-costs", "Cost per run and per PR"), ("outcomes", "What the money bought"),
+    ("breakdown", "Spend by model and step"),
     ("providers", "Provider health"), ("runs", "Runs"), ("history", "Past months"), ("attention", "Needs attention"),
 )
 
@@ -130,6 +131,7 @@ def render(config: Config, ledger: Ledger, now: dt.datetime, *, repository: str 
     parts = [
         _month(status, ledger, config, now),
         _unit_costs(ledger),
+        _outcomes(status),
         _breakdown(status, ledger),
         _providers(status, ledger),
         _runs(ledger),
@@ -237,6 +239,54 @@ def _unit_costs(ledger: Ledger) -> str:
     )
     caption = "Spend of each day divided by its runs and by the pull requests they opened."
     return _section("unit-costs", f"{figures}{_figure('unit-costs', chart, caption, table)}")
+
+
+OUTCOME_HEAD = ["Merged", "Closed unmerged", "Open", "Merge rate", "Cost per merged PR", "Median time to merge", "Spent"]
+
+
+def _outcome_cells(group: dict[str, Any]) -> list[str]:
+    rate, per_merged, hours = group["merge_rate"], group["cost_per_merged_pr_usd"], group["median_hours_to_merge"]
+    decided = group["prs_merged"] + group["prs_closed_unmerged"]
+    return [str(group["prs_merged"]), str(group["prs_closed_unmerged"]), str(group["prs_open"]),
+            "—" if rate is None else f"{rate:.0%} of {decided}", "—" if per_merged is None else _usd(per_merged),
+            "—" if hours is None else f"{hours:g} h", _usd(group["spent_usd"], 4)]
+
+
+def _outcomes(status: dict[str, Any]) -> str:
+    """The PRs on record: outcomes by the month they were opened, cost per merged PR by model pair and kind."""
+    rate, per_merged = status["merge_rate"], status["cost_per_merged_pr_usd"]
+    figures = _figures([
+        ("prs_merged", "Merged", str(status["prs_merged"])),
+        ("prs_closed_unmerged", "Closed unmerged", str(status["prs_closed_unmerged"])),
+        ("prs_open", "Open", str(status["prs_open"])),
+        ("merge_rate", "Merge rate", "no verdict yet" if rate is None else f"{rate:.0%}"),
+        ("cost_per_merged_pr_usd", "Cost per merged PR", "none merged yet" if per_merged is None else _usd(per_merged)),
+    ])
+    months = status["outcomes"]["by_month"]
+    over_time = _chart(
+        pygal.StackedBar, "Pull requests by the month they were opened", [m["month"] for m in months],
+        [(name, [m[key] for m in months], {}) for name, key in
+         (("Merged", "prs_merged"), ("Closed unmerged", "prs_closed_unmerged"), ("Open", "prs_open"))],
+        y_title="pull requests", x_label_rotation=-30, value_suffix=" PRs",
+    )
+    month_table = _table(["Month", *OUTCOME_HEAD], [[m["month"], *_outcome_cells(m)] for m in months])
+    parts = [figures, _figure("outcomes-by-month", over_time, "What became of the bot's pull requests, by the month "
+                              "each was opened (as GitHub last showed them).", month_table)]
+    for key, title, column in (("by_model", "model pair (analysis × code)", "Models"), ("by_kind", "task kind", "Kind")):
+        groups = status[key]
+        chart = _chart(
+            pygal.HorizontalBar, f"Cost per merged PR by {title}", list(groups),
+            [("Cost per merged PR", [g["cost_per_merged_pr_usd"] for g in groups.values()], {})], x_title="USD",
+        )
+        table = _table([column, *OUTCOME_HEAD], [[name, *_outcome_cells(g)] for name, g in groups.items()])
+        parts.append(_figure(f"cost-per-merged-{key.removeprefix('by_')}", chart,
+                             "What the decided PRs (merged and closed) cost, per merged PR; the table gives the sample.", table))
+    arms = status["outcomes"]["experiment"]["by_arm"]
+    if arms:
+        parts.append("<h3>Experiment (models.experiment)</h3><p>Each arm's PRs side by side. With a handful of decided "
+                     "PRs per arm the difference is mostly chance: see docs/COST-TRACKING.md.</p>"
+                     + _table(["Arm", *OUTCOME_HEAD], [[arm, *_outcome_cells(g)] for arm, g in arms.items()]))
+    return _section("outcomes", "".join(parts))
 
 
 def _breakdown(status: dict[str, Any], ledger: Ledger) -> str:
@@ -539,7 +589,7 @@ header,main,footer{padding:0 .5rem}section{padding:.75rem;margin:.75rem 0}
 #runs-table tr{border-bottom:1px solid var(--line);padding:.4rem 0}
 #runs-table td{border:0;padding:.1rem 0;display:flex;gap:.75rem;text-align:left;white-space:normal}
 #runs-table caption{display:block}#runs-table td::before{content:attr(data-label);color:var(--muted);font-weight:400;flex:0 0 6.5rem}
-details table{display:block;overflow-x:auto}
+details table,#outcomes table{display:block;overflow-x:auto}
 }
 details summary{cursor:pointer;color:#0050a0}table{border-collapse:collapse;width:100%;font-size:.9rem;margin:.5rem 0}
 caption{text-align:left;color:var(--muted)}th,td{border-bottom:1px solid var(--line);padding:.3rem .5rem;text-align:left;vertical-align:top}

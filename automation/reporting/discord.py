@@ -434,8 +434,10 @@ def monthly_recap_embed(
     parked_tasks: Sequence[str] = (),
     provider_stats: str = "",
     corrects: Mapping[str, int] | None = None,
+    bought: str = "",
 ) -> dict[str, Any]:
-    """Last month in one card: spend, runs, PRs, cost per PR and per model.
+    """Last month in one card: spend, runs, PRs, cost per PR and per model, and what its PRs
+    came to (``bought``: "12 merged of 19, $0.41 per merged PR").
 
     ``corrects``: what an earlier recap of the month said (``spent_micro_usd``, ``executions``,
     ``prs_opened``) when runs settled after it was posted: the card then says it is a correction.
@@ -446,6 +448,7 @@ def monthly_recap_embed(
         ("Runs", str(runs), True),
         ("PRs", str(prs), True),
         ("Cost per PR", _money(spent_micro // prs) if prs else EMPTY, True),
+        ("What the money bought", bought or EMPTY, False),
         ("Cost by model", "\n".join(f"{plain(model)}: {_money(cost)}" for model, cost in by_model) or EMPTY, False),
     ]
     if parked_tasks:

@@ -21,6 +21,10 @@ Families (every one a gauge unless said; dollars are USD, latencies seconds):
   with a shared ledger (ledger.repository), where the figures above are the organisation's:
   ai_orchestration_repository_spent_usd  {repository, window="day"|"week"|"month"}
   ai_orchestration_repository_share_usd  {repository}  (only repositories given a share)
+  ai_orchestration_outcome_pull_requests  {state="merged"|"closed_unmerged"|"open"}  (the PRs on record)
+  ai_orchestration_outcome_merge_ratio, ai_orchestration_outcome_cost_per_merged_pr_usd  (when there is one)
+  ai_orchestration_{model_pair,kind,experiment_arm}_pull_requests  {pair|kind|arm, state}
+  ai_orchestration_{model_pair,kind,experiment_arm}_merge_ratio, _cost_per_merged_pr_usd  {pair|kind|arm}
 """
 
 from __future__ import annotations
@@ -113,6 +117,33 @@ class _StatusCollector(Collector):
                           for window, key in (("day", "today_usd"), ("week", "week_usd"), ("month", "spent_usd"))])
             yield _gauge("repository_share_usd", "Each repository's monthly share of the organisation's budget.", "usd",
                          ["repository"], [([r["repository"]], r["share_usd"]) for r in repositories if r["share_usd"] is not None])
+        yield from _outcomes(status)
+
+
+OUTCOME_STATES = (("merged", "prs_merged"), ("closed_unmerged", "prs_closed_unmerged"), ("open", "prs_open"))
+
+
+def _outcomes(status: Mapping[str, Any]) -> Iterator[Metric]:
+    """The PRs on record: by state, merge ratio and cost per merged PR, in total and by model
+    pair, task kind and experiment arm (a group without a verdict or a merge has no sample)."""
+    groups: list[tuple[str, list[str], Mapping[str, Any]]] = [("outcome", [], {"": status})] + [
+        (dimension, [label], status[key] if key != "by_arm" else status["outcomes"]["experiment"]["by_arm"])
+        for dimension, label, key in (("model_pair", "pair", "by_model"), ("kind", "kind", "by_kind"),
+                                      ("experiment_arm", "arm", "by_arm"))
+    ]
+    for dimension, labels, by_name in groups:
+        def values(name: str) -> list[str]:
+            return [name] if labels else []
+
+        yield _gauge(f"{dimension}_pull_requests", "The bot's pull requests on record, by what became of them.", "",
+                     [*labels, "state"], [([*values(name), state], figures[key]) for name, figures in by_name.items()
+                                          for state, key in OUTCOME_STATES])
+        yield _gauge(f"{dimension}_merge_ratio", "Merged of the decided (merged or closed) pull requests.", "ratio", labels,
+                     [(values(name), figures["merge_rate"]) for name, figures in by_name.items()
+                      if figures["merge_rate"] is not None])
+        yield _gauge(f"{dimension}_cost_per_merged_pr_usd", "Spent on the decided pull requests per merged one.", "usd",
+                     labels, [(values(name), figures["cost_per_merged_pr_usd"]) for name, figures in by_name.items()
+                              if figures["cost_per_merged_pr_usd"] is not None])
 
 
 def _gauge(name: str, help_text: str, unit: str, labels: list[str],

@@ -17,6 +17,7 @@ from ..money.ledger import TIME_FORMAT, UNSETTLED, Ledger, RunRecord
 from ..repo.checks import FAILED, PASSED, PRE_EXISTING, Verification
 from ..repo.context import _fence_for
 from . import model_text, series
+from . import outcomes as outcome_report
 
 
 def usd(micro_usd: int) -> float:
@@ -110,6 +111,7 @@ def status_data(
         "run_cap_usd": None if config.run_budget_micro_usd is None else usd(config.run_budget_micro_usd),
         "warn_at_percent": config.warn_at_percent,
         "organisation": None if share is None else _organisation(config, ledger, now, share),
+        **outcome_report.status_data(config, ledger),
     }
 
 
@@ -212,6 +214,7 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
     if data["run_cap_usd"] is not None:
         lines.append(f"  one run may spend at most {_money(data['run_cap_usd'])} ({windows.RUN_KEY})")
     lines += _organisation_lines(data["organisation"])
+    lines += [f"  {line}" for line in outcome_report.render(data)]
     reached = ", ".join(map(_money, data["milestones_reached"])) or "none yet"
     lines.append(f"  milestones reached: {reached} (of {', '.join(map(_money, data['milestones_usd']))})")
     lines += [f"  {line}" for line in health.render_stats(health.model_stats(ledger))]

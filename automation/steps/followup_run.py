@@ -70,7 +70,7 @@ def first(
             if any(check.state == "pending" for check in checks):
                 session.say(f"Follow-up: #{pull.number} has checks still running; looking again next run")
             continue
-        foreign = followups.foreign_commits(github.pull_commits(remote, pull.number), gitops.BOT_EMAIL)
+        foreign = github.foreign_commits(github.pull_commits(remote, pull.number), gitops.BOT_EMAIL)
         decision = followups.decide(work, foreign, config)
         session.say(f"Follow-up: #{pull.number} ({pull.url}): {work.describe()}")
         if decision.action == "fix":

@@ -189,12 +189,6 @@ def untrusted_reply(ignored: Sequence[Comment]) -> str:
     )
 
 
-def foreign_commits(commits: Sequence[tuple[str, str, str, str]], bot_email: str) -> list[str]:
-    """"<short sha> by <name>" for each commit (sha, author name, author email, committer email)
-    the bot did not both author and commit: a human's push, an edit in the web UI, "Update branch"."""
-    return [f"{sha[:7]} by {name}" for sha, name, author, committer in commits if author != bot_email or committer != bot_email]
-
-
 def decide(work: Work, foreign_commits: Sequence[str], config: Config) -> Decision:
     """Fix, leave to the human who owns the branch, or give up after the attempt limit.
 

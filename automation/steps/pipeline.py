@@ -22,11 +22,12 @@ from ..core.errors import EXIT_OK, AutomationError, PolicyStop, ProviderError
 from ..core.prices import ANTHROPIC, format_usd
 from ..core.redact import mask_commands, redact, secret_values
 from ..core.wording import plural
-from ..models import attempts, health, keys
-from ..money import budget, estimate, ledger_source, reservations, shared_budget, spend, windows
+from ..models import attempts, experiment, health, keys
+from ..money import budget, estimate, ledger_source, outcomes, reservations, shared_budget, spend, windows
 from ..money import ledger as ledger_module
 from ..money.ledger import Ledger, RunRecord
 from ..repo import context, edits, github, gitops, intake, ledger_remote, tasks
+from ..repo import outcomes as pull_outcomes
 from ..repo.trust import Trust
 from ..reporting import alerts, discord, reports
 from ..reporting.discord import Notifier
@@ -81,7 +82,7 @@ def run(
     if not decide_only:  # the deciding step is given no model keys
         keys.require_keys(env, {config.price(model).provider for model in config.configured_models().values()})
     session = _open_session(repo, config, env, now, out, clock, nonce)
-    config = session.config  # with a shared ledger, its budget
+    config = session.config  # with a shared ledger, its budget; with the models.experiment arm this run takes
     notifier = Notifier(env.get("DISCORD_WEBHOOK_URL"), log=session.say, secrets=session.secrets)
     for warning in config.retirement_warnings(now.date()) + [f"note: {n}" for n in session.notes]:
         session.say(warning)
@@ -95,6 +96,7 @@ def run(
                             *budget.run_reservation(config, estimate.PROMPT_OVERHEAD_TOKENS), share=session.reserver.share)
         remote = github.connect(env)
         pulls = github.bot_pull_requests(remote, config.branch_prefix)
+        _record_outcomes(session, remote, pulls)
         if task_text is None:  # follow-ups first, unless someone asked for a task by hand
             followup_run.first(session, remote, pulls, analyse=_analyse, write_code=_write_code,
                                hand_over=partial(_hand_over, session) if decide_only else None)
@@ -102,7 +104,7 @@ def run(
         _check_pull_request_limit(config, pulls)
         if decide_only:
             _hand_over(session, f"'{task.text}'")
-        session.record = replace(session.record, task=task.text)
+        session.record = replace(session.record, task=task.text, task_kind=task.kind)
         worst, first = budget.run_reservation(config, estimate.PROMPT_OVERHEAD_TOKENS)
         session.reserver.reserve(session.ledger, task.text, worst, first)
         _say_reserved(session, task, worst)
@@ -202,9 +204,10 @@ def _open_session(
     ledger_remote.check_push(home, config.ledger_branch or gitops.remote_default_branch(home.root, home.env))
     rolled = ledger_module.as_of(loaded, now)
     rolled = replace(rolled, budget_micro_usd=config.monthly_budget_micro_usd)
+    config, arm = experiment.choose(config, rolled)
     run_id = ledger_module.new_run_id(env.get("GITHUB_RUN_ID", "local"), env.get("GITHUB_RUN_ATTEMPT", "1"), now, nonce())
     named = home.repository if home.shared else ""  # rows of a shared ledger name their repository
-    record = RunRecord(id=run_id, started_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"), task="", repository=named)
+    record = RunRecord(id=run_id, started_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"), task="", repository=named, arm=arm)
     started = clock()
     reserver = reservations.Reserver(
         home.root, config, home.env, run_id, loaded, lambda: now + dt.timedelta(seconds=clock() - started),
@@ -222,6 +225,17 @@ def _open_session(
     for note in [*shared_notes, *notes]:
         reserver.tell(note)  # once: a later look at the branch may find the same
     return session
+
+
+def _record_outcomes(session: Session, remote: Repository, pulls: list[github.BotPull]) -> None:
+    """Fold what became of the bot's PRs into the ledger (``money/outcomes.py``): the list the
+    run already read, plus a few requests for PRs that changed."""
+    session.ledger, requests = outcomes.update(
+        session.ledger, pulls, session.now, max_reads=session.config.outcome_reads_per_run,
+        read=partial(pull_outcomes.read, remote, bot_email=gitops.BOT_EMAIL), say=session.say,
+    )
+    if requests:
+        session.say(f"Pull request outcomes: {plural(requests, 'request')} to GitHub for the PRs that changed")
 
 
 def _private_paths(config: Config) -> tuple[str, ...]:

@@ -19,8 +19,9 @@ Routes (relative to the API root, which may carry a GitHub Enterprise ``/api/v3`
 ``GET /repos/{o}/{r}/actions/jobs/{id}/logs`` (302 to a log URL on another host name,
 ``localhost``, which refuses an ``Authorization`` header like GitHub's log storage does),
 ``GET /repos/{o}/{r}/pulls/{n}/reviews`` and ``/comments`` (:meth:`FakeGitHub.add_review`),
-``GET /repos/{o}/{r}/pulls/{n}/commits`` and ``/files`` (read from a real bare repository after
-:meth:`FakeGitHub.follow_remote`),
+``GET /repos/{o}/{r}/pulls/{n}/commits`` and ``/files`` and ``GET /repos/{o}/{r}/compare/{base}...{head}``
+(read from a real bare repository after :meth:`FakeGitHub.follow_remote`; merge or close a PR at a
+given time with :meth:`FakeGitHub.decide`; a PR the bot opens is created at the fake's clock),
 ``GET|POST /repos/{o}/{r}/issues/{n}/comments`` (:meth:`FakeGitHub.add_comment`), and for who may
 direct the bot ``GET /repos/{o}/{r}/collaborators/{user}/permission`` (:meth:`FakeGitHub.add_collaborator`;
 anyone else reads the public repository: ``read``), ``GET /repos/{o}/{r}/issues`` (issues and pull
@@ -34,6 +35,7 @@ into a test module or list this module in ``pytest_plugins``.
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 import hashlib
 import json
@@ -100,6 +102,8 @@ class FakePull:
     head_repo: str | None = None  # full name of the head repository; None means this repository
     head_sha: str = ""
     user: str = "github-actions[bot]"
+    created_at: str = _TIMESTAMP
+    closed_at: str = ""  # when it was closed (and merged, for a merged one): see FakeGitHub.decide
 
 
 @dataclass
@@ -163,6 +167,7 @@ class FakeGitHub(LoopbackServer):
         self.head_sha_of: Callable[[FakePull], str] = lambda pull: pull.head_sha
         self.commits_of: Callable[[FakePull], list[dict[str, Any]]] = lambda pull: []
         self.files_of: Callable[[FakePull], list[dict[str, Any]]] = lambda pull: []
+        self.compare_of: Callable[[str, str], list[dict[str, Any]]] = lambda base, head: []
         self._ids = 100
         self._failures: list[tuple[str, str, Failure]] = []
         self._lock = threading.Lock()
@@ -213,6 +218,13 @@ class FakeGitHub(LoopbackServer):
             self.pulls.append(pull)
             return pull
 
+    def decide(self, number: int, *, merged: bool, at: str) -> FakePull:
+        """Merge or close (unmerged) pull request ``number`` at ``at`` (UTC like 2026-11-21T03:17:00Z),
+        as a reviewer does on GitHub."""
+        pull = self.pull(number)
+        pull.state, pull.merged, pull.closed_at = "closed", merged, at
+        return pull
+
     def follow_remote(self, bare: Path, env: Mapping[str, str]) -> None:
         """Answer for each PR's head, commits and files from the branches of a real bare repository,
         as GitHub does from the pushed branch (commits since the base branch, oldest first)."""
@@ -224,33 +236,38 @@ class FakeGitHub(LoopbackServer):
             return git("for-each-ref", "--format=%(objectname)", f"refs/heads/{pull.head}").strip() or pull.head_sha
 
         def commits(pull: FakePull) -> list[dict[str, Any]]:
-            out = git("log", "--reverse", "--format=%H%x00%an%x00%ae%x00%cn%x00%ce%x00%s", f"{pull.base}..{head(pull)}")
+            out = git("log", "--reverse", "--format=%H%x00%an%x00%ae%x00%cn%x00%ce%x00%P%x00%s", f"{pull.base}..{head(pull)}")
             found = []
             for line in out.splitlines():
-                sha, an, ae, cn, ce, subject = line.split("\0")
+                sha, an, ae, cn, ce, parents, subject = line.split("\0")
                 found.append({
                     "sha": sha, "node_id": f"C_{sha[:12]}", "url": f"{self.url}/repos/{self.full_name}/commits/{sha}",
                     "html_url": f"https://github.com/{self.full_name}/commit/{sha}",
                     "commit": {"author": {"name": an, "email": ae, "date": _TIMESTAMP},
                                "committer": {"name": cn, "email": ce, "date": _TIMESTAMP}, "message": subject,
                                "tree": {"sha": "0" * 40, "url": ""}, "comment_count": 0},
-                    "author": None, "committer": None, "parents": [],
+                    "author": None, "committer": None,
+                    "parents": [{"sha": parent, "url": f"{self.url}/repos/{self.full_name}/commits/{parent}"}
+                                for parent in parents.split()],
                 })
             return found
 
-        def files(pull: FakePull) -> list[dict[str, Any]]:
-            spec = f"{pull.base}...{head(pull)}"
+        def diff(spec: str) -> list[dict[str, Any]]:
             statuses = {"A": "added", "D": "removed", "M": "modified"}
             found = []
             for line in git("diff", "--name-status", "--no-renames", spec).splitlines():
                 status, name = line.split("\t", 1)
+                added, removed, _ = git("diff", "--numstat", "--no-renames", spec, "--", name).split("\t", 2)
                 patch = git("diff", spec, "--", name).split("@@", 1)
                 found.append({"sha": "0" * 40, "filename": name, "status": statuses.get(status[0], "modified"),
-                              "additions": 1, "deletions": 0, "changes": 1, "blob_url": "", "raw_url": "",
-                              "contents_url": "", "patch": "@@" + patch[1] if len(patch) == 2 else None})
+                              "additions": int(added), "deletions": int(removed), "changes": int(added) + int(removed),
+                              "blob_url": "", "raw_url": "", "contents_url": "",
+                              "patch": "@@" + patch[1] if len(patch) == 2 else None})
             return found
 
-        self.head_sha_of, self.commits_of, self.files_of = head, commits, files
+        self.head_sha_of, self.commits_of = head, commits
+        self.files_of = lambda pull: diff(f"{pull.base}...{head(pull)}")
+        self.compare_of = lambda base, tip: diff(f"{base}...{tip}")
 
     def _next_id(self) -> int:
         self._ids += 1
@@ -643,6 +660,15 @@ class FakeGitHub(LoopbackServer):
                 return 404, not_found, {}
             # GitHub answers with a short-lived URL on another host; here another host name for the same server.
             return 302, None, {"Location": f"http://localhost:{self.port}{_LOG_PATH}{job}?sig=fake-signature"}
+        if (match := re.fullmatch(rf"{re.escape(repo_path)}/compare/([0-9a-f]{{40}})\.\.\.([0-9a-f]{{40}})", path)) and method == "GET":
+            base, head = match.groups()
+            files = self.compare_of(base, head)
+            return 200, {
+                "url": f"{self.url}{path}", "html_url": f"https://github.com/{self.full_name}/compare/{base}...{head}",
+                "permalink_url": "", "diff_url": "", "patch_url": "", "base_commit": self._commit_json(base),
+                "merge_base_commit": self._commit_json(base), "status": "ahead", "ahead_by": 1, "behind_by": 0,
+                "total_commits": 1, "commits": [], "files": files,
+            }, {}
         if match := re.fullmatch(rf"{re.escape(repo_path)}/pulls/(\d+)/(commits|files)", path):
             pull = next((p for p in self.pulls if p.number == int(match.group(1))), None)
             if pull is None or method != "GET":
@@ -711,6 +737,7 @@ class FakeGitHub(LoopbackServer):
             draft=bool(data.get("draft", False)),
             head_repo=head_repo,
             head_sha=hashlib.sha1(ref.encode()).hexdigest(),
+            created_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),  # GitHub's clock
         )
         self.pulls.append(pull)
         return self._pull_json(pull, full=True)
@@ -791,10 +818,10 @@ class FakeGitHub(LoopbackServer):
             "draft": pull.draft,
             "user": {"login": pull.user, "type": "Bot"},
             "labels": self._labels_json(pull),
-            "created_at": _TIMESTAMP,
-            "updated_at": _TIMESTAMP,
-            "closed_at": None if pull.state == "open" else _TIMESTAMP,
-            "merged_at": _TIMESTAMP if pull.merged else None,
+            "created_at": pull.created_at,
+            "updated_at": pull.closed_at or pull.created_at,
+            "closed_at": None if pull.state == "open" else pull.closed_at or _TIMESTAMP,
+            "merged_at": (pull.closed_at or _TIMESTAMP) if pull.merged else None,
             "head": {
                 "label": f"{head_repo.split('/')[0]}:{pull.head}",
                 "ref": pull.head,
