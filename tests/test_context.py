@@ -492,3 +492,15 @@ def test_a_name_every_plugin_defines_points_at_none_of_them(tmp_path: Path) -> N
     ctx = build_context(_git_repo(tmp_path, {**BASIC, **files}), "Fix a crash on invalid strings in `.format` calls", 10_000)
     assert _first_sent(ctx).startswith("  lint/checkers/strings.py (")
     assert "defines format" not in describe(ctx)
+
+
+def test_a_module_shares_the_score_of_the_test_named_after_it(tmp_path: Path) -> None:
+    """The test holds the symptom's words, its module may not: the dry run names the module first and the test as why."""
+    root = _git_repo(tmp_path, {
+        **BASIC,
+        "shop/coupons.py": "def apply(order, coupon):\n    return order\n",
+        "shop/orders.py": "def total(order):\n    # rejected orders count zero\n    return 0\n",
+        "tests/test_coupons.py": "def test_stacked_vouchers_are_rejected():\n    # two vouchers stacked: rejected\n    assert True\n",
+    })
+    ctx = build_context(root, "Stacked vouchers are rejected", 10_000)
+    assert re.fullmatch(r"  shop/coupons\.py \(\d+ tokens\): score [\d.]+, with its test tests/test_coupons\.py", _first_sent(ctx))

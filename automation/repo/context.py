@@ -56,6 +56,8 @@ EXCERPT_NOTE = " (excerpt: the parts most relevant to the task; gaps marked)"
 BYTES_PER_TOKEN = 3
 PATH_WEIGHT = 5  # a path word counts as this many content words
 DEFINITION_WEIGHT = 3  # a name defined here (def, class, function...) counts as this many
+PAIR_SHARE = 0.5  # a source module gains this share of the score of the test named after it ...
+PAIR_SOURCES = 2  # ... when the test's name points at no more modules than this
 DEFINERS = 3  # a name the task gives puts the files defining it first when at most this many do
 NAME_WEIGHT = 3  # an occurrence of a name the task gives (identifier, hyphenated message name) counts as this many words
 BM25_K1 = 1.2  # Okapi BM25's usual parameters (Robertson & Zaragoza 2009; Lucene's defaults)
@@ -141,6 +143,7 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _CALLED = re.compile(r"([A-Za-z_]\w*)\(")
 _DUNDER = re.compile(r"__\w+__")
+_TEST_AFFIX = re.compile(r"^(?:test_|tests_|unittest_)|(?:_tests?|_spec)$")
 _HYPHENATED = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+")
 NAME_KEY = "="  # counts of a name the task gives are kept under "=" + name, apart from words
 _TASK_EDGE = "\"'`()[]{}<>,;:!?*"
@@ -174,6 +177,7 @@ class _Entry:
     demoted: bool = False
     defines: str = ""
     score: float = 0.0
+    tested_by: str = ""  # the test file whose score this source file shares
     length: int = 0
     counts: dict[str, float] = field(default_factory=dict)
 
@@ -590,9 +594,47 @@ def _rank(root: Path, entries: list[_Entry], task: str) -> _Ranked:
             counts[word] += DEFINITION_WEIGHT * count
         entry.counts = dict(counts)
     idf = _bm25(entries)
+    _pair_tests(entries)
     _keep_specific_definitions(entries)
     entries.sort(key=_rank_key)
     return _Ranked(unsendable, terms, idf)
+
+
+def _module_keys(path: str) -> list[str]:
+    """The names a test may give a source module: 'sphinx/ext/viewcode.py' -> viewcode, ext_viewcode, sphinx_ext_viewcode."""
+    parts = path.lower().rsplit(".", 1)[0].split("/")
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ["_".join(parts[-depth:]) for depth in range(1, min(3, len(parts)) + 1)]
+
+
+def _test_key(path: str) -> str:
+    """The module a test file is named after: 'tests/test_ext_viewcode.py' -> ext_viewcode, 'unittest_variables.py' -> variables."""
+    return _TEST_AFFIX.sub("", _name(path).lower().rsplit(".", 1)[0])
+
+
+def _pair_tests(entries: list[_Entry]) -> None:
+    """A source module gains PAIR_SHARE of the best score of the tests named after it.
+
+    A test holds the words of the behaviour it checks (the bug's symptom, the option's name),
+    which its module may not; a key that names more than PAIR_SOURCES modules ('utils') pairs none.
+    """
+    sources: dict[str, list[_Entry]] = {}
+    for entry in entries:
+        if _suffix(entry.path) in LANGUAGES and _suffix(entry.path) not in PROSE_SUFFIXES and not _is_test(entry.path):
+            for key in _module_keys(entry.path):
+                sources.setdefault(key, []).append(entry)
+    bonus: dict[str, tuple[float, str]] = {}
+    for test in entries:
+        if test.score > 0 and _is_test(test.path):
+            paired = sources.get(_test_key(test.path), [])
+            for entry in paired if len(paired) <= PAIR_SOURCES else []:
+                if PAIR_SHARE * test.score > bonus.get(entry.path, (0.0, ""))[0]:
+                    bonus[entry.path] = (PAIR_SHARE * test.score, test.path)
+    for entry in entries:
+        if entry.path in bonus:
+            entry.score += bonus[entry.path][0]
+            entry.tested_by = bonus[entry.path][1]
 
 
 def _keep_specific_definitions(entries: list[_Entry]) -> None:
@@ -616,7 +658,7 @@ def _reason(entry: _Entry) -> str:
     if entry.defines:
         return f"defines {entry.defines}"
     if entry.score > 0:
-        return f"score {entry.score:.3g}"
+        return f"score {entry.score:.3g}" + (f", with its test {entry.tested_by}" if entry.tested_by else "")
     return "room left"
 
 
