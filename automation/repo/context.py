@@ -758,8 +758,10 @@ def build_context(root: Path, task: str, max_tokens: int, exclude: Sequence[str]
             parts[entry.path], reasons[entry.path] = excerpts.render(candidate.lines, chosen), f"{_reason(entry)}; excerpt"
             room -= len(file_block(entry.path, parts[entry.path], EXCERPT_NOTE).encode("utf-8"))
     for entry in sendable[CANDIDATES:]:  # room left: whole files, best first
+        if entry.size > room or entry.path in ranked.unsendable:
+            continue  # its block is larger than the file: not worth rendering to find out
         size = len(file_block(entry.path, entry.text or "").encode("utf-8"))
-        if size <= room and entry.path not in ranked.unsendable:
+        if size <= room:
             files[entry.path], reasons[entry.path] = entry.text or "", _reason(entry)
             room -= size
     for entry in listed:  # the room left shows what the files not sent define
