@@ -504,3 +504,16 @@ def test_a_module_shares_the_score_of_the_test_named_after_it(tmp_path: Path) ->
     })
     ctx = build_context(root, "Stacked vouchers are rejected", 10_000)
     assert re.fullmatch(r"  shop/coupons\.py \(\d+ tokens\): score [\d.]+, with its test tests/test_coupons\.py", _first_sent(ctx))
+
+
+@pytest.mark.parametrize(("test", "module"), [("tests/test_domain_c.py", "site/domains/c.py"), ("tests/test_build_check.py", "site/builders/check.py")])
+def test_a_test_named_after_a_module_in_the_singular_or_in_short_still_pairs(tmp_path: Path, test: str, module: str) -> None:
+    """tests/test_domain_c.py is about site/domains/c.py; tests/test_build_check.py about site/builders/check.py."""
+    root = _git_repo(tmp_path, {
+        **BASIC,
+        module: "def parse_declaration(text):\n    return text\n",
+        "site/util/typing.py": "def stringify(annotation):\n    return str(annotation)\n",
+        test: "def test_gnu_fundamental_types():\n    # fundamental GNU types such as __int128\n    assert True\n",
+    })
+    ctx = build_context(root, "Update fundamental types, including GNU exts", 10_000)
+    assert re.fullmatch(rf"  {re.escape(module)} \(\d+ tokens\): score [\d.]+, with its test {re.escape(test)}", _first_sent(ctx))

@@ -601,23 +601,30 @@ def _rank(root: Path, entries: list[_Entry], task: str) -> _Ranked:
 
 
 def _module_keys(path: str) -> list[str]:
-    """The names a test may give a source module: 'sphinx/ext/viewcode.py' -> viewcode, ext_viewcode, sphinx_ext_viewcode."""
-    parts = path.lower().rsplit(".", 1)[0].split("/")
+    """The names a test may give a source module: 'sphinx/domains/c.py' -> c, domain_c, sphinx_domain_c (plurals singular)."""
+    parts = [_singular_key(part) for part in path.lower().rsplit(".", 1)[0].split("/")]
     if parts[-1] == "__init__":
         parts.pop()
     return ["_".join(parts[-depth:]) for depth in range(1, min(3, len(parts)) + 1)]
 
 
-def _test_key(path: str) -> str:
-    """The module a test file is named after: 'tests/test_ext_viewcode.py' -> ext_viewcode, 'unittest_variables.py' -> variables."""
-    return _TEST_AFFIX.sub("", _name(path).lower().rsplit(".", 1)[0])
+def _singular_key(name: str) -> str:
+    """'domains_c' -> 'domain_c': a test named after a module may say its folder in the singular, or the other way round."""
+    return "_".join(_stem(piece) for piece in name.split("_"))
+
+
+def _test_keys(path: str) -> list[str]:
+    """The modules a test file may be named after, longest first: 'tests/test_build_linkcheck.py' -> build_linkcheck, linkcheck."""
+    pieces = _singular_key(_TEST_AFFIX.sub("", _name(path).lower().rsplit(".", 1)[0])).split("_")
+    return ["_".join(pieces[start:]) for start in range(len(pieces)) if pieces[start]]
 
 
 def _pair_tests(entries: list[_Entry]) -> None:
     """A source module gains PAIR_SHARE of the best score of the tests named after it.
 
     A test holds the words of the behaviour it checks (the bug's symptom, the option's name),
-    which its module may not; a key that names more than PAIR_SOURCES modules ('utils') pairs none.
+    which its module may not. The test's longest name that names a module counts ('build_linkcheck'
+    for no module, then 'linkcheck'); one naming more than PAIR_SOURCES modules ('utils') pairs none.
     """
     sources: dict[str, list[_Entry]] = {}
     for entry in entries:
@@ -627,7 +634,7 @@ def _pair_tests(entries: list[_Entry]) -> None:
     bonus: dict[str, tuple[float, str]] = {}
     for test in entries:
         if test.score > 0 and _is_test(test.path):
-            paired = sources.get(_test_key(test.path), [])
+            paired = next((sources[key] for key in _test_keys(test.path) if key in sources), [])
             for entry in paired if len(paired) <= PAIR_SOURCES else []:
                 if PAIR_SHARE * test.score > bonus.get(entry.path, (0.0, ""))[0]:
                     bonus[entry.path] = (PAIR_SHARE * test.score, test.path)
