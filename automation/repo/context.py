@@ -10,17 +10,21 @@ Ranking (measured by ``benchmarks/bench_recall.py`` on real commits):
 1. files the task names by path come first;
 2. source before tests and docs (README, CHANGELOG, ``docs/``, prose, examples), unless the
    task is about tests or docs — commits change source far more often, and prose is large;
-3. files defining an identifier the task names (``prepare_cookies``, ``HTTPError``);
+3. files defining a name the task gives (``prepare_cookies``, ``HTTPError``, ``__implements__``,
+   ``next()``, one word in backticks, ``used-before-assignment``) that at most :data:`DEFINERS`
+   files define;
 4. Okapi BM25 of the task's words against each file's words, identifiers split on camel and
-   snake case, a path word counting as :data:`PATH_WEIGHT` content words and a defined name
-   as :data:`DEFINITION_WEIGHT`: a file is about what it is called and what it defines.
+   snake case (a word mixing letters and digits, ``i18n``, also whole), a path word counting as
+   :data:`PATH_WEIGHT` content words and a defined name as :data:`DEFINITION_WEIGHT`: a file is
+   about what it is called and what it defines; a source module adds :data:`PAIR_SHARE` of the
+   score of the test named after it.
 
 Every sendable file is scored (no read budget); a file whose lowercased text holds none of
 the task's words is read but not tokenised, which keeps a 2,000-file repository under a
 second. Files are then sent whole, best first, into the room the map leaves, until the cap
-is full; a relevant file too large for the room left is sent as an excerpt (its definitions
-and the lines around the task's words). The map lists every file it has room for, and gives
-the outline of files not sent with the room left over.
+is full; a relevant file too large for the room left, or over :data:`MAX_FILE_BYTES`, is sent
+as an excerpt (its regions most likely to hold the change, ``repo/excerpts.py``). The map lists
+every file it has room for, and gives the outline of files not sent with the room left over.
 """
 
 from __future__ import annotations
