@@ -146,11 +146,24 @@ def test_cap_is_respected_with_a_tiny_cap_and_huge_files(tmp_path: Path) -> None
 
 
 def test_file_over_the_size_limit_is_skipped(tmp_path: Path) -> None:
-    root = _git_repo(tmp_path, {"data/big.py": "# " + "y" * 250_000 + "\n"})
+    root = _git_repo(tmp_path, {"data/big.py": "# " + "y" * 1_100_000 + "\n"})
     ctx = build_context(root, "Look at data/big.py", 1_000_000)
-    assert ctx.files == {}
+    assert ctx.files == {} and ctx.excerpts == {}
     assert ctx.skipped == ["data/big.py"]
-    assert "data/\n  big.py (244.1 KB)\n" in ctx.map_text  # still on the map, so the model knows it exists
+    assert "data/\n  big.py (1074.2 KB)\n" in ctx.map_text  # still on the map, so the model knows it exists
+    assert describe(ctx).endswith("not sent (secret-like, excluded, binary or over 200 KB): data/big.py\n")
+
+
+def test_a_file_too_large_to_send_whole_gives_the_parts_the_task_is_about(tmp_path: Path) -> None:
+    """A 100,000-token module never goes whole, however large the cap, but the function the task names does."""
+    rules = [f"def parse_rule_{i}(tokens):\n    return tokens[{i}:]\n\n\n" for i in range(6_000)]
+    core = "".join(rules[:3_000]) + "def parse_union(tokens):\n    return tokens.union\n\n\n" + "".join(rules[3_000:])
+    root = _git_repo(tmp_path, {**BASIC, "lang/cpp.py": core})
+    ctx = build_context(root, "Allow a template prefix in parse_union", 50_000)
+    assert len(core) > 200_000 and "lang/cpp.py" not in ctx.files and "lang/cpp.py" not in ctx.skipped
+    assert "def parse_union(tokens):\n    return tokens.union\n" in ctx.excerpts["lang/cpp.py"]
+    assert _carried(ctx.excerpts["lang/cpp.py"], core)
+    assert "  lang/cpp.py (" in describe(ctx) and ": defines parse_union; excerpt\n" in describe(ctx)
 
 
 def test_binary_files_are_skipped(tmp_path: Path) -> None:
@@ -435,3 +448,72 @@ def test_translation_catalogs_and_lock_files_come_after_source(tmp_path: Path) -
     assert next(iter(ctx.files)) == "app/ext/coverage.py"
     ctx = build_context(root, "Update the German translation of the coverage messages", 10_000)
     assert next(iter(ctx.files)).startswith("app/locale/")
+
+
+def _first_sent(ctx: RepoContext) -> str:
+    """The first line of the dry run's list: the file the context ranks first, its tokens and why."""
+    return describe(ctx).splitlines()[0]
+
+
+def test_a_word_mixing_letters_and_digits_is_one_word(tmp_path: Path) -> None:
+    """'i18n' is not 'i', '18' and 'n': the module named after it comes first."""
+    root = _git_repo(tmp_path, {
+        **BASIC,
+        "site/transforms/i18n.py": "def translate(node):\n    return node\n",
+        "site/report.py": "def report(node):\n    # a crash\n    return node\n",
+    })
+    ctx = build_context(root, "Fix #10579: i18n: crash in a raw directive", 10_000)
+    assert _first_sent(ctx).startswith("  site/transforms/i18n.py (")
+
+
+@pytest.mark.parametrize(
+    ("task", "name"),
+    [
+        ("Do not crash if next() is called without arguments", "next"),
+        ("Allow subclassing checkers instead of using ``__implements__``", "__implements__"),
+        ("Fix a crash on invalid strings in `.format` calls", "format"),
+    ],
+)
+def test_a_name_written_as_code_in_the_task_finds_its_definition(tmp_path: Path, task: str, name: str) -> None:
+    """Calls (``next()``), dunders and names in backticks are names, like snake_case ones."""
+    root = _git_repo(tmp_path, {
+        **BASIC,
+        "lint/builtins.py": f"def {name}(*args):\n    return args\n",
+        "lint/crash.py": "def report_crash(arguments, strings, calls):\n    return 'crash: invalid arguments'\n",
+    })
+    ctx = build_context(root, task, 10_000)
+    assert re.fullmatch(rf"  lint/builtins\.py \(\d+ tokens\): defines {name}", _first_sent(ctx))
+
+
+def test_a_name_every_plugin_defines_points_at_none_of_them(tmp_path: Path) -> None:
+    """``format`` defined by five reporters puts none of them first: the file about the task's words does."""
+    files: dict[str, str | bytes] = {f"lint/reporters/r{i}.py": "def format(message):\n    return str(message)\n" for i in range(5)}
+    files["lint/checkers/strings.py"] = "def check_format_strings(node):\n    # invalid format strings crash\n    return node\n"
+    ctx = build_context(_git_repo(tmp_path, {**BASIC, **files}), "Fix a crash on invalid strings in `.format` calls", 10_000)
+    assert _first_sent(ctx).startswith("  lint/checkers/strings.py (")
+    assert "defines format" not in describe(ctx)
+
+
+def test_a_module_shares_the_score_of_the_test_named_after_it(tmp_path: Path) -> None:
+    """The test holds the symptom's words, its module may not: the dry run names the module first and the test as why."""
+    root = _git_repo(tmp_path, {
+        **BASIC,
+        "shop/coupons.py": "def apply(order, coupon):\n    return order\n",
+        "shop/orders.py": "def total(order):\n    # rejected orders count zero\n    return 0\n",
+        "tests/test_coupons.py": "def test_stacked_vouchers_are_rejected():\n    # two vouchers stacked: rejected\n    assert True\n",
+    })
+    ctx = build_context(root, "Stacked vouchers are rejected", 10_000)
+    assert re.fullmatch(r"  shop/coupons\.py \(\d+ tokens\): score [\d.]+, with its test tests/test_coupons\.py", _first_sent(ctx))
+
+
+@pytest.mark.parametrize(("test", "module"), [("tests/test_domain_c.py", "site/domains/c.py"), ("tests/test_build_check.py", "site/builders/check.py")])
+def test_a_test_named_after_a_module_in_the_singular_or_in_short_still_pairs(tmp_path: Path, test: str, module: str) -> None:
+    """tests/test_domain_c.py is about site/domains/c.py; tests/test_build_check.py about site/builders/check.py."""
+    root = _git_repo(tmp_path, {
+        **BASIC,
+        module: "def parse_declaration(text):\n    return text\n",
+        "site/util/typing.py": "def stringify(annotation):\n    return str(annotation)\n",
+        test: "def test_gnu_fundamental_types():\n    # fundamental GNU types such as __int128\n    assert True\n",
+    })
+    ctx = build_context(root, "Update fundamental types, including GNU exts", 10_000)
+    assert re.fullmatch(rf"  {re.escape(module)} \(\d+ tokens\): score [\d.]+, with its test {re.escape(test)}", _first_sent(ctx))

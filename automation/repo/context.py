@@ -10,26 +10,32 @@ Ranking (measured by ``benchmarks/bench_recall.py`` on real commits):
 1. files the task names by path come first;
 2. source before tests and docs (README, CHANGELOG, ``docs/``, prose, examples), unless the
    task is about tests or docs — commits change source far more often, and prose is large;
-3. files defining an identifier the task names (``prepare_cookies``, ``HTTPError``);
+3. files defining a name the task gives (``prepare_cookies``, ``HTTPError``, ``__implements__``,
+   ``next()``, one word in backticks, ``used-before-assignment``) that at most :data:`DEFINERS`
+   files define;
 4. Okapi BM25 of the task's words against each file's words, identifiers split on camel and
-   snake case, a path word counting as :data:`PATH_WEIGHT` content words and a defined name
-   as :data:`DEFINITION_WEIGHT`: a file is about what it is called and what it defines.
+   snake case (a word mixing letters and digits, ``i18n``, also whole), a path word counting as
+   :data:`PATH_WEIGHT` content words and a defined name as :data:`DEFINITION_WEIGHT`: a file is
+   about what it is called and what it defines; a source module adds :data:`PAIR_SHARE` of the
+   score of the test named after it.
 
 Every sendable file is scored (no read budget); a file whose lowercased text holds none of
 the task's words is read but not tokenised, which keeps a 2,000-file repository under a
 second. Files are then sent whole, best first, into the room the map leaves, until the cap
-is full; a relevant file too large for the room left is sent as an excerpt (its definitions
-and the lines around the task's words). The map lists every file it has room for, and gives
-the outline of files not sent with the room left over.
+is full; a relevant file too large for the room left, or over :data:`MAX_FILE_BYTES`, is sent
+as an excerpt (its regions most likely to hold the change, ``repo/excerpts.py``). The map lists
+every file it has room for, and gives the outline of files not sent with the room left over.
 """
 
 from __future__ import annotations
 
+import keyword
 import math
 import os
 import re
 import stat
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -41,7 +47,8 @@ from ..core.errors import GitError
 from . import excerpts
 
 LEDGER_NAME = "token_budget.json"
-MAX_FILE_BYTES = 200_000
+MAX_FILE_BYTES = 200_000  # a file larger than this is never sent whole ...
+EXCERPT_MAX_BYTES = 1_000_000  # ... but up to this size its relevant parts may go as an excerpt
 BINARY_SNIFF_BYTES = 8192
 MAP_SHARE = 0.25
 OUTLINE_NAMES_PER_FILE = 12
@@ -53,6 +60,9 @@ EXCERPT_NOTE = " (excerpt: the parts most relevant to the task; gaps marked)"
 BYTES_PER_TOKEN = 3
 PATH_WEIGHT = 5  # a path word counts as this many content words
 DEFINITION_WEIGHT = 3  # a name defined here (def, class, function...) counts as this many
+PAIR_SHARE = 0.5  # a source module gains this share of the score of the test named after it ...
+PAIR_SOURCES = 2  # ... when the test's name points at no more modules than this
+DEFINERS = 3  # a name the task gives puts the files defining it first when at most this many do
 NAME_WEIGHT = 3  # an occurrence of a name the task gives (identifier, hyphenated message name) counts as this many words
 BM25_K1 = 1.2  # Okapi BM25's usual parameters (Robertson & Zaragoza 2009; Lucene's defaults)
 BM25_B = 0.75
@@ -135,6 +145,9 @@ _OTHER_DEFINITION = re.compile(
 _ALNUM = re.compile(r"[A-Za-z0-9]+")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+_CALLED = re.compile(r"([A-Za-z_]\w*)\(")
+_DUNDER = re.compile(r"__\w+__")
+_TEST_AFFIX = re.compile(r"^(?:test_|tests_|unittest_)|(?:_tests?|_spec)$")
 _HYPHENATED = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+")
 NAME_KEY = "="  # counts of a name the task gives are kept under "=" + name, apart from words
 _TASK_EDGE = "\"'`()[]{}<>,;:!?*"
@@ -168,6 +181,7 @@ class _Entry:
     demoted: bool = False
     defines: str = ""
     score: float = 0.0
+    tested_by: str = ""  # the test file whose score this source file shares
     length: int = 0
     counts: dict[str, float] = field(default_factory=dict)
 
@@ -325,7 +339,13 @@ class _Words:
         self._hits: dict[str, tuple[str, ...]] = {}  # words holding a kept sub-word -> those sub-words
 
     def split(self, text: str) -> list[str]:
-        return [_stem(piece.lower()) for piece in _CAMEL.findall(text)]
+        """Each word's camel/snake pieces, and a word mixing letters and digits whole as well ('i18n', 'utf8', 'Python12')."""
+        pieces: list[str] = []
+        for word in _ALNUM.findall(text):
+            pieces += [_stem(piece.lower()) for piece in _CAMEL.findall(word)]
+            if not word.isalpha() and not word.isdigit():
+                pieces.append(word.lower())
+        return pieces
 
     def counts(self, text: str) -> Counter[str]:
         """How often each kept sub-word occurs in ``text``."""
@@ -359,8 +379,14 @@ def _task_terms(task: str) -> tuple[set[str], set[str], set[str]]:
     for raw, token in _task_tokens(task):
         if "/" in token or "." in token.strip("."):
             mentions.add(token.strip("./").lower())
+        # `name`, ``.name``: one word written as code
+        code = raw.startswith("`") and raw.rstrip(",;:!?.)]").endswith("`") and _WORD.fullmatch(token.strip(".")) is not None
+        called = set(_CALLED.findall(raw))  # next(), .format(
         for name in _WORD.findall(token):
-            if "_" in name.strip("_") or re.search(r"[a-z][A-Z]|[A-Z]{2}[a-z]", name):
+            if (
+                "_" in name.strip("_") or re.search(r"[a-z][A-Z]|[A-Z]{2}[a-z]", name) or _DUNDER.fullmatch(name)
+                or (code or name in called) and len(name) >= 3 and not keyword.iskeyword(name)
+            ):
                 identifiers.add(name.lower())
         if _HYPHENATED.fullmatch(token) and (token.count("-") >= 2 or raw[0] in _TASK_EDGE):
             identifiers.add(token.lower())
@@ -506,7 +532,8 @@ class _Terms:
     """What the task gives to match: paths it mentions, names, and words (see :func:`_task_terms`)."""
 
     def __init__(self, task: str) -> None:
-        self.mentions, self.names, query = _task_terms(task)
+        self.mentions, names, query = _task_terms(task)
+        self.names = names | {_stem(name) for name in names}  # 'AttributeErrors' finds AttributeError
         self.words = _Words(query)
         # Lowercased text holding none of these holds none of the task's words in any case or plural.
         self.roots = {term[:-1] if term.endswith("y") and len(term) > 3 else term for term in query | self.names}
@@ -523,7 +550,7 @@ class _Terms:
 
 @dataclass(frozen=True)
 class _Ranked:
-    """What ranking found: the paths unsendable (binary or too large), the task's terms, each term's idf."""
+    """What ranking found: the paths never sent whole (binary, unreadable, or over MAX_FILE_BYTES: an excerpt at most), the task's terms, each term's idf."""
 
     unsendable: set[str]
     terms: _Terms
@@ -543,11 +570,13 @@ def _rank(root: Path, entries: list[_Entry], task: str) -> _Ranked:
             (demote_tests and _is_test(entry.path)) or (demote_docs and _is_doc(entry.path)) or (demote_data and _is_data(entry.path))
         )
         path_counts = words.counts(entry.path)
-        if entry.size > MAX_FILE_BYTES or _suffix(entry.path) in BINARY_SUFFIXES:
+        if entry.size > MAX_FILE_BYTES:
+            unsendable.add(entry.path)  # never whole; read (below) for an excerpt when not too large
+        if entry.size > EXCERPT_MAX_BYTES or _suffix(entry.path) in BINARY_SUFFIXES:
             unsendable.add(entry.path)
         else:
             try:
-                entry.text = _read_text(os.path.join(root, entry.path))
+                entry.text = _read_text(os.path.join(root, entry.path), EXCERPT_MAX_BYTES)
             except OSError:
                 entry.text = None
             if entry.text is None:
@@ -559,7 +588,7 @@ def _rank(root: Path, entries: list[_Entry], task: str) -> _Ranked:
         defined_counts: Counter[str] = Counter()
         if any(root in lowered for root in terms.roots):  # else read but not tokenised (most files, for most tasks)
             definitions = _definitions(entry.path, text)
-            entry.defines = next((name for _, _, name in definitions if name.lower() in terms.names), "")
+            entry.defines = ",".join(dict.fromkeys(name for _, _, name in definitions if name.lower() in terms.names))
             content_counts = terms.counts(text, lowered)
             defined_counts = words.counts(" ".join(name for _, _, name in definitions))
         counts: Counter[str] = Counter(content_counts)
@@ -569,8 +598,65 @@ def _rank(root: Path, entries: list[_Entry], task: str) -> _Ranked:
             counts[word] += DEFINITION_WEIGHT * count
         entry.counts = dict(counts)
     idf = _bm25(entries)
+    _pair_tests(entries)
+    _keep_specific_definitions(entries)
     entries.sort(key=_rank_key)
     return _Ranked(unsendable, terms, idf)
+
+
+def _module_keys(path: str) -> list[str]:
+    """The names a test may give a source module: 'sphinx/domains/c.py' -> c, domain_c, sphinx_domain_c (plurals singular)."""
+    parts = [_singular_key(part) for part in path.lower().rsplit(".", 1)[0].split("/")]
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ["_".join(parts[-depth:]) for depth in range(1, min(3, len(parts)) + 1)]
+
+
+def _singular_key(name: str) -> str:
+    """'domains_c' -> 'domain_c': a test named after a module may say its folder in the singular, or the other way round."""
+    return "_".join(_stem(piece) for piece in name.split("_"))
+
+
+def _test_keys(path: str) -> list[str]:
+    """The modules a test file may be named after, longest first: 'tests/test_build_linkcheck.py' -> build_linkcheck, linkcheck."""
+    pieces = _singular_key(_TEST_AFFIX.sub("", _name(path).lower().rsplit(".", 1)[0])).split("_")
+    return ["_".join(pieces[start:]) for start in range(len(pieces)) if pieces[start]]
+
+
+def _pair_tests(entries: list[_Entry]) -> None:
+    """A source module gains PAIR_SHARE of the best score of the tests named after it.
+
+    A test holds the words of the behaviour it checks (the bug's symptom, the option's name),
+    which its module may not. The test's longest name that names a module counts ('build_linkcheck'
+    for no module, then 'linkcheck'); one naming more than PAIR_SOURCES modules ('utils') pairs none.
+    """
+    sources: dict[str, list[_Entry]] = {}
+    for entry in entries:
+        if _suffix(entry.path) in LANGUAGES and _suffix(entry.path) not in PROSE_SUFFIXES and not _is_test(entry.path):
+            for key in _module_keys(entry.path):
+                sources.setdefault(key, []).append(entry)
+    bonus: dict[str, tuple[float, str]] = {}
+    for test in entries:
+        if test.score > 0 and _is_test(test.path):
+            paired = next((sources[key] for key in _test_keys(test.path) if key in sources), [])
+            for entry in paired if len(paired) <= PAIR_SOURCES else []:
+                if PAIR_SHARE * test.score > bonus.get(entry.path, (0.0, ""))[0]:
+                    bonus[entry.path] = (PAIR_SHARE * test.score, test.path)
+    for entry in entries:
+        if entry.path in bonus:
+            entry.score += bonus[entry.path][0]
+            entry.tested_by = bonus[entry.path][1]
+
+
+def _keep_specific_definitions(entries: list[_Entry]) -> None:
+    """Keep in ``entry.defines`` the first name the task gives that at most DEFINERS files define.
+
+    A name defined in one or two files points at them (``HTTPError``); one every checker or
+    plugin defines (``format``, ``visit_call``) points at none, and is left to the score.
+    """
+    definers = Counter(name.lower() for entry in entries for name in filter(None, entry.defines.split(",")))
+    for entry in entries:
+        entry.defines = next((name for name in entry.defines.split(",") if name and definers[name.lower()] <= DEFINERS), "")
 
 
 def _rank_key(entry: _Entry) -> tuple[bool, bool, bool, float, int, str]:
@@ -583,7 +669,7 @@ def _reason(entry: _Entry) -> str:
     if entry.defines:
         return f"defines {entry.defines}"
     if entry.score > 0:
-        return f"score {entry.score:.3g}"
+        return f"score {entry.score:.3g}" + (f", with its test {entry.tested_by}" if entry.tested_by else "")
     return "room left"
 
 
@@ -637,9 +723,10 @@ def _candidate(entry: _Entry, rank: int, ranked: _Ranked, best: float) -> excerp
     fence = _fence_for(text)
     gap_bytes = len(excerpts.gap(len(lines), len(lines)).encode("utf-8"))
     relevant = entry.named or entry.defines or entry.score > 0  # else a part is as good as any: whole or nothing
+    whole = len(file_block(entry.path, text).encode("utf-8")) if entry.size <= MAX_FILE_BYTES else sys.maxsize  # too large: parts only
     candidate = excerpts.Candidate(
         path=entry.path, chance=_chance(entry, rank, best), lines=lines, units=excerpts.cut_units(entry.path, lines, whole=not relevant),
-        whole_bytes=len(file_block(entry.path, text).encode("utf-8")),
+        whole_bytes=whole,
         excerpt_bytes=len(file_block(entry.path, "", EXCERPT_NOTE).encode("utf-8")) + 2 * len(fence) + gap_bytes + 1,
         gap_bytes=gap_bytes,
     )
@@ -673,6 +760,8 @@ def build_context(root: Path, task: str, max_tokens: int, exclude: Sequence[str]
     reasons: dict[str, str] = {}
     for candidate, entry in zip(candidates, sendable):
         chosen = excerpts.chosen_lines(candidate) if candidate.chosen else set()
+        if chosen is None and entry.path in ranked.unsendable:  # every part of a file too large to go whole
+            chosen = set(range(len(candidate.lines)))
         if chosen is None:
             files[entry.path], reasons[entry.path] = entry.text or "", _reason(entry)
             room -= len(file_block(entry.path, entry.text or "").encode("utf-8"))
@@ -680,6 +769,8 @@ def build_context(root: Path, task: str, max_tokens: int, exclude: Sequence[str]
             parts[entry.path], reasons[entry.path] = excerpts.render(candidate.lines, chosen), f"{_reason(entry)}; excerpt"
             room -= len(file_block(entry.path, parts[entry.path], EXCERPT_NOTE).encode("utf-8"))
     for entry in sendable[CANDIDATES:]:  # room left: whole files, best first
+        if entry.size > room or entry.path in ranked.unsendable:
+            continue  # its block is larger than the file: not worth rendering to find out
         size = len(file_block(entry.path, entry.text or "").encode("utf-8"))
         if size <= room:
             files[entry.path], reasons[entry.path] = entry.text or "", _reason(entry)
@@ -692,7 +783,7 @@ def build_context(root: Path, task: str, max_tokens: int, exclude: Sequence[str]
                 lines[entry.path] = line
                 room -= extra
     map_text = header + _map_body(lines) + (_map_trailer(total, len(listed)) if header else "")
-    skipped = sorted(private + [path for path in ranked.unsendable if path not in files])
+    skipped = sorted(private + [path for path in ranked.unsendable if path not in parts])
     ctx = RepoContext(map_text=map_text, files=files, tokens=0, skipped=skipped, reasons=reasons, excerpts=parts,
                       masked=_mask_secrets(entries, files, parts))
     return replace(ctx, tokens=estimate_tokens(render_context(ctx)))
