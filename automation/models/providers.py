@@ -561,9 +561,13 @@ def analyse(
     *,
     options: Mapping[str, Any] | None = None,
     clock: Clock = time.monotonic,
+    cache_prefix: str = "",
 ) -> ModelReply:
     """One non-streamed Messages API call; the reply is its text blocks joined (thinking and
     redacted-thinking blocks are left out). ``options`` come from ``claude_options``.
+    ``cache_prefix``, the start of ``prompt``, is sent as its own block marked
+    ``cache_control: ephemeral`` (5 minutes), so the system prompt and it are cached
+    (https://platform.claude.com/docs/en/build-with-claude/prompt-caching); empty: nothing marked.
 
     Only a finished reply (``FINISHED_STOP_REASONS``) with text is returned. Raises
     TruncatedReplyError when it stopped at ``max_tokens`` (thinking included),
@@ -577,7 +581,7 @@ def analyse(
             model=model,
             max_tokens=max_tokens,
             system=system,
-            messages=[{"role": "user", "content": prompt}],
+            messages=[{"role": "user", "content": _user_content(prompt, cache_prefix)}],
             **dict(options or {}),
         )
     except anthropic.APIError as err:
@@ -597,6 +601,17 @@ def analyse(
     )
     _check_finished(model, message.stop_reason, text, reply, max_tokens)
     return reply
+
+
+def _user_content(prompt: str, cache_prefix: str) -> Any:
+    """The user message: plain text, or the cached prefix block then the rest."""
+    if not cache_prefix:
+        return prompt
+    if not prompt.startswith(cache_prefix):
+        raise ValueError("cache_prefix must be the start of the prompt")
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": cache_prefix, "cache_control": {"type": "ephemeral"}}]
+    rest = prompt[len(cache_prefix):]
+    return blocks + ([{"type": "text", "text": rest}] if rest else [])
 
 
 def _openai_usage(usage: Any) -> Usage:

@@ -22,7 +22,7 @@ from ..core.prices import ANTHROPIC, format_usd
 from ..core.redact import mask_commands, redact, secret_values
 from ..core.wording import plural
 from ..models import attempts, health, keys
-from ..money import budget, estimate, ledger_source, reservations, spend, windows
+from ..money import budget, caching, estimate, ledger_source, reservations, spend, windows
 from ..money import ledger as ledger_module
 from ..money.ledger import Ledger, RunRecord
 from ..repo import context, edits, github, gitops, intake, tasks
@@ -336,8 +336,27 @@ def _lower_effort(effort: str, efforts: tuple[str, ...]) -> str:
 
 
 def analysis_prompt(task: str, repo_context: context.RepoContext, secrets: list[str]) -> str:
-    """The analysis request's user message, exactly as sent (the system prompt is ANALYSIS_SYSTEM)."""
-    return redact(f"# Task\n{task}\n\n# Repository\n{context.render_context(repo_context)}", secrets)
+    """The analysis request's user message, exactly as sent (the system prompt is ANALYSIS_SYSTEM):
+    the repository first and the task last, so the start is the same for every request on the
+    same context (what a prompt cache can reuse, ``_cache_prefix``)."""
+    return redact(f"{_repository_part(repo_context)}# Task\n{task}", secrets)
+
+
+def _repository_part(repo_context: context.RepoContext) -> str:
+    return f"# Repository\n{context.render_context(repo_context)}\n\n"
+
+
+def _cache_prefix(session: Session, model: str, prompt: str, repo_context: context.RepoContext) -> str:
+    """The start of ``prompt`` to mark for Anthropic's cache, or "" where marking does not pay
+    (``caching.choose`` on this month's reuse of the analysis on ``model``); said in the log."""
+    prefix = redact(_repository_part(repo_context), session.secrets)
+    if not prompt.startswith(prefix):  # redaction reached across the boundary: nothing stable to mark
+        return ""
+    tokens = context.estimate_tokens(ANALYSIS_SYSTEM) + context.estimate_tokens(prefix)
+    reuses = caching.reuse_rate(session.ledger, "analysis", model)
+    choice = caching.choose(session.config.prompt_cache, session.config.price(model), tokens, reuses)
+    session.say(f"analysis: prompt cache {'marked' if choice.mark else 'not marked'} ({choice.reason})")
+    return prefix if choice.mark else ""
 
 
 def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> str:
@@ -348,6 +367,7 @@ def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> 
 
     def attempt(model: str, untyped: object) -> str:
         client = cast("anthropic.Anthropic", untyped)  # _client made it for this model's provider
+        cache_prefix = _cache_prefix(session, model, prompt, repo_context)
 
         def bound(timeout: float) -> int:  # Anthropic's free count: the first request to fail in an outage
             found = providers.anthropic_input_bound(providers.with_timeout(client, timeout), model, ANALYSIS_SYSTEM, prompt)
@@ -361,7 +381,7 @@ def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> 
                 session, "analysis", model, bound, cap,
                 lambda timeout: providers.analyse(
                     providers.with_timeout(client, timeout), model, ANALYSIS_SYSTEM, prompt, cap, options=options,
-                    clock=session.clock,
+                    clock=session.clock, cache_prefix=cache_prefix,
                 ),
             ).text
 
@@ -478,6 +498,10 @@ def _open_pull_request(
     gitops.push(repo, sha, branch, env)
     session.say(f"Pushed {branch}")
     answered = next(c.model for c in reversed(session.record.calls) if c.step == "analysis" and c.outcome == "ok")
+    saved = caching.run_saving_note(session.record.calls, config.price)
+    if saved:
+        session.say(saved)
+        session.notes.append(saved)
     body = partial(
         reports.pull_request_body,
         summary=github.neutralise_markers(plan.summary), analysis=github.neutralise_markers(analysis), analysis_model=answered,

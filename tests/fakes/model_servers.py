@@ -17,6 +17,7 @@ here: import ``fake_anthropic_fixture, fake_openai_fixture`` into the test modul
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -46,6 +47,14 @@ EFFORT_SCALE = {"none": 0.0, "minimal": 0.1, "low": 0.25, "medium": 0.5, "high":
 CLAUDE_THINKING_MODELS = ("claude-sonnet-5", "claude-opus-5")
 CLAUDE_EFFORT_MODELS = CLAUDE_THINKING_MODELS + ("claude-sonnet-4-6", "claude-opus-4")
 CLAUDE_MAX_OUTPUT = 128_000
+# Anthropic's minimum cacheable prefix by model (platform.claude.com prompt-caching page) and
+# the default cache lifetime, refreshed on each hit.
+CLAUDE_MIN_CACHEABLE = (("claude-haiku", 4096), ("claude-opus-4-5", 4096), ("claude-opus-4-6", 4096), ("claude", 1024))
+CLAUDE_CACHE_TTL_SECONDS = 300.0
+# OpenAI's automatic prefix caching: prompts of 1,024 tokens or more, hits in 128-token steps.
+OPENAI_MIN_CACHED = 1024
+OPENAI_CACHE_STEP = 128
+OPENAI_CACHE_TTL_SECONDS = 300.0
 # OpenAI reasoning models (reasoning_effort, default medium) and their output limit.
 OPENAI_REASONING_MODELS = ("gpt-6", "gpt-5", "o1", "o3", "o4")
 
@@ -230,6 +239,9 @@ class FakeAnthropic(FakeModelServer):
         self.stop_reason = stop_reason
         self.model = model  # None: echo the requested model
         self.counted_tokens = counted_tokens  # None: about a token per 4 bytes of the request
+        # The prompt cache: (model, prefix) -> when it expires on ``clock`` (tests may move it on).
+        self.cache: dict[tuple[str, str], float] = {}
+        self.clock = time.monotonic
 
     @property
     def base_url(self) -> str:
@@ -287,6 +299,7 @@ class FakeAnthropic(FakeModelServer):
         cap = int(body.get("max_tokens", CLAUDE_MAX_OUTPUT))
         answer_tokens = self.usage["output_tokens"]
         usage = dict(self.usage)
+        usage.update(self.cached(body, model))
         if thought + answer_tokens <= cap:
             text, stop = self.text, self.stop_reason
             usage["output_tokens"] = thought + answer_tokens
@@ -295,6 +308,30 @@ class FakeAnthropic(FakeModelServer):
             thought = min(thought, cap)
             usage["output_tokens"] = cap
         return self.message(text, model=model, stop_reason=stop, thinking_tokens=thought, thinking_block=thinks, **usage)
+
+    def cached(self, body: Mapping[str, Any], model: str) -> dict[str, int]:
+        """Prompt caching as the Messages API does it: nothing unless a block carries
+        ``cache_control``; then the prefix up to it (system first) is read from the cache when an
+        unexpired entry for the same model and bytes exists (refreshing it), else written, both
+        only when the prefix reaches the model's minimum cacheable length. The prefix's tokens
+        move out of ``input_tokens`` (a token per 4 bytes, as the fake's counting endpoint)."""
+        system = body.get("system")
+        blocks = [{"type": "text", "text": system}] if isinstance(system, str) else list(system or [])
+        for message in body.get("messages") or []:
+            content = message.get("content")
+            blocks += [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+        marked = max((i for i, block in enumerate(blocks) if isinstance(block, dict) and block.get("cache_control")), default=None)
+        if marked is None:
+            return {}
+        prefix = json.dumps(blocks[: marked + 1], sort_keys=True)
+        tokens = len(prefix.encode()) // 4
+        rest = len(json.dumps(blocks[marked + 1 :]).encode()) // 4 + 1
+        if tokens < next(size for name, size in CLAUDE_MIN_CACHEABLE if model.startswith(name)):
+            return {"input_tokens": tokens + rest, "cache_write_5m": 0, "cache_write_1h": 0, "cache_read": 0}
+        key, now = (model, prefix), self.clock()
+        hit = self.cache.get(key, 0.0) > now
+        self.cache[key] = now + CLAUDE_CACHE_TTL_SECONDS
+        return {"input_tokens": rest, "cache_write_5m": 0 if hit else tokens, "cache_write_1h": 0, "cache_read": tokens if hit else 0}
 
     # replies
     @staticmethod
@@ -452,10 +489,34 @@ class FakeOpenAI(FakeModelServer):
         self.reasoning_tokens = reasoning_tokens
         self.finish_reason = finish_reason
         self.model = model  # None: echo the requested model
+        # Replies' content in turn before ``content`` (each used once), through the same
+        # usage and caching as the default reply (a scripted ``completion`` has fixed usage).
+        self.contents: deque[str] = deque()
+        # Automatic prefix caching: (model, prompt text) -> when it expires on ``clock``.
+        self.cache: dict[tuple[str, str], float] = {}
+        self.clock = time.monotonic
 
     @property
     def base_url(self) -> str:
         return f"{self.root_url}/v1"
+
+    def cached(self, body: Mapping[str, Any], model: str) -> dict[str, int]:
+        """Automatic prefix caching as Chat Completions does it: the longest prefix this prompt
+        shares with an unexpired earlier prompt on the same model, when the prompt is 1,024
+        tokens or more, counted in 128-token steps from 1,024, as ``cached_tokens`` inside
+        ``prompt_tokens`` (then the prompt's own size, a token per 4 bytes). Nothing to ask for."""
+        text = "".join(f"<{m.get('role')}>{m.get('content')}" for m in body.get("messages") or [] if isinstance(m, dict))
+        total, now = len(text.encode()) // 4, self.clock()
+        shared = 0
+        for (cached_model, earlier), expires in list(self.cache.items()):
+            if cached_model == model and expires > now:
+                common = len(os.path.commonprefix([earlier, text]).encode()) // 4
+                shared = max(shared, common)
+        self.cache[(model, text)] = now + OPENAI_CACHE_TTL_SECONDS
+        if total < OPENAI_MIN_CACHED or shared < OPENAI_MIN_CACHED:
+            return {}
+        hit = OPENAI_MIN_CACHED + (shared - OPENAI_MIN_CACHED) // OPENAI_CACHE_STEP * OPENAI_CACHE_STEP
+        return {"prompt_tokens": total, "cached_tokens": hit}
 
     def env(self) -> dict[str, str]:
         """What the bot needs in its environment to use this fake."""
@@ -498,11 +559,13 @@ class FakeOpenAI(FakeModelServer):
         reasoned = round(self.reasoning_tokens * EFFORT_SCALE[effort] / EFFORT_SCALE["medium"]) if reasoning else 0
         cap = body.get("max_completion_tokens") or body.get("max_tokens") or 1_000_000
         usage = dict(self.usage)
+        usage.update(self.cached(body, model))
         answer_tokens = usage["completion_tokens"]
-        content: str | None = self.content
+        whole = self.contents.popleft() if self.contents else self.content
+        content: str | None = whole
         finish = self.finish_reason
         if reasoned + answer_tokens > cap:
-            content, finish = _cut(self.content, cap - reasoned, answer_tokens), "length"
+            content, finish = _cut(whole, cap - reasoned, answer_tokens), "length"
             reasoned = min(reasoned, cap)
             usage["completion_tokens"] = cap
         else:
