@@ -300,7 +300,7 @@ def _malformed(provider: str, problem: str) -> ProviderError:
     )
 
 
-def _classify_anthropic(err: anthropic.APIError, secret: str) -> ProviderError:
+def classify_anthropic(err: anthropic.APIError, secret: str) -> ProviderError:
     if isinstance(err, anthropic.APIStatusError):
         error = err.body.get("error", {}) if isinstance(err.body, dict) else {}
         error = error if isinstance(error, dict) else {}
@@ -351,9 +351,9 @@ def count_anthropic_input_tokens(client: anthropic.Anthropic, model: str, system
     except anthropic.APIStatusError as err:
         if _count_endpoint_missing(err):
             raise CountUnavailable(err.status_code) from None
-        raise _classify_anthropic(err, client.api_key or "") from None
+        raise classify_anthropic(err, client.api_key or "") from None
     except anthropic.APIError as err:
-        raise _classify_anthropic(err, client.api_key or "") from None
+        raise classify_anthropic(err, client.api_key or "") from None
     except ValueError as err:
         raise _malformed(ANTHROPIC, f"token count not JSON: {_detail(str(err), '')}") from None
     return counted.input_tokens
@@ -577,17 +577,27 @@ def analyse(
     """
     started = clock()
     try:
-        message = client.messages.create(
-            model=model,
-            max_tokens=max_tokens,
-            system=system,
-            messages=[{"role": "user", "content": _user_content(prompt, cache_prefix)}],
-            **dict(options or {}),
-        )
+        message = client.messages.create(**analysis_params(model, system, prompt, max_tokens, options, cache_prefix))
     except anthropic.APIError as err:
-        raise _classify_anthropic(err, client.api_key or "") from None
+        raise classify_anthropic(err, client.api_key or "") from None
     except ValueError as err:  # the SDK's json.loads of a body that is not JSON or is cut off
         raise _malformed(ANTHROPIC, f"not JSON: {_detail(str(err), '')}") from None
+    return analysis_reply(message, model, max_tokens, _elapsed_ms(clock, started))
+
+
+def analysis_params(
+    model: str, system: str, prompt: str, max_tokens: int, options: Mapping[str, Any] | None, cache_prefix: str = ""
+) -> dict[str, Any]:
+    """The Messages API parameters of an analysis request (also one request of a Message Batch)."""
+    return {
+        "model": model, "max_tokens": max_tokens, "system": system,
+        "messages": [{"role": "user", "content": _user_content(prompt, cache_prefix)}], **dict(options or {}),
+    }
+
+
+def analysis_reply(message: object, model: str, max_tokens: int, latency_ms: int) -> ModelReply:
+    """A Messages API ``message`` (a call's, or a batch result's) as a ModelReply, only when finished
+    (raises as ``analyse`` says)."""
     if not isinstance(message, anthropic.types.Message) or message.content is None or message.model is None:
         raise _malformed(ANTHROPIC, "no message in the body")
     text = "".join(block.text for block in message.content if block.type == "text")
@@ -596,7 +606,7 @@ def analyse(
         model=message.model,
         text=text,
         usage=_anthropic_usage(message.usage) if reported else Usage(),
-        latency_ms=_elapsed_ms(clock, started),
+        latency_ms=latency_ms,
         usage_reported=reported,
     )
     _check_finished(model, message.stop_reason, text, reply, max_tokens)

@@ -29,7 +29,7 @@ from ..repo import context, edits, github, gitops, intake, tasks
 from ..repo.trust import Trust
 from ..reporting import alerts, discord, reports
 from ..reporting.discord import Notifier
-from . import coding, followup_run, verify
+from . import batch, coding, followup_run, verify
 from .session import Posted, Session
 
 if TYPE_CHECKING:
@@ -95,7 +95,10 @@ def run(
         if task_text is None:  # follow-ups first, unless someone asked for a task by hand
             followup_run.first(session, remote, pulls, analyse=_analyse, write_code=_write_code,
                                hand_over=partial(_hand_over, session) if decide_only else None)
-        task = _pick_task(session, task_text, pulls, remote)
+        if decide_only and config.batch and batch.pending(session.ledger):
+            _hand_over(session, "collect the pending batch")
+        collected = batch.collect(session, partial(_client, session)) if config.batch else None
+        task = _pick_task(session, collected.task if collected and collected.analysis else task_text, pulls, remote)
         _check_pull_request_limit(config, pulls)
         if decide_only:
             _hand_over(session, f"'{task.text}'")
@@ -105,7 +108,8 @@ def run(
         _say_reserved(session, task, worst)
         if config.notify_run_started:
             notifier.notify([discord.run_started_embed(repository=session.repository, now=now, task=task.text, run_url=reports.run_url(env))])
-        pr = _resume_pushed_branch(session, remote, task, pulls) or _new_pull_request(session, remote, task)
+        pr = _resume_pushed_branch(session, remote, task, pulls) or _new_pull_request(
+            session, remote, task, collected.analysis if collected else None)
         session.save(replace(session.record, outcome="pr_opened", pr_url=pr.url))
         intake.announce(remote, task, pr.url, spend.pull_cost(session.ledger, pr.url), session.say)
         outcome = "pr_opened"
@@ -152,15 +156,18 @@ def _write_output(env: Mapping[str, str], name: str, value: str) -> None:
             output.write(f"{name}={value}\n")
 
 
-def _new_pull_request(session: Session, remote: Repository, task: tasks.Task) -> github.BotPull:
-    """Context, analysis, code and edit checks, then the branch and the PR."""
+def _new_pull_request(session: Session, remote: Repository, task: tasks.Task, analysis: str | None = None) -> github.BotPull:
+    """Context, analysis (``analysis`` when a batch brought it; in batch mode, submitted as a batch
+    instead, which ends the run), code and edit checks, then the branch and the PR."""
     brief, found = secret_scan.redact(task.brief)  # the tasks file is a file like any other
     if found:
         session.say(f"Withheld what looks like secrets in the task's text from the prompts ({secret_scan.summary(found)})")
     repo_context = context.build_context(session.repo, brief, session.config.context_max_tokens, _private_paths(session.config))
     _say_context(session, repo_context)
     verify.baseline(session, session.repo)  # the untouched tree's checks, before any paid call
-    analysis = _analyse(session, brief, repo_context)
+    if analysis is None and session.config.batch:
+        _submit_analysis(session, brief, repo_context)
+    analysis = analysis or _analyse(session, brief, repo_context)
     plan = _write_code(session, brief, analysis, repo_context)
     return _open_pull_request(session, remote, task, analysis, plan)
 
@@ -388,6 +395,22 @@ def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> 
         return _unless_cut(session, "analysis", model, config.analysis_effort, call)
 
     return _with_fallbacks(session, "analysis", config.analysis_model, config.analysis_fallbacks, attempt)
+
+
+def _submit_analysis(session: Session, task: str, repo_context: context.RepoContext) -> NoReturn:
+    """The analysis as a one-request Message Batch (``batch.submit``), on the first model of the
+    chain: raises PolicyStop ``batch_submitted`` once it is held and submitted."""
+    from ..models import providers
+
+    config = session.config
+    model = health.chain(session.ledger, config, config.analysis_model, config.analysis_fallbacks, session.now)[0]
+    prompt = analysis_prompt(task, repo_context, session.secrets)
+    client = cast("anthropic.Anthropic", _client(session, model))
+    found = providers.anthropic_input_bound(client, model, ANALYSIS_SYSTEM, prompt)
+    bound = budget.padded_anthropic_count(found.tokens) if found.counted else found.tokens
+    cap = config.output_cap(model)
+    options = providers.claude_options(config.price(model), config.analysis_effort, config.analysis_thinking)
+    batch.submit(session, client, model, providers.analysis_params(model, ANALYSIS_SYSTEM, prompt, cap, options), bound, cap)
 
 
 def _write_code(

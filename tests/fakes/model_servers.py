@@ -16,6 +16,7 @@ here: import ``fake_anthropic_fixture, fake_openai_fixture`` into the test modul
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import re
@@ -57,6 +58,14 @@ OPENAI_CACHE_STEP = 128
 OPENAI_CACHE_TTL_SECONDS = 300.0
 # OpenAI reasoning models (reasoning_effort, default medium) and their output limit.
 OPENAI_REASONING_MODELS = ("gpt-6", "gpt-5", "o1", "o3", "o4")
+
+
+def _rfc3339(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _epoch(stamp: str) -> float:
+    return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
 
 
 def _cut(text: str, tokens_kept: int, tokens_total: int) -> str:
@@ -239,6 +248,8 @@ class FakeAnthropic(FakeModelServer):
         self.stop_reason = stop_reason
         self.model = model  # None: echo the requested model
         self.counted_tokens = counted_tokens  # None: about a token per 4 bytes of the request
+        self.batches: dict[str, dict[str, Any]] = {}  # Message Batches by id (``batch_reply``)
+        self.batch_created_release: threading.Event | None = None  # set: a created batch's reply waits for it
         # The prompt cache: (model, prefix) -> when it expires on ``clock`` (tests may move it on).
         self.cache: dict[tuple[str, str], float] = {}
         self.clock = time.monotonic
@@ -264,7 +275,80 @@ class FakeAnthropic(FakeModelServer):
             if refused is not None:
                 return refused
             return self.answer(body, self.model or model)
+        if request.path.startswith(self.batches_path):
+            return self.batch_reply(request, body)
         return _not_found(request.path)
+
+    # Message Batches: POST creates (in_progress); GET retrieves; /results serves JSONL once ended;
+    # POST /cancel starts canceling. ``end_batches`` ends them as the provider would.
+    batches_path = "/v1/messages/batches"
+
+    def batch_reply(self, request: RecordedRequest, body: Mapping[str, Any]) -> Reply:
+        parts = request.path[len(self.batches_path):].strip("/").split("/")
+        if request.method == "POST" and parts == [""]:
+            requests = body.get("requests")
+            if not isinstance(requests, list) or not requests:
+                return self.error(400, "invalid_request_error", "requests: at least one request is required")
+            batch_id = f"msgbatch_{uuid.uuid4().hex[:24]}"
+            with self._lock:
+                self.batches[batch_id] = {"requests": requests, "status": "in_progress", "results": None,
+                                          "created_at": _rfc3339(time.time()), "ended_at": None, "cancel_initiated_at": None}
+            return Reply(200, self.batch_object(batch_id), release=self.batch_created_release)
+        batch = self.batches.get(parts[0])
+        if batch is None:
+            return self.error(404, "not_found_error", f"message_batch_id: {parts[0]} not found")
+        if parts[1:] == ["results"] and request.method == "GET":
+            if batch["results"] is None:
+                return self.error(400, "invalid_request_error", f"Batch {parts[0]} is still processing; results are not ready")
+            lines = "".join(json.dumps(line) + "\n" for line in batch["results"])
+            return Reply(200, lines.encode())
+        if parts[1:] == ["cancel"] and request.method == "POST":
+            if batch["status"] == "in_progress":
+                batch["status"], batch["cancel_initiated_at"] = "canceling", _rfc3339(time.time())
+            return Reply(200, self.batch_object(parts[0]))
+        if not parts[1:] and request.method == "GET":
+            return Reply(200, self.batch_object(parts[0]))
+        return _not_found(request.path)
+
+    def batch_object(self, batch_id: str) -> dict[str, Any]:
+        """A ``message_batch`` object (anthropic.types.messages.MessageBatch) as the API returns it."""
+        batch = self.batches[batch_id]
+        ended = batch["results"] is not None
+        counts = {"processing": 0 if ended else len(batch["requests"]), "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+        for line in batch["results"] or []:
+            counts[line["result"]["type"]] += 1
+        created = batch["created_at"]
+        return {
+            "id": batch_id, "type": "message_batch", "processing_status": batch["status"], "request_counts": counts,
+            "created_at": created, "expires_at": _rfc3339(_epoch(created) + 24 * 3600), "ended_at": batch["ended_at"],
+            "archived_at": None, "cancel_initiated_at": batch["cancel_initiated_at"],
+            "results_url": f"{self.root_url}{self.batches_path}/{batch_id}/results" if ended else None,
+        }
+
+    def end_batches(self, result: str = "succeeded") -> None:
+        """End every unfinished batch: each request ``result`` ("succeeded": answered as a Messages
+        call would be, a refused parameter becoming "errored"; or "errored", "canceled", "expired";
+        a canceling batch's requests are "canceled")."""
+        with self._lock:
+            for batch in self.batches.values():
+                if batch["results"] is not None:
+                    continue
+                lines = []
+                for item in batch["requests"]:
+                    kind = "canceled" if batch["status"] == "canceling" else result
+                    lines.append({"custom_id": item.get("custom_id"), "result": self._batch_result(kind, item.get("params") or {})})
+                batch.update(results=lines, status="ended", ended_at=_rfc3339(time.time()))
+
+    def _batch_result(self, kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        if kind == "succeeded":
+            model = str(params.get("model", "claude-fake"))
+            reply = self.refusal(params, model) or self.answer(params, self.model or model)
+            if reply.status == 200:
+                return {"type": "succeeded", "message": reply.body}
+            return {"type": "errored", "error": reply.body}
+        if kind == "errored":
+            return {"type": "errored", "error": self.error(500, "api_error", "Internal server error").body}
+        return {"type": kind}
 
     @classmethod
     def refusal(cls, body: Mapping[str, Any], model: str) -> Reply | None:
