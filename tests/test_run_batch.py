@@ -36,6 +36,35 @@ def _tick(world: World) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def _cli(world: World, *args: str) -> str:
+    git(world.checkout, "pull", "-q", env=world.env)
+    result = subprocess.run([sys.executable, "-m", "automation", *args, "--repo", str(world.checkout)], cwd=world.tmp,
+                            env=world.env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_costs_shows_each_mode_per_pull_request_with_its_assumptions(world: World) -> None:
+    out = _cli(world, "costs")
+    rows = {line.split("  ")[1].strip(): line for line in out.splitlines() if line.startswith("  ") and "x)" in line}
+    figures = {name: (float(line.split("$")[1].split()[0]), float(line.rsplit("(", 1)[1].rstrip("x)"))) for name, line in rows.items()}
+    assert set(figures) == {"standard", "batch", "batch + cache"}
+    standard, batch, cached = (figures[name] for name in ("standard", "batch", "batch + cache"))
+    assert standard[1] == 1.0 and 1.5 < batch[1] < 2.0  # the analysis halves; the code call stays
+    assert cached == batch and batch[0] < standard[0]  # this small repository's context is under the cache minimum
+    assert "batch: the analysis as a Message Batch at half price, collected by the next cron run" in out
+    assert "-token context is below claude-sonnet-5-5's 1,024-token minimum, so nothing is cached" in out
+
+    (world.checkout / "app" / "handlers.py").write_text("".join(f"def handler_{n}(request):\n    return {n}\n\n" for n in range(400)))
+    git(world.checkout, "add", "-A", env=world.env)
+    git(world.checkout, "commit", "-qm", "handlers", env=world.env)
+    git(world.checkout, "push", "-q", "origin", "main", env=world.env)
+    bigger = _cli(world, "costs")
+    ratios = [float(line.rsplit("(", 1)[1].rstrip("x)")) for line in bigger.splitlines() if line.startswith("  ") and "x)" in line]
+    assert ratios[0] == 1.0 < ratios[1] < ratios[2]
+    assert "read by the next within 5 minutes" in bigger
+
+
 def _holds(world: World) -> list[dict]:
     return [r for r in world.ledger().get("reservations", []) if r["run_id"].startswith("batch-")]
 
@@ -56,6 +85,11 @@ def test_a_task_goes_from_batch_to_pull_request_over_three_cron_runs_settled_to_
     bound, cap = hold["in_flight"][2], hold["in_flight"][3]
     assert hold["micro_usd"] == SONNET.batched().worst_case_micro_usd(bound, cap) == hold["in_flight"][8]
     assert hold["in_flight"][10] == BATCH_PENDING and world.created_pulls() == []
+
+    status = _cli(world, "status")
+    assert f"in flight: batch {batch_id} for 'Add a greeting module', held at ${hold['micro_usd'] / 1e6:.4f} until {hold['expires_at']}" in status
+    assert f"In flight: batch {batch_id} for 'Add a greeting module'" in _cli(world, "run", "--dry-run")
+    assert "Batch mode (models.batch): the analysis goes as a Message Batch at half price" in _cli(world, "run", "--dry-run")
 
     second = _tick(world)  # still processing: nothing spent, nothing else done
     assert f"Waiting for batch {batch_id} ('Add a greeting module'): in_progress" in second.stdout

@@ -760,6 +760,7 @@ def dry_run(
         else:
             if worst > left:
                 lines.append("Less than its worst case is left: the run would start, but the budget may stop it before a later call.")
+        lines += batch.describe(config, ledger, model)
         lines += verify.describe(repo, config, env)
         lines += config.retirement_warnings(now.date()) + [f"note: {note}" for note in config.retirement_notes()]
         if show_prompt:
