@@ -172,3 +172,21 @@ def test_a_run_killed_between_submit_and_collect_loses_nothing_and_passes_no_cap
     assert before.reservations and before.spent_micro_usd == 0
     booked, [run] = loaded.book_expired(expiry + dt.timedelta(seconds=1), dt.timedelta(minutes=50), 10**9)
     assert booked.spent_micro_usd == hold["micro_usd"] and run.outcome == "unsettled" and not booked.reservations
+
+
+def test_a_collected_batch_whose_task_got_a_pull_request_meanwhile_is_booked_once_and_released(world: World) -> None:
+    from automation.repo.github import task_marker
+
+    _batch_mode(world)
+    _tick(world)
+    world.anthropic.end_batches()
+    world.github.add_pull(title="Add a greeting module", head="ai/add-a-greeting-module",
+                          body=f"a human did it\n{task_marker('Add a greeting module')}")
+
+    result = _tick(world)
+
+    assert "already has an open pull request" in result.stdout
+    ledger = world.ledger()
+    [row] = [call for run in ledger["runs"] for call in run["calls"]]
+    assert row["step"] == "analysis" and row["outcome"] == "ok" and row["cost_micro_usd"] > 0
+    assert _holds(world) == [] and ledger["spent_micro_usd"] == row["cost_micro_usd"]  # booked once, hold released

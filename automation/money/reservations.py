@@ -129,14 +129,16 @@ class Reserver:
     def settle(self, known: Ledger, finish: Callable[[Ledger], Ledger], message: str) -> Settled:
         """Commit the run's record (from ``known``) in place of its reservation, to the ledger's
         home branch, else, refused there, to the rescue branch. ``finish(view)`` makes the ledger
-        to commit from the merged view (the run's alerts are decided on it). Raises GitError
+        to commit from the merged view (the run's alerts are decided on it); a batch hold the run
+        booked (``collects``) goes with it, when no claim took it off before. Raises GitError
         when both refuse: the run's reservation, with its calls up to the last one in flight, is
         then what later runs book once it expires."""
         default = gitops.remote_default_branch(self.repo, self.env)
         home = self.config.ledger_branch or default
 
         def build(view: Ledger) -> Ledger:
-            return finish(view.without_reservation(self.run_id))
+            settled = view.without_reservation(self.run_id)
+            return finish(settled.without_reservation(self.collects) if self.collects else settled)
 
         return self._commit(home, known, build, message)
 
