@@ -136,7 +136,7 @@ def test_json_output_is_unchanged_and_the_flags_do_not_mix(repo: Path) -> None:
     assert set(json.loads(by_flag)) == {
         "month", "budget_usd", "spent_usd", "remaining_usd", "executions", "prs_opened", "milestones_reached",
         "milestones_usd", "projected_month_end_usd", "budget_runs_out_on", "models", "retiring_models",
-        "retired_models", "warnings", "history", "health", "follow_ups", "unsettled", "in_progress", "paused", "checks",
+        "retired_models", "warnings", "history", "health", "follow_ups", "unsettled", "in_progress", "batches", "paused", "checks",
         "windows", "run_cap_usd", "warn_at_percent", "organisation",
         "prs_merged", "prs_closed_unmerged", "prs_open", "merge_rate", "cost_per_merged_pr_usd", "by_model", "by_kind",
         "outcomes",

@@ -86,6 +86,12 @@ class Config:
     analysis_effort: str = "medium"  # Claude output_config.effort, where the model takes it
     analysis_thinking: str = "adaptive"  # or "off": no up-front thinking, where the model allows it
     code_reasoning_effort: str = "medium"  # OpenAI reasoning_effort, for reasoning models only
+    # Mark the analysis prompt's stable prefix for Anthropic's cache: "auto" (where it pays,
+    # money/caching.py), "always" or "off".
+    prompt_cache: str = "auto"
+    # Submit the analysis as an Anthropic Message Batch (half price) and collect it on a later
+    # cron run (steps/batch.py): a task takes two or more ticks.
+    batch: bool = False
     on_retirement: str = "successor"  # or "stop"
     analysis_fallbacks: tuple[str, ...] = ("claude-haiku-4-5",)
     code_fallbacks: tuple[str, ...] = ("gpt-4.1-mini",)
@@ -519,6 +525,8 @@ SCHEMA: dict[str, tuple[str, Validator]] = {
     "models.analysis_effort": ("analysis_effort", _choice(*CLAUDE_5_EFFORTS)),
     "models.analysis_thinking": ("analysis_thinking", _choice("adaptive", "off")),
     "models.code_reasoning_effort": ("code_reasoning_effort", _choice(*OPENAI_REASONING_EFFORTS)),
+    "models.prompt_cache": ("prompt_cache", _choice("auto", "always", "off")),
+    "models.batch": ("batch", _bool),
     "models.on_retirement": ("on_retirement", _choice("successor", "stop")),
     "models.fallbacks.analysis": ("analysis_fallbacks", _text_list),
     "models.fallbacks.code": ("code_fallbacks", _text_list),

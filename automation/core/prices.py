@@ -21,6 +21,11 @@ OPENAI = "openai"
 
 ANTHROPIC_PRICING = "https://platform.claude.com/docs/en/about-claude/pricing (read 2026-11-30)"
 OPENAI_PRICING = "https://developers.openai.com/api/docs/pricing (read 2026-11-30)"
+# Both batch APIs bill half the standard price on every token kind (Anthropic's Message Batches,
+# OpenAI's Batch API: the "Batch" columns of the two pricing pages above).
+BATCH_DISCOUNT = Decimal("0.5")
+BATCH_PRICING = ("https://platform.claude.com/docs/en/build-with-claude/batch-processing and "
+                 "https://developers.openai.com/api/docs/guides/batch (read 2026-12-04)")
 PRICES_AS_OF = "2026-11-30"
 
 # Effort levels, as the SDKs type them: Anthropic ``output_config.effort`` (OutputConfigParam)
@@ -133,6 +138,15 @@ class Price:
         in_factor = self.long_input_factor if long else Decimal(1)
         out_factor = self.long_output_factor if long else Decimal(1)
         return math.ceil(input_tokens * dearest * in_factor + max_output_tokens * self.output * out_factor)
+
+    def batched(self) -> Price:
+        """This model's price in a batch: every rate (input, output, cache writes and reads) times
+        ``BATCH_DISCOUNT``, as both providers bill results delivered within 24 hours."""
+        return replace(
+            self, input=self.input * BATCH_DISCOUNT, output=self.output * BATCH_DISCOUNT,
+            cache_write_5m=self.cache_write_5m * BATCH_DISCOUNT, cache_write_1h=self.cache_write_1h * BATCH_DISCOUNT,
+            cache_read=self.cache_read * BATCH_DISCOUNT, source=f"{self.source}; batch: {BATCH_PRICING}",
+        )
 
     def days_to_retirement(self, today: dt.date) -> int | None:
         return None if self.retires is None else (self.retires - today).days

@@ -35,6 +35,8 @@ OUTCOMES = {
     "breaker_open": "stopped: providers down (circuit breaker)",
     "handed_over": "handed over to the full run",
     "unsettled": "never settled (stopped before its ledger commit)",
+    "batch_submitted": "analysis submitted as a batch (a later run collects it)",
+    "batch_waiting": "waiting for a batch",
 }
 FAILED_STEPS = {
     "edits": "the code reply was unusable", "analysis": "the analysis step", "code": "the code step",

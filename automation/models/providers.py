@@ -300,7 +300,7 @@ def _malformed(provider: str, problem: str) -> ProviderError:
     )
 
 
-def _classify_anthropic(err: anthropic.APIError, secret: str) -> ProviderError:
+def classify_anthropic(err: anthropic.APIError, secret: str) -> ProviderError:
     if isinstance(err, anthropic.APIStatusError):
         error = err.body.get("error", {}) if isinstance(err.body, dict) else {}
         error = error if isinstance(error, dict) else {}
@@ -351,9 +351,9 @@ def count_anthropic_input_tokens(client: anthropic.Anthropic, model: str, system
     except anthropic.APIStatusError as err:
         if _count_endpoint_missing(err):
             raise CountUnavailable(err.status_code) from None
-        raise _classify_anthropic(err, client.api_key or "") from None
+        raise classify_anthropic(err, client.api_key or "") from None
     except anthropic.APIError as err:
-        raise _classify_anthropic(err, client.api_key or "") from None
+        raise classify_anthropic(err, client.api_key or "") from None
     except ValueError as err:
         raise _malformed(ANTHROPIC, f"token count not JSON: {_detail(str(err), '')}") from None
     return counted.input_tokens
@@ -561,9 +561,13 @@ def analyse(
     *,
     options: Mapping[str, Any] | None = None,
     clock: Clock = time.monotonic,
+    cache_prefix: str = "",
 ) -> ModelReply:
     """One non-streamed Messages API call; the reply is its text blocks joined (thinking and
     redacted-thinking blocks are left out). ``options`` come from ``claude_options``.
+    ``cache_prefix``, the start of ``prompt``, is sent as its own block marked
+    ``cache_control: ephemeral`` (5 minutes), so the system prompt and it are cached
+    (https://platform.claude.com/docs/en/build-with-claude/prompt-caching); empty: nothing marked.
 
     Only a finished reply (``FINISHED_STOP_REASONS``) with text is returned. Raises
     TruncatedReplyError when it stopped at ``max_tokens`` (thinking included),
@@ -573,17 +577,27 @@ def analyse(
     """
     started = clock()
     try:
-        message = client.messages.create(
-            model=model,
-            max_tokens=max_tokens,
-            system=system,
-            messages=[{"role": "user", "content": prompt}],
-            **dict(options or {}),
-        )
+        message = client.messages.create(**analysis_params(model, system, prompt, max_tokens, options, cache_prefix))
     except anthropic.APIError as err:
-        raise _classify_anthropic(err, client.api_key or "") from None
+        raise classify_anthropic(err, client.api_key or "") from None
     except ValueError as err:  # the SDK's json.loads of a body that is not JSON or is cut off
         raise _malformed(ANTHROPIC, f"not JSON: {_detail(str(err), '')}") from None
+    return analysis_reply(message, model, max_tokens, _elapsed_ms(clock, started))
+
+
+def analysis_params(
+    model: str, system: str, prompt: str, max_tokens: int, options: Mapping[str, Any] | None, cache_prefix: str = ""
+) -> dict[str, Any]:
+    """The Messages API parameters of an analysis request (also one request of a Message Batch)."""
+    return {
+        "model": model, "max_tokens": max_tokens, "system": system,
+        "messages": [{"role": "user", "content": _user_content(prompt, cache_prefix)}], **dict(options or {}),
+    }
+
+
+def analysis_reply(message: object, model: str, max_tokens: int, latency_ms: int) -> ModelReply:
+    """A Messages API ``message`` (a call's, or a batch result's) as a ModelReply, only when finished
+    (raises as ``analyse`` says)."""
     if not isinstance(message, anthropic.types.Message) or message.content is None or message.model is None:
         raise _malformed(ANTHROPIC, "no message in the body")
     text = "".join(block.text for block in message.content if block.type == "text")
@@ -592,11 +606,22 @@ def analyse(
         model=message.model,
         text=text,
         usage=_anthropic_usage(message.usage) if reported else Usage(),
-        latency_ms=_elapsed_ms(clock, started),
+        latency_ms=latency_ms,
         usage_reported=reported,
     )
     _check_finished(model, message.stop_reason, text, reply, max_tokens)
     return reply
+
+
+def _user_content(prompt: str, cache_prefix: str) -> Any:
+    """The user message: plain text, or the cached prefix block then the rest."""
+    if not cache_prefix:
+        return prompt
+    if not prompt.startswith(cache_prefix):
+        raise ValueError("cache_prefix must be the start of the prompt")
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": cache_prefix, "cache_control": {"type": "ephemeral"}}]
+    rest = prompt[len(cache_prefix):]
+    return blocks + ([{"type": "text", "text": rest}] if rest else [])
 
 
 def _openai_usage(usage: Any) -> Usage:

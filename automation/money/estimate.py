@@ -11,13 +11,13 @@ the config alone, ``budget.worst_case``: what a run reserves before its first ca
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..core.config import Config
 from ..core.prices import Usage, format_usd
 from ..repo import context, tasks
-from . import budget
+from . import budget, caching
 
 # The analysis prompt beyond the context: system prompt, task, headings and message framing.
 PROMPT_OVERHEAD_TOKENS = 2_000
@@ -124,3 +124,43 @@ def cadence(runs: int, month_hours: float) -> Cadence:
         return Cadence(runs=runs, interval_hours=interval, cron=f"17 {hours} * * *", cron_runs=round(per_day * days))
     every = math.ceil(interval / 24)
     return Cadence(runs=runs, interval_hours=interval, cron=f"17 3 */{every} * *", cron_runs=math.ceil(days / every))
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One way to run the bot and what a typical pull request costs in it (micro-dollars)."""
+
+    name: str
+    per_pull_request: int
+    assumption: str
+
+    def pull_requests(self, budget_micro_usd: int) -> int:
+        return budget_micro_usd // self.per_pull_request if self.per_pull_request else 0
+
+
+def modes(config: Config, model: RunModel) -> tuple[Mode, ...]:
+    """Standard, batch (``models.batch``) and batch with the analysis prefix cached, for the
+    typical run of ``model``: one pull request a task run. Batch prices are
+    ``Price.batched()`` (half, both providers); a 5-minute cache write is 1.25x input, a read
+    0.1x of the same (batched) price (``money/caching.py``)."""
+    cost = model.cost(config)
+    batched = config.price(config.analysis_model).batched()
+    analysis = model.analysis
+    prefix = min(model.context_tokens, analysis.input_tokens)
+    rest = replace(analysis, input_tokens=analysis.input_tokens - prefix)
+    pair = batched.cost_micro_usd(replace(rest, cache_write_5m_tokens=prefix)) + batched.cost_micro_usd(
+        replace(rest, cache_read_tokens=prefix))
+    batch = batched.cost_micro_usd(analysis) + cost.code_typical
+    minimum = caching.min_cacheable_tokens(batched.model)
+    cached = (Mode("batch + cache", -(-pair // 2) + cost.code_typical,
+                   f"as batch, with the analysis's {prefix:,}-token context written to the prompt cache by one request and "
+                   "read by the next within 5 minutes (a cut reply retried, or runs in a burst with models.prompt_cache: always)")
+              if prefix >= minimum else
+              Mode("batch + cache", batch, f"as batch: the {prefix:,}-token context is below {batched.model}'s "
+                   f"{minimum:,}-token minimum, so nothing is cached"))
+    return (
+        Mode("standard", cost.typical, "both calls synchronous at the standard price"),
+        Mode("batch", batch, "the analysis as a Message Batch at half price, collected by the next cron run "
+             "(a task takes two runs); the code call synchronous (about 5% of a run: not worth a third run)"),
+        cached,
+    )

@@ -173,6 +173,13 @@ class RunRecord:
 # settled (killed, or lost with its runner): booked at what it may have spent (``book_expired``).
 RUNNING = "running"
 UNSETTLED = "unsettled"
+# A request submitted in a provider batch and not yet collected: held as a reservation of its
+# own (``Reservation.batch``) for as long as the provider may take, then booked like any other.
+BATCH_PENDING = "batch_pending"
+BATCH_PREFIX = "batch-"
+# A batch ends within 24 hours of its creation (both providers); an hour more for the cron tick
+# that collects it.
+BATCH_HOLD = dt.timedelta(hours=25)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,8 +205,14 @@ class Reservation:
     def live(self, now: dt.datetime, horizon: dt.timedelta) -> bool:
         """Unexpired, and no further ahead than ``horizon`` (the longest a run may reserve, clock
         skew included): a later expiry (a damaged file, a runner's clock years off) is not believed,
-        so it cannot hold the month for good; treated as expired, it is booked like one."""
-        return stamp(now) < self.expires_at <= stamp(now + horizon)
+        so it cannot hold the month for good; treated as expired, it is booked like one. A batch's
+        reservation is believed up to ``BATCH_HOLD`` (plus the skew in ``horizon``) ahead."""
+        return stamp(now) < self.expires_at <= stamp(now + horizon + (BATCH_HOLD if self.batch else dt.timedelta()))
+
+    @property
+    def batch(self) -> bool:
+        """A request in a provider batch (``run_id`` ``batch-<provider batch id>``), not a run."""
+        return self.run_id.startswith(BATCH_PREFIX) and self.in_flight is not None and self.in_flight.outcome == BATCH_PENDING
 
     def unbooked(self, recorded_micro_usd: int, most: int) -> CallRecord | None:
         """What the run may have spent beyond its ``recorded_micro_usd``, as a call row: the call in

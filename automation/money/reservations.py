@@ -46,7 +46,7 @@ from ..core.prices import format_usd
 from ..repo import gitops
 from . import windows
 from . import ledger as ledger_module
-from .ledger import TASK_TEXT_KEPT, UNSETTLED, CallRecord, Ledger, Reservation
+from .ledger import BATCH_HOLD, TASK_TEXT_KEPT, UNSETTLED, CallRecord, Ledger, Reservation
 from . import ledger_source
 from .ledger_source import RESCUE_BRANCH, booked_note
 
@@ -100,6 +100,9 @@ class Reserver:
     share: windows.Share | None = None
     # Called with the attempt number (from 0) before a compare-and-swap tries again (backoff_seconds).
     pause: Callable[[int], None] | None = None
+    # The batch reservation (``hold_batch``) whose result this run books: ``reserve`` removes it
+    # in the same commit that claims the task, or stops when another run already did.
+    collects: str | None = None
 
     def reserve(self, known: Ledger, task: str, wanted: int, needed: int) -> None:
         """Hold up to ``wanted`` micro-dollars (at least ``needed``) for the run and claim ``task``.
@@ -120,17 +123,38 @@ class Reserver:
         wanted = max(needed, held.micro_usd if held is not None else 0)
         self._swap(known, held.task if held is not None else task, wanted, needed, claim=False, in_flight=in_flight)
 
+    def hold_batch(self, known: Ledger, key: str, task: str, in_flight: CallRecord, *, replacing: str | None = None) -> None:
+        """Hold ``in_flight`` (a batch request at its batch worst case, outcome ``batch_pending``)
+        on the branch as a reservation of its own, ``key``, until the provider must have ended the
+        batch (``BATCH_HOLD``): before it is submitted, or, ``replacing`` that one, under the id the
+        provider gave it. Until a run collects it (``collects``) every run counts it as spent; one
+        never collected is booked at that worst case when it expires. Raises BudgetStop when it
+        does not fit beside the other runs."""
+        def build(view: Ledger) -> Ledger:
+            now = self.now()
+            if replacing is None:
+                windows.available(self.config, view, now, self.run_id, in_flight.cost_micro_usd)
+            held = Reservation(key, task, in_flight.cost_micro_usd, ledger_module.stamp(now + BATCH_HOLD), in_flight)
+            kept = view.without_reservation(replacing) if replacing else view
+            return replace(kept, reservations=(*kept.without_reservation(key).reservations, held))
+
+        default = gitops.remote_default_branch(self.repo, self.env)
+        self._commit(self.branch or self.config.ledger_branch or default, known, build,
+                     f"ai-orchestration: hold {in_flight.step} batch request {key} for run {self.run_id}")
+
     def settle(self, known: Ledger, finish: Callable[[Ledger], Ledger], message: str) -> Settled:
         """Commit the run's record (from ``known``) in place of its reservation, to the ledger's
         home branch, else, refused there, to the rescue branch. ``finish(view)`` makes the ledger
-        to commit from the merged view (the run's alerts are decided on it). Raises GitError
+        to commit from the merged view (the run's alerts are decided on it); a batch hold the run
+        booked (``collects``) goes with it, when no claim took it off before. Raises GitError
         when both refuse: the run's reservation, with its calls up to the last one in flight, is
         then what later runs book once it expires."""
         default = gitops.remote_default_branch(self.repo, self.env)
         home = self.config.ledger_branch or default
 
         def build(view: Ledger) -> Ledger:
-            return finish(view.without_reservation(self.run_id))
+            settled = view.without_reservation(self.run_id)
+            return finish(settled.without_reservation(self.collects) if self.collects else settled)
 
         return self._commit(home, known, build, message)
 
@@ -141,6 +165,10 @@ class Reserver:
         granted: list[Reservation] = []
 
         def build(view: Ledger) -> Ledger:
+            if claim and self.collects:  # the batch request this run books: taken off the branch with the claim
+                if not any(r.run_id == self.collects for r in view.reservations):
+                    raise PolicyStop(f"Stopping: another run has already collected {self.collects}.", "duplicate")
+                view = view.without_reservation(self.collects)
             reservation = self._grant(view, task, wanted, needed, claim=claim, in_flight=in_flight)
             granted.append(reservation)
             return replace(view, reservations=(*view.without_reservation(self.run_id).reservations, reservation))

@@ -13,7 +13,7 @@ from ..core.prices import MICRO, format_usd
 from ..core.wording import plural
 from ..models import health
 from ..money import budget, estimate, spend, windows
-from ..money.ledger import TIME_FORMAT, UNSETTLED, Ledger, RunRecord
+from ..money.ledger import BATCH_PREFIX, TIME_FORMAT, UNSETTLED, Ledger, RunRecord
 from ..repo.checks import FAILED, PASSED, PRE_EXISTING, Verification
 from ..repo.context import _fence_for
 from . import model_text, series
@@ -94,6 +94,11 @@ def status_data(
             "runs": sum(r.live(now, config.reservation_horizon) for r in ledger.reservations),
             "reserved_usd": usd(ledger.reserved_micro_usd(now, config.reservation_horizon)),
         },
+        "batches": [  # requests submitted in a provider batch, held at their batch worst case until collected
+            {"id": held.run_id.removeprefix(BATCH_PREFIX), "task": held.task, "held_usd": usd(held.micro_usd),
+             "until": held.expires_at}
+            for held in ledger.reservations if held.batch
+        ],
         "history": [
             {"month": entry.month, "spent_usd": usd(entry.spent_micro_usd), "executions": entry.executions,
              "prs_opened": entry.prs_opened}
@@ -233,6 +238,9 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
                      f"{format_usd(round(unsettled['spent_usd'] * MICRO), 4)}: their calls, the one in flight at its worst case")
     if running["runs"]:
         lines.append(f"  in progress: {plural(running['runs'], 'run')} holding {format_usd(round(running['reserved_usd'] * MICRO), 4)} more")
+    for held in data["batches"]:
+        lines.append(f"  in flight: batch {held['id']} for '{held['task']}', held at "
+                     f"{format_usd(round(held['held_usd'] * MICRO), 4)} until {held['until']} (a later run collects it)")
     lines += [f"  {warning}" for warning in data["warnings"]]
     lines += ["  past months:"] if data["history"] else []
     for entry in data["history"][-3:]:
@@ -288,9 +296,23 @@ def render_costs(config: Config, now: dt.datetime, model: estimate.RunModel) -> 
                          "more than the budget's windows allow this month")
         else:
             lines.append(f"  {_milestone_promise(milestone, cap, sure, worst.run, cost.typical, plan.interval_hours, month_hours)}")
+    lines += _modes(config, model, cost.typical)
     lines += [f"  {warning}" for warning in config.retirement_warnings(now.date())]
     lines += [f"  note: {note}" for note in config.retirement_notes()]
     return "\n".join(lines)
+
+
+def _modes(config: Config, model: estimate.RunModel, typical: int) -> list[str]:
+    """Cost per pull request and pull requests a month in each mode, with what each assumes."""
+    cap = config.monthly_budget_micro_usd
+    lines = ["", f"  per pull request, by mode (models.batch is {'true' if config.batch else 'false'}):",
+             f"  {'mode':<16}{'per PR':>10}{'PRs a month':>14}{'PRs per dollar':>16}"]
+    for mode in estimate.modes(config, model):
+        ratio = typical / mode.per_pull_request if mode.per_pull_request else 0.0
+        lines.append(f"  {mode.name:<16}{format_usd(mode.per_pull_request, 4):>10}{mode.pull_requests(cap):>14,}"
+                     f"{1_000_000 / mode.per_pull_request:>9.2f} ({ratio:.2f}x)")
+    lines += [f"    {mode.name}: {mode.assumption}" for mode in estimate.modes(config, model)]
+    return lines
 
 
 def _milestone_promise(milestone: int, cap: int, sure: int, run_worst: int, typical: int, interval_hours: float,

@@ -23,7 +23,7 @@ from ..core.prices import ANTHROPIC, format_usd
 from ..core.redact import mask_commands, redact, secret_values
 from ..core.wording import plural
 from ..models import attempts, experiment, health, keys
-from ..money import budget, estimate, ledger_source, outcomes, reservations, shared_budget, spend, windows
+from ..money import budget, caching, estimate, ledger_source, outcomes, reservations, shared_budget, spend, windows
 from ..money import ledger as ledger_module
 from ..money.ledger import Ledger, RunRecord
 from ..repo import context, edits, github, gitops, intake, ledger_remote, tasks
@@ -31,7 +31,7 @@ from ..repo import outcomes as pull_outcomes
 from ..repo.trust import Trust
 from ..reporting import alerts, discord, reports
 from ..reporting.discord import Notifier
-from . import coding, followup_run, verify
+from . import batch, coding, followup_run, verify
 from .session import Posted, Session
 
 if TYPE_CHECKING:
@@ -100,7 +100,10 @@ def run(
         if task_text is None:  # follow-ups first, unless someone asked for a task by hand
             followup_run.first(session, remote, pulls, analyse=_analyse, write_code=_write_code,
                                hand_over=partial(_hand_over, session) if decide_only else None)
-        task = _pick_task(session, task_text, pulls, remote)
+        if decide_only and config.batch and batch.pending(session.ledger):
+            _hand_over(session, "collect the pending batch")
+        collected = batch.collect(session, partial(_client, session)) if config.batch else None
+        task = _pick_task(session, collected.task if collected and collected.analysis else task_text, pulls, remote)
         _check_pull_request_limit(config, pulls)
         if decide_only:
             _hand_over(session, f"'{task.text}'")
@@ -110,7 +113,8 @@ def run(
         _say_reserved(session, task, worst)
         if config.notify_run_started:
             notifier.notify([discord.run_started_embed(repository=session.repository, now=now, task=task.text, run_url=reports.run_url(env))])
-        pr = _resume_pushed_branch(session, remote, task, pulls) or _new_pull_request(session, remote, task)
+        pr = _resume_pushed_branch(session, remote, task, pulls) or _new_pull_request(
+            session, remote, task, collected.analysis if collected else None)
         session.save(replace(session.record, outcome="pr_opened", pr_url=pr.url))
         intake.announce(remote, task, pr.url, spend.pull_cost(session.ledger, pr.url), session.say)
         outcome = "pr_opened"
@@ -157,15 +161,18 @@ def _write_output(env: Mapping[str, str], name: str, value: str) -> None:
             output.write(f"{name}={value}\n")
 
 
-def _new_pull_request(session: Session, remote: Repository, task: tasks.Task) -> github.BotPull:
-    """Context, analysis, code and edit checks, then the branch and the PR."""
+def _new_pull_request(session: Session, remote: Repository, task: tasks.Task, analysis: str | None = None) -> github.BotPull:
+    """Context, analysis (``analysis`` when a batch brought it; in batch mode, submitted as a batch
+    instead, which ends the run), code and edit checks, then the branch and the PR."""
     brief, found = secret_scan.redact(task.brief)  # the tasks file is a file like any other
     if found:
         session.say(f"Withheld what looks like secrets in the task's text from the prompts ({secret_scan.summary(found)})")
     repo_context = context.build_context(session.repo, brief, session.config.context_max_tokens, _private_paths(session.config))
     _say_context(session, repo_context)
     verify.baseline(session, session.repo)  # the untouched tree's checks, before any paid call
-    analysis = _analyse(session, brief, repo_context)
+    if analysis is None and session.config.batch:
+        _submit_analysis(session, brief, repo_context)
+    analysis = analysis or _analyse(session, brief, repo_context)
     plan = _write_code(session, brief, analysis, repo_context)
     return _open_pull_request(session, remote, task, analysis, plan)
 
@@ -359,8 +366,27 @@ def _lower_effort(effort: str, efforts: tuple[str, ...]) -> str:
 
 
 def analysis_prompt(task: str, repo_context: context.RepoContext, secrets: list[str]) -> str:
-    """The analysis request's user message, exactly as sent (the system prompt is ANALYSIS_SYSTEM)."""
-    return redact(f"# Task\n{task}\n\n# Repository\n{context.render_context(repo_context)}", secrets)
+    """The analysis request's user message, exactly as sent (the system prompt is ANALYSIS_SYSTEM):
+    the repository first and the task last, so the start is the same for every request on the
+    same context (what a prompt cache can reuse, ``_cache_prefix``)."""
+    return redact(f"{_repository_part(repo_context)}# Task\n{task}", secrets)
+
+
+def _repository_part(repo_context: context.RepoContext) -> str:
+    return f"# Repository\n{context.render_context(repo_context)}\n\n"
+
+
+def _cache_prefix(session: Session, model: str, prompt: str, repo_context: context.RepoContext) -> str:
+    """The start of ``prompt`` to mark for Anthropic's cache, or "" where marking does not pay
+    (``caching.choose`` on this month's reuse of the analysis on ``model``); said in the log."""
+    prefix = redact(_repository_part(repo_context), session.secrets)
+    if not prompt.startswith(prefix):  # redaction reached across the boundary: nothing stable to mark
+        return ""
+    tokens = context.estimate_tokens(ANALYSIS_SYSTEM) + context.estimate_tokens(prefix)
+    reuses = caching.reuse_rate(session.ledger, "analysis", model)
+    choice = caching.choose(session.config.prompt_cache, session.config.price(model), tokens, reuses)
+    session.say(f"analysis: prompt cache {'marked' if choice.mark else 'not marked'} ({choice.reason})")
+    return prefix if choice.mark else ""
 
 
 def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> str:
@@ -371,6 +397,7 @@ def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> 
 
     def attempt(model: str, untyped: object) -> str:
         client = cast("anthropic.Anthropic", untyped)  # _client made it for this model's provider
+        cache_prefix = _cache_prefix(session, model, prompt, repo_context)
 
         def bound(timeout: float) -> int:  # Anthropic's free count: the first request to fail in an outage
             found = providers.anthropic_input_bound(providers.with_timeout(client, timeout), model, ANALYSIS_SYSTEM, prompt)
@@ -384,13 +411,29 @@ def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> 
                 session, "analysis", model, bound, cap,
                 lambda timeout: providers.analyse(
                     providers.with_timeout(client, timeout), model, ANALYSIS_SYSTEM, prompt, cap, options=options,
-                    clock=session.clock,
+                    clock=session.clock, cache_prefix=cache_prefix,
                 ),
             ).text
 
         return _unless_cut(session, "analysis", model, config.analysis_effort, call)
 
     return _with_fallbacks(session, "analysis", config.analysis_model, config.analysis_fallbacks, attempt)
+
+
+def _submit_analysis(session: Session, task: str, repo_context: context.RepoContext) -> NoReturn:
+    """The analysis as a one-request Message Batch (``batch.submit``), on the first model of the
+    chain: raises PolicyStop ``batch_submitted`` once it is held and submitted."""
+    from ..models import providers
+
+    config = session.config
+    model = health.chain(session.ledger, config, config.analysis_model, config.analysis_fallbacks, session.now)[0]
+    prompt = analysis_prompt(task, repo_context, session.secrets)
+    client = cast("anthropic.Anthropic", _client(session, model))
+    found = providers.anthropic_input_bound(client, model, ANALYSIS_SYSTEM, prompt)
+    bound = budget.padded_anthropic_count(found.tokens) if found.counted else found.tokens
+    cap = config.output_cap(model)
+    options = providers.claude_options(config.price(model), config.analysis_effort, config.analysis_thinking)
+    batch.submit(session, client, model, providers.analysis_params(model, ANALYSIS_SYSTEM, prompt, cap, options), bound, cap)
 
 
 def _write_code(
@@ -501,6 +544,10 @@ def _open_pull_request(
     gitops.push(repo, sha, branch, env)
     session.say(f"Pushed {branch}")
     answered = next(c.model for c in reversed(session.record.calls) if c.step == "analysis" and c.outcome == "ok")
+    saved = caching.run_saving_note(session.record.calls, config.price)
+    if saved:
+        session.say(saved)
+        session.notes.append(saved)
     body = partial(
         reports.pull_request_body,
         summary=github.neutralise_markers(plan.summary), analysis=github.neutralise_markers(analysis), analysis_model=answered,
@@ -742,6 +789,7 @@ def dry_run(
         else:
             if worst > left:
                 lines.append("Less than its worst case is left: the run would start, but the budget may stop it before a later call.")
+        lines += batch.describe(config, ledger, model)
         lines += verify.describe(repo, config, env)
         lines += config.retirement_warnings(now.date()) + [f"note: {note}" for note in config.retirement_notes()]
         if show_prompt:

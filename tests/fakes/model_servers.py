@@ -16,7 +16,9 @@ here: import ``fake_anthropic_fixture, fake_openai_fixture`` into the test modul
 
 from __future__ import annotations
 
+import calendar
 import json
+import os
 import re
 import threading
 import time
@@ -46,8 +48,24 @@ EFFORT_SCALE = {"none": 0.0, "minimal": 0.1, "low": 0.25, "medium": 0.5, "high":
 CLAUDE_THINKING_MODELS = ("claude-sonnet-5", "claude-opus-5")
 CLAUDE_EFFORT_MODELS = CLAUDE_THINKING_MODELS + ("claude-sonnet-4-6", "claude-opus-4")
 CLAUDE_MAX_OUTPUT = 128_000
+# Anthropic's minimum cacheable prefix by model (platform.claude.com prompt-caching page) and
+# the default cache lifetime, refreshed on each hit.
+CLAUDE_MIN_CACHEABLE = (("claude-haiku", 4096), ("claude-opus-4-5", 4096), ("claude-opus-4-6", 4096), ("claude", 1024))
+CLAUDE_CACHE_TTL_SECONDS = 300.0
+# OpenAI's automatic prefix caching: prompts of 1,024 tokens or more, hits in 128-token steps.
+OPENAI_MIN_CACHED = 1024
+OPENAI_CACHE_STEP = 128
+OPENAI_CACHE_TTL_SECONDS = 300.0
 # OpenAI reasoning models (reasoning_effort, default medium) and their output limit.
 OPENAI_REASONING_MODELS = ("gpt-6", "gpt-5", "o1", "o3", "o4")
+
+
+def _rfc3339(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _epoch(stamp: str) -> float:
+    return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
 
 
 def _cut(text: str, tokens_kept: int, tokens_total: int) -> str:
@@ -230,6 +248,11 @@ class FakeAnthropic(FakeModelServer):
         self.stop_reason = stop_reason
         self.model = model  # None: echo the requested model
         self.counted_tokens = counted_tokens  # None: about a token per 4 bytes of the request
+        self.batches: dict[str, dict[str, Any]] = {}  # Message Batches by id (``batch_reply``)
+        self.batch_created_release: threading.Event | None = None  # set: a created batch's reply waits for it
+        # The prompt cache: (model, prefix) -> when it expires on ``clock`` (tests may move it on).
+        self.cache: dict[tuple[str, str], float] = {}
+        self.clock = time.monotonic
 
     @property
     def base_url(self) -> str:
@@ -252,7 +275,80 @@ class FakeAnthropic(FakeModelServer):
             if refused is not None:
                 return refused
             return self.answer(body, self.model or model)
+        if request.path.startswith(self.batches_path):
+            return self.batch_reply(request, body)
         return _not_found(request.path)
+
+    # Message Batches: POST creates (in_progress); GET retrieves; /results serves JSONL once ended;
+    # POST /cancel starts canceling. ``end_batches`` ends them as the provider would.
+    batches_path = "/v1/messages/batches"
+
+    def batch_reply(self, request: RecordedRequest, body: Mapping[str, Any]) -> Reply:
+        parts = request.path[len(self.batches_path):].strip("/").split("/")
+        if request.method == "POST" and parts == [""]:
+            requests = body.get("requests")
+            if not isinstance(requests, list) or not requests:
+                return self.error(400, "invalid_request_error", "requests: at least one request is required")
+            batch_id = f"msgbatch_{uuid.uuid4().hex[:24]}"
+            with self._lock:
+                self.batches[batch_id] = {"requests": requests, "status": "in_progress", "results": None,
+                                          "created_at": _rfc3339(time.time()), "ended_at": None, "cancel_initiated_at": None}
+            return Reply(200, self.batch_object(batch_id), release=self.batch_created_release)
+        batch = self.batches.get(parts[0])
+        if batch is None:
+            return self.error(404, "not_found_error", f"message_batch_id: {parts[0]} not found")
+        if parts[1:] == ["results"] and request.method == "GET":
+            if batch["results"] is None:
+                return self.error(400, "invalid_request_error", f"Batch {parts[0]} is still processing; results are not ready")
+            lines = "".join(json.dumps(line) + "\n" for line in batch["results"])
+            return Reply(200, lines.encode())
+        if parts[1:] == ["cancel"] and request.method == "POST":
+            if batch["status"] == "in_progress":
+                batch["status"], batch["cancel_initiated_at"] = "canceling", _rfc3339(time.time())
+            return Reply(200, self.batch_object(parts[0]))
+        if not parts[1:] and request.method == "GET":
+            return Reply(200, self.batch_object(parts[0]))
+        return _not_found(request.path)
+
+    def batch_object(self, batch_id: str) -> dict[str, Any]:
+        """A ``message_batch`` object (anthropic.types.messages.MessageBatch) as the API returns it."""
+        batch = self.batches[batch_id]
+        ended = batch["results"] is not None
+        counts = {"processing": 0 if ended else len(batch["requests"]), "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+        for line in batch["results"] or []:
+            counts[line["result"]["type"]] += 1
+        created = batch["created_at"]
+        return {
+            "id": batch_id, "type": "message_batch", "processing_status": batch["status"], "request_counts": counts,
+            "created_at": created, "expires_at": _rfc3339(_epoch(created) + 24 * 3600), "ended_at": batch["ended_at"],
+            "archived_at": None, "cancel_initiated_at": batch["cancel_initiated_at"],
+            "results_url": f"{self.root_url}{self.batches_path}/{batch_id}/results" if ended else None,
+        }
+
+    def end_batches(self, result: str = "succeeded") -> None:
+        """End every unfinished batch: each request ``result`` ("succeeded": answered as a Messages
+        call would be, a refused parameter becoming "errored"; or "errored", "canceled", "expired";
+        a canceling batch's requests are "canceled")."""
+        with self._lock:
+            for batch in self.batches.values():
+                if batch["results"] is not None:
+                    continue
+                lines = []
+                for item in batch["requests"]:
+                    kind = "canceled" if batch["status"] == "canceling" else result
+                    lines.append({"custom_id": item.get("custom_id"), "result": self._batch_result(kind, item.get("params") or {})})
+                batch.update(results=lines, status="ended", ended_at=_rfc3339(time.time()))
+
+    def _batch_result(self, kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        if kind == "succeeded":
+            model = str(params.get("model", "claude-fake"))
+            reply = self.refusal(params, model) or self.answer(params, self.model or model)
+            if reply.status == 200:
+                return {"type": "succeeded", "message": reply.body}
+            return {"type": "errored", "error": reply.body}
+        if kind == "errored":
+            return {"type": "errored", "error": self.error(500, "api_error", "Internal server error").body}
+        return {"type": kind}
 
     @classmethod
     def refusal(cls, body: Mapping[str, Any], model: str) -> Reply | None:
@@ -287,6 +383,7 @@ class FakeAnthropic(FakeModelServer):
         cap = int(body.get("max_tokens", CLAUDE_MAX_OUTPUT))
         answer_tokens = self.usage["output_tokens"]
         usage = dict(self.usage)
+        usage.update(self.cached(body, model))
         if thought + answer_tokens <= cap:
             text, stop = self.text, self.stop_reason
             usage["output_tokens"] = thought + answer_tokens
@@ -295,6 +392,30 @@ class FakeAnthropic(FakeModelServer):
             thought = min(thought, cap)
             usage["output_tokens"] = cap
         return self.message(text, model=model, stop_reason=stop, thinking_tokens=thought, thinking_block=thinks, **usage)
+
+    def cached(self, body: Mapping[str, Any], model: str) -> dict[str, int]:
+        """Prompt caching as the Messages API does it: nothing unless a block carries
+        ``cache_control``; then the prefix up to it (system first) is read from the cache when an
+        unexpired entry for the same model and bytes exists (refreshing it), else written, both
+        only when the prefix reaches the model's minimum cacheable length. The prefix's tokens
+        move out of ``input_tokens`` (a token per 4 bytes, as the fake's counting endpoint)."""
+        system = body.get("system")
+        blocks = [{"type": "text", "text": system}] if isinstance(system, str) else list(system or [])
+        for message in body.get("messages") or []:
+            content = message.get("content")
+            blocks += [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+        marked = max((i for i, block in enumerate(blocks) if isinstance(block, dict) and block.get("cache_control")), default=None)
+        if marked is None:
+            return {}
+        prefix = json.dumps(blocks[: marked + 1], sort_keys=True)
+        tokens = len(prefix.encode()) // 4
+        rest = len(json.dumps(blocks[marked + 1 :]).encode()) // 4 + 1
+        if tokens < next(size for name, size in CLAUDE_MIN_CACHEABLE if model.startswith(name)):
+            return {"input_tokens": tokens + rest, "cache_write_5m": 0, "cache_write_1h": 0, "cache_read": 0}
+        key, now = (model, prefix), self.clock()
+        hit = self.cache.get(key, 0.0) > now
+        self.cache[key] = now + CLAUDE_CACHE_TTL_SECONDS
+        return {"input_tokens": rest, "cache_write_5m": 0 if hit else tokens, "cache_write_1h": 0, "cache_read": tokens if hit else 0}
 
     # replies
     @staticmethod
@@ -452,10 +573,34 @@ class FakeOpenAI(FakeModelServer):
         self.reasoning_tokens = reasoning_tokens
         self.finish_reason = finish_reason
         self.model = model  # None: echo the requested model
+        # Replies' content in turn before ``content`` (each used once), through the same
+        # usage and caching as the default reply (a scripted ``completion`` has fixed usage).
+        self.contents: deque[str] = deque()
+        # Automatic prefix caching: (model, prompt text) -> when it expires on ``clock``.
+        self.cache: dict[tuple[str, str], float] = {}
+        self.clock = time.monotonic
 
     @property
     def base_url(self) -> str:
         return f"{self.root_url}/v1"
+
+    def cached(self, body: Mapping[str, Any], model: str) -> dict[str, int]:
+        """Automatic prefix caching as Chat Completions does it: the longest prefix this prompt
+        shares with an unexpired earlier prompt on the same model, when the prompt is 1,024
+        tokens or more, counted in 128-token steps from 1,024, as ``cached_tokens`` inside
+        ``prompt_tokens`` (then the prompt's own size, a token per 4 bytes). Nothing to ask for."""
+        text = "".join(f"<{m.get('role')}>{m.get('content')}" for m in body.get("messages") or [] if isinstance(m, dict))
+        total, now = len(text.encode()) // 4, self.clock()
+        shared = 0
+        for (cached_model, earlier), expires in list(self.cache.items()):
+            if cached_model == model and expires > now:
+                common = len(os.path.commonprefix([earlier, text]).encode()) // 4
+                shared = max(shared, common)
+        self.cache[(model, text)] = now + OPENAI_CACHE_TTL_SECONDS
+        if total < OPENAI_MIN_CACHED or shared < OPENAI_MIN_CACHED:
+            return {}
+        hit = OPENAI_MIN_CACHED + (shared - OPENAI_MIN_CACHED) // OPENAI_CACHE_STEP * OPENAI_CACHE_STEP
+        return {"prompt_tokens": total, "cached_tokens": hit}
 
     def env(self) -> dict[str, str]:
         """What the bot needs in its environment to use this fake."""
@@ -498,11 +643,13 @@ class FakeOpenAI(FakeModelServer):
         reasoned = round(self.reasoning_tokens * EFFORT_SCALE[effort] / EFFORT_SCALE["medium"]) if reasoning else 0
         cap = body.get("max_completion_tokens") or body.get("max_tokens") or 1_000_000
         usage = dict(self.usage)
+        usage.update(self.cached(body, model))
         answer_tokens = usage["completion_tokens"]
-        content: str | None = self.content
+        whole = self.contents.popleft() if self.contents else self.content
+        content: str | None = whole
         finish = self.finish_reason
         if reasoned + answer_tokens > cap:
-            content, finish = _cut(self.content, cap - reasoned, answer_tokens), "length"
+            content, finish = _cut(whole, cap - reasoned, answer_tokens), "length"
             reasoned = min(reasoned, cap)
             usage["completion_tokens"] = cap
         else:
