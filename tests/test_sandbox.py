@@ -159,6 +159,45 @@ def test_a_check_sees_no_secret_no_credential_no_job_process_and_cannot_write_ou
     assert (repo / "app.py").read_text() == "X = 1\n"
 
 
+def test_tools_inside_a_hidden_folder_are_the_ones_shown_again() -> None:
+    hide = ["/tmp", "/home/runner/work/_temp", "/run"]
+    path = "/tmp/ci/venv/bin:/usr/bin:/home/runner/work/_temp/tool/node/bin:/tmp/bin:relative/bin"
+    assert sandbox.tool_folders(path, hide, interpreter="/opt/py/bin/python") == [
+        "/tmp/ci/venv",  # a venv's bin needs its lib: the parent, still inside /tmp
+        "/home/runner/work/_temp/tool/node",
+        "/tmp/bin",  # its parent is /tmp itself, which stays hidden
+    ]
+    assert sandbox.tool_folders("/usr/bin", hide, interpreter="/tmp/x/venv/bin/python") == ["/tmp/x/venv"]
+    assert sandbox.tool_folders("/usr/bin", hide, interpreter="/usr/bin/python3") == []
+
+
+@needs_sandbox
+def test_a_tool_under_tmp_runs_read_only_while_the_rest_of_tmp_stays_hidden(repo: Path, outside_tmp: Path) -> None:
+    tools = Path(tempfile.mkdtemp(prefix="sandbox-tool-"))  # under /tmp, like a CI's fresh venv
+    try:
+        (tools / "bin").mkdir()
+        (tools / "lib").mkdir()
+        (tools / "lib" / "greeting.txt").write_text("hello from the tool\n")
+        (tools / "bin" / "greet").write_text(f"#!/bin/sh\ncat {tools}/lib/greeting.txt\n")
+        (tools / "bin" / "greet").chmod(0o755)
+        other = tools.parent / f"{tools.name}-neighbour"
+        other.mkdir()
+        (other / "secret.txt").write_text(SECRET)
+        env = {**env_for(repo, outside_tmp / "home"), "PATH": f"{tools / 'bin'}:{os.environ['PATH']}"}
+        outcome = run(repo, f"""
+            greet
+            cat {other}/secret.txt 2>&1 || echo "neighbour: hidden"
+            echo x > {tools}/lib/greeting.txt 2>&1 || echo "tool: read-only"
+        """, env)
+    finally:
+        shutil.rmtree(tools, ignore_errors=True)
+        shutil.rmtree(tools.parent / f"{tools.name}-neighbour", ignore_errors=True)
+
+    assert "hello from the tool" in outcome.output, outcome.output
+    assert "neighbour: hidden" in outcome.output and SECRET not in outcome.output
+    assert "tool: read-only" in outcome.output
+
+
 @needs_sandbox
 def test_a_check_has_loopback_but_no_network(repo: Path, outside_tmp: Path) -> None:
     with socket.socket() as server:

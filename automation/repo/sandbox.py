@@ -182,6 +182,28 @@ def hidden_paths(env: Mapping[str, str], repo: Path) -> list[str]:
     return paths
 
 
+def tool_folders(path: str, hide: Sequence[str], interpreter: str = sys.executable) -> list[str]:
+    """The checks' tools that sit inside a hidden folder (a virtual environment under /tmp, a
+    tool cache under RUNNER_TEMP), to be shown again read-only: each such entry of ``path`` (a
+    PATH value) and the folder of ``interpreter`` (the Python running the bot, which checks
+    often name), widened to its parent while that is still inside the hidden folder (a venv's
+    ``bin`` needs its ``lib``). A hidden folder itself is never shown again."""
+    hidden = [Path(folder) for folder in hide]
+    shown: list[str] = []
+    for entry in [*path.split(os.pathsep), str(Path(interpreter).parent)]:
+        if not entry or not os.path.isabs(entry):
+            continue
+        folder = Path(os.path.normpath(entry))
+        inside = next((h for h in hidden if h in folder.parents), None)
+        if inside is None:
+            continue
+        if inside in folder.parent.parents:
+            folder = folder.parent
+        if str(folder) not in shown:
+            shown.append(str(folder))
+    return shown
+
+
 def environment(env: Mapping[str, str], extra: Sequence[str], workdir: Workdir) -> dict[str, str]:
     """A check's whole environment: ``PASSED_VARIABLES`` and ``extra`` (``verify.env``) from
     ``env`` (never a variable whose name says secret or whose value holds a secret value), PATH
@@ -257,7 +279,7 @@ def run(
         argv = ["/bin/sh", "-c", command]
     else:
         spec = {"command": command, "cwd": str(workdir.tree), "env": dict(env), "hide": list(hide),
-                "keep": str(workdir.root), "user": sandbox.user}
+                "keep": str(workdir.root), "show": tool_folders(env.get("PATH", ""), hide), "user": sandbox.user}
         argv = [*sandbox.prefix, *_init_command(spec)]
     outcome = _execute(argv, cwd=workdir.tree, env=env, timeout=timeout, clock=clock, command=command)
     if sandbox.isolated and outcome.exit_code == SETUP_FAILED and outcome.output.startswith(SETUP_PREFIX):

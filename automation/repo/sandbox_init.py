@@ -8,15 +8,17 @@ user (or, through sudo, root-made), network, PID, mount, IPC and UTS namespaces 
    Python, the actions' code, the checkout) can be changed by a check;
 2. covers with an empty tmpfs the directories in ``hide`` (/tmp, /run, the checkout's
    ``.git``, RUNNER_TEMP, credential folders in HOME) and with /dev/null the files in it;
-3. shows ``keep`` (the scratch directory holding the copy of the tree) again at its own path,
-   writable;
+3. shows the folders in ``show`` (the checks' tools inside a hidden folder, such as a virtual
+   environment under /tmp) again read-only, and ``keep`` (the scratch directory holding the copy
+   of the tree) again writable, each at its own path;
 4. brings up the loopback interface (the namespace has no other: no network);
 5. gives up every privilege: back to the job's user when sudo made it root, all capabilities
    dropped, ``no_new_privs`` set (setuid programs like sudo stay powerless);
 6. runs the command with ``sh -c`` in ``cwd`` with exactly ``env``, waits for it and reaps
    whatever it leaves; when this process ends the kernel ends every process in the namespace.
 
-SPEC is JSON: ``command``, ``cwd``, ``env``, ``hide`` (paths), ``keep`` (a directory), ``user``
+SPEC is JSON: ``command``, ``cwd``, ``env``, ``hide`` (paths), ``keep`` (a directory), ``show``
+(directories, optional), ``user``
 (``[uid, gid]`` to become, or null) and ``probe`` (true: set up, run nothing). Standard library
 only, imports nothing of the bot. Exit status: the command's (128 + N when signal N ended it),
 or 125 with one line on stderr naming what could not be set up.
@@ -114,11 +116,13 @@ def hide(paths: list[str]) -> None:
             _mount("/dev/null", path, None, MS_BIND, None, f"cannot hide {path}")
 
 
-def show_again(keep: str, handle: int) -> None:
-    """``keep`` (opened as ``handle`` before anything was hidden) at its own path again, writable."""
-    os.makedirs(keep, exist_ok=True)
-    _mount(f"/proc/self/fd/{handle}", keep, None, MS_BIND | MS_REC, None, f"cannot show {keep} again")
-    _remount(keep, MS_NOSUID | MS_NODEV, f"cannot make {keep} writable")
+def show_again(path: str, handle: int, *, writable: bool) -> None:
+    """``path`` (opened as ``handle`` before anything was hidden) at its own path again: the
+    scratch directory writable, a tool folder read-only."""
+    os.makedirs(path, exist_ok=True)
+    _mount(f"/proc/self/fd/{handle}", path, None, MS_BIND | MS_REC, None, f"cannot show {path} again")
+    flags = MS_NOSUID | MS_NODEV | (0 if writable else MS_RDONLY)
+    _remount(path, flags, f"cannot make {path} {'writable' if writable else 'read-only'}")
 
 
 def loopback_up() -> None:
@@ -179,9 +183,13 @@ def main(argv: list[str]) -> int:
     spec = json.loads(argv[1])
     try:
         handle = os.open(spec["keep"], os.O_PATH | os.O_DIRECTORY)
+        tools = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in spec.get("show", []) if os.path.isdir(path)}
         read_only_everywhere(spec["hide"])
         hide(spec["hide"])
-        show_again(spec["keep"], handle)
+        for path, tool in tools.items():
+            show_again(path, tool, writable=False)
+            os.close(tool)
+        show_again(spec["keep"], handle, writable=True)
         os.close(handle)
         loopback_up()
         drop_privileges(spec["user"])
