@@ -27,16 +27,17 @@ from __future__ import annotations
 import functools
 import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+else:  # Python 3.10: the same parser, from PyPI (a 3.10-only requirement)
+    import tomli as tomllib
 
 GITLEAKS_VERSION = "v8.30.0-27-gb58d3f10"  # `git describe` of the vendored gitleaks.toml
 RULES_FILE = Path(__file__).with_name("gitleaks") / "gitleaks.toml"
