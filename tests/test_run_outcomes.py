@@ -26,6 +26,7 @@ from automation.reporting import outcomes as outcome_report
 from tests.fakes.discord_server import FakeDiscord, fake_discord_fixture  # noqa: F401
 from tests.fakes.github_server import FakeGitHub, fake_github  # noqa: F401
 from tests.fakes.model_servers import FakeOpenAI, fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
+from tests.spending import PINNED_MODELS
 from tests.test_run import World, git, world  # noqa: F401
 from tests.test_run_followups import FIX_PLAN, FIX_REPLY, failing_log
 
@@ -67,6 +68,7 @@ def cost_of(runs: list[dict], url: str, task: str) -> int:
 
 def test_outcomes_reach_status_metrics_dashboard_and_recap(world: World, tmp_path: Path) -> None:
     world.push_to_main("docs/TASKS.md", TASKS, "tasks by kind")
+    world.push_to_main(".github/ai-orchestration.yml", PINNED_MODELS, "a code model that never retires")
     git(world.checkout, "pull", "-q", env=world.env)
     greeting_reply = world.openai.content
     run_ok(world)  # PR 1: Add a greeting module
@@ -137,7 +139,7 @@ def test_outcomes_reach_status_metrics_dashboard_and_recap(world: World, tmp_pat
     assert (kinds["docs"]["prs_closed_unmerged"], kinds["docs"]["merge_rate"], kinds["docs"]["cost_per_merged_pr_usd"]) == (1, 0.0, None)
     assert (kinds["chore"]["prs_open"], kinds["chore"]["merge_rate"]) == (1, None)
     [(pair, group)] = data["by_model"].items()
-    assert pair == "claude-sonnet-5-5 × gpt-4o-mini" and group["cost_per_merged_pr_usd"] == per_merged / 1e6
+    assert pair == "claude-sonnet-5-5 × gpt-6-luna" and group["cost_per_merged_pr_usd"] == per_merged / 1e6
     [month] = data["outcomes"]["by_month"]
     assert (month["month"], month["prs_merged"]) == (now.strftime("%Y-%m"), 2)
 
@@ -189,7 +191,7 @@ def test_outcomes_reach_status_metrics_dashboard_and_recap(world: World, tmp_pat
 
 EXPERIMENT = """models:
   experiment:
-    code: [gpt-4o-mini, gpt-4.1-mini]
+    code: [gpt-6-luna, gpt-5.6-luna]
 """
 
 
@@ -200,19 +202,19 @@ def test_an_experiment_alternates_code_models_and_reports_both(world: World, fak
     for _ in range(3):
         run_ok(world)
     models = [call["model"] for run in world.ledger()["runs"] for call in run["calls"] if call["step"] == "code"]
-    assert models == ["gpt-4o-mini", "gpt-4.1-mini", "gpt-4o-mini"]  # run by run, in turn
-    assert [run["arm"] for run in world.ledger()["runs"]] == ["code=gpt-4o-mini", "code=gpt-4.1-mini", "code=gpt-4o-mini"]
+    assert models == ["gpt-6-luna", "gpt-5.6-luna", "gpt-6-luna"]  # run by run, in turn
+    assert [run["arm"] for run in world.ledger()["runs"]] == ["code=gpt-6-luna", "code=gpt-5.6-luna", "code=gpt-6-luna"]
     for number, merged in ((1, True), (2, True), (3, False)):
         world.github.decide(number, merged=merged, at=later(world.github.pull(number).created_at, 2))
-    run_ok(world)  # the fourth task, on gpt-4.1-mini; reads the three decided PRs
+    run_ok(world)  # the fourth task, on gpt-5.6-luna; reads the three decided PRs
     runs = world.ledger()["runs"]
     spent = {run["pr_url"]: sum(c["cost_micro_usd"] for c in run["calls"]) for run in runs}
 
     code, raw, err = cli("status", "--repo", str(world.checkout), "--json", now=dt.datetime.now(dt.timezone.utc))
     assert code == 0, err
     experiment = json.loads(raw)["outcomes"]["experiment"]
-    assert experiment["arms"] == ["code=gpt-4o-mini", "code=gpt-4.1-mini"]
-    mini, other = experiment["by_arm"]["code=gpt-4o-mini"], experiment["by_arm"]["code=gpt-4.1-mini"]
+    assert experiment["arms"] == ["code=gpt-6-luna", "code=gpt-5.6-luna"]
+    mini, other = experiment["by_arm"]["code=gpt-6-luna"], experiment["by_arm"]["code=gpt-5.6-luna"]
     url = "https://github.com/octo/repo/pull/{}".format
     assert (mini["prs_merged"], mini["prs_closed_unmerged"], mini["merge_rate"]) == (1, 1, 0.5)
     assert mini["cost_per_merged_pr_usd"] == (spent[url(1)] + spent[url(3)]) / 1e6
@@ -220,5 +222,5 @@ def test_an_experiment_alternates_code_models_and_reports_both(world: World, fak
     assert other["cost_per_merged_pr_usd"] == spent[url(2)] / 1e6
     code, text, err = cli("status", "--repo", str(world.checkout), now=dt.datetime.now(dt.timezone.utc))
     assert "experiment (models.experiment), side by side:" in text
-    assert "code=gpt-4o-mini: 1 merged of 2" in text and "(50% merged of 2 decided PRs, 0 open)" in text
-    assert "code=gpt-4.1-mini: 1 merged of 2" in text and "(100% merged of 1 decided PR, 1 open)" in text
+    assert "code=gpt-6-luna: 1 merged of 2" in text and "(50% merged of 2 decided PRs, 0 open)" in text
+    assert "code=gpt-5.6-luna: 1 merged of 2" in text and "(100% merged of 1 decided PR, 1 open)" in text
