@@ -318,7 +318,7 @@ def classify_anthropic(err: anthropic.APIError, secret: str) -> ProviderError:
     )
 
 
-def _classify_openai(err: openai.OpenAIError, secret: str) -> ProviderError:
+def classify_openai(err: openai.OpenAIError, secret: str) -> ProviderError:
     if isinstance(err, openai.APIStatusError):
         # The SDK already unwrapped the body to the inner ``error`` object.
         error = err.body if isinstance(err.body, dict) else {}
@@ -661,19 +661,26 @@ def write_code(
     returned: one cut at the limit raises TruncatedReplyError, a refusal or the content filter
     InvalidReplyError kind "refusal", any other finish reason kind "unfinished".
     """
-    effort: Any = reasoning_effort or openai.omit  # older models refuse the parameter
     started = clock()
     try:
-        completion = client.chat.completions.create(  # type: ignore[call-overload]
-            model=model,
-            messages=messages,  # type: ignore[arg-type]
-            max_completion_tokens=max_tokens,
-            reasoning_effort=effort,
-        )
+        completion = client.chat.completions.create(**code_params(model, messages, max_tokens, reasoning_effort))
     except openai.OpenAIError as err:
-        raise _classify_openai(err, client.api_key or "") from None
+        raise classify_openai(err, client.api_key or "") from None
     except ValueError as err:  # the SDK's json.loads of a body that is not JSON or is cut off
         raise _malformed(OPENAI, f"not JSON: {_detail(str(err), '')}") from None
+    return code_reply(completion, model, max_tokens, _elapsed_ms(clock, started))
+
+
+def code_params(model: str, messages: list[dict[str, Any]], max_tokens: int, reasoning_effort: str | None) -> dict[str, Any]:
+    """The Chat Completions parameters of a code request (also the ``body`` of a Batch API request).
+    ``reasoning_effort`` only when given: older models refuse the parameter."""
+    params: dict[str, Any] = {"model": model, "messages": messages, "max_completion_tokens": max_tokens}
+    return {**params, "reasoning_effort": reasoning_effort} if reasoning_effort else params
+
+
+def code_reply(completion: object, model: str, max_tokens: int, latency_ms: int) -> ModelReply:
+    """A ``chat.completion`` (a call's, or a batch output line's body) as a ModelReply, only when
+    finished with content (raises as ``write_code`` says)."""
     if not isinstance(completion, openai.types.chat.ChatCompletion) or completion.choices is None or completion.model is None:
         raise _malformed(OPENAI, "no chat completion in the body")
     choice = completion.choices[0] if completion.choices else None
@@ -683,7 +690,7 @@ def write_code(
         model=completion.model,
         text=content,
         usage=_openai_usage(completion.usage) if reported else Usage(),
-        latency_ms=_elapsed_ms(clock, started),
+        latency_ms=latency_ms,
         usage_reported=reported,
     )
     kind = "invalid_reply"
