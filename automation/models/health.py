@@ -114,7 +114,6 @@ def after_run(ledger: Ledger, record: RunRecord, task: str, outcome: str, config
             if state["consecutive_failures"] >= config.breaker_failures:
                 state["opened_at"] = now.strftime(TIME_FORMAT)  # opens, or re-opens after a failed probe
 
-    parked = {key: dict(entry) for key, entry in ledger.health.get("parked", {}).items()}
     key = task_key(task) if task else None
     # A reply the model gave but that could not be used (refused, cut off, failed the checks)
     # counts against the task; an outage does not.
@@ -122,10 +121,9 @@ def after_run(ledger: Ledger, record: RunRecord, task: str, outcome: str, config
         outcome != "pr_opened" and any(call.outcome in UNUSABLE_REPLIES for call in record.calls)
     )
     if key and unusable:
-        entry = parked.setdefault(key, {"task": task, "failures": 0, "parked": False})
-        entry["failures"] += 1
-        entry["parked"] = entry["failures"] >= config.park_after_failures
-    elif key and outcome == "pr_opened" and key in parked:  # reset, not deleted: see unpark_missing
+        ledger = count_failure(ledger, task, config)
+    parked = {key: dict(entry) for key, entry in ledger.health.get("parked", {}).items()}
+    if key and outcome == "pr_opened" and key in parked:  # reset, not deleted: see unpark_missing
         parked[key] = {"task": task, "failures": 0, "parked": False}
     health = {**ledger.health, "breakers": breakers, "parked": parked}
     if not breakers:
@@ -133,6 +131,17 @@ def after_run(ledger: Ledger, record: RunRecord, task: str, outcome: str, config
     if not parked:
         health.pop("parked")
     return replace(ledger, health=health)
+
+
+def count_failure(ledger: Ledger, task: str, config: Config) -> Ledger:
+    """One more failure against ``task`` (an unusable reply, or a batch request that ended
+    errored, expired or canceled); ``health.park_after_failures`` of them without a pull
+    request in between park it."""
+    parked = {key: dict(entry) for key, entry in ledger.health.get("parked", {}).items()}
+    entry = parked.setdefault(task_key(task), {"task": task, "failures": 0, "parked": False})
+    entry["failures"] += 1
+    entry["parked"] = entry["failures"] >= config.park_after_failures
+    return replace(ledger, health={**ledger.health, "parked": parked})
 
 
 @dataclass(frozen=True)

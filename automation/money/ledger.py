@@ -177,6 +177,13 @@ UNSETTLED = "unsettled"
 # own (``Reservation.batch``) for as long as the provider may take, then booked like any other.
 BATCH_PENDING = "batch_pending"
 BATCH_PREFIX = "batch-"
+
+
+def batch_key(provider: str, step: str, batch_id: str) -> str:
+    """The reservation key of a batch request: ``batch-<provider>-<step>-<batch id>``, e.g.
+    ``batch-openai-code-batch_abc123``, so the ledger says whose request it is and for what."""
+    return f"{BATCH_PREFIX}{provider}-{step}-{batch_id}"
+
 # A batch ends within 24 hours of its creation (both providers); an hour more for the cron tick
 # that collects it.
 BATCH_HOLD = dt.timedelta(hours=25)
@@ -213,6 +220,14 @@ class Reservation:
     def batch(self) -> bool:
         """A request in a provider batch (``run_id`` ``batch-<provider batch id>``), not a run."""
         return self.run_id.startswith(BATCH_PREFIX) and self.in_flight is not None and self.in_flight.outcome == BATCH_PENDING
+
+    @property
+    def batch_id(self) -> str:
+        """A batch hold's provider batch id (its key is ``batch_key``; ``unsent-<run id>`` until the
+        provider gave one; a key of an earlier version, ``batch-<id>``, reads the same)."""
+        rest = self.run_id.removeprefix(BATCH_PREFIX)
+        call = self.in_flight
+        return rest.removeprefix(f"{call.provider}-{call.step}-") if call is not None else rest
 
     def unbooked(self, recorded_micro_usd: int, most: int) -> CallRecord | None:
         """What the run may have spent beyond its ``recorded_micro_usd``, as a call row: the call in

@@ -13,7 +13,7 @@ from ..core.prices import MICRO, format_usd
 from ..core.wording import plural
 from ..models import health
 from ..money import budget, estimate, spend, windows
-from ..money.ledger import BATCH_PREFIX, TIME_FORMAT, UNSETTLED, Ledger, RunRecord
+from ..money.ledger import TIME_FORMAT, UNSETTLED, Ledger, RunRecord
 from ..repo.checks import FAILED, PASSED, PRE_EXISTING, Verification
 from ..repo.context import _fence_for
 from . import model_text, series
@@ -95,8 +95,8 @@ def status_data(
             "reserved_usd": usd(ledger.reserved_micro_usd(now, config.reservation_horizon)),
         },
         "batches": [  # requests submitted in a provider batch, held at their batch worst case until collected
-            {"id": held.run_id.removeprefix(BATCH_PREFIX), "task": held.task, "held_usd": usd(held.micro_usd),
-             "until": held.expires_at}
+            {"id": held.batch_id, "step": held.in_flight.step if held.in_flight else "", "task": held.task,
+             "held_usd": usd(held.micro_usd), "until": held.expires_at}
             for held in ledger.reservations if held.batch
         ],
         "history": [
@@ -239,7 +239,7 @@ def render_status(data: dict[str, Any], ledger: Ledger, budget_micro_usd: int) -
     if running["runs"]:
         lines.append(f"  in progress: {plural(running['runs'], 'run')} holding {format_usd(round(running['reserved_usd'] * MICRO), 4)} more")
     for held in data["batches"]:
-        lines.append(f"  in flight: batch {held['id']} for '{held['task']}', held at "
+        lines.append(f"  in flight: {held['step']} batch {held['id']} for '{held['task']}', held at "
                      f"{format_usd(round(held['held_usd'] * MICRO), 4)} until {held['until']} (a later run collects it)")
     lines += [f"  {warning}" for warning in data["warnings"]]
     lines += ["  past months:"] if data["history"] else []

@@ -103,7 +103,8 @@ def run(
         if decide_only and config.batch and batch.pending(session.ledger):
             _hand_over(session, "collect the pending batch")
         collected = batch.collect(session, partial(_client, session)) if config.batch else None
-        task = _pick_task(session, collected.task if collected and collected.analysis else task_text, pulls, remote)
+        usable = collected if collected and collected.usable else None
+        task = _pick_task(session, usable.task if usable else task_text, pulls, remote)
         _check_pull_request_limit(config, pulls)
         if decide_only:
             _hand_over(session, f"'{task.text}'")
@@ -113,8 +114,7 @@ def run(
         _say_reserved(session, task, worst)
         if config.notify_run_started:
             notifier.notify([discord.run_started_embed(repository=session.repository, now=now, task=task.text, run_url=reports.run_url(env))])
-        pr = _resume_pushed_branch(session, remote, task, pulls) or _new_pull_request(
-            session, remote, task, collected.analysis if collected else None)
+        pr = _resume_pushed_branch(session, remote, task, pulls) or _new_pull_request(session, remote, task, usable)
         session.save(replace(session.record, outcome="pr_opened", pr_url=pr.url))
         intake.announce(remote, task, pr.url, spend.pull_cost(session.ledger, pr.url), session.say)
         outcome = "pr_opened"
@@ -161,20 +161,24 @@ def _write_output(env: Mapping[str, str], name: str, value: str) -> None:
             output.write(f"{name}={value}\n")
 
 
-def _new_pull_request(session: Session, remote: Repository, task: tasks.Task, analysis: str | None = None) -> github.BotPull:
-    """Context, analysis (``analysis`` when a batch brought it; in batch mode, submitted as a batch
-    instead, which ends the run), code and edit checks, then the branch and the PR."""
+def _new_pull_request(session: Session, remote: Repository, task: tasks.Task, collected: batch.Outcome | None = None) -> github.BotPull:
+    """Context, analysis, code and edit checks, then the branch and the PR. In batch mode the
+    analysis and then the code request are submitted as batches instead, each ending the run;
+    ``collected`` is what a later run collected (the analysis, then the code reply too)."""
     brief, found = secret_scan.redact(task.brief)  # the tasks file is a file like any other
     if found:
         session.say(f"Withheld what looks like secrets in the task's text from the prompts ({secret_scan.summary(found)})")
     repo_context = context.build_context(session.repo, brief, session.config.context_max_tokens, _private_paths(session.config))
     _say_context(session, repo_context)
     verify.baseline(session, session.repo)  # the untouched tree's checks, before any paid call
-    if analysis is None and session.config.batch:
+    if collected is None and session.config.batch:
         _submit_analysis(session, brief, repo_context)
-    analysis = analysis or _analyse(session, brief, repo_context)
-    plan = _write_code(session, brief, analysis, repo_context)
-    return _open_pull_request(session, remote, task, analysis, plan)
+    analysis = collected.analysis if collected and collected.analysis is not None else _analyse(session, brief, repo_context)
+    plan = _write_code(session, brief, analysis, repo_context, collected=collected)
+    if collected is not None and collected.code is not None:
+        note = batch.earlier_note(session.ledger, task.text)
+        session.notes.extend([note] if note else [])
+    return _open_pull_request(session, remote, task, analysis, plan, collected.analysis_model if collected else None)
 
 
 def _say_reserved(session: Session, task: tasks.Task, worst: int) -> None:
@@ -433,16 +437,35 @@ def _submit_analysis(session: Session, task: str, repo_context: context.RepoCont
     bound = budget.padded_anthropic_count(found.tokens) if found.counted else found.tokens
     cap = config.output_cap(model)
     options = providers.claude_options(config.price(model), config.analysis_effort, config.analysis_thinking)
-    batch.submit(session, client, model, providers.analysis_params(model, ANALYSIS_SYSTEM, prompt, cap, options), bound, cap)
+    batch.submit(session, client, model, "analysis", providers.analysis_params(model, ANALYSIS_SYSTEM, prompt, cap, options), bound, cap)
+
+
+def _submit_code(session: Session, messages: list[dict], collected: batch.Outcome) -> NoReturn:
+    """The code request as a one-request OpenAI batch (``batch.submit``) on the first model of
+    the chain, with the same parameters as the synchronous call; its metadata names the
+    analysis batch the plan came from. Raises PolicyStop ``batch_submitted`` once it is held and submitted."""
+    from ..models import providers
+
+    config = session.config
+    model = health.chain(session.ledger, config, config.code_model, config.code_fallbacks, session.now)[0]
+    messages = _redacted(session, messages)
+    cap = config.output_cap(model)
+    effort = config.code_reasoning_effort if config.code_reasoning_effort in config.price(model).efforts else None
+    metadata = {batch.ANALYSIS_BATCH: collected.analysis_batch, batch.ANALYSIS_MODEL: collected.analysis_model}
+    batch.submit(session, _client(session, model), model, "code", providers.code_params(model, messages, cap, effort),
+                 providers.openai_input_token_bound(messages, None), cap, metadata)
 
 
 def _write_code(
-    session: Session, task: str, analysis: str, repo_context: context.RepoContext, root: Path | None = None
+    session: Session, task: str, analysis: str, repo_context: context.RepoContext, root: Path | None = None,
+    collected: batch.Outcome | None = None,
 ) -> edits.EditPlan:
     """Ask for SEARCH/REPLACE edits within the prompt bound; one repair request for what could not be used;
     then the repository's checks, and their repairs (``verify.checked``).
 
     ``root`` is the tree the edits apply to: the checkout, or a follow-up's checkout of the PR branch.
+    ``collected``, in batch mode: without its code reply, the code request is submitted as a
+    batch (the run ends); with it, that reply is the first answer, and repairs are synchronous.
     """
     config = session.config
     root = root or session.repo
@@ -454,7 +477,13 @@ def _write_code(
                     f"left out: {', '.join(prompt.left_out) or 'none'}")
     rules = edits.EditRules(ledger_path=config.ledger_path, tasks_path=config.tasks_file, deny=config.edits_deny,
                             config_path=_config_path_in_repo(session.repo, config), secrets=tuple(session.secrets))
-    ask = partial(_code_call, session)
+    if collected is not None and collected.code is None:
+        _submit_code(session, prompt.messages, collected)
+    replies = [collected.code] if collected is not None and collected.code is not None else []
+
+    def ask(messages: list[dict]) -> str:  # the batch's reply first, if there is one
+        return replies.pop() if replies else _code_call(session, messages)
+
     draft = coding.write_edits(ask, prompt.messages, root, rules, session.say, analysis=analysis)
     return verify.checked(session, draft, ask, prompt.messages, root)
 
@@ -463,7 +492,7 @@ def _code_call(session: Session, messages: list[dict]) -> str:
     from ..models import providers
 
     config = session.config
-    messages = [{**message, "content": redact(message["content"], session.secrets)} for message in messages]
+    messages = _redacted(session, messages)
     bound = providers.openai_input_token_bound(messages, None)
 
     def attempt(model: str, untyped: object) -> str:
@@ -482,6 +511,11 @@ def _code_call(session: Session, messages: list[dict]) -> str:
         return _unless_cut(session, "code", model, config.code_reasoning_effort, call)
 
     return _with_fallbacks(session, "code", config.code_model, config.code_fallbacks, attempt)
+
+
+def _redacted(session: Session, messages: list[dict]) -> list[dict]:
+    """The code messages as sent: every secret the run knows masked."""
+    return [{**message, "content": redact(message["content"], session.secrets)} for message in messages]
 
 
 def _with_fallbacks(
@@ -526,8 +560,9 @@ def _named_files(repo: Path, analysis: str, repo_context: context.RepoContext, p
 
 
 def _open_pull_request(
-    session: Session, remote: Repository, task: tasks.Task, analysis: str, plan: edits.EditPlan
+    session: Session, remote: Repository, task: tasks.Task, analysis: str, plan: edits.EditPlan, answered: str | None = None
 ) -> github.BotPull:
+    """Commit, push and open the PR; ``answered`` is the analysis model (default: this run's analysis call's)."""
     config, repo, env = session.config, session.repo, session.env
     default = gitops.remote_default_branch(repo, env)
     gitops.fetch(repo, default, env)
@@ -543,7 +578,7 @@ def _open_pull_request(
     sha = gitops.commit_changes(repo, f"origin/{default}", changes, message, env=env)
     gitops.push(repo, sha, branch, env)
     session.say(f"Pushed {branch}")
-    answered = next(c.model for c in reversed(session.record.calls) if c.step == "analysis" and c.outcome == "ok")
+    answered = answered or next(c.model for c in reversed(session.record.calls) if c.step == "analysis" and c.outcome == "ok")
     saved = caching.run_saving_note(session.record.calls, config.price)
     if saved:
         session.say(saved)

@@ -26,6 +26,8 @@ import uuid
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from email import policy
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
@@ -206,6 +208,17 @@ class FakeModelServer(LoopbackServer):
             handler.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (a timeout)
             handler.close_connection = True
+
+
+def _multipart(request: RecordedRequest) -> dict[str, tuple[bytes, str]]:
+    """The fields of a multipart/form-data body: name -> (bytes, filename)."""
+    parsed = BytesParser(policy=policy.HTTP).parsebytes(
+        f"content-type: {request.headers.get('content-type', '')}\r\n\r\n".encode() + request.raw)
+    fields = {}
+    for part in parsed.iter_parts() if parsed.is_multipart() else []:
+        name = part.get_param("name", header="content-disposition")
+        fields[str(name)] = (part.get_payload(decode=True) or b"", part.get_filename() or "")
+    return fields
 
 
 def _not_found(path: str) -> Reply:
@@ -579,6 +592,9 @@ class FakeOpenAI(FakeModelServer):
         # Automatic prefix caching: (model, prompt text) -> when it expires on ``clock``.
         self.cache: dict[tuple[str, str], float] = {}
         self.clock = time.monotonic
+        self.files: dict[str, dict[str, Any]] = {}  # uploaded and result files by id (``file_reply``)
+        self.batches: dict[str, dict[str, Any]] = {}  # Batch API batches by id (``batch_reply``)
+        self.batch_created_release: threading.Event | None = None  # set: a created batch's reply waits for it
 
     @property
     def base_url(self) -> str:
@@ -607,6 +623,10 @@ class FakeOpenAI(FakeModelServer):
         return {"OPENAI_BASE_URL": self.base_url, "OPENAI_API_KEY": self.api_key}
 
     def default_reply(self, request: RecordedRequest) -> Reply:
+        if request.path.startswith(self.files_path):
+            return self.file_reply(request)
+        if request.path.startswith(self.batches_path):
+            return self.batch_reply(request)
         if request.path != self.generation_path:
             return _not_found(request.path)
         body = request.json if isinstance(request.json, dict) else {}
@@ -615,6 +635,123 @@ class FakeOpenAI(FakeModelServer):
         if refused is not None:
             return refused
         return self.answer(body, self.model or model)
+
+    # The Batch API: POST /v1/files uploads the JSONL (multipart, purpose "batch"); POST /v1/batches
+    # creates a batch ("validating", then "in_progress" when next read); GET retrieves it; POST
+    # /cancel starts cancelling; GET /v1/files/{id}/content serves a file. ``end_batches`` ends them.
+    files_path = "/v1/files"
+    batches_path = "/v1/batches"
+
+    def file_reply(self, request: RecordedRequest) -> Reply:
+        parts = request.path[len(self.files_path):].strip("/").split("/")
+        if request.method == "POST" and parts == [""]:
+            fields = _multipart(request)
+            if fields.get("purpose", (b"", ""))[0] != b"batch" or "file" not in fields:
+                return self.error(400, "purpose and file are required", error_type="invalid_request_error", code=None)
+            return Reply(200, self.file_object(self.add_file(fields["file"][0], fields["file"][1], "batch")))
+        stored = self.files.get(parts[0])
+        if stored is None:
+            return self.error(404, f"No such File object: {parts[0]}", error_type="invalid_request_error", code=None)
+        if parts[1:] == ["content"] and request.method == "GET":
+            return Reply(200, stored["bytes"])
+        return Reply(200, self.file_object(parts[0]))
+
+    def add_file(self, data: bytes, filename: str, purpose: str) -> str:
+        file_id = f"file-{uuid.uuid4().hex[:22]}"
+        with self._lock:
+            self.files[file_id] = {"bytes": data, "filename": filename, "purpose": purpose, "created_at": int(time.time())}
+        return file_id
+
+    def file_object(self, file_id: str) -> dict[str, Any]:
+        """A ``file`` object (openai.types.FileObject) as the API returns it."""
+        stored = self.files[file_id]
+        return {"id": file_id, "object": "file", "bytes": len(stored["bytes"]), "created_at": stored["created_at"],
+                "filename": stored["filename"], "purpose": stored["purpose"], "status": "processed", "expires_at": None,
+                "status_details": None}
+
+    def batch_reply(self, request: RecordedRequest) -> Reply:
+        parts = request.path[len(self.batches_path):].strip("/").split("/")
+        body = request.json if isinstance(request.json, dict) else {}
+        if request.method == "POST" and parts == [""]:
+            stored = self.files.get(str(body.get("input_file_id")))
+            if stored is None or stored["purpose"] != "batch":
+                return self.error(400, f"Invalid 'input_file_id': '{body.get('input_file_id')}'.",
+                                  error_type="invalid_request_error", code="invalid_value")
+            if body.get("endpoint") not in ("/v1/chat/completions", "/v1/responses") or body.get("completion_window") != "24h":
+                return self.error(400, "Invalid endpoint or completion_window.", error_type="invalid_request_error", code="invalid_value")
+            batch_id = f"batch_{uuid.uuid4().hex[:24]}"
+            lines = [json.loads(line) for line in stored["bytes"].decode().splitlines() if line.strip()]
+            with self._lock:
+                self.batches[batch_id] = {
+                    "input_file_id": body["input_file_id"], "endpoint": body["endpoint"], "requests": lines,
+                    "status": "validating", "created_at": int(time.time()), "metadata": body.get("metadata"),
+                    "output_file_id": None, "error_file_id": None, "errors": None, "ended_at": {}, "completed": 0, "failed": 0,
+                }
+            reply = self.batch_object(batch_id)
+            self.batches[batch_id]["status"] = "in_progress"
+            return Reply(200, reply, release=self.batch_created_release)
+        batch = self.batches.get(parts[0])
+        if batch is None:
+            return self.error(404, f"No batch found with id '{parts[0]}'.", error_type="invalid_request_error", code=None)
+        if parts[1:] == ["cancel"] and request.method == "POST":
+            if batch["status"] in ("validating", "in_progress", "finalizing"):
+                batch["status"] = "cancelling"
+                batch["ended_at"]["cancelling_at"] = int(time.time())
+            return Reply(200, self.batch_object(parts[0]))
+        if not parts[1:] and request.method == "GET":
+            return Reply(200, self.batch_object(parts[0]))
+        return _not_found(request.path)
+
+    def batch_object(self, batch_id: str) -> dict[str, Any]:
+        """A ``batch`` object (openai.types.Batch) as the API returns it."""
+        batch = self.batches[batch_id]
+        created = batch["created_at"]
+        stamps = {name: batch["ended_at"].get(name) for name in (
+            "in_progress_at", "finalizing_at", "completed_at", "failed_at", "expired_at", "cancelling_at", "cancelled_at")}
+        return {
+            "id": batch_id, "object": "batch", "endpoint": batch["endpoint"], "errors": batch["errors"],
+            "input_file_id": batch["input_file_id"], "completion_window": "24h", "status": batch["status"],
+            "output_file_id": batch["output_file_id"], "error_file_id": batch["error_file_id"], "created_at": created,
+            "expires_at": created + 24 * 3600, **stamps,
+            "request_counts": {"total": len(batch["requests"]), "completed": batch["completed"], "failed": batch["failed"]},
+            "metadata": batch["metadata"],
+        }
+
+    def end_batches(self, result: str = "succeeded") -> None:
+        """End every unfinished batch: each request ``result`` ("succeeded": answered as Chat
+        Completions would, a refused parameter becoming an error line; "errored": a 500 in the
+        error file), or the batch ends "expired" (its requests unrun, ``batch_expired`` in the
+        error file) or "failed" (validation errors, no files); a cancelling batch's requests
+        are ``batch_cancelled``."""
+        with self._lock:
+            batches = [batch for batch in self.batches.values() if batch["status"] in ("validating", "in_progress", "cancelling")]
+        for batch in batches:
+            now = int(time.time())
+            if result == "failed":
+                batch.update(status="failed", errors={"object": "list", "data": [
+                    {"code": "invalid_request", "message": "The request body is not valid.", "param": "body", "line": 1}]})
+                batch["ended_at"]["failed_at"] = now
+                continue
+            status = "cancelled" if batch["status"] == "cancelling" else "expired" if result == "expired" else "completed"
+            output, errors = [], []
+            for item in batch["requests"]:
+                line = {"id": f"batch_req_{uuid.uuid4().hex[:24]}", "custom_id": item.get("custom_id"), "response": None, "error": None}
+                if status != "completed":
+                    code = "batch_cancelled" if status == "cancelled" else "batch_expired"
+                    errors.append({**line, "error": {"code": code, "message": f"This request was not run ({code})."}})
+                    continue
+                body = item.get("body") or {}
+                model = str(body.get("model", "gpt-fake"))
+                reply = (self.server_error() if result == "errored" else self.refusal(body, model)
+                         or self.answer(body, self.model or model))
+                response = {"status_code": reply.status, "request_id": f"req_{uuid.uuid4().hex}", "body": reply.body}
+                (output if reply.status == 200 else errors).append({**line, "response": response})
+            for name, rows in (("output_file_id", output), ("error_file_id", errors)):
+                if rows:
+                    batch[name] = self.add_file("".join(json.dumps(row) + "\n" for row in rows).encode(), f"batch_{name}.jsonl",
+                                                "batch_output")
+            batch.update(status=status, completed=len(output), failed=len(errors))
+            batch["ended_at"][f"{status}_at"] = now
 
     @classmethod
     def refusal(cls, body: Mapping[str, Any], model: str) -> Reply | None:
