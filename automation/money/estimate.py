@@ -139,20 +139,21 @@ class Mode:
 
 
 def modes(config: Config, model: RunModel) -> tuple[Mode, ...]:
-    """Standard, batch (``models.batch``) and batch with the analysis prefix cached, for the
-    typical run of ``model``: one pull request a task run. Batch prices are
-    ``Price.batched()`` (half, both providers); a 5-minute cache write is 1.25x input, a read
-    0.1x of the same (batched) price (``money/caching.py``)."""
+    """Standard, batch (``models.batch``: the analysis and the code request each as a batch) and
+    batch with the analysis prefix cached, for the typical run of ``model``: one pull request a
+    task. Batch prices are ``Price.batched()`` (half, both providers); a 5-minute cache write is
+    1.25x input, a read 0.1x of the same (batched) price (``money/caching.py``)."""
     cost = model.cost(config)
     batched = config.price(config.analysis_model).batched()
+    code = config.price(config.code_model).batched().cost_micro_usd(model.code)
     analysis = model.analysis
     prefix = min(model.context_tokens, analysis.input_tokens)
     rest = replace(analysis, input_tokens=analysis.input_tokens - prefix)
     pair = batched.cost_micro_usd(replace(rest, cache_write_5m_tokens=prefix)) + batched.cost_micro_usd(
         replace(rest, cache_read_tokens=prefix))
-    batch = batched.cost_micro_usd(analysis) + cost.code_typical
+    batch = batched.cost_micro_usd(analysis) + code
     minimum = caching.min_cacheable_tokens(batched.model)
-    cached = (Mode("batch + cache", -(-pair // 2) + cost.code_typical,
+    cached = (Mode("batch + cache", -(-pair // 2) + code,
                    f"as batch, with the analysis's {prefix:,}-token context written to the prompt cache by one request and "
                    "read by the next within 5 minutes (a cut reply retried, or runs in a burst with models.prompt_cache: always)")
               if prefix >= minimum else
@@ -160,7 +161,7 @@ def modes(config: Config, model: RunModel) -> tuple[Mode, ...]:
                    f"{minimum:,}-token minimum, so nothing is cached"))
     return (
         Mode("standard", cost.typical, "both calls synchronous at the standard price"),
-        Mode("batch", batch, "the analysis as a Message Batch at half price, collected by the next cron run "
-             "(a task takes two runs); the code call synchronous (about 5% of a run: not worth a third run)"),
+        Mode("batch", batch, "the analysis as a Message Batch and the code request through OpenAI's Batch API, each at "
+             "half price and collected by a later cron run (a task takes three runs; repairs stay synchronous)"),
         cached,
     )
