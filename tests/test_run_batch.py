@@ -266,7 +266,7 @@ def test_a_task_whose_batch_requests_keep_ending_unrun_is_parked_and_the_queue_m
 
     parked = _tick(world)  # failure 3: parked before it is submitted again
 
-    assert "'Add a greeting module' is parked: 3 of its batch requests in a row" in parked.stdout
+    assert "'Add a greeting module' is parked after 3 failures without a pull request" in parked.stdout
     assert "Skipping 'Add a greeting module': parked after repeated failures" in parked.stdout
     assert "Submitted the analysis of 'Say hello in French too'" in parked.stdout  # the queue moves on
     assert world.ledger()["health"]["parked"]

@@ -162,8 +162,9 @@ def _count_against(session: Session, task: str) -> None:
     it before this run submits it again."""
     session.ledger = health.count_failure(session.ledger, task, session.config)
     if health.task_key(task) in health.parked_tasks(session.ledger):
-        session.say(f"'{task}' is parked: {session.config.park_after_failures} of its batch requests in a row or its "
-                    f"replies could not be used (health.park_after_failures); edit its text to retry")
+        session.say(f"'{task}' is parked after {session.config.park_after_failures} failures without a pull request "
+                    f"(batch requests the provider did not run, or replies that could not be used; "
+                    f"health.park_after_failures); edit its text to retry")
 
 
 def earlier_note(ledger: Ledger, task: str) -> str | None:
