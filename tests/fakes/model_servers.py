@@ -214,10 +214,11 @@ def _multipart(request: RecordedRequest) -> dict[str, tuple[bytes, str]]:
     """The fields of a multipart/form-data body: name -> (bytes, filename)."""
     parsed = BytesParser(policy=policy.HTTP).parsebytes(
         f"content-type: {request.headers.get('content-type', '')}\r\n\r\n".encode() + request.raw)
-    fields = {}
+    fields: dict[str, tuple[bytes, str]] = {}
     for part in parsed.iter_parts() if parsed.is_multipart() else []:
-        name = part.get_param("name", header="content-disposition")
-        fields[str(name)] = (part.get_payload(decode=True) or b"", part.get_filename() or "")
+        payload = part.get_payload(decode=True)
+        fields[str(part.get_param("name", header="content-disposition"))] = (
+            payload if isinstance(payload, bytes) else b"", part.get_filename() or "")
     return fields
 
 
@@ -733,7 +734,8 @@ class FakeOpenAI(FakeModelServer):
                 batch["ended_at"]["failed_at"] = now
                 continue
             status = "cancelled" if batch["status"] == "cancelling" else "expired" if result == "expired" else "completed"
-            output, errors = [], []
+            output: list[dict[str, Any]] = []
+            errors: list[dict[str, Any]] = []
             for item in batch["requests"]:
                 line = {"id": f"batch_req_{uuid.uuid4().hex[:24]}", "custom_id": item.get("custom_id"), "response": None, "error": None}
                 if status != "completed":
