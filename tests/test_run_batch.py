@@ -180,6 +180,8 @@ def test_a_task_goes_from_batches_to_pull_request_over_five_cron_runs_settled_to
     assert f"| code | `{line['body']['model']}` |" in pull["body"]
     assert "## Analysis (claude-sonnet-5-5)\n\n> ## Changes\n> Add `app/greeting.py` with `greet`." in pull["body"]
     assert "Batch mode: the analysis was collected and booked by run " in pull["body"]
+    figures = json.loads(_cli(world, "status", "--json"))  # the PR is the batch analysis's and the code's
+    assert list(figures["by_model"]) == [f"claude-sonnet-5-5 × {line['body']['model']}"]
 
 
 def test_a_run_killed_between_the_code_submit_and_its_collection_loses_nothing_and_passes_no_cap(world: World) -> None:

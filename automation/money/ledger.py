@@ -640,9 +640,11 @@ def with_runs(pulls: tuple[PullOutcome, ...], runs: tuple[RunRecord, ...], month
     its models, kind and arm from the run that opened it; a PR known only from a run is added.
 
     A run counts toward the PR in its ``pr_url`` (the opening run, follow-ups, repairs); a task
-    run that opened none (a failed attempt) toward the first PR for the same task opened after
-    it started. Spend that bought no PR is in no record, nor is a follow-up's on a PR no task run
-    of the ledger opened (one opened before PRs were recorded).
+    run that opened none (a failed attempt, or a batch-mode run that collected the analysis)
+    toward the first PR for the same task opened after it started; the PR's analysis model is
+    the opening run's, else the last one such a run answered with. Spend that bought no PR is in
+    no record, nor is a follow-up's on a PR no task run of the ledger opened (one opened before
+    PRs were recorded).
     """
     records = {pull.url: pull for pull in pulls}
     for run in runs:
@@ -651,6 +653,7 @@ def with_runs(pulls: tuple[PullOutcome, ...], runs: tuple[RunRecord, ...], month
                                               opened_at=run.started_at)
     spent: dict[str, int] = {}
     follow_ups: dict[str, int] = {}
+    analysed: dict[str, str] = {}  # a PR's analysis model, answered in a run before the one that opened it
     for run in runs:
         url = run.pr_url or _next_pull_for(records.values(), run)
         if url is None or url not in records:  # a follow-up on a PR opened before it was on record
@@ -658,10 +661,12 @@ def with_runs(pulls: tuple[PullOutcome, ...], runs: tuple[RunRecord, ...], month
         spent[url] = spent.get(url, 0) + run.cost_micro_usd
         follow_ups[url] = follow_ups.get(url, 0) + (run.kind == "follow_up")
         record = records[url]
+        answered = {call.step: call.model for call in run.calls if call.outcome == "ok"}
+        if run.kind == "task" and not run.pr_url and "analysis" in answered:
+            analysed[url] = answered["analysis"]
         if run.kind == "task" and run.pr_url and not record.code_model:
-            answered = {call.step: call.model for call in run.calls if call.outcome == "ok"}
-            records[url] = replace(record, analysis_model=answered.get("analysis", ""), code_model=answered.get("code", ""),
-                                   task_kind=record.task_kind or run.task_kind, arm=run.arm)
+            records[url] = replace(record, analysis_model=answered.get("analysis", analysed.get(url, "")),
+                                   code_model=answered.get("code", ""), task_kind=record.task_kind or run.task_kind, arm=run.arm)
     return tuple(sorted(
         (replace(record, spent={**record.spent, month: spent[url]} if url in spent else record.spent,
                  follow_ups={**record.follow_ups, month: follow_ups[url]} if follow_ups.get(url) else record.follow_ups)
