@@ -328,6 +328,9 @@ def test_source_comes_before_tests_and_docs_unless_the_task_is_about_them(tmp_pa
     assert next(iter(build_context(root, "Apply the discount at checkout", cap).files)) == "shop/cart.py"
     assert next(iter(build_context(root, "Add a test for the discount", cap).files)) == "tests/test_cart.py"
     assert next(iter(build_context(root, "Document the discount rules", cap).files)) == "docs/discount.md"
+    # a test or the docs said later describe the change, which is to source
+    assert next(iter(build_context(root, "Fix the crash when a discount is used as a boolean test", cap).files)) == "shop/cart.py"
+    assert next(iter(build_context(root, "Correct how the discount rounds, as the docs say", cap).files)) == "shop/cart.py"
 
 
 def test_identifiers_match_across_camel_and_snake_case(tmp_path: Path) -> None:

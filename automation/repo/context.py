@@ -64,6 +64,7 @@ PAIR_SHARE = 0.5  # a source module gains this share of the score of the test na
 PAIR_SOURCES = 2  # ... when the test's name points at no more modules than this
 DEFINERS = 3  # a name the task gives puts the files defining it first when at most this many do
 NAME_WEIGHT = 3  # an occurrence of a name the task gives (identifier, hyphenated message name) counts as this many words
+SUBJECT_WORDS = 4  # a task is about tests or docs when one of its first this many words names them
 BM25_K1 = 1.2  # Okapi BM25's usual parameters (Robertson & Zaragoza 2009; Lucene's defaults)
 BM25_B = 0.75
 
@@ -426,10 +427,16 @@ def _is_data(path: str) -> bool:
 
 
 def _demoted_kinds(task: str) -> tuple[bool, bool, bool]:
-    """(demote tests, docs, data): each unless the task is about them ('add a test', 'fix the docs', 'translations')."""
+    """(demote tests, docs, data): each unless the task is about them ('add a test', 'fix the docs', 'translations').
+
+    Tests and docs count only when one of the task's first :data:`SUBJECT_WORDS` words names
+    them ('Add tests for ...', 'Test that ...', 'Fix the docs ...'): said later, they describe
+    the change ('... used as an `if` test', '... a typo in docs'), which is to source.
+    """
     split = {piece.lower() for piece in _CAMEL.findall(task)}
-    about_tests = any(word.startswith("test") for word in split)
-    about_docs = any(word.startswith(("doc", "readme", "changelog", "example", "tutorial")) and word != "docstring" for word in split)
+    lead = {piece.lower() for word in _ALNUM.findall(task)[:SUBJECT_WORDS] for piece in _CAMEL.findall(word)}
+    about_tests = any(word.startswith("test") for word in lead)
+    about_docs = any(word.startswith(("doc", "readme", "changelog", "example", "tutorial")) and word != "docstring" for word in lead)
     about_data = any(word.startswith(("translat", "locale", "i18n", "l10n", "gettext", "lock", "depend", "svg", "minif")) for word in split)
     return not about_tests, not about_docs, not about_data
 
