@@ -509,6 +509,29 @@ def test_a_module_shares_the_score_of_the_test_named_after_it(tmp_path: Path) ->
     assert re.fullmatch(r"  shop/coupons\.py \(\d+ tokens\): score [\d.]+, with its test tests/test_coupons\.py", _first_sent(ctx))
 
 
+def test_a_task_sharing_no_word_with_the_code_gets_source_before_configuration(tmp_path: Path) -> None:
+    root = _git_repo(tmp_path, {
+        ".travis.yml": "language: python\n",
+        "setup.cfg": "[metadata]\nname = shop\n",
+        "shop/core.py": "def checkout(cart):\n    return cart\n",
+    })
+    ctx = build_context(root, "Addressed a few review concerns", 10_000)
+    assert list(ctx.files) == ["shop/core.py", ".travis.yml", "setup.cfg"]
+
+
+def test_a_message_name_the_task_gives_puts_the_few_source_files_holding_it_first(tmp_path: Path) -> None:
+    """``no-self-argument`` is defined by no def or class: the checker spelling it out comes first, not the file with more
+    of the task's words, nor its test inputs."""
+    root = _git_repo(tmp_path, {
+        **BASIC,
+        "lint/config/arguments.py": "def parse_arguments(method, arguments):\n    # variadic arguments of a method\n    return arguments\n" * 3,
+        "lint/checkers/classes.py": "MESSAGES = {'E0211': 'no-self-argument'}\n",
+        "tests/functional/no_self_argument.py": "class Shape:\n    def area():  # [no-self-argument]\n        pass\n",
+    })
+    ctx = build_context(root, "Report `no-self-argument` for a method with variadic arguments", 10_000)
+    assert re.fullmatch(r"  lint/checkers/classes\.py \(\d+ tokens\): holds no-self-argument", _first_sent(ctx))
+
+
 @pytest.mark.parametrize(("test", "module"), [("tests/test_domain_c.py", "site/domains/c.py"), ("tests/test_build_check.py", "site/builders/check.py")])
 def test_a_test_named_after_a_module_in_the_singular_or_in_short_still_pairs(tmp_path: Path, test: str, module: str) -> None:
     """tests/test_domain_c.py is about site/domains/c.py; tests/test_build_check.py about site/builders/check.py."""
