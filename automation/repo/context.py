@@ -163,7 +163,7 @@ class RepoContext:
     """The map, the files sent whole, the estimated tokens of the rendered text, and what was held back.
 
     ``reasons`` says why each file in ``files`` or ``excerpts`` was sent (``named in the task``,
-    ``defines X``, ``score 7.3``, ``room left``): the dry run shows it so a user can tune the task
+    ``defines X``, ``holds X``, ``score 7.3``, ``room left``): the dry run shows it so a user can tune the task
     or the config. ``excerpts`` holds relevant files too large for the room left, as their
     definition lines and the lines around the task's words (gaps marked), never whole.
     """
