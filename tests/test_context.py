@@ -328,6 +328,9 @@ def test_source_comes_before_tests_and_docs_unless_the_task_is_about_them(tmp_pa
     assert next(iter(build_context(root, "Apply the discount at checkout", cap).files)) == "shop/cart.py"
     assert next(iter(build_context(root, "Add a test for the discount", cap).files)) == "tests/test_cart.py"
     assert next(iter(build_context(root, "Document the discount rules", cap).files)) == "docs/discount.md"
+    # a test or the docs said later describe the change, which is to source
+    assert next(iter(build_context(root, "Fix the crash when a discount is used as a boolean test", cap).files)) == "shop/cart.py"
+    assert next(iter(build_context(root, "Correct how the discount rounds, as the docs say", cap).files)) == "shop/cart.py"
 
 
 def test_identifiers_match_across_camel_and_snake_case(tmp_path: Path) -> None:
@@ -504,6 +507,29 @@ def test_a_module_shares_the_score_of_the_test_named_after_it(tmp_path: Path) ->
     })
     ctx = build_context(root, "Stacked vouchers are rejected", 10_000)
     assert re.fullmatch(r"  shop/coupons\.py \(\d+ tokens\): score [\d.]+, with its test tests/test_coupons\.py", _first_sent(ctx))
+
+
+def test_a_task_sharing_no_word_with_the_code_gets_source_before_configuration(tmp_path: Path) -> None:
+    root = _git_repo(tmp_path, {
+        ".travis.yml": "language: python\n",
+        "setup.cfg": "[metadata]\nname = shop\n",
+        "shop/core.py": "def checkout(cart):\n    return cart\n",
+    })
+    ctx = build_context(root, "Addressed a few review concerns", 10_000)
+    assert list(ctx.files) == ["shop/core.py", ".travis.yml", "setup.cfg"]
+
+
+def test_a_message_name_the_task_gives_puts_the_few_source_files_holding_it_first(tmp_path: Path) -> None:
+    """``no-self-argument`` is defined by no def or class: the checker spelling it out comes first, not the file with more
+    of the task's words, nor its test inputs."""
+    root = _git_repo(tmp_path, {
+        **BASIC,
+        "lint/config/arguments.py": "def parse_arguments(method, arguments):\n    # variadic arguments of a method\n    return arguments\n" * 3,
+        "lint/checkers/classes.py": "MESSAGES = {'E0211': 'no-self-argument'}\n",
+        "tests/functional/no_self_argument.py": "class Shape:\n    def area():  # [no-self-argument]\n        pass\n",
+    })
+    ctx = build_context(root, "Report `no-self-argument` for a method with variadic arguments", 10_000)
+    assert re.fullmatch(r"  lint/checkers/classes\.py \(\d+ tokens\): holds no-self-argument", _first_sent(ctx))
 
 
 @pytest.mark.parametrize(("test", "module"), [("tests/test_domain_c.py", "site/domains/c.py"), ("tests/test_build_check.py", "site/builders/check.py")])

@@ -8,16 +8,18 @@ untracked or ignored ones), and nothing that could be a secret, binary or huge i
 Ranking (measured by ``benchmarks/bench_recall.py`` on real commits):
 
 1. files the task names by path come first;
-2. source before tests and docs (README, CHANGELOG, ``docs/``, prose, examples), unless the
-   task is about tests or docs — commits change source far more often, and prose is large;
+2. source before tests and docs (README, CHANGELOG, ``docs/``, prose, examples), unless one
+   of the task's first :data:`SUBJECT_WORDS` words says tests or docs — commits change source
+   far more often, and prose is large;
 3. files defining a name the task gives (``prepare_cookies``, ``HTTPError``, ``__implements__``,
    ``next()``, one word in backticks, ``used-before-assignment``) that at most :data:`DEFINERS`
-   files define;
+   files define, or, for a hyphenated name no file defines (a linter's message), the source
+   files holding it when at most :data:`NAME_HOLDERS` do;
 4. Okapi BM25 of the task's words against each file's words, identifiers split on camel and
    snake case (a word mixing letters and digits, ``i18n``, also whole), a path word counting as
    :data:`PATH_WEIGHT` content words and a defined name as :data:`DEFINITION_WEIGHT`: a file is
    about what it is called and what it defines; a source module adds :data:`PAIR_SHARE` of the
-   score of the test named after it.
+   score of the test named after it; among equal scores, source code before configuration.
 
 Every sendable file is scored (no read budget); a file whose lowercased text holds none of
 the task's words is read but not tokenised, which keeps a 2,000-file repository under a
@@ -62,8 +64,10 @@ PATH_WEIGHT = 5  # a path word counts as this many content words
 DEFINITION_WEIGHT = 3  # a name defined here (def, class, function...) counts as this many
 PAIR_SHARE = 0.5  # a source module gains this share of the score of the test named after it ...
 PAIR_SOURCES = 2  # ... when the test's name points at no more modules than this
-DEFINERS = 3  # a name the task gives puts the files defining it first when at most this many do
+DEFINERS = 3  # a name the task gives puts the files defining it first when at most this many do ...
+NAME_HOLDERS = 3  # ... or, defined nowhere, the source files holding it when at most this many do
 NAME_WEIGHT = 3  # an occurrence of a name the task gives (identifier, hyphenated message name) counts as this many words
+SUBJECT_WORDS = 4  # a task is about tests or docs when one of its first this many words names them
 BM25_K1 = 1.2  # Okapi BM25's usual parameters (Robertson & Zaragoza 2009; Lucene's defaults)
 BM25_B = 0.75
 
@@ -110,6 +114,7 @@ LANGUAGES = {
     ".swift": "swift", ".sh": "bash", ".md": "markdown", ".json": "json", ".yml": "yaml",
     ".yaml": "yaml", ".toml": "toml", ".html": "html", ".css": "css", ".sql": "sql",
 }
+CODE_SUFFIXES = frozenset(LANGUAGES) - {".md", ".json", ".yml", ".yaml", ".toml", ".html", ".css"}  # languages with definitions
 PROSE_SUFFIXES = frozenset([".md", ".rst", ".txt", ".adoc", ".markdown"])
 DOC_DIRS = frozenset(["docs", "doc", "documentation", "examples", "example", "changelog.d", "newsfragments", "changes"])
 DOC_NAMES = ("readme", "changelog", "changes", "history", "news", "authors", "contributing", "license", "code_of_conduct")
@@ -158,7 +163,7 @@ class RepoContext:
     """The map, the files sent whole, the estimated tokens of the rendered text, and what was held back.
 
     ``reasons`` says why each file in ``files`` or ``excerpts`` was sent (``named in the task``,
-    ``defines X``, ``score 7.3``, ``room left``): the dry run shows it so a user can tune the task
+    ``defines X``, ``holds X``, ``score 7.3``, ``room left``): the dry run shows it so a user can tune the task
     or the config. ``excerpts`` holds relevant files too large for the room left, as their
     definition lines and the lines around the task's words (gaps marked), never whole.
     """
@@ -180,6 +185,7 @@ class _Entry:
     named: bool = False
     demoted: bool = False
     defines: str = ""
+    holds: str = ""  # a name the task gives that no file defines and few files hold (a linter message, a setting)
     score: float = 0.0
     tested_by: str = ""  # the test file whose score this source file shares
     length: int = 0
@@ -426,10 +432,16 @@ def _is_data(path: str) -> bool:
 
 
 def _demoted_kinds(task: str) -> tuple[bool, bool, bool]:
-    """(demote tests, docs, data): each unless the task is about them ('add a test', 'fix the docs', 'translations')."""
+    """(demote tests, docs, data): each unless the task is about them ('add a test', 'fix the docs', 'translations').
+
+    Tests and docs count only when one of the task's first :data:`SUBJECT_WORDS` words names
+    them ('Add tests for ...', 'Test that ...', 'Fix the docs ...'): said later, they describe
+    the change ('... used as an `if` test', '... a typo in docs'), which is to source.
+    """
     split = {piece.lower() for piece in _CAMEL.findall(task)}
-    about_tests = any(word.startswith("test") for word in split)
-    about_docs = any(word.startswith(("doc", "readme", "changelog", "example", "tutorial")) and word != "docstring" for word in split)
+    lead = {piece.lower() for word in _ALNUM.findall(task)[:SUBJECT_WORDS] for piece in _CAMEL.findall(word)}
+    about_tests = any(word.startswith("test") for word in lead)
+    about_docs = any(word.startswith(("doc", "readme", "changelog", "example", "tutorial")) and word != "docstring" for word in lead)
     about_data = any(word.startswith(("translat", "locale", "i18n", "l10n", "gettext", "lock", "depend", "svg", "minif")) for word in split)
     return not about_tests, not about_docs, not about_data
 
@@ -442,7 +454,7 @@ def _definitions(path: str, text: str) -> list[tuple[str, str, str]]:
     suffix = _suffix(path)
     if suffix in (".py", ".pyi"):
         return _PY_DEFINITION.findall(text)
-    if suffix not in LANGUAGES or suffix in (".md", ".json", ".yml", ".yaml", ".toml", ".html", ".css"):
+    if suffix not in CODE_SUFFIXES:
         return []
     return _OTHER_DEFINITION.findall(text)
 
@@ -600,6 +612,7 @@ def _rank(root: Path, entries: list[_Entry], task: str) -> _Ranked:
     idf = _bm25(entries)
     _pair_tests(entries)
     _keep_specific_definitions(entries)
+    _hold_rare_names(entries)
     entries.sort(key=_rank_key)
     return _Ranked(unsendable, terms, idf)
 
@@ -659,8 +672,30 @@ def _keep_specific_definitions(entries: list[_Entry]) -> None:
         entry.defines = next((name for name in entry.defines.split(",") if name and definers[name.lower()] <= DEFINERS), "")
 
 
-def _rank_key(entry: _Entry) -> tuple[bool, bool, bool, float, int, str]:
-    return (not entry.named, entry.demoted, not entry.defines, -entry.score, entry.path.count("/"), entry.path)
+def _hold_rare_names(entries: list[_Entry]) -> None:
+    """Set ``entry.holds`` of the files holding a hyphenated name the task gives, when at most NAME_HOLDERS do.
+
+    A linter's message (``no-self-argument``) or an option (``--ignore-paths``) is defined by no
+    ``def`` or ``class``: the few source files spelling it out are where it lives. They come
+    first, each with its rank's chance (not a definer's certainty). Files put after the source
+    (tests, docs) do not count, so a message's many test inputs do not hide its checker.
+    """
+    defined = {name.lower() for entry in entries for name in entry.defines.split(",") if name}
+    holders: dict[str, list[_Entry]] = {}
+    for entry in entries:
+        if not entry.demoted and _suffix(entry.path) in CODE_SUFFIXES:
+            for key in entry.counts:
+                if key.startswith(NAME_KEY) and "-" in key and key[len(NAME_KEY):] not in defined:
+                    holders.setdefault(key[len(NAME_KEY):], []).append(entry)
+    for name, found in sorted(holders.items()):
+        for entry in found if len(found) <= NAME_HOLDERS else []:
+            entry.holds = entry.holds or name
+
+
+def _rank_key(entry: _Entry) -> tuple[bool, bool, bool, float, bool, int, str]:
+    """Best first; among equal scores (a task sharing no word with the code) source code before configuration, as commits go."""
+    return (not entry.named, entry.demoted, not (entry.defines or entry.holds), -entry.score, _suffix(entry.path) not in CODE_SUFFIXES,
+            entry.path.count("/"), entry.path)
 
 
 def _reason(entry: _Entry) -> str:
@@ -668,6 +703,8 @@ def _reason(entry: _Entry) -> str:
         return "named in the task"
     if entry.defines:
         return f"defines {entry.defines}"
+    if entry.holds:
+        return f"holds {entry.holds}"
     if entry.score > 0:
         return f"score {entry.score:.3g}" + (f", with its test {entry.tested_by}" if entry.tested_by else "")
     return "room left"
@@ -722,7 +759,7 @@ def _candidate(entry: _Entry, rank: int, ranked: _Ranked, best: float) -> excerp
     lines = excerpts.split_lines(text)
     fence = _fence_for(text)
     gap_bytes = len(excerpts.gap(len(lines), len(lines)).encode("utf-8"))
-    relevant = entry.named or entry.defines or entry.score > 0  # else a part is as good as any: whole or nothing
+    relevant = entry.named or entry.defines or entry.holds or entry.score > 0  # else a part is as good as any: whole or nothing
     whole = len(file_block(entry.path, text).encode("utf-8")) if entry.size <= MAX_FILE_BYTES else sys.maxsize  # too large: parts only
     candidate = excerpts.Candidate(
         path=entry.path, chance=_chance(entry, rank, best), lines=lines, units=excerpts.cut_units(entry.path, lines, whole=not relevant),
