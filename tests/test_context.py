@@ -419,6 +419,20 @@ def test_a_large_file_gives_the_function_the_task_is_about_with_the_class_it_is_
     assert ctx.reasons["bank/ledger.py"].endswith("; excerpt") and ctx.tokens == estimate_tokens(render_context(ctx)) <= 4_000
 
 
+def test_a_rarely_named_helper_the_matching_method_calls_comes_with_it(tmp_path: Path) -> None:
+    """The helper shares no word with the task and lies far away; its rare name links it to the method that matches."""
+    helper = "    def _compound_penalty(self, balance):\n        return balance * decimal.Decimal('1.015')\n"
+    ledger = (
+        LEDGER_CLASS.replace("return balance * decimal.Decimal('0.01') * days_late", "return Ledger._compound_penalty(None, balance) * days_late")
+        .replace("\nDEFAULT_LEDGER", helper + "\nDEFAULT_LEDGER")
+    )
+    root = _git_repo(tmp_path, {**BASIC, "bank/ledger.py": ledger})
+    ctx = build_context(root, "Cap the late fee at ten days", 4_000)
+    excerpt = ctx.excerpts["bank/ledger.py"]
+    assert "def apply_late_fee(" in excerpt and helper.rstrip("\n") in excerpt and _carried(excerpt, ledger)
+    assert ctx.tokens == estimate_tokens(render_context(ctx)) <= 4_000
+
+
 def test_the_room_goes_to_the_best_parts_of_several_files_not_one_file_whole(tmp_path: Path) -> None:
     """Two large files share the task's words: each gives its relevant function, rather than the first filling the room."""
     other = LEDGER_CLASS.replace("apply_late_fee", "schedule_late_fee_reminder").replace("class Ledger", "class Reminders")

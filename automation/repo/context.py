@@ -25,7 +25,8 @@ Every sendable file is scored (no read budget); a file whose lowercased text hol
 the task's words is read but not tokenised, which keeps a 2,000-file repository under a
 second. Files are then sent whole, best first, into the room the map leaves, until the cap
 is full; a relevant file too large for the room left, or over :data:`MAX_FILE_BYTES`, is sent
-as an excerpt (its regions most likely to hold the change, ``repo/excerpts.py``). The map lists
+as an excerpt (its regions most likely to hold the change, ``repo/excerpts.py``, then, in a
+small fixed share of the room, the regions those link to by a rarely defined name). The map lists
 every file it has room for, and gives the outline of files not sent with the room left over.
 """
 
@@ -791,7 +792,9 @@ def build_context(root: Path, task: str, max_tokens: int, exclude: Sequence[str]
     sendable = [entry for entry in entries if entry.text is not None]
     best = max((entry.score for entry in sendable if not entry.demoted), default=0.0)
     candidates = [_candidate(entry, rank, ranked, best) for rank, entry in enumerate(sendable[:CANDIDATES])]
-    excerpts.pack(candidates, room)
+    reserve = int(room * excerpts.LINK_SHARE)  # a helper the matching method calls, kept out of their competition
+    left = excerpts.pack(candidates, room - reserve)
+    excerpts.pack(candidates, excerpts.link(candidates, left + reserve))
     files: dict[str, str] = {}
     parts: dict[str, str] = {}
     reasons: dict[str, str] = {}

@@ -8,7 +8,10 @@ unit's share of it, mixing its share of the file's bytes (a change can lie anywh
 share of the file's relevance (Okapi BM25 of the task's words over the file's units, plus the
 identifiers the task names). Units are taken by worth per byte while they fit, so a small
 relevant file goes whole, a large one gives its relevant functions first, and room left goes
-to the rest of the best files. A file whose units all fit is sent whole.
+to the rest of the best files. A file whose units all fit is sent whole. Then a small fixed share
+of the room (:data:`LINK_SHARE`) goes to units linked to a sent matching unit by a rare name
+(:func:`link`: a helper it calls, a caller of it), with no other worth changed: extra worth for
+every link took share from the matching units (common names link too much).
 
 Measured by ``benchmarks/bench_recall.py`` (hunk recall: the real change's lines in the prompt).
 """
@@ -23,6 +26,8 @@ from dataclasses import dataclass, field
 WHOLE_BYTES = 6_000  # a file this small is one unit: cut finer, it reads worse and saves little
 PIECE_BYTES = 2_000  # a unit grown past this (a long function, prose) is cut after its next blank line
 RELEVANCE_SHARE = 0.85  # a unit's share of its file's chance: this much by relevance, the rest by bytes (0.7-1.0 measured)
+LINK_SHARE = 0.02  # of the room, kept for regions a sent matching region links to by a rare name (see link)
+LINK_NAME_LENGTH = 6  # a name shorter than this (get, run, visit) links too much to say anything
 BM25_K1 = 1.2  # Okapi BM25's usual parameters (Robertson & Zaragoza 2009; Lucene's defaults)
 BM25_B = 0.75
 
@@ -32,6 +37,8 @@ _OTHER_UNIT = re.compile(
     r"(?:(?:public|private|protected|static|abstract|final|override|internal)[ \t]+)*"
     r"(?:function|class|def|fn|func|interface|struct|enum|trait|type|module|impl)[ \t]"
 )
+_DEFINES = re.compile(r"[ \t]*(?:export[ \t]+)?(?:async[ \t]+)?(?:def|class|function|fn|func)[ \t]+([A-Za-z_]\w*)")
+_WORD = re.compile(r"[A-Za-z_]\w*")
 _CLOSERS = (")", "]", "}", "#", "//", "/*", "*")
 
 
@@ -151,9 +158,16 @@ def pack(candidates: Sequence[Candidate], room: int) -> int:
                 share = (1 - RELEVANCE_SHARE) * share + RELEVANCE_SHARE * unit.relevance / total_relevance
             offers.append((-chance * share / _cost(candidate, unit), number, index))
     offers.sort()
-    spent = [0] * len(candidates)
+    return _take(candidates, offers, room)
+
+
+def _take(candidates: Sequence[Candidate], offers: Sequence[tuple[float, int, int]], room: int) -> int:
+    """Add the offered units not yet chosen, in order, while their file's block grows within ``room``; the room left."""
+    spent = [_spent(candidate) for candidate in candidates]
     for _, number, index in offers:
         candidate = candidates[number]
+        if index in candidate.chosen:
+            continue
         unit = candidate.units[index]
         excerpt = candidate.excerpt_bytes + sum(_cost(candidate, candidate.units[i]) for i in candidate.chosen)
         cost = min(excerpt + _cost(candidate, unit), candidate.whole_bytes)
@@ -162,6 +176,52 @@ def pack(candidates: Sequence[Candidate], room: int) -> int:
             room -= cost - spent[number]
             spent[number] = cost
     return room
+
+
+def _spent(candidate: Candidate) -> int:
+    """The bytes the units already chosen cost, as :func:`pack` counts them (0 for none)."""
+    if not candidate.chosen:
+        return 0
+    excerpt = candidate.excerpt_bytes + sum(_cost(candidate, candidate.units[i]) for i in candidate.chosen)
+    return min(excerpt, candidate.whole_bytes)
+
+
+def link(candidates: Sequence[Candidate], room: int) -> int:
+    """Add the unsent units that define a rare name a chosen matching unit mentions, or mention one it defines; the room left.
+
+    A matching unit is a chosen one with relevance; a rare name is defined once in the file, is
+    not a dunder and has at least LINK_NAME_LENGTH characters (common names such as ``get`` or
+    ``visit_*`` link too many units). Only excerpted files: a whole file holds its links already.
+    Offers go by the matching unit's worth per byte of the linked one, as :func:`pack` weighs them.
+    """
+    offers: list[tuple[float, int, int]] = []
+    for number, candidate in enumerate(candidates):
+        units = candidate.units
+        if not candidate.chosen or len(candidate.chosen) == len(units):
+            continue
+        total_relevance = sum(unit.relevance for unit in units)
+        matching = [index for index in candidate.chosen if units[index].relevance > 0]
+        if not matching:
+            continue
+        defined: dict[str, list[int]] = {}
+        for index, unit in enumerate(units):
+            for line in candidate.lines[unit.first : unit.last + 1]:
+                found = _DEFINES.match(line)
+                if found:
+                    defined.setdefault(found.group(1), []).append(index)
+        owner = {name: at[0] for name, at in defined.items()
+                 if len(at) == 1 and len(name) >= LINK_NAME_LENGTH and not name.startswith("__")}
+        if not owner:
+            continue
+        mentions = [set(_WORD.findall("".join(candidate.lines[unit.first : unit.last + 1]))) & owner.keys() for unit in units]
+        for index in matching:
+            worth = candidate.chance * units[index].relevance / total_relevance
+            own = {name for name, at in owner.items() if at == index}
+            linked = {owner[name] for name in mentions[index]} | {other for other, names in enumerate(mentions) if names & own}
+            for other in linked - candidate.chosen:
+                offers.append((-worth / _cost(candidate, units[other]), number, other))
+    offers.sort()
+    return _take(candidates, offers, room)
 
 
 def _cost(candidate: Candidate, unit: Unit) -> int:
