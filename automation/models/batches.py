@@ -22,7 +22,7 @@ that completed (billed at the batch price, also in an expired or cancelled batch
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -81,12 +81,8 @@ def collect(client: anthropic.Anthropic, batch_id: str, custom_id: str, model: s
     result = lines[0].result
     if isinstance(result, MessageBatchSucceededResult):
         latency = round((batch.ended_at - batch.created_at).total_seconds() * 1000) if batch.ended_at else 0
-        try:
-            return Collected("ended", SUCCEEDED, analysis_reply(result.message, model, max_tokens, latency))
-        except InvalidReplyError as unusable:
-            return Collected("ended", SUCCEEDED, unusable.reply, unusable)
-        except ProviderError as malformed:
-            return Collected("ended", SUCCEEDED, error=malformed)
+        message = result.message
+        return _succeeded(lambda: analysis_reply(message, model, max_tokens, latency), {})
     if isinstance(result, MessageBatchErroredResult):
         detail = result.error.error
         return Collected("ended", "errored", error=_batch_error(f"{detail.type}: {detail.message}"[:300], "errored"))
@@ -138,15 +134,21 @@ def collect_openai(client: openai.OpenAI, batch_id: str, custom_id: str, model: 
     ended = batch.completed_at or batch.expired_at or batch.cancelled_at or batch.created_at
     try:
         completion = openai.types.chat.ChatCompletion.model_validate(response.get("body"))
-        return Collected("ended", SUCCEEDED, code_reply(completion, model, max_tokens, (ended - batch.created_at) * 1000), metadata=metadata)
-    except InvalidReplyError as unusable:
-        return Collected("ended", SUCCEEDED, unusable.reply, unusable, metadata)
-    except ProviderError as malformed:
-        return Collected("ended", SUCCEEDED, error=malformed, metadata=metadata)
+        return _succeeded(lambda: code_reply(completion, model, max_tokens, (ended - batch.created_at) * 1000), metadata)
     except ValueError as malformed_body:  # not a chat.completion: billed, unusable
         error_ = ProviderError(f"OpenAI batch {batch_id}: the result is not a chat completion ({malformed_body})"[:300],
                                provider=OPENAI, kind="malformed_reply", retryable=True, may_be_billed=True)
         return Collected("ended", SUCCEEDED, error=error_, metadata=metadata)
+
+
+def _succeeded(reply: Callable[[], ModelReply], metadata: dict[str, str]) -> Collected:
+    """A succeeded (billed) request: its reply, or why it cannot be used (the reply kept when there is one)."""
+    try:
+        return Collected("ended", SUCCEEDED, reply(), metadata=metadata)
+    except InvalidReplyError as unusable:
+        return Collected("ended", SUCCEEDED, unusable.reply, unusable, metadata)
+    except ProviderError as malformed:
+        return Collected("ended", SUCCEEDED, error=malformed, metadata=metadata)
 
 
 def _batch_error(message: str, kind: str, provider: str = ANTHROPIC) -> ProviderError:
