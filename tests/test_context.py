@@ -557,3 +557,21 @@ def test_a_test_named_after_a_module_in_the_singular_or_in_short_still_pairs(tmp
     })
     ctx = build_context(root, "Update fundamental types, including GNU exts", 10_000)
     assert re.fullmatch(rf"  {re.escape(module)} \(\d+ tokens\): score [\d.]+, with its test {re.escape(test)}", _first_sent(ctx))
+
+
+def test_the_function_matching_the_task_best_comes_even_from_a_file_ranked_below_others_that_fill_the_room(tmp_path: Path) -> None:
+    """Files ranked above share the task's words all over and could fill the room; its best match lies in a long file ranked below them."""
+    uploads = "".join(
+        f"def upload_part_{i}(storage, part):\n    \"\"\"Upload one part to the storage.\"\"\"\n    return storage.put(part, {i})\n\n\n"
+        for i in range(400)
+    )
+    steps = "".join(f"    wait_{i} = upload.backoff({i})\n" for i in range(30))
+    filler = "".join(f"def invoice_line_{i}(order):\n{steps.replace('upload', 'order')}    return order.lines[{i}]\n\n\n" for i in range(150))
+    quota = f"def retry_when_quota_exceeded(upload, storage):\n    \"\"\"Retry an upload the storage refused over quota.\"\"\"\n{steps}    return upload.retry()\n\n\n"
+    billing = filler[: len(filler) // 2] + quota + filler[len(filler) // 2 :]
+    backends = {f"storage/backend_{k}.py": f"# retry under a quota\n{uploads[: len(uploads) // 4]}" for k in range(4)}
+    root = _git_repo(tmp_path, {**BASIC, **backends, "storage/uploads.py": uploads, "billing/invoices.py": billing})
+    ctx = build_context(root, "Retry the upload to storage when the quota is exceeded", 8_000)
+    assert ctx.reasons["billing/invoices.py"].endswith("; excerpt") and list(ctx.excerpts)[-1] == "billing/invoices.py"  # ranked below
+    assert quota.rstrip("\n") in ctx.excerpts["billing/invoices.py"] and _carried(ctx.excerpts["billing/invoices.py"], billing)
+    assert ctx.tokens == estimate_tokens(render_context(ctx)) <= 8_000

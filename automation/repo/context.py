@@ -25,8 +25,9 @@ Every sendable file is scored (no read budget); a file whose lowercased text hol
 the task's words is read but not tokenised, which keeps a 2,000-file repository under a
 second. Files are then sent whole, best first, into the room the map leaves, until the cap
 is full; a relevant file too large for the room left, or over :data:`MAX_FILE_BYTES`, is sent
-as an excerpt (its regions most likely to hold the change, ``repo/excerpts.py``, then, in a
-small fixed share of the room, the regions those link to by a rarely defined name). The map lists
+as an excerpt (its regions most likely to hold the change, ``repo/excerpts.py``: first, in a
+small fixed share of the room, the regions of any candidate most relevant on their own; last, in
+another, the regions those link to by a rarely defined name). The map lists
 every file it has room for, and gives the outline of files not sent with the room left over.
 """
 
@@ -792,8 +793,8 @@ def build_context(root: Path, task: str, max_tokens: int, exclude: Sequence[str]
     sendable = [entry for entry in entries if entry.text is not None]
     best = max((entry.score for entry in sendable if not entry.demoted), default=0.0)
     candidates = [_candidate(entry, rank, ranked, best) for rank, entry in enumerate(sendable[:CANDIDATES])]
-    reserve = int(room * excerpts.LINK_SHARE)  # a helper the matching method calls, kept out of their competition
-    left = excerpts.pack(candidates, room - reserve)
+    first, reserve = int(room * excerpts.REGION_SHARE), int(room * excerpts.LINK_SHARE)  # kept out of the files' competition
+    left = excerpts.pack(candidates, excerpts.regions(candidates, first) + room - first - reserve)
     excerpts.pack(candidates, excerpts.link(candidates, left + reserve))
     files: dict[str, str] = {}
     parts: dict[str, str] = {}

@@ -8,7 +8,10 @@ unit's share of it, mixing its share of the file's bytes (a change can lie anywh
 share of the file's relevance (Okapi BM25 of the task's words over the file's units, plus the
 identifiers the task names). Units are taken by worth per byte while they fit, so a small
 relevant file goes whole, a large one gives its relevant functions first, and room left goes
-to the rest of the best files. A file whose units all fit is sent whole. Then a small fixed share
+to the rest of the best files. A file whose units all fit is sent whole. Before that, a small
+fixed share of the room (:data:`REGION_SHARE`) goes to the most relevant units of all the
+candidates by their own relevance (:func:`regions`), so a lower-ranked file's one matching
+function is not crowded out by a large best file. After it, another small fixed share
 of the room (:data:`LINK_SHARE`) goes to units linked to a sent matching unit by a rare name
 (:func:`link`: a helper it calls, a caller of it), with no other worth changed: extra worth for
 every link took share from the matching units (common names link too much).
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 WHOLE_BYTES = 6_000  # a file this small is one unit: cut finer, it reads worse and saves little
 PIECE_BYTES = 2_000  # a unit grown past this (a long function, prose) is cut after its next blank line
 RELEVANCE_SHARE = 0.85  # a unit's share of its file's chance: this much by relevance, the rest by bytes (0.7-1.0 measured)
+REGION_SHARE = 0.1  # of the room, kept first for the most relevant regions of any candidate (see regions; 0.05-0.2 measured)
 LINK_SHARE = 0.02  # of the room, kept for regions a sent matching region links to by a rare name (see link)
 LINK_NAME_LENGTH = 6  # a name shorter than this (get, run, visit) links too much to say anything
 BM25_K1 = 1.2  # Okapi BM25's usual parameters (Robertson & Zaragoza 2009; Lucene's defaults)
@@ -142,11 +146,7 @@ def score_units(candidate: Candidate, counts: Callable[[str], Mapping[str, float
 
 
 def pack(candidates: Sequence[Candidate], room: int) -> int:
-    """Choose units (into each ``candidate.chosen``) by worth per byte while they fit ``room`` bytes; the room left.
-
-    A file's cost is its excerpt block's (heading, fences, the units and one gap mark each) or,
-    when that is no less, its whole block's: so the room is an upper bound of the rendered size.
-    """
+    """Choose units (into each ``candidate.chosen``) by worth per byte while they fit ``room`` bytes; the room left."""
     offers: list[tuple[float, int, int]] = []  # (-worth per byte, candidate, unit)
     for number, candidate in enumerate(candidates):
         chance = candidate.chance
@@ -161,29 +161,37 @@ def pack(candidates: Sequence[Candidate], room: int) -> int:
     return _take(candidates, offers, room)
 
 
+def regions(candidates: Sequence[Candidate], room: int) -> int:
+    """Choose the units most relevant to the task among every candidate's, whatever their file's rank, while they fit ``room``; the room left.
+
+    The file-first worth of :func:`pack` leaves a lower-ranked file's one matching function out
+    when the best file is large; ranking the regions themselves, as chunk-level retrieval does,
+    finds it (BM25 over each file's units, the relevance :func:`score_units` gave).
+    """
+    offers = sorted((-unit.relevance, number, index) for number, candidate in enumerate(candidates)
+                    for index, unit in enumerate(candidate.units) if unit.relevance > 0)
+    return _take(candidates, offers, room)
+
+
 def _take(candidates: Sequence[Candidate], offers: Sequence[tuple[float, int, int]], room: int) -> int:
-    """Add the offered units not yet chosen, in order, while their file's block grows within ``room``; the room left."""
-    spent = [_spent(candidate) for candidate in candidates]
+    """Add the offered units not yet chosen, in order, while their file's block grows within ``room``; the room left.
+
+    A file's block costs its excerpt's bytes (heading, fences, the units and one gap mark each)
+    or, when that is no less, its whole block's: so the room is an upper bound of the rendered size.
+    """
+    excerpt = [candidate.excerpt_bytes + sum(_cost(candidate, candidate.units[i]) for i in candidate.chosen) for candidate in candidates]
+    spent = [min(size, candidate.whole_bytes) if candidate.chosen else 0 for size, candidate in zip(excerpt, candidates)]
     for _, number, index in offers:
         candidate = candidates[number]
         if index in candidate.chosen:
             continue
-        unit = candidate.units[index]
-        excerpt = candidate.excerpt_bytes + sum(_cost(candidate, candidate.units[i]) for i in candidate.chosen)
-        cost = min(excerpt + _cost(candidate, unit), candidate.whole_bytes)
+        grown = excerpt[number] + _cost(candidate, candidate.units[index])
+        cost = min(grown, candidate.whole_bytes)
         if cost - spent[number] <= room:
             candidate.chosen.add(index)
             room -= cost - spent[number]
-            spent[number] = cost
+            spent[number], excerpt[number] = cost, grown
     return room
-
-
-def _spent(candidate: Candidate) -> int:
-    """The bytes the units already chosen cost, as :func:`pack` counts them (0 for none)."""
-    if not candidate.chosen:
-        return 0
-    excerpt = candidate.excerpt_bytes + sum(_cost(candidate, candidate.units[i]) for i in candidate.chosen)
-    return min(excerpt, candidate.whole_bytes)
 
 
 def link(candidates: Sequence[Candidate], room: int) -> int:
