@@ -575,3 +575,20 @@ def test_the_function_matching_the_task_best_comes_even_from_a_file_ranked_below
     assert ctx.reasons["billing/invoices.py"].endswith("; excerpt") and list(ctx.excerpts)[-1] == "billing/invoices.py"  # ranked below
     assert quota.rstrip("\n") in ctx.excerpts["billing/invoices.py"] and _carried(ctx.excerpts["billing/invoices.py"], billing)
     assert ctx.tokens == estimate_tokens(render_context(ctx)) <= 8_000
+
+
+def test_a_long_table_with_no_blank_line_gives_the_entry_the_task_names_not_the_whole_table(tmp_path: Path) -> None:
+    """A linter's table of messages is one statement, no blank line in it: cut at its entries, the one named goes alone."""
+    entries = "".join(
+        f'    "W{i:04}": (\n        "Message number {i} of the checker",\n        "message-number-{i}",\n'
+        f'        "Emitted when rule {i} of the checker is broken.",\n    ),\n'
+        for i in range(300)
+    )
+    checker = f"MSGS = {{\n{entries}}}\n\n\n" + "".join(f"def visit_node_{i}(node):\n    return node.kind == {i}\n\n\n" for i in range(400))
+    root = _git_repo(tmp_path, {**BASIC, "lint/checker.py": checker})
+    ctx = build_context(root, "Reword `message-number-217` to say which rule", 6_000)
+    excerpt = ctx.excerpts["lint/checker.py"]
+    wanted = entries[entries.index('    "W0217"') : entries.index('    "W0218"')]
+    assert wanted in excerpt and _carried(excerpt, checker)
+    assert '    "W0100": (\n' not in excerpt  # not the whole table: it is larger than the room
+    assert ctx.tokens == estimate_tokens(render_context(ctx)) <= 6_000

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 WHOLE_BYTES = 6_000  # a file this small is one unit: cut finer, it reads worse and saves little
-PIECE_BYTES = 2_000  # a unit grown past this (a long function, prose) is cut after its next blank line
+PIECE_BYTES = 2_000  # a unit grown past this (a long function, prose) is cut after its next blank line ...
+LONG_PIECE_FACTOR = 2  # ... or, past this many times that with none, at its next line indented no deeper than its second (1-3 measured)
 RELEVANCE_SHARE = 0.85  # a unit's share of its file's chance: this much by relevance, the rest by bytes (0.7-1.0 measured)
 REGION_SHARE = 0.1  # of the room, kept first for the most relevant regions of any candidate (see regions; 0.05-0.2 measured)
 LINK_SHARE = 0.02  # of the room, kept for regions a sent matching region links to by a rare name (see link)
@@ -84,7 +86,9 @@ def cut_units(path: str, lines: Sequence[str], whole: bool = False) -> list[Unit
     """The file's units, covering every line once, in file order; one unit when ``whole`` or for a small file.
 
     Cut at definitions (see the module's docstring), and a unit grown past PIECE_BYTES after its
-    next blank line; each unit knows the definition lines it is inside (sent with it).
+    next blank line, or, with no blank line (a table of a linter's messages), past
+    LONG_PIECE_FACTOR times that at its next statement or entry; each unit knows the definition
+    lines it is inside (sent with it).
     """
     sizes = [len(line.encode("utf-8")) for line in lines]
     total = sum(sizes)
@@ -98,6 +102,7 @@ def cut_units(path: str, lines: Sequence[str], whole: bool = False) -> list[Unit
     # module-level code after an indented block starts a unit; a decorator's lines stay with what it decorates
     after_decorator = previous_indented = in_string = False
     piece = 0  # bytes since the last start
+    body = sys.maxsize
     for index, line in enumerate(lines):
         stripped = line.strip()
         start = False
@@ -121,7 +126,11 @@ def cut_units(path: str, lines: Sequence[str], whole: bool = False) -> list[Unit
                 open_definitions.clear()
         if not start and piece >= PIECE_BYTES and stripped and not lines[index - 1].strip():
             start = True  # a long unit, cut after a blank line
+        elif (not start and piece >= LONG_PIECE_FACTOR * PIECE_BYTES and stripped and not was_in_string
+              and len(line) - len(line.lstrip()) <= body and not stripped.startswith(_CLOSERS)):
+            start = True  # a long unit with no blank line (a table of messages), cut at its next statement or entry
         if start:
+            body = sys.maxsize  # the indentation of the new unit's second line, once seen
             starts.append(index)
             indent = len(line) - len(line.lstrip())
             parents[index] = tuple(at for depth, at in open_definitions if depth < indent and at < index)
@@ -129,6 +138,8 @@ def cut_units(path: str, lines: Sequence[str], whole: bool = False) -> list[Unit
         piece += sizes[index]
         if stripped:
             previous_indented = line[0].isspace()
+            if index > starts[-1] and body == sys.maxsize:
+                body = len(line) - len(line.lstrip())
     ends = starts[1:] + [len(lines)]
     return [Unit(first, end - 1, sum(sizes[first:end]), parents=parents[first]) for first, end in zip(starts, ends) if end > first]
 
