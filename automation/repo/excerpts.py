@@ -102,9 +102,10 @@ def cut_units(path: str, lines: Sequence[str], whole: bool = False) -> list[Unit
     # module-level code after an indented block starts a unit; a decorator's lines stay with what it decorates
     after_decorator = previous_indented = in_string = False
     piece = 0  # bytes since the last start
-    body = sys.maxsize
+    body = sys.maxsize  # the indentation of the unit's second line, once seen
     for index, line in enumerate(lines):
         stripped = line.strip()
+        indent = len(line) - len(line.lstrip())
         start = False
         was_in_string = in_string
         if python and (line.count('"""') + line.count("'''")) % 2:
@@ -115,7 +116,6 @@ def cut_units(path: str, lines: Sequence[str], whole: bool = False) -> list[Unit
             start = index > 0 and not after_decorator
             after_decorator = stripped.startswith("@")
             if not after_decorator:
-                indent = len(line) - len(line.lstrip())
                 while open_definitions and open_definitions[-1][0] >= indent:
                     open_definitions.pop()
                 open_definitions.append((indent, index))
@@ -124,22 +124,21 @@ def cut_units(path: str, lines: Sequence[str], whole: bool = False) -> list[Unit
             start = python and top and previous_indented and not stripped.startswith(_CLOSERS) and not after_decorator
             if top:
                 open_definitions.clear()
-        if not start and piece >= PIECE_BYTES and stripped and not lines[index - 1].strip():
-            start = True  # a long unit, cut after a blank line
-        elif (not start and piece >= LONG_PIECE_FACTOR * PIECE_BYTES and stripped and not was_in_string
-              and len(line) - len(line.lstrip()) <= body and not stripped.startswith(_CLOSERS)):
-            start = True  # a long unit with no blank line (a table of messages), cut at its next statement or entry
+        if not start and piece >= PIECE_BYTES and stripped:
+            # a long unit: cut after a blank line or, with none for long (a table of messages), at its next statement or entry
+            start = not lines[index - 1].strip() or (
+                piece >= LONG_PIECE_FACTOR * PIECE_BYTES and not was_in_string and indent <= body and not stripped.startswith(_CLOSERS)
+            )
         if start:
-            body = sys.maxsize  # the indentation of the new unit's second line, once seen
+            body = sys.maxsize
             starts.append(index)
-            indent = len(line) - len(line.lstrip())
             parents[index] = tuple(at for depth, at in open_definitions if depth < indent and at < index)
             piece = 0
         piece += sizes[index]
         if stripped:
             previous_indented = line[0].isspace()
             if index > starts[-1] and body == sys.maxsize:
-                body = len(line) - len(line.lstrip())
+                body = indent
     ends = starts[1:] + [len(lines)]
     return [Unit(first, end - 1, sum(sizes[first:end]), parents=parents[first]) for first, end in zip(starts, ends) if end > first]
 
