@@ -80,6 +80,31 @@ def test_file_named_in_the_task_is_chosen(tmp_path: Path) -> None:
     assert ctx.reasons["shop/inventory.py"] == "named in the task"
 
 
+def test_a_dotted_name_in_the_task_names_the_longest_module_it_is_written_from(tmp_path: Path) -> None:
+    files: dict[str, str | bytes] = {**BASIC, "shop/__init__.py": "from shop.pricing import apply_discount_code\n", "shop/coupons.py": "class Coupon:\n    pass\n"}
+    root = _git_repo(tmp_path, files)
+    exported = build_context(root, "Export `shop.Coupon` at the top level", 10_000)
+    assert exported.reasons["shop/__init__.py"] == "named in the task"  # an attribute of the package: its __init__
+    qualified = build_context(root, "Round shop.pricing.apply_discount_code to cents", 10_000)
+    assert qualified.reasons["shop/pricing.py"] == "named in the task"
+    assert qualified.reasons.get("shop/__init__.py") != "named in the task"  # the longest module that exists, not its package too
+    assert build_context(root, "Update the notes.txt of shop.pricing", 10_000).reasons["shop/pricing.py"] == "named in the task"
+
+
+def test_a_file_name_many_test_folders_share_names_none_of_them_but_the_whole_path(tmp_path: Path) -> None:
+    fixture = "import pytest\n\n\n@pytest.fixture\ndef app():\n    return 1\n" + "# a fixture's long comment\n" * 40
+    files: dict[str, str | bytes] = {f"tests/case{number}/conftest.py": fixture for number in range(6)}
+    files["shop/config.py"] = "def check_ini_keys(keys, known):\n    return [key for key in keys if key not in known]  # invalid ini keys\n"
+    root = _git_repo(tmp_path, {**BASIC, **files})
+    task = "Don't treat ini keys defined in conftest.py as invalid"
+    ctx = build_context(root, task, 2_000)
+    assert not [path for path, reason in ctx.reasons.items() if reason == "named in the task"]
+    assert next(iter(ctx.files)) == "shop/config.py"
+    _write(root, {"conftest.py": "pytest_plugins = [\"shop\"]\n"})
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    assert build_context(root, task, 2_000).reasons["conftest.py"] == "named in the task"  # the whole path says which
+
+
 def test_identifier_named_in_the_task_finds_its_definition(tmp_path: Path) -> None:
     ctx = build_context(_git_repo(tmp_path, BASIC), "Validate codes in apply_discount_code", 10_000)
     assert next(iter(ctx.files)) == "shop/pricing.py"

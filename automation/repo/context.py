@@ -66,6 +66,7 @@ PATH_WEIGHT = 5  # a path word counts as this many content words
 DEFINITION_WEIGHT = 3  # a name defined here (def, class, function...) counts as this many
 PAIR_SHARE = 0.5  # a source module gains this share of the score of the test named after it ...
 PAIR_SOURCES = 2  # ... when the test's name points at no more modules than this
+NAMED_FILES = 3  # a path or file name the task gives names the files it matches when at most this many do (else see _name_files)
 DEFINERS = 3  # a name the task gives puts the files defining it first when at most this many do ...
 NAME_HOLDERS = 3  # ... or, defined nowhere, the source files holding it when at most this many do
 NAME_WEIGHT = 3  # an occurrence of a name the task gives (identifier, hyphenated message name) counts as this many words
@@ -156,6 +157,7 @@ _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _CALLED = re.compile(r"([A-Za-z_]\w*)\(")
 _DUNDER = re.compile(r"__\w+__")
 _TEST_AFFIX = re.compile(r"^(?:test_|tests_|unittest_)|(?:_tests?|_spec)$")
+_DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")  # pytest.DoctestItem, click.shell_completion
 _HYPHENATED = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+")
 NAME_KEY = "="  # counts of a name the task gives are kept under "=" + name, apart from words
 _TASK_EDGE = "\"'`()[]{}<>,;:!?*"
@@ -384,17 +386,22 @@ def _task_tokens(task: str) -> list[tuple[str, str]]:
     return [(raw, token) for raw, token in pairs if token]
 
 
-def _task_terms(task: str) -> tuple[set[str], set[str], set[str]]:
+def _task_terms(task: str) -> tuple[list[tuple[str, ...]], set[str], set[str]]:
     """(paths or file names mentioned, names, query words) of the task, lowercased.
 
-    Names are identifiers (``prepare_cookies``, ``HTTPError``) and hyphenated names such as a
-    linter's message (``used-before-assignment``: two hyphens, or one inside quotes or brackets).
+    Each mention is its readings, best first: as written, then, for a dotted Python name, the
+    modules it may be written from, longest first ('pytest.DoctestItem' -> pytest/doctestitem.py,
+    pytest/doctestitem/__init__.py, pytest.py, pytest/__init__.py): an attribute lives in the
+    longest that exists. Names are identifiers (``prepare_cookies``, ``HTTPError``) and
+    hyphenated names such as a linter's message (``used-before-assignment``: two hyphens, or
+    one inside quotes or brackets).
     """
-    mentions: set[str] = set()
+    mentions: list[tuple[str, ...]] = []
     identifiers: set[str] = set()
     for raw, token in _task_tokens(task):
         if "/" in token or "." in token.strip("."):
-            mentions.add(token.strip("./").lower())
+            mention = token.strip("./").lower()
+            mentions.append((mention, *_modules(mention)))
         # `name`, ``.name``: one word written as code
         code = raw.startswith("`") and raw.rstrip(",;:!?.)]").endswith("`") and _WORD.fullmatch(token.strip(".")) is not None
         called = set(_CALLED.findall(raw))  # next(), .format(
@@ -410,10 +417,35 @@ def _task_terms(task: str) -> tuple[set[str], set[str], set[str]]:
     return mentions, identifiers, query
 
 
-def _is_named(path: str, mentions: set[str]) -> bool:
-    """Whether the task names this path, or a tail of it ('sessions.py', 'requests/sessions.py'): set look-ups, so a long task stays linear."""
-    lowered = path.lower()
-    return lowered in mentions or any(lowered[index + 1 :] in mentions for index, char in enumerate(lowered) if char == "/")
+def _modules(mention: str) -> list[str]:
+    """The Python modules a dotted name may be written from, longest first; none for a file name ('theme.toml')."""
+    parts = mention.split(".")
+    if not _DOTTED.fullmatch(mention) or "." + parts[-1] in LANGUAGES.keys() | PROSE_SUFFIXES | BINARY_SUFFIXES:
+        return []
+    return [module + tail for depth in range(len(parts), 0, -1) for module in ["/".join(parts[:depth])] for tail in (".py", "/__init__.py")]
+
+
+def _name_files(entries: list[_Entry], mentions: list[tuple[str, ...]]) -> None:
+    """Set ``entry.named`` of the files the task names: by path or a tail of it ('sessions.py', 'requests/sessions.py').
+
+    A mention names the files its first reading that matches any matches (see
+    :func:`_task_terms`). A file name many files share ('conftest.py', '__init__.py',
+    'package.json') says which only when at most NAMED_FILES of them are not tests or docs put
+    after the source, or when it is the whole path: else it names none, and the score decides.
+    """
+    if not mentions:
+        return
+    tails: dict[str, list[_Entry]] = {}
+    for entry in entries:
+        lowered = entry.path.lower()
+        for tail in [lowered] + [lowered[index + 1 :] for index, char in enumerate(lowered) if char == "/"]:
+            tails.setdefault(tail, []).append(entry)
+    for readings in mentions:
+        reading = next((reading for reading in readings if reading in tails), "")
+        found = tails.get(reading, [])
+        kept = [entry for entry in found if not entry.demoted] if len(found) > NAMED_FILES else found
+        for entry in (kept if len(kept) <= NAMED_FILES else []) + [entry for entry in found if entry.path.lower() == reading]:
+            entry.named = True
 
 
 def _is_test(path: str) -> bool:
@@ -587,7 +619,6 @@ def _rank(root: Path, entries: list[_Entry], task: str) -> _Ranked:
     demote_tests, demote_docs, demote_data = _demoted_kinds(task)
     unsendable: set[str] = set()
     for entry in entries:
-        entry.named = _is_named(entry.path, terms.mentions)
         entry.demoted = (
             (demote_tests and _is_test(entry.path)) or (demote_docs and _is_doc(entry.path)) or (demote_data and _is_data(entry.path))
         )
@@ -619,6 +650,7 @@ def _rank(root: Path, entries: list[_Entry], task: str) -> _Ranked:
         for word, count in defined_counts.items():
             counts[word] += DEFINITION_WEIGHT * count
         entry.counts = dict(counts)
+    _name_files(entries, terms.mentions)
     idf = _bm25(entries)
     _pair_tests(entries)
     _keep_specific_definitions(entries)
