@@ -358,6 +358,17 @@ def test_source_comes_before_tests_and_docs_unless_the_task_is_about_them(tmp_pa
     assert next(iter(build_context(root, "Correct how the discount rounds, as the docs say", cap).files)) == "shop/cart.py"
 
 
+@pytest.mark.parametrize("folder", ["playground/discount-app", "e2e", "fixtures", "internal/testdata"])
+def test_test_apps_and_fixtures_come_after_the_source_they_exercise(tmp_path: Path, folder: str) -> None:
+    files: dict[str, str | bytes] = {
+        "shop/cart.js": "export function total(cart) {\n  return cart.reduce((sum, item) => sum + item.price, 0) // discount later\n}\n",
+        f"{folder}/vite.config.js": "export default { discount: true, discountCodes: ['discount'] } // discount\n",
+        "filler/data.js": "export const x = 1\n" * 400,
+    }
+    cap = 120  # room for the map and about one small file
+    assert next(iter(build_context(_git_repo(tmp_path, files), "Apply the discount at checkout", cap).files)) == "shop/cart.js"
+
+
 def test_identifiers_match_across_camel_and_snake_case(tmp_path: Path) -> None:
     root = _git_repo(
         tmp_path,

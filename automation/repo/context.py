@@ -54,7 +54,7 @@ LEDGER_NAME = "token_budget.json"
 MAX_FILE_BYTES = 200_000  # a file larger than this is never sent whole ...
 EXCERPT_MAX_BYTES = 1_000_000  # ... but up to this size its relevant parts may go as an excerpt
 BINARY_SNIFF_BYTES = 8192
-MAP_SHARE = 0.25
+MAP_SHARE = 0.15  # of the cap, at most, for the map's plain lines on a large repository (0.05-0.25 measured)
 OUTLINE_NAMES_PER_FILE = 12
 DESCRIBED_SKIPPED = 10  # the dry run names this many held-back files
 RANK_DECAY = 3.0  # a file's chance of holding the change falls as (rank + 1) ** -RANK_DECAY ...
@@ -121,7 +121,7 @@ CODE_SUFFIXES = frozenset(LANGUAGES) - {".md", ".json", ".yml", ".yaml", ".toml"
 PROSE_SUFFIXES = frozenset([".md", ".rst", ".txt", ".adoc", ".markdown"])
 DOC_DIRS = frozenset(["docs", "doc", "documentation", "examples", "example", "changelog.d", "newsfragments", "changes"])
 DOC_NAMES = ("readme", "changelog", "changes", "history", "news", "authors", "contributing", "license", "code_of_conduct")
-TEST_DIRS = frozenset(["test", "tests", "testing", "testsuite", "spec", "specs", "__tests__"])
+TEST_DIRS = frozenset(["test", "tests", "testing", "testsuite", "spec", "specs", "__tests__", "e2e", "fixtures", "testdata", "playground"])
 # Files a tool writes or keeps (translation catalogs, lock files, minified or mapped output): hardly ever edited by hand.
 DATA_DIRS = frozenset(["locale", "locales", "l10n"])
 DATA_SUFFIXES = (".po", ".pot", ".mo", ".lock", ".min.js", ".min.css", ".map", ".svg")
