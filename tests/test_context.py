@@ -105,6 +105,17 @@ def test_a_file_name_many_test_folders_share_names_none_of_them_but_the_whole_pa
     assert build_context(root, task, 2_000).reasons["conftest.py"] == "named in the task"  # the whole path says which
 
 
+def test_every_part_of_a_dotted_name_is_a_name_the_task_gives(tmp_path: Path) -> None:
+    files: dict[str, str | bytes] = {
+        **BASIC,
+        "pkg/python.py": "class Metafunc:\n    def parametrize(self, argnames, argvalues, indirect=False):\n        return argnames\n",
+        "pkg/options.py": "def keyword_only(indirect):\n    # Keyword only options, indirect ones from here onwards.\n    return indirect\n",
+    }
+    ctx = build_context(_git_repo(tmp_path, files), "Make Metafunc.parametrize keyword-only from indirect onwards", 10_000)
+    assert next(iter(ctx.files)) == "pkg/python.py"
+    assert ctx.reasons["pkg/python.py"] == "defines Metafunc"
+
+
 def test_identifier_named_in_the_task_finds_its_definition(tmp_path: Path) -> None:
     ctx = build_context(_git_repo(tmp_path, BASIC), "Validate codes in apply_discount_code", 10_000)
     assert next(iter(ctx.files)) == "shop/pricing.py"

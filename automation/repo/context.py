@@ -399,11 +399,15 @@ def _task_terms(task: str) -> tuple[list[tuple[str, ...]], set[str], set[str]]:
     mentions: list[tuple[str, ...]] = []
     identifiers: set[str] = set()
     for raw, token in _task_tokens(task):
+        modules = []
         if "/" in token or "." in token.strip("."):
             mention = token.strip("./").lower()
-            mentions.append((mention, *_modules(mention)))
-        # `name`, ``.name``: one word written as code
-        code = raw.startswith("`") and raw.rstrip(",;:!?.)]").endswith("`") and _WORD.fullmatch(token.strip(".")) is not None
+            modules = _modules(mention)
+            mentions.append((mention, *modules))
+        # `name`, ``.name``: one word written as code; so is every part of a dotted name (``Metafunc.parametrize``)
+        code = bool(modules) or (
+            raw.startswith("`") and raw.rstrip(",;:!?.)]").endswith("`") and _WORD.fullmatch(token.strip(".")) is not None
+        )
         called = set(_CALLED.findall(raw))  # next(), .format(
         for name in _WORD.findall(token):
             if (
