@@ -380,6 +380,17 @@ def test_test_apps_and_fixtures_come_after_the_source_they_exercise(tmp_path: Pa
     assert next(iter(build_context(_git_repo(tmp_path, files), "Apply the discount at checkout", cap).files)) == "shop/cart.js"
 
 
+@pytest.mark.parametrize("source", ["shop/history.py", "cmd/license_discount.go", "shop/changes.js"])
+def test_source_named_like_a_doc_file_is_still_source(tmp_path: Path, source: str) -> None:
+    files: dict[str, str | bytes] = {
+        source: "// the discount applied at checkout, once per discount code\n",
+        "docs/discount.md": "# Discount\nHow the discount works: discount codes, discount rules, discount checkout.\n",
+        "filler/data.py": "X = 1\n" * 400,
+    }
+    cap = 120  # room for the map and about one small file
+    assert next(iter(build_context(_git_repo(tmp_path, files), "Apply the discount at checkout", cap).files)) == source
+
+
 def test_identifiers_match_across_camel_and_snake_case(tmp_path: Path) -> None:
     root = _git_repo(
         tmp_path,

@@ -468,7 +468,7 @@ def _is_doc(path: str) -> bool:
     return (
         any(part in DOC_DIRS for part in parts[:-1])
         or _suffix(path) in PROSE_SUFFIXES
-        or parts[-1].startswith(DOC_NAMES)
+        or (parts[-1].startswith(DOC_NAMES) and _suffix(path) not in CODE_SUFFIXES)  # not license_gpl.go, history.py
     )
 
 
