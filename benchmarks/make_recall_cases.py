@@ -70,6 +70,8 @@ BENCH_AUTHOR = {
     "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@invalid", "GIT_COMMITTER_DATE": "1767225600 +0000",
 }
 
+# What a target is, told apart here on purpose from automation/repo/context.py's own rules (its tests, docs
+# and code): the cases must not be drawn by the rules they measure.
 CODE_EXT = {
     ".go", ".py", ".pyi", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx", ".vue", ".svelte",
     ".rs", ".c", ".h", ".cc", ".cpp", ".hpp", ".rb", ".sh", ".bash", ".zsh", ".fish", ".vim", ".lua",

@@ -423,10 +423,11 @@ def _task_terms(task: str) -> tuple[list[tuple[str, ...]], set[str], set[str]]:
 
 def _modules(mention: str) -> list[str]:
     """The Python modules a dotted name may be written from, longest first; none for a file name ('theme.toml')."""
-    parts = mention.split(".")
-    if not _DOTTED.fullmatch(mention) or "." + parts[-1] in LANGUAGES.keys() | PROSE_SUFFIXES | BINARY_SUFFIXES:
+    if not _DOTTED.fullmatch(mention) or _suffix(mention) in LANGUAGES.keys() | PROSE_SUFFIXES | BINARY_SUFFIXES:
         return []
-    return [module + tail for depth in range(len(parts), 0, -1) for module in ["/".join(parts[:depth])] for tail in (".py", "/__init__.py")]
+    parts = mention.split(".")
+    modules = ["/".join(parts[:depth]) for depth in range(len(parts), 0, -1)]
+    return [module + tail for module in modules for tail in (".py", "/__init__.py")]
 
 
 def _name_files(entries: list[_Entry], mentions: list[tuple[str, ...]]) -> None:
