@@ -650,3 +650,30 @@ def test_a_long_table_with_no_blank_line_gives_the_entry_the_task_names_not_the_
     assert wanted in excerpt and _carried(excerpt, checker)
     assert '    "W0100": (\n' not in excerpt  # not the whole table: it is larger than the room
     assert ctx.tokens == estimate_tokens(render_context(ctx)) <= 6_000
+
+
+
+AREA_FILES: dict[str, str | bytes] = {
+    "crates/printer/src/sink.rs": "// spill the searcher's lines: each searcher spills, a searcher per line, searcher by searcher\npub fn spill() {}\n",
+    "crates/searcher/src/reader.rs": "// spill what was read\npub fn read() {}\n",
+    "crates/ignore/src/default_types.rs": "// spill file types\npub const TYPES: &[&str] = &[];\n",
+    "crates/ignore/src/walk.rs": "pub fn walk() {}\n",
+    "perf/bench.rs": "// spill\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("task", "first", "area"),
+    [
+        ("searcher: spill once", "crates/searcher/src/reader.rs", "searcher"),  # a file saying 'searcher' more is not in it
+        ("Spill once", "crates/printer/src/sink.rs", ""),
+        ("ignore/types: spill once", "crates/ignore/src/default_types.rs", "ignore/types"),  # a word of the file's name
+        ("ignore/doc: spill once", "crates/ignore/src/default_types.rs", "ignore"),  # no file in ignore/doc: ignore
+        ("perf: spill once", "perf/bench.rs", ""),  # a conventional-commit type, not an area
+    ],
+)
+def test_the_area_a_subject_starts_with_favours_its_files(tmp_path: Path, task: str, first: str, area: str) -> None:
+    """'searcher: ...' (Go, Rust, git, the kernel): the files of that crate, package or folder come first when close."""
+    ctx = build_context(_git_repo(tmp_path, AREA_FILES), task, 10_000)
+    assert next(iter(ctx.files)) == first
+    assert ctx.reasons[first].endswith(f", in the task's area {area!r}") == bool(area)

@@ -69,6 +69,7 @@ PAIR_SOURCES = 2  # ... when the test's name points at no more modules than this
 NAMED_FILES = 3  # a path or file name the task gives names the files it matches when at most this many do (else see _name_files)
 DEFINERS = 3  # a name the task gives puts the files defining it first when at most this many do ...
 NAME_HOLDERS = 3  # ... or, defined nowhere, the source files holding it when at most this many do
+AREA_WEIGHT = 1.5  # a file in the area a task's subject starts with ('searcher: ...') scores this many times as much
 NAME_WEIGHT = 3  # an occurrence of a name the task gives (identifier, hyphenated message name) counts as this many words
 SUBJECT_WORDS = 4  # a task is about tests or docs when one of its first this many words names them
 BM25_K1 = 1.2  # Okapi BM25's usual parameters (Robertson & Zaragoza 2009; Lucene's defaults)
@@ -158,6 +159,9 @@ _CALLED = re.compile(r"([A-Za-z_]\w*)\(")
 _DUNDER = re.compile(r"__\w+__")
 _TEST_AFFIX = re.compile(r"^(?:test_|tests_|unittest_)|(?:_tests?|_spec)$")
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")  # pytest.DoctestItem, click.shell_completion
+_AREA = re.compile(r"([A-Za-z][\w.-]*(?:/[\w.-]+)*):\s")  # 'searcher: ...', 'ignore/types: ...', 'net/http: ...'
+# Conventional-commit types: the kind of change, not where it is ('fix: ...', 'chore: ...').
+COMMIT_TYPES = frozenset(["build", "chore", "ci", "docs", "feat", "fix", "perf", "refactor", "revert", "style", "test"])
 _HYPHENATED = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+")
 NAME_KEY = "="  # counts of a name the task gives are kept under "=" + name, apart from words
 _TASK_EDGE = "\"'`()[]{}<>,;:!?*"
@@ -193,6 +197,7 @@ class _Entry:
     holds: str = ""  # a name the task gives that no file defines and few files hold (a linter message, a setting)
     score: float = 0.0
     tested_by: str = ""  # the test file whose score this source file shares
+    area: str = ""  # the task's leading 'area:' when this file is in it
     length: int = 0
     counts: dict[str, float] = field(default_factory=dict)
 
@@ -421,6 +426,43 @@ def _task_terms(task: str) -> tuple[list[tuple[str, ...]], set[str], set[str]]:
     return mentions, identifiers, query
 
 
+def _task_area(task: str) -> list[str]:
+    """The parts of the area a task's subject starts with, lowercased ('ignore/types: add dts' -> ignore, types); [] for none.
+
+    Many projects (Go, Rust, git, the Linux kernel) start a subject with the package, crate or
+    folder it changes; a conventional-commit type ('fix: ...') says what kind of change, not where.
+    """
+    match = _AREA.match(task.strip())
+    if match is None or match.group(1).lower() in COMMIT_TYPES:
+        return []
+    return [part for part in match.group(1).lower().split("/") if part]
+
+
+def _favour_area(entries: list[_Entry], area: list[str]) -> None:
+    """Multiply by AREA_WEIGHT the (final) score of the files in the task's area, and set their ``entry.area``.
+
+    A file is in it when each part of the area is a folder of its path, its name without the
+    suffix, or a word of either ('types' is in 'crates/ignore/src/default_types.rs', 'util' in
+    'tokio-util/'). An area whose parts no file holds all of is read from its first parts
+    ('ignore/doc': 'ignore'). A weight, not a rank: the area is where most such commits change
+    code, not all ('net: fix use-after-free in slab compaction' changes 'util/slab.rs').
+    """
+    for depth in range(len(area), 0, -1):
+        found = [entry for entry in entries if set(area[:depth]) <= _path_parts(entry.path)]
+        if found:
+            for entry in found:
+                entry.area = "/".join(area[:depth])
+                entry.score *= AREA_WEIGHT
+            return
+
+
+def _path_parts(path: str) -> set[str]:
+    """'crates/ignore/src/default_types.rs' -> crates, ignore, src, default_types, default, types."""
+    *folders, name = path.lower().split("/")
+    stem = name.split(".", 1)[0]
+    return {piece for part in (*folders, stem) for piece in (part, *re.split(r"[-_.]", part))}
+
+
 def _modules(mention: str) -> list[str]:
     """The Python modules a dotted name may be written from, longest first; none for a file name ('theme.toml')."""
     if not _DOTTED.fullmatch(mention) or _suffix(mention) in LANGUAGES.keys() | PROSE_SUFFIXES | BINARY_SUFFIXES:
@@ -592,6 +634,7 @@ class _Terms:
 
     def __init__(self, task: str) -> None:
         self.mentions, names, query = _task_terms(task)
+        self.area = _task_area(task)
         self.names = names | {_stem(name) for name in names}  # 'AttributeErrors' finds AttributeError
         self.words = _Words(query)
         # Lowercased text holding none of these holds none of the task's words in any case or plural.
@@ -660,6 +703,7 @@ def _rank(root: Path, entries: list[_Entry], task: str) -> _Ranked:
     _pair_tests(entries)
     _keep_specific_definitions(entries)
     _hold_rare_names(entries)
+    _favour_area(entries, terms.area)
     entries.sort(key=_rank_key)
     return _Ranked(unsendable, terms, idf)
 
@@ -752,9 +796,10 @@ def _reason(entry: _Entry) -> str:
         return f"defines {entry.defines}"
     if entry.holds:
         return f"holds {entry.holds}"
+    area = f", in the task's area {entry.area!r}" if entry.area else ""
     if entry.score > 0:
-        return f"score {entry.score:.3g}" + (f", with its test {entry.tested_by}" if entry.tested_by else "")
-    return "room left"
+        return f"score {entry.score:.3g}" + (f", with its test {entry.tested_by}" if entry.tested_by else "") + area
+    return "room left" + area
 
 
 def _plain_map(entries: list[_Entry], budget: int) -> list[_Entry]:
