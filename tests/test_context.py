@@ -617,6 +617,21 @@ def test_a_test_named_after_a_module_in_the_singular_or_in_short_still_pairs(tmp
     assert re.fullmatch(rf"  {re.escape(module)} \(\d+ tokens\): score [\d.]+, with its test {re.escape(test)}", _first_sent(ctx))
 
 
+@pytest.mark.parametrize(
+    "test", ["src/test/java/shop/CouponsTest.java", "src/test/java/shop/CouponsTests.java", "src/test/java/shop/TestCoupons.java"]
+)
+def test_a_java_test_class_named_after_its_class_pairs_with_it(tmp_path: Path, test: str) -> None:
+    """JUnit's naming (CouponsTest, CouponsTests, TestCoupons) says which class a test is about, as test_coupons.py does."""
+    root = _git_repo(tmp_path, {
+        "src/main/java/shop/Coupons.java": "public class Coupons {\n  Order apply(Order order, Coupon coupon) { return order; }\n}\n",
+        "src/main/java/shop/Orders.java": "public class Orders {\n  // rejected orders count zero\n  int total(Order order) { return 0; }\n}\n",
+        test: "class T {\n  @Test void stackedVouchersAreRejected() {\n    // two vouchers stacked: rejected\n  }\n}\n",
+    })
+    ctx = build_context(root, "Stacked vouchers are rejected", 10_000)
+    module = "src/main/java/shop/Coupons.java"
+    assert re.fullmatch(rf"  {re.escape(module)} \(\d+ tokens\): score [\d.]+, with its test {re.escape(test)}", _first_sent(ctx))
+
+
 def test_the_function_matching_the_task_best_comes_even_from_a_file_ranked_below_others_that_fill_the_room(tmp_path: Path) -> None:
     """Files ranked above share the task's words all over and could fill the room; its best match lies in a long file ranked below them."""
     uploads = "".join(

@@ -158,6 +158,7 @@ _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _CALLED = re.compile(r"([A-Za-z_]\w*)\(")
 _DUNDER = re.compile(r"__\w+__")
 _TEST_AFFIX = re.compile(r"^(?:test_|tests_|unittest_)|(?:_tests?|_spec)$")
+_CAMEL_TEST_AFFIX = re.compile(r"^Tests?(?=[A-Z])|(?<=[a-z0-9])(?:Tests?|Spec|IT)$")  # TestMapper.java, JsonReaderTest.java, ParserTests.cs, ApiSpec.scala
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")  # pytest.DoctestItem, click.shell_completion
 _AREA = re.compile(r"([A-Za-z][\w.-]*(?:/[\w.-]+)*):\s")  # 'searcher: ...', 'ignore/types: ...', 'net/http: ...'
 # Conventional-commit types: the kind of change, not where it is ('fix: ...', 'chore: ...').
@@ -723,7 +724,8 @@ def _singular_key(name: str) -> str:
 
 def _test_keys(path: str) -> list[str]:
     """The modules a test file may be named after, longest first: 'tests/test_build_linkcheck.py' -> build_linkcheck, linkcheck."""
-    pieces = _singular_key(_TEST_AFFIX.sub("", _name(path).lower().rsplit(".", 1)[0])).split("_")
+    stem = _CAMEL_TEST_AFFIX.sub("", _name(path).rsplit(".", 1)[0])
+    pieces = _singular_key(_TEST_AFFIX.sub("", stem.lower())).split("_")
     return ["_".join(pieces[start:]) for start in range(len(pieces)) if pieces[start]]
 
 
