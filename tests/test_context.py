@@ -681,6 +681,7 @@ AREA_FILES: dict[str, str | bytes] = {
     ("task", "first", "area"),
     [
         ("searcher: spill once", "crates/searcher/src/reader.rs", "searcher"),  # a file saying 'searcher' more is not in it
+        ("fix(searcher): spill once", "crates/searcher/src/reader.rs", "searcher"),  # a conventional commit's scope
         ("Spill once", "crates/printer/src/sink.rs", ""),
         ("ignore/types: spill once", "crates/ignore/src/default_types.rs", "ignore/types"),  # a word of the file's name
         ("ignore/doc: spill once", "crates/ignore/src/default_types.rs", "ignore"),  # no file in ignore/doc: ignore
@@ -688,7 +689,7 @@ AREA_FILES: dict[str, str | bytes] = {
     ],
 )
 def test_the_area_a_subject_starts_with_favours_its_files(tmp_path: Path, task: str, first: str, area: str) -> None:
-    """'searcher: ...' (Go, Rust, git, the kernel): the files of that crate, package or folder come first when close."""
+    """'searcher: ...' (Go, Rust, git, the kernel), 'fix(searcher): ...': the files of that crate, package or folder come first when close."""
     ctx = build_context(_git_repo(tmp_path, AREA_FILES), task, 10_000)
     assert next(iter(ctx.files)) == first
     assert ctx.reasons[first].endswith(f", in the task's area {area!r}") == bool(area)

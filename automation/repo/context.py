@@ -160,7 +160,8 @@ _DUNDER = re.compile(r"__\w+__")
 _TEST_AFFIX = re.compile(r"^(?:test_|tests_|unittest_)|(?:_tests?|_spec)$")
 _CAMEL_TEST_AFFIX = re.compile(r"^Tests?(?=[A-Z])|(?<=[a-z0-9])(?:Tests?|Spec|IT)$")  # TestMapper.java, JsonReaderTest.java, ParserTests.cs, ApiSpec.scala
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")  # pytest.DoctestItem, click.shell_completion
-_AREA = re.compile(r"([A-Za-z][\w.-]*(?:/[\w.-]+)*):\s")  # 'searcher: ...', 'ignore/types: ...', 'net/http: ...'
+# 'searcher: ...', 'ignore/types: ...', 'net/http: ...', or a conventional commit's scope: 'fix(ssr): ...', 'feat(css)!: ...'
+_AREA = re.compile(r"(?:[a-z]+\(([\w./-]+)\)!?|([A-Za-z][\w.-]*(?:/[\w.-]+)*)):\s")
 # Conventional-commit types: the kind of change, not where it is ('fix: ...', 'chore: ...').
 COMMIT_TYPES = frozenset(["build", "chore", "ci", "docs", "feat", "fix", "perf", "refactor", "revert", "style", "test"])
 _HYPHENATED = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+")
@@ -431,12 +432,14 @@ def _task_area(task: str) -> list[str]:
     """The parts of the area a task's subject starts with, lowercased ('ignore/types: add dts' -> ignore, types); [] for none.
 
     Many projects (Go, Rust, git, the Linux kernel) start a subject with the package, crate or
-    folder it changes; a conventional-commit type ('fix: ...') says what kind of change, not where.
+    folder it changes, others with a conventional commit's scope ('fix(ssr): ...' -> ssr); a
+    conventional-commit type alone ('fix: ...') says what kind of change, not where.
     """
     match = _AREA.match(task.strip())
-    if match is None or match.group(1).lower() in COMMIT_TYPES:
+    area = (match.group(1) or match.group(2)).lower() if match else ""
+    if area in COMMIT_TYPES:
         return []
-    return [part for part in match.group(1).lower().split("/") if part]
+    return [part for part in area.split("/") if part]
 
 
 def _favour_area(entries: list[_Entry], area: list[str]) -> None:
