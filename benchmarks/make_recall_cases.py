@@ -365,7 +365,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     doc_dirs = frozenset(part.strip() for part in args.doc_dirs.split(",") if part.strip())
     project = Project(args.name, args.github, args.repo, doc_dirs, args.min_files, args.max_files)
-    lines, info = build(project, args.out, args.cases, args.seed)
+    try:
+        lines, info = build(project, args.out, args.cases, args.seed)
+    except subprocess.CalledProcessError as error:  # one line, no traceback: most often a partial clone missing old blobs
+        said = error.stderr.decode("utf-8", "replace").strip().splitlines() if error.stderr else []
+        print(f"{project.name}: git failed in {project.git_dir}: {said[0] if said else f'exit {error.returncode}'}"
+              " (a shallow or partial clone lacks history: clone it in full)", file=sys.stderr)
+        return 1
     if not lines:
         print(f"{project.name}: no eligible commit in {project.git_dir}; nothing written", file=sys.stderr)
         return 1

@@ -202,3 +202,24 @@ def test_tree_size_limits_and_a_history_with_nothing_eligible(project: tuple[Pat
     assert make_recall_cases.main(["--out", str(tmp_path / "none"), "--repo", str(repo), "--name", "calc", "--github", "acme/calc",
                                    "--min-files", "100"]) == 1
     assert not (tmp_path / "none").exists()
+
+
+def test_a_clone_missing_an_old_blob_gets_one_line_and_nothing_written(project: tuple[Path, dict[str, str]], tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A partial clone (or a snapshot without its largest files) cannot show old diffs: say so in one line, write nothing."""
+    repo = tmp_path / "partial"
+    subprocess.run(["git", "clone", "-q", "--no-local", str(project[0]), str(repo)], check=True, env=GIT_ENV)
+    old_blob = git(repo, "rev-parse", f"{project[1]['Initial layout of the calculator']}:calc/ops.py")
+    for pack in (repo / ".git" / "objects" / "pack").glob("*.pack"):  # every object loose, then one old blob gone
+        moved = pack.rename(tmp_path / pack.name)
+        pack.with_suffix(".idx").unlink()
+        with moved.open("rb") as stream:
+            subprocess.run(["git", "-C", str(repo), "unpack-objects", "-q"], stdin=stream, check=True, env=GIT_ENV)
+    (repo / ".git" / "objects" / old_blob[:2] / old_blob[2:]).unlink()
+    assert subprocess.run(["git", "-C", str(repo), "cat-file", "-e", old_blob], env=GIT_ENV).returncode != 0
+    out = tmp_path / "out"
+    assert make_recall_cases.main(["--out", str(out), "--repo", str(repo), "--name", "calc", "--github", "acme/calc"]) == 1
+    said = capsys.readouterr().err.splitlines()
+    assert len(said) == 1 and said[0].startswith(f"calc: git failed in {repo}: ") and old_blob in said[0], said
+    assert said[0].endswith("(a shallow or partial clone lacks history: clone it in full)")
+    assert not out.exists()
