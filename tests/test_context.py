@@ -581,6 +581,23 @@ def test_a_module_shares_the_score_of_the_test_named_after_it(tmp_path: Path) ->
     assert re.fullmatch(r"  shop/coupons\.py \(\d+ tokens\): score [\d.]+, with its test tests/test_coupons\.py", _first_sent(ctx))
 
 
+def test_a_test_named_after_a_module_in_full_lends_more_than_one_whose_name_only_ends_with_it(tmp_path: Path) -> None:
+    """tests/test_coupons.py is about shop/coupons.py; tests/test_checkout_errors.py may not be about shop/errors.py."""
+    root = _git_repo(tmp_path, {
+        **BASIC,
+        "shop/coupons.py": "def apply(order, coupon):\n    return order\n",
+        "shop/errors.py": "class CheckoutError(Exception):\n    pass\n",
+        "tests/test_coupons.py": "def test_stacked_vouchers():\n    # two vouchers stacked\n    assert True\n",
+        "tests/test_checkout_errors.py": (
+            "def test_stacked_vouchers_are_rejected():\n    # two vouchers stacked: rejected, stacked vouchers rejected, vouchers stacked\n"
+            "    assert True\n"
+        ),
+    })
+    ctx = build_context(root, "Stacked vouchers are rejected", 10_000)
+    assert [line.split(" (")[0].strip() for line in describe(ctx).splitlines()[:2]] == ["shop/coupons.py", "shop/errors.py"]
+    assert ctx.reasons["shop/errors.py"].endswith("with its test tests/test_checkout_errors.py")
+
+
 def test_a_task_sharing_no_word_with_the_code_gets_source_before_configuration(tmp_path: Path) -> None:
     root = _git_repo(tmp_path, {
         ".travis.yml": "language: python\n",

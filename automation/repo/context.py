@@ -65,6 +65,7 @@ BYTES_PER_TOKEN = 3
 PATH_WEIGHT = 5  # a path word counts as this many content words
 DEFINITION_WEIGHT = 3  # a name defined here (def, class, function...) counts as this many
 PAIR_SHARE = 0.5  # a source module gains this share of the score of the test named after it ...
+TAIL_SHARE = 0.5  # ... times this when only the end of the test's name names the module (0, 0.25, 0.5, 1 measured)
 PAIR_SOURCES = 2  # ... when the test's name points at no more modules than this
 NAMED_FILES = 3  # a path or file name the task gives names the files it matches when at most this many do (else see _name_files)
 DEFINERS = 3  # a name the task gives puts the files defining it first when at most this many do ...
@@ -738,6 +739,8 @@ def _pair_tests(entries: list[_Entry]) -> None:
     A test holds the words of the behaviour it checks (the bug's symptom, the option's name),
     which its module may not. The test's longest name that names a module counts ('build_linkcheck'
     for no module, then 'linkcheck'); one naming more than PAIR_SOURCES modules ('utils') pairs none.
+    Only the end of its name naming the module is weaker evidence ('test_detect_recursive_dependency_error'
+    is hardly about 'error.py'): the module gains TAIL_SHARE of that share.
     """
     sources: dict[str, list[_Entry]] = {}
     for entry in entries:
@@ -747,10 +750,13 @@ def _pair_tests(entries: list[_Entry]) -> None:
     bonus: dict[str, tuple[float, str]] = {}
     for test in entries:
         if test.score > 0 and _is_test(test.path):
-            paired = next((sources[key] for key in _test_keys(test.path) if key in sources), [])
+            keys = _test_keys(test.path)
+            key = next((key for key in keys if key in sources), "")
+            paired = sources.get(key, [])
+            share = PAIR_SHARE * (1.0 if [key] == keys[:1] else TAIL_SHARE)
             for entry in paired if len(paired) <= PAIR_SOURCES else []:
-                if PAIR_SHARE * test.score > bonus.get(entry.path, (0.0, ""))[0]:
-                    bonus[entry.path] = (PAIR_SHARE * test.score, test.path)
+                if share * test.score > bonus.get(entry.path, (0.0, ""))[0]:
+                    bonus[entry.path] = (share * test.score, test.path)
     for entry in entries:
         if entry.path in bonus:
             entry.score += bonus[entry.path][0]
