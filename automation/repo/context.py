@@ -452,8 +452,9 @@ def _favour_area(entries: list[_Entry], area: list[str]) -> None:
     ('ignore/doc': 'ignore'). A weight, not a rank: the area is where most such commits change
     code, not all ('net: fix use-after-free in slab compaction' changes 'util/slab.rs').
     """
+    parts = [(entry, _path_parts(entry.path)) for entry in entries] if area else []
     for depth in range(len(area), 0, -1):
-        found = [entry for entry in entries if set(area[:depth]) <= _path_parts(entry.path)]
+        found = [entry for entry, held in parts if set(area[:depth]) <= held]
         if found:
             for entry in found:
                 entry.area = "/".join(area[:depth])
@@ -727,7 +728,8 @@ def _singular_key(name: str) -> str:
 
 
 def _test_keys(path: str) -> list[str]:
-    """The modules a test file may be named after, longest first: 'tests/test_build_linkcheck.py' -> build_linkcheck, linkcheck."""
+    """The modules a test file may be named after, longest first: 'tests/test_build_linkcheck.py' -> build_linkcheck, linkcheck;
+    'JsonReaderTest.java' -> jsonreader."""
     stem = _CAMEL_TEST_AFFIX.sub("", _name(path).rsplit(".", 1)[0])
     pieces = _singular_key(_TEST_AFFIX.sub("", stem.lower())).split("_")
     return ["_".join(pieces[start:]) for start in range(len(pieces)) if pieces[start]]
