@@ -223,3 +223,31 @@ def test_a_clone_missing_an_old_blob_gets_one_line_and_nothing_written(project: 
     assert len(said) == 1 and said[0].startswith(f"calc: git failed in {repo}: ") and old_blob in said[0], said
     assert said[0].endswith("(a shallow or partial clone lacks history: clone it in full)")
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("src/main/java/com/acme/JsonReader.java", "source"),  # Java, Kotlin, C#, Swift, PHP code is a target as Python's is
+    ("app/src/main/kotlin/acme/Reader.kt", "source"),
+    ("Acme/Reader.cs", "source"),
+    ("Sources/Acme/Reader.swift", "source"),
+    ("lib/Reader.php", "source"),
+    ("pom.xml", "source"),  # and so are their build files
+    ("build.gradle", "source"),
+    ("CMakeLists.txt", "source"),
+    ("src/test/java/com/acme/JsonReaderTest.java", "test"),
+    ("gson/src/main/java/com/acme/JsonReaderTest.java", "test"),  # JUnit's names, wherever they are
+    ("core/TestJsonReader.java", "test"),
+    ("docs/notes.txt", "doc"),
+])
+def test_code_and_build_files_of_other_languages_are_targets(path: str, expected: str) -> None:
+    assert make_recall_cases.kind(path, make_recall_cases.DOC_DIRS) == expected
+
+
+@pytest.mark.parametrize(("subject", "skipped"), [
+    ("[maven-release-plugin] prepare release jackson-databind-2.8.0", True),  # a release, behind the plugin's tag
+    ("[maven-release-plugin] prepare for next development iteration", True),  # its version bump
+    ("Prepare the 2.0 release", True),
+    ("[core] Fix the parser on empty input", False),  # a tag alone says nothing
+])
+def test_releases_and_version_bumps_are_never_drawn_even_behind_a_tag(subject: str, skipped: bool) -> None:
+    assert bool(make_recall_cases.SKIP_SUBJECT.search(subject)) is skipped
