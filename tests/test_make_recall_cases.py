@@ -237,6 +237,11 @@ def test_a_clone_missing_an_old_blob_gets_one_line_and_nothing_written(project: 
     ("src/test/java/com/acme/JsonReaderTest.java", "test"),
     ("gson/src/main/java/com/acme/JsonReaderTest.java", "test"),  # JUnit's names, wherever they are
     ("core/TestJsonReader.java", "test"),
+    ("Acme.Core/ReaderTests.cs", "test"),  # and their kin in C#, PHP, Swift, Ruby, Elixir
+    ("src/ReaderTest.php", "test"),
+    ("Sources/ReaderTests.swift", "test"),
+    ("lib/reader_spec.rb", "test"),
+    ("lib/reader_test.exs", "test"),
     ("docs/notes.txt", "doc"),
 ])
 def test_code_and_build_files_of_other_languages_are_targets(path: str, expected: str) -> None:
