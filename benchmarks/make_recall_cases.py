@@ -148,9 +148,8 @@ def kind(path: str, doc_dirs: frozenset[str]) -> str:
     if any(part in TEST_DIRS for part in dirs) or TEST_NAME.match(name):
         return "test"
     ext = os.path.splitext(name)[1].lower()
-    if name in CONFIG_NAMES:  # before the docs: CMakeLists.txt is a build file
-        return "source"
-    if ext in DOC_EXT or any(part in doc_dirs for part in dirs) or name.upper().startswith(("CHANGELOG", "HISTORY", "CHANGES")):
+    prose = ext in DOC_EXT and name not in CONFIG_NAMES  # CMakeLists.txt is a build file
+    if prose or any(part in doc_dirs for part in dirs) or name.upper().startswith(("CHANGELOG", "HISTORY", "CHANGES")):
         return "doc"
     if any(part in OTHER_DIRS for part in dirs) or name in LOCK_NAMES or name.endswith((".min.js", ".min.css", ".map")):
         return "other"

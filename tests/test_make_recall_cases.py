@@ -243,6 +243,8 @@ def test_a_clone_missing_an_old_blob_gets_one_line_and_nothing_written(project: 
     ("lib/reader_spec.rb", "test"),
     ("lib/reader_test.exs", "test"),
     ("docs/notes.txt", "doc"),
+    ("docs/Makefile", "doc"),  # a build file is still a doc in the docs, and rides along in the examples
+    ("examples/app/pom.xml", "other"),
 ])
 def test_code_and_build_files_of_other_languages_are_targets(path: str, expected: str) -> None:
     assert make_recall_cases.kind(path, make_recall_cases.DOC_DIRS) == expected
