@@ -1,6 +1,6 @@
 """Does the context hold the code a real commit changed? Offline, over ../shared/bench/recall.
 
-Run: python benchmarks/bench_recall.py [--cases FOLDER] [--limit N] [--project NAME] [--misses]
+Run: python benchmarks/bench_recall.py [--cases FOLDER] [--limit N] [--project NAME] [--misses] [--locations FILE]
 
 Each case is a real commit: the task is its subject, the targets the source files it changed,
 the tree the one before it, and ``git diff REF AFTER_REF`` the real change (see the data set's
@@ -20,6 +20,12 @@ README). Per project and overall:
   hunks), so one sweeping commit does not outweigh forty small ones; bm25@20k / bm25@40k: the same
   for rank_bm25's whole files filling the whole cap;
 - tok@20k / tok@40k: mean tokens the context used;
+- with ``--locations``: each case's recorded localisation reply (``repo/localise.py``; JSON lines
+  of project, ref and reply, as ``benchmarks/data/localisation-replies.jsonl``) is read as the
+  bot reads it, for the cases whose repository is large enough for the call, and every figure
+  is of the context built with it; loc-calls: share of cases that made the call; loc-$: its
+  mean cost per run on the default code model, its prompt's estimated tokens in and the reply's
+  out (the recorded replies come from a stand-in model: no model answers offline);
 - time (median wall clock and CPU of this process, worst wall clock, ms) of one ``build_context``
   call at the default cap, and its peak traced memory (MB, tracemalloc on a separate call for
   every ``--memory-every``-th case of a project, so timing is not slowed).
@@ -57,7 +63,8 @@ sys.path.insert(0, str(ROOT))
 from rank_bm25 import BM25Okapi  # noqa: E402
 
 from automation.core.config import Config  # noqa: E402
-from automation.repo import context  # noqa: E402
+from automation.core.prices import Usage, format_usd  # noqa: E402
+from automation.repo import context, localise  # noqa: E402
 
 DEFAULT_CASES = ROOT.parent / "shared" / "bench" / "recall"
 DEFAULT_CAP = Config().context_max_tokens
@@ -102,6 +109,7 @@ class Result:
     seconds: float
     cpu_seconds: float
     peak_bytes: int | None
+    localise_micro_usd: int | None = None  # the localisation call's cost, when one was made
 
 
 def load_cases(folder: Path, limit: int | None, projects: Sequence[str]) -> list[Case]:
@@ -232,15 +240,31 @@ def bm25_sent(ranking: Sequence[tuple[str, int]], room: int) -> set[str]:
     return sent
 
 
-def measure(case: Case, cache: Path, cap: int, trace_memory: bool) -> Result:
+def load_replies(path: Path) -> dict[tuple[str, str], str]:
+    """Recorded localisation replies by (project, ref)."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {(row["project"], row["ref"]): row["reply"] for row in rows}
+
+
+def located(case: Case, tree: Path, reply: str | None) -> tuple[context.Locations | None, int | None]:
+    """The locations the bot would read from ``reply`` and the call's cost in micro-dollars; (None, None) without a call."""
+    found = localise.brief(tree, case.task) if reply is not None else None
+    if found is None or reply is None:
+        return None, None
+    usage = Usage(input_tokens=context.estimate_tokens(localise.SYSTEM + found.text), output_tokens=context.estimate_tokens(reply))
+    return localise.parse(reply, found.offered)[0], Config().price(Config().code_model).cost_micro_usd(usage)
+
+
+def measure(case: Case, cache: Path, cap: int, trace_memory: bool, reply: str | None = None) -> Result:
     tree = checkout(case, cache)
+    locations, call_cost = located(case, tree, reply)
     started, cpu = time.perf_counter(), time.process_time()
-    ctx = context.build_context(tree, case.task, cap)
+    ctx = context.build_context(tree, case.task, cap, locations=locations)
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     peak = None
     if trace_memory:
         tracemalloc.start()
-        context.build_context(tree, case.task, cap)
+        context.build_context(tree, case.task, cap, locations=locations)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     whole = sum(target in ctx.files for target in case.targets)
@@ -252,13 +276,13 @@ def measure(case: Case, cache: Path, cap: int, trace_memory: bool) -> Result:
     caps = tuple(sorted({*CAPS, cap}))
     found, bm25_hunks, tokens = [], [], []
     for each in caps:
-        at = ctx if each == cap else context.build_context(tree, case.task, each)
+        at = ctx if each == cap else context.build_context(tree, case.task, each, locations=locations)
         found.append(hunks_found(hunks, set(at.files), {path: excerpt_lines(text) for path, text in at.excerpts.items()}))
         bm25_hunks.append(hunks_found(hunks, bm25_sent(ranking, each * context.BYTES_PER_TOKEN), {}))
         tokens.append(at.tokens)
     bm25_files = len(bm25_sent(ranking, cap * context.BYTES_PER_TOKEN) & set(case.targets))
     return Result(case.project, len(case.targets), whole, excerpt, in_map, bm25_files, len(hunks), caps, tuple(found),
-                  tuple(bm25_hunks), tuple(tokens), seconds, cpu_seconds, peak)
+                  tuple(bm25_hunks), tuple(tokens), seconds, cpu_seconds, peak, call_cost)
 
 
 def large_repository(cases: Sequence[Case], cache: Path, files: int) -> Path:
@@ -318,7 +342,7 @@ def table(results: Sequence[Result]) -> str:
     caps = [f"{cap / 1000:g}k" for cap in results[0].caps]
     names = ["project", "cases", "files", "excerpt", "all", "map", "bm25",
              *(f"hunks@{cap}" for cap in caps), *(f"bm25@{cap}" for cap in caps), *(f"tok@{cap}" for cap in caps),
-             "median-ms", "cpu-ms", "max-ms", "peak-MB"]
+             "median-ms", "cpu-ms", "max-ms", "peak-MB", *(["loc-calls", "loc-$"] if any(r.localise_micro_usd is not None for r in results) else [])]
     widths = [max(len(name), 7) for name in names]
     widths[0] = 10
     lines = [" ".join(f"{name:<{width}}" if not column else f"{name:>{width}}" for column, (name, width) in enumerate(zip(names, widths)))]
@@ -336,6 +360,9 @@ def table(results: Sequence[Result]) -> str:
             f"{statistics.median(r.seconds for r in rows) * 1000:.0f}", f"{statistics.median(r.cpu_seconds for r in rows) * 1000:.0f}",
             f"{max(r.seconds for r in rows) * 1000:.0f}", f"{(max(peaks) / 1e6 if peaks else float('nan')):.1f}",
         ]
+        if len(names) > len(cells):
+            costs = [r.localise_micro_usd for r in rows if r.localise_micro_usd is not None]
+            cells += [f"{len(costs) / len(rows):.0%}", format_usd(round(statistics.mean(costs)), 4) if costs else "-"]
         lines.append(" ".join(f"{cell:<{width}}" if not column else f"{cell:>{width}}" for column, (cell, width) in enumerate(zip(cells, widths))))
     return "\n".join(lines)
 
@@ -350,7 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--memory-every", type=int, default=5, help="trace memory on every Nth case (0: never)")
     parser.add_argument("--misses", action="store_true", help="print each case missing a target file or a hunk at the cap")
     parser.add_argument("--large-files", type=int, default=2_000, help="files in the large repository timed at the end (0: skip)")
+    parser.add_argument("--locations", type=Path, help="recorded localisation replies (JSON lines: project, ref, reply) to build with")
     args = parser.parse_args(argv)
+    replies = load_replies(args.locations) if args.locations else {}
     cases = load_cases(args.cases, args.limit, args.project)
     if not cases:
         print(f"no cases in {args.cases / 'cases.jsonl'}")
@@ -360,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for case in cases:
         traced = args.memory_every > 0 and seen[case.project] % args.memory_every == 0
         seen[case.project] += 1
-        result = measure(case, args.cache, args.cap, traced)
+        result = measure(case, args.cache, args.cap, traced, replies.get((case.project, case.ref)) if args.locations else None)
         results.append(result)
         missed = result.hunks - result.found[result.caps.index(args.cap)]
         if args.misses and (result.whole < result.targets or missed):

@@ -28,6 +28,7 @@ from automation.cli import main
 from automation.core.config import Config
 from automation.core.prices import PriceTable, Usage, format_usd, usd_to_micro
 from automation.money import budget
+from automation.repo import localise
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = dt.timezone.utc
@@ -438,14 +439,17 @@ def test_costs_of_the_default_models(repo: Path) -> None:
     analysis = typical_micro_usd("claude-sonnet-5-5", Usage(input_tokens=analysis_in, output_tokens=analysis_out))
     code = typical_micro_usd("gpt-4o-mini", Usage(input_tokens=code_in, output_tokens=code_out))
     config = Config()
-    # the one worst case, what a run reserves: a full context, the code call and its one repair at the prompt bound
+    # the one worst case, what a run reserves: a full context, the code call and its one repair at the prompt bound,
+    # and the localisation call at its bound (an empty repository makes none: nothing typical)
+    located = config.price("gpt-4o-mini").worst_case_micro_usd(localise.INPUT_BOUND_TOKENS, localise.MAX_TOKENS)
     worst = (config.price("claude-sonnet-5-5").worst_case_micro_usd(budget.padded_anthropic_count(40_000 + 2_000), 16_000)
-             + 2 * config.price("gpt-4o-mini").worst_case_micro_usd(60_000, 16_384))
+             + 2 * config.price("gpt-4o-mini").worst_case_micro_usd(60_000, 16_384) + located)
 
     lines = result.out.splitlines()
     assert lines[0] == "Cost of one run (budget $15.00 a month)"
     assert cost_row(result.out, "analysis")[:3] == ["analysis", "claude-sonnet-5-5", format_usd(analysis, 4)]
     assert cost_row(result.out, "code")[:3] == ["code", "gpt-4o-mini", format_usd(code, 4)]
+    assert cost_row(result.out, "localise") == ["localise", "gpt-4o-mini", "$0.0000", format_usd(located, 4)]
     assert cost_row(result.out, "total") == ["total", format_usd(analysis + code, 4), format_usd(worst, 4)]
     runs = 15_000_000 // (analysis + code)
     assert f"  runs a month within the budget: about {runs} typical, at least {15_000_000 // worst} even at worst case" in lines

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from automation.repo import localise
 from tests import test_run
 from tests.fakes.github_server import fake_github  # noqa: F401
 from tests.fakes.model_servers import fake_anthropic_fixture, fake_openai_fixture  # noqa: F401
@@ -63,3 +64,65 @@ def test_dry_run_lists_each_file_it_would_send_and_why(world: World) -> None:
     assert next(iter(listed)) == "app/greeting.py"
     assert "app/farewell.py" not in listed and "tests/test_greeting.py" in listed  # context.exclude: never sent
     assert "  not sent (secret-like, excluded, binary or over 200 KB): app/farewell.py\n" in result.stdout
+
+
+def _large_repository(world: World, config: str = "context:\n  max_tokens: 1500\n") -> None:
+    """Enough modules for the localisation call (localise.MIN_FILES), a small cap, and one module
+    the task shares no word with: only the call can put it in the context."""
+    files = {f"lib/part{index:03d}.py": f"def part_{index}(value):\n    return value + {index}\n" for index in range(localise.MIN_FILES)}
+    files["lib/salutations.py"] = "def salute(person):\n    return 'Good day, ' + person  # SALUTE-BODY\n"
+    files[".github/ai-orchestration.yml"] = config
+    _commit(world, files)
+
+
+def test_on_a_large_repository_a_localisation_call_puts_its_files_first_and_is_booked(world: World) -> None:
+    _large_repository(world)
+    world.openai.contents.append('```json\n{"files": ["lib/salutations.py", "../../etc/passwd"], '
+                                 '"symbols": [["lib/salutations.py", "salute"]]}\n```')
+
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    localise_request, code_request = (request.json for request in world.openai.generation_requests[:2])
+    assert localise_request["messages"][0]["content"] == localise.SYSTEM
+    assert localise_request["messages"][1]["content"].startswith("# Task\nAdd a greeting module")
+    assert "lib/part007.py" in localise_request["messages"][1]["content"]  # the map
+    assert localise_request["model"] == "gpt-4o-mini"
+    analysis = world.anthropic.generation_requests[0].json["messages"][0]["content"]
+    assert "SALUTE-BODY" in analysis  # the located module, sent though the task shares no word with it
+    assert "localise: 1 file and 1 function named; 1 of the reply's entries named no path the prompt offered" in result.stdout
+    [run] = world.ledger()["runs"]
+    assert [(call["step"], call["model"]) for call in run["calls"]] == [
+        ("localise", "gpt-4o-mini"), ("analysis", "claude-sonnet-5-5"), ("code", "gpt-4o-mini")]
+    assert all(call["cost_micro_usd"] > 0 for call in run["calls"])
+    [pull] = world.created_pulls()
+    assert "| localise | `gpt-4o-mini` |" in pull["body"]  # the receipt
+    assert "<<<<<<< SEARCH" in code_request["messages"][0]["content"]
+
+    dry = world.run("--dry-run")  # no call: it says a run would make one
+    assert "Localisation: a run first asks gpt-4o-mini (" in dry.stdout
+    assert len(world.openai.generation_requests) == 2
+
+
+def test_an_unusable_localisation_reply_is_booked_and_the_run_goes_on_without_it(world: World) -> None:
+    _large_repository(world)
+    world.openai.contents.append("I am not sure which files; perhaps the greeting ones?")
+
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    assert "localise: 0 files and 0 functions named; the reply held no JSON object" in result.stdout
+    assert "SALUTE-BODY" not in world.anthropic.generation_requests[0].json["messages"][0]["content"]
+    [run] = world.ledger()["runs"]
+    assert [call["step"] for call in run["calls"]] == ["localise", "analysis", "code"] and run["outcome"] == "pr_opened"
+
+
+def test_with_context_localise_off_no_call_is_made(world: World) -> None:
+    _large_repository(world, "context:\n  max_tokens: 1500\n  localise: false\n")
+
+    result = world.run()
+
+    assert result.returncode == 0, result.stderr
+    [run] = world.ledger()["runs"]
+    assert [call["step"] for call in run["calls"]] == ["analysis", "code"]
+    assert "Localisation: off (context.localise)" in world.run("--dry-run").stdout

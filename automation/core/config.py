@@ -143,6 +143,9 @@ class Config:
     chosen: frozenset[str] = frozenset()  # the dotted keys the config file sets
     enabled: bool = True  # False: every run stops before any work (see paused_by)
     context_exclude_bot: bool = True  # leave the bot's own code out of the context (core/own_code.py)
+    # On a large repository, one call to the code model names the files and functions the task
+    # changes before the context is built (repo/localise.py); reserved and booked like any call.
+    context_localise: bool = True
     bot_paths: tuple[str, ...] = ()  # the bot's own files in this repository, found on load
     # (config key, retired model's price, successor now used) once ``in_service`` swapped them
     retired: tuple[tuple[str, Price, str], ...] = ()
@@ -534,6 +537,7 @@ SCHEMA: dict[str, tuple[str, Validator]] = {
     "context.max_tokens": ("context_max_tokens", _positive_int),
     "context.exclude": ("context_exclude", _path_list),
     "context.exclude_bot": ("context_exclude_bot", _bool),
+    "context.localise": ("context_localise", _bool),
     "edits.deny": ("edits_deny", _path_list),
     "notifications.run_started": ("notify_run_started", _bool),
     "health.breaker_failures": ("breaker_failures", _positive_int),

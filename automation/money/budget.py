@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from ..core.config import Config
 from ..core.errors import ConfigError, PolicyStop
 from ..core.prices import Price, Usage
+from ..repo import localise
 from .ledger import Ledger
 
 # Anthropic documents its token count as an estimate; reserve this much more to stay sound.
@@ -108,10 +109,11 @@ class RunCost:
     code_typical: int
     analysis_worst: int
     code_worst: int
+    localise_typical: int = 0  # the localisation call, on a repository large enough for it
 
     @property
     def typical(self) -> int:
-        return self.analysis_typical + self.code_typical
+        return self.analysis_typical + self.code_typical + self.localise_typical
 
     @property
     def worst(self) -> int:
@@ -146,11 +148,12 @@ class WorstCase:
     code: int  # one code call at its prompt bound (models.code_max_input_tokens)
     first_call: int  # the analysis call's output alone: a run starts only while this much is left
     check_repairs: int = 0  # code calls for the repository's checks (verify.max_repairs when verify.commands is set)
+    localise: int = 0  # the localisation call on the code model (context.localise), at its prompt bound
 
     @property
     def run(self) -> int:
-        """The analysis, ``CODE_CALLS`` code calls and one code call per check repair."""
-        return self.analysis + (CODE_CALLS + self.check_repairs) * self.code
+        """The localisation call, the analysis, ``CODE_CALLS`` code calls and one code call per check repair."""
+        return self.localise + self.analysis + (CODE_CALLS + self.check_repairs) * self.code
 
     def describe(self, config: Config) -> str:
         """What the worst case is made of, in one line."""
@@ -160,6 +163,8 @@ class WorstCase:
             f"{config.code_max_input_tokens:,}-token prompt bound and max_tokens {config.output_cap(config.code_model):,} "
             "(thinking and reasoning included)"
             + (f", and {self.check_repairs} repair request(s) from the repository's checks" if self.check_repairs else "")
+            + (f", and the localisation call at {localise.INPUT_BOUND_TOKENS:,} tokens and max_tokens {localise.MAX_TOKENS:,}"
+               if self.localise else "")
             + ": what a run reserves before its first call"
         )
 
@@ -174,7 +179,9 @@ def worst_case(config: Config, prompt_overhead_tokens: int) -> WorstCase:
     )
     first = config.price(config.analysis_model).worst_case_micro_usd(0, config.output_cap(config.analysis_model))
     check_repairs = config.verify_max_repairs if config.verify_commands else 0
-    return WorstCase(analysis=cost.analysis_worst, code=cost.code_worst, first_call=first, check_repairs=check_repairs)
+    located = (config.price(config.code_model).worst_case_micro_usd(localise.INPUT_BOUND_TOKENS, localise.MAX_TOKENS)
+               if config.context_localise else 0)
+    return WorstCase(analysis=cost.analysis_worst, code=cost.code_worst, first_call=first, check_repairs=check_repairs, localise=located)
 
 
 def run_reservation(config: Config, prompt_overhead_tokens: int) -> tuple[int, int]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..core.config import Config
 from ..core.prices import Usage, format_usd
-from ..repo import context, tasks
+from ..repo import context, localise, tasks
 from . import budget, caching
 
 # The analysis prompt beyond the context: system prompt, task, headings and message framing.
@@ -24,6 +24,7 @@ PROMPT_OVERHEAD_TOKENS = 2_000
 # Typical replies (assumptions, not measured here): a plan, and the code for it.
 ANALYSIS_OUTPUT_TOKENS = 2_000
 CODE_OUTPUT_TOKENS = 6_000
+LOCALISE_OUTPUT_TOKENS = 300  # the localisation call's JSON: 100-350 tokens in the replies benchmarks/data records
 # What the analysis typically thinks at effort medium (Claude 5.x), billed as output; counted
 # for every analysis model, so the estimate errs high for one that does not think.
 ANALYSIS_THINKING_TOKENS = 3_000
@@ -41,11 +42,16 @@ class RunModel:
 
     context_tokens: int
     basis: str  # e.g. "the context for 'Add a greeting module' in this repository"
+    localise_tokens: int = 0  # the localisation call's prompt (repo/localise.py); 0: no call on this repository
 
     @classmethod
-    def of_context(cls, context_tokens: int, task: str) -> RunModel:
+    def of_context(cls, context_tokens: int, task: str, localise_tokens: int = 0) -> RunModel:
         """The model of a run whose context, built for ``task``, is ``context_tokens`` long."""
-        return cls(context_tokens=context_tokens, basis=f"this repository's context for '{task}'")
+        return cls(context_tokens=context_tokens, basis=f"this repository's context for '{task}'", localise_tokens=localise_tokens)
+
+    @property
+    def localise(self) -> Usage:
+        return Usage(input_tokens=self.localise_tokens, output_tokens=LOCALISE_OUTPUT_TOKENS if self.localise_tokens else 0)
 
     @property
     def analysis(self) -> Usage:
@@ -60,10 +66,11 @@ class RunModel:
     def cost(self, config: Config) -> budget.RunCost:
         """Typical cost of such a run under ``config``'s models, per step (its ``*_worst`` figures
         are at this typical input; the run's own worst case is ``budget.worst_case``)."""
-        return budget.run_cost(
+        cost = budget.run_cost(
             config.price(config.analysis_model), config.price(config.code_model), config.output_cap(config.analysis_model),
             config.output_cap(config.code_model), analysis=self.analysis, code=self.code,
         )
+        return replace(cost, localise_typical=config.price(config.code_model).cost_micro_usd(self.localise))
 
     def assumptions(self) -> str:
         """One line saying what every figure derived from this model assumed."""
@@ -72,6 +79,7 @@ class RunModel:
             f"({self.context_tokens:,} of context: {self.basis}, + {PROMPT_OVERHEAD_TOKENS:,} prompt), "
             f"code {self.code.input_tokens:,} in / {self.code.output_tokens:,} out "
             f"(the plan + the files it names, taken as {NAMED_FILES_SHARE:.0%} of the context)"
+            + (f", localisation {self.localise.input_tokens:,} in / {self.localise.output_tokens:,} out" if self.localise_tokens else "")
         )
 
 
@@ -87,7 +95,14 @@ def measure(repo: Path, config: Config) -> RunModel:
         return RunModel(context_tokens=config.context_max_tokens,
                         basis="context.max_tokens, as no unticked task is there to size it on")
     built = context.build_context(repo, pending[0].brief, config.context_max_tokens, config.private_paths())
-    return RunModel.of_context(built.tokens, pending[0].text)
+    return RunModel.of_context(built.tokens, pending[0].text, localise_tokens(repo, pending[0].brief, config))
+
+
+def localise_tokens(repo: Path, task: str, config: Config) -> int:
+    """The localisation call's estimated prompt tokens for ``task`` (system prompt included), 0 when a run would not make it:
+    ``context.localise`` off, batch mode (its context is built twice), or a repository below ``localise.MIN_FILES`` files."""
+    found = localise.brief(repo, task, config.private_paths()) if config.context_localise and not config.batch else None
+    return context.estimate_tokens(localise.SYSTEM + found.text) if found else 0
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,11 @@ Ranking (measured by ``benchmarks/bench_recall.py`` on real commits):
    about what it is called and what it defines; a source module adds :data:`PAIR_SHARE` of the
    score of the test named after it; among equal scores, source code before configuration.
 
+On a large repository a localisation call (``repo/localise.py``) may add :class:`Locations`: the
+files a small model read off the ranked candidates' skeletons and the map, which then come after
+those of steps 1-3 and before every other, and the functions it named, whose regions are
+taken first.
+
 Every sendable file is scored (no read budget); a file whose lowercased text holds none of
 the task's words is read but not tokenised, which keeps a 2,000-file repository under a
 second. Files are then sent whole, best first, into the room the map leaves, until the cap
@@ -72,6 +77,7 @@ DEFINERS = 3  # a name the task gives puts the files defining it first when at m
 NAME_HOLDERS = 3  # ... or, defined nowhere, the source files holding it when at most this many do
 AREA_WEIGHT = 1.5  # a file in the area a task's subject starts with ('searcher: ...') scores this many times as much
 NAME_WEIGHT = 3  # an occurrence of a name the task gives (identifier, hyphenated message name) counts as this many words
+LOCATED_FILES = 3  # a localisation call's first this many files come after the task's named files and definers (2, 3, 5 measured)
 SUBJECT_WORDS = 4  # a task is about tests or docs when one of its first this many words names them
 BM25_K1 = 1.2  # Okapi BM25's usual parameters (Robertson & Zaragoza 2009; Lucene's defaults)
 BM25_B = 0.75
@@ -189,6 +195,23 @@ class RepoContext:
     masked: dict[str, str] = field(default_factory=dict)  # path -> what was masked ("line 3: aws-access-token")
 
 
+@dataclass(frozen=True)
+class Locations:
+    """Where a localisation call says a task's change lies (``repo/localise.py``).
+
+    ``files``: repository paths, most likely first; ``symbols``: (path, name) of the functions,
+    methods or classes in them most likely edited, most likely first. Only the first
+    :data:`LOCATED_FILES` files (those of ``symbols`` counted after ``files``) move up the ranking.
+    """
+
+    files: tuple[str, ...] = ()
+    symbols: tuple[tuple[str, str], ...] = ()
+
+    def ranked(self) -> list[str]:
+        """The files that move up, most likely first."""
+        return list(dict.fromkeys([*self.files, *(path for path, _ in self.symbols)]))[:LOCATED_FILES]
+
+
 @dataclass
 class _Entry:
     path: str
@@ -201,6 +224,7 @@ class _Entry:
     score: float = 0.0
     tested_by: str = ""  # the test file whose score this source file shares
     area: str = ""  # the task's leading 'area:' when this file is in it
+    located: int = -1  # its place among the localisation call's files, -1 when not one of them
     length: int = 0
     counts: dict[str, float] = field(default_factory=dict)
 
@@ -665,8 +689,8 @@ class _Ranked:
     idf: dict[str, float]
 
 
-def _rank(root: Path, entries: list[_Entry], task: str) -> _Ranked:
-    """Read and score every sendable entry, then sort ``entries`` best first.
+def _rank(root: Path, entries: list[_Entry], task: str, located: Sequence[str] = ()) -> _Ranked:
+    """Read and score every sendable entry, then sort ``entries`` best first (``located``: a localisation call's files, see Locations).
     """
     terms = _Terms(task)
     words = terms.words
@@ -710,6 +734,9 @@ def _rank(root: Path, entries: list[_Entry], task: str) -> _Ranked:
     _keep_specific_definitions(entries)
     _hold_rare_names(entries)
     _favour_area(entries, terms.area)
+    place = {path: at for at, path in enumerate(located)}
+    for entry in entries:
+        entry.located = place.get(entry.path, -1)
     entries.sort(key=_rank_key)
     return _Ranked(unsendable, terms, idf)
 
@@ -796,10 +823,10 @@ def _hold_rare_names(entries: list[_Entry]) -> None:
             entry.holds = entry.holds or name
 
 
-def _rank_key(entry: _Entry) -> tuple[bool, bool, bool, float, bool, int, str]:
+def _rank_key(entry: _Entry) -> tuple[bool, bool, bool, int, float, bool, int, str]:
     """Best first; among equal scores (a task sharing no word with the code) source code before configuration, as commits go."""
-    return (not entry.named, entry.demoted, not (entry.defines or entry.holds), -entry.score, _suffix(entry.path) not in CODE_SUFFIXES,
-            entry.path.count("/"), entry.path)
+    return (not entry.named, entry.demoted, not (entry.defines or entry.holds), entry.located if entry.located >= 0 else sys.maxsize,
+            -entry.score, _suffix(entry.path) not in CODE_SUFFIXES, entry.path.count("/"), entry.path)
 
 
 def _reason(entry: _Entry) -> str:
@@ -807,6 +834,8 @@ def _reason(entry: _Entry) -> str:
         return "named in the task"
     if entry.defines:
         return f"defines {entry.defines}"
+    if entry.located >= 0:
+        return "located by the localisation call"
     if entry.holds:
         return f"holds {entry.holds}"
     area = f", in the task's area {entry.area!r}" if entry.area else ""
@@ -853,7 +882,7 @@ def _map_trailer(total: int, listed: int) -> str:
 
 def _chance(entry: _Entry, rank: int, best: float) -> float:
     """A file's chance of holding the change relative to the best file's: falling with its rank and its score's distance to the best."""
-    if entry.named or entry.defines:
+    if entry.named or entry.defines or entry.located >= 0:
         return 1.0
     return (rank + 1) ** -RANK_DECAY * math.exp(SCORE_SLOPE * (min(entry.score / best, 1.0) - 1) if best > 0 else 0.0)
 
@@ -876,15 +905,19 @@ def _candidate(entry: _Entry, rank: int, ranked: _Ranked, best: float) -> excerp
     return candidate
 
 
-def build_context(root: Path, task: str, max_tokens: int, exclude: Sequence[str] = ()) -> RepoContext:
+def build_context(
+    root: Path, task: str, max_tokens: int, exclude: Sequence[str] = (), locations: Locations | None = None,
+) -> RepoContext:
     """The map and the files most relevant to ``task``; ``tokens`` of the rendered text never exceed ``max_tokens``.
 
-    Raises GitError when ``root`` is a git checkout that git cannot list.
+    ``locations``, from a localisation call, moves its files up and sends the regions defining
+    its symbols before any other region. Raises GitError when ``root`` is a git checkout that git cannot list.
     """
+    locations = locations or Locations()
     root = Path(root)
     cap = max(max_tokens, 0) * BYTES_PER_TOKEN
     entries, private = _collect(root, exclude)
-    ranked = _rank(root, entries, task)
+    ranked = _rank(root, entries, task, locations.ranked())
     total = len(entries)
     header, trailer_reserve = _map_header(total), len(_map_trailer(total, 0).encode("utf-8"))
     if len(header.encode("utf-8")) + trailer_reserve > int(cap * MAP_SHARE):
@@ -896,6 +929,7 @@ def build_context(root: Path, task: str, max_tokens: int, exclude: Sequence[str]
     sendable = [entry for entry in entries if entry.text is not None]
     best = max((entry.score for entry in sendable if not entry.demoted), default=0.0)
     candidates = [_candidate(entry, rank, ranked, best) for rank, entry in enumerate(sendable[:CANDIDATES])]
+    room = excerpts.defining(candidates, locations.symbols, room)  # what the localisation call named, first
     first, reserve = int(room * excerpts.REGION_SHARE), int(room * excerpts.LINK_SHARE)  # kept out of the files' competition
     left = excerpts.pack(candidates, excerpts.regions(candidates, first) + room - first - reserve)
     excerpts.pack(candidates, excerpts.link(candidates, left + reserve))
@@ -931,6 +965,33 @@ def build_context(root: Path, task: str, max_tokens: int, exclude: Sequence[str]
     ctx = RepoContext(map_text=map_text, files=files, tokens=0, skipped=skipped, reasons=reasons, excerpts=parts,
                       masked=_mask_secrets(entries, files, parts))
     return replace(ctx, tokens=estimate_tokens(render_context(ctx)))
+
+
+@dataclass(frozen=True)
+class Survey:
+    """A repository ranked for a task, for a localisation call: ``total`` files; the sendable ones
+    best first as (path, bytes, text, definitions as ``(indentation, kind, name)``); and the
+    plain map of the best ones within the bytes asked (folder lines, then names and sizes)."""
+
+    total: int
+    files: list[tuple[str, int, str, list[tuple[str, str, str]]]]
+    map_text: str
+
+
+def survey(root: Path, task: str, map_bytes: int, exclude: Sequence[str] = (), candidates: int = CANDIDATES) -> Survey:
+    """Rank the repository for ``task`` as :func:`build_context` does; the first ``candidates`` files with their definitions.
+
+    Raises GitError when ``root`` is a git checkout that git cannot list.
+    """
+    entries, _ = _collect(Path(root), exclude)
+    _rank(Path(root), entries, task)
+    sendable = [entry for entry in entries if entry.text is not None][:candidates]
+    listed = _plain_map(entries, map_bytes)
+    return Survey(
+        total=len(entries),
+        files=[(entry.path, entry.size, entry.text or "", _definitions(entry.path, entry.text or "")) for entry in sendable],
+        map_text=_map_body({entry.path: _map_line(entry, False) for entry in listed}),
+    )
 
 
 def _mask_secrets(entries: list[_Entry], files: dict[str, str], parts: dict[str, str]) -> dict[str, str]:

@@ -11,7 +11,8 @@ relevant file goes whole, a large one gives its relevant functions first, and ro
 to the rest of the best files. A file whose units all fit is sent whole. Before that, a small
 fixed share of the room (:data:`REGION_SHARE`) goes to the most relevant units of all the
 candidates by their own relevance (:func:`regions`), so a lower-ranked file's one matching
-function is not crowded out by a large best file. After it, another small fixed share
+function is not crowded out by a large best file; before even that, the units declaring the
+functions a localisation call named (:func:`defining`). After it, another small fixed share
 of the room (:data:`LINK_SHARE`) goes to units linked to a sent matching unit by a rare name
 (:func:`link`: a helper it calls, a caller of it), with no other worth changed: extra worth for
 every link took share from the matching units (common names link too much).
@@ -45,6 +46,9 @@ _OTHER_UNIT = re.compile(
 )
 _DEFINES = re.compile(r"[ \t]*(?:export[ \t]+)?(?:async[ \t]+)?(?:def|class|function|fn|func)[ \t]+([A-Za-z_]\w*)")
 _WORD = re.compile(r"[A-Za-z_]\w*")
+# words that start a statement, not a declaration, before a name and '(': `return f(`, `if f(`, `new F(`
+_STATEMENT_WORDS = frozenset(["return", "if", "elif", "while", "for", "new", "await", "throw", "else", "case", "yield", "assert",
+                              "not", "and", "or", "in", "raise", "print", "del", "with"])
 _CLOSERS = (")", "]", "}", "#", "//", "/*", "*")
 
 
@@ -181,6 +185,30 @@ def regions(candidates: Sequence[Candidate], room: int) -> int:
     offers = sorted((-unit.relevance, number, index) for number, candidate in enumerate(candidates)
                     for index, unit in enumerate(candidate.units) if unit.relevance > 0)
     return _take(candidates, offers, room)
+
+
+def defining(candidates: Sequence[Candidate], symbols: Sequence[tuple[str, str]], room: int) -> int:
+    """Choose the units declaring each (path, name) of ``symbols``, in that order, while they fit ``room``; the room left.
+
+    A declaration is a line of words (modifiers, a return type, ``def``, ``fn``, ``class``) then
+    the name, then ``(``, ``<``, ``{``, ``:``, ``=``, ``[``, ``extends``, ``implements``, ``where``
+    or the line's end, in any language (``def f(``, ``public void f(``, ``fn f<T>(``,
+    ``class F extends``), unless its first word starts a statement (``return f(``). A path that
+    is not a candidate, or a name that is not a word, is passed over.
+    """
+    by_path = {candidate.path: number for number, candidate in enumerate(candidates)}
+    offers: list[tuple[float, int, int]] = []
+    for order, (path, name) in enumerate(symbols):
+        number = by_path.get(path)
+        if number is None or not _WORD.fullmatch(name):
+            continue
+        declared = re.compile(rf"[ \t]*((?:[\w@<>\[\],.?*&:()]+[ \t]+)+){name}(?:[ \t]*[(<{{:=\[]|[ \t]+(?:extends|implements|where)\b|[ \t]*$)")
+        candidate = candidates[number]
+        for index, unit in enumerate(candidate.units):
+            found = (declared.match(line) for line in candidate.lines[unit.first : unit.last + 1])
+            if any(match and match.group(1).split()[0] not in _STATEMENT_WORDS for match in found):
+                offers.append((order, number, index))
+    return _take(candidates, sorted(offers), room)
 
 
 def _take(candidates: Sequence[Candidate], offers: Sequence[tuple[float, int, int]], room: int) -> int:

@@ -276,6 +276,8 @@ def render_costs(config: Config, now: dt.datetime, model: estimate.RunModel) -> 
         f"  {'step':<10}{'model':<22}{'typical':>12}{'worst case':>14}",
         f"  {'analysis':<10}{analysis.model:<22}{format_usd(cost.analysis_typical, 4):>12}{format_usd(worst.analysis, 4):>14}",
         f"  {'code':<10}{code.model:<22}{format_usd(cost.code_typical, 4):>12}{format_usd(code_worst, 4):>14}",
+        *([f"  {'localise':<10}{code.model:<22}{format_usd(cost.localise_typical, 4):>12}{format_usd(worst.localise, 4):>14}"]
+          if worst.localise else []),
         f"  {'total':<32}{format_usd(cost.typical, 4):>12}{format_usd(worst.run, 4):>14}",
         "",
         f"  {model.assumptions()}; {worst.describe(config)}",

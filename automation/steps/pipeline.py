@@ -26,7 +26,7 @@ from ..models import attempts, experiment, health, keys
 from ..money import budget, caching, estimate, ledger_source, outcomes, reservations, shared_budget, spend, windows
 from ..money import ledger as ledger_module
 from ..money.ledger import Ledger, RunRecord
-from ..repo import context, edits, github, gitops, intake, ledger_remote, tasks
+from ..repo import context, edits, github, gitops, intake, ledger_remote, localise, tasks
 from ..repo import outcomes as pull_outcomes
 from ..repo.trust import Trust
 from ..reporting import alerts, discord, reports
@@ -168,7 +168,8 @@ def _new_pull_request(session: Session, remote: Repository, task: tasks.Task, co
     brief, found = secret_scan.redact(task.brief)  # the tasks file is a file like any other
     if found:
         session.say(f"Withheld what looks like secrets in the task's text from the prompts ({secret_scan.summary(found)})")
-    repo_context = context.build_context(session.repo, brief, session.config.context_max_tokens, _private_paths(session.config))
+    locations = None if session.config.batch else _localise(session, brief)  # a batch run builds its context twice
+    repo_context = context.build_context(session.repo, brief, session.config.context_max_tokens, _private_paths(session.config), locations)
     _say_context(session, repo_context)
     verify.baseline(session, session.repo)  # the untouched tree's checks, before any paid call
     if collected is None and session.config.batch:
@@ -422,6 +423,57 @@ def _analyse(session: Session, task: str, repo_context: context.RepoContext) -> 
         return _unless_cut(session, "analysis", model, config.analysis_effort, call)
 
     return _with_fallbacks(session, "analysis", config.analysis_model, config.analysis_fallbacks, attempt)
+
+
+def _describe_localise(config: Config, model: estimate.RunModel) -> str:
+    """The dry run's line on the localisation call: made or not, and why."""
+    if model.localise_tokens:
+        return (f"Localisation: a run first asks {config.code_model} ({model.localise_tokens:,} tokens of candidates and map) "
+                "which files and functions the task changes, and puts them first; a dry run makes no call, so the files "
+                "above are ranked without it")
+    if not config.context_localise:
+        return "Localisation: off (context.localise)"
+    if config.batch:
+        return "Localisation: not in batch mode (models.batch), whose context is built twice"
+    return f"Localisation: not needed on a repository of fewer than {localise.MIN_FILES} files"
+
+
+def _localise(session: Session, task: str) -> context.Locations | None:
+    """The localisation call (``repo/localise.py``) on the code model's chain, on a repository of
+    at least ``localise.MIN_FILES`` files unless ``context.localise`` is off; None when not made.
+
+    A reply that is billed but unusable (cut off, refused, no JSON) leaves the ranking as it
+    was; any other provider failure fails the run as the code step would.
+    """
+    from ..models import providers
+
+    config = session.config
+    found = localise.brief(session.repo, task, _private_paths(config)) if config.context_localise else None
+    if found is None:
+        return None
+    messages = _redacted(session, [{"role": "system", "content": localise.SYSTEM}, {"role": "user", "content": found.text}])
+    bound = providers.openai_input_token_bound(messages, None)
+
+    def attempt(model: str, untyped: object) -> str:
+        client = cast("openai.OpenAI", untyped)  # _client made it for this model's provider
+        reasoning = config.code_reasoning_effort if config.code_reasoning_effort in config.price(model).efforts else None
+        return _paid_call(
+            session, "localise", model, lambda _timeout: bound, localise.MAX_TOKENS,
+            lambda timeout: providers.write_code(
+                providers.with_timeout(client, timeout), model, messages, localise.MAX_TOKENS, reasoning_effort=reasoning,
+                clock=session.clock,
+            ),
+        ).text
+
+    try:
+        reply = _with_fallbacks(session, "localise", config.code_model, config.code_fallbacks, attempt)
+    except providers.InvalidReplyError as error:
+        session.say(f"localise: the reply was not usable ({error.kind}); the context is ranked without it")
+        return None
+    locations, note = localise.parse(reply, found.offered)
+    session.say(f"localise: {plural(len(locations.files), 'file')} and {plural(len(locations.symbols), 'function')} named"
+                + (f"; {note}" if note else ""))
+    return locations
 
 
 def _submit_analysis(session: Session, task: str, repo_context: context.RepoContext) -> NoReturn:
@@ -799,7 +851,7 @@ def dry_run(
         lines.append(f"No task left in {config.tasks_file}: the run would stop here (exit 0).")
     else:
         repo_context = context.build_context(repo, task.brief, config.context_max_tokens, _private_paths(config))
-        model = estimate.RunModel.of_context(repo_context.tokens, task.text)
+        model = estimate.RunModel.of_context(repo_context.tokens, task.text, estimate.localise_tokens(repo, task.brief, config))
         cost = model.cost(config)
         worst, first = budget.run_reservation(config, estimate.PROMPT_OVERHEAD_TOKENS)
         left = budget.remaining_micro_usd(ledger, config.monthly_budget_micro_usd)
@@ -809,6 +861,7 @@ def dry_run(
             f"  ({plural(len(pending), 'unticked task')} in {config.tasks_file}; open or rejected bot PRs are skipped in a real run)",
             f"Context: {plural(len(repo_context.files), 'file')}, {repo_context.tokens:,} of {config.context_max_tokens:,} tokens",
             *context.describe(repo_context).splitlines(),
+            _describe_localise(config, model),
             f"Models: {config.analysis_model} (analysis), {config.code_model} (code)",
             f"Cost of this run: about {format_usd(cost.typical, 4)}, at most {format_usd(worst, 4)} (what it reserves)",
             f"  ({model.assumptions()})",

@@ -1,0 +1,165 @@
+"""The localisation call's prompt and reply: a small model names the files and functions a task changes.
+
+On a large repository the task's words alone rank the right file low when the subject shares
+few words with the code ('Implement #180 in master', 'Fix indentation of option help'). As
+Agentless does (Xia et al. 2024, "Agentless: Demystifying LLM-based Software Engineering
+Agents"), one cheap call reads the best-ranked candidates' skeletons (their definitions) and the
+repository's map, and names the files and functions most likely edited; the context then puts
+them first (``context.Locations``). The call itself is made, reserved and booked like any other
+by ``steps/pipeline.py``; this module only builds the prompt and reads the reply, which is
+untrusted: only paths the prompt offered and plain names are kept.
+
+Measured with recorded replies by ``benchmarks/bench_recall.py --locations``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core import untrusted
+from . import context
+
+MIN_FILES = 200  # a repository with fewer files is not surveyed: ranking alone finds its files (click, flask: nothing gained)
+CANDIDATES = 30  # the best-ranked files shown with their skeletons
+SKELETON_BYTES = 900  # of each candidate's skeleton, at most
+MAP_BYTES = 18_000  # of the map of the other files (their paths), at most
+MAX_FILES = 5
+MAX_SYMBOLS = 10
+TASK_BYTES = 4_000  # of the task's text, at most (an issue taken as a task may be long)
+MAX_TOKENS = 2_000  # the reply, one short JSON object (~300 tokens), with room for a reasoning model's thinking
+# the prompt's bound, in tokens (context.estimate_tokens over-counts): what the call reserves
+CANDIDATE_BYTES = CANDIDATES * (SKELETON_BYTES + 300)  # of the candidates' lines in all: a block past it is left out
+INPUT_BOUND_TOKENS = -(-(MAP_BYTES + CANDIDATE_BYTES + TASK_BYTES + 2_000) // context.BYTES_PER_TOKEN)  # with SYSTEM and headings
+
+SYSTEM = (
+    "You locate code for a change. Given a task, a repository's best-ranked candidate files with their "
+    "definitions, and a map of its other paths, name the files most likely edited to carry out the task "
+    "and the functions, methods or classes in them most likely edited. Reply with one JSON object only: "
+    '{"files": ["path", ...], "symbols": [["path", "name"], ...]}, at most '
+    f"{MAX_FILES} files and {MAX_SYMBOLS} symbols, most likely first, each path exactly as the prompt writes it. "
+    + untrusted.SYSTEM_RULE
+)
+
+# methods in languages whose definitions context.py does not cut at (a modifier, a type, a name and '(')
+_METHOD = re.compile(
+    r"^[ \t]+(?:(?:public|protected|private|static|final|abstract|synchronized|override|internal|open)[ \t]+)+"
+    r"[\w<>\[\],.? ]*?(\w+)[ \t]*\(",
+    re.MULTILINE,
+)
+_TYPE = re.compile(r"^[ \t]*(?:[\w@]+[ \t]+)*(class|interface|enum|record|object)[ \t]+(\w+)", re.MULTILINE)
+_METHOD_SUFFIXES = (".java", ".kt", ".cs", ".scala")
+_STATEMENTS = frozenset(["if", "for", "while", "switch", "catch", "return", "new", "synchronized"])
+_FENCED_JSON = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Brief:
+    """The user message of the call, and every path it offered (the only ones a reply may name)."""
+
+    text: str
+    offered: frozenset[str]
+
+
+def needed(total_files: int) -> bool:
+    """Whether a repository of ``total_files`` files is large enough for the call to pay."""
+    return total_files >= MIN_FILES
+
+
+def skeleton(path: str, text: str, definitions: Sequence[tuple[str, str, str]]) -> list[str]:
+    """A file's definitions, one a line, nested ones indented, each name once, within SKELETON_BYTES."""
+    if path.endswith(_METHOD_SUFFIXES):
+        found = sorted([(m.start(), f"{m.group(1)} {m.group(2)}") for m in _TYPE.finditer(text)]
+                       + [(m.start(), f"    {m.group(1)}()") for m in _METHOD.finditer(text) if m.group(1) not in _STATEMENTS])
+        parts = [line for _, line in found]
+    else:
+        parts = [("    " if indent else "") + f"{kind} {name}" for indent, kind, name in definitions]
+    kept: list[str] = []
+    size = 0
+    unique = list(dict.fromkeys(parts))
+    for part in unique:
+        if size + len(part) + 1 > SKELETON_BYTES:
+            kept.append(f"    … {len(unique) - len(kept)} more")
+            break
+        kept.append(part)
+        size += len(part) + 1
+    return kept
+
+
+def brief(root: Path, task: str, exclude: Sequence[str] = ()) -> Brief | None:
+    """The call's prompt for ``task`` on the checkout at ``root``, or None on a repository below MIN_FILES.
+
+    Raises GitError when ``root`` is a git checkout that git cannot list.
+    """
+    found = context.survey(root, task, MAP_BYTES, exclude, CANDIDATES)
+    if not needed(found.total):
+        return None
+    blocks: list[str] = []
+    offered = set(_map_paths(found.map_text))
+    room = CANDIDATE_BYTES
+    for path, size, text, definitions in found.files:
+        block = "".join(f"{line}\n" for line in [f"{len(blocks) + 1}. {path} ({size:,} bytes)",
+                                                  *("    " + part for part in skeleton(path, text, definitions))])
+        if len(block.encode("utf-8")) <= room:  # so the prompt stays within INPUT_BOUND_TOKENS whatever the paths
+            blocks.append(block)
+            offered.add(path)
+            room -= len(block.encode("utf-8"))
+    clipped = task.encode("utf-8")[:TASK_BYTES].decode("utf-8", "ignore")
+    text = (f"# Task\n{clipped}\n\n# Candidate files ({len(blocks)} of {found.total}, ranked by the words they share with "
+            f"the task; best first), with their definitions\n{''.join(blocks)}\n"
+            f"# Repository map (the best-ranked files by folder: a folder's line, then its files' names)\n{found.map_text}")
+    return Brief(text=text, offered=frozenset(offered))
+
+
+def _map_paths(map_text: str) -> set[str]:
+    """The paths of a plain map: a folder's line ('a/b/'), then its files indented ('  c.py (3 KB)')."""
+    paths: set[str] = set()
+    folder = ""
+    for line in map_text.splitlines():
+        if not line.startswith(" "):
+            if line.endswith("/"):
+                folder = line
+                continue
+            folder = ""
+        name = line.strip().rsplit(" (", 1)[0]
+        paths.add(folder + name)
+    return paths
+
+
+def parse(reply: str, offered: frozenset[str]) -> tuple[context.Locations, str]:
+    """The locations a reply names, and a note on what was not used ("" when all was).
+
+    The reply is untrusted: a JSON object, bare or in a fence, whose ``files`` are paths the
+    prompt offered and whose ``symbols`` are [path, name] pairs with such a path and a name that
+    is one word. Anything else is dropped and counted in the note; a reply with no object gives
+    empty locations (the context is then built as without the call).
+    """
+    data = _json_object(reply)
+    if data is None:
+        return context.Locations(), "the reply held no JSON object; the context is ranked without it"
+    raw_files, raw_symbols = (value if isinstance(value := data.get(key), list) else [] for key in ("files", "symbols"))
+    files = [path for path in raw_files if isinstance(path, str) and path in offered]
+    symbols = [(item[0], item[1]) for item in raw_symbols
+               if isinstance(item, list) and len(item) == 2 and all(isinstance(part, str) for part in item)
+               and item[0] in offered and re.fullmatch(r"[A-Za-z_]\w{0,99}", item[1])]
+    dropped = len(raw_files) - len(files) + len(raw_symbols) - len(symbols)
+    files, symbols = list(dict.fromkeys(files))[:MAX_FILES], list(dict.fromkeys(symbols))[:MAX_SYMBOLS]
+    note = f"{dropped} of the reply's entries named no path the prompt offered, or no plain name: not used" if dropped else ""
+    return context.Locations(files=tuple(files), symbols=tuple(symbols)), note
+
+
+def _json_object(reply: str) -> dict | None:
+    """The reply's JSON object: the whole reply, a fenced block, or the span from its first '{' to its last '}'."""
+    fenced = _FENCED_JSON.search(reply)
+    start, end = reply.find("{"), reply.rfind("}")
+    for text in (reply.strip(), fenced.group(1) if fenced else "", reply[start : end + 1] if 0 <= start < end else ""):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(data, dict):
+            return data
+    return None
