@@ -14,6 +14,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_recall  # noqa: E402
 
+from automation.repo import localise  # noqa: E402
+
 FILES = {
     "shop/__init__.py": "",
     "shop/pricing.py": "def apply_discount(total, code):\n    return total\n",
@@ -23,12 +25,13 @@ FILES = {
 }
 
 
-def _make_cases(folder: Path) -> None:
-    """Two cases in one bundle, as ../shared/bench/recall lays them out (refs/bench/NN, root commits)."""
+def _make_cases(folder: Path, fillers: int = 0) -> None:
+    """Two cases in one bundle, as ../shared/bench/recall lays them out (refs/bench/NN, root commits);
+    ``fillers`` unrelated modules make the repository large enough for a localisation call."""
     work = folder / "work"
     subprocess.run(["git", "init", "-q", str(work)], check=True)
     env_args = ["-c", "user.name=Bench", "-c", "user.email=bench@example.com"]
-    for path, content in FILES.items():
+    for path, content in {**FILES, **{f"vendor/lib{index}.py": f"VALUE = {index}\n" for index in range(fillers)}}.items():
         (work / path).parent.mkdir(parents=True, exist_ok=True)
         (work / path).write_text(content)
     subprocess.run(["git", "add", "-A"], cwd=work, check=True)
@@ -80,3 +83,18 @@ def test_hunk_recall_counts_a_hunk_only_when_all_its_old_lines_are_in_the_prompt
     # 1-2 carried; 2-3 half; an insertion after line 10 (carried), after 11 (not), at the top (line 1 carried); n.py sent whole
     assert bench_recall.hunks_found(hunks, {"n.py"}, {"m.py": bench_recall.excerpt_lines(excerpt)}) == 4
     assert bench_recall.hunks_found(hunks, set(), {}) == 0
+
+
+def test_recorded_localisation_replies_are_replayed_with_their_cost(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _make_cases(tmp_path / "data", fillers=localise.MIN_FILES)
+    replies = tmp_path / "replies.jsonl"
+    replies.write_text(json.dumps({"project": "shop", "ref": "refs/bench/00", "reply": '{"files": ["shop/pricing.py"], "symbols": []}'}) + "\n")
+    args = ["--cases", str(tmp_path / "data"), "--cache", str(tmp_path / "cache"), "--memory-every", "0", "--large-files", "0"]
+    assert bench_recall.main([*args, "--locations", str(replies)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split()[-2:] == ["loc-calls", "loc-$"]
+    shop = out[3].split()
+    assert shop[0] == "shop" and shop[-2] == "50%"  # one case of two has a recorded reply
+    assert 0.0001 < float(shop[-1].removeprefix("$")) < 0.01  # ~7 KB of prompt on the default code model
+    assert bench_recall.main(args) == 0
+    assert "loc-calls" not in capsys.readouterr().out  # without replies: no such columns

@@ -163,3 +163,21 @@ def test_the_prompt_stays_within_the_bound_the_run_reserves(tmp_path: Path) -> N
     found = localise.brief(root, "total " * 5_000)
     assert found is not None and "module_0.py" in found.text
     assert estimate_tokens(localise.SYSTEM + found.text) <= localise.INPUT_BOUND_TOKENS
+
+
+def test_costs_and_simulate_count_the_call_on_a_large_repository(tmp_path: Path) -> None:
+    import datetime as dt
+    import io
+
+    from automation.cli import main
+
+    root = _repo(tmp_path / "repo", {**BILLING, "docs/TASKS.md": f"- [ ] {TASK}\n"})
+    now = dt.datetime(2027, 3, 1, tzinfo=dt.timezone.utc)
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["costs", "--repo", str(root)], env={}, now=now, out=out, err=err) == 0, err.getvalue()
+    row = next(line.split() for line in out.getvalue().splitlines() if line.startswith("  localise "))
+    assert row[0] == "localise" and 0 < float(row[2].removeprefix("$")) <= float(row[3].removeprefix("$"))
+    assert ", localisation " in out.getvalue() and " in / 300 out" in out.getvalue()
+    simulated = io.StringIO()
+    assert main(["simulate", "--runs", "1", "--repo", str(root)], env={}, now=now, out=simulated, err=err) == 0, err.getvalue()
+    assert ", localisation " in simulated.getvalue()

@@ -19,6 +19,7 @@ from ..money import ledger as ledger_module
 from ..money import estimate
 from ..money.estimate import PROMPT_OVERHEAD_TOKENS, RunModel
 from ..money.ledger import CallRecord, Ledger, RunRecord
+from ..repo import localise
 from ..reporting import alerts, discord
 
 RUN_INTERVAL = dt.timedelta(hours=3)
@@ -37,13 +38,15 @@ def _jitter(usage: Usage, rng: random.Random, max_input_tokens: int) -> Usage:
 def _simulated_run(
     ledger: Ledger, config: Config, record: RunRecord, model: RunModel, rng: random.Random, moment: dt.datetime
 ) -> tuple[Ledger, RunRecord, str, budget.BudgetStop | None]:
-    """Reserve and charge the two calls of a run exactly as `run` does.
+    """Reserve and charge the calls of a run exactly as `run` does (the localisation call where the repository makes one).
 
     Returns the outcome too: "budget_stop" when a reservation fails, in the month or any other
     budget window (with the stop, for its alert); like `run`, a run stopped between its two calls keeps (and is charged for)
     the call it made.
     """
+    located = [("localise", config.code_model, model.localise, localise.MAX_TOKENS, localise.INPUT_BOUND_TOKENS)]
     steps = (
+        *(located if model.localise_tokens else []),
         ("analysis", config.analysis_model, model.analysis, config.output_cap(config.analysis_model),
          config.context_max_tokens + PROMPT_OVERHEAD_TOKENS),
         ("code", config.code_model, model.code, config.output_cap(config.code_model), config.code_max_input_tokens),
