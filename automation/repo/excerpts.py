@@ -34,6 +34,7 @@ LONG_PIECE_FACTOR = 2  # ... or, past this many times that with none, at its nex
 RELEVANCE_SHARE = 0.85  # a unit's share of its file's chance: this much by relevance, the rest by bytes (0.7-1.0 measured)
 REGION_SHARE = 0.1  # of the room, kept first for the most relevant regions of any candidate (see regions; 0.05-0.2 measured)
 LINK_SHARE = 0.02  # of the room, kept for regions a sent matching region links to by a rare name (see link)
+DECLARATION_CHARS = 500  # a longer line (minified code, data) is not read for a declaration: the pattern would take quadratic time
 LINK_NAME_LENGTH = 6  # a name shorter than this (get, run, visit) links too much to say anything
 BM25_K1 = 1.2  # Okapi BM25's usual parameters (Robertson & Zaragoza 2009; Lucene's defaults)
 BM25_B = 0.75
@@ -193,8 +194,8 @@ def defining(candidates: Sequence[Candidate], symbols: Sequence[tuple[str, str]]
     A declaration is a line of words (modifiers, a return type, ``def``, ``fn``, ``class``) then
     the name, then ``(``, ``<``, ``{``, ``:``, ``=``, ``[``, ``extends``, ``implements``, ``where``
     or the line's end, in any language (``def f(``, ``public void f(``, ``fn f<T>(``,
-    ``class F extends``), unless its first word starts a statement (``return f(``). A path that
-    is not a candidate, or a name that is not a word, is passed over.
+    ``class F extends``), unless its first word starts a statement (``return f(``), on a line of
+    at most DECLARATION_CHARS characters. A path that is not a candidate, or a name that is not a word, is passed over.
     """
     by_path = {candidate.path: number for number, candidate in enumerate(candidates)}
     offers: list[tuple[float, int, int]] = []
@@ -205,7 +206,7 @@ def defining(candidates: Sequence[Candidate], symbols: Sequence[tuple[str, str]]
         declared = re.compile(rf"[ \t]*((?:[\w@<>\[\],.?*&:()]+[ \t]+)+){name}(?:[ \t]*[(<{{:=\[]|[ \t]+(?:extends|implements|where)\b|[ \t]*$)")
         candidate = candidates[number]
         for index, unit in enumerate(candidate.units):
-            found = (declared.match(line) for line in candidate.lines[unit.first : unit.last + 1])
+            found = (declared.match(line) for line in candidate.lines[unit.first : unit.last + 1] if len(line) <= DECLARATION_CHARS)
             if any(match and match.group(1).split()[0] not in _STATEMENT_WORDS for match in found):
                 offers.append((order, number, index))
     return _take(candidates, sorted(offers), room)
