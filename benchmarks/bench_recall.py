@@ -21,7 +21,7 @@ README). Per project and overall:
   for rank_bm25's whole files filling the whole cap;
 - tok@20k / tok@40k: mean tokens the context used;
 - with ``--locations``: each case's recorded localisation reply (``repo/localise.py``; JSON lines
-  of project, ref and reply, as ``benchmarks/data/localisation-replies.jsonl``) is read as the
+  of project, ref, task and reply, as ``benchmarks/data/localisation-replies.jsonl``) is read as the
   bot reads it, for the cases whose repository is large enough for the call, and every figure
   is of the context built with it; loc-calls: share of cases that made the call; loc-$: its
   mean cost per run on the default code model, its prompt's estimated tokens in and the reply's
@@ -240,10 +240,10 @@ def bm25_sent(ranking: Sequence[tuple[str, int]], room: int) -> set[str]:
     return sent
 
 
-def load_replies(path: Path) -> dict[tuple[str, str], str]:
-    """Recorded localisation replies by (project, ref)."""
+def load_replies(path: Path) -> dict[tuple[str, str, str], str]:
+    """Recorded localisation replies by (project, ref, task): two data sets of one project reuse refs."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return {(row["project"], row["ref"]): row["reply"] for row in rows}
+    return {(row["project"], row["ref"], row["task"]): row["reply"] for row in rows}
 
 
 def located(case: Case, tree: Path, reply: str | None) -> tuple[context.Locations | None, int | None]:
@@ -377,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--memory-every", type=int, default=5, help="trace memory on every Nth case (0: never)")
     parser.add_argument("--misses", action="store_true", help="print each case missing a target file or a hunk at the cap")
     parser.add_argument("--large-files", type=int, default=2_000, help="files in the large repository timed at the end (0: skip)")
-    parser.add_argument("--locations", type=Path, help="recorded localisation replies (JSON lines: project, ref, reply) to build with")
+    parser.add_argument("--locations", type=Path, help="recorded localisation replies (JSON lines: project, ref, task, reply) to build with")
     args = parser.parse_args(argv)
     replies = load_replies(args.locations) if args.locations else {}
     cases = load_cases(args.cases, args.limit, args.project)
@@ -389,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for case in cases:
         traced = args.memory_every > 0 and seen[case.project] % args.memory_every == 0
         seen[case.project] += 1
-        result = measure(case, args.cache, args.cap, traced, replies.get((case.project, case.ref)) if args.locations else None)
+        result = measure(case, args.cache, args.cap, traced, replies.get((case.project, case.ref, case.task)) if args.locations else None)
         results.append(result)
         missed = result.hunks - result.found[result.caps.index(args.cap)]
         if args.misses and (result.whole < result.targets or missed):

@@ -88,13 +88,17 @@ def test_hunk_recall_counts_a_hunk_only_when_all_its_old_lines_are_in_the_prompt
 def test_recorded_localisation_replies_are_replayed_with_their_cost(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _make_cases(tmp_path / "data", fillers=localise.MIN_FILES)
     replies = tmp_path / "replies.jsonl"
-    replies.write_text(json.dumps({"project": "shop", "ref": "refs/bench/00", "reply": '{"files": ["shop/pricing.py"], "symbols": []}'}) + "\n")
+    reply = '{"files": ["shop/pricing.py"], "symbols": []}'
+    replies.write_text("".join(json.dumps(row) + "\n" for row in [
+        {"project": "shop", "ref": "refs/bench/00", "task": "Validate the discount code", "reply": reply},
+        {"project": "shop", "ref": "refs/bench/01", "task": "A case of another data set, with the same ref", "reply": reply},
+    ]))
     args = ["--cases", str(tmp_path / "data"), "--cache", str(tmp_path / "cache"), "--memory-every", "0", "--large-files", "0"]
     assert bench_recall.main([*args, "--locations", str(replies)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1].split()[-2:] == ["loc-calls", "loc-$"]
     shop = out[3].split()
-    assert shop[0] == "shop" and shop[-2] == "50%"  # one case of two has a recorded reply
+    assert shop[0] == "shop" and shop[-2] == "50%"  # one case of two has a recorded reply (the other's task differs)
     assert 0.0001 < float(shop[-1].removeprefix("$")) < 0.01  # ~7 KB of prompt on the default code model
     assert bench_recall.main(args) == 0
     assert "loc-calls" not in capsys.readouterr().out  # without replies: no such columns
