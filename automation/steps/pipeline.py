@@ -168,10 +168,10 @@ def _new_pull_request(session: Session, remote: Repository, task: tasks.Task, co
     brief, found = secret_scan.redact(task.brief)  # the tasks file is a file like any other
     if found:
         session.say(f"Withheld what looks like secrets in the task's text from the prompts ({secret_scan.summary(found)})")
+    verify.baseline(session, session.repo)  # the untouched tree's checks, before any paid call
     locations = None if session.config.batch else _localise(session, brief)  # a batch run builds its context twice
     repo_context = context.build_context(session.repo, brief, session.config.context_max_tokens, _private_paths(session.config), locations)
     _say_context(session, repo_context)
-    verify.baseline(session, session.repo)  # the untouched tree's checks, before any paid call
     if collected is None and session.config.batch:
         _submit_analysis(session, brief, repo_context)
     analysis = collected.analysis if collected and collected.analysis is not None else _analyse(session, brief, repo_context)
