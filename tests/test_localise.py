@@ -64,15 +64,19 @@ def test_the_prompt_shows_candidates_with_their_skeletons_and_the_map_but_no_pri
 
 
 def test_a_java_skeleton_lists_its_methods_not_its_statements(tmp_path: Path) -> None:
-    java = BILLING["billing/Ledger.java"]
-    assert localise.skeleton("billing/Ledger.java", java, []) == ["class Ledger", "    Ledger()", "    balance()"]
+    java = BILLING["billing/Ledger.java"].replace("    public Ledger() {}\n", "    public Ledger() {}\n\n    int reset() {\n        total(0);\n        return sum;\n    }\n")
+    assert localise.skeleton("billing/Ledger.java", java, []) == ["class Ledger", "    Ledger()", "    reset()", "    balance()"]
+    kotlin = "class Greeter(val name: String) {\n    fun greet(): String {\n        return hello(name)\n    }\n}\n\nfun hello(who: String) = who\n"
+    assert localise.skeleton("app/Greeter.kt", kotlin, []) == ["class Greeter", "    greet()", "    hello()"]
 
 
-def test_a_skeleton_stays_within_its_bytes(tmp_path: Path) -> None:
-    definitions = [("", "def", f"function_number_{index}") for index in range(200)]
-    kept = localise.skeleton("big.py", "", definitions)
-    assert sum(len(line) + 1 for line in kept[:-1]) <= localise.SKELETON_BYTES
-    assert kept[-1] == f"    … {200 - len(kept) + 1} more"
+def test_a_line_longer_than_any_declaration_is_not_read() -> None:
+    """A minified or generated line would take the pattern quadratic time: it is passed over."""
+    declaration = "    public int balance(int day) {"
+    assert excerpts.declared(declaration) == ("public int", "balance")
+    padded = declaration.replace("int day", "int day" + ", int other" * 60)
+    assert len(padded) > excerpts.DECLARATION_CHARS and excerpts.declared(padded) is None
+    assert localise.skeleton("Big.java", ("    public " + "a" * 200_000 + "\n") * 3, []) == []
 
 
 OFFERED = frozenset(["billing/invoice.py", "money/rounding.py", "vendor/lib000.py"])
@@ -102,11 +106,17 @@ def test_a_hostile_reply_can_name_only_what_the_prompt_offered() -> None:
     assert note == "8 of the reply's entries named no path the prompt offered, or no plain name: not used"
 
 
-@pytest.mark.parametrize("reply", ["I cannot tell from this.", "", '["billing/invoice.py"]', '{"files": "billing/invoice.py"}'])
-def test_a_reply_without_an_object_or_lists_locates_nothing(reply: str) -> None:
+NO_OBJECT = "the reply held no JSON object; the context is ranked without it"
+
+
+@pytest.mark.parametrize(("reply", "said"), [
+    ("I cannot tell from this.", NO_OBJECT), ("", NO_OBJECT), ('["billing/invoice.py"]', NO_OBJECT),
+    ('{"files": ' + "[" * 5_000 + "]" * 5_000 + "}", NO_OBJECT),  # nested past the parser's depth: no traceback
+    ('{"files": "billing/invoice.py"}', ""),
+])
+def test_a_reply_without_an_object_or_lists_locates_nothing(reply: str, said: str) -> None:
     locations, note = localise.parse(reply, OFFERED)
-    assert locations == Locations()
-    assert note in ("", "the reply held no JSON object; the context is ranked without it")
+    assert (locations, note) == (Locations(), said)
 
 
 def test_no_more_than_the_limits_are_kept() -> None:
@@ -156,13 +166,19 @@ def test_a_declaration_is_told_from_a_call_in_any_language(line: str, declares: 
 
 
 def test_the_prompt_stays_within_the_bound_the_run_reserves(tmp_path: Path) -> None:
+    from automation.models.providers import openai_input_token_bound
+
     deep = "/".join(["a-very-long-folder-name-for-generated-code"] * 5)
     methods = "".join(f"    def method_with_a_long_descriptive_name_{index}(self):\n        return {index}\n" for index in range(80))
     files = {f"{deep}/module_{index}.py": f"class Total{index}:\n{methods}" for index in range(40)}
+    files.update({f"{deep}/folder{index}/another_generated_module_with_a_long_name_{index}.py": "VALUE = 1\n" for index in range(400)})
     root = _repo(tmp_path / "repo", files)
     found = localise.brief(root, "total " * 5_000)
     assert found is not None and "module_0.py" in found.text
-    assert estimate_tokens(localise.SYSTEM + found.text) <= localise.INPUT_BOUND_TOKENS
+    map_part = found.text[found.text.index("# Repository map"):]
+    assert len(map_part.encode()) > localise.MAP_BYTES * 0.9  # the map filled to its bytes: the worst case
+    messages = [{"role": "system", "content": localise.SYSTEM}, {"role": "user", "content": found.text}]
+    assert openai_input_token_bound(messages, None) <= localise.INPUT_BOUND_TOKENS  # what the call reserves, within the run's
 
 
 def test_costs_and_simulate_count_the_call_on_a_large_repository(tmp_path: Path) -> None:

@@ -70,13 +70,13 @@ def test_a_daily_cap_stops_the_days_third_run_and_the_next_days_first_run_procee
 
 
 def test_a_run_cap_stops_a_run_whose_worst_case_exceeds_it_before_any_call(world: World, discord: FakeDiscord) -> None:
-    publish(world, {CONFIG: "budget:\n  run_usd: 0.10\n"})  # a run's worst case is $0.290062 by default (the localisation call's $0.0042 in it)
+    publish(world, {CONFIG: "budget:\n  run_usd: 0.10\n"})  # a run's worst case is $0.296095 by default (the localisation call's $0.010233 in it)
 
     first = world.run(now=at(10))
 
     assert first.returncode == 0, first.stderr
     assert (
-        "budget stop (budget.run_usd): this run may cost up to $0.290062, more than the $0.10 one run may spend; "
+        "budget stop (budget.run_usd): this run may cost up to $0.296095, more than the $0.10 one run may spend; "
         "raise budget.run_usd, or lower the worst case"
     ) in first.stdout, first.stdout
     assert model_requests(world) == 0 and world.created_pulls() == []

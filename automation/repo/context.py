@@ -23,8 +23,8 @@ Ranking (measured by ``benchmarks/bench_recall.py`` on real commits):
 
 On a large repository a localisation call (``repo/localise.py``) may add :class:`Locations`: the
 files a small model read off the ranked candidates' skeletons and the map, which then come after
-those of steps 1-3 and before every other, and the functions it named, whose regions are
-taken first.
+those of steps 1-3 and before every other of their kind (step 2 still puts tests and docs after
+source), and the functions it named, whose regions are taken first.
 
 Every sendable file is scored (no read budget); a file whose lowercased text holds none of
 the task's words is read but not tokenised, which keeps a 2,000-file repository under a

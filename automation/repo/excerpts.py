@@ -49,7 +49,9 @@ _DEFINES = re.compile(r"[ \t]*(?:export[ \t]+)?(?:async[ \t]+)?(?:def|class|func
 _WORD = re.compile(r"[A-Za-z_]\w*")
 # words that start a statement, not a declaration, before a name and '(': `return f(`, `if f(`, `new F(`
 _STATEMENT_WORDS = frozenset(["return", "if", "elif", "while", "for", "new", "await", "throw", "else", "case", "yield", "assert",
-                              "not", "and", "or", "in", "raise", "print", "del", "with"])
+                              "not", "and", "or", "in", "raise", "print", "del", "with", "switch", "catch", "synchronized"])
+# words (modifiers, a type, a keyword) then the name, then what follows a declared name; the shortest run of words first
+_DECLARATION = re.compile(r"[ \t]*((?:[\w@<>\[\],.?*&:()]+[ \t]+)+?)(\w+)(?:[ \t]*[(<{:=\[]|[ \t]+(?:extends|implements|where)\b|[ \t]*$)")
 _CLOSERS = (")", "]", "}", "#", "//", "/*", "*")
 
 
@@ -188,27 +190,42 @@ def regions(candidates: Sequence[Candidate], room: int) -> int:
     return _take(candidates, offers, room)
 
 
-def defining(candidates: Sequence[Candidate], symbols: Sequence[tuple[str, str]], room: int) -> int:
-    """Choose the units declaring each (path, name) of ``symbols``, in that order, while they fit ``room``; the room left.
+def declared(line: str) -> tuple[str, str] | None:
+    """(the words before it, the name) a line declares in any language, or None: a statement, a call, a line over DECLARATION_CHARS.
 
     A declaration is a line of words (modifiers, a return type, ``def``, ``fn``, ``class``) then
     the name, then ``(``, ``<``, ``{``, ``:``, ``=``, ``[``, ``extends``, ``implements``, ``where``
-    or the line's end, in any language (``def f(``, ``public void f(``, ``fn f<T>(``,
-    ``class F extends``), unless its first word starts a statement (``return f(``), on a line of
-    at most DECLARATION_CHARS characters. A path that is not a candidate, or a name that is not a word, is passed over.
+    or the line's end (``def f(``, ``public void f(``, ``fn f<T>(``, ``func (l *L) f(``,
+    ``class F extends``), unless a word of it starts a statement (``return f(``, ``if f(``).
+    """
+    found = _DECLARATION.match(line) if len(line) <= DECLARATION_CHARS else None
+    if found is None or found.group(1).split()[0] in _STATEMENT_WORDS or found.group(2) in _STATEMENT_WORDS:
+        return None
+    return found.group(1).strip(), found.group(2)
+
+
+def defining(candidates: Sequence[Candidate], symbols: Sequence[tuple[str, str]], room: int) -> int:
+    """Choose the units declaring each (path, name) of ``symbols`` (:func:`declared`), in that order, while they fit ``room``; the room left.
+
+    A path that is not a candidate is passed over.
     """
     by_path = {candidate.path: number for number, candidate in enumerate(candidates)}
+    declaring: dict[int, dict[str, list[int]]] = {}  # candidate -> name -> the units declaring it, read once a file
     offers: list[tuple[float, int, int]] = []
     for order, (path, name) in enumerate(symbols):
         number = by_path.get(path)
-        if number is None or not _WORD.fullmatch(name):
+        if number is None:
             continue
-        declared = re.compile(rf"[ \t]*((?:[\w@<>\[\],.?*&:()]+[ \t]+)+){name}(?:[ \t]*[(<{{:=\[]|[ \t]+(?:extends|implements|where)\b|[ \t]*$)")
-        candidate = candidates[number]
-        for index, unit in enumerate(candidate.units):
-            found = (declared.match(line) for line in candidate.lines[unit.first : unit.last + 1] if len(line) <= DECLARATION_CHARS)
-            if any(match and match.group(1).split()[0] not in _STATEMENT_WORDS for match in found):
-                offers.append((order, number, index))
+        if number not in declaring:
+            candidate = candidates[number]
+            names: dict[str, list[int]] = {}
+            for index, unit in enumerate(candidate.units):
+                for line in candidate.lines[unit.first : unit.last + 1]:
+                    found = declared(line)
+                    if found:
+                        names.setdefault(found[1], []).append(index)
+            declaring[number] = names
+        offers += [(order, number, index) for index in dict.fromkeys(declaring[number].get(name, []))]
     return _take(candidates, sorted(offers), room)
 
 

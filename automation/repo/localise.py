@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core import untrusted
-from . import context
+from . import context, excerpts
 
 MIN_FILES = 200  # a repository with fewer files is not surveyed: ranking alone finds its files (click, flask: nothing gained)
 CANDIDATES = 30  # the best-ranked files shown with their skeletons
@@ -33,7 +33,7 @@ TASK_BYTES = 4_000  # of the task's text, at most (an issue taken as a task may 
 MAX_TOKENS = 2_000  # the reply, one short JSON object (~300 tokens), with room for a reasoning model's thinking
 # the prompt's bound, in tokens (context.estimate_tokens over-counts): what the call reserves
 CANDIDATE_BYTES = CANDIDATES * (SKELETON_BYTES + 300)  # of the candidates' lines in all: a block past it is left out
-INPUT_BOUND_TOKENS = -(-(MAP_BYTES + CANDIDATE_BYTES + TASK_BYTES + 2_000) // context.BYTES_PER_TOKEN)  # with SYSTEM and headings
+HEADING_BYTES = 1_000  # the brief's headings, at most
 
 SYSTEM = (
     "You locate code for a change. Given a task, a repository's best-ranked candidate files with their "
@@ -43,16 +43,13 @@ SYSTEM = (
     f"{MAX_FILES} files and {MAX_SYMBOLS} symbols, most likely first, each path exactly as the prompt writes it. "
     + untrusted.SYSTEM_RULE
 )
+# The prompt's bound in tokens, as the call reserves it (providers.openai_input_token_bound: a token per byte at
+# most, with framing): what the run's worst case counts for the call (budget.worst_case).
+INPUT_BOUND_TOKENS = MAP_BYTES + CANDIDATE_BYTES + TASK_BYTES + HEADING_BYTES + len(SYSTEM.encode("utf-8")) + 100
 
-# methods in languages whose definitions context.py does not cut at (a modifier, a type, a name and '(')
-_METHOD = re.compile(
-    r"^[ \t]+(?:(?:public|protected|private|static|final|abstract|synchronized|override|internal|open)[ \t]+)+"
-    r"[\w<>\[\],.? ]*?(\w+)[ \t]*\(",
-    re.MULTILINE,
-)
-_TYPE = re.compile(r"^[ \t]*(?:[\w@]+[ \t]+)*(class|interface|enum|record|object)[ \t]+(\w+)", re.MULTILINE)
-_METHOD_SUFFIXES = (".java", ".kt", ".cs", ".scala")
-_STATEMENTS = frozenset(["if", "for", "while", "switch", "catch", "return", "new", "synchronized"])
+# languages whose methods context.py's definitions leave out: their skeleton is read with excerpts.declared
+_METHOD_SUFFIXES = (".java", ".kt", ".kts", ".cs", ".scala")
+_TYPE_WORDS = frozenset(["class", "interface", "enum", "record", "object", "trait", "struct"])
 _FENCED_JSON = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
 
 
@@ -70,22 +67,25 @@ def needed(total_files: int) -> bool:
 
 
 def skeleton(path: str, text: str, definitions: Sequence[tuple[str, str, str]]) -> list[str]:
-    """A file's definitions, one a line, nested ones indented, each name once, within SKELETON_BYTES."""
+    """A file's definitions, one a line, nested ones indented, each once, within SKELETON_BYTES (the brief's indentation counted)."""
     if path.endswith(_METHOD_SUFFIXES):
-        found = sorted([(m.start(), f"{m.group(1)} {m.group(2)}") for m in _TYPE.finditer(text)]
-                       + [(m.start(), f"    {m.group(1)}()") for m in _METHOD.finditer(text) if m.group(1) not in _STATEMENTS])
-        parts = [line for _, line in found]
+        parts = []
+        for line in text.splitlines():
+            found = excerpts.declared(line)
+            if found:
+                kind = next((word for word in found[0].split() if word in _TYPE_WORDS), "")
+                parts.append(f"{kind} {found[1]}" if kind else f"    {found[1]}()")
     else:
         parts = [("    " if indent else "") + f"{kind} {name}" for indent, kind, name in definitions]
     kept: list[str] = []
     size = 0
     unique = list(dict.fromkeys(parts))
     for part in unique:
-        if size + len(part) + 1 > SKELETON_BYTES:
+        if size + len(part) + 5 > SKELETON_BYTES:
             kept.append(f"    … {len(unique) - len(kept)} more")
             break
         kept.append(part)
-        size += len(part) + 1
+        size += len(part) + 5
     return kept
 
 
@@ -103,7 +103,7 @@ def brief(root: Path, task: str, exclude: Sequence[str] = ()) -> Brief | None:
     for path, size, text, definitions in found.files:
         block = "".join(f"{line}\n" for line in [f"{len(blocks) + 1}. {path} ({size:,} bytes)",
                                                   *("    " + part for part in skeleton(path, text, definitions))])
-        if len(block.encode("utf-8")) <= room:  # so the prompt stays within INPUT_BOUND_TOKENS whatever the paths
+        if len(block.encode("utf-8")) <= room:  # so the prompt stays within INPUT_BOUND_TOKENS whatever the paths are
             blocks.append(block)
             offered.add(path)
             room -= len(block.encode("utf-8"))
@@ -158,7 +158,7 @@ def _json_object(reply: str) -> dict | None:
     for text in (reply.strip(), fenced.group(1) if fenced else "", reply[start : end + 1] if 0 <= start < end else ""):
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             continue
         if isinstance(data, dict):
             return data
