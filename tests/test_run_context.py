@@ -90,7 +90,8 @@ def test_on_a_large_repository_a_localisation_call_puts_its_files_first_and_is_b
     assert localise_request["model"] == code_request["model"]  # the code model (gpt-4o-mini, or its successor once it retires)
     analysis = world.anthropic.generation_requests[0].json["messages"][0]["content"]
     assert "SALUTE-BODY" in analysis  # the located module, sent though the task shares no word with it
-    assert "localise: 1 file and 1 function named; 1 of the reply's entries named no path the prompt offered" in result.stdout
+    assert ("localise: 1 file (lib/salutations.py) and 1 function (salute) named; "
+            "1 of the reply's entries named no path the prompt offered") in result.stdout
     [run] = world.ledger()["runs"]
     assert [call["step"] for call in run["calls"]] == ["localise", "analysis", "code"]
     assert run["calls"][0]["model"] == run["calls"][2]["model"] and all(call["cost_micro_usd"] > 0 for call in run["calls"])

@@ -471,8 +471,10 @@ def _localise(session: Session, task: str) -> context.Locations | None:
         session.say(f"localise: the reply was not usable ({error.kind}); the context is ranked without it")
         return None
     locations, note = localise.parse(reply, found.offered)
-    session.say(f"localise: {plural(len(locations.files), 'file')} and {plural(len(locations.symbols), 'function')} named"
-                + (f"; {note}" if note else ""))
+    files = f" ({', '.join(locations.files)})" if locations.files else ""  # paths the prompt offered, names that are one word
+    functions = f" ({', '.join(name for _, name in locations.symbols)})" if locations.symbols else ""
+    session.say(f"localise: {plural(len(locations.files), 'file')}{files} and {plural(len(locations.symbols), 'function')}{functions} "
+                f"named" + (f"; {note}" if note else ""))
     return locations
 
 
