@@ -251,8 +251,9 @@ def located(case: Case, tree: Path, reply: str | None) -> tuple[context.Location
     found = localise.brief(tree, case.task) if reply is not None else None
     if found is None or reply is None:
         return None, None
-    usage = Usage(input_tokens=context.estimate_tokens(localise.SYSTEM + found.text), output_tokens=context.estimate_tokens(reply))
-    return localise.parse(reply, found.offered)[0], Config().price(Config().code_model).cost_micro_usd(usage)
+    config = Config()
+    usage = Usage(input_tokens=found.tokens, output_tokens=context.estimate_tokens(reply))
+    return localise.parse(reply, found.offered)[0], config.price(config.code_model).cost_micro_usd(usage)
 
 
 def measure(case: Case, cache: Path, cap: int, trace_memory: bool, reply: str | None = None) -> Result:
@@ -389,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for case in cases:
         traced = args.memory_every > 0 and seen[case.project] % args.memory_every == 0
         seen[case.project] += 1
-        result = measure(case, args.cache, args.cap, traced, replies.get((case.project, case.ref, case.task)) if args.locations else None)
+        result = measure(case, args.cache, args.cap, traced, replies.get((case.project, case.ref, case.task)))
         results.append(result)
         missed = result.hunks - result.found[result.caps.index(args.cap)]
         if args.misses and (result.whole < result.targets or missed):

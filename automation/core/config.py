@@ -157,6 +157,12 @@ class Config:
             raise ConfigError(f"{self.source}: no price is known for model {model!r}; add it under 'prices'")
         return found
 
+    @property
+    def localises(self) -> bool:
+        """Whether a task run makes the localisation call (repo/localise.py, on a large repository):
+        ``context.localise``, and not in batch mode, whose context is built twice, in two runs."""
+        return self.context_localise and not self.batch
+
     def private_paths(self) -> tuple[str, ...]:
         """Paths never sent to a model: the ledger, ``edits.deny``, ``context.exclude`` and the bot's own code."""
         return (self.ledger_path, *self.edits_deny, *self.context_exclude, *self.bot_paths)

@@ -180,7 +180,7 @@ def worst_case(config: Config, prompt_overhead_tokens: int) -> WorstCase:
     first = config.price(config.analysis_model).worst_case_micro_usd(0, config.output_cap(config.analysis_model))
     check_repairs = config.verify_max_repairs if config.verify_commands else 0
     located = (config.price(config.code_model).worst_case_micro_usd(localise.INPUT_BOUND_TOKENS, localise.MAX_TOKENS)
-               if config.context_localise and not config.batch else 0)  # batch runs make no localisation call
+               if config.localises else 0)
     return WorstCase(analysis=cost.analysis_worst, code=cost.code_worst, first_call=first, check_repairs=check_repairs, localise=located)
 
 

@@ -99,10 +99,10 @@ def measure(repo: Path, config: Config) -> RunModel:
 
 
 def localise_tokens(repo: Path, task: str, config: Config) -> int:
-    """The localisation call's estimated prompt tokens for ``task`` (system prompt included), 0 when a run would not make it:
-    ``context.localise`` off, batch mode (its context is built twice), or a repository below ``localise.MIN_FILES`` files."""
-    found = localise.brief(repo, task, config.private_paths()) if config.context_localise and not config.batch else None
-    return context.estimate_tokens(localise.SYSTEM + found.text) if found else 0
+    """The localisation call's estimated prompt tokens for ``task``, 0 when a run would not make it
+    (``config.localises`` false, or a repository below ``localise.MIN_FILES`` files)."""
+    found = localise.brief(repo, task, config.private_paths()) if config.localises else None
+    return found.tokens if found else 0
 
 
 @dataclass(frozen=True)

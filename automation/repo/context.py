@@ -971,11 +971,12 @@ def build_context(
 class Survey:
     """A repository ranked for a task, for a localisation call: ``total`` files; the sendable ones
     best first as (path, bytes, text, definitions as ``(indentation, kind, name)``); and the
-    plain map of the best ones within the bytes asked (folder lines, then names and sizes)."""
+    plain map of the best ones within the bytes asked (folder lines, then names and sizes), with the paths it lists."""
 
     total: int
     files: list[tuple[str, int, str, list[tuple[str, str, str]]]]
     map_text: str
+    listed: tuple[str, ...]
 
 
 def survey(root: Path, task: str, map_bytes: int, exclude: Sequence[str] = (), candidates: int = CANDIDATES) -> Survey:
@@ -991,6 +992,7 @@ def survey(root: Path, task: str, map_bytes: int, exclude: Sequence[str] = (), c
         total=len(entries),
         files=[(entry.path, entry.size, entry.text or "", _definitions(entry.path, entry.text or "")) for entry in sendable],
         map_text=_map_body({entry.path: _map_line(entry, False) for entry in listed}),
+        listed=tuple(entry.path for entry in listed),
     )
 
 

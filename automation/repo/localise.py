@@ -31,7 +31,6 @@ MAX_FILES = 5
 MAX_SYMBOLS = 10
 TASK_BYTES = 4_000  # of the task's text, at most (an issue taken as a task may be long)
 MAX_TOKENS = 2_000  # the reply, one short JSON object (~300 tokens), with room for a reasoning model's thinking
-# the prompt's bound, in tokens (context.estimate_tokens over-counts): what the call reserves
 CANDIDATE_BYTES = CANDIDATES * (SKELETON_BYTES + 300)  # of the candidates' lines in all: a block past it is left out
 HEADING_BYTES = 1_000  # the brief's headings, at most
 
@@ -59,6 +58,11 @@ class Brief:
 
     text: str
     offered: frozenset[str]
+
+    @property
+    def tokens(self) -> int:
+        """The call's prompt, system prompt included, in estimated tokens (``context.estimate_tokens``)."""
+        return context.estimate_tokens(SYSTEM + self.text)
 
 
 def needed(total_files: int) -> bool:
@@ -98,7 +102,7 @@ def brief(root: Path, task: str, exclude: Sequence[str] = ()) -> Brief | None:
     if not needed(found.total):
         return None
     blocks: list[str] = []
-    offered = set(_map_paths(found.map_text))
+    offered = set(found.listed)
     room = CANDIDATE_BYTES
     for path, size, text, definitions in found.files:
         block = "".join(f"{line}\n" for line in [f"{len(blocks) + 1}. {path} ({size:,} bytes)",
@@ -112,21 +116,6 @@ def brief(root: Path, task: str, exclude: Sequence[str] = ()) -> Brief | None:
             f"the task; best first), with their definitions\n{''.join(blocks)}\n"
             f"# Repository map (the best-ranked files by folder: a folder's line, then its files' names)\n{found.map_text}")
     return Brief(text=text, offered=frozenset(offered))
-
-
-def _map_paths(map_text: str) -> set[str]:
-    """The paths of a plain map: a folder's line ('a/b/'), then its files indented ('  c.py (3 KB)')."""
-    paths: set[str] = set()
-    folder = ""
-    for line in map_text.splitlines():
-        if not line.startswith(" "):
-            if line.endswith("/"):
-                folder = line
-                continue
-            folder = ""
-        name = line.strip().rsplit(" (", 1)[0]
-        paths.add(folder + name)
-    return paths
 
 
 def parse(reply: str, offered: frozenset[str]) -> tuple[context.Locations, str]:

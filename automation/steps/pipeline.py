@@ -169,7 +169,7 @@ def _new_pull_request(session: Session, remote: Repository, task: tasks.Task, co
     if found:
         session.say(f"Withheld what looks like secrets in the task's text from the prompts ({secret_scan.summary(found)})")
     verify.baseline(session, session.repo)  # the untouched tree's checks, before any paid call
-    locations = None if session.config.batch else _localise(session, brief)  # a batch run builds its context twice
+    locations = _localise(session, brief)
     repo_context = context.build_context(session.repo, brief, session.config.context_max_tokens, _private_paths(session.config), locations)
     _say_context(session, repo_context)
     if collected is None and session.config.batch:
@@ -440,7 +440,7 @@ def _describe_localise(config: Config, model: estimate.RunModel) -> str:
 
 def _localise(session: Session, task: str) -> context.Locations | None:
     """The localisation call (``repo/localise.py``) on the code model's chain, on a repository of
-    at least ``localise.MIN_FILES`` files unless ``context.localise`` is off; None when not made.
+    at least ``localise.MIN_FILES`` files when ``config.localises``; None when not made.
 
     A reply that is billed but unusable (cut off, refused, no JSON) leaves the ranking as it
     was; any other provider failure fails the run as the code step would.
@@ -448,7 +448,7 @@ def _localise(session: Session, task: str) -> context.Locations | None:
     from ..models import providers
 
     config = session.config
-    found = localise.brief(session.repo, task, _private_paths(config)) if config.context_localise else None
+    found = localise.brief(session.repo, task, _private_paths(config)) if config.localises else None
     if found is None:
         return None
     messages = _redacted(session, [{"role": "system", "content": localise.SYSTEM}, {"role": "user", "content": found.text}])
