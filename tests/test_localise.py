@@ -106,13 +106,36 @@ def test_a_hostile_reply_can_name_only_what_the_prompt_offered() -> None:
     assert note == "8 of the reply's entries named no path the prompt offered, or no plain name: not used"
 
 
+@pytest.mark.parametrize("reply", [
+    # paths decorated as the prompt writes them, or cut to the end that names one offered file; names qualified or declared
+    '{"files": ["1. ./billing/invoice.py (110 bytes)", "rounding.py:12"], "symbols": [["invoice.py", "Invoice.total"]]}',
+    '{"files": ["/billing/invoice.py#L1-L4", "money/rounding.py"], "symbols": ["billing/invoice.py::def total(self)"]}',
+    # symbols as objects, or files as objects carrying them; one path as a string
+    '{"files": "billing/invoice.py", "symbols": [{"file": "billing/invoice.py", "function": "total()"}, '
+    '{"path": "money/rounding.py"}], "paths": ["money/rounding.py"]}',
+    '{"files": [{"path": "billing/invoice.py", "functions": ["Invoice.total"]}, {"file": "money/rounding.py"}]}',
+])
+def test_a_reply_that_strays_from_the_shape_asked_is_read_as_meant(reply: str) -> None:
+    locations, _ = localise.parse(reply, OFFERED | {"vendor/money/rounding2.py"})
+    assert locations.ranked()[:1] == ["billing/invoice.py"]
+    assert locations.symbols == (("billing/invoice.py", "total"),)
+    assert set(locations.files) <= {"billing/invoice.py", "money/rounding.py"}
+
+
+def test_a_file_name_that_ends_two_offered_paths_names_neither() -> None:
+    offered = frozenset(["a/util.py", "b/util.py", "c/io/util.py"])
+    locations, note = localise.parse('{"files": ["util.py", "io/util.py", "../b/util.py"], "symbols": [["util.py", "run"]]}', offered)
+    assert locations == Locations(files=("c/io/util.py",))
+    assert note == "3 of the reply's entries named no path the prompt offered, or no plain name: not used"
+
+
 NO_OBJECT = "the reply held no JSON object; the context is ranked without it"
 
 
 @pytest.mark.parametrize(("reply", "said"), [
     ("I cannot tell from this.", NO_OBJECT), ("", NO_OBJECT), ('["billing/invoice.py"]', NO_OBJECT),
     ('{"files": ' + "[" * 5_000 + "]" * 5_000 + "}", NO_OBJECT),  # nested past the parser's depth: no traceback
-    ('{"files": "billing/invoice.py"}', ""),
+    ('{"files": 42, "symbols": {"path": 7}}', "1 of the reply's entries named no path the prompt offered, or no plain name: not used"),
 ])
 def test_a_reply_without_an_object_or_lists_locates_nothing(reply: str, said: str) -> None:
     locations, note = localise.parse(reply, OFFERED)

@@ -123,21 +123,93 @@ def parse(reply: str, offered: frozenset[str]) -> tuple[context.Locations, str]:
 
     The reply is untrusted: a JSON object, bare or in a fence, whose ``files`` are paths the
     prompt offered and whose ``symbols`` are [path, name] pairs with such a path and a name that
-    is one word. Anything else is dropped and counted in the note; a reply with no object gives
-    empty locations (the context is then built as without the call).
+    is one word. A small model strays from that shape in foreseeable ways, which are read as meant
+    (see :func:`_offered_path`, :func:`_plain_name`, :func:`_symbols`): a path with ``./``, a line
+    number or the prompt's size note, or only its last parts when they end one offered path; a name
+    written ``Class.method``, ``def total`` or ``total()``; a symbol as ``{"path": .., "name": ..}``
+    or ``"path::name"``; a file as an object carrying its symbols; one path as a string. Anything
+    else is dropped and counted in the note; a reply with no object gives empty locations (the
+    context is then built as without the call). Only paths the prompt offered ever come out.
     """
     data = _json_object(reply)
     if data is None:
         return context.Locations(), "the reply held no JSON object; the context is ranked without it"
-    raw_files, raw_symbols = (value if isinstance(value := data.get(key), list) else [] for key in ("files", "symbols"))
-    files = [path for path in raw_files if isinstance(path, str) and path in offered]
-    symbols = [(item[0], item[1]) for item in raw_symbols
-               if isinstance(item, list) and len(item) == 2 and all(isinstance(part, str) for part in item)
-               and item[0] in offered and re.fullmatch(r"[A-Za-z_]\w{0,99}", item[1])]
-    dropped = len(raw_files) - len(files) + len(raw_symbols) - len(symbols)
+    by_name: dict[str, list[str]] = {}
+    for path in offered:
+        by_name.setdefault(path.rsplit("/", 1)[-1], []).append(path)
+    raw_files, raw_symbols = (_listed(data, keys) for keys in (_FILES_KEYS, _SYMBOLS_KEYS))
+    files: list[str] = []
+    symbols: list[tuple[str, str]] = []
+    dropped = 0
+    for item in raw_files:
+        file = _offered_path(item.get(_first_key(item, _PATH_KEYS)) if isinstance(item, dict) else item, offered, by_name)
+        files += [file] if file else []
+        named = _symbols({**item, "names": _listed(item, _SYMBOLS_KEYS)} if isinstance(item, dict) else {}, offered, by_name)
+        symbols += named
+        dropped += not file and not named
+    for item in raw_symbols:
+        named = _symbols(item, offered, by_name)
+        symbols += named
+        dropped += not named
     files, symbols = list(dict.fromkeys(files))[:MAX_FILES], list(dict.fromkeys(symbols))[:MAX_SYMBOLS]
     note = f"{dropped} of the reply's entries named no path the prompt offered, or no plain name: not used" if dropped else ""
     return context.Locations(files=tuple(files), symbols=tuple(symbols)), note
+
+
+_FILES_KEYS = ("files", "paths", "file_paths")
+_SYMBOLS_KEYS = ("symbols", "functions", "names", "methods", "classes")
+_PATH_KEYS = ("path", "file", "filename", "file_path")
+_NAME_KEYS = ("name", "symbol", "function", "method", "class")
+_NUMBERING = re.compile(r"^(?:\d+[.)]|[-*])\s+")  # '3. ' or '- ' copied from the prompt's list
+_PATH_TAIL = re.compile(r"(?:\s*\([^()]*\)|:L?\d+(?:-L?\d+)?|#L\d+(?:-L?\d+)?)$")  # ' (1,234 bytes)', ':120', '#L5-L9'
+_NAME = re.compile(r"(?:(?:async\s+)?def|class|fun|func|fn|function|method)?\s*([A-Za-z_$][\w$]*(?:(?:\.|::|#)[A-Za-z_$][\w$]*)*)\s*(?:\([^()]*\))?")
+_PLAIN = re.compile(r"[A-Za-z_]\w{0,99}")
+_SYMBOL_STRING = re.compile(r"(.+?\.\w+)(?:::|:|#)(.+)")  # 'billing/invoice.py::Invoice.total', 'a.py:total'
+
+
+def _first_key(data: dict, keys: Sequence[str]) -> str:
+    return next((key for key in keys if key in data), "")
+
+
+def _listed(data: dict, keys: Sequence[str]) -> list:
+    """The list under the first of ``keys`` present; a lone string or object as a list of one; else []."""
+    value = data.get(_first_key(data, keys))
+    return value if isinstance(value, list) else [value] if isinstance(value, str | dict) else []
+
+
+def _offered_path(raw: object, offered: frozenset[str], by_name: dict[str, list[str]]) -> str | None:
+    """The offered path ``raw`` means, or None: as written, or with its decoration stripped, or the one offered path it ends."""
+    if not isinstance(raw, str):
+        return None
+    text = _PATH_TAIL.sub("", _NUMBERING.sub("", raw.strip().strip("`'\"").strip())).strip().replace("\\", "/")
+    while text.startswith(("./", "/")):
+        text = text.removeprefix(".").removeprefix("/")
+    if text in offered:
+        return text
+    ending = [path for path in by_name.get(text.rsplit("/", 1)[-1], []) if path.endswith("/" + text)]
+    return ending[0] if len(ending) == 1 else None
+
+
+def _plain_name(raw: object) -> str | None:
+    """The one-word name ``raw`` means ('Invoice.total', 'def total(self)', 'Outer$Inner.total' -> 'total'), or None."""
+    found = _NAME.fullmatch(raw.strip().strip("`").strip()) if isinstance(raw, str) else None
+    last = re.split(r"\.|::|#|\$", found.group(1))[-1] if found else ""
+    return last if _PLAIN.fullmatch(last) else None
+
+
+def _symbols(item: object, offered: frozenset[str], by_name: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """The (path, name) pairs one entry of ``symbols`` names: [path, name, ...], {path, name or names} or 'path::name'."""
+    if isinstance(item, str):
+        split = _SYMBOL_STRING.fullmatch(item.strip())
+        item = [split.group(1), split.group(2)] if split else []
+    if isinstance(item, dict):
+        names = item.get("names") or [item.get(_first_key(item, _NAME_KEYS))]
+        item = [item.get(_first_key(item, _PATH_KEYS)), *(names if isinstance(names, list) else [names])]
+    if not isinstance(item, list) or len(item) < 2:
+        return []
+    path = _offered_path(item[0], offered, by_name)
+    names = [name for name in map(_plain_name, item[1:]) if name]
+    return [(path, name) for name in names] if path else []
 
 
 def _json_object(reply: str) -> dict | None:
