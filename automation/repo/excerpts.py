@@ -45,6 +45,10 @@ _OTHER_UNIT = re.compile(
     r"(?:(?:public|private|protected|static|abstract|final|override|internal)[ \t]+)*"
     r"(?:function|class|def|fn|func|interface|struct|enum|trait|type|module|impl)[ \t]"
 )
+# C and C++ define a function with no keyword ('static int parse(char *s) {', 'int\nparse(char *s)'): at column 0, a
+# line opening a parameter list that does not end a statement (a prototype, a global) starts one
+_C_FAMILY = (".c", ".h", ".cc", ".cpp", ".cxx", ".hh", ".hpp", ".hxx", ".m", ".mm")
+_C_FUNCTION = re.compile(r"[A-Za-z_][^;{}=]*\((?!.*;[ \t]*(?://.*|/\*.*)?$)")
 _DEFINES = re.compile(r"[ \t]*(?:export[ \t]+)?(?:async[ \t]+)?(?:def|class|function|fn|func)[ \t]+([A-Za-z_]\w*)")
 _WORD = re.compile(r"[A-Za-z_]\w*")
 # words that start a statement, not a declaration, before a name and '(': `return f(`, `if f(`, `new F(`
@@ -101,7 +105,7 @@ def cut_units(path: str, lines: Sequence[str], whole: bool = False) -> list[Unit
     total = sum(sizes)
     if whole or total <= WHOLE_BYTES:
         return [Unit(0, len(lines) - 1, total)] if lines else []
-    python = path.endswith((".py", ".pyi"))
+    python, c_family = path.endswith((".py", ".pyi")), path.endswith(_C_FAMILY)
     boundary = _PY_UNIT if python else _OTHER_UNIT
     starts = [0]
     parents: dict[int, tuple[int, ...]] = {0: ()}
@@ -119,7 +123,7 @@ def cut_units(path: str, lines: Sequence[str], whole: bool = False) -> list[Unit
             in_string = not in_string  # a docstring's lines are text: no definition starts there
         if not stripped or was_in_string:
             pass
-        elif boundary.match(line):
+        elif boundary.match(line) or (c_family and _C_FUNCTION.match(line) and line.split("(")[0].split()[0] not in _STATEMENT_WORDS):
             start = index > 0 and not after_decorator
             after_decorator = stripped.startswith("@")
             if not after_decorator:
