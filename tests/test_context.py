@@ -477,6 +477,29 @@ def test_a_large_file_gives_the_function_the_task_is_about_with_the_class_it_is_
     assert ctx.reasons["bank/ledger.py"].endswith("; excerpt") and ctx.tokens == estimate_tokens(render_context(ctx)) <= 4_000
 
 
+LEDGER_C = (
+    '#include "ledger.h"\n\n'
+    + "".join(f"static int report_{i}(struct ledger *l)\n{{\n    int total = sum(l);\n\n    return total * {i};\n}}\n\n" for i in range(300))
+    + "int\nledger_settle(struct ledger *l, long balance, int n)\n{\n    int i;\n\n"
+    + "".join(f"    l->audit[{i}] = {i};\n    l->count += {i};\n\n" for i in range(150))
+    + "    long fee = balance / 100 * days_since_due(l);  /* the late fee */\n\n"
+    + "".join(f"    l->trail[{i}] = {i};\n    l->count -= {i};\n\n" for i in range(150))
+    + "    return 0;\n}\n"
+)
+
+
+def test_a_c_function_is_a_unit_and_its_signature_comes_with_the_part_of_it_that_matches(tmp_path: Path) -> None:
+    """C defines functions with no keyword: a line at column 0 opening a parameter list starts one (a prototype does not)."""
+    ledger = LEDGER_C.replace('#include "ledger.h"\n', '#include "ledger.h"\n\nint ledger_settle(struct ledger *l, long balance, int n);\n')
+    root = _git_repo(tmp_path, {**BASIC, "src/ledger.c": ledger})
+    ctx = build_context(root, "Cap the late fee at ten days", 2_000)
+    excerpt = ctx.excerpts["src/ledger.c"]
+    assert "\nledger_settle(struct ledger *l, long balance, int n)\n{\n" in excerpt  # the signature, far above the match
+    assert "    long fee = balance / 100 * days_since_due(l);  /* the late fee */\n" in excerpt
+    assert "left out\n" in excerpt and len(excerpt) < len(ledger) // 4
+    assert _carried(excerpt, ledger) and ctx.tokens == estimate_tokens(render_context(ctx)) <= 2_000
+
+
 def test_a_rarely_named_helper_the_matching_method_calls_comes_with_it(tmp_path: Path) -> None:
     """The helper shares no word with the task and lies far away; its rare name links it to the method that matches."""
     helper = "    def _compound_penalty(self, balance):\n        return balance * decimal.Decimal('1.015')\n"

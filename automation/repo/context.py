@@ -226,6 +226,7 @@ class _Entry:
     area: str = ""  # the task's leading 'area:' when this file is in it
     located: int = -1  # its place among the localisation call's files, -1 when not one of them
     length: int = 0
+    definitions: list[tuple[str, str, str]] | None = None  # read once (ranking, the map's outline, the survey): see _entry_definitions
     counts: dict[str, float] = field(default_factory=dict)
 
 
@@ -603,9 +604,16 @@ def _human_size(size: int) -> str:
     return f"{size / 1024:.1f} KB"
 
 
+def _entry_definitions(entry: _Entry) -> list[tuple[str, str, str]]:
+    """The entry's :func:`_definitions`, read from its text the first time they are asked for."""
+    if entry.definitions is None:
+        entry.definitions = _definitions(entry.path, entry.text or "")
+    return entry.definitions
+
+
 def _outline(entry: _Entry) -> list[tuple[str, str]]:
     """(kind, name) of the top-level definitions (every definition outside Python)."""
-    return [(kind, name) for indent, kind, name in _definitions(entry.path, entry.text or "") if not indent]
+    return [(kind, name) for indent, kind, name in _entry_definitions(entry) if not indent]
 
 
 def _folder(path: str) -> str:
@@ -718,7 +726,7 @@ def _rank(root: Path, entries: list[_Entry], task: str, located: Sequence[str] =
         content_counts: Counter[str] = Counter()
         defined_counts: Counter[str] = Counter()
         if any(root in lowered for root in terms.roots):  # else read but not tokenised (most files, for most tasks)
-            definitions = _definitions(entry.path, text)
+            definitions = _entry_definitions(entry)
             entry.defines = ",".join(dict.fromkeys(name for _, _, name in definitions if name.lower() in terms.names))
             content_counts = terms.counts(text, lowered)
             defined_counts = words.counts(" ".join(name for _, _, name in definitions))
@@ -990,7 +998,7 @@ def survey(root: Path, task: str, map_bytes: int, exclude: Sequence[str] = (), c
     listed = _plain_map(entries, map_bytes)
     return Survey(
         total=len(entries),
-        files=[(entry.path, entry.size, entry.text or "", _definitions(entry.path, entry.text or "")) for entry in sendable],
+        files=[(entry.path, entry.size, entry.text or "", _entry_definitions(entry)) for entry in sendable],
         map_text=_map_body({entry.path: _map_line(entry, False) for entry in listed}),
         listed=tuple(entry.path for entry in listed),
     )

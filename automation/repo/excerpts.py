@@ -133,7 +133,7 @@ def cut_units(path: str, lines: Sequence[str], whole: bool = False) -> list[Unit
         else:
             top = not line[0].isspace()
             start = python and top and previous_indented and not stripped.startswith(_CLOSERS) and not after_decorator
-            if top:
+            if top and not stripped.startswith("{"):  # a C function's brace on its own line is still inside it
                 open_definitions.clear()
         if not start and piece >= PIECE_BYTES and stripped:
             # a long unit: cut after a blank line or, with none for long (a table of messages), at its next statement or entry
