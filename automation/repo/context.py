@@ -152,8 +152,8 @@ STOPWORDS = frozenset(
 )
 
 _PY_DEFINITION = re.compile(r"^([ \t]*)(?:async[ \t]+)?(def|class)[ \t]+([A-Za-z_]\w*)", re.MULTILINE)
-_OTHER_DEFINITION = re.compile(
-    r"^()[ \t]*(?:export[ \t]+)?(?:default[ \t]+)?(?:pub(?:\([^)\n]*\))?[ \t]+)?(?:async[ \t]+)?"
+_OTHER_DEFINITION = re.compile(  # the lookahead passes over most lines at once (each keyword starts with a lowercase letter)
+    r"^()(?=[ \t]*[a-z])[ \t]*(?:export[ \t]+)?(?:default[ \t]+)?(?:pub(?:\([^)\n]*\))?[ \t]+)?(?:async[ \t]+)?"
     r"(?:(?:public|private|protected|static|abstract|final)[ \t]+)*"
     r"(function|class|def|fn|func|interface|struct|enum|trait|type|module)[ \t]*\*?[ \t]+([A-Za-z_$][\w$]*)",
     re.MULTILINE,
