@@ -70,6 +70,44 @@ def test_a_java_skeleton_lists_its_methods_not_its_statements(tmp_path: Path) ->
     assert localise.skeleton("app/Greeter.kt", kotlin, []) == ["class Greeter", "    greet()", "    hello()"]
 
 
+LEDGER_C = """#include <sys/stat.h>
+
+struct ledger {
+    long balance;
+};
+
+int ledger_settle(struct ledger *l, long balance);
+
+static int
+ledger_open(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+long ledger_settle(struct ledger *l, long balance) {
+    return balance;
+}
+"""
+
+
+def test_a_c_skeleton_lists_its_functions_and_types_not_prototypes_or_variables() -> None:
+    assert localise.skeleton("src/ledger.c", LEDGER_C, []) == ["struct ledger", "ledger_open()", "ledger_settle()"]
+
+
+@pytest.mark.parametrize(("line", "name"), [
+    ("static int prepareClientToWrite(client *c) {\n", "prepareClientToWrite"), ("ledger_open(const char *path)\n", "ledger_open"),
+    ("void *zmalloc(size_t size) /* never NULL */\n", "zmalloc"), ("std::string Ledger::name(int id) const {\n", "name"),
+    ("int ledger_settle(struct ledger *l);\n", None), ("int total = sum(l);\n", None), ("if (day > 0) {\n", None),
+    ("    return f(x);\n", None), ("REGISTER_TEST(ledger);\n", None), ("struct stat st;\n", None),
+])
+def test_a_c_function_definition_is_told_from_a_prototype_a_statement_or_a_use(line: str, name: str | None) -> None:
+    assert excerpts.c_function(line) == name
+
+
 def test_a_line_longer_than_any_declaration_is_not_read() -> None:
     """A minified or generated line would take the pattern quadratic time: it is passed over."""
     declaration = "    public int balance(int day) {"

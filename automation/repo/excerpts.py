@@ -1,8 +1,8 @@
 """The regions of the best-ranked files a task most likely touches, packed into the room the map leaves.
 
 A file is cut into units at its definitions (Python: ``def``/``class`` lines with their
-decorators, and module-level code after an indented block; other languages: their definition
-lines), and a file under :data:`WHOLE_BYTES` is one unit. Each unit's worth is the chance the
+decorators, and module-level code after an indented block; C and C++: a function's first line,
+:func:`c_function`; other languages: their definition lines), and a file under :data:`WHOLE_BYTES` is one unit. Each unit's worth is the chance the
 change lies in it: the file's chance, by its rank (``(rank + 1) ** -RANK_DECAY``), times the
 unit's share of it, mixing its share of the file's bytes (a change can lie anywhere) with its
 share of the file's relevance (Okapi BM25 of the task's words over the file's units, plus the
@@ -45,10 +45,8 @@ _OTHER_UNIT = re.compile(
     r"(?:(?:public|private|protected|static|abstract|final|override|internal)[ \t]+)*"
     r"(?:function|class|def|fn|func|interface|struct|enum|trait|type|module|impl)[ \t]"
 )
-# C and C++ define a function with no keyword ('static int parse(char *s) {', 'int\nparse(char *s)'): at column 0, a
-# line opening a parameter list that does not end a statement (a prototype, a global) starts one
-_C_FAMILY = (".c", ".h", ".cc", ".cpp", ".cxx", ".hh", ".hpp", ".hxx", ".m", ".mm")
-_C_FUNCTION = re.compile(r"[A-Za-z_][^;{}=]*\((?!.*;[ \t]*(?://.*|/\*.*)?$)")
+C_FAMILY = (".c", ".h", ".cc", ".cpp", ".cxx", ".hh", ".hpp", ".hxx", ".m", ".mm")
+_C_FUNCTION = re.compile(r"(?:[A-Za-z_][^;{}=(]*?[ \t*&])?([A-Za-z_][\w:~]*)[ \t]*\((?!.*;[ \t]*(?://.*|/\*.*)?$)")
 _DEFINES = re.compile(r"[ \t]*(?:export[ \t]+)?(?:async[ \t]+)?(?:def|class|function|fn|func)[ \t]+([A-Za-z_]\w*)")
 _WORD = re.compile(r"[A-Za-z_]\w*")
 # words that start a statement, not a declaration, before a name and '(': `return f(`, `if f(`, `new F(`
@@ -105,7 +103,7 @@ def cut_units(path: str, lines: Sequence[str], whole: bool = False) -> list[Unit
     total = sum(sizes)
     if whole or total <= WHOLE_BYTES:
         return [Unit(0, len(lines) - 1, total)] if lines else []
-    python, c_family = path.endswith((".py", ".pyi")), path.endswith(_C_FAMILY)
+    python, c_family = path.endswith((".py", ".pyi")), path.endswith(C_FAMILY)
     boundary = _PY_UNIT if python else _OTHER_UNIT
     starts = [0]
     parents: dict[int, tuple[int, ...]] = {0: ()}
@@ -123,7 +121,7 @@ def cut_units(path: str, lines: Sequence[str], whole: bool = False) -> list[Unit
             in_string = not in_string  # a docstring's lines are text: no definition starts there
         if not stripped or was_in_string:
             pass
-        elif boundary.match(line) or (c_family and _C_FUNCTION.match(line) and line.split("(")[0].split()[0] not in _STATEMENT_WORDS):
+        elif boundary.match(line) or (c_family and c_function(line)):
             start = index > 0 and not after_decorator
             after_decorator = stripped.startswith("@")
             if not after_decorator:
@@ -208,6 +206,19 @@ def declared(line: str) -> tuple[str, str] | None:
     return found.group(1).strip(), found.group(2)
 
 
+def c_function(line: str) -> str | None:
+    """The name of the C or C++ function a line starts to define, or None.
+
+    C defines a function with no keyword ('static int parse(char *s) {', 'int\\nparse(char *s)'):
+    a line at column 0 opening a parameter list, not ending a statement (a prototype, a global, a
+    macro's use) nor starting one (``if (``); a line over DECLARATION_CHARS is not read.
+    """
+    found = _C_FUNCTION.match(line) if len(line) <= DECLARATION_CHARS else None
+    if found is None or line.split("(", 1)[0].split()[0] in _STATEMENT_WORDS:
+        return None
+    return found.group(1).rsplit(":", 1)[-1]
+
+
 def defining(candidates: Sequence[Candidate], symbols: Sequence[tuple[str, str]], room: int) -> int:
     """Choose the units declaring each (path, name) of ``symbols`` (:func:`declared`), in that order, while they fit ``room``; the room left.
 
@@ -223,11 +234,12 @@ def defining(candidates: Sequence[Candidate], symbols: Sequence[tuple[str, str]]
         if number not in declaring:
             candidate = candidates[number]
             names: dict[str, list[int]] = {}
+            c_family = candidate.path.endswith(C_FAMILY)
             for index, unit in enumerate(candidate.units):
                 for line in candidate.lines[unit.first : unit.last + 1]:
-                    found = declared(line)
-                    if found:
-                        names.setdefault(found[1], []).append(index)
+                    declares = (declared(line) or ("", ""))[1] or (c_function(line) if c_family else None)
+                    if declares:
+                        names.setdefault(declares, []).append(index)
             declaring[number] = names
         offers += [(order, number, index) for index in dict.fromkeys(declaring[number].get(name, []))]
     return _take(candidates, sorted(offers), room)
