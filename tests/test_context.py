@@ -500,6 +500,17 @@ def test_a_c_function_is_a_unit_and_its_signature_comes_with_the_part_of_it_that
     assert _carried(excerpt, ledger) and ctx.tokens == estimate_tokens(render_context(ctx)) <= 2_000
 
 
+def test_a_c_function_the_task_names_puts_the_file_defining_it_first_not_its_prototype_or_callers(tmp_path: Path) -> None:
+    root = _git_repo(tmp_path, {
+        **BASIC,
+        "src/main.c": '#include "ledger.h"\n\nint main(void)\n{\n' + "    ledger_open(\"a\");\n" * 5 + "    return 0;\n}\n",
+        "src/ledger.h": "struct ledger;\n\nint ledger_open(const char *path);\n",
+        "src/ledger.c": '#include "ledger.h"\n\nstatic int\nledger_open(const char *path)\n{\n    return path != 0;\n}\n',
+    })
+    ctx = build_context(root, "Make ledger_open fail on an empty path", 200)
+    assert next(iter(ctx.files)) == "src/ledger.c" and ctx.reasons["src/ledger.c"] == "defines ledger_open"
+
+
 def test_a_rarely_named_helper_the_matching_method_calls_comes_with_it(tmp_path: Path) -> None:
     """The helper shares no word with the task and lies far away; its rare name links it to the method that matches."""
     helper = "    def _compound_penalty(self, balance):\n        return balance * decimal.Decimal('1.015')\n"

@@ -94,8 +94,13 @@ long ledger_settle(struct ledger *l, long balance) {
 """
 
 
-def test_a_c_skeleton_lists_its_functions_and_types_not_prototypes_or_variables() -> None:
-    assert localise.skeleton("src/ledger.c", LEDGER_C, []) == ["struct ledger", "ledger_open()", "ledger_settle()"]
+def test_a_c_skeleton_lists_its_functions_and_types_not_prototypes_or_variables(tmp_path: Path) -> None:
+    root = _repo(tmp_path / "repo", {**BILLING, "src/ledger.c": LEDGER_C})
+    found = localise.brief(root, "Settle the ledger balance when opening it")
+    assert found is not None
+    lines = found.text.splitlines()
+    at = lines.index(next(line for line in lines if line.endswith(" src/ledger.c (325 bytes)")))
+    assert lines[at + 1 : at + 5] == ["    struct ledger", "    function ledger_open", "    function ledger_settle", "2. billing/Ledger.java (216 bytes)"]
 
 
 @pytest.mark.parametrize(("line", "name"), [

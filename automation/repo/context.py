@@ -158,6 +158,7 @@ _OTHER_DEFINITION = re.compile(  # the lookahead passes over most lines at once 
     r"(function|class|def|fn|func|interface|struct|enum|trait|type|module)[ \t]*\*?[ \t]+([A-Za-z_$][\w$]*)",
     re.MULTILINE,
 )
+_C_TYPE = re.compile(r"^(?:typedef[ \t]+)?(struct|union|enum|class)[ \t]+([A-Za-z_]\w*)[ \t]*(?::[^;{\n]*)?\{", re.MULTILINE)
 _ALNUM = re.compile(r"[A-Za-z0-9]+")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ALNUM_BYTES = bytes(byte if chr(byte).isascii() and chr(byte).isalnum() else ord(" ") for byte in range(256))  # the rest: spaces
@@ -576,6 +577,9 @@ def _definitions(path: str, text: str) -> list[tuple[str, str, str]]:
         return _PY_DEFINITION.findall(text)
     if suffix not in CODE_SUFFIXES:
         return []
+    if path.endswith(excerpts.C_FAMILY):  # functions have no keyword; 'struct stat st;' declares a variable, no type
+        types = [(found.start(), found.group(1), found.group(2)) for found in _C_TYPE.finditer(text)]
+        return [("", kind, name) for _, kind, name in sorted(types + [(at, "function", name) for at, name in excerpts.c_functions(text)])]
     return _OTHER_DEFINITION.findall(text)
 
 

@@ -46,7 +46,10 @@ _OTHER_UNIT = re.compile(
     r"(?:function|class|def|fn|func|interface|struct|enum|trait|type|module|impl)[ \t]"
 )
 C_FAMILY = (".c", ".h", ".cc", ".cpp", ".cxx", ".hh", ".hpp", ".hxx", ".m", ".mm")
-_C_FUNCTION = re.compile(r"(?:[A-Za-z_][^;{}=(]*?[ \t*&])?([A-Za-z_][\w:~]*)[ \t]*\((?!.*;[ \t]*(?://.*|/\*.*)?$)")
+# a C or C++ function's first line: at column 0, a parameter list opened and no statement ended (see c_function)
+_C_FUNCTION = re.compile(
+    r"^(?=[A-Za-z_])(?:[^;{}=(\n]*?[ \t*&])?([A-Za-z_][\w:~]*)[ \t]*\((?![^\n]*;[ \t]*(?://[^\n]*|/\*[^\n]*)?$)", re.MULTILINE
+)
 _DEFINES = re.compile(r"[ \t]*(?:export[ \t]+)?(?:async[ \t]+)?(?:def|class|function|fn|func)[ \t]+([A-Za-z_]\w*)")
 _WORD = re.compile(r"[A-Za-z_]\w*")
 # words that start a statement, not a declaration, before a name and '(': `return f(`, `if f(`, `new F(`
@@ -213,8 +216,16 @@ def c_function(line: str) -> str | None:
     a line at column 0 opening a parameter list, not ending a statement (a prototype, a global, a
     macro's use) nor starting one (``if (``); a line over DECLARATION_CHARS is not read.
     """
-    found = _C_FUNCTION.match(line) if len(line) <= DECLARATION_CHARS else None
-    if found is None or line.split("(", 1)[0].split()[0] in _STATEMENT_WORDS:
+    return _c_name(_C_FUNCTION.match(line)) if len(line) <= DECLARATION_CHARS else None
+
+
+def c_functions(text: str) -> list[tuple[int, str]]:
+    """(offset, name) of each C or C++ function a text defines, as :func:`c_function` reads each line, in order."""
+    return [(found.start(), name) for found in _C_FUNCTION.finditer(text) if (name := _c_name(found))]
+
+
+def _c_name(found: re.Match[str] | None) -> str | None:
+    if found is None or found.group(0).split("(", 1)[0].split()[0] in _STATEMENT_WORDS:
         return None
     return found.group(1).rsplit(":", 1)[-1]
 

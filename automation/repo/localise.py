@@ -49,7 +49,6 @@ INPUT_BOUND_TOKENS = MAP_BYTES + CANDIDATE_BYTES + TASK_BYTES + HEADING_BYTES + 
 # languages whose methods context.py's definitions leave out: their skeleton is read with excerpts.declared
 _METHOD_SUFFIXES = (".java", ".kt", ".kts", ".cs", ".scala")
 _TYPE_WORDS = frozenset(["class", "interface", "enum", "record", "object", "trait", "struct"])
-_C_TYPE = re.compile(r"(?:typedef[ \t]+)?(struct|union|enum|class)[ \t]+([A-Za-z_]\w*)[ \t]*(?::[^;{]*)?\{")
 _FENCED_JSON = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
 
 
@@ -73,12 +72,7 @@ def needed(total_files: int) -> bool:
 
 def skeleton(path: str, text: str, definitions: Sequence[tuple[str, str, str]]) -> list[str]:
     """A file's definitions, one a line, nested ones indented, each once, within SKELETON_BYTES (the brief's indentation counted)."""
-    if path.endswith(excerpts.C_FAMILY):  # its functions, and the types it defines (not 'struct stat st;')
-        parts = []
-        for line in text.splitlines():
-            function, defined = excerpts.c_function(line), _C_TYPE.match(line)
-            parts += [f"{function}()"] if function else [f"{defined.group(1)} {defined.group(2)}"] if defined else []
-    elif path.endswith(_METHOD_SUFFIXES):
+    if path.endswith(_METHOD_SUFFIXES):
         parts = []
         for line in text.splitlines():
             found = excerpts.declared(line)
