@@ -480,8 +480,9 @@ def test_a_large_file_gives_the_function_the_task_is_about_with_the_class_it_is_
 LEDGER_C = (
     '#include "ledger.h"\n\n'
     + "".join(f"static int report_{i}(struct ledger *l)\n{{\n    int total = sum(l);\n\n    return total * {i};\n}}\n\n" for i in range(300))
-    + "int\nledger_settle(struct ledger *l, long balance, int n)\n{\n    int i;\n\n"
+    + "int\nledger_settle(struct ledger *l, long balance, int n)\n{\n    int i;\n\n#ifdef LEDGER_AUDIT\n"
     + "".join(f"    l->audit[{i}] = {i};\n    l->count += {i};\n\n" for i in range(150))
+    + "#endif\nsettle:\n" + "".join(f"    l->pending[{i}] = {i};\n    l->count *= {i};\n\n" for i in range(80))
     + "    long fee = balance / 100 * days_since_due(l);  /* the late fee */\n\n"
     + "".join(f"    l->trail[{i}] = {i};\n    l->count -= {i};\n\n" for i in range(150))
     + "    return 0;\n}\n"
@@ -489,7 +490,8 @@ LEDGER_C = (
 
 
 def test_a_c_function_is_a_unit_and_its_signature_comes_with_the_part_of_it_that_matches(tmp_path: Path) -> None:
-    """C defines functions with no keyword: a line at column 0 opening a parameter list starts one (a prototype does not)."""
+    """C defines functions with no keyword: a line at column 0 opening a parameter list starts one (a prototype does not);
+    a directive or a label at column 0 inside it does not end it."""
     ledger = LEDGER_C.replace('#include "ledger.h"\n', '#include "ledger.h"\n\nint ledger_settle(struct ledger *l, long balance, int n);\n')
     root = _git_repo(tmp_path, {**BASIC, "src/ledger.c": ledger})
     ctx = build_context(root, "Cap the late fee at ten days", 2_000)

@@ -103,14 +103,41 @@ def test_a_c_skeleton_lists_its_functions_and_types_not_prototypes_or_variables(
     assert lines[at + 1 : at + 5] == ["    struct ledger", "    function ledger_open", "    function ledger_settle", "2. billing/Ledger.java (216 bytes)"]
 
 
-@pytest.mark.parametrize(("line", "name"), [
-    ("static int prepareClientToWrite(client *c) {\n", "prepareClientToWrite"), ("ledger_open(const char *path)\n", "ledger_open"),
-    ("void *zmalloc(size_t size) /* never NULL */\n", "zmalloc"), ("std::string Ledger::name(int id) const {\n", "name"),
-    ("int ledger_settle(struct ledger *l);\n", None), ("int total = sum(l);\n", None), ("if (day > 0) {\n", None),
-    ("    return f(x);\n", None), ("REGISTER_TEST(ledger);\n", None), ("struct stat st;\n", None),
-])
-def test_a_c_function_definition_is_told_from_a_prototype_a_statement_or_a_use(line: str, name: str | None) -> None:
-    assert excerpts.c_function(line) == name
+C_LINES = """/*
+ * Copyright (C) 2026 Ledger authors
+ * of this software and associated documentation files (the "Software"), to deal
+ */
+#include "ledger.h"
+
+int ledger_close(struct ledger *l,
+                 int flags);
+int ledger_count(int);\r
+static void (*handlers[])(int) = { 0 };
+struct ledger *
+ledger_new(void)
+{
+    if (ready(l)) {
+        return sizeof(struct ledger);
+    }
+}
+
+static int prepare_entry(entry *e) {
+    return 0;
+}
+int crlf_total(int a)\r
+{\r
+}\r
+std::string Ledger::name(int id) const {
+}
+REGISTER_TEST(ledger);
+"""
+
+
+def test_a_c_function_definition_is_told_from_a_prototype_a_statement_a_comment_or_a_use() -> None:
+    """Prototypes over two lines or in a CRLF file, a licence's '(C)', a function pointer, 'if (', 'sizeof(' and a macro's use are not."""
+    assert [name for _, name in excerpts.c_functions(C_LINES)] == ["ledger_new", "prepare_entry", "crlf_total", "name"]
+    lines = excerpts.split_lines(C_LINES)
+    assert excerpts.c_function_lines(lines)[lines.index("ledger_new(void)\n")] == "ledger_new"
 
 
 def test_a_line_longer_than_any_declaration_is_not_read() -> None:
@@ -163,6 +190,18 @@ def test_a_reply_that_strays_from_the_shape_asked_is_read_as_meant(reply: str) -
     assert locations.ranked()[:1] == ["billing/invoice.py"]
     assert locations.symbols == (("billing/invoice.py", "total"),)
     assert set(locations.files) <= {"billing/invoice.py", "money/rounding.py"}
+
+
+def test_a_name_that_starts_like_a_keyword_is_kept_whole_and_a_path_as_written_is_taken_first() -> None:
+    offered = OFFERED | {"docs/api (v2).md"}
+    reply = json.dumps({"files": ["docs/api (v2).md", "x" * 5_000 + " " * 5_000 + "(y)"],
+                        "symbols": [["billing/invoice.py", "default_total"], ["billing/invoice.py", "def classify(self)"],
+                                    {"file": "money/rounding.py", "functions": ["function_name", "fnmatch"]}, ["billing/invoice.py", "total²"]]})
+    locations, note = localise.parse(reply, offered)
+    assert locations.files == ("docs/api (v2).md",)
+    assert locations.symbols == (("billing/invoice.py", "default_total"), ("billing/invoice.py", "classify"),
+                                 ("money/rounding.py", "function_name"), ("money/rounding.py", "fnmatch"))
+    assert note.startswith("2 of the reply's entries")
 
 
 def test_a_file_name_that_ends_two_offered_paths_names_neither() -> None:

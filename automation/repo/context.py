@@ -121,7 +121,7 @@ BINARY_SUFFIXES = frozenset(
 LANGUAGES = {
     ".py": "python", ".pyi": "python", ".js": "javascript", ".mjs": "javascript", ".ts": "typescript",
     ".tsx": "tsx", ".jsx": "jsx", ".go": "go", ".rs": "rust", ".java": "java", ".kt": "kotlin", ".rb": "ruby",
-    ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".hpp": "cpp", ".cs": "csharp", ".php": "php",
+    ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hh": "cpp", ".hpp": "cpp", ".hxx": "cpp", ".cs": "csharp", ".php": "php",
     ".swift": "swift", ".sh": "bash", ".md": "markdown", ".json": "json", ".yml": "yaml",
     ".yaml": "yaml", ".toml": "toml", ".html": "html", ".css": "css", ".sql": "sql",
 }
@@ -158,7 +158,12 @@ _OTHER_DEFINITION = re.compile(  # the lookahead passes over most lines at once 
     r"(function|class|def|fn|func|interface|struct|enum|trait|type|module)[ \t]*\*?[ \t]+([A-Za-z_$][\w$]*)",
     re.MULTILINE,
 )
-_C_TYPE = re.compile(r"^(?:typedef[ \t]+)?(struct|union|enum|class)[ \t]+([A-Za-z_]\w*)[ \t]*(?::[^;{\n]*)?\{", re.MULTILINE)
+# a type C or C++ defines ('struct x {', 'class EXPORT X final : public Y\n{', 'enum class Color {'), not one a variable has
+_C_TYPE = re.compile(
+    r"^[ \t]*(?:typedef[ \t]+)?(struct|union|enum|class)(?:[ \t]+class)?[ \t]+(?:[A-Z_][A-Z0-9_]*[ \t]+)?([A-Za-z_]\w*)"
+    r"(?:[ \t]+final)?[ \t]*(?::[^;{(\n]*)?\s*\{",
+    re.MULTILINE,
+)
 _ALNUM = re.compile(r"[A-Za-z0-9]+")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ALNUM_BYTES = bytes(byte if chr(byte).isascii() and chr(byte).isalnum() else ord(" ") for byte in range(256))  # the rest: spaces

@@ -2,7 +2,7 @@
 
 A file is cut into units at its definitions (Python: ``def``/``class`` lines with their
 decorators, and module-level code after an indented block; C and C++: a function's first line,
-:func:`c_function`; other languages: their definition lines), and a file under :data:`WHOLE_BYTES` is one unit. Each unit's worth is the chance the
+:func:`c_functions`; other languages: their definition lines), and a file under :data:`WHOLE_BYTES` is one unit. Each unit's worth is the chance the
 change lies in it: the file's chance, by its rank (``(rank + 1) ** -RANK_DECAY``), times the
 unit's share of it, mixing its share of the file's bytes (a change can lie anywhere) with its
 share of the file's relevance (Okapi BM25 of the task's words over the file's units, plus the
@@ -45,15 +45,17 @@ _OTHER_UNIT = re.compile(
     r"(?:(?:public|private|protected|static|abstract|final|override|internal)[ \t]+)*"
     r"(?:function|class|def|fn|func|interface|struct|enum|trait|type|module|impl)[ \t]"
 )
-C_FAMILY = (".c", ".h", ".cc", ".cpp", ".cxx", ".hh", ".hpp", ".hxx", ".m", ".mm")
-# a C or C++ function's first line: at column 0, a parameter list opened and no statement ended (see c_function)
-_C_FUNCTION = re.compile(
-    r"^(?=[A-Za-z_])(?:[^;{}=(\n]*?[ \t*&])?([A-Za-z_][\w:~]*)[ \t]*\((?![^\n]*;[ \t]*(?://[^\n]*|/\*[^\n]*)?$)", re.MULTILINE
-)
+C_FAMILY = (".c", ".h", ".cc", ".cpp", ".cxx", ".hh", ".hpp", ".hxx")
+# a C or C++ function's first line: at column 0, a name and its parameter list opened (see c_functions)
+_C_FUNCTION = re.compile(r"^(?=[A-Za-z_])(?:[^;{}=(\n]*?[ \t*&])?([A-Za-z_][\w:~]*)[ \t]*\(", re.MULTILINE)
+# between the name and the body's brace: no statement's end or directive (nor a blank line, see c_functions)
+_C_HEADER = re.compile(r"[^;{}#]*\{")
+_C_HEADER_CHARS = 1_000
+_C_NOT_NAMES = frozenset(["sizeof", "typedef", "void", "defined", "__attribute__", "__declspec", "alignof", "_Alignof", "asm", "__asm__"])
 _DEFINES = re.compile(r"[ \t]*(?:export[ \t]+)?(?:async[ \t]+)?(?:def|class|function|fn|func)[ \t]+([A-Za-z_]\w*)")
 _WORD = re.compile(r"[A-Za-z_]\w*")
 # words that start a statement, not a declaration, before a name and '(': `return f(`, `if f(`, `new F(`
-_STATEMENT_WORDS = frozenset(["return", "if", "elif", "while", "for", "new", "await", "throw", "else", "case", "yield", "assert",
+STATEMENT_WORDS = frozenset(["return", "if", "elif", "while", "for", "new", "await", "throw", "else", "case", "yield", "assert",
                               "not", "and", "or", "in", "raise", "print", "del", "with", "switch", "catch", "synchronized"])
 # words (modifiers, a type, a keyword) then the name, then what follows a declared name; the shortest run of words first
 _DECLARATION = re.compile(r"[ \t]*((?:[\w@<>\[\],.?*&:()]+[ \t]+)+?)(\w+)(?:[ \t]*[(<{:=\[]|[ \t]+(?:extends|implements|where)\b|[ \t]*$)")
@@ -107,6 +109,7 @@ def cut_units(path: str, lines: Sequence[str], whole: bool = False) -> list[Unit
     if whole or total <= WHOLE_BYTES:
         return [Unit(0, len(lines) - 1, total)] if lines else []
     python, c_family = path.endswith((".py", ".pyi")), path.endswith(C_FAMILY)
+    c_starts = c_function_lines(lines) if c_family else {}
     boundary = _PY_UNIT if python else _OTHER_UNIT
     starts = [0]
     parents: dict[int, tuple[int, ...]] = {0: ()}
@@ -124,7 +127,7 @@ def cut_units(path: str, lines: Sequence[str], whole: bool = False) -> list[Unit
             in_string = not in_string  # a docstring's lines are text: no definition starts there
         if not stripped or was_in_string:
             pass
-        elif boundary.match(line) or (c_family and c_function(line)):
+        elif boundary.match(line) or index in c_starts:
             start = index > 0 and not after_decorator
             after_decorator = stripped.startswith("@")
             if not after_decorator:
@@ -134,7 +137,8 @@ def cut_units(path: str, lines: Sequence[str], whole: bool = False) -> list[Unit
         else:
             top = not line[0].isspace()
             start = python and top and previous_indented and not stripped.startswith(_CLOSERS) and not after_decorator
-            if top and not stripped.startswith("{"):  # a C function's brace on its own line is still inside it
+            if top and (not c_family or stripped.startswith("}")):
+                # a C function ends at its closing brace: its name's line, a brace, a directive ('#ifdef') or a label ('out:') is inside it
                 open_definitions.clear()
         if not start and piece >= PIECE_BYTES and stripped:
             # a long unit: cut after a blank line or, with none for long (a table of messages), at its next statement or entry
@@ -204,30 +208,38 @@ def declared(line: str) -> tuple[str, str] | None:
     ``class F extends``), unless a word of it starts a statement (``return f(``, ``if f(``).
     """
     found = _DECLARATION.match(line) if len(line) <= DECLARATION_CHARS else None
-    if found is None or found.group(1).split()[0] in _STATEMENT_WORDS or found.group(2) in _STATEMENT_WORDS:
+    if found is None or found.group(1).split()[0] in STATEMENT_WORDS or found.group(2) in STATEMENT_WORDS:
         return None
     return found.group(1).strip(), found.group(2)
 
 
-def c_function(line: str) -> str | None:
-    """The name of the C or C++ function a line starts to define, or None.
-
-    C defines a function with no keyword ('static int parse(char *s) {', 'int\\nparse(char *s)'):
-    a line at column 0 opening a parameter list, not ending a statement (a prototype, a global, a
-    macro's use) nor starting one (``if (``); a line over DECLARATION_CHARS is not read.
-    """
-    return _c_name(_C_FUNCTION.match(line)) if len(line) <= DECLARATION_CHARS else None
-
-
 def c_functions(text: str) -> list[tuple[int, str]]:
-    """(offset, name) of each C or C++ function a text defines, as :func:`c_function` reads each line, in order."""
-    return [(found.start(), name) for found in _C_FUNCTION.finditer(text) if (name := _c_name(found))]
+    """(offset, name) of each C or C++ function ``text`` defines, in order.
+
+    C defines a function with no keyword ('static int parse(char *s) {', 'int\\nparse(char *s)\\n{'):
+    a line at column 0 opening a parameter list whose body's brace follows within
+    _C_HEADER_CHARS, with no ``;`` (a prototype, even over lines; a statement), ``#`` or blank
+    line before it (a licence's 'Copyright (C) 2020', a comment's line); not ``if (``, ``sizeof(``
+    or a function pointer's ``void (*f)(``.
+    """
+    found: list[tuple[int, str]] = []
+    for match in _C_FUNCTION.finditer(text):
+        name = match.group(1).rsplit(":", 1)[-1]
+        first = match.group(0).split("(", 1)[0].split()[0]
+        header = _C_HEADER.match(text, match.end(), match.end() + _C_HEADER_CHARS)
+        if (name and first not in STATEMENT_WORDS and name not in _C_NOT_NAMES and header
+                and "\n\n" not in header.group(0).replace(" ", "").replace("\t", "").replace("\r", "")):
+            found.append((match.start(), name))
+    return found
 
 
-def _c_name(found: re.Match[str] | None) -> str | None:
-    if found is None or found.group(0).split("(", 1)[0].split()[0] in _STATEMENT_WORDS:
-        return None
-    return found.group(1).rsplit(":", 1)[-1]
+def c_function_lines(lines: Sequence[str]) -> dict[int, str]:
+    """Line index -> name of each C or C++ function the lines define (:func:`c_functions`), at its name's line."""
+    starts, offset = {}, 0
+    for index, line in enumerate(lines):
+        starts[offset] = index
+        offset += len(line)
+    return {starts[at]: name for at, name in c_functions("".join(lines))}
 
 
 def defining(candidates: Sequence[Candidate], symbols: Sequence[tuple[str, str]], room: int) -> int:
@@ -245,10 +257,10 @@ def defining(candidates: Sequence[Candidate], symbols: Sequence[tuple[str, str]]
         if number not in declaring:
             candidate = candidates[number]
             names: dict[str, list[int]] = {}
-            c_family = candidate.path.endswith(C_FAMILY)
+            c_names = c_function_lines(candidate.lines) if candidate.path.endswith(C_FAMILY) else {}
             for index, unit in enumerate(candidate.units):
-                for line in candidate.lines[unit.first : unit.last + 1]:
-                    declares = (declared(line) or ("", ""))[1] or (c_function(line) if c_family else None)
+                for at in range(unit.first, unit.last + 1):
+                    declares = (declared(candidate.lines[at]) or ("", ""))[1] or c_names.get(at)
                     if declares:
                         names.setdefault(declares, []).append(index)
             declaring[number] = names

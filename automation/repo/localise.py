@@ -144,7 +144,7 @@ def parse(reply: str, offered: frozenset[str]) -> tuple[context.Locations, str]:
     for item in raw_files:
         file = _offered_path(item.get(_first_key(item, _PATH_KEYS)) if isinstance(item, dict) else item, offered, by_name)
         files += [file] if file else []
-        named = _symbols({**item, "names": _listed(item, _SYMBOLS_KEYS)} if isinstance(item, dict) else {}, offered, by_name)
+        named = _symbols(item, offered, by_name) if isinstance(item, dict) else []
         symbols += named
         dropped += not file and not named
     for item in raw_symbols:
@@ -162,8 +162,9 @@ _PATH_KEYS = ("path", "file", "filename", "file_path")
 _NAME_KEYS = ("name", "symbol", "function", "method", "class")
 _NUMBERING = re.compile(r"^(?:\d+[.)]|[-*])\s+")  # '3. ' or '- ' copied from the prompt's list
 _PATH_TAIL = re.compile(r"(?:\s*\([^()]*\)|:L?\d+(?:-L?\d+)?|#L\d+(?:-L?\d+)?)$")  # ' (1,234 bytes)', ':120', '#L5-L9'
-_NAME = re.compile(r"(?:(?:async\s+)?def|class|fun|func|fn|function|method)?\s*([A-Za-z_$][\w$]*(?:(?:\.|::|#)[A-Za-z_$][\w$]*)*)\s*(?:\([^()]*\))?")
-_PLAIN = re.compile(r"[A-Za-z_]\w{0,99}")
+_NAME = re.compile(r"(?:(?:(?:async\s+)?def|class|fun|func|fn|function|method)\s+)?([A-Za-z_$][\w$]*(?:(?:\.|::|#)[A-Za-z_$][\w$]*)*)\s*(?:\([^()]*\))?")
+_PLAIN = re.compile(r"[A-Za-z_]\w{0,99}", re.ASCII)
+_ENTRY_CHARS = 1_000  # a longer path or name is no path or name the prompt offered: not read (the patterns would take quadratic time)
 _SYMBOL_STRING = re.compile(r"(.+?\.\w+)(?:::|:|#)(.+)")  # 'billing/invoice.py::Invoice.total', 'a.py:total'
 
 
@@ -179,8 +180,10 @@ def _listed(data: dict, keys: Sequence[str]) -> list:
 
 def _offered_path(raw: object, offered: frozenset[str], by_name: dict[str, list[str]]) -> str | None:
     """The offered path ``raw`` means, or None: as written, or with its decoration stripped, or the one offered path it ends."""
-    if not isinstance(raw, str):
+    if not isinstance(raw, str) or len(raw) > _ENTRY_CHARS:
         return None
+    if raw.strip() in offered:
+        return raw.strip()
     text = _PATH_TAIL.sub("", _NUMBERING.sub("", raw.strip().strip("`'\"").strip())).strip().replace("\\", "/")
     while text.startswith(("./", "/")):
         text = text.removeprefix(".").removeprefix("/")
@@ -192,19 +195,19 @@ def _offered_path(raw: object, offered: frozenset[str], by_name: dict[str, list[
 
 def _plain_name(raw: object) -> str | None:
     """The one-word name ``raw`` means ('Invoice.total', 'def total(self)', 'Outer$Inner.total' -> 'total'), or None."""
-    found = _NAME.fullmatch(raw.strip().strip("`").strip()) if isinstance(raw, str) else None
+    found = _NAME.fullmatch(raw.strip().strip("`").strip()) if isinstance(raw, str) and len(raw) <= _ENTRY_CHARS else None
     last = re.split(r"\.|::|#|\$", found.group(1))[-1] if found else ""
     return last if _PLAIN.fullmatch(last) else None
 
 
 def _symbols(item: object, offered: frozenset[str], by_name: dict[str, list[str]]) -> list[tuple[str, str]]:
-    """The (path, name) pairs one entry of ``symbols`` names: [path, name, ...], {path, name or names} or 'path::name'."""
+    """The (path, name) pairs one entry of ``symbols`` (or a file's object) names: [path, name, ...], {path, name or a list of
+    names} or 'path::name'."""
     if isinstance(item, str):
         split = _SYMBOL_STRING.fullmatch(item.strip())
         item = [split.group(1), split.group(2)] if split else []
     if isinstance(item, dict):
-        names = item.get("names") or [item.get(_first_key(item, _NAME_KEYS))]
-        item = [item.get(_first_key(item, _PATH_KEYS)), *(names if isinstance(names, list) else [names])]
+        item = [item.get(_first_key(item, _PATH_KEYS)), *(_listed(item, _SYMBOLS_KEYS) or [item.get(_first_key(item, _NAME_KEYS))])]
     if not isinstance(item, list) or len(item) < 2:
         return []
     path = _offered_path(item[0], offered, by_name)
