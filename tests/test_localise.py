@@ -193,12 +193,12 @@ def test_a_reply_that_strays_from_the_shape_asked_is_read_as_meant(reply: str) -
 
 
 def test_a_name_that_starts_like_a_keyword_is_kept_whole_and_a_path_as_written_is_taken_first() -> None:
-    offered = OFFERED | {"docs/api (v2).md"}
-    reply = json.dumps({"files": ["docs/api (v2).md", "x" * 5_000 + " " * 5_000 + "(y)"],
+    offered = OFFERED | {"docs/api (v2)"}
+    reply = json.dumps({"files": ["docs/api (v2)", "x" * 5_000 + " " * 5_000 + "(y)"],
                         "symbols": [["billing/invoice.py", "default_total"], ["billing/invoice.py", "def classify(self)"],
                                     {"file": "money/rounding.py", "functions": ["function_name", "fnmatch"]}, ["billing/invoice.py", "total²"]]})
     locations, note = localise.parse(reply, offered)
-    assert locations.files == ("docs/api (v2).md",)
+    assert locations.files == ("docs/api (v2)",)
     assert locations.symbols == (("billing/invoice.py", "default_total"), ("billing/invoice.py", "classify"),
                                  ("money/rounding.py", "function_name"), ("money/rounding.py", "fnmatch"))
     assert note.startswith("2 of the reply's entries")
