@@ -95,12 +95,17 @@ long ledger_settle(struct ledger *l, long balance) {
 
 
 def test_a_c_skeleton_lists_its_functions_and_types_not_prototypes_or_variables(tmp_path: Path) -> None:
-    root = _repo(tmp_path / "repo", {**BILLING, "src/ledger.c": LEDGER_C})
+    widget = ("namespace ui {\n    class WIDGET_API LedgerView final : public View\n    {\n    };\n}\n"
+              "enum class LedgerState { Open };\nstruct ledger_row row;\n")
+    root = _repo(tmp_path / "repo", {**BILLING, "src/ledger.c": LEDGER_C, "src/ledger_view.hxx": widget})
     found = localise.brief(root, "Settle the ledger balance when opening it")
     assert found is not None
     lines = found.text.splitlines()
     at = lines.index(next(line for line in lines if line.endswith(" src/ledger.c (325 bytes)")))
-    assert lines[at + 1 : at + 5] == ["    struct ledger", "    function ledger_open", "    function ledger_settle", "2. billing/Ledger.java (216 bytes)"]
+    assert lines[at + 1 : at + 4] == ["    struct ledger", "    function ledger_open", "    function ledger_settle"]
+    at = lines.index(next(line for line in lines if line.endswith(" src/ledger_view.hxx (138 bytes)")))
+    assert lines[at + 1 : at + 3] == ["    class LedgerView", "    enum LedgerState"]  # C++ types, not a variable's 'struct ledger_row'
+    assert not lines[at + 3].startswith("    ")
 
 
 C_LINES = """/*
