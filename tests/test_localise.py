@@ -145,6 +145,14 @@ def test_a_c_function_definition_is_told_from_a_prototype_a_statement_a_comment_
     assert excerpts.c_function_lines(lines)[lines.index("ledger_new(void)\n")] == "ledger_new"
 
 
+def test_a_c_struct_variable_inside_a_function_starts_no_unit_but_a_type_at_column_0_does() -> None:
+    body = "".join(f"static int filler_{i}(void)\n{{\n    return {i};\n}}\n\n" for i in range(200))
+    text = body + "struct ledger {\n    long balance;\n};\n\nlong get_zone(void) {\n    struct timeval tv;\n    return tv.tv_sec;\n}\n"
+    lines = excerpts.split_lines(text)
+    starts = {lines[unit.first] for unit in excerpts.cut_units("src/zone.c", lines)}
+    assert {"struct ledger {\n", "long get_zone(void) {\n"} <= starts and "    struct timeval tv;\n" not in starts
+
+
 def test_a_line_longer_than_any_declaration_is_not_read() -> None:
     """A minified or generated line would take the pattern quadratic time: it is passed over."""
     declaration = "    public int balance(int day) {"

@@ -127,7 +127,8 @@ def cut_units(path: str, lines: Sequence[str], whole: bool = False) -> list[Unit
             in_string = not in_string  # a docstring's lines are text: no definition starts there
         if not stripped or was_in_string:
             pass
-        elif boundary.match(line) or index in c_starts:
+        elif (boundary.match(line) and not (c_family and (indent or stripped.endswith(";")))) or index in c_starts:
+            # in C a type is defined at column 0: 'struct timeval tv;' in a function declares a variable
             start = index > 0 and not after_decorator
             after_decorator = stripped.startswith("@")
             if not after_decorator:
