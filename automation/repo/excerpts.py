@@ -51,11 +51,12 @@ _C_FUNCTION = re.compile(r"^(?=[A-Za-z_])(?:[^;{}=(\n]*?[ \t*&])?([A-Za-z_][\w:~
 # between the name and the body's brace: no statement's end or directive (nor a blank line, see c_functions)
 _C_HEADER = re.compile(r"[^;{}#]*\{")
 _C_HEADER_CHARS = 1_000
+_BLANK_LINE = re.compile(r"\n[ \t\r]*\n")
 _C_NOT_NAMES = frozenset(["sizeof", "typedef", "void", "defined", "__attribute__", "__declspec", "alignof", "_Alignof", "asm", "__asm__"])
 _DEFINES = re.compile(r"[ \t]*(?:export[ \t]+)?(?:async[ \t]+)?(?:def|class|function|fn|func)[ \t]+([A-Za-z_]\w*)")
 _WORD = re.compile(r"[A-Za-z_]\w*")
 # words that start a statement, not a declaration, before a name and '(': `return f(`, `if f(`, `new F(`
-STATEMENT_WORDS = frozenset(["return", "if", "elif", "while", "for", "new", "await", "throw", "else", "case", "yield", "assert",
+_STATEMENT_WORDS = frozenset(["return", "if", "elif", "while", "for", "new", "await", "throw", "else", "case", "yield", "assert",
                               "not", "and", "or", "in", "raise", "print", "del", "with", "switch", "catch", "synchronized"])
 # words (modifiers, a type, a keyword) then the name, then what follows a declared name; the shortest run of words first
 _DECLARATION = re.compile(r"[ \t]*((?:[\w@<>\[\],.?*&:()]+[ \t]+)+?)(\w+)(?:[ \t]*[(<{:=\[]|[ \t]+(?:extends|implements|where)\b|[ \t]*$)")
@@ -209,7 +210,7 @@ def declared(line: str) -> tuple[str, str] | None:
     ``class F extends``), unless a word of it starts a statement (``return f(``, ``if f(``).
     """
     found = _DECLARATION.match(line) if len(line) <= DECLARATION_CHARS else None
-    if found is None or found.group(1).split()[0] in STATEMENT_WORDS or found.group(2) in STATEMENT_WORDS:
+    if found is None or found.group(1).split()[0] in _STATEMENT_WORDS or found.group(2) in _STATEMENT_WORDS:
         return None
     return found.group(1).strip(), found.group(2)
 
@@ -228,8 +229,8 @@ def c_functions(text: str) -> list[tuple[int, str]]:
         name = match.group(1).rsplit(":", 1)[-1]
         first = match.group(0).split("(", 1)[0].split()[0]
         header = _C_HEADER.match(text, match.end(), match.end() + _C_HEADER_CHARS)
-        if (name and first not in STATEMENT_WORDS and name not in _C_NOT_NAMES and header
-                and "\n\n" not in header.group(0).replace(" ", "").replace("\t", "").replace("\r", "")):
+        if (name and first not in _STATEMENT_WORDS and name not in _C_NOT_NAMES and header
+                and not _BLANK_LINE.search(header.group(0))):
             found.append((match.start(), name))
     return found
 
