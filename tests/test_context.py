@@ -513,6 +513,37 @@ def test_a_c_function_the_task_names_puts_the_file_defining_it_first_not_its_pro
     assert next(iter(ctx.files)) == "src/ledger.c" and ctx.reasons["src/ledger.c"] == "defines ledger_open"
 
 
+@pytest.mark.parametrize(("suffix", "definition", "call"), [
+    (".go", "func (l *Ledger) settleBalance(days int) int {\n\treturn days\n}\n", "\tl.settleBalance(1)\n"),
+    (".kt", "class Ledger {\n    private suspend fun settleBalance(days: Int): Int {\n        return days\n    }\n}\n", "    ledger.settleBalance(1)\n"),
+    (".kt", "internal fun <T> List<T>.settleBalance(): Int = size\n", "    rows.settleBalance()\n"),
+    (".rb", "class Ledger\n  def self.settleBalance(days)\n    days\n  end\nend\n", "  Ledger.settleBalance(1)\n"),
+    (".ts", "export const settleBalance = async (days: number): Promise<number> => {\n  return days\n}\n", "  await settleBalance(1)\n"),
+    (".js", "const settleBalance = (\n  days,\n) => days\n", "  settleBalance(1)\n"),
+    (".rs", "impl Ledger {\n    pub(crate) unsafe fn settleBalance(&self, days: u32) -> u32 {\n        days\n    }\n}\n", "    ledger.settleBalance(1);\n"),
+])
+def test_a_function_or_method_the_task_names_puts_the_file_defining_it_first_in_other_languages(
+    tmp_path: Path, suffix: str, definition: str, call: str
+) -> None:
+    """A Go method's receiver, Kotlin's modifiers and receiver type, Ruby's `self.`, an arrow function kept in a const, Rust's `unsafe`."""
+    root = _git_repo(tmp_path, {**BASIC, f"app/main{suffix}": call * 5, f"app/ledger{suffix}": definition})
+    ctx = build_context(root, "Make settleBalance round the days up", 300)
+    assert next(iter(ctx.files)) == f"app/ledger{suffix}" and ctx.reasons[f"app/ledger{suffix}"] == "defines settleBalance"
+
+
+def test_the_map_outlines_go_methods_kotlin_functions_and_arrow_functions_by_name(tmp_path: Path) -> None:
+    padding = "\n" + "// padding\n" * 4_000
+    files = {
+        "server/serve.go": "type Server struct{}\n\nfunc (s *Server) Serve(l net.Listener) error {\n\treturn nil\n}\n" + padding,
+        "client/Client.kt": "data class Client(val url: String) {\n    override fun toString(): String = url\n}\nobject Registry {\n}\n" + padding,
+        "web/handlers.ts": "export const handle = async (req: Request) => {\n}\nconst total = (a + b) * c\n" + padding,
+    }
+    ctx = build_context(_git_repo(tmp_path, {**BASIC, **files}), "tidy up", 10_000)
+    assert "  serve.go (43.1 KB): type Server, func Serve\n" in ctx.map_text  # a method by its name, not its receiver
+    assert "  Client.kt (43.1 KB): class Client, fun toString, object Registry\n" in ctx.map_text
+    assert "  handlers.ts (43.0 KB): const handle\n" in ctx.map_text  # an arrow function; not a const holding a value
+
+
 def test_a_rarely_named_helper_the_matching_method_calls_comes_with_it(tmp_path: Path) -> None:
     """The helper shares no word with the task and lies far away; its rare name links it to the method that matches."""
     helper = "    def _compound_penalty(self, balance):\n        return balance * decimal.Decimal('1.015')\n"
@@ -525,6 +556,21 @@ def test_a_rarely_named_helper_the_matching_method_calls_comes_with_it(tmp_path:
     excerpt = ctx.excerpts["bank/ledger.py"]
     assert "def apply_late_fee(" in excerpt and helper.rstrip("\n") in excerpt and _carried(excerpt, ledger)
     assert ctx.tokens == estimate_tokens(render_context(ctx)) <= 4_000
+
+
+def test_a_rarely_named_go_method_the_matching_function_calls_comes_with_it(tmp_path: Path) -> None:
+    """As in Python: a method is linked by its name, not by its receiver's."""
+    helper = "func (l *Ledger) compoundPenalty(balance int) int {\n\treturn balance * 3 / 2\n}\n"
+    ledger = (
+        "package bank\n\n"
+        + "".join(f"func (l *Ledger) Report{i}(account string) int {{\n\ttotal := l.sum(account)\n\treturn total * {i}\n}}\n\n" for i in range(600))
+        + "func ApplyLateFee(l *Ledger, balance int, daysLate int) int {\n\treturn l.compoundPenalty(balance) * daysLate\n}\n\n"
+        + "".join(f"func (l *Ledger) Audit{i}(account string) int {{\n\treturn {i}\n}}\n\n" for i in range(300))
+        + helper
+    )
+    ctx = build_context(_git_repo(tmp_path, {**BASIC, "bank/ledger.go": ledger}), "Cap the late fee at ten days", 3_000)
+    excerpt = ctx.excerpts["bank/ledger.go"]
+    assert "func ApplyLateFee(" in excerpt and helper.rstrip("\n") in excerpt and _carried(excerpt, ledger)
 
 
 def test_the_room_goes_to_the_best_parts_of_several_files_not_one_file_whole(tmp_path: Path) -> None:

@@ -152,12 +152,6 @@ STOPWORDS = frozenset(
 )
 
 _PY_DEFINITION = re.compile(r"^([ \t]*)(?:async[ \t]+)?(def|class)[ \t]+([A-Za-z_]\w*)", re.MULTILINE)
-_OTHER_DEFINITION = re.compile(  # the lookahead passes over most lines at once (each keyword starts with a lowercase letter)
-    r"^()(?=[ \t]*[a-z])[ \t]*(?:export[ \t]+)?(?:default[ \t]+)?(?:pub(?:\([^)\n]*\))?[ \t]+)?(?:async[ \t]+)?"
-    r"(?:(?:public|private|protected|static|abstract|final)[ \t]+)*"
-    r"(function|class|def|fn|func|interface|struct|enum|trait|type|module)[ \t]*\*?[ \t]+([A-Za-z_$][\w$]*)",
-    re.MULTILINE,
-)
 # a type C or C++ defines ('struct x {', 'class EXPORT X final : public Y\n{', 'enum class Color {'), not one a variable has
 _C_TYPE = re.compile(
     r"^[ \t]*(?:typedef[ \t]+)?(struct|union|enum|class)(?:[ \t]+class)?[ \t]+(?:[A-Z_][A-Z0-9_]*[ \t]+)?([A-Za-z_]\w*)"
@@ -585,7 +579,7 @@ def _definitions(path: str, text: str) -> list[tuple[str, str, str]]:
     if path.endswith(excerpts.C_FAMILY):  # functions have no keyword; 'struct stat st;' declares a variable, no type
         types = [(found.start(), found.group(1), found.group(2)) for found in _C_TYPE.finditer(text)]
         return [("", kind, name) for _, kind, name in sorted(types + [(at, "function", name) for at, name in excerpts.c_functions(text)])]
-    return _OTHER_DEFINITION.findall(text)
+    return [("", kind, name) for kind, name in excerpts.definitions(text)]
 
 
 def _outline_text(outline: list[tuple[str, str]]) -> str:

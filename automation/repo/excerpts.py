@@ -2,7 +2,7 @@
 
 A file is cut into units at its definitions (Python: ``def``/``class`` lines with their
 decorators, and module-level code after an indented block; C and C++: a function's first line,
-:func:`c_functions`; other languages: their definition lines), and a file under :data:`WHOLE_BYTES` is one unit. Each unit's worth is the chance the
+:func:`c_functions`; other languages: a line that starts with a definition's keyword, ``fn``, ``func``, ``class``...), and a file under :data:`WHOLE_BYTES` is one unit. Each unit's worth is the chance the
 change lies in it: the file's chance, by its rank (``(rank + 1) ** -RANK_DECAY``), times the
 unit's share of it, mixing its share of the file's bytes (a change can lie anywhere) with its
 share of the file's relevance (Okapi BM25 of the task's words over the file's units, plus the
@@ -40,11 +40,27 @@ BM25_K1 = 1.2  # Okapi BM25's usual parameters (Robertson & Zaragoza 2009; Lucen
 BM25_B = 0.75
 
 _PY_UNIT = re.compile(r"[ \t]*(?:@|(?:async[ \t]+)?def[ \t]|class[ \t])")
-_OTHER_UNIT = re.compile(
-    r"[ \t]*(?:export[ \t]+)?(?:default[ \t]+)?(?:pub(?:\([^)\n]*\))?[ \t]+)?(?:async[ \t]+)?"
-    r"(?:(?:public|private|protected|static|abstract|final|override|internal)[ \t]+)*"
-    r"(?:function|class|def|fn|func|interface|struct|enum|trait|type|module|impl)[ \t]"
+# what may come before a definition's keyword, in the languages that have one (Java, C#, Kotlin, Rust, Go, PHP, Ruby,
+# JavaScript, TypeScript, Swift): `export default async`, `pub(crate)`, `private static`
+_LEAD = r"(?:export[ \t]+)?(?:default[ \t]+)?(?:pub(?:\([^)\n]*\))?[ \t]+)?(?:async[ \t]+)?"
+_MODIFIERS = "public|private|protected|static|abstract|final|override|internal"
+_KEYWORDS = "function|class|def|fn|func|interface|struct|enum|trait|type|module"
+_OTHER_UNIT = re.compile(r"[ \t]*" + _LEAD + r"(?:(?:" + _MODIFIERS + r")[ \t]+)*(?:" + _KEYWORDS + r"|impl)[ \t]")
+# a JavaScript or TypeScript function kept in a variable: `const f = (a) =>`, `let f = async x =>`,
+# `export const f: Handler = function`, `const f = (` with its parameters on the next lines
+_ARROW = (
+    r"(const|let|var)[ \t]+([A-Za-z_$][\w$]*)[ \t]*(?::[^=\n]*)?=[ \t]*(?:async[ \t]+)?"
+    r"(?:function\b|(?:<[^>\n]*>)?\((?:[^)\n]*\)[^=\n]*=>|[ \t]*$)|[A-Za-z_$][\w$]*[ \t]*=>)"
 )
+# a definition's keyword and name; more modifiers and keywords than start a unit (Kotlin's `private suspend fun`,
+# `enum class`, `object`; Rust's `unsafe fn`). After the keyword: a Go method's receiver (`func (s *Server) Serve`),
+# type parameters (`fun <T> f`) and the type or object a method is defined on (`fun String.f`, Ruby's `def self.f`)
+_DEFINITION = re.compile(
+    r"^(?=[ \t]*[a-z])[ \t]*" + _LEAD + r"(?:(?:" + _MODIFIERS + r"|open|data|sealed|inner|suspend|inline|operator|unsafe|const"
+    r"|enum|annotation|value)[ \t]+)*(?:(" + _KEYWORDS + r"|fun|object)[ \t]*\*?[ \t]+(?:\([^)\n]*\)[ \t]*)?(?:<[^>\n]*>[ \t]*)?"
+    r"(?:[A-Za-z_$][\w$]*(?:<[^>\n]*>)?\??\.)?([A-Za-z_$][\w$]*)|" + _ARROW + ")",
+    re.MULTILINE,
+)  # the lookahead passes over most lines at once (each keyword and modifier starts with a lowercase letter)
 C_FAMILY = (".c", ".h", ".cc", ".cpp", ".cxx", ".hh", ".hpp", ".hxx")
 # a C or C++ function's first line: at column 0, a name and its parameter list opened (see c_functions)
 _C_FUNCTION = re.compile(r"^(?=[A-Za-z_])(?:[^;{}=(\n]*?[ \t*&])?([A-Za-z_][\w:~]*)[ \t]*\(", re.MULTILINE)
@@ -53,7 +69,6 @@ _C_HEADER = re.compile(r"[^;{}#]*\{")
 _C_HEADER_CHARS = 1_000
 _BLANK_LINE = re.compile(r"\n[ \t\r]*\n")
 _C_NOT_NAMES = frozenset(["sizeof", "typedef", "void", "defined", "__attribute__", "__declspec", "alignof", "_Alignof", "asm", "__asm__"])
-_DEFINES = re.compile(r"[ \t]*(?:export[ \t]+)?(?:async[ \t]+)?(?:def|class|function|fn|func)[ \t]+([A-Za-z_]\w*)")
 _WORD = re.compile(r"[A-Za-z_]\w*")
 # words that start a statement, not a declaration, before a name and '(': `return f(`, `if f(`, `new F(`
 _STATEMENT_WORDS = frozenset(["return", "if", "elif", "while", "for", "new", "await", "throw", "else", "case", "yield", "assert",
@@ -215,6 +230,13 @@ def declared(line: str) -> tuple[str, str] | None:
     return found.group(1).strip(), found.group(2)
 
 
+def definitions(text: str) -> list[tuple[str, str]]:
+    """(keyword, name) of each definition in ``text`` written with a keyword, in order: ``('func', 'Serve')``,
+    ``('const', 'handler')`` for an arrow function; a regex, not a parser, for speed. Python's and C's are read apart.
+    """
+    return [(found[0] or found[2], found[1] or found[3]) for found in _DEFINITION.findall(text)]
+
+
 def c_functions(text: str) -> list[tuple[int, str]]:
     """(offset, name) of each C or C++ function ``text`` defines, in order.
 
@@ -311,9 +333,9 @@ def link(candidates: Sequence[Candidate], room: int) -> int:
         defined: dict[str, list[int]] = {}
         for index, unit in enumerate(units):
             for line in candidate.lines[unit.first : unit.last + 1]:
-                found = _DEFINES.match(line)
+                found = _DEFINITION.match(line)
                 if found:
-                    defined.setdefault(found.group(1), []).append(index)
+                    defined.setdefault(found.group(2) or found.group(4), []).append(index)
         owner = {name: at[0] for name, at in defined.items()
                  if len(at) == 1 and len(name) >= LINK_NAME_LENGTH and not name.startswith("__")}
         if not owner:
