@@ -153,10 +153,9 @@ STOPWORDS = frozenset(
 
 _PY_DEFINITION = re.compile(r"^([ \t]*)(?:async[ \t]+)?(def|class)[ \t]+([A-Za-z_]\w*)", re.MULTILINE)
 # a type C or C++ defines ('struct x {', 'class EXPORT X final : public Y\n{', 'enum class Color {'), not one a variable has
-_C_TYPE = re.compile(
-    r"^[ \t]*(?:typedef[ \t]+)?(struct|union|enum|class)(?:[ \t]+class)?[ \t]+(?:[A-Z_][A-Z0-9_]*[ \t]+)?([A-Za-z_]\w*)"
-    r"(?:[ \t]+final)?[ \t]*(?::[^;{(\n]*)?\s*\{",
-    re.MULTILINE,
+_C_TYPE = re.compile(  # searched in "\n" + text, as excerpts' C functions are
+    r"\n[ \t]*(?:typedef[ \t]+)?(struct|union|enum|class)(?:[ \t]+class)?[ \t]+(?:[A-Z_][A-Z0-9_]*[ \t]+)?([A-Za-z_]\w*)"
+    r"(?:[ \t]+final)?[ \t]*(?::[^;{(\n]*)?\s*\{"
 )
 _ALNUM = re.compile(r"[A-Za-z0-9]+")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -577,7 +576,7 @@ def _definitions(path: str, text: str) -> list[tuple[str, str, str]]:
     if suffix not in CODE_SUFFIXES:
         return []
     if path.endswith(excerpts.C_FAMILY):  # functions have no keyword; 'struct stat st;' declares a variable, no type
-        types = [(found.start(), found.group(1), found.group(2)) for found in _C_TYPE.finditer(text)]
+        types = [(found.start(), found.group(1), found.group(2)) for found in _C_TYPE.finditer("\n" + text)]
         return [("", kind, name) for _, kind, name in sorted(types + [(at, "function", name) for at, name in excerpts.c_functions(text)])]
     return [("", kind, name) for kind, name in excerpts.definitions(text)]
 

@@ -62,8 +62,10 @@ _DEFINITION = re.compile(
     re.MULTILINE,
 )  # the lookahead passes over most lines at once (each keyword and modifier starts with a lowercase letter)
 C_FAMILY = (".c", ".h", ".cc", ".cpp", ".cxx", ".hh", ".hpp", ".hxx")
-# a C or C++ function's first line: at column 0, a name and its parameter list opened (see c_functions)
-_C_FUNCTION = re.compile(r"^(?=[A-Za-z_])(?:[^;{}=(\n]*?[ \t*&])?([A-Za-z_][\w:~]*)[ \t]*\(", re.MULTILINE)
+# a C or C++ function's first line: at column 0, a name and its parameter list opened (see c_functions). A line is
+# found by the newline before it (searched in "\n" + text): Python's re skips to a literal fast, but tries a
+# MULTILINE '^' at every character, which took twice as long on redis's 10 MB of C
+_C_FUNCTION = re.compile(r"\n(?=[A-Za-z_])(?:[^;{}=(\n]*?[ \t*&])?([A-Za-z_][\w:~]*)[ \t]*\(")
 # between the name and the body's brace: no statement's end or directive (nor a blank line, see c_functions)
 _C_HEADER = re.compile(r"[^;{}#]*\{")
 _C_HEADER_CHARS = 1_000
@@ -247,10 +249,11 @@ def c_functions(text: str) -> list[tuple[int, str]]:
     or a function pointer's ``void (*f)(``.
     """
     found: list[tuple[int, str]] = []
-    for match in _C_FUNCTION.finditer(text):
+    lined = "\n" + text  # a match starts at its newline: at the line's offset in ``text``
+    for match in _C_FUNCTION.finditer(lined):
         name = match.group(1).rsplit(":", 1)[-1]
         first = match.group(0).split("(", 1)[0].split()[0]
-        header = _C_HEADER.match(text, match.end(), match.end() + _C_HEADER_CHARS)
+        header = _C_HEADER.match(lined, match.end(), match.end() + _C_HEADER_CHARS)
         if (name and first not in _STATEMENT_WORDS and name not in _C_NOT_NAMES and header
                 and not _BLANK_LINE.search(header.group(0))):
             found.append((match.start(), name))
