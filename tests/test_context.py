@@ -517,6 +517,7 @@ def test_a_c_function_the_task_names_puts_the_file_defining_it_first_not_its_pro
     (".go", "func (l *Ledger) settleBalance(days int) int {\n\treturn days\n}\n", "\tl.settleBalance(1)\n"),
     (".kt", "class Ledger {\n    private suspend fun settleBalance(days: Int): Int {\n        return days\n    }\n}\n", "    ledger.settleBalance(1)\n"),
     (".kt", "internal fun <T> List<T>.settleBalance(): Int = size\n", "    rows.settleBalance()\n"),
+    (".kt", "internal fun <K : Comparable<K>> Headers.Builder.settleBalance(): Int = size\n", "    builder.settleBalance()\n"),
     (".rb", "class Ledger\n  def self.settleBalance(days)\n    days\n  end\nend\n", "  Ledger.settleBalance(1)\n"),
     (".ts", "export const settleBalance = async (days: number): Promise<number> => {\n  return days\n}\n", "  await settleBalance(1)\n"),
     (".js", "const settleBalance = (\n  days,\n) => days\n", "  settleBalance(1)\n"),
@@ -535,13 +536,27 @@ def test_the_map_outlines_go_methods_kotlin_functions_and_arrow_functions_by_nam
     padding = "\n" + "// padding\n" * 4_000
     files = {
         "server/serve.go": "type Server struct{}\n\nfunc (s *Server) Serve(l net.Listener) error {\n\treturn nil\n}\n" + padding,
-        "client/Client.kt": "data class Client(val url: String) {\n    override fun toString(): String = url\n}\nobject Registry {\n}\n" + padding,
-        "web/handlers.ts": "export const handle = async (req: Request) => {\n}\nconst total = (a + b) * c\n" + padding,
+        "client/Client.kt": (
+            "data class Client(val url: String) {\n    override fun toString(): String = url\n}\nobject Registry {\n}\nfun interface Listener {\n}\n"
+            + padding
+        ),
+        "web/handlers.ts": (
+            "export const handle = async (req: Request) => {\n  const play = () => 1\n}\n"
+            "const total = (a + b) * c\nconst ids = (rows || []).map((r) => r.id)\n" + padding
+        ),
     }
     ctx = build_context(_git_repo(tmp_path, {**BASIC, **files}), "tidy up", 10_000)
     assert "  serve.go (43.1 KB): type Server, func Serve\n" in ctx.map_text  # a method by its name, not its receiver
-    assert "  Client.kt (43.1 KB): class Client, fun toString, object Registry\n" in ctx.map_text
-    assert "  handlers.ts (43.0 KB): const handle\n" in ctx.map_text  # an arrow function; not a const holding a value
+    assert "  Client.kt (43.1 KB): class Client, fun toString, object Registry, interface Listener\n" in ctx.map_text
+    # an arrow function; not a const holding a value, nor a local closure
+    assert "  handlers.ts (43.1 KB): const handle\n" in ctx.map_text
+
+
+def test_a_c_type_or_function_on_a_file_s_first_line_is_in_the_map_s_outline(tmp_path: Path) -> None:
+    padding = "\n" + "/* padding */\n" * 4_000
+    files = {"src/ledger.h": "struct ledger {\n    long balance;\n};\n" + padding, "src/open.c": "int ledger_open(void) {\n    return 0;\n}\n" + padding}
+    ctx = build_context(_git_repo(tmp_path, {**BASIC, **files}), "tidy up", 10_000)
+    assert "  ledger.h (54.7 KB): struct ledger\n" in ctx.map_text and "  open.c (54.7 KB): function ledger_open\n" in ctx.map_text
 
 
 def test_a_rarely_named_helper_the_matching_method_calls_comes_with_it(tmp_path: Path) -> None:

@@ -46,19 +46,23 @@ _LEAD = r"(?:export[ \t]+)?(?:default[ \t]+)?(?:pub(?:\([^)\n]*\))?[ \t]+)?(?:as
 _MODIFIERS = "public|private|protected|static|abstract|final|override|internal"
 _KEYWORDS = "function|class|def|fn|func|interface|struct|enum|trait|type|module"
 _OTHER_UNIT = re.compile(r"[ \t]*" + _LEAD + r"(?:(?:" + _MODIFIERS + r")[ \t]+)*(?:" + _KEYWORDS + r"|impl)[ \t]")
+_TYPE_ARGUMENTS = r"<(?:[^<>\n]|<[^<>\n]*>)*>"  # `<T>`, `<K, Map<String, V>>`: one level nested
 # a JavaScript or TypeScript function kept in a variable: `const f = (a) =>`, `let f = async x =>`,
-# `export const f: Handler = function`, `const f = (` with its parameters on the next lines
+# `export const f: Handler = function`, `const f = (` with its parameters on the next lines; not a value
+# computed in parentheses (`const x = (a + b) * c`, `const ids = (rows || []).map(r => r.id)`)
 _ARROW = (
-    r"(const|let|var)[ \t]+([A-Za-z_$][\w$]*)[ \t]*(?::[^=\n]*)?=[ \t]*(?:async[ \t]+)?"
-    r"(?:function\b|(?:<[^>\n]*>)?\((?:[^)\n]*\)[^=\n]*=>|[ \t]*$)|[A-Za-z_$][\w$]*[ \t]*=>)"
+    r"(const|let|var)[ \t]+([A-Za-z_$][\w$]*)[ \t]*(?::[^=\n]*)?=[ \t]*(?:async[ \t]+)?(?:function\b|(?:" + _TYPE_ARGUMENTS + r")?"
+    r"\((?:(?:[^()\n]|\([^()\n]*\))*\)[ \t]*(?::[^=\n]*)?=>|[ \t]*$)|[A-Za-z_$][\w$]*[ \t]*=>)"
 )
 # a definition's keyword and name; more modifiers and keywords than start a unit (Kotlin's `private suspend fun`,
-# `enum class`, `object`; Rust's `unsafe fn`). After the keyword: a Go method's receiver (`func (s *Server) Serve`),
-# type parameters (`fun <T> f`) and the type or object a method is defined on (`fun String.f`, Ruby's `def self.f`)
+# `enum class`, `fun interface`, `object`; Rust's `unsafe fn`). After the keyword: a Go method's receiver (`func (s
+# *Server) Serve`), type parameters (`fun <T> f`) and the types or object a method is defined on (`fun
+# Headers.Builder.add`, Ruby's `def self.f`). An arrow function only at column 0: an indented one is a local closure
 _DEFINITION = re.compile(
-    r"^(?=[ \t]*[a-z])[ \t]*" + _LEAD + r"(?:(?:" + _MODIFIERS + r"|open|data|sealed|inner|suspend|inline|operator|unsafe|const"
-    r"|enum|annotation|value)[ \t]+)*(?:(" + _KEYWORDS + r"|fun|object)[ \t]*\*?[ \t]+(?:\([^)\n]*\)[ \t]*)?(?:<[^>\n]*>[ \t]*)?"
-    r"(?:[A-Za-z_$][\w$]*(?:<[^>\n]*>)?\??\.)?([A-Za-z_$][\w$]*)|" + _ARROW + ")",
+    r"^(?:(?=[ \t]*[a-z])[ \t]*" + _LEAD + r"(?:(?:" + _MODIFIERS + r"|open|data|sealed|inner|suspend|inline|operator|unsafe"
+    r"|const|enum|annotation|value|fun)[ \t]+)*(" + _KEYWORDS + r"|fun|object)(?:[ \t]*\*)?[ \t]+(?:\([^)\n]*\)[ \t]*)?"
+    r"(?:" + _TYPE_ARGUMENTS + r"[ \t]*)?(?:[A-Za-z_$][\w$]*(?:" + _TYPE_ARGUMENTS + r")?\??\.)*([A-Za-z_$][\w$]*)"
+    r"|(?:export[ \t]+)?" + _ARROW + ")",
     re.MULTILINE,
 )  # the lookahead passes over most lines at once (each keyword and modifier starts with a lowercase letter)
 C_FAMILY = (".c", ".h", ".cc", ".cpp", ".cxx", ".hh", ".hpp", ".hxx")
@@ -333,12 +337,7 @@ def link(candidates: Sequence[Candidate], room: int) -> int:
         matching = [index for index in candidate.chosen if units[index].relevance > 0]
         if not matching:
             continue
-        defined: dict[str, list[int]] = {}
-        for index, unit in enumerate(units):
-            for line in candidate.lines[unit.first : unit.last + 1]:
-                found = _DEFINITION.match(line)
-                if found:
-                    defined.setdefault(found.group(2) or found.group(4), []).append(index)
+        defined = _defined(candidate)
         owner = {name: at[0] for name, at in defined.items()
                  if len(at) == 1 and len(name) >= LINK_NAME_LENGTH and not name.startswith("__")}
         if not owner:
@@ -352,6 +351,22 @@ def link(candidates: Sequence[Candidate], room: int) -> int:
                 offers.append((-worth / _cost(candidate, units[other]), number, other))
     offers.sort()
     return _take(candidates, offers, room)
+
+
+def _defined(candidate: Candidate) -> dict[str, list[int]]:
+    """Name -> the units defining it: C's and C++'s functions (not a variable's `struct tm tm;`), other languages' keyword lines."""
+    c_starts = c_function_lines(candidate.lines) if candidate.path.endswith(C_FAMILY) else None
+    defined: dict[str, list[int]] = {}
+    for index, unit in enumerate(candidate.units):
+        for line in range(unit.first, unit.last + 1):
+            if c_starts is not None:
+                name = c_starts.get(line)
+            else:
+                found = _DEFINITION.match(candidate.lines[line])
+                name = found and (found.group(2) or found.group(4))
+            if name:
+                defined.setdefault(name, []).append(index)
+    return defined
 
 
 def _cost(candidate: Candidate, unit: Unit) -> int:
