@@ -105,6 +105,7 @@ class _RuleSet:
     rules: tuple[_Rule, ...]
     allowlist: _Allowlist
     skipped_paths: re.Pattern[str] | None
+    path_rules: tuple[tuple[str, re.Pattern[str]], ...]  # (id, path) of the rules that flag a file by its path alone: asked of every file
 
 
 def python_pattern(go: str) -> str:
@@ -203,7 +204,8 @@ def rule_set() -> _RuleSet:
         )
         for rule in data.get("rules", [])
     )
-    return _RuleSet(rules, _allowlist({**merged, "paths": []}), _compile(merged["paths"]))
+    path_rules = tuple((rule.id, rule.path) for rule in rules if rule.regex is None and rule.path is not None)
+    return _RuleSet(rules, _allowlist({**merged, "paths": []}), _compile(merged["paths"]), path_rules)
 
 
 # gitleaks' generated rules open with the identifier a secret is assigned to: up to 50 such
@@ -247,9 +249,9 @@ def entropy(text: str) -> float:
 
 def path_rule(path: str) -> str | None:
     """The id of the gitleaks rule that flags ``path`` by its name alone (``pkcs12-file``), or None."""
-    for rule in rule_set().rules:
-        if rule.regex is None and rule.path is not None and rule.path.search(path):
-            return rule.id
+    for rule_id, pattern in rule_set().path_rules:
+        if pattern.search(path):
+            return rule_id
     return None
 
 
