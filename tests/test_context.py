@@ -518,6 +518,7 @@ def test_a_c_function_the_task_names_puts_the_file_defining_it_first_not_its_pro
     (".kt", "class Ledger {\n    private suspend fun settleBalance(days: Int): Int {\n        return days\n    }\n}\n", "    ledger.settleBalance(1)\n"),
     (".kt", "internal fun <T> List<T>.settleBalance(): Int = size\n", "    rows.settleBalance()\n"),
     (".kt", "internal fun <K : Comparable<K>> Headers.Builder.settleBalance(): Int = size\n", "    builder.settleBalance()\n"),
+    (".kt", "class Ledger {\n    @Synchronized @JvmName(\"settle\") override fun settleBalance(): Int = 0\n}\n", "    ledger.settleBalance()\n"),
     (".rb", "class Ledger\n  def self.settleBalance(days)\n    days\n  end\nend\n", "  Ledger.settleBalance(1)\n"),
     (".ts", "export const settleBalance = async (days: number): Promise<number> => {\n  return days\n}\n", "  await settleBalance(1)\n"),
     (".js", "const settleBalance = (\n  days,\n) => days\n", "  settleBalance(1)\n"),

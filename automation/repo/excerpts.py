@@ -57,9 +57,10 @@ _ARROW = (
 # a definition's keyword and name; more modifiers and keywords than start a unit (Kotlin's `private suspend fun`,
 # `enum class`, `fun interface`, `object`; Rust's `unsafe fn`). After the keyword: a Go method's receiver (`func (s
 # *Server) Serve`), type parameters (`fun <T> f`) and the types or object a method is defined on (`fun
-# Headers.Builder.add`, Ruby's `def self.f`). An arrow function only at column 0: an indented one is a local closure
+# Headers.Builder.add`, Ruby's `def self.f`). Before it all, annotations on the same line (Kotlin's `@Synchronized
+# override fun`, `@Test fun`). An arrow function only at column 0: an indented one is a local closure
 _DEFINITION_AFTER_NEWLINE = (
-    r"\n(?:(?=[ \t]*[a-z])[ \t]*" + _LEAD + r"(?:(?:" + _MODIFIERS + r"|open|data|sealed|inner|suspend|inline|operator|unsafe"
+    r"\n(?:(?=[ \t]*[a-z@])[ \t]*(?:@[\w.]+(?:\([^)\n]*\))?[ \t]+)*" + _LEAD + r"(?:(?:" + _MODIFIERS + r"|open|data|sealed|inner|suspend|inline|operator|unsafe"
     r"|const|enum|annotation|value|fun)[ \t]+)*(" + _KEYWORDS + r"|fun|object)(?:[ \t]*\*)?[ \t]+(?:\([^)\n]*\)[ \t]*)?"
     r"(?:" + _TYPE_ARGUMENTS + r"[ \t]*)?(?:[A-Za-z_$][\w$]*(?:" + _TYPE_ARGUMENTS + r")?\??\.)*([A-Za-z_$][\w$]*)"
     r"|(?:export[ \t]+)?" + _ARROW + ")"
