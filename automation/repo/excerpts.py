@@ -59,15 +59,13 @@ _ARROW = (
 # *Server) Serve`), type parameters (`fun <T> f`) and the types or object a method is defined on (`fun
 # Headers.Builder.add`, Ruby's `def self.f`). Before it all, annotations on the same line (Kotlin's `@Synchronized
 # override fun`, `@Test fun`). An arrow function only at column 0: an indented one is a local closure
-_DEFINITION_AFTER_NEWLINE = (
+_DEFINITION = re.compile(  # searched in "\n" + text, as _C_FUNCTION below (a fifth faster on Kotlin and Go than a MULTILINE '^')
     r"\n(?:(?=[ \t]*[a-z@])[ \t]*(?:@[\w.]+(?:\([^)\n]*\))?[ \t]+)*" + _LEAD + r"(?:(?:" + _MODIFIERS + r"|open|data|sealed|inner|suspend|inline|operator|unsafe"
     r"|const|enum|annotation|value|fun)[ \t]+)*(" + _KEYWORDS + r"|fun|object)(?:[ \t]*\*)?[ \t]+(?:\([^)\n]*\)[ \t]*)?"
     r"(?:" + _TYPE_ARGUMENTS + r"[ \t]*)?(?:[A-Za-z_$][\w$]*(?:" + _TYPE_ARGUMENTS + r")?\??\.)*([A-Za-z_$][\w$]*)"
-    r"|(?:export[ \t]+)?" + _ARROW + ")"
+    r"|(?:export[ \t]+)?" + _ARROW + ")",
+    re.MULTILINE,
 )  # the lookahead passes over most lines at once (each keyword and modifier starts with a lowercase letter)
-# in a text, searched in "\n" + text (as _C_FUNCTION below: a fifth faster on Kotlin and Go than '^'); on a line, matched
-_DEFINITIONS = re.compile(_DEFINITION_AFTER_NEWLINE, re.MULTILINE)
-_DEFINITION = re.compile("^" + _DEFINITION_AFTER_NEWLINE.removeprefix(r"\n"), re.MULTILINE)
 C_FAMILY = (".c", ".h", ".cc", ".cpp", ".cxx", ".hh", ".hpp", ".hxx")
 # a C or C++ function's first line: at column 0, a name and its parameter list opened (see c_functions). A line is
 # found by the newline before it (searched in "\n" + text): Python's re skips to a literal fast, but tries a
@@ -243,7 +241,12 @@ def definitions(text: str) -> list[tuple[str, str]]:
     """(keyword, name) of each definition in ``text`` written with a keyword, in order: ``('func', 'Serve')``,
     ``('const', 'handler')`` for an arrow function; a regex, not a parser, for speed. Python's and C's are read apart.
     """
-    return [(found[0] or found[2], found[1] or found[3]) for found in _DEFINITIONS.findall("\n" + text)]
+    return [(kind, name) for _, kind, name in _keyword_definitions(text)]
+
+
+def _keyword_definitions(text: str) -> list[tuple[int, str, str]]:
+    """(offset of its line, keyword, name) of each definition :func:`definitions` reads."""
+    return [(found.start(), found[1] or found[3], found[2] or found[4]) for found in _DEFINITION.finditer("\n" + text)]
 
 
 def c_functions(text: str) -> list[tuple[int, str]]:
@@ -269,11 +272,16 @@ def c_functions(text: str) -> list[tuple[int, str]]:
 
 def c_function_lines(lines: Sequence[str]) -> dict[int, str]:
     """Line index -> name of each C or C++ function the lines define (:func:`c_functions`), at its name's line."""
+    return _at_lines(lines, c_functions("".join(lines)))
+
+
+def _at_lines(lines: Sequence[str], found: Sequence[tuple[int, str]]) -> dict[int, str]:
+    """Line index -> name, of (offset of a line in the joined ``lines``, name) pairs."""
     starts, offset = {}, 0
     for index, line in enumerate(lines):
         starts[offset] = index
         offset += len(line)
-    return {starts[at]: name for at, name in c_functions("".join(lines))}
+    return {starts[at]: name for at, name in found}
 
 
 def defining(candidates: Sequence[Candidate], symbols: Sequence[tuple[str, str]], room: int) -> int:
@@ -358,17 +366,15 @@ def link(candidates: Sequence[Candidate], room: int) -> int:
 
 def _defined(candidate: Candidate) -> dict[str, list[int]]:
     """Name -> the units defining it: C's and C++'s functions (not a variable's `struct tm tm;`), other languages' keyword lines."""
-    c_starts = c_function_lines(candidate.lines) if candidate.path.endswith(C_FAMILY) else None
+    if candidate.path.endswith(C_FAMILY):
+        names = c_function_lines(candidate.lines)
+    else:
+        names = _at_lines(candidate.lines, [(at, name) for at, _, name in _keyword_definitions("".join(candidate.lines))])
     defined: dict[str, list[int]] = {}
     for index, unit in enumerate(candidate.units):
         for line in range(unit.first, unit.last + 1):
-            if c_starts is not None:
-                name = c_starts.get(line)
-            else:
-                found = _DEFINITION.match(candidate.lines[line])
-                name = found and (found.group(2) or found.group(4))
-            if name:
-                defined.setdefault(name, []).append(index)
+            if line in names:
+                defined.setdefault(names[line], []).append(index)
     return defined
 
 
