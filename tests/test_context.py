@@ -523,17 +523,36 @@ def test_a_c_function_the_task_names_puts_the_file_defining_it_first_not_its_pro
     (".ts", "export const settleBalance = async (days: number): Promise<number> => {\n  return days\n}\n", "  await settleBalance(1)\n"),
     (".js", "const settleBalance = (\n  days,\n) => days\n", "  settleBalance(1)\n"),
     (".rs", "impl Ledger {\n    pub(crate) unsafe fn settleBalance(&self, days: u32) -> u32 {\n        days\n    }\n}\n", "    ledger.settleBalance(1);\n"),
+    (".swift", "extension Ledger {\n    public mutating func settleBalance(days: Int) -> Int {\n        days\n    }\n}\n", "    ledger.settleBalance(days: 1)\n"),
+    (".swift", "final class Ledger {\n    class var shared: Ledger { Ledger() }\n    fileprivate class func settleBalance() {}\n}\n", "    Ledger.settleBalance()\n"),
 ])
 def test_a_function_or_method_the_task_names_puts_the_file_defining_it_first_in_other_languages(
     tmp_path: Path, suffix: str, definition: str, call: str
 ) -> None:
-    """A Go method's receiver, Kotlin's modifiers and receiver type, Ruby's `self.`, an arrow function kept in a const, Rust's `unsafe`."""
+    """A Go method's receiver, Kotlin's modifiers and receiver type, Ruby's `self.`, an arrow function kept in a const, Rust's `unsafe`,
+    Swift's `mutating` and `class func`."""
     root = _git_repo(tmp_path, {**BASIC, f"app/main{suffix}": call * 5, f"app/ledger{suffix}": definition})
     ctx = build_context(root, "Make settleBalance round the days up", 300)
     assert next(iter(ctx.files)) == f"app/ledger{suffix}" and ctx.reasons[f"app/ledger{suffix}"] == "defines settleBalance"
 
 
-def test_the_map_outlines_go_methods_kotlin_functions_and_arrow_functions_by_name(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("path", "definition"), [
+    ("src/Ledger.Balance.cs", "namespace Shop;\n\ninternal sealed partial class SettleBalance<TDays> : IDisposable\n{\n}\n"),
+    ("src/Ledger.cs", "namespace Shop;\n\npublic readonly record struct SettleBalance(int Days);\n"),
+    ("Sources/Ledger+Settle.swift", "public extension SettleBalance where Days == Int {\n    func round() -> Int { 0 }\n}\n"),
+    ("Sources/Ledger.swift", "@MainActor\npublic protocol SettleBalance: Sendable {\n    var days: Int { get }\n}\n"),
+    ("Sources/Store.swift", "public actor SettleBalance {\n}\n"),
+])
+def test_a_type_the_task_names_puts_the_file_declaring_it_first_in_c_sharp_and_swift(tmp_path: Path, path: str, definition: str) -> None:
+    """C#'s `partial` classes (one type over several files), `readonly`, `record`; Swift's extensions, protocols and actors."""
+    use = "    let balance = SettleBalance(days: 1)\n" if path.endswith(".swift") else "        var balance = new SettleBalance(1);\n"
+    suffix = path[path.rfind("."):]
+    root = _git_repo(tmp_path, {**BASIC, f"app/Main{suffix}": use * 5, path: definition})
+    ctx = build_context(root, "Make SettleBalance round the days up", 300)
+    assert next(iter(ctx.files)) == path and ctx.reasons[path] == "defines SettleBalance"
+
+
+def test_the_map_outlines_go_methods_kotlin_and_swift_functions_and_arrow_functions_by_name(tmp_path: Path) -> None:
     padding = "\n" + "// padding\n" * 4_000
     files = {
         "server/serve.go": "type Server struct{}\n\nfunc (s *Server) Serve(l net.Listener) error {\n\treturn nil\n}\n" + padding,
@@ -545,12 +564,14 @@ def test_the_map_outlines_go_methods_kotlin_functions_and_arrow_functions_by_nam
             "export const handle = async (req: Request) => {\n  const play = () => 1\n}\n"
             "const total = (a + b) * c\nconst ids = (rows || []).map((r) => r.id)\n" + padding
         ),
+        "Sources/Ledger.swift": "extension Ledger {\n    class var shared: Ledger { Ledger() }\n    mutating func settle() {}\n}\n" + padding,
     }
     ctx = build_context(_git_repo(tmp_path, {**BASIC, **files}), "tidy up", 10_000)
     assert "  serve.go (43.1 KB): type Server, func Serve\n" in ctx.map_text  # a method by its name, not its receiver
     assert "  Client.kt (43.1 KB): class Client, fun toString, object Registry, interface Listener\n" in ctx.map_text
     # an arrow function; not a const holding a value, nor a local closure
     assert "  handlers.ts (43.1 KB): const handle\n" in ctx.map_text
+    assert "  Ledger.swift (43.1 KB): extension Ledger, func settle\n" in ctx.map_text  # a `class var` is no class
 
 
 def test_a_c_type_or_function_on_a_file_s_first_line_is_in_the_map_s_outline(tmp_path: Path) -> None:
