@@ -91,6 +91,24 @@ def test_a_dotted_name_in_the_task_names_the_longest_module_it_is_written_from(t
     assert build_context(root, "Update the notes.txt of shop.pricing", 10_000).reasons["shop/pricing.py"] == "named in the task"
 
 
+def test_a_snake_case_name_that_is_one_source_file_s_name_names_that_file(tmp_path: Path) -> None:
+    """'Fix tsan problem in env_test': the test the task names comes first, whatever it holds; a name two files share,
+    or one only a test's data file has (a setting), names none."""
+    padding = "// a long comment about the environment\n" * 200
+    files = {
+        "util/env_test.cc": "TEST(EnvTest, RunMany) {\n  Env::Default()->Schedule(&run, &state);\n}\n",
+        "util/env.cc": "// tsan: the problem the env_test found\nvoid Env::Schedule(void (*f)(void*), void* arg) {}\n" + padding,
+        "util/env_posix.cc": "// tsan problem: fixed in env_posix\nvoid PosixEnv::Schedule() {}\n" + padding,
+        "features/table_dir.feature": "Feature: table_dir\n  Scenario: a tsan problem in table_dir\n",
+        "table/table_dir.rb": "# tsan problem\n", "lib/table_dir.rb": "# tsan problem\n",
+    }
+    root = _git_repo(tmp_path, {**BASIC, **files})
+    ctx = build_context(root, "Fix tsan problem in env_test", 3_000)
+    assert next(iter(ctx.files)) == "util/env_test.cc" and ctx.reasons["util/env_test.cc"] == "named in the task"
+    other = build_context(root, "Fix tsan problem in table_dir", 3_000)
+    assert not [path for path, reason in other.reasons.items() if reason == "named in the task"]
+
+
 def test_a_file_name_many_test_folders_share_names_none_of_them_but_the_whole_path(tmp_path: Path) -> None:
     fixture = "import pytest\n\n\n@pytest.fixture\ndef app():\n    return 1\n" + "# a fixture's long comment\n" * 40
     files: dict[str, str | bytes] = {f"tests/case{number}/conftest.py": fixture for number in range(6)}

@@ -7,7 +7,7 @@ untracked or ignored ones), and nothing that could be a secret, binary or huge i
 
 Ranking (measured by ``benchmarks/bench_recall.py`` on real commits):
 
-1. files the task names by path come first;
+1. files the task names by path come first (or by a snake_case name that is one source file's name, ``env_test``);
 2. source before tests and docs (README, CHANGELOG, ``docs/``, prose, examples), unless one
    of the task's first :data:`SUBJECT_WORDS` words says tests or docs — commits change source
    far more often, and prose is large;
@@ -513,14 +513,26 @@ def _modules(mention: str) -> list[str]:
     return [module + tail for module in modules for tail in (".py", "/__init__.py")]
 
 
-def _name_files(entries: list[_Entry], mentions: list[tuple[str, ...]]) -> None:
-    """Set ``entry.named`` of the files the task names: by path or a tail of it ('sessions.py', 'requests/sessions.py').
+def _name_files(entries: list[_Entry], mentions: list[tuple[str, ...]], names: set[str]) -> None:
+    """Set ``entry.named`` of the files the task names: by path or a tail of it ('sessions.py', 'requests/sessions.py'),
+    or by a snake_case name that is one source file's name without its suffix ('Fix tsan problem in env_test' -> util/env_test.cc;
+    not a setting that names a test's data, `collections_dir` -> features/collections_dir.feature).
 
     A mention names the files its first reading that matches any matches (see
     :func:`_task_terms`). A file name many files share ('conftest.py', '__init__.py',
     'package.json') says which only when at most NAMED_FILES of them are not tests or docs put
     after the source, or when it is the whole path: else it names none, and the score decides.
     """
+    stems: dict[str, list[_Entry]] = {}
+    for name in (name for name in names if "_" in name.strip("_")):
+        stems[name] = []
+    for entry in entries if stems else []:
+        stem = _name(entry.path).split(".", 1)[0].lower()
+        if stem in stems and _suffix(entry.path) in CODE_SUFFIXES:
+            stems[stem].append(entry)
+    for found in stems.values():
+        if len(found) == 1:
+            found[0].named = True
     if not mentions:
         return
     tails: dict[str, list[_Entry]] = {}
@@ -749,7 +761,7 @@ def _rank(root: Path, entries: list[_Entry], task: str, located: Sequence[str] =
         for word, count in defined_counts.items():
             counts[word] += DEFINITION_WEIGHT * count
         entry.counts = dict(counts)
-    _name_files(entries, terms.mentions)
+    _name_files(entries, terms.mentions, terms.names)
     idf = _bm25(entries)
     _pair_tests(entries)
     _keep_specific_definitions(entries)
