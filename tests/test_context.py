@@ -93,7 +93,7 @@ def test_a_dotted_name_in_the_task_names_the_longest_module_it_is_written_from(t
 
 def test_a_snake_case_name_that_is_one_source_file_s_name_names_that_file(tmp_path: Path) -> None:
     """'Fix tsan problem in env_test': the test the task names comes first, whatever it holds; a name two files share,
-    or one only a test's data file has (a setting), names none."""
+    one only a test's data file has (a setting), or a test's input not named as a test, names none."""
     padding = "// a long comment about the environment\n" * 200
     files = {
         "util/env_test.cc": "TEST(EnvTest, RunMany) {\n  Env::Default()->Schedule(&run, &state);\n}\n",
@@ -107,6 +107,10 @@ def test_a_snake_case_name_that_is_one_source_file_s_name_names_that_file(tmp_pa
     assert next(iter(ctx.files)) == "util/env_test.cc" and ctx.reasons["util/env_test.cc"] == "named in the task"
     other = build_context(root, "Fix tsan problem in table_dir", 3_000)
     assert not [path for path, reason in other.reasons.items() if reason == "named in the task"]
+    _write(root, {"tests/roots/target/type_aliases.py": "Alias = int  # a tsan problem\n"})
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    test_data = build_context(root, "Fix tsan problem with type_aliases", 3_000)  # a test's input, and the task is not about tests
+    assert not [path for path, reason in test_data.reasons.items() if reason == "named in the task"]
 
 
 def test_a_file_name_many_test_folders_share_names_none_of_them_but_the_whole_path(tmp_path: Path) -> None:

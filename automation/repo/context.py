@@ -516,7 +516,8 @@ def _modules(mention: str) -> list[str]:
 def _name_files(entries: list[_Entry], mentions: list[tuple[str, ...]], names: set[str]) -> None:
     """Set ``entry.named`` of the files the task names: by path or a tail of it ('sessions.py', 'requests/sessions.py'),
     or by a snake_case name that is one source file's name without its suffix ('Fix tsan problem in env_test' -> util/env_test.cc;
-    not a setting that names a test's data, `collections_dir` -> features/collections_dir.feature).
+    not a setting that names a test's data, `collections_dir` -> features/collections_dir.feature, nor, when the task is not
+    about tests, a test but by a name saying so: 'Fix autodoc_type_aliases when ...' -> tests/roots/.../autodoc_type_aliases.py).
 
     A mention names the files its first reading that matches any matches (see
     :func:`_task_terms`). A file name many files share ('conftest.py', '__init__.py',
@@ -528,7 +529,7 @@ def _name_files(entries: list[_Entry], mentions: list[tuple[str, ...]], names: s
         stems[name] = []
     for entry in entries if stems else []:
         stem = _name(entry.path).split(".", 1)[0].lower()
-        if stem in stems and _suffix(entry.path) in CODE_SUFFIXES:
+        if stem in stems and _suffix(entry.path) in CODE_SUFFIXES and (not entry.demoted or "test" in stem):
             stems[stem].append(entry)
     for found in stems.values():
         if len(found) == 1:
