@@ -541,6 +541,7 @@ def test_a_c_function_the_task_names_puts_the_file_defining_it_first_not_its_pro
     (".kt", "internal fun <T> List<T>.settleBalance(): Int = size\n", "    rows.settleBalance()\n"),
     (".kt", "internal fun <K : Comparable<K>> Headers.Builder.settleBalance(): Int = size\n", "    builder.settleBalance()\n"),
     (".kt", "class Ledger {\n    @Synchronized @JvmName(\"settle\") override fun settleBalance(): Int = 0\n}\n", "    ledger.settleBalance()\n"),
+    (".kt", "internal actual fun settleBalance(days: Int): Int = days\n", "    settleBalance(1)\n"),
     (".rb", "class Ledger\n  def self.settleBalance(days)\n    days\n  end\nend\n", "  Ledger.settleBalance(1)\n"),
     (".ts", "export const settleBalance = async (days: number): Promise<number> => {\n  return days\n}\n", "  await settleBalance(1)\n"),
     (".js", "const settleBalance = (\n  days,\n) => days\n", "  settleBalance(1)\n"),
@@ -551,7 +552,7 @@ def test_a_c_function_the_task_names_puts_the_file_defining_it_first_not_its_pro
 def test_a_function_or_method_the_task_names_puts_the_file_defining_it_first_in_other_languages(
     tmp_path: Path, suffix: str, definition: str, call: str
 ) -> None:
-    """A Go method's receiver, Kotlin's modifiers and receiver type, Ruby's `self.`, an arrow function kept in a const, Rust's `unsafe`,
+    """A Go method's receiver, Kotlin's modifiers (Multiplatform's `actual`) and receiver type, Ruby's `self.`, an arrow function kept in a const, Rust's `unsafe`,
     Swift's `mutating` and `class func`."""
     root = _git_repo(tmp_path, {**BASIC, f"app/main{suffix}": call * 5, f"app/ledger{suffix}": definition})
     ctx = build_context(root, "Make settleBalance round the days up", 300)
