@@ -524,9 +524,7 @@ def _name_files(entries: list[_Entry], mentions: list[tuple[str, ...]], names: s
     'package.json') says which only when at most NAMED_FILES of them are not tests or docs put
     after the source, or when it is the whole path: else it names none, and the score decides.
     """
-    stems: dict[str, list[_Entry]] = {}
-    for name in (name for name in names if "_" in name.strip("_")):
-        stems[name] = []
+    stems: dict[str, list[_Entry]] = {name: [] for name in names if "_" in name.strip("_")}
     for entry in entries if stems else []:
         stem = _name(entry.path).split(".", 1)[0].lower()
         if stem in stems and _suffix(entry.path) in CODE_SUFFIXES and (not entry.demoted or "test" in stem):

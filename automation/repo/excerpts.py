@@ -56,14 +56,16 @@ _ARROW = (
 )
 # a definition's keyword and name; more modifiers and keywords than start a unit (Kotlin's `private suspend fun`,
 # `enum class`, `fun interface`, `object`; Rust's `unsafe fn`; C#'s `partial class`, `readonly struct`, `record`;
-# Kotlin Multiplatform's `actual fun`, `expect class`; Swift's `extension`, `protocol`, `actor`, `mutating func`, `fileprivate`, `class func`, not `class var`). After the keyword: a Go
-# method's receiver (`func (s *Server) Serve`), type parameters (`fun <T> f`) and the types or object a method is
-# defined on (`fun Headers.Builder.add`, Ruby's `def self.f`). Before it all, annotations on the same line (Kotlin's
-# `@Synchronized override fun`, `@Test fun`). An arrow function only at column 0: an indented one is a local closure
+# Kotlin Multiplatform's `actual fun`, `expect class`; Swift's `extension`, `protocol`, `actor`, `mutating func`,
+# `fileprivate`, `class func`, not `class var`). After the keyword: a Go method's receiver (`func (s *Server)
+# Serve`), type parameters (`fun <T> f`) and the types or object a method is defined on (`fun Headers.Builder.add`,
+# Ruby's `def self.f`). Before it all, annotations on the same line (Kotlin's `@Synchronized override fun`, `@Test
+# fun`). An arrow function only at column 0: an indented one is a local closure
 _DEFINITION = re.compile(  # searched in "\n" + text, as _C_FUNCTION below (a fifth faster on Kotlin and Go than a MULTILINE '^')
     r"\n(?:(?=[ \t]*[a-z@])[ \t]*(?:@[\w.]+(?:\([^)\n]*\))?[ \t]+)*" + _LEAD + r"(?:(?:" + _MODIFIERS + r"|open|data|sealed|inner|suspend|inline|operator|unsafe"
     r"|const|enum|annotation|value|fun|partial|readonly|record|fileprivate|package|mutating|nonmutating|convenience|required"
-    r"|nonisolated|class(?=[ \t]+func[ \t])|actual|expect)[ \t]+)*(" + _KEYWORDS + r"|fun|object|extension|protocol|actor|record)(?![ \t]+(?:var|let)[ \t])(?:[ \t]*\*)?[ \t]+(?:\([^)\n]*\)[ \t]*)?"
+    r"|nonisolated|class(?=[ \t]+func[ \t])|actual|expect)[ \t]+)*"
+    r"(" + _KEYWORDS + r"|fun|object|extension|protocol|actor|record)(?![ \t]+(?:var|let)[ \t])(?:[ \t]*\*)?[ \t]+(?:\([^)\n]*\)[ \t]*)?"
     r"(?:" + _TYPE_ARGUMENTS + r"[ \t]*)?(?:[A-Za-z_$][\w$]*(?:" + _TYPE_ARGUMENTS + r")?\??\.)*([A-Za-z_$][\w$]*)"
     r"|(?:export[ \t]+)?" + _ARROW + ")",
     re.MULTILINE,
