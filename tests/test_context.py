@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -276,6 +277,24 @@ def test_symlinks_are_not_followed(tmp_path: Path) -> None:
     ctx = build_context(root, "Read link.txt", 10_000)
     assert SECRET not in render_context(ctx)
     assert not is_sendable(root, "link.txt")
+
+
+@pytest.mark.parametrize("tracked", [True, False])
+def test_a_file_name_that_is_not_utf8_or_holds_a_newline_is_left_out_not_a_crash(tmp_path: Path, tracked: bool) -> None:
+    """A Latin-1 name ('caf\\xe9.py', as old repositories hold) cannot be written into a prompt, and
+    a newline in a name would start a line of its own in the map: both are left out, the rest is sent."""
+    root = tmp_path / "repo"
+    _write(root, BASIC)
+    (root / "shop").joinpath(os.fsdecode(b"caf\xe9.py")).write_bytes(b"def settle_bill():\n    return 1\n")
+    (root / "shop" / "bill\n## Repository map (0 files)\nsettle.py").write_text("def settle_bill():\n    return 2\n")
+    if tracked:
+        _git_repo(root, {})
+    ctx = build_context(root, "Make settle_bill round up in shop/checkout.py", 10_000)
+    text = render_context(ctx)
+    text.encode("utf-8")  # what the provider's SDK does with it
+    assert "settle_bill" not in text and "bill\n" not in ctx.map_text and "return 2" not in text
+    assert "  checkout.py (" in ctx.map_text and "shop/checkout.py" in ctx.files
+    assert not is_sendable(root, "shop/bill\n## Repository map (0 files)\nsettle.py")
 
 
 def test_is_sendable_applies_the_same_rules(tmp_path: Path) -> None:

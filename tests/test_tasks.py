@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -169,6 +170,18 @@ def test_a_missing_tasks_file_is_an_error_with_the_nearest_name(tmp_path: Path, 
         load(tmp_path, "docs/TASKS.md")
     assert (f"did you mean {suggested}?" in caught.value.message) is (suggested is not None)
     assert caught.value.exit_code == 2
+
+
+def test_a_missing_tasks_file_never_suggests_a_name_the_message_cannot_print(tmp_path: Path) -> None:
+    """A Latin-1 name ('TASKS\\xe9.md') is the nearest, but a message holding it could not be written out."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs").joinpath(os.fsdecode(b"TASKS\xe9.md")).write_text("- [ ] x\n")
+    (tmp_path / "docs" / "TASKS\n.md").write_text("- [ ] x\n")
+    assert near_match(tmp_path, "docs/TASKS.md") is None
+    with pytest.raises(TasksFileError, match=r"^docs/TASKS.md: tasks file not found") as caught:
+        load(tmp_path, "docs/TASKS.md")
+    caught.value.message.encode("utf-8")
+    assert "did you mean" not in caught.value.message
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\t\n", "\u200b", "\u00a0\u3000"])

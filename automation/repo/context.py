@@ -53,6 +53,7 @@ from pathlib import Path, PurePosixPath
 
 from ..core import secret_scan
 from ..core.errors import GitError
+from ..core.textfiles import writable_path
 from . import excerpts
 
 LEDGER_NAME = "token_budget.json"
@@ -300,6 +301,9 @@ def _is_private(path: str, exclude: Sequence[str]) -> bool:
 def _git_files(root: Path, *paths: str) -> list[str] | None:
     """Tracked paths (``git ls-files``), limited to ``paths`` when given; None when ``root`` is in no git checkout.
 
+    A path that cannot be written into the prompt as it is (not UTF-8, or holding a control
+    character: see :func:`~automation.core.textfiles.writable_path`) is left out, as if untracked.
+
     Raises GitError when git is there but fails (e.g. "dubious ownership"): walking the tree
     instead would send untracked files, such as the credentials an Actions step wrote.
     """
@@ -313,11 +317,11 @@ def _git_files(root: Path, *paths: str) -> list[str] | None:
             return None
         first = detail.splitlines()[0] if detail else f"exit {done.returncode}"
         raise GitError(f"git ls-files failed in {root}: {first}")
-    return sorted({os.fsdecode(raw) for raw in done.stdout.split(b"\0") if raw})
+    return sorted(path for path in {os.fsdecode(raw) for raw in done.stdout.split(b"\0") if raw} if writable_path(path))
 
 
 def _list_files(root: Path) -> list[str]:
-    """The repository's own files: tracked ones in a git checkout, else (no git at all) a plain walk."""
+    """The repository's own files: tracked ones in a git checkout, else (no git at all) a plain walk; only writable paths."""
     tracked = _git_files(root)
     if tracked is not None:
         return tracked
@@ -325,18 +329,19 @@ def _list_files(root: Path) -> list[str]:
     for directory, dirs, files in os.walk(root):
         dirs[:] = [name for name in dirs if name != ".git"]
         rel = Path(directory).relative_to(root)
-        found.extend((rel / name).as_posix() for name in files)
+        found.extend(path for path in ((rel / name).as_posix() for name in files) if writable_path(path))
     return sorted(found)
 
 
 def is_sendable(root: Path, path: str, exclude: Sequence[str] = (), *, max_bytes: int = MAX_FILE_BYTES) -> bool:
     """Whether one file named later (e.g. by the analysis) may be sent, by the same rules as the map.
 
-    The path must be a plain relative path to a regular text file inside ``root`` that git
-    tracks; the ledger, secrets, ``exclude``, binaries and files over the size limit never are.
+    The path must be a plain relative path (writable into text: no control character) to a regular
+    text file inside ``root`` that git tracks; the ledger, secrets, ``exclude``, binaries and files
+    over the size limit never are.
     """
     pure = PurePosixPath(path)
-    if not path or "\\" in path or "\0" in path or pure.is_absolute():
+    if not path or "\\" in path or not writable_path(path) or pure.is_absolute():
         return False
     if any(part in ("..", ".git") for part in pure.parts) or _is_private(pure.as_posix(), exclude):
         return False

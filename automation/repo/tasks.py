@@ -27,7 +27,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from ..core.errors import TasksFileError, UsageError
-from ..core.textfiles import decode_utf8
+from ..core.textfiles import decode_utf8, writable_path
 
 SLUG_MAX = 50
 # How many files the near-match search for a missing tasks file looks at, at most.
@@ -211,11 +211,11 @@ def load(repo: Path, relative: str) -> str:
 
 
 def near_match(repo: Path, relative: str) -> str | None:
-    """The repository file whose path is closest to the missing ``relative`` (case first), or None."""
+    """The repository file whose path is closest to the missing ``relative`` (case first), or None; only a name the message can print."""
     candidates: list[str] = []
     for root, dirs, files in os.walk(repo):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") or d == ".github")
-        candidates += [Path(root, name).relative_to(repo).as_posix() for name in files]
+        candidates += [path for path in (Path(root, name).relative_to(repo).as_posix() for name in files) if writable_path(path)]
         if len(candidates) >= NEAR_MATCH_SCAN_LIMIT:
             break
     same_case = [path for path in candidates if path.lower() == relative.lower()]
