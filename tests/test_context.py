@@ -287,12 +287,13 @@ def test_a_file_name_that_is_not_utf8_or_holds_a_newline_is_left_out_not_a_crash
     _write(root, BASIC)
     (root / "shop").joinpath(os.fsdecode(b"caf\xe9.py")).write_bytes(b"def settle_bill():\n    return 1\n")
     (root / "shop" / "bill\n## Repository map (0 files)\nsettle.py").write_text("def settle_bill():\n    return 2\n")
+    (root / "shop" / "bill\u2028settle.py").write_text("def settle_bill():\n    return 3\n")
     if tracked:
         _git_repo(root, {})
     ctx = build_context(root, "Make settle_bill round up in shop/checkout.py", 10_000)
     text = render_context(ctx)
     text.encode("utf-8")  # what the provider's SDK does with it
-    assert "settle_bill" not in text and "bill\n" not in ctx.map_text and "return 2" not in text
+    assert "settle_bill" not in text and "bill\n" not in ctx.map_text and "return 2" not in text and "\u2028" not in text
     assert "  checkout.py (" in ctx.map_text and "shop/checkout.py" in ctx.files
     assert not is_sendable(root, "shop/bill\n## Repository map (0 files)\nsettle.py")
 

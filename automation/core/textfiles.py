@@ -11,9 +11,9 @@ import re
 
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 # what a path written into a prompt, a map or a message may not hold: a lone surrogate (os.fsdecode's
-# stand-in for a byte that is not UTF-8, which no UTF-8 output can encode) or a control character
-# (a newline in a name would start a line of its own in the repository map)
-_UNWRITABLE = re.compile(r"[\ud800-\udfff\x00-\x1f\x7f]")
+# stand-in for a byte that is not UTF-8, which no UTF-8 output can encode) or a control character or
+# line separator (a newline, U+0085 or U+2028 in a name would start a line of its own in the repository map)
+_UNWRITABLE = re.compile(r"[\ud800-\udfff\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def writable_path(path: str) -> bool:
