@@ -25,7 +25,8 @@ README). Per project and overall:
   bot reads it, for the cases whose repository is large enough for the call, and every figure
   is of the context built with it; loc-calls: share of cases that made the call; loc-$: its
   mean cost per run on the default code model, its prompt's estimated tokens in and the reply's
-  out (the recorded replies come from a stand-in model: no model answers offline);
+  out (the shipped replies come from a stand-in model: no model answers offline;
+  ``record_locations.py`` records a real one's);
 - time (median wall clock and CPU of this process, worst wall clock, ms) of one ``build_context``
   call at the default cap, and its peak traced memory (MB, tracemalloc on a separate call for
   every ``--memory-every``-th case of a project, so timing is not slowed).

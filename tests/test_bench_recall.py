@@ -1,7 +1,9 @@
-"""benchmarks/bench_recall.py stays runnable: a tiny data set in the shared format, end to end."""
+"""benchmarks/bench_recall.py and record_locations.py stay runnable: a tiny data set in the shared format, end to end."""
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import json
 import subprocess
 import sys
@@ -13,8 +15,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_recall  # noqa: E402
+import record_locations  # noqa: E402
 
+from automation.core.config import Config  # noqa: E402
+from automation.core.prices import Usage  # noqa: E402
 from automation.repo import localise  # noqa: E402
+from tests.fakes.model_servers import FakeOpenAI, fake_openai_fixture  # noqa: E402, F401
 
 FILES = {
     "shop/__init__.py": "",
@@ -102,3 +108,88 @@ def test_recorded_localisation_replies_are_replayed_with_their_cost(tmp_path: Pa
     assert 0.0001 < float(shop[-1].removeprefix("$")) < 0.01  # ~7 KB of prompt on the default code model
     assert bench_recall.main(args) == 0
     assert "loc-calls" not in capsys.readouterr().out  # without replies: no such columns
+
+
+TODAY = dt.date(2026, 12, 1)  # gpt-4o-mini in service
+DEPLOY_TOKEN = "ghp_" + "d" * 36  # a secret of the environment, written into a task
+
+
+def _record(tmp_path: Path, env: dict[str, str], *extra: str) -> tuple[int, str]:
+    said = io.StringIO()
+    args = ["--cases", str(tmp_path / "data"), "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "replies.jsonl"), *extra]
+    return record_locations.main(args, env=env, say=said, today=TODAY), said.getvalue()
+
+
+def test_a_real_models_replies_are_recorded_once_each_with_their_cost_and_replayed(
+    tmp_path: Path, fake_openai: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _make_cases(tmp_path / "data", fillers=localise.MIN_FILES)
+    cases = tmp_path / "data" / "cases.jsonl"
+    rows = [json.loads(line) for line in cases.read_text().splitlines()]
+    rows[1]["task"] = f"Cache stock levels (deploy with {DEPLOY_TOKEN})"
+    cases.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    fake_openai.contents.extend(['{"files": ["shop/pricing.py"], "symbols": [{"path": "shop/pricing.py", "name": "apply_discount"}]}',
+                                 '```json\n{"files": ["shop/stock.py"], "symbols": []}\n```'])
+    env = {**fake_openai.env(), "DEPLOY_TOKEN": DEPLOY_TOKEN}
+
+    code, said = _record(tmp_path, env)
+
+    assert code == 0, said
+    sent = fake_openai.generation_requests
+    assert [request.json["model"] for request in sent] == ["gpt-4o-mini", "gpt-4o-mini"]  # the bot's code model
+    assert all(request.json["max_completion_tokens"] == localise.MAX_TOKENS for request in sent)
+    assert sent[0].json["messages"][0] == {"role": "system", "content": localise.SYSTEM}
+    assert "Validate the discount code" in sent[0].json["messages"][1]["content"]
+    assert fake_openai.places_containing(DEPLOY_TOKEN) == []  # masked in the prompt, as a run masks it
+    recorded = [json.loads(line) for line in (tmp_path / "replies.jsonl").read_text().splitlines()]
+    assert [(row["ref"], row["reply"][:12]) for row in recorded] == [("refs/bench/00", '{"files": ["'), ("refs/bench/01", "```json\n{\"fi")]
+    price = Config().price("gpt-4o-mini")
+    usage = Usage(input_tokens=recorded[0]["input_tokens"], output_tokens=recorded[0]["output_tokens"])
+    assert recorded[0]["cost_micro_usd"] == price.cost_micro_usd(usage) > 0
+    assert said.splitlines()[-1].startswith("recorded 2 replies from gpt-4o-mini for $0.0")
+
+    code, said = _record(tmp_path, env)  # run again: nothing left to ask
+    assert (code, len(fake_openai.generation_requests)) == (0, 2)
+    assert said.startswith("recorded 0 replies")
+
+    args = ["--cases", str(tmp_path / "data"), "--cache", str(tmp_path / "cache"), "--memory-every", "0", "--large-files", "0"]
+    assert bench_recall.main([*args, "--locations", str(tmp_path / "replies.jsonl")]) == 0
+    shop = capsys.readouterr().out.splitlines()[3].split()
+    assert shop[0] == "shop" and shop[-2] == "100%"  # both cases replayed with their call
+
+
+def test_recording_stops_before_a_call_that_could_pass_the_limit(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    _make_cases(tmp_path / "data", fillers=localise.MIN_FILES)
+    code, said = _record(tmp_path, fake_openai.env(), "--max-usd", "0.001")  # a call's worst case: ~$0.002
+    assert code == 0
+    assert said.splitlines()[0].startswith("stopped before shop refs/bench/00: its call could pass --max-usd $0.00")
+    assert fake_openai.generation_requests == []
+
+
+def test_a_billed_unusable_reply_is_recorded_as_no_locations_and_a_failure_keeps_what_was_recorded(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    _make_cases(tmp_path / "data", fillers=localise.MIN_FILES)
+    fake_openai.script(FakeOpenAI.completion("{\"files\": [\"shop/pri", finish_reason="length"), FakeOpenAI.invalid_api_key())
+    code, said = _record(tmp_path, fake_openai.env())
+    assert code == 1
+    lines = said.splitlines()
+    assert lines[0] == "shop refs/bench/00: the reply was not usable (max_tokens); recorded as no locations"
+    assert "run again to go on" in lines[1] and FakeOpenAI.api_key not in said
+    recorded = [json.loads(line) for line in (tmp_path / "replies.jsonl").read_text().splitlines()]
+    assert [(row["ref"], row["reply"]) for row in recorded] == [("refs/bench/00", "")]
+    assert recorded[0]["cost_micro_usd"] > 0  # billed all the same
+
+
+def test_recording_without_a_key_or_with_a_broken_replies_file_says_so_in_one_line(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    _make_cases(tmp_path / "data", fillers=localise.MIN_FILES)
+    code, said = _record(tmp_path, {"OPENAI_BASE_URL": fake_openai.base_url})
+    assert (code, len(said.splitlines())) == (1, 1)
+    assert said.startswith("OPENAI_API_KEY is not set.")
+    assert not (tmp_path / "replies.jsonl").exists()
+    (tmp_path / "replies.jsonl").write_text('{"project": "shop"}\n')
+    code, said = _record(tmp_path, fake_openai.env())
+    assert (code, said) == (2, f"{tmp_path / 'replies.jsonl'}:1: not a recorded reply (JSON with project, ref, task and reply)\n")
+    code, said = _record(tmp_path, fake_openai.env(), "--model", "gpt-nonesuch")
+    assert (code, said) == (2, "--model gpt-nonesuch: no price is known for it (automation/core/prices.py), so its spend cannot be bounded\n")
+    assert fake_openai.generation_requests == []
