@@ -24,9 +24,9 @@ README). Per project and overall:
   of project, ref, task and reply, as ``benchmarks/data/localisation-replies.jsonl``) is read as the
   bot reads it, for the cases whose repository is large enough for the call, and every figure
   is of the context built with it; loc-calls: share of cases that made the call; loc-$: its
-  mean cost per run on the default code model, its prompt's estimated tokens in and the reply's
-  out (the shipped replies come from a stand-in model: no model answers offline;
-  ``record_locations.py`` records a real one's);
+  mean cost per run: as billed when the reply was recorded from a real model
+  (``record_locations.py``), else on the default code model for its prompt's estimated tokens in
+  and the reply's out (the shipped replies come from a stand-in: no model answers offline);
 - time (median wall clock and CPU of this process, worst wall clock, ms) of one ``build_context``
   call at the default cap, and its peak traced memory (MB, tracemalloc on a separate call for
   every ``--memory-every``-th case of a project, so timing is not slowed).
@@ -241,25 +241,35 @@ def bm25_sent(ranking: Sequence[tuple[str, int]], room: int) -> set[str]:
     return sent
 
 
-def load_replies(path: Path) -> dict[tuple[str, str, str], str]:
+@dataclass(frozen=True)
+class Recorded:
+    """A recorded localisation reply; ``cost_micro_usd`` what the call was billed, when a real model's was recorded (record_locations.py)."""
+
+    reply: str
+    cost_micro_usd: int | None = None
+
+
+def load_replies(path: Path) -> dict[tuple[str, str, str], Recorded]:
     """Recorded localisation replies by (project, ref, task): two data sets of one project reuse refs."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return {(row["project"], row["ref"], row["task"]): row["reply"] for row in rows}
+    return {(row["project"], row["ref"], row["task"]): Recorded(row["reply"], row.get("cost_micro_usd")) for row in rows}
 
 
-def located(case: Case, tree: Path, reply: str | None) -> tuple[context.Locations | None, int | None]:
-    """The locations the bot would read from ``reply`` and the call's cost in micro-dollars; (None, None) without a call."""
-    found = localise.brief(tree, case.task) if reply is not None else None
-    if found is None or reply is None:
+def located(case: Case, tree: Path, recorded: Recorded | None) -> tuple[context.Locations | None, int | None]:
+    """The locations the bot would read from a recorded reply and the call's cost in micro-dollars
+    (as billed, else estimated from the prompt and the reply); (None, None) without a call."""
+    found = localise.brief(tree, case.task) if recorded is not None else None
+    if found is None or recorded is None:
         return None, None
     config = Config()
-    usage = Usage(input_tokens=found.tokens, output_tokens=context.estimate_tokens(reply))
-    return localise.parse(reply, found.offered)[0], config.price(config.code_model).cost_micro_usd(usage)
+    usage = Usage(input_tokens=found.tokens, output_tokens=context.estimate_tokens(recorded.reply))
+    cost = recorded.cost_micro_usd if recorded.cost_micro_usd is not None else config.price(config.code_model).cost_micro_usd(usage)
+    return localise.parse(recorded.reply, found.offered)[0], cost
 
 
-def measure(case: Case, cache: Path, cap: int, trace_memory: bool, reply: str | None = None) -> Result:
+def measure(case: Case, cache: Path, cap: int, trace_memory: bool, recorded: Recorded | None = None) -> Result:
     tree = checkout(case, cache)
-    locations, call_cost = located(case, tree, reply)
+    locations, call_cost = located(case, tree, recorded)
     started, cpu = time.perf_counter(), time.process_time()
     ctx = context.build_context(tree, case.task, cap, locations=locations)
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ import bench_recall  # noqa: E402
 import record_locations  # noqa: E402
 
 from automation.core.config import Config  # noqa: E402
-from automation.core.prices import Usage  # noqa: E402
+from automation.core.prices import Usage, format_usd  # noqa: E402
 from automation.repo import localise  # noqa: E402
 from tests.fakes.model_servers import FakeOpenAI, fake_openai_fixture  # noqa: E402, F401
 
@@ -155,7 +156,8 @@ def test_a_real_models_replies_are_recorded_once_each_with_their_cost_and_replay
     args = ["--cases", str(tmp_path / "data"), "--cache", str(tmp_path / "cache"), "--memory-every", "0", "--large-files", "0"]
     assert bench_recall.main([*args, "--locations", str(tmp_path / "replies.jsonl")]) == 0
     shop = capsys.readouterr().out.splitlines()[3].split()
-    assert shop[0] == "shop" and shop[-2] == "100%"  # both cases replayed with their call
+    assert shop[0] == "shop" and shop[-2] == "100%"  # both cases replayed with their call, at what it was billed
+    assert shop[-1] == format_usd(round(statistics.mean(row["cost_micro_usd"] for row in recorded)), 4)
 
 
 def test_recording_stops_before_a_call_that_could_pass_the_limit(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
