@@ -22,7 +22,7 @@ stops there. ``OPENAI_BASE_URL`` is honoured, as by the bot.
 
 Exit codes, as the bot's (``automation/core/errors.py``): 0 done, or stopped at ``--max-usd``; 1 no
 ``OPENAI_API_KEY``, or a provider failed (what was recorded is kept: run again to resume); 2 bad
-input (a ``--model`` without a price, an unreadable ``--out`` or cases file).
+input (a ``--model`` without a price or not OpenAI's, an unreadable ``--out`` or cases file).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ import bench_recall  # noqa: E402
 
 from automation.core.config import Config  # noqa: E402
 from automation.core.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, AutomationError, ProviderError  # noqa: E402
-from automation.core.prices import MICRO, Price, Usage, format_usd  # noqa: E402
+from automation.core.prices import MICRO, OPENAI, Price, Usage, format_usd  # noqa: E402
 from automation.core.redact import redact, secret_values  # noqa: E402
 from automation.models import providers  # noqa: E402
 from automation.repo import localise  # noqa: E402
@@ -96,7 +96,8 @@ def record(
             small += 1
             continue
         messages = [{"role": "system", "content": localise.SYSTEM}, {"role": "user", "content": redact(found.text, secrets)}]
-        if spent + worst_case_micro_usd(price, messages) > max_micro_usd:
+        worst = worst_case_micro_usd(price, messages)
+        if spent + worst > max_micro_usd:
             say.write(f"stopped before {case.project} {case.ref}: its call could pass --max-usd {format_usd(max_micro_usd)}; "
                       "run again with a larger one to go on\n")
             break
@@ -106,7 +107,7 @@ def record(
         except providers.InvalidReplyError as error:  # billed, unusable: a run ranks without it
             reply, text = error.reply, ""
             say.write(f"{case.project} {case.ref}: the reply was not usable ({error.kind}); recorded as no locations\n")
-        cost = price.cost_micro_usd(reply.usage)
+        cost = price.cost_micro_usd(reply.usage) if reply.usage_reported else worst  # no usage: the worst case, as a run books it
         spent, calls = spent + cost, calls + 1
         out.write(json.dumps({
             "project": case.project, "ref": case.ref, "task": case.task, "reply": text, "model": reply.model,
@@ -132,8 +133,11 @@ def main(
     parser.add_argument("--max-usd", type=float, default=1.0, help="stop before a call that could take the pass's spend past this")
     args = parser.parse_args(argv)
     env = os.environ if env is None else env
-    if config.prices.find(args.model) is None:
-        say.write(f"--model {args.model}: no price is known for it (automation/core/prices.py), so its spend cannot be bounded\n")
+    price = config.prices.find(args.model)
+    if price is None or price.provider != OPENAI:
+        why = "no price is known for it (automation/core/prices.py), so its spend cannot be bounded" if price is None else (
+            "not an OpenAI model; the localisation call runs on an OpenAI code model")
+        say.write(f"--model {args.model}: {why}\n")
         return EXIT_INVALID
     try:
         client = providers.make_openai_client(env)

@@ -21,7 +21,7 @@ import record_locations  # noqa: E402
 from automation.core.config import Config  # noqa: E402
 from automation.core.prices import Usage, format_usd  # noqa: E402
 from automation.repo import localise  # noqa: E402
-from tests.fakes.model_servers import FakeOpenAI, fake_openai_fixture  # noqa: E402, F401
+from tests.fakes.model_servers import FakeOpenAI, Reply, fake_openai_fixture  # noqa: E402, F401
 
 FILES = {
     "shop/__init__.py": "",
@@ -182,6 +182,14 @@ def test_a_billed_unusable_reply_is_recorded_as_no_locations_and_a_failure_keeps
     assert [(row["ref"], row["reply"]) for row in recorded] == [("refs/bench/00", "")]
     assert recorded[0]["cost_micro_usd"] > 0  # billed all the same
 
+    completion = FakeOpenAI.completion('{"files": ["shop/stock.py"]}').body
+    del completion["usage"]  # a gateway that strips it
+    fake_openai.script(Reply(200, completion))
+    assert _record(tmp_path, fake_openai.env())[0] == 0  # resumes at the second case
+    recorded = [json.loads(line) for line in (tmp_path / "replies.jsonl").read_text().splitlines()]
+    worst = record_locations.worst_case_micro_usd(Config().price("gpt-4o-mini"), fake_openai.generation_requests[-1].json["messages"])
+    assert [(row["ref"], row["cost_micro_usd"]) for row in recorded[1:]] == [("refs/bench/01", worst)]  # booked at its worst case
+
 
 def test_recording_without_a_key_or_with_a_broken_replies_file_says_so_in_one_line(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     _make_cases(tmp_path / "data", fillers=localise.MIN_FILES)
@@ -194,4 +202,6 @@ def test_recording_without_a_key_or_with_a_broken_replies_file_says_so_in_one_li
     assert (code, said) == (2, f"{tmp_path / 'replies.jsonl'}:1: not a recorded reply (JSON with project, ref, task and reply)\n")
     code, said = _record(tmp_path, fake_openai.env(), "--model", "gpt-nonesuch")
     assert (code, said) == (2, "--model gpt-nonesuch: no price is known for it (automation/core/prices.py), so its spend cannot be bounded\n")
+    code, said = _record(tmp_path, fake_openai.env(), "--model", Config().analysis_model)
+    assert (code, said) == (2, f"--model {Config().analysis_model}: not an OpenAI model; the localisation call runs on an OpenAI code model\n")
     assert fake_openai.generation_requests == []
