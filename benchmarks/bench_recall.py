@@ -250,9 +250,19 @@ class Recorded:
 
 
 def load_replies(path: Path) -> dict[tuple[str, str, str], Recorded]:
-    """Recorded localisation replies by (project, ref, task): two data sets of one project reuse refs."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return {(row["project"], row["ref"], row["task"]): Recorded(row["reply"], row.get("cost_micro_usd")) for row in rows}
+    """Recorded localisation replies by (project, ref, task): two data sets of one project reuse refs.
+
+    Raises ValueError naming the file and line when a line is not such a record.
+    """
+    replies: dict[tuple[str, str, str], Recorded] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+                replies[(str(row["project"]), str(row["ref"]), str(row["task"]))] = Recorded(str(row["reply"]), row.get("cost_micro_usd"))
+            except (ValueError, KeyError, TypeError):
+                raise ValueError(f"{path}:{number}: not a recorded reply (JSON with project, ref, task and reply)") from None
+    return replies
 
 
 def located(case: Case, tree: Path, recorded: Recorded | None) -> tuple[context.Locations | None, int | None]:
@@ -261,9 +271,11 @@ def located(case: Case, tree: Path, recorded: Recorded | None) -> tuple[context.
     found = localise.brief(tree, case.task) if recorded is not None else None
     if found is None or recorded is None:
         return None, None
-    config = Config()
-    usage = Usage(input_tokens=found.tokens, output_tokens=context.estimate_tokens(recorded.reply))
-    cost = recorded.cost_micro_usd if recorded.cost_micro_usd is not None else config.price(config.code_model).cost_micro_usd(usage)
+    cost = recorded.cost_micro_usd
+    if cost is None:
+        config = Config()
+        usage = Usage(input_tokens=found.tokens, output_tokens=context.estimate_tokens(recorded.reply))
+        cost = config.price(config.code_model).cost_micro_usd(usage)
     return localise.parse(recorded.reply, found.offered)[0], cost
 
 

@@ -53,24 +53,6 @@ from automation.models import providers  # noqa: E402
 from automation.repo import localise  # noqa: E402
 
 
-def recorded(path: Path) -> set[tuple[str, str, str]]:
-    """The (project, ref, task) of every reply ``path`` holds; empty when it does not exist yet.
-
-    Raises ValueError naming the file and line when a line is not such a record.
-    """
-    if not path.exists():
-        return set()
-    keys: set[tuple[str, str, str]] = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-                keys.add((str(row["project"]), str(row["ref"]), str(row["task"])))
-            except (ValueError, KeyError, TypeError):
-                raise ValueError(f"{path}:{number}: not a recorded reply (JSON with project, ref, task and reply)") from None
-    return keys
-
-
 def worst_case_micro_usd(price: Price, messages: list[dict[str, str]]) -> int:
     """What the call can cost at most: the prompt's token bound (as a run reserves it) and the reply's limit."""
     bound = providers.openai_input_token_bound(messages, None)
@@ -79,14 +61,13 @@ def worst_case_micro_usd(price: Price, messages: list[dict[str, str]]) -> int:
 
 def record(
     cases: Sequence[bench_recall.Case], cache: Path, out: TextIO, done: set[tuple[str, str, str]],
-    client: openai.OpenAI, secrets: Sequence[str], config: Config, model: str, max_micro_usd: int, say: TextIO,
+    client: openai.OpenAI, secrets: Sequence[str], model: str, price: Price, reasoning: str | None, max_micro_usd: int, say: TextIO,
 ) -> None:
-    """Ask ``model`` (one ``config`` prices) for each case not in ``done`` and append its line to ``out``, with ``secrets`` masked in every prompt.
+    """Ask ``model`` (at ``price``, with ``reasoning`` effort if any) for each case not in ``done`` and
+    append its line to ``out``, with ``secrets`` masked in every prompt.
 
     Raises ProviderError when a call fails other than with a billed, unusable reply.
     """
-    price = config.price(model)
-    reasoning = config.code_reasoning_effort if config.code_reasoning_effort in price.efforts else None
     spent = calls = small = 0
     for case in cases:
         if (case.project, case.ref, case.task) in done:
@@ -141,10 +122,11 @@ def main(
         return EXIT_INVALID
     try:
         client = providers.make_openai_client(env)
-        done = recorded(args.out)
+        done = set(bench_recall.load_replies(args.out)) if args.out.exists() else set()
         cases = bench_recall.load_cases(args.cases, args.limit, args.project)
+        reasoning = config.code_reasoning_effort if config.code_reasoning_effort in price.efforts else None
         with args.out.open("a", encoding="utf-8") as out:
-            record(cases, args.cache, out, done, client, secret_values(env), config, args.model, int(args.max_usd * MICRO), say)
+            record(cases, args.cache, out, done, client, secret_values(env), args.model, price, reasoning, int(args.max_usd * MICRO), say)
         return EXIT_OK
     except (ValueError, OSError) as error:
         say.write(f"{error}\n")
